@@ -1,0 +1,92 @@
+package gatehouse
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes. Each maps to exactly one HTTP status in httpx.Status; the
+// OAuth codes are used on the token endpoint (RFC 6749 §5.2).
+const (
+	EInvalidRequest       = "invalid_request"
+	EUnauthorized         = "unauthorized"
+	EInvalidToken         = "invalid_token"
+	EForbidden            = "forbidden"
+	EInvalidUser          = "invalid_user"
+	EExtensionDisabled    = "extension_disabled"
+	ENotFound             = "not_found"
+	EMethodNotAllowed     = "method_not_allowed"
+	EConflict             = "conflict"
+	EPayloadTooLarge      = "payload_too_large"
+	ERateLimitExceeded    = "rate_limit_exceeded"
+	ETooManyAttempts      = "too_many_attempts"
+	EUnavailable          = "temporarily_unavailable"
+	EInternal             = "internal_error"
+	EInvalidClient        = "invalid_client"
+	EInvalidGrant         = "invalid_grant"
+	EUnauthorizedClient   = "unauthorized_client"
+	EUnsupportedGrantType = "unsupported_grant_type"
+)
+
+// Error is the one error type that reaches users. Code is one of the E*
+// constants; Message is safe to show to the client. RetryAfter, when set,
+// becomes a Retry-After header.
+type Error struct {
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	return fmt.Sprintf("gatehouse error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the *Error in err's chain, EInternal for any
+// other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EInternal
+	}
+}
+
+// ErrorMessage returns the safe message of the *Error in err's chain, or a
+// generic text for any other error, so that internals never reach a client.
+func ErrorMessage(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Message
+	default:
+		return "Internal error"
+	}
+}
+
+// NotFound is a convenience for the common 404 answer.
+func NotFound(what string) *Error {
+	return Errorf(ENotFound, "%s not found", what)
+}
+
+// Forbidden is a convenience for the common 403 answer.
+func Forbidden(format string, args ...any) *Error {
+	return Errorf(EForbidden, format, args...)
+}
+
+// Invalid is a convenience for the common 400 answer.
+func Invalid(format string, args ...any) *Error {
+	return Errorf(EInvalidRequest, format, args...)
+}

@@ -1,0 +1,153 @@
+// Package token makes and checks Gatehouse's secret strings (SPEC §2): a
+// fixed prefix per kind, 43 base62 characters from crypto/rand (at least 256
+// bits), and a 6-character base62 checksum, so that leaked secrets are easy
+// to recognise and garbage is rejected without a store look-up. It also
+// digests token strings for storage: only digests are ever stored.
+package token
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/crc32"
+	"strings"
+)
+
+// Prefix identifies the kind of a token string.
+type Prefix string
+
+// The token prefixes.
+const (
+	AccessToken  Prefix = "gat_"
+	RefreshToken Prefix = "grt_"
+	APIToken     Prefix = "gak_"
+	ClientSecret Prefix = "gcs_"
+	ClientID     Prefix = "gci_"
+	// Session is the admin UI's session cookie value.
+	Session Prefix = "gse_"
+)
+
+const (
+	alphabet    = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	prefixLen   = 4
+	bodyLen     = 43 // 43 * log2(62) = 256.03 bits
+	checksumLen = 6  // 62^6 > 2^32
+	// Len is the length of every token string.
+	Len = prefixLen + bodyLen + checksumLen
+)
+
+var prefixes = []Prefix{AccessToken, RefreshToken, APIToken, ClientSecret, ClientID, Session}
+
+// New returns a fresh token string of the given kind. It panics only if the
+// system's random source fails, which crypto/rand documents never happens.
+func New(p Prefix) string {
+	var b [Len]byte
+	copy(b[:], p)
+	body := b[prefixLen : prefixLen+bodyLen]
+	var rnd [64]byte
+	n := 0
+	for n < bodyLen {
+		_, _ = rand.Read(rnd[:])
+		for _, c := range rnd {
+			// 248 = 4*62: rejection sampling keeps every symbol equally likely.
+			if c < 248 && n < bodyLen {
+				body[n] = alphabet[c%62]
+				n++
+			}
+		}
+	}
+	putChecksum(b[prefixLen+bodyLen:], b[:prefixLen+bodyLen])
+	return string(b[:])
+}
+
+func putChecksum(dst []byte, data []byte) {
+	sum := crc32.ChecksumIEEE(data)
+	for i := checksumLen - 1; i >= 0; i-- {
+		dst[i] = alphabet[sum%62]
+		sum /= 62
+	}
+}
+
+// Parse reports the prefix of s if s is a well-formed token string: a known
+// prefix, the exact length, the base62 alphabet and a matching checksum.
+// It makes no store look-up and does not allocate.
+func Parse(s string) (Prefix, bool) {
+	if len(s) != Len {
+		return "", false
+	}
+	var p Prefix
+	for _, known := range prefixes {
+		if s[:prefixLen] == string(known) {
+			p = known
+			break
+		}
+	}
+	if p == "" {
+		return "", false
+	}
+	for i := prefixLen; i < Len; i++ {
+		if !isBase62(s[i]) {
+			return "", false
+		}
+	}
+	var want [checksumLen]byte
+	sum := crc32.ChecksumIEEE([]byte(s[:prefixLen+bodyLen]))
+	for i := checksumLen - 1; i >= 0; i-- {
+		want[i] = alphabet[sum%62]
+		sum /= 62
+	}
+	if string(want[:]) != s[prefixLen+bodyLen:] {
+		return "", false
+	}
+	return p, true
+}
+
+// Valid reports whether s is a well-formed token string of kind p.
+func Valid(s string, p Prefix) bool {
+	got, ok := Parse(s)
+	return ok && got == p
+}
+
+func isBase62(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// Hint returns a short, non-secret prefix of s for display in lists, such as
+// "gak_Ab3x".
+func Hint(s string) string {
+	if len(s) < prefixLen+4 {
+		return s
+	}
+	return s[:prefixLen+4]
+}
+
+// Digester turns token strings into the digests the store keeps: HMAC-SHA-256
+// under a server key, or plain SHA-256 when the key is empty. The zero value
+// uses plain SHA-256. It is safe for concurrent use.
+type Digester struct {
+	key []byte
+}
+
+// NewDigester returns a Digester keyed with key (which may be empty).
+func NewDigester(key []byte) *Digester {
+	return &Digester{key: append([]byte(nil), key...)}
+}
+
+// Digest returns the lower-case hex digest of s.
+func (d *Digester) Digest(s string) string {
+	var sum [sha256.Size]byte
+	if d == nil || len(d.key) == 0 {
+		sum = sha256.Sum256([]byte(s))
+	} else {
+		m := hmac.New(sha256.New, d.key)
+		m.Write([]byte(s))
+		m.Sum(sum[:0])
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+// Equal compares a token string with a stored digest in constant time.
+func (d *Digester) Equal(s, digest string) bool {
+	return hmac.Equal([]byte(d.Digest(s)), []byte(strings.ToLower(digest)))
+}
