@@ -158,6 +158,8 @@ type Token struct {
 // Principal is who a request acts as, after authentication. User is nil for
 // the anonymous admin of an API token (SPEC §3.2).
 type Principal struct {
+	// Account is the principal's account, with its current settings.
+	Account *Account
 	AccountID string
 	User      *User
 	Method    AuthMethod
@@ -218,4 +220,19 @@ func NewContext(ctx context.Context, p *Principal) context.Context {
 func FromContext(ctx context.Context) *Principal {
 	p, _ := ctx.Value(principalKey{}).(*Principal)
 	return p
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr returns a copy of ctx carrying the client's address, which
+// the audit log records.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddrFromContext returns the client address stored by WithClientAddr,
+// or "".
+func ClientAddrFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(clientAddrKey{}).(string)
+	return s
 }

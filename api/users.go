@@ -1,0 +1,94 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+func (a *API) registerUsers(mux *http.ServeMux) {
+	a.handle(mux, "GET /v1/me", a.me)
+	a.handle(mux, "GET /v1/users", a.listUsers)
+	a.handle(mux, "POST /v1/users", a.createUser)
+	a.handle(mux, "GET /v1/users/{id}", a.getUser)
+	a.handle(mux, "PATCH /v1/users/{id}", a.updateUser)
+}
+
+// Me is the answer of GET /v1/me.
+type Me struct {
+	User              *gatehouse.User    `json:"user"`
+	Account           *gatehouse.Account `json:"account"`
+	Roles             gatehouse.Roles    `json:"roles"`
+	AuthMethod        string             `json:"auth_method"`
+	ActingAs          string             `json:"acting_as,omitempty"`
+	Anonymous         bool               `json:"anonymous"`
+	ClientID          string             `json:"client_id,omitempty"`
+	CredentialExpires *time.Time         `json:"credential_expires_at,omitempty"`
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	out := Me{User: p.User, Account: p.Account, Roles: p.Roles(), AuthMethod: string(p.Method),
+		ActingAs: p.ActingAs, Anonymous: p.Anonymous(), ClientID: p.ClientID}
+	if !p.ExpiresAt.IsZero() {
+		out.CredentialExpires = &p.ExpiresAt
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	users, next, err := a.Service.Users(r.Context(), p, pg)
+	if err != nil {
+		return err
+	}
+	writeList(w, users, next)
+	return nil
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := service.RequireAdmin(p); err != nil {
+		return err
+	}
+	var in service.NewUser
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	u, err := a.Service.CreateUser(r.Context(), p, in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	u, err := a.Service.User(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := service.RequireAdmin(p); err != nil {
+		return err
+	}
+	var in service.UserPatch
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	u, err := a.Service.UpdateUser(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, u)
+	return nil
+}

@@ -1,0 +1,235 @@
+// Package httpx holds Gatehouse's HTTP plumbing shared by every handler: the
+// one mapping from error codes to status and JSON body, strict decoding of
+// JSON and form bodies, and the middleware every request passes through.
+package httpx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// MaxBodyBytes is the largest request body Gatehouse reads (SPEC §8).
+const MaxBodyBytes = 1 << 20
+
+// Status returns the HTTP status for an error code. It is the only place
+// that maps codes to statuses.
+func Status(code string) int {
+	switch code {
+	case gatehouse.EInvalidRequest, gatehouse.EInvalidGrant, gatehouse.EUnauthorizedClient, gatehouse.EUnsupportedGrantType:
+		return http.StatusBadRequest
+	case gatehouse.EUnauthorized, gatehouse.EInvalidToken, gatehouse.EInvalidClient:
+		return http.StatusUnauthorized
+	case gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EExtensionDisabled:
+		return http.StatusForbidden
+	case gatehouse.ENotFound:
+		return http.StatusNotFound
+	case gatehouse.EMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case gatehouse.EConflict:
+		return http.StatusConflict
+	case gatehouse.EPayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case gatehouse.ERateLimitExceeded:
+		return http.StatusUnprocessableEntity
+	case gatehouse.ETooManyAttempts:
+		return http.StatusTooManyRequests
+	case gatehouse.EUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON body of every error answer.
+type ErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// WriteJSON writes v as a JSON body with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"internal_error","error_description":"Internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	body = append(body, '\n')
+	_, _ = w.Write(body)
+}
+
+// Error writes err as a JSON error answer. Errors that are not
+// *gatehouse.Error are logged with the request and answered as a generic
+// internal error, so internals never reach the client. Unauthorized and
+// invalid-token answers carry the WWW-Authenticate value of SPEC §4, and
+// errors with a RetryAfter carry Retry-After.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := gatehouse.ErrorCode(err)
+	status := Status(code)
+	if status >= 500 && code != gatehouse.EUnavailable {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	h := w.Header()
+	switch code {
+	case gatehouse.EUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	case gatehouse.EInvalidToken:
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	var ge *gatehouse.Error
+	if errors.As(err, &ge) && ge.RetryAfter > 0 {
+		secs := int((ge.RetryAfter + 999_999_999) / 1_000_000_000)
+		h.Set("Retry-After", strconv.Itoa(secs))
+	}
+	WriteJSON(w, status, ErrorBody{Error: code, Description: gatehouse.ErrorMessage(err)})
+}
+
+// readBody reads at most MaxBodyBytes of r's body and checks that it is
+// valid UTF-8 without NUL bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, gatehouse.Errorf(gatehouse.EPayloadTooLarge, "Request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, gatehouse.Invalid("Could not read the request body")
+	}
+	if err := CheckText("request body", string(body)); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// CheckText returns an invalid_request error if s is not valid UTF-8 or
+// contains a NUL byte.
+func CheckText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return gatehouse.Invalid("The %s is not valid UTF-8", what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return gatehouse.Invalid("The %s contains a NUL byte", what)
+	}
+	return nil
+}
+
+// DecodeJSON decodes the request's JSON body into dst strictly: one JSON
+// value, no unknown fields, at most MaxBodyBytes, valid UTF-8, no NUL. An
+// empty body decodes as {} when allowEmpty is true.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return gatehouse.Invalid("A JSON body is required")
+	}
+	return UnmarshalStrict(body, dst)
+}
+
+// UnmarshalStrict decodes one JSON value from body into dst, refusing
+// unknown fields and trailing data.
+func UnmarshalStrict(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return gatehouse.Invalid("The JSON body has data after its end")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return gatehouse.Invalid("The JSON body has data after its end")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return gatehouse.Invalid("Malformed JSON at offset %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return gatehouse.Invalid("Field %q must be a JSON %s", typ.Field, jsonKind(typ.Type.Kind().String()))
+		}
+		return gatehouse.Invalid("The JSON body has the wrong type")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return gatehouse.Invalid("Unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return gatehouse.Invalid("Malformed JSON: unexpected end of body")
+	}
+	return gatehouse.Invalid("Malformed JSON")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "number"
+	case "slice", "array":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
+
+// ParseForm reads an application/x-www-form-urlencoded body (and the query
+// string) into r.Form with the same limits and checks as DecodeJSON.
+func ParseForm(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := r.ParseForm(); err != nil {
+		return gatehouse.Invalid("Malformed form body")
+	}
+	for k, vs := range r.Form {
+		if err := CheckText("form field name", k); err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if err := CheckText("form field "+strconv.Quote(k), v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// IsJSON reports whether the request declares a JSON body.
+func IsJSON(r *http.Request) bool {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(r.Header.Get("Content-Type"), ";", 2)[0]))
+	return ct == "application/json" || strings.HasSuffix(ct, "+json")
+}
+
+// ClientAddr returns the host part of the request's remote address. It never
+// trusts X-Forwarded-For, which any client can forge.
+func ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,88 @@
+// Package oauth serves the OAuth 2.0 token endpoint and the password-grant
+// endpoint of SPEC §3.4. Each grant type is a Grant behind one small
+// interface; the endpoint parses the request, enforces RFC 6749's rules on
+// it, and writes the answer with Cache-Control: no-store.
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// Grant handles one grant_type on the token endpoint. It returns gatehouse
+// errors with OAuth codes (invalid_grant, invalid_client, …) for requests
+// it refuses.
+type Grant interface {
+	Token(ctx context.Context, req *Request) (*service.Issued, error)
+}
+
+// Handler serves the token endpoint. Construct it with NewHandler and add
+// grants with Register; it is safe for concurrent use once serving.
+type Handler struct {
+	grants map[string]Grant
+}
+
+// NewHandler returns a token endpoint with no grants.
+func NewHandler() *Handler { return &Handler{grants: map[string]Grant{}} }
+
+// Register makes g handle grant_type name.
+func (h *Handler) Register(name string, g Grant) { h.grants[name] = g }
+
+// noStore sets the caching headers RFC 6749 §5.1 requires on every answer.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// writeError writes an OAuth error answer; invalid_client after HTTP Basic
+// carries WWW-Authenticate: Basic (RFC 6749 §5.2).
+func writeError(w http.ResponseWriter, r *http.Request, req *Request, err error) {
+	if gatehouse.ErrorCode(err) == gatehouse.EInvalidClient && req != nil && req.Basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+	}
+	httpx.Error(w, r, err)
+}
+
+// ServeHTTP answers POST /oauth/token.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EMethodNotAllowed, "The token endpoint accepts only POST"))
+		return
+	}
+	req, err := ParseRequest(w, r, false)
+	if err != nil {
+		writeError(w, r, nil, err)
+		return
+	}
+	gt := req.Get("grant_type")
+	if gt == "" {
+		writeError(w, r, req, gatehouse.Invalid("grant_type is required"))
+		return
+	}
+	g, ok := h.grants[gt]
+	if !ok {
+		writeError(w, r, req, gatehouse.Errorf(gatehouse.EUnsupportedGrantType, "Grant type %q is not supported", trim(gt)))
+		return
+	}
+	out, err := g.Token(r.Context(), req)
+	if err != nil {
+		writeError(w, r, req, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// trim shortens a client-sent value before it is echoed in an error.
+func trim(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strings.ToValidUTF8(s, "")
+}

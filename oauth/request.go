@@ -1,0 +1,176 @@
+package oauth
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/httpx"
+)
+
+// Request is a parsed token-endpoint request.
+type Request struct {
+	// Params holds every parameter once, from the body (JSON or form) and,
+	// where allowed, the query string.
+	Params map[string]string
+	// ClientID and ClientSecret come from HTTP Basic or the body.
+	ClientID, ClientSecret string
+	// Basic reports whether the client authenticated with HTTP Basic.
+	Basic bool
+	// ClientAddr is the caller's address, for throttling.
+	ClientAddr string
+}
+
+// Get returns a parameter, or "".
+func (r *Request) Get(name string) string { return r.Params[name] }
+
+// ParseRequest reads a token request: a JSON object of strings or a form
+// body, plus the query string when allowQuery is set (SPEC §3.4's
+// /authorization). A parameter sent twice, anywhere, and client
+// credentials both in Basic and in the body are invalid_request (RFC 6749
+// §3.2, §2.3).
+func ParseRequest(w http.ResponseWriter, r *http.Request, allowQuery bool) (*Request, error) {
+	req := &Request{Params: map[string]string{}, ClientAddr: httpx.ClientAddr(r)}
+	add := func(k, v string) error {
+		if _, dup := req.Params[k]; dup {
+			return gatehouse.Invalid("Parameter %q is repeated", k)
+		}
+		if err := httpx.CheckText("parameter "+k, k+v); err != nil {
+			return err
+		}
+		req.Params[k] = v
+		return nil
+	}
+	if allowQuery {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, gatehouse.Invalid("Malformed query string")
+		}
+		if err := addValues(q, add); err != nil {
+			return nil, err
+		}
+	}
+	if httpx.IsJSON(r) {
+		var body map[string]json.RawMessage
+		raw, err := readJSONObject(w, r, &body)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDuplicateKeys(raw); err != nil {
+			return nil, err
+		}
+		for k, v := range body {
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, gatehouse.Invalid("Parameter %q must be a string", k)
+			}
+			if err := add(k, s); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		if err := httpx.ParseForm(w, r); err != nil {
+			return nil, err
+		}
+		if err := addValues(r.PostForm, add); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.clientAuth(r); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func addValues(vs url.Values, add func(k, v string) error) error {
+	for k, list := range vs {
+		if len(list) > 1 {
+			return gatehouse.Invalid("Parameter %q is repeated", k)
+		}
+		if err := add(k, list[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readJSONObject(w http.ResponseWriter, r *http.Request, dst *map[string]json.RawMessage) ([]byte, error) {
+	var raw json.RawMessage
+	if err := httpx.DecodeJSON(w, r, &raw, false); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, dst); err != nil || *dst == nil {
+		return nil, gatehouse.Invalid("The JSON body must be an object")
+	}
+	return raw, nil
+}
+
+// checkDuplicateKeys refuses a JSON object with a repeated top-level key,
+// which encoding/json would otherwise silently resolve to the last one.
+func checkDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return gatehouse.Invalid("Malformed JSON")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return gatehouse.Invalid("Malformed JSON")
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return gatehouse.Invalid("Parameter %q is repeated", k)
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return gatehouse.Invalid("Malformed JSON")
+		}
+	}
+	return nil
+}
+
+// clientAuth reads client credentials from HTTP Basic or the body.
+func (req *Request) clientAuth(r *http.Request) error {
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		return gatehouse.Invalid("The Authorization header must be sent once")
+	}
+	bodyID, bodySecret := req.Params["client_id"], req.Params["client_secret"]
+	if len(authz) == 0 {
+		req.ClientID, req.ClientSecret = bodyID, bodySecret
+		return nil
+	}
+	scheme, rest, _ := strings.Cut(authz[0], " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return gatehouse.Invalid("The token endpoint accepts only HTTP Basic client authentication")
+	}
+	dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return gatehouse.Invalid("Malformed HTTP Basic credentials")
+	}
+	id, secret, ok := strings.Cut(string(dec), ":")
+	if !ok {
+		return gatehouse.Invalid("Malformed HTTP Basic credentials")
+	}
+	// RFC 6749 §2.3.1: Basic values are form-encoded.
+	if id, err = url.QueryUnescape(id); err != nil {
+		return gatehouse.Invalid("Malformed HTTP Basic credentials")
+	}
+	if secret, err = url.QueryUnescape(secret); err != nil {
+		return gatehouse.Invalid("Malformed HTTP Basic credentials")
+	}
+	if err := httpx.CheckText("client credentials", id+secret); err != nil {
+		return err
+	}
+	if bodySecret != "" || (bodyID != "" && bodyID != id) {
+		return gatehouse.Invalid("Send client credentials once: in HTTP Basic or in the body, not both")
+	}
+	req.ClientID, req.ClientSecret, req.Basic = id, secret, true
+	return nil
+}
