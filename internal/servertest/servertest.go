@@ -1,0 +1,194 @@
+// Package servertest starts a real Gatehouse server on a free port with an
+// SQLite store in a temporary directory, and gives tests a small HTTP client
+// for it.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// Admin credentials of the bootstrap operator-admin.
+const (
+	AdminEmail    = "admin@example.com"
+	AdminPassword = "correct horse battery staple"
+)
+
+// FastPasswords are cheap argon2id parameters for tests.
+var FastPasswords = password.Params{Memory: 1024, Time: 1, Threads: 1}
+
+// Env is a running server and a client for it.
+type Env struct {
+	T      testing.TB
+	Server *server.Server
+	URL    string
+	Client *http.Client
+	// DBPath is the SQLite file.
+	DBPath string
+}
+
+// Start runs a server until the test ends. configure, if given, adjusts the
+// configuration before the server opens.
+func Start(t testing.TB, configure ...func(*server.Config)) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = dir + "/gatehouse.db"
+	cfg.AdminEmail, cfg.AdminPassword = AdminEmail, AdminPassword
+	cfg.PasswordParams = FastPasswords
+	cfg.Stdout = io.Discard
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv := server.New(cfg)
+	if err := srv.Open(context.Background()); err != nil {
+		srv.Close()
+		t.Fatalf("open server: %v", err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &Env{T: t, Server: srv, URL: srv.URL(), Client: &http.Client{Timeout: 30 * time.Second}, DBPath: cfg.DatabaseURL}
+}
+
+// Response is a finished HTTP exchange.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test if it is not JSON.
+func (r *Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %q: %v", r.Body, err)
+	}
+}
+
+// Map decodes the body as a JSON object.
+func (r *Response) Map(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	r.JSON(t, &m)
+	return m
+}
+
+// Request sends a request. body may be nil, a string (sent as is), or any
+// other value (sent as JSON). headers are name/value pairs.
+func (e *Env) Request(method, path string, body any, headers ...string) *Response {
+	e.T.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		rd, ct = bytes.NewReader(data), "application/json"
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// As sends a request with a bearer token.
+func (e *Env) As(tok, method, path string, body any, headers ...string) *Response {
+	e.T.Helper()
+	return e.Request(method, path, body, append([]string{"Authorization", "Bearer " + tok}, headers...)...)
+}
+
+// Login runs the password grant and returns the access token.
+func (e *Env) Login(email, pw string) string {
+	e.T.Helper()
+	r := e.Request("POST", "/authorization", map[string]string{"username": email, "password": pw})
+	if r.Status != http.StatusOK {
+		e.T.Fatalf("login %s: %d %s", email, r.Status, r.Body)
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	r.JSON(e.T, &out)
+	return out.AccessToken
+}
+
+// AdminToken logs in as the bootstrap admin.
+func (e *Env) AdminToken() string { return e.Login(AdminEmail, AdminPassword) }
+
+// CreateUser makes a user through the API as admin token adminTok and
+// returns its id.
+func (e *Env) CreateUser(adminTok, email, pw string, roles ...string) string {
+	e.T.Helper()
+	if roles == nil {
+		roles = []string{}
+	}
+	r := e.As(adminTok, "POST", "/v1/users", map[string]any{"email": email, "name": email, "password": pw, "roles": roles})
+	if r.Status != http.StatusCreated {
+		e.T.Fatalf("create user %s: %d %s", email, r.Status, r.Body)
+	}
+	return r.Map(e.T)["id"].(string)
+}
+
+// CreateAccount makes another account with its admin (as the operator)
+// and returns the new admin's token.
+func (e *Env) CreateAccount(operatorTok, name, adminEmail, adminPW string) (accountID, adminTok string) {
+	e.T.Helper()
+	r := e.As(operatorTok, "POST", "/v1/accounts", map[string]string{"name": name, "admin_email": adminEmail, "admin_password": adminPW})
+	if r.Status != http.StatusCreated {
+		e.T.Fatalf("create account: %d %s", r.Status, r.Body)
+	}
+	return r.Map(e.T)["id"].(string), e.Login(adminEmail, adminPW)
+}
+
+// Expect fails the test unless r has the given status and, if code is not
+// empty, the given error code.
+func Expect(t testing.TB, r *Response, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if code != "" {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(r.Body, &e); err != nil || e.Error != code {
+			t.Fatalf("error %q, want %q; body %s", e.Error, code, r.Body)
+		}
+	}
+}
