@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -47,6 +48,7 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 	cfg.AdminEmail, cfg.AdminPassword = AdminEmail, AdminPassword
 	cfg.PasswordParams = FastPasswords
 	cfg.Stdout = io.Discard
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	for _, f := range configure {
 		f(&cfg)
 	}
