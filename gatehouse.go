@@ -159,7 +159,7 @@ type Token struct {
 // the anonymous admin of an API token (SPEC §3.2).
 type Principal struct {
 	// Account is the principal's account, with its current settings.
-	Account *Account
+	Account   *Account
 	AccountID string
 	User      *User
 	Method    AuthMethod
