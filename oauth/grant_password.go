@@ -2,11 +2,9 @@ package oauth
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -43,25 +41,4 @@ func (g *PasswordGrant) Token(ctx context.Context, req *Request) (*service.Issue
 		g.Throttle.Fail(key, req.ClientAddr)
 	}
 	return out, err
-}
-
-// Authorization serves POST /authorization: the password grant with the
-// parameters in a form body, a JSON body or the query string.
-func (g *PasswordGrant) Authorization(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	req, err := ParseRequest(w, r, true)
-	if err != nil {
-		writeError(w, r, nil, err)
-		return
-	}
-	out, err := g.Token(r.Context(), req)
-	if err != nil {
-		writeError(w, r, req, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, struct {
-		TokenType   string `json:"token_type"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}{out.TokenType, out.AccessToken, out.ExpiresIn})
 }

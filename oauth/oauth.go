@@ -25,6 +25,9 @@ type Grant interface {
 // grants with Register; it is safe for concurrent use once serving.
 type Handler struct {
 	grants map[string]Grant
+	// OnIssued, when set, is called with the grant type after each token
+	// answer (for metrics).
+	OnIssued func(grant string)
 }
 
 // NewHandler returns a token endpoint with no grants.
@@ -50,21 +53,36 @@ func writeError(w http.ResponseWriter, r *http.Request, req *Request, err error)
 
 // ServeHTTP answers POST /oauth/token.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, false, "")
+}
+
+// Authorization serves POST /authorization: the password grant with the
+// parameters in a form body, a JSON body or the query string, answered
+// without a refresh token (SPEC §3.4).
+func (h *Handler) Authorization(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, true, "password")
+}
+
+// serve parses a token request and hands it to its grant; grant, when not
+// empty, is the only grant type the endpoint serves.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool, grant string) {
 	noStore(w)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EMethodNotAllowed, "The token endpoint accepts only POST"))
+		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EMethodNotAllowed, "This endpoint accepts only POST"))
 		return
 	}
-	req, err := ParseRequest(w, r, false)
+	req, err := ParseRequest(w, r, allowQuery)
 	if err != nil {
 		writeError(w, r, nil, err)
 		return
 	}
-	gt := req.Get("grant_type")
+	gt := grant
 	if gt == "" {
-		writeError(w, r, req, gatehouse.Invalid("grant_type is required"))
-		return
+		if gt = req.Get("grant_type"); gt == "" {
+			writeError(w, r, req, gatehouse.Invalid("grant_type is required"))
+			return
+		}
 	}
 	g, ok := h.grants[gt]
 	if !ok {
@@ -75,6 +93,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, req, err)
 		return
+	}
+	if h.OnIssued != nil {
+		h.OnIssued(gt)
+	}
+	if grant != "" {
+		out.RefreshToken = ""
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
@@ -62,6 +63,7 @@ type Server struct {
 	Store    *store.Store
 	Service  *service.Service
 	Auth     *auth.Authenticator
+	Metrics  *metrics.Metrics
 	handler  http.Handler
 	http     *http.Server
 	listener net.Listener
@@ -101,6 +103,7 @@ func (s *Server) Open(ctx context.Context) error {
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
+	s.Metrics = metrics.New()
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
@@ -142,17 +145,19 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	pw := &oauth.PasswordGrant{Service: svc, Throttle: auth.DefaultThrottle()}
 	tokens := oauth.NewHandler()
+	tokens.OnIssued = s.Metrics.TokenIssued
 	tokens.Register("password", pw)
 	mux.Handle("/oauth/token", tokens)
 	mux.Handle("/v1/oauth/token", tokens)
-	mux.HandleFunc("POST /authorization", pw.Authorization)
+	mux.HandleFunc("POST /authorization", tokens.Authorization)
+	mux.Handle("GET /metrics", s.Metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	(&api.API{Service: svc, Auth: s.Auth}).Register(mux)
 
-	var h http.Handler = httpx.JSONMux(mux, nil)
+	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, nil))
 	h = httpx.ClientInfo(h)
 	h = httpx.Recover(h)
 	return httpx.Log(s.logger, h)

@@ -12,8 +12,8 @@ import (
 
 // Issued is a token answer: the secrets in it are shown once.
 type Issued struct {
-	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
+	AccessToken  string `json:"access_token"`
 	ExpiresIn    int    `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 }

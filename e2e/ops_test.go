@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+func TestHealthAndReady(t *testing.T) {
+	env := servertest.Start(t)
+	servertest.Expect(t, env.Request("GET", "/healthz", nil), 200, "")
+	r := env.Request("GET", "/readyz", nil)
+	servertest.Expect(t, r, 200, "")
+	if r.Map(t)["store"] != true {
+		t.Fatalf("readyz %s", r.Body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	env := servertest.Start(t)
+	tok := env.AdminToken()
+	env.As(tok, "GET", "/v1/me", nil)
+	env.Request("GET", "/v1/me", nil)
+	r := env.Request("GET", "/metrics", nil)
+	servertest.Expect(t, r, 200, "")
+	for _, want := range []string{
+		`gatehouse_http_requests_total{route="GET /v1/me",status="200"} 1`,
+		`gatehouse_http_requests_total{route="GET /v1/me",status="401"} 1`,
+		`gatehouse_tokens_issued_total{grant="password"} 1`,
+		`gatehouse_http_request_duration_seconds_bucket{route="POST /authorization"`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// lockedBuffer collects log output from concurrent handlers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLogsHoldNoSecrets runs the flows with JSON debug logging and checks
+// that no issued secret or password appears in the log.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	var logs lockedBuffer
+	env := servertest.Start(t, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	admin := env.AdminToken()
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	ann := env.Login("ann@example.com", memberPW)
+	// A password in the query string, a failed login, a bad token.
+	env.Request("POST", "/authorization?username=ann@example.com&password="+strings.ReplaceAll(memberPW, " ", "+"), nil)
+	env.Request("POST", "/authorization", map[string]string{"username": "ann@example.com", "password": "wrong password 9"})
+	env.Request("GET", "/v1/me", nil, "Authorization", "Bearer "+ann+"x")
+	env.As(ann, "GET", "/v1/me", nil)
+	out := logs.String()
+	if !strings.Contains(out, `"path":"/authorization"`) {
+		t.Fatalf("no request logs captured: %.300s", out)
+	}
+	for _, s := range []string{admin, ann, memberPW, "wrong password 9", servertest.AdminPassword} {
+		if strings.Contains(out, s) {
+			t.Errorf("log holds secret %.8s…", s)
+		}
+	}
+}
