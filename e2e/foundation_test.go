@@ -387,6 +387,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid utf-8", "POST", "/v1/users", "{\"email\":\"a\xff@example.com\"}", 400, "invalid_request"},
 		{"nul byte", "POST", "/v1/users", `{"email":"a\u0000@example.com"}`, 400, "invalid_request"},
 		{"raw nul byte", "POST", "/v1/workspaces", "{\"name\":\"a\x00\"}", 400, "invalid_request"},
+		{"escaped nul in a password", "POST", "/v1/users", `{"email":"n@example.com","password":"long enough\u0000"}`, 400, "invalid_request"},
 		{"empty body", "POST", "/v1/workspaces", ``, 400, "invalid_request"},
 		{"bad email", "POST", "/v1/users", `{"email":"not an email"}`, 400, "invalid_request"},
 		{"bad limit", "GET", "/v1/users?limit=500", ``, 400, "invalid_request"},

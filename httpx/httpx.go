@@ -139,7 +139,25 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool
 		}
 		return gatehouse.Invalid("A JSON body is required")
 	}
+	if hasEscapedNUL(body) {
+		return gatehouse.Invalid("The JSON body contains a NUL character")
+	}
 	return UnmarshalStrict(body, dst)
+}
+
+// hasEscapedNUL reports whether a JSON text holds the escape \u0000 (a NUL
+// once decoded), telling an escape from an escaped backslash.
+func hasEscapedNUL(body []byte) bool {
+	for i := 0; i+6 <= len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		if bytes.HasPrefix(body[i+1:], []byte("u0000")) {
+			return true
+		}
+		i++ // skip the escaped character
+	}
+	return false
 }
 
 // UnmarshalStrict decodes one JSON value from body into dst, refusing
