@@ -98,10 +98,15 @@ func addValues(vs url.Values, add func(k, v string) error) error {
 	return nil
 }
 
+// readJSONObject reads a JSON object body; an empty body is an empty
+// object (the parameters may all be in the query string).
 func readJSONObject(w http.ResponseWriter, r *http.Request, dst *map[string]json.RawMessage) ([]byte, error) {
 	var raw json.RawMessage
-	if err := httpx.DecodeJSON(w, r, &raw, false); err != nil {
+	if err := httpx.DecodeJSON(w, r, &raw, true); err != nil {
 		return nil, err
+	}
+	if raw == nil {
+		raw = json.RawMessage("{}")
 	}
 	if err := json.Unmarshal(raw, dst); err != nil || *dst == nil {
 		return nil, gatehouse.Invalid("The JSON body must be an object")
