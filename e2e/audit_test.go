@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+)
+
+// auditEntries returns the account's whole audit log, newest first.
+func auditEntries(t *testing.T, env *servertest.Env, admin string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	path := "/v1/audit?limit=2"
+	for {
+		r := env.As(admin, "GET", path, nil)
+		servertest.Expect(t, r, 200, "")
+		m := r.Map(t)
+		for _, e := range m["data"].([]any) {
+			out = append(out, e.(map[string]any))
+		}
+		next, ok := m["next_cursor"].(string)
+		if !ok {
+			return out
+		}
+		path = "/v1/audit?limit=2&cursor=" + next
+	}
+}
+
+// findAudit returns the newest entry with the action, failing if none.
+func findAudit(t *testing.T, entries []map[string]any, action string) map[string]any {
+	t.Helper()
+	for _, e := range entries {
+		if e["action"] == action {
+			return e
+		}
+	}
+	t.Fatalf("no audit entry %q in %v", action, entries)
+	return nil
+}
+
+func TestAuditLog(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	id := env.CreateUser(admin, "ann@example.com", memberPW)
+	env.As(admin, "PATCH", "/v1/users/"+id, map[string]any{"roles": []string{"developer"}, "password": "another password 2"})
+	env.As(admin, "PATCH", "/v1/users/"+id, map[string]any{"status": "disabled"})
+	ws := env.As(admin, "POST", "/v1/workspaces", map[string]string{"name": "W"}).Map(t)["id"].(string)
+	env.As(admin, "PUT", "/v1/workspaces/"+ws+"/members/"+id, nil)
+	env.As(admin, "DELETE", "/v1/workspaces/"+ws+"/members/"+id, nil)
+	env.As(admin, "DELETE", "/v1/workspaces/"+ws, nil)
+	env.As(admin, "PUT", "/v1/settings", map[string]any{"rate_limit": map[string]int{"burst": 50}})
+	env.CreateAccount(admin, "Other", "boss@other.example", "other admin password")
+
+	entries := auditEntries(t, env, admin)
+	for _, c := range []struct{ action, targetType, targetID string }{
+		{"user.create", "user", id},
+		{"user.update", "user", id},
+		{"workspace.create", "workspace", ws},
+		{"workspace.member_add", "workspace", ws},
+		{"workspace.member_remove", "workspace", ws},
+		{"workspace.delete", "workspace", ws},
+		{"settings.update", "account", ""},
+		{"account.create", "account", ""},
+	} {
+		t.Run(c.action, func(t *testing.T) {
+			e := findAudit(t, entries, c.action)
+			if e["actor"] != servertest.AdminEmail || e["actor_id"] == "" || e["target_type"] != c.targetType ||
+				e["remote_addr"] != "127.0.0.1" || e["created_at"] == nil {
+				t.Fatalf("entry %v", e)
+			}
+			if c.targetID != "" && e["target_id"] != c.targetID {
+				t.Fatalf("target %v, want %s", e["target_id"], c.targetID)
+			}
+		})
+	}
+	// Newest first; the disabling is recorded with its status.
+	var sawDisable bool
+	for _, e := range entries {
+		if d, _ := e["details"].(map[string]any); e["action"] == "user.update" && d["status"] == "disabled" {
+			sawDisable = true
+		}
+	}
+	if !sawDisable || entries[0]["action"] != "account.create" {
+		t.Fatalf("order or details wrong: %v", entries[0])
+	}
+	// No secret in the log.
+	raw := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body)
+	for _, s := range []string{memberPW, "another password 2", "other admin password", admin} {
+		if strings.Contains(raw, s) {
+			t.Fatalf("audit log holds a secret")
+		}
+	}
+	// Another account's admin sees none of it.
+	_, other := env.CreateAccount(admin, "Third", "boss@third.example", "third admin password")
+	if n := len(auditEntries(t, env, other)); n != 0 {
+		t.Fatalf("other account sees %d entries", n)
+	}
+}
