@@ -104,6 +104,7 @@ func (s *Server) Open(ctx context.Context) error {
 		return err
 	}
 	s.Metrics = metrics.New()
+	s.Service.OnCacheLookup = s.Metrics.CacheLookup
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {

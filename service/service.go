@@ -27,11 +27,26 @@ type Service struct {
 	// RefreshGrace is how long a used refresh token may be presented again
 	// without revoking its lineage (SPEC §3.1).
 	RefreshGrace time.Duration
+	// OnCacheLookup, when set, is told whether each credential look-up was
+	// served from the cache (for metrics).
+	OnCacheLookup func(hit bool)
+
+	cache *principalCache
+}
+
+// CacheSize bounds the number of validated credentials kept in memory.
+const CacheSize = 200_000
+
+func (s *Service) cacheHit(hit bool) {
+	if s.OnCacheLookup != nil {
+		s.OnCacheLookup(hit)
+	}
 }
 
 // New returns a Service over st.
 func New(st *store.Store, hasher *password.Hasher, digester *token.Digester) *Service {
-	return &Service{Store: st, Passwords: hasher, Digester: digester, Now: time.Now, RefreshGrace: 5 * time.Second}
+	return &Service{Store: st, Passwords: hasher, Digester: digester, Now: time.Now, RefreshGrace: 5 * time.Second,
+		cache: newPrincipalCache(CacheSize)}
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }

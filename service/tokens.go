@@ -87,7 +87,14 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	if !token.Valid(raw, token.AccessToken) {
 		return nil, errInvalidToken()
 	}
-	t, u, err := s.Store.TokenByHash(ctx, s.Digester.Digest(raw))
+	digest := s.Digester.Digest(raw)
+	gen := s.Store.Generation()
+	if p, ok := s.cache.get(digest, gen, s.Now()); ok {
+		s.cacheHit(true)
+		return p, nil
+	}
+	s.cacheHit(false)
+	t, u, err := s.Store.TokenByHash(ctx, digest)
 	if err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			return nil, errInvalidToken()
@@ -102,8 +109,10 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	if err != nil {
 		return nil, err
 	}
-	return &gatehouse.Principal{
+	p := &gatehouse.Principal{
 		Account: a, AccountID: a.ID, User: u, Method: t.Method, CredentialID: t.ID,
 		ClientID: t.ClientID, ExpiresAt: t.ExpiresAt,
-	}, nil
+	}
+	s.cache.put(digest, gen, p)
+	return p, nil
 }

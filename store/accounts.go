@@ -102,7 +102,7 @@ func (s *Store) UpdateSettings(ctx context.Context, accountID string, st gatehou
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.revokingTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE accounts SET settings = ? WHERE id = ?`, string(settings), accountID)
 		if err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the embedded SQLite driver
@@ -64,6 +65,37 @@ type Store struct {
 	db    *sql.DB // writes (one connection on SQLite)
 	rdb   *sql.DB // reads
 	binds sync.Map
+	// generation counts committed changes that can make a validated
+	// credential stop working (revocations, user and settings changes).
+	generation atomic.Uint64
+	// onChange, when set, is called after each such change (a cluster
+	// publishes it to the other nodes).
+	onChange func()
+}
+
+// Generation returns a number that grows with every committed change that
+// can make a credential stop working. Caches of validated credentials keep
+// an entry only while the generation is the one they saw when filling it.
+func (s *Store) Generation() uint64 { return s.generation.Load() }
+
+// Invalidate advances the generation, as if a revoking change had been
+// committed here. A cluster calls it when another node reports a change.
+func (s *Store) Invalidate() { s.generation.Add(1) }
+
+// OnChange sets a function called after every revoking change committed
+// through this store. Set it before serving.
+func (s *Store) OnChange(fn func()) { s.onChange = fn }
+
+// revokingTx runs fn in a write transaction and, once it has committed,
+// advances the generation and reports the change.
+func (s *Store) revokingTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.tx(ctx, fn)
+	// Advance even after a failed commit: it is cheap and never wrong.
+	s.generation.Add(1)
+	if err == nil && s.onChange != nil {
+		s.onChange()
+	}
+	return err
 }
 
 // Open connects to the store named by url: a postgres:// URL for PostgreSQL,

@@ -71,7 +71,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*gatehouse.Token,
 
 // RevokeToken marks one token revoked; revoking a revoked token is a no-op.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.revokingTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
 		return err
 	})
@@ -79,7 +79,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 
 // RevokeUserTokens applies rev to one user's credentials.
 func (s *Store) RevokeUserTokens(ctx context.Context, userID string, rev Revocation, at time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.revokeForUser(ctx, tx, userID, rev, at) })
+	return s.revokingTx(ctx, func(tx *sql.Tx) error { return s.revokeForUser(ctx, tx, userID, rev, at) })
 }
 
 // prefixed qualifies each column of a comma-separated list with p.

@@ -99,7 +99,7 @@ type Revocation struct {
 // UpdateUser writes u's name, e-mail, status, roles and password hash, and
 // applies rev, in one transaction.
 func (s *Store) UpdateUser(ctx context.Context, u *gatehouse.User, rev Revocation, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.revokingTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, password_hash = ?, updated_at = ?
 			WHERE id = ? AND account_id = ?`,
 			u.Email, EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(), u.PasswordHash, micros(u.UpdatedAt), u.ID, u.AccountID)
