@@ -45,6 +45,7 @@ commands:
   serve     run the server
   migrate   apply database migrations and exit
   version   print the version
+  bench     measure the server under load and print a table
 
 Run "gatehouse serve -h" for the settings.
 `
@@ -83,6 +84,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		cfg.Stdout = stdout
 		cfg.Logger = newLogger(stderr, opts.logFormat, opts.logLevel)
 		return serve(ctx, cfg)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
