@@ -1,0 +1,297 @@
+package ratelimit
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// DailyBuckets is how many buckets the daily window is cut into: a request
+// counts until its whole bucket has left the window, so the limiter never
+// over-admits and under-admits by at most one bucket span (15 minutes of a
+// 24-hour window).
+const DailyBuckets = 96
+
+const shardCount = 256
+
+// Memory is the in-memory Limiter: exact, lock-sharded, with idle
+// principals evicted. Construct it with NewMemory and stop it with Close.
+// It is safe for concurrent use.
+type Memory struct {
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [shardCount]shard
+	stop   chan struct{}
+	done   sync.WaitGroup
+
+	sweepEvery time.Duration
+}
+
+type shard struct {
+	mu     sync.Mutex
+	states map[string]*state
+}
+
+// state is one principal's counters.
+type state struct {
+	// ring holds the admitted requests' times (unix nanoseconds) within the
+	// burst window, oldest at head.
+	ring    []int64
+	head, n int
+	// buckets count admitted requests per daily bucket, in a ring of
+	// DailyBuckets+1 whose every bucket counts; cur is the absolute number
+	// (time / span) of the newest bucket, first that of the oldest non-empty
+	// one, total the sum.
+	buckets    []uint32
+	cur, first int64
+	total      uint32
+	span       int64 // bucket span in nanoseconds
+	// last is the time of the newest admitted request.
+	last int64
+	// keep is how long after last the state still matters; burstWin is
+	// the burst window of the last call.
+	keep, burstWin int64
+}
+
+// MemoryOption configures NewMemory.
+type MemoryOption func(*Memory)
+
+// WithClock makes the limiter read time from now (tests use a fake clock).
+func WithClock(now func() time.Time) MemoryOption { return func(m *Memory) { m.now = now } }
+
+// WithSweep evicts idle principals every interval (default one minute; 0
+// turns the background sweep off).
+func WithSweep(interval time.Duration) MemoryOption {
+	return func(m *Memory) { m.sweepEvery = interval }
+}
+
+// NewMemory returns an in-memory limiter; it starts one background
+// goroutine that evicts idle principals.
+func NewMemory(opts ...MemoryOption) *Memory {
+	m := &Memory{now: time.Now, seed: maphash.MakeSeed(), stop: make(chan struct{}), sweepEvery: time.Minute}
+	for i := range m.shards {
+		m.shards[i].states = map[string]*state{}
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.sweepEvery > 0 {
+		m.done.Add(1)
+		go m.sweeper()
+	}
+	return m
+}
+
+var _ Limiter = (*Memory)(nil)
+
+// Allow admits the request if both windows have room, and counts it.
+func (m *Memory) Allow(_ context.Context, key string, l Limits) (Decision, error) {
+	now := m.now().UnixNano()
+	sh := &m.shards[maphash.String(m.seed, key)%shardCount]
+	sh.mu.Lock()
+	st := sh.states[key]
+	if st == nil {
+		st = &state{}
+		sh.states[key] = st
+	}
+	d := st.allow(now, l)
+	sh.mu.Unlock()
+	return d, nil
+}
+
+// allow decides one request at now (unix nanoseconds).
+func (st *state) allow(now int64, l Limits) Decision {
+	d := Decision{Limits: l}
+	burstWin := int64(l.BurstWindow)
+	st.resize(l)
+
+	// Burst: drop requests that left the window, then count.
+	for st.n > 0 && st.ring[st.head] <= now-burstWin {
+		st.head = (st.head + 1) % len(st.ring)
+		st.n--
+	}
+	burstUsed := st.n
+
+	// Daily: advance the bucket ring to now; every bucket in it counts.
+	b := now / st.span
+	st.advance(b)
+	dayUsed := int(st.total)
+
+	if burstUsed < l.Burst && dayUsed < l.Daily {
+		d.Allowed = true
+		if st.n == len(st.ring) {
+			st.regrow(min(max(2*len(st.ring), 8), l.Burst), st.n)
+		}
+		st.ring[(st.head+st.n)%len(st.ring)] = now
+		st.n++
+		st.buckets[mod(b, len(st.buckets))]++
+		st.total++
+		if st.total == 1 {
+			st.first = b
+		}
+		st.last = now
+		burstUsed++
+		dayUsed++
+	}
+	d.BurstRemaining = max(0, l.Burst-burstUsed)
+	d.DailyRemaining = max(0, l.Daily-dayUsed)
+	if st.n > 0 {
+		d.BurstReset = time.Duration(st.ring[st.head] + burstWin - now)
+	}
+	// The daily reset: when the oldest counted bucket leaves the window.
+	if st.total > 0 {
+		d.DailyReset = time.Duration(st.leaves(st.first) - now)
+	}
+	if !d.Allowed {
+		var wait time.Duration
+		if burstUsed >= l.Burst {
+			// The request that must leave is the (used-limit+1)-th oldest.
+			i := burstUsed - l.Burst
+			wait = time.Duration(st.ring[(st.head+i)%len(st.ring)] + burstWin - now)
+		}
+		if dayUsed >= l.Daily {
+			left := dayUsed
+			for k := st.first; k <= b; k++ {
+				left -= int(st.buckets[mod(k, len(st.buckets))])
+				if left < l.Daily {
+					wait = max(wait, time.Duration(st.leaves(k)-now))
+					break
+				}
+			}
+		}
+		d.RetryAfter = wait
+	}
+	return d
+}
+
+// resize fits the state to the limits, keeping the newest requests when a
+// limit shrinks.
+func (st *state) resize(l Limits) {
+	// The span is rounded up, so DailyBuckets spans cover the window.
+	span := max((int64(l.DailyWindow)+DailyBuckets-1)/DailyBuckets, 1)
+	if st.span != span {
+		// A new daily window: keep what is counted, re-bucketed
+		// conservatively into the newest bucket.
+		total := st.total
+		st.buckets = make([]uint32, DailyBuckets+1)
+		st.span, st.cur, st.total, st.first = span, 0, 0, 0
+		if total > 0 {
+			st.cur = st.last / span
+			st.buckets[mod(st.cur, len(st.buckets))] = total
+			st.total, st.first = total, st.cur
+		}
+	}
+	if burst := max(l.Burst, 1); st.n > burst {
+		st.regrow(burst, burst) // a lowered limit: keep the newest
+	}
+	st.keep = max(int64(l.BurstWindow), int64(l.DailyWindow)+span)
+	st.burstWin = int64(l.BurstWindow)
+}
+
+// regrow gives the burst log room for capacity entries, keeping the newest
+// keep of them in order. The log grows with use up to the burst limit, so a
+// high limit costs memory only when it is used.
+func (st *state) regrow(capacity, keep int) {
+	ring := make([]int64, capacity)
+	keep = min(keep, st.n)
+	for i := 0; i < keep; i++ {
+		ring[i] = st.ring[(st.head+st.n-keep+i)%len(st.ring)]
+	}
+	st.ring, st.head, st.n = ring, 0, keep
+}
+
+// advance moves the newest bucket to b, dropping the buckets that leave
+// the ring.
+func (st *state) advance(b int64) {
+	if b <= st.cur {
+		return
+	}
+	n := len(st.buckets)
+	if b-st.cur >= int64(n) {
+		clear(st.buckets)
+		st.total = 0
+	} else {
+		for k := st.cur + 1; k <= b; k++ {
+			i := mod(k, n)
+			st.total -= st.buckets[i]
+			st.buckets[i] = 0
+		}
+	}
+	st.cur = b
+	// The oldest bucket still in the ring is b-n+1.
+	if st.first < b-int64(n)+1 {
+		st.first = b - int64(n) + 1
+	}
+	for st.total > 0 && st.buckets[mod(st.first, n)] == 0 {
+		st.first++
+	}
+}
+
+// leaves returns when the requests of bucket k stop counting: when the
+// bucket drops out of the ring.
+func (st *state) leaves(k int64) int64 { return (k + int64(len(st.buckets))) * st.span }
+
+func mod(k int64, n int) int {
+	r := int(k % int64(n))
+	if r < 0 {
+		r += n
+	}
+	return r
+}
+
+// Len returns the number of principals with state.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.states)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep evicts every principal with nothing left in either window.
+func (m *Memory) Sweep() {
+	now := m.now().UnixNano()
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for k, st := range sh.states {
+			switch {
+			case now-st.last >= st.keep:
+				delete(sh.states, k)
+			case st.n > 0 && now-st.last >= st.burstWin:
+				// Nothing left in the burst window: drop the log.
+				st.ring, st.head, st.n = nil, 0, 0
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (m *Memory) sweeper() {
+	defer m.done.Done()
+	t := time.NewTicker(m.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.Sweep()
+		}
+	}
+}
+
+// Close stops the background sweep. It is safe to call more than once.
+func (m *Memory) Close() error {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	m.done.Wait()
+	return nil
+}

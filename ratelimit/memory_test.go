@@ -1,0 +1,129 @@
+package ratelimit_test
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/limitertest"
+)
+
+func TestMemory(t *testing.T) {
+	limitertest.Run(t, func(t *testing.T, clock func() time.Time) ratelimit.Limiter {
+		m := ratelimit.NewMemory(ratelimit.WithClock(clock), ratelimit.WithSweep(0))
+		t.Cleanup(func() { m.Close() })
+		return m
+	})
+}
+
+func TestEviction(t *testing.T) {
+	clock := limitertest.NewClock()
+	m := ratelimit.NewMemory(ratelimit.WithClock(clock.Now), ratelimit.WithSweep(0))
+	defer m.Close()
+	lim := ratelimit.Limits{Burst: 10, BurstWindow: 20 * time.Second, Daily: 100, DailyWindow: 24 * time.Hour}
+	for i := 0; i < 1000; i++ {
+		m.Allow(t.Context(), fmt.Sprint(i), lim)
+	}
+	clock.Add(time.Hour)
+	m.Sweep()
+	if m.Len() != 1000 {
+		t.Fatalf("%d principals after an hour; the daily window still counts them", m.Len())
+	}
+	clock.Add(24 * time.Hour)
+	m.Sweep()
+	if m.Len() != 0 {
+		t.Fatalf("%d principals left after a day", m.Len())
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	lim := ratelimit.Limits{Burst: 100, BurstWindow: 20 * time.Second, Daily: 50000, DailyWindow: 24 * time.Hour}
+	cases := []struct {
+		name string
+		d    ratelimit.Decision
+		want map[string]string
+	}{
+		{"burst nearer", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 57, DailyRemaining: 49000,
+			BurstReset: 11500 * time.Millisecond, DailyReset: time.Hour},
+			map[string]string{"X-RateLimit-Burst-Remaining": "57", "X-RateLimit-Daily-Remaining": "49000",
+				"RateLimit-Policy": `"burst";q=100;w=20, "daily";q=50000;w=86400`, "RateLimit": `"burst";r=57;t=12`, "Retry-After": ""}},
+		{"daily nearer", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 90, DailyRemaining: 10,
+			BurstReset: time.Second, DailyReset: 90 * time.Second},
+			map[string]string{"RateLimit": `"daily";r=10;t=90`}},
+		{"refused", ratelimit.Decision{Limits: lim, RetryAfter: 2100 * time.Millisecond, BurstReset: 3 * time.Second},
+			map[string]string{"X-RateLimit-Burst-Remaining": "0", "RateLimit": `"burst";r=0;t=3`, "Retry-After": "3"}},
+		{"refused, tiny wait", ratelimit.Decision{Limits: lim, RetryAfter: time.Millisecond}, map[string]string{"Retry-After": "1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			c.d.SetHeaders(h, ratelimit.DefaultHeaderNames())
+			for k, v := range c.want {
+				if h.Get(k) != v {
+					t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+				}
+			}
+		})
+	}
+}
+
+var sink ratelimit.Decision
+
+func BenchmarkAllow(b *testing.B) {
+	m := ratelimit.NewMemory(ratelimit.WithSweep(0))
+	defer m.Close()
+	lim := ratelimit.Limits{Burst: 1 << 30, BurstWindow: 20 * time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user:%d", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		sink, _ = m.Allow(b.Context(), keys[i%len(keys)], lim)
+	}
+}
+
+func BenchmarkAllowParallel(b *testing.B) {
+	m := ratelimit.NewMemory(ratelimit.WithSweep(0))
+	defer m.Close()
+	lim := ratelimit.Limits{Burst: 1 << 30, BurstWindow: 20 * time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
+	keys := make([]string, 4096)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user:%d", i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Allow(b.Context(), keys[i%len(keys)], lim)
+			i += 7
+		}
+	})
+}
+
+// BenchmarkMemoryPerPrincipal reports the heap held per active principal
+// with the default limits, each having made a few requests.
+func BenchmarkMemoryPerPrincipal(b *testing.B) {
+	const n = 100_000
+	lim := ratelimit.Limits{Burst: 100, BurstWindow: 20 * time.Second, Daily: 50000, DailyWindow: 24 * time.Hour}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := ratelimit.NewMemory(ratelimit.WithSweep(0))
+		for i := 0; i < n; i++ {
+			key := fmt.Sprintf("user:%d", i)
+			for j := 0; j < 3; j++ {
+				m.Allow(b.Context(), key, lim)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/principal")
+		runtime.KeepAlive(m)
+		m.Close()
+	}
+}
