@@ -36,6 +36,9 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration
+	// Status, when not zero, replaces the HTTP status the code maps to
+	// (the rate-limit status is configurable).
+	Status int
 }
 
 // Error implements the error interface.

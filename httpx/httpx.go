@@ -89,9 +89,14 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	var ge *gatehouse.Error
-	if errors.As(err, &ge) && ge.RetryAfter > 0 {
-		secs := int((ge.RetryAfter + 999_999_999) / 1_000_000_000)
-		h.Set("Retry-After", strconv.Itoa(secs))
+	if errors.As(err, &ge) {
+		if ge.RetryAfter > 0 && h.Get("Retry-After") == "" {
+			secs := int((ge.RetryAfter + 999_999_999) / 1_000_000_000)
+			h.Set("Retry-After", strconv.Itoa(secs))
+		}
+		if ge.Status != 0 {
+			status = ge.Status
+		}
 	}
 	WriteJSON(w, status, ErrorBody{Error: code, Description: gatehouse.ErrorMessage(err)})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
@@ -38,6 +39,13 @@ type Config struct {
 	UserEmailHeader string // act-as-user header
 	RefreshGrace    time.Duration
 
+	// RateLimitStatus is the status of a refusal for the rate limit (422 by
+	// default; 429 is common). The header names are configurable too.
+	RateLimitStatus                            int
+	BurstRemainingHeader, DailyRemainingHeader string
+	// Limiter, when set, replaces the in-memory rate limiter.
+	Limiter ratelimit.Limiter
+
 	// PasswordParams are the argon2id parameters; zero means the defaults.
 	PasswordParams password.Params
 
@@ -52,21 +60,26 @@ func DefaultConfig() Config {
 	return Config{
 		Addr: "127.0.0.1:8080", DatabaseURL: store.DefaultURL, AdminEmail: "admin@example.com",
 		APITokenHeader: "X-API-Token", UserEmailHeader: "X-User-Email", RefreshGrace: 5 * time.Second,
+		RateLimitStatus: http.StatusUnprocessableEntity, BurstRemainingHeader: "X-RateLimit-Burst-Remaining",
+		DailyRemainingHeader: "X-RateLimit-Daily-Remaining",
 	}
 }
 
 // Server is one Gatehouse node. Construct it with New, then Open; Close is
 // safe after a failed Open.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	Store    *store.Store
-	Service  *service.Service
-	Auth     *auth.Authenticator
-	Metrics  *metrics.Metrics
-	handler  http.Handler
-	http     *http.Server
-	listener net.Listener
+	cfg     Config
+	logger  *slog.Logger
+	Store   *store.Store
+	Service *service.Service
+	Auth    *auth.Authenticator
+	Metrics *metrics.Metrics
+	limiter ratelimit.Limiter
+	// closeLimiter stops a limiter the server made itself.
+	closeLimiter func() error
+	handler      http.Handler
+	http         *http.Server
+	listener     net.Listener
 }
 
 // New returns an unopened server; it has no side effects.
@@ -104,6 +117,11 @@ func (s *Server) Open(ctx context.Context) error {
 		return err
 	}
 	s.Metrics = metrics.New()
+	s.limiter = s.cfg.Limiter
+	if s.limiter == nil {
+		mem := ratelimit.NewMemory()
+		s.limiter, s.closeLimiter = mem, mem.Close
+	}
 	s.Service.OnCacheLookup = s.Metrics.CacheLookup
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -142,6 +160,7 @@ func (s *Server) routes() http.Handler {
 	svc := s.Service
 	s.Auth = auth.New(svc, nil)
 	s.Auth.APITokenHeader, s.Auth.UserEmailHeader = s.cfg.APITokenHeader, s.cfg.UserEmailHeader
+	s.Auth.Limit = s.limit(s.limiter)
 
 	mux := http.NewServeMux()
 	pw := &oauth.PasswordGrant{Service: svc, Throttle: auth.DefaultThrottle()}
@@ -200,6 +219,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	return errors.Join(append(errs, s.release())...)
+}
+
+// release closes what Open made besides the HTTP server.
+func (s *Server) release() error {
+	var errs []error
+	if s.closeLimiter != nil {
+		errs = append(errs, s.closeLimiter())
+		s.closeLimiter = nil
+	}
 	errs = append(errs, s.Store.Close())
 	return errors.Join(errs...)
 }
@@ -213,6 +242,5 @@ func (s *Server) Close() error {
 	} else if s.listener != nil {
 		errs = append(errs, s.listener.Close())
 	}
-	errs = append(errs, s.Store.Close())
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.release())...)
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -136,6 +137,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	str(&cfg.TokenKey, "token-key", "GATEHOUSE_TOKEN_KEY", "optional HMAC key for stored token digests (changing it invalidates every token)")
 	str(&cfg.APITokenHeader, "api-token-header", "GATEHOUSE_API_TOKEN_HEADER", "header that carries an API token")
 	str(&cfg.UserEmailHeader, "user-email-header", "GATEHOUSE_USER_EMAIL_HEADER", "act-as-user header for API tokens")
+	str(&cfg.BurstRemainingHeader, "burst-remaining-header", "GATEHOUSE_BURST_REMAINING_HEADER", "header with the requests left in the burst window")
+	str(&cfg.DailyRemainingHeader, "daily-remaining-header", "GATEHOUSE_DAILY_REMAINING_HEADER", "header with the requests left in the daily window")
+	rlStatus := strconv.Itoa(cfg.RateLimitStatus)
+	str(&rlStatus, "rate-limit-status", "GATEHOUSE_RATE_LIMIT_STATUS", "HTTP status of a refusal for the rate limit (e.g. 429)")
 	lo.logFormat, lo.logLevel = "text", "info"
 	str(&lo.logFormat, "log-format", "GATEHOUSE_LOG_FORMAT", "log format: text or json")
 	str(&lo.logLevel, "log-level", "GATEHOUSE_LOG_LEVEL", "log level: debug, info, warn or error")
@@ -152,10 +157,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return cfg, lo, fmt.Errorf("refresh-grace: %q is not a duration", grace)
 	}
 	cfg.RefreshGrace = d
+	if cfg.RateLimitStatus, err = strconv.Atoi(rlStatus); err != nil || cfg.RateLimitStatus < 400 || cfg.RateLimitStatus > 599 {
+		return cfg, lo, fmt.Errorf("rate-limit-status: %q is not a 4xx or 5xx status", rlStatus)
+	}
 	if lo.logFormat != "text" && lo.logFormat != "json" {
 		return cfg, lo, fmt.Errorf("log-format must be text or json")
 	}
-	for _, h := range []string{cfg.APITokenHeader, cfg.UserEmailHeader} {
+	for _, h := range []string{cfg.APITokenHeader, cfg.UserEmailHeader, cfg.BurstRemainingHeader, cfg.DailyRemainingHeader} {
 		if h == "" || strings.ContainsAny(h, " :\r\n") {
 			return cfg, lo, fmt.Errorf("header name %q is not valid", h)
 		}
