@@ -2,8 +2,12 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,4 +366,105 @@ func TestPostgresConcurrentBootstrap(t *testing.T) {
 	if err != nil || len(users) != 1 || !users[0].Operator {
 		t.Fatalf("users %+v, %v", users, err)
 	}
+}
+
+// TestMigrationsMirrored checks that every SQLite migration has a
+// PostgreSQL twin with the same number and name, and no more.
+func TestMigrationsMirrored(t *testing.T) {
+	names := func(dir string) []string {
+		entries, err := os.ReadDir(filepath.Join("migrations", dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".sql") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	lite, pg := names("sqlite"), names("postgres")
+	if !slices.Equal(lite, pg) {
+		t.Fatalf("migrations differ:\nsqlite   %v\npostgres %v", lite, pg)
+	}
+}
+
+// TestSchemasMatch migrates both dialects and compares what they made:
+// the same tables, columns (with nullability) and named indexes. It also
+// checks that every id column of the PostgreSQL schema sorts byte-wise.
+func TestSchemasMatch(t *testing.T) {
+	pgURL := pgtest.Schema(t)
+	ctx := context.Background()
+	pgStore, err := store.Open(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgStore.Close()
+	if err := pgStore.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "schema.db")
+	liteStore, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liteStore.Close()
+	if err := liteStore.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	lite := describe(t, "sqlite", "file:"+path,
+		`SELECT m.name || '.' || c.name || CASE WHEN c."notnull" = 1 OR c.pk > 0 THEN ' not null' ELSE '' END
+		   FROM sqlite_master m, pragma_table_info(m.name) c
+		  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+		 UNION ALL
+		 SELECT 'index ' || name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%'`)
+	pg := describe(t, "pgx", pgURL,
+		`SELECT table_name || '.' || column_name || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END
+		   FROM information_schema.columns WHERE table_schema = current_schema()
+		 UNION ALL
+		 SELECT 'index ' || indexname FROM pg_indexes
+		  WHERE schemaname = current_schema() AND indexname NOT LIKE '%\_pkey' AND indexname NOT LIKE '%\_key'`)
+	if !slices.Equal(lite, pg) {
+		t.Errorf("schemas differ:\nsqlite:\n  %s\npostgres:\n  %s", strings.Join(lite, "\n  "), strings.Join(pg, "\n  "))
+	}
+
+	loose := describe(t, "pgx", pgURL,
+		`SELECT table_name || '.' || column_name FROM information_schema.columns
+		  WHERE table_schema = current_schema() AND table_name <> 'schema_migrations'
+		    AND (column_name = 'id' OR column_name LIKE '%\_id')
+		    AND COALESCE(collation_name, '') <> 'C'`)
+	if len(loose) > 0 {
+		t.Errorf(`id columns without COLLATE "C" (cursors need byte-wise order): %v`, loose)
+	}
+}
+
+// describe runs query on a fresh connection and returns its one text
+// column, sorted.
+func describe(t *testing.T, driver, dsn, query string) []string {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", driver, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
