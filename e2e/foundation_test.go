@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"net/http"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
+	_ "github.com/jackc/pgx/v5/stdlib" // reads the PostgreSQL store directly
 )
 
 const memberPW = "member password 1"
@@ -463,14 +465,7 @@ func TestNoSecretsStored(t *testing.T) {
 	if err := env.Server.Store.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var data []byte
-	for _, f := range []string{env.DBPath, env.DBPath + "-wal"} {
-		b, err := os.ReadFile(f)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		data = append(data, b...)
-	}
+	data := storedBytes(t, env)
 	if !bytes.Contains(data, []byte("ann@example.com")) {
 		t.Fatal("the database files do not hold the data; the test reads the wrong files")
 	}
@@ -481,16 +476,61 @@ func TestNoSecretsStored(t *testing.T) {
 	}
 }
 
+// storedBytes returns everything the server's store holds: the SQLite
+// files, or on PostgreSQL every row of every table, as text.
+func storedBytes(t *testing.T, env *servertest.Env) []byte {
+	t.Helper()
+	var data []byte
+	if env.DBPath != "" {
+		for _, f := range []string{env.DBPath, env.DBPath + "-wal"} {
+			b, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			data = append(data, b...)
+		}
+		return data
+	}
+	db, err := sql.Open("pgx", env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		var text sql.NullString
+		if err := db.QueryRow(`SELECT string_agg(t::text, E'\n') FROM ` + table + ` t`).Scan(&text); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, text.String...)
+	}
+	return data
+}
+
 // TestConcurrentBootstrap starts several servers on one empty database at
 // once: exactly one account and one admin result.
 func TestConcurrentBootstrap(t *testing.T) {
-	dir := t.TempDir()
+	url := servertest.DatabaseURL(t)
 	var wg sync.WaitGroup
 	servers := make([]*server.Server, 4)
 	errs := make([]error, len(servers))
 	for i := range servers {
 		cfg := server.DefaultConfig()
-		cfg.Addr, cfg.DatabaseURL = "127.0.0.1:0", dir+"/gh.db"
+		cfg.Addr, cfg.DatabaseURL = "127.0.0.1:0", url
 		cfg.AdminEmail, cfg.AdminPassword = servertest.AdminEmail, servertest.AdminPassword
 		cfg.PasswordParams = servertest.FastPasswords
 		servers[i] = server.New(cfg)

@@ -2,10 +2,52 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // the PostgreSQL driver, as "pgx"
 )
 
-// openPostgres is where the PostgreSQL dialect plugs in.
+// migrateLockKey is the PostgreSQL advisory lock that serialises migrations
+// of every node sharing a database; the value is arbitrary but fixed
+// ("gatehous" in ASCII).
+const migrateLockKey = 0x67617465686f7573
+
+var postgres = dialect{
+	name:     "postgres",
+	driver:   "pgx",
+	numbered: true,
+	isUnique: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+	},
+	lockMigrate:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrateLockKey)),
+	readConns:    20, // one pool serves reads and writes
+	writeConns:   20,
+	maxIdleConns: 10,
+}
+
+// openPostgres opens a pool on the PostgreSQL database named by url, a
+// libpq-style URL. Query parameters that pgx does not know, such as
+// search_path, are sent to the server as run-time parameters, so
+// "postgres://host/db?search_path=gatehouse" keeps the tables in the schema
+// gatehouse (which must exist).
 func openPostgres(ctx context.Context, url string) (*Store, error) {
-	return nil, errors.New("store: PostgreSQL is not supported by this build yet")
+	db, err := sql.Open(postgres.driver, url)
+	if err != nil {
+		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
+	}
+	db.SetMaxOpenConns(postgres.writeConns)
+	db.SetMaxIdleConns(postgres.maxIdleConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(time.Hour)
+	s := &Store{d: postgres, db: db, rdb: db}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
+	}
+	return s, nil
 }

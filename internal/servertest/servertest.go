@@ -1,6 +1,10 @@
 // Package servertest starts a real Gatehouse server on a free port with an
 // SQLite store in a temporary directory, and gives tests a small HTTP client
 // for it.
+//
+// With GATEHOUSE_TEST_DATABASE=postgres in the environment, the store is
+// instead a fresh schema of the PostgreSQL test database (see
+// internal/pgtest), dropped when the test ends.
 package servertest
 
 import (
@@ -10,10 +14,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -33,18 +40,42 @@ type Env struct {
 	Server *server.Server
 	URL    string
 	Client *http.Client
-	// DBPath is the SQLite file.
+	// DatabaseURL is the store the server uses.
+	DatabaseURL string
+	// DBPath is the SQLite file, or empty on PostgreSQL.
 	DBPath string
+}
+
+// EnvDatabase is the environment variable that chooses the tests' store:
+// "sqlite" (the default) or "postgres".
+const EnvDatabase = "GATEHOUSE_TEST_DATABASE"
+
+// Postgres reports whether tests run on PostgreSQL (EnvDatabase=postgres).
+func Postgres() bool { return os.Getenv(EnvDatabase) == "postgres" }
+
+// DatabaseURL returns the URL of a new, empty store for one test, removed
+// when the test ends: an SQLite file in a temporary directory, or a fresh
+// PostgreSQL schema when Postgres reports true. Several servers may share it.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	switch db := os.Getenv(EnvDatabase); db {
+	case "", "sqlite":
+		return filepath.Join(t.TempDir(), "gatehouse.db")
+	case "postgres":
+		return pgtest.Schema(t)
+	default:
+		t.Fatalf("%s=%q: want sqlite or postgres", EnvDatabase, db)
+		return ""
+	}
 }
 
 // Start runs a server until the test ends. configure, if given, adjusts the
 // configuration before the server opens.
 func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := server.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = dir + "/gatehouse.db"
+	cfg.DatabaseURL = DatabaseURL(t)
 	cfg.AdminEmail, cfg.AdminPassword = AdminEmail, AdminPassword
 	cfg.PasswordParams = FastPasswords
 	cfg.Stdout = io.Discard
@@ -63,7 +94,11 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Env{T: t, Server: srv, URL: srv.URL(), Client: &http.Client{Timeout: 30 * time.Second}, DBPath: cfg.DatabaseURL}
+	env := &Env{T: t, Server: srv, URL: srv.URL(), Client: &http.Client{Timeout: 30 * time.Second}, DatabaseURL: cfg.DatabaseURL}
+	if srv.Store.Dialect() == "sqlite" {
+		env.DBPath = cfg.DatabaseURL
+	}
+	return env
 }
 
 // Response is a finished HTTP exchange.
