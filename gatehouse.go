@@ -236,3 +236,14 @@ func ClientAddrFromContext(ctx context.Context) string {
 	s, _ := ctx.Value(clientAddrKey{}).(string)
 	return s
 }
+
+// APIApplication is an admin's "Enable API Access" application (SPEC §3.1):
+// at most one per user; its tokens carry its client id.
+type APIApplication struct {
+	ID                 string    `json:"-"`
+	AccountID          string    `json:"-"`
+	UserID             string    `json:"-"`
+	ClientID           string    `json:"client_id"`
+	AccessTokenTTLDays int       `json:"access_token_ttl_days"`
+	CreatedAt          time.Time `json:"created_at"`
+}

@@ -26,6 +26,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerUsers(mux)
 	a.registerWorkspaces(mux)
 	a.registerAccounts(mux)
+	a.registerAPIAccess(mux)
 }
 
 // handle registers an authenticated JSON route.

@@ -167,6 +167,7 @@ func (s *Server) routes() http.Handler {
 	tokens := oauth.NewHandler()
 	tokens.OnIssued = s.Metrics.TokenIssued
 	tokens.Register("password", pw)
+	tokens.Register("refresh_token", &oauth.RefreshGrant{Service: svc})
 	mux.Handle("/oauth/token", tokens)
 	mux.Handle("/v1/oauth/token", tokens)
 	mux.HandleFunc("POST /authorization", tokens.Authorization)

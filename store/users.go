@@ -129,7 +129,7 @@ func (s *Store) revokeForUser(ctx context.Context, tx *sql.Tx, userID string, re
 		}
 	}
 	if rev.APIApplication {
-		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT id FROM api_applications WHERE user_id = ?)`,
+		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM api_applications WHERE user_id = ?)`,
 			micros(at), userID); err != nil {
 			return err
 		}

@@ -1,0 +1,28 @@
+package oauth
+
+import (
+	"context"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// RefreshGrant is the refresh_token grant of API access applications (SPEC
+// §3.1): a JSON or form body with client_id and refresh_token.
+type RefreshGrant struct {
+	Service *service.Service
+}
+
+var _ Grant = (*RefreshGrant)(nil)
+
+// Token rotates the refresh token.
+func (g *RefreshGrant) Token(ctx context.Context, req *Request) (*service.Issued, error) {
+	rt := req.Get("refresh_token")
+	if rt == "" {
+		return nil, gatehouse.Invalid("refresh_token is required")
+	}
+	if req.ClientID == "" {
+		return nil, gatehouse.Invalid("client_id is required")
+	}
+	return g.Service.RefreshGrant(ctx, req.ClientID, rt)
+}
