@@ -247,3 +247,15 @@ type APIApplication struct {
 	AccessTokenTTLDays int       `json:"access_token_ttl_days"`
 	CreatedAt          time.Time `json:"created_at"`
 }
+
+// Credential is a developer's client credential (SPEC §3.3): a client id
+// and a secret stored only as a digest.
+type Credential struct {
+	ID         string    `json:"id"`
+	AccountID  string    `json:"-"`
+	UserID     string    `json:"user_id"`
+	Name       string    `json:"name"`
+	ClientID   string    `json:"client_id"`
+	SecretHash string    `json:"-"`
+	CreatedAt  time.Time `json:"created_at"`
+}

@@ -27,6 +27,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerWorkspaces(mux)
 	a.registerAccounts(mux)
 	a.registerAPIAccess(mux)
+	a.registerCredentials(mux)
 }
 
 // handle registers an authenticated JSON route.

@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +29,7 @@ type Options struct {
 // server and returns the request maker and expected status.
 type Row struct {
 	Name  string
-	Setup func(ctx context.Context, e *Env) (Request, int, error)
+	Setup func(ctx context.Context, e *Env, concurrency int) (Scenario, error)
 }
 
 // Env is the running server a bench drives, and what setup made in it.
@@ -102,17 +100,18 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 	bareURL := "http://" + ln.Addr().String() + "/"
 
 	var results []Result
-	base := Run(ctx, "bare net/http handler (baseline)", client, opt.Concurrency, opt.Duration, http.StatusOK, func(int, int) *http.Request {
-		req, _ := http.NewRequest("GET", bareURL, nil)
-		return req
-	})
+	base := Run(ctx, "bare net/http handler (baseline)", client, opt.Concurrency, opt.Duration, Scenario{Want: http.StatusOK,
+		Next: func(int, int) *http.Request {
+			req, _ := http.NewRequest("GET", bareURL, nil)
+			return req
+		}})
 	results = append(results, base)
 	for _, row := range rows {
-		next, want, err := row.Setup(ctx, env)
+		sc, err := row.Setup(ctx, env, opt.Concurrency)
 		if err != nil {
 			return results, fmt.Errorf("%s: %w", row.Name, err)
 		}
-		results = append(results, Run(ctx, row.Name, client, opt.Concurrency, opt.Duration, want, next))
+		results = append(results, Run(ctx, row.Name, client, opt.Concurrency, opt.Duration, sc))
 	}
 	Print(opt.Out, results, opt)
 	return results, nil
@@ -170,28 +169,3 @@ func (e *Env) Login(email, pw string) (string, error) {
 	return out["access_token"].(string), nil
 }
 
-// DefaultRows are the scenarios of `gatehouse bench`.
-func DefaultRows() []Row {
-	return []Row{
-		{Name: "GET /v1/me (bearer)", Setup: func(ctx context.Context, e *Env) (Request, int, error) {
-			return bearerGet(e.URL+"/v1/me", e.AdminToken), http.StatusOK, nil
-		}},
-		{Name: "password grant", Setup: func(ctx context.Context, e *Env) (Request, int, error) {
-			body := url.Values{"username": {e.AdminEmail}, "password": {e.AdminPasswd}}.Encode()
-			// The throttle keys on failures only, so successes never trip it.
-			return func(int, int) *http.Request {
-				req, _ := http.NewRequest("POST", e.URL+"/authorization", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				return req
-			}, http.StatusOK, nil
-		}},
-	}
-}
-
-func bearerGet(u, tok string) Request {
-	return func(int, int) *http.Request {
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		return req
-	}
-}

@@ -32,9 +32,18 @@ func (r Result) RPS() float64 { return float64(r.Requests) / r.Duration.Seconds(
 // requests. It must be safe to call from several goroutines.
 type Request func(worker, n int) *http.Request
 
+// Scenario is what a row sends: the requests, the status each must get,
+// and, optionally, a function that sees each answer's body (a refresh
+// chain feeds on it). Observe is called from the worker's goroutine.
+type Scenario struct {
+	Next    Request
+	Want    int
+	Observe func(worker int, body []byte)
+}
+
 // Run sends requests from concurrency workers for d and measures them. A
 // response whose status is not want counts as an error.
-func Run(ctx context.Context, name string, client *http.Client, concurrency int, d time.Duration, want int, next Request) Result {
+func Run(ctx context.Context, name string, client *http.Client, concurrency int, d time.Duration, sc Scenario) Result {
 	var (
 		total, errs atomic.Int64
 		wg          sync.WaitGroup
@@ -53,7 +62,7 @@ func Run(ctx context.Context, name string, client *http.Client, concurrency int,
 			defer wg.Done()
 			local := make([]time.Duration, 0, 4096)
 			for n := 0; ctx.Err() == nil; n++ {
-				req := next(w, n)
+				req := sc.Next(w, n)
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -62,11 +71,16 @@ func Run(ctx context.Context, name string, client *http.Client, concurrency int,
 					}
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				if sc.Observe != nil {
+					body, _ := io.ReadAll(resp.Body)
+					sc.Observe(w, body)
+				} else {
+					_, _ = io.Copy(io.Discard, resp.Body)
+				}
 				resp.Body.Close()
 				local = append(local, time.Since(t0))
 				total.Add(1)
-				if resp.StatusCode != want {
+				if resp.StatusCode != sc.Want {
 					errs.Add(1)
 				}
 			}

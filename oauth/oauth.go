@@ -77,6 +77,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool,
 		writeError(w, r, nil, err)
 		return
 	}
+	if req.Bearer {
+		writeError(w, r, req, gatehouse.Invalid("The token endpoint accepts only HTTP Basic client authentication"))
+		return
+	}
 	gt := grant
 	if gt == "" {
 		if gt = req.Get("grant_type"); gt == "" {

@@ -19,8 +19,9 @@ type Request struct {
 	Params map[string]string
 	// ClientID and ClientSecret come from HTTP Basic or the body.
 	ClientID, ClientSecret string
-	// Basic reports whether the client authenticated with HTTP Basic.
-	Basic bool
+	// Basic reports whether the client authenticated with HTTP Basic;
+	// Bearer whether the request carries a bearer token instead.
+	Basic, Bearer bool
 	// ClientAddr is the caller's address, for throttling.
 	ClientAddr string
 }
@@ -152,8 +153,14 @@ func (req *Request) clientAuth(r *http.Request) error {
 		return nil
 	}
 	scheme, rest, _ := strings.Cut(authz[0], " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		// Revocation and introspection callers may use a bearer token; the
+		// token endpoint refuses it.
+		req.ClientID, req.ClientSecret, req.Bearer = bodyID, bodySecret, true
+		return nil
+	}
 	if !strings.EqualFold(scheme, "Basic") {
-		return gatehouse.Invalid("The token endpoint accepts only HTTP Basic client authentication")
+		return gatehouse.Invalid("Only HTTP Basic client authentication is accepted")
 	}
 	dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
 	if err != nil {

@@ -168,6 +168,11 @@ func (s *Server) routes() http.Handler {
 	tokens.OnIssued = s.Metrics.TokenIssued
 	tokens.Register("password", pw)
 	tokens.Register("refresh_token", &oauth.RefreshGrant{Service: svc})
+	tokens.Register("client_credentials", &oauth.ClientCredentialsGrant{Service: svc})
+	std := &oauth.Endpoints{Service: svc, Auth: s.Auth}
+	mux.HandleFunc("POST /oauth/revoke", std.Revoke)
+	mux.HandleFunc("POST /oauth/introspect", std.Introspect)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", std.Metadata)
 	mux.Handle("/oauth/token", tokens)
 	mux.Handle("/v1/oauth/token", tokens)
 	mux.HandleFunc("POST /authorization", tokens.Authorization)

@@ -116,3 +116,28 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	s.cache.put(digest, gen, p)
 	return p, nil
 }
+
+// IssuedToken looks up an access or refresh token string for revocation
+// and introspection. It returns not_found for strings that are not one of
+// them or unknown; the token may be inactive (check Active).
+func (s *Service) IssuedToken(ctx context.Context, raw string) (*gatehouse.Token, *gatehouse.User, error) {
+	if !token.Valid(raw, token.AccessToken) && !token.Valid(raw, token.RefreshToken) {
+		return nil, nil, gatehouse.NotFound("token")
+	}
+	return s.Store.TokenByHash(ctx, s.Digester.Digest(raw))
+}
+
+// TokenActive reports whether an issued token still works: not revoked,
+// not expired, not used (refresh tokens), its user active.
+func (s *Service) TokenActive(t *gatehouse.Token, u *gatehouse.User) bool {
+	return t.RevokedAt == nil && t.UsedAt == nil && s.Now().Before(t.ExpiresAt) && u.Active()
+}
+
+// RevokeIssuedToken revokes a token (RFC 7009). Revoking a refresh token
+// revokes its whole lineage, access tokens included.
+func (s *Service) RevokeIssuedToken(ctx context.Context, t *gatehouse.Token) error {
+	if t.Kind == gatehouse.KindRefresh {
+		return s.Store.RevokeTokenFamily(ctx, t.FamilyID, s.now())
+	}
+	return s.Store.RevokeToken(ctx, t.ID, s.now())
+}

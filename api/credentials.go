@@ -1,0 +1,86 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/httpx"
+)
+
+func (a *API) registerCredentials(mux *http.ServeMux) {
+	a.handle(mux, "PUT /v1/developers/{user_id}", a.addDeveloper)
+	a.handle(mux, "DELETE /v1/developers/{user_id}", a.removeDeveloper)
+	a.handle(mux, "POST /v1/credentials", a.createCredential)
+	a.handle(mux, "GET /v1/credentials", a.listCredentials)
+	a.handle(mux, "DELETE /v1/credentials/{id}", a.deleteCredential)
+}
+
+func (a *API) addDeveloper(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if _, err := a.Service.SetDeveloper(r.Context(), p, r.PathValue("user_id"), true, false); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+// DeveloperRemoved is the answer of DELETE /v1/developers/{user_id}.
+type DeveloperRemoved struct {
+	ActiveCredentials int `json:"active_credentials"`
+}
+
+func (a *API) removeDeveloper(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	revoke := false
+	switch v := r.URL.Query().Get("revoke_credentials"); v {
+	case "", "false":
+	case "true":
+		revoke = true
+	default:
+		return gatehouse.Invalid("revoke_credentials must be true or false")
+	}
+	n, err := a.Service.SetDeveloper(r.Context(), p, r.PathValue("user_id"), false, revoke)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, DeveloperRemoved{ActiveCredentials: n})
+	return nil
+}
+
+// CredentialInput is the body of POST /v1/credentials.
+type CredentialInput struct {
+	Name string `json:"name"`
+}
+
+func (a *API) createCredential(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in CredentialInput
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	c, err := a.Service.CreateCredential(r.Context(), p, in.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	cs, next, err := a.Service.Credentials(r.Context(), p, pg)
+	if err != nil {
+		return err
+	}
+	writeList(w, cs, next)
+	return nil
+}
+
+func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := a.Service.DeleteCredential(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// DefaultRows are the scenarios of `gatehouse bench`.
+func DefaultRows() []Row {
+	return []Row{
+		{Name: "GET /v1/me (bearer)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			return Scenario{Next: bearerGet(e.URL+"/v1/me", e.AdminToken), Want: http.StatusOK}, nil
+		}},
+		{Name: "client credentials issuance", Setup: setupClientCredentials},
+		{Name: "refresh (rotating)", Setup: setupRefresh},
+		{Name: "password grant (argon2id)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			body := url.Values{"username": {e.AdminEmail}, "password": {e.AdminPasswd}}.Encode()
+			return Scenario{Want: http.StatusOK, Next: func(int, int) *http.Request {
+				req, _ := http.NewRequest("POST", e.URL+"/authorization", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				return req
+			}}, nil
+		}},
+	}
+}
+
+func bearerGet(u, tok string) Request {
+	return func(int, int) *http.Request {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return req
+	}
+}
+
+// setupClientCredentials makes a developer with a credential.
+func setupClientCredentials(ctx context.Context, e *Env, _ int) (Scenario, error) {
+	email := "bench-dev@example.com"
+	_, err := e.Do("POST", "/v1/users", e.AdminToken, map[string]any{"email": email, "password": benchPassword, "roles": []string{"developer"}}, http.StatusCreated)
+	if err != nil {
+		return Scenario{}, err
+	}
+	dev, err := e.Login(email, benchPassword)
+	if err != nil {
+		return Scenario{}, err
+	}
+	c, err := e.Do("POST", "/v1/credentials", dev, map[string]string{"name": "bench"}, http.StatusCreated)
+	if err != nil {
+		return Scenario{}, err
+	}
+	body := url.Values{"grant_type": {"client_credentials"}, "client_id": {c["client_id"].(string)}, "client_secret": {c["client_secret"].(string)}}.Encode()
+	return Scenario{Want: http.StatusOK, Next: func(int, int) *http.Request {
+		req, _ := http.NewRequest("POST", e.URL+"/oauth/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	}}, nil
+}
+
+// setupRefresh gives every worker an admin with API access and refreshes
+// along each worker's own chain.
+func setupRefresh(ctx context.Context, e *Env, workers int) (Scenario, error) {
+	clients := make([]string, workers)
+	chains := make([]string, workers)
+	for w := 0; w < workers; w++ {
+		email := fmt.Sprintf("bench-admin-%d@example.com", w)
+		if _, err := e.Do("POST", "/v1/users", e.AdminToken, map[string]any{"email": email, "password": benchPassword, "roles": []string{"admin"}}, http.StatusCreated); err != nil {
+			return Scenario{}, err
+		}
+		tok, err := e.Login(email, benchPassword)
+		if err != nil {
+			return Scenario{}, err
+		}
+		app, err := e.Do("POST", "/v1/api-access", tok, nil, http.StatusCreated)
+		if err != nil {
+			return Scenario{}, err
+		}
+		clients[w], chains[w] = app["client_id"].(string), app["refresh_token"].(string)
+	}
+	var mu sync.Mutex
+	return Scenario{
+		Want: http.StatusOK,
+		Next: func(w, _ int) *http.Request {
+			mu.Lock()
+			body := url.Values{"grant_type": {"refresh_token"}, "client_id": {clients[w]}, "refresh_token": {chains[w]}}.Encode()
+			mu.Unlock()
+			req, _ := http.NewRequest("POST", e.URL+"/oauth/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req
+		},
+		Observe: func(w int, body []byte) {
+			var out struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			if json.Unmarshal(body, &out) == nil && out.RefreshToken != "" {
+				mu.Lock()
+				chains[w] = out.RefreshToken
+				mu.Unlock()
+			}
+		},
+	}, nil
+}
