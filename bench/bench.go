@@ -168,4 +168,3 @@ func (e *Env) Login(email, pw string) (string, error) {
 	}
 	return out["access_token"].(string), nil
 }
-
