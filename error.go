@@ -23,6 +23,7 @@ const (
 	ETooManyAttempts      = "too_many_attempts"
 	EUnavailable          = "temporarily_unavailable"
 	EInternal             = "internal_error"
+	EBadGateway           = "bad_gateway"
 	EInvalidClient        = "invalid_client"
 	EInvalidGrant         = "invalid_grant"
 	EUnauthorizedClient   = "unauthorized_client"

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,7 +35,9 @@ type Row struct {
 
 // Env is the running server a bench drives, and what setup made in it.
 type Env struct {
-	URL         string
+	URL string
+	// BareURL is the baseline handler, which is also the gateway's upstream.
+	BareURL     string
 	Server      *server.Server
 	Client      *http.Client
 	AdminToken  string
@@ -57,35 +60,6 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = opt.DatabaseURL
-	if cfg.DatabaseURL == "" {
-		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
-	}
-	cfg.AdminPassword = benchPassword
-	cfg.Stdout = io.Discard
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv := server.New(cfg)
-	if err := srv.Open(ctx); err != nil {
-		srv.Close()
-		return nil, err
-	}
-	defer srv.Close()
-	go srv.Serve()
-
-	client := NewClient(opt.Concurrency)
-	env := &Env{URL: srv.URL(), Server: srv, Client: client, AdminEmail: cfg.AdminEmail, AdminPasswd: benchPassword}
-	if env.AdminToken, err = env.Login(cfg.AdminEmail, benchPassword); err != nil {
-		return nil, err
-	}
-	// Lift the account's limits so the bench measures the server, not the
-	// limiter's refusals.
-	if _, err := env.Do("PUT", "/v1/settings", env.AdminToken, map[string]any{
-		"rate_limit": map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}}, http.StatusOK); err != nil {
-		return nil, err
-	}
-
 	// The baseline: a bare net/http handler on its own listener.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,6 +72,36 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 	go bare.Serve(ln)
 	defer bare.Close()
 	bareURL := "http://" + ln.Addr().String() + "/"
+
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = opt.DatabaseURL
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
+	}
+	cfg.AdminPassword = benchPassword
+	cfg.Upstream = strings.TrimSuffix(bareURL, "/") // the gateway rows proxy to the baseline
+	cfg.Stdout = io.Discard
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv := server.New(cfg)
+	if err := srv.Open(ctx); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	defer srv.Close()
+	go srv.Serve()
+
+	client := NewClient(opt.Concurrency)
+	env := &Env{URL: srv.URL(), BareURL: bareURL, Server: srv, Client: client, AdminEmail: cfg.AdminEmail, AdminPasswd: benchPassword}
+	if env.AdminToken, err = env.Login(cfg.AdminEmail, benchPassword); err != nil {
+		return nil, err
+	}
+	// Lift the account's limits so the bench measures the server, not the
+	// limiter's refusals.
+	if _, err := env.Do("PUT", "/v1/settings", env.AdminToken, map[string]any{
+		"rate_limit": map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}}, http.StatusOK); err != nil {
+		return nil, err
+	}
 
 	var results []Result
 	base := Run(ctx, "bare net/http handler (baseline)", client, opt.Concurrency, opt.Duration, Scenario{Want: http.StatusOK,

@@ -16,6 +16,12 @@ func DefaultRows() []Row {
 		{Name: "GET /v1/me (bearer)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: bearerGet(e.URL+"/v1/me", e.AdminToken), Want: http.StatusOK}, nil
 		}},
+		{Name: "GET /v1/auth/check (forward auth)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			return Scenario{Next: bearerGet(e.URL+"/v1/auth/check", e.AdminToken), Want: http.StatusOK}, nil
+		}},
+		{Name: "gateway → baseline handler", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			return Scenario{Next: bearerGet(e.URL+"/api/anything", e.AdminToken), Want: http.StatusOK}, nil
+		}},
 		{Name: "client credentials issuance", Setup: setupClientCredentials},
 		{Name: "refresh (rotating)", Setup: setupRefresh},
 		{Name: "password grant (argon2id)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {

@@ -45,6 +45,8 @@ func Status(code string) int {
 		return http.StatusTooManyRequests
 	case gatehouse.EUnavailable:
 		return http.StatusServiceUnavailable
+	case gatehouse.EBadGateway:
+		return http.StatusBadGateway
 	}
 	return http.StatusInternalServerError
 }
@@ -78,7 +80,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := gatehouse.ErrorCode(err)
 	status := Status(code)
-	if status >= 500 && code != gatehouse.EUnavailable {
+	if status >= 500 && code != gatehouse.EUnavailable && code != gatehouse.EBadGateway {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	h := w.Header()

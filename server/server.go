@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
@@ -43,6 +45,9 @@ type Config struct {
 	// default; 429 is common). The header names are configurable too.
 	RateLimitStatus                            int
 	BurstRemainingHeader, DailyRemainingHeader string
+	// Upstream, when set, turns on the gateway: requests matching no
+	// Gatehouse route are authenticated and proxied there.
+	Upstream string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
@@ -68,13 +73,14 @@ func DefaultConfig() Config {
 // Server is one Gatehouse node. Construct it with New, then Open; Close is
 // safe after a failed Open.
 type Server struct {
-	cfg     Config
-	logger  *slog.Logger
-	Store   *store.Store
-	Service *service.Service
-	Auth    *auth.Authenticator
-	Metrics *metrics.Metrics
-	limiter ratelimit.Limiter
+	cfg      Config
+	logger   *slog.Logger
+	Store    *store.Store
+	Service  *service.Service
+	Auth     *auth.Authenticator
+	Metrics  *metrics.Metrics
+	limiter  ratelimit.Limiter
+	upstream *url.URL
 	// closeLimiter stops a limiter the server made itself.
 	closeLimiter func() error
 	handler      http.Handler
@@ -115,6 +121,13 @@ func (s *Server) Open(ctx context.Context) error {
 	s.Service.RefreshGrace = s.cfg.RefreshGrace
 	if err := s.bootstrap(ctx); err != nil {
 		return err
+	}
+	if s.cfg.Upstream != "" {
+		u, err := url.Parse(s.cfg.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("upstream %q is not an http(s) URL", s.cfg.Upstream)
+		}
+		s.upstream = u
 	}
 	s.Metrics = metrics.New()
 	s.limiter = s.cfg.Limiter
@@ -182,8 +195,13 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	(&api.API{Service: svc, Auth: s.Auth}).Register(mux)
+	mux.Handle("GET /v1/auth/check", s.Auth.Require(http.HandlerFunc(gateway.Check)))
 
-	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, nil))
+	var fallback http.Handler
+	if s.upstream != nil {
+		fallback = gateway.NewProxy(s.upstream, s.Auth, s.logger).Handler()
+	}
+	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, fallback))
 	h = httpx.ClientInfo(h)
 	h = httpx.Recover(h)
 	return httpx.Log(s.logger, h)

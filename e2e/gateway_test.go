@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// upstream is a test API that records the headers it receives.
+type upstream struct {
+	*httptest.Server
+	mu      sync.Mutex
+	headers []http.Header
+	hits    atomic.Int64
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		u.mu.Lock()
+		u.headers = append(u.headers, r.Header.Clone())
+		u.mu.Unlock()
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, `{"path":%q,"bytes":%d,"sha256":%q}`, r.URL.Path, n, hex.EncodeToString(h.Sum(nil)))
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) last() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.headers[len(u.headers)-1]
+}
+
+func TestForwardAuthCheck(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	id := env.CreateUser(admin, "ann@example.com", memberPW, "developer")
+	r := env.As(env.Login("ann@example.com", memberPW), "GET", "/v1/auth/check", nil)
+	servertest.Expect(t, r, 200, "")
+	for k, v := range map[string]string{
+		"X-Gatehouse-User-Id": id, "X-Gatehouse-User-Email": "ann@example.com", "X-Gatehouse-Roles": "developer",
+		"X-Gatehouse-Auth-Method": "password", "X-RateLimit-Burst-Remaining": "99",
+	} {
+		if got := r.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if r.Header.Get("X-Gatehouse-Account-Id") == "" || r.Header.Get("RateLimit-Policy") == "" {
+		t.Fatalf("headers %v", r.Header)
+	}
+	servertest.Expect(t, env.Request("GET", "/v1/auth/check", nil), 401, "unauthorized")
+	servertest.Expect(t, env.Request("GET", "/v1/auth/check", nil, "Authorization", "Bearer gat_nope"), 401, "invalid_token")
+}
+
+func TestGateway(t *testing.T) {
+	up := newUpstream(t)
+	env := servertest.Start(t, func(c *server.Config) { c.Upstream = up.URL })
+	admin := env.AdminToken()
+	id := env.CreateUser(admin, "ann@example.com", memberPW)
+	ann := env.Login("ann@example.com", memberPW)
+
+	// Unauthenticated requests never reach the upstream.
+	servertest.Expect(t, env.Request("GET", "/orders/1", nil), 401, "unauthorized")
+	if up.hits.Load() != 0 {
+		t.Fatal("unauthenticated request reached the upstream")
+	}
+	// Spoofed identity and credentials never arrive.
+	r := env.As(ann, "POST", "/orders?x=1", "hello", "X-Gatehouse-User-Id", "usr_evil", "X-Gatehouse-Roles", "admin",
+		"X-Gatehouse-Extra", "evil", "X-Forwarded-For", "203.0.113.7")
+	servertest.Expect(t, r, 200, "")
+	if !strings.Contains(string(r.Body), `"path":"/orders"`) || r.Header.Get("X-RateLimit-Burst-Remaining") == "" {
+		t.Fatalf("proxied answer %s %v", r.Body, r.Header)
+	}
+	h := up.last()
+	if h.Get("X-Gatehouse-User-Id") != id || h.Get("X-Gatehouse-Roles") != "" || h.Get("X-Gatehouse-Extra") != "" ||
+		h.Get("X-Gatehouse-User-Email") != "ann@example.com" || len(h.Values("X-Gatehouse-User-Id")) != 1 {
+		t.Fatalf("identity headers %v", h)
+	}
+	if h.Get("Authorization") != "" || strings.Contains(fmt.Sprint(h), ann) {
+		t.Fatalf("credentials reached the upstream: %v", h)
+	}
+	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Host") == "" {
+		t.Fatalf("X-Forwarded-* %v", h)
+	}
+	// Gatehouse's own routes are not proxied.
+	servertest.Expect(t, env.As(ann, "GET", "/v1/me", nil), 200, "")
+	// A dead upstream is a clean 502.
+	up.Close()
+	r = env.As(ann, "GET", "/orders/2", nil)
+	servertest.Expect(t, r, 502, "bad_gateway")
+	if strings.Contains(string(r.Body), "127.0.0.1") || strings.Contains(string(r.Body), "refused") {
+		t.Fatalf("502 leaks internals: %s", r.Body)
+	}
+}
+
+// zeros is an endless reader of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestGatewayStreamsLargeBodies sends 1 GiB through the gateway and checks
+// that the process never held it in memory.
+func TestGatewayStreamsLargeBodies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 1 GiB")
+	}
+	up := newUpstream(t)
+	env := servertest.Start(t, func(c *server.Config) { c.Upstream = up.URL })
+	tok := env.AdminToken()
+	const size = 1 << 30
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	req, _ := http.NewRequest("PUT", env.URL+"/upload", io.LimitReader(zeros{}, size))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := env.Client.Do(req)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), fmt.Sprintf(`"bytes":%d`, size)) {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	if p := peak.Load(); p > 256<<20 {
+		t.Fatalf("heap reached %d MiB while streaming", p>>20)
+	}
+	t.Logf("1 GiB streamed; peak heap in use %d MiB", peak.Load()>>20)
+}
+
+// TestNginxAuthRequest runs real nginx with docs/examples/nginx.conf in
+// front of a test API, asking Gatehouse about every request.
+func TestNginxAuthRequest(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
+			if _, statErr := os.Stat(p); statErr == nil {
+				nginx, err = p, nil
+			}
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nginx is not installed; CI must install it")
+		}
+		t.Skip("nginx is not installed (apt-get install nginx-light)")
+	}
+	up := newUpstream(t)
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	id := env.CreateUser(admin, "ann@example.com", memberPW)
+	ann := env.Login("ann@example.com", memberPW)
+
+	prefix, err := os.MkdirTemp("", "gatehouse-nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(prefix)
+	os.Chmod(prefix, 0o777) // nginx workers may run as another user
+	conf, err := os.ReadFile("../docs/examples/nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	text := strings.NewReplacer("__LISTEN__", listen, "__GATEHOUSE__", strings.TrimPrefix(env.URL, "http://"),
+		"__UPSTREAM__", strings.TrimPrefix(up.URL, "http://"), "__PREFIX__", prefix).Replace(string(conf))
+	confPath := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", prefix, "-c", confPath, "-g", "daemon off;")
+	// Its own process group, so that the workers die with the master; its
+	// output in a file, which no orphan can hold open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logFile, err := os.Create(filepath.Join(prefix, "out.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}()
+	out := func() string { b, _ := os.ReadFile(filepath.Join(prefix, "error.log")); return string(b) }
+	base := "http://" + listen
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get(base + "/ready"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("nginx did not start: %v\n%s", err, out())
+	}
+	nginxEnv := &servertest.Env{T: t, URL: base, Client: env.Client}
+
+	// Unauthenticated: 401 from Gatehouse, upstream untouched.
+	hits := up.hits.Load()
+	servertest.Expect(t, nginxEnv.Request("GET", "/orders", nil), 401, "unauthorized")
+	servertest.Expect(t, nginxEnv.Request("GET", "/orders", nil, "Authorization", "Bearer gat_bad"), 401, "invalid_token")
+	if up.hits.Load() != hits {
+		t.Fatal("refused request reached the upstream")
+	}
+	// Authenticated: the upstream sees the identity, not the credential.
+	r := nginxEnv.As(ann, "GET", "/orders", nil, "X-Gatehouse-User-Id", "usr_evil")
+	servertest.Expect(t, r, 200, "")
+	h := up.last()
+	if h.Get("X-Gatehouse-User-Id") != id || h.Get("X-Gatehouse-User-Email") != "ann@example.com" || h.Get("Authorization") != "" {
+		t.Fatalf("upstream headers %v", h)
+	}
+	if r.Header.Get("X-RateLimit-Burst-Remaining") == "" {
+		t.Fatalf("no rate-limit headers through nginx: %v", r.Header)
+	}
+	// Rate limited: 422 with the JSON body and Retry-After.
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"rate_limit": map[string]int{"burst": 3}}), 200, "")
+	var last *servertest.Response
+	for i := 0; i < 5; i++ {
+		last = nginxEnv.As(ann, "GET", "/orders", nil)
+	}
+	servertest.Expect(t, last, 422, "rate_limit_exceeded")
+	if last.Header.Get("Retry-After") == "" {
+		t.Fatalf("no Retry-After through nginx: %v", last.Header)
+	}
+}
