@@ -259,3 +259,15 @@ type Credential struct {
 	SecretHash string    `json:"-"`
 	CreatedAt  time.Time `json:"created_at"`
 }
+
+// APIToken is a named static token of an account (SPEC §3.2). Prefix is a
+// short, non-secret beginning of the token for people to recognise it.
+type APIToken struct {
+	ID         string     `json:"id"`
+	AccountID  string     `json:"-"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Hash       string     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}

@@ -28,6 +28,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerAccounts(mux)
 	a.registerAPIAccess(mux)
 	a.registerCredentials(mux)
+	a.registerAPITokens(mux)
 }
 
 // handle registers an authenticated JSON route.

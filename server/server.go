@@ -171,7 +171,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 // routes builds the whole HTTP handler.
 func (s *Server) routes() http.Handler {
 	svc := s.Service
-	s.Auth = auth.New(svc, nil)
+	s.Auth = auth.New(svc, svc)
 	s.Auth.APITokenHeader, s.Auth.UserEmailHeader = s.cfg.APITokenHeader, s.cfg.UserEmailHeader
 	s.Auth.Limit = s.limit(s.limiter)
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,8 @@ type Service struct {
 	OnCacheLookup func(hit bool)
 
 	cache *principalCache
+	// lastUsed remembers when each API token's last use was written.
+	lastUsed sync.Map
 }
 
 // CacheSize bounds the number of validated credentials kept in memory.
