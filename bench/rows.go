@@ -16,6 +16,7 @@ func DefaultRows() []Row {
 		{Name: "GET /v1/me (bearer)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: bearerGet(e.URL+"/v1/me", e.AdminToken), Want: http.StatusOK}, nil
 		}},
+		{Name: "GET /v1/me (API token, act-as)", Setup: setupAPIToken},
 		{Name: "GET /v1/auth/check (forward auth)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: bearerGet(e.URL+"/v1/auth/check", e.AdminToken), Want: http.StatusOK}, nil
 		}},
@@ -108,4 +109,23 @@ func setupRefresh(ctx context.Context, e *Env, workers int) (Scenario, error) {
 			}
 		},
 	}, nil
+}
+
+// setupAPIToken turns the extension on and makes a token acting as the
+// admin.
+func setupAPIToken(ctx context.Context, e *Env, _ int) (Scenario, error) {
+	if _, err := e.Do("PUT", "/v1/extensions/api_tokens", e.AdminToken, map[string]bool{"enabled": true}, http.StatusOK); err != nil {
+		return Scenario{}, err
+	}
+	t, err := e.Do("POST", "/v1/api-tokens", e.AdminToken, map[string]string{"name": "bench"}, http.StatusCreated)
+	if err != nil {
+		return Scenario{}, err
+	}
+	tok := t["token"].(string)
+	return Scenario{Want: http.StatusOK, Next: func(int, int) *http.Request {
+		req, _ := http.NewRequest("GET", e.URL+"/v1/me", nil)
+		req.Header.Set("X-API-Token", tok)
+		req.Header.Set("X-User-Email", e.AdminEmail)
+		return req
+	}}, nil
 }
