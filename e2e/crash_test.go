@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -103,7 +104,7 @@ func (p *process) call(method, path, tok string, body any) (status int, out map[
 		return 0, nil, false
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && resp.StatusCode != http.StatusNoContent {
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && err != io.EOF {
 		return 0, nil, false
 	}
 	return resp.StatusCode, out, true

@@ -15,6 +15,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/gateway"
@@ -48,6 +50,10 @@ type Config struct {
 	// Upstream, when set, turns on the gateway: requests matching no
 	// Gatehouse route are authenticated and proxied there.
 	Upstream string
+	// RedisURL, when set, makes this node part of a cluster: rate limits
+	// and cache invalidation go through Redis. RedisPrefix prefixes every
+	// key (tests isolate themselves with it).
+	RedisURL, RedisPrefix string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
@@ -81,6 +87,7 @@ type Server struct {
 	Metrics  *metrics.Metrics
 	limiter  ratelimit.Limiter
 	upstream *url.URL
+	redis    *redis.Client
 	// closeLimiter stops a limiter the server made itself.
 	closeLimiter func() error
 	handler      http.Handler
@@ -131,6 +138,11 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	s.Metrics = metrics.New()
 	s.limiter = s.cfg.Limiter
+	if s.cfg.RedisURL != "" {
+		if err := s.openRedis(ctx); err != nil {
+			return err
+		}
+	}
 	if s.limiter == nil {
 		mem := ratelimit.NewMemory()
 		s.limiter, s.closeLimiter = mem, mem.Close
@@ -210,12 +222,19 @@ func (s *Server) routes() http.Handler {
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	out, status := map[string]any{"status": "ok", "store": true}, http.StatusOK
 	if err := s.Store.Ping(ctx); err != nil {
 		s.logger.Warn("store not ready", "err", err)
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": false})
-		return
+		out["store"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "store": true})
+	if s.redis != nil {
+		out["redis"] = true
+		if err := s.redis.Ping(ctx).Err(); err != nil {
+			s.logger.Warn("redis not ready", "err", err)
+			out["redis"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
+		}
+	}
+	httpx.WriteJSON(w, status, out)
 }
 
 // Handler returns the server's HTTP handler (after Open).
@@ -252,6 +271,10 @@ func (s *Server) release() error {
 	if s.closeLimiter != nil {
 		errs = append(errs, s.closeLimiter())
 		s.closeLimiter = nil
+	}
+	if s.redis != nil {
+		errs = append(errs, s.redis.Close())
+		s.redis = nil
 	}
 	errs = append(errs, s.Store.Close())
 	return errors.Join(errs...)

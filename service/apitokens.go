@@ -100,7 +100,10 @@ func (s *Service) APITokenPrincipal(ctx context.Context, raw, actAs string) (*ga
 	}
 	digest := s.Digester.Digest(raw)
 	key := digest + "\x00" + strings.ToLower(actAs)
-	gen := s.Store.Generation()
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if p, ok := s.cache.get(key, gen, s.Now()); ok {
 		s.cacheHit(true)
 		s.touchAPIToken(ctx, p.CredentialID)

@@ -28,6 +28,11 @@ type Service struct {
 	// RefreshGrace is how long a used refresh token may be presented again
 	// without revoking its lineage (SPEC §3.1).
 	RefreshGrace time.Duration
+	// SharedGeneration, when set, is read on every credential look-up and
+	// added to the store's own generation, so that a revoking change made
+	// on another node of a cluster empties this node's cache before the
+	// next request.
+	SharedGeneration func(ctx context.Context) (uint64, error)
 	// OnCacheLookup, when set, is told whether each credential look-up was
 	// served from the cache (for metrics).
 	OnCacheLookup func(hit bool)
@@ -39,6 +44,20 @@ type Service struct {
 
 // CacheSize bounds the number of validated credentials kept in memory.
 const CacheSize = 200_000
+
+// generation returns the cache generation: the store's, plus the
+// cluster's when there is one.
+func (s *Service) generation(ctx context.Context) (uint64, error) {
+	gen := s.Store.Generation()
+	if s.SharedGeneration == nil {
+		return gen, nil
+	}
+	shared, err := s.SharedGeneration(ctx)
+	if err != nil {
+		return 0, gatehouse.Errorf(gatehouse.EUnavailable, "The cluster state is unavailable; try again shortly")
+	}
+	return gen + shared, nil
+}
 
 func (s *Service) cacheHit(hit bool) {
 	if s.OnCacheLookup != nil {

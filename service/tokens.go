@@ -88,7 +88,10 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 		return nil, errInvalidToken()
 	}
 	digest := s.Digester.Digest(raw)
-	gen := s.Store.Generation()
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if p, ok := s.cache.get(digest, gen, s.Now()); ok {
 		s.cacheHit(true)
 		return p, nil

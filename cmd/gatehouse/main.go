@@ -141,6 +141,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	str(&cfg.DailyRemainingHeader, "daily-remaining-header", "GATEHOUSE_DAILY_REMAINING_HEADER", "header with the requests left in the daily window")
 	rlStatus := strconv.Itoa(cfg.RateLimitStatus)
 	str(&rlStatus, "rate-limit-status", "GATEHOUSE_RATE_LIMIT_STATUS", "HTTP status of a refusal for the rate limit (e.g. 429)")
+	str(&cfg.RedisURL, "redis-url", "GATEHOUSE_REDIS_URL", "redis://… for a cluster: shared rate limits and revocation (empty: in memory)")
+	str(&cfg.RedisPrefix, "redis-prefix", "GATEHOUSE_REDIS_PREFIX", "prefix of every Redis key (to share one Redis between clusters)")
 	str(&cfg.Upstream, "upstream", "GATEHOUSE_UPSTREAM", "gateway mode: proxy authenticated requests that match no Gatehouse route to this URL")
 	lo.logFormat, lo.logLevel = "text", "info"
 	str(&lo.logFormat, "log-format", "GATEHOUSE_LOG_FORMAT", "log format: text or json")
