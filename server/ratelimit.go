@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/ratelimit"
@@ -25,6 +26,7 @@ func (s *Server) limit(l ratelimit.Limiter) func(w http.ResponseWriter, r *http.
 			s.Metrics.RateLimited()
 			return &gatehouse.Error{Code: gatehouse.ERateLimitExceeded, Message: "Rate limit exceeded", RetryAfter: d.RetryAfter, Status: status}
 		}
+		s.usage.Record(p, time.Now())
 		return nil
 	}
 }

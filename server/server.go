@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/admin"
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/gateway"
@@ -79,15 +80,18 @@ func DefaultConfig() Config {
 // Server is one Gatehouse node. Construct it with New, then Open; Close is
 // safe after a failed Open.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	Store    *store.Store
-	Service  *service.Service
-	Auth     *auth.Authenticator
-	Metrics  *metrics.Metrics
-	limiter  ratelimit.Limiter
-	upstream *url.URL
-	redis    *redis.Client
+	cfg       Config
+	logger    *slog.Logger
+	Store     *store.Store
+	Service   *service.Service
+	Auth      *auth.Authenticator
+	Metrics   *metrics.Metrics
+	limiter   ratelimit.Limiter
+	upstream  *url.URL
+	redis     *redis.Client
+	usage     *service.Usage
+	stopUsage chan struct{}
+	usageDone chan struct{}
 	// closeLimiter stops a limiter the server made itself.
 	closeLimiter func() error
 	handler      http.Handler
@@ -148,6 +152,9 @@ func (s *Server) Open(ctx context.Context) error {
 		s.limiter, s.closeLimiter = mem, mem.Close
 	}
 	s.Service.OnCacheLookup = s.Metrics.CacheLookup
+	s.usage = service.NewUsage()
+	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
+	go s.flushUsage()
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
@@ -188,7 +195,8 @@ func (s *Server) routes() http.Handler {
 	s.Auth.Limit = s.limit(s.limiter)
 
 	mux := http.NewServeMux()
-	pw := &oauth.PasswordGrant{Service: svc, Throttle: auth.DefaultThrottle()}
+	throttle := auth.DefaultThrottle()
+	pw := &oauth.PasswordGrant{Service: svc, Throttle: throttle}
 	tokens := oauth.NewHandler()
 	tokens.OnIssued = s.Metrics.TokenIssued
 	tokens.Register("password", pw)
@@ -208,6 +216,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	(&api.API{Service: svc, Auth: s.Auth}).Register(mux)
 	mux.Handle("GET /v1/auth/check", s.Auth.Require(http.HandlerFunc(gateway.Check)))
+	ui := admin.New(svc, throttle, s.logger).Handler()
+	mux.Handle("/admin", ui)
+	mux.Handle("/admin/", ui)
 
 	var fallback http.Handler
 	if s.upstream != nil {
@@ -265,9 +276,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(append(errs, s.release())...)
 }
 
+// flushUsage writes the usage counts to the store every few seconds, and
+// once more when the server stops.
+func (s *Server) flushUsage() {
+	defer close(s.usageDone)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.stopUsage:
+			s.writeUsage()
+			return
+		}
+		s.writeUsage()
+	}
+}
+
+func (s *Server) writeUsage() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.usage.Flush(ctx, s.Store); err != nil {
+		s.logger.Warn("could not write usage counts", "err", err)
+	}
+}
+
 // release closes what Open made besides the HTTP server.
 func (s *Server) release() error {
 	var errs []error
+	if s.stopUsage != nil {
+		close(s.stopUsage)
+		<-s.usageDone
+		s.stopUsage = nil
+	}
 	if s.closeLimiter != nil {
 		errs = append(errs, s.closeLimiter())
 		s.closeLimiter = nil

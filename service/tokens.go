@@ -41,22 +41,9 @@ func invalidCredentials() error {
 // same invalid_grant error after about the same time. A correct password for
 // an account that turned the grant off returns unauthorized_client.
 func (s *Service) PasswordGrant(ctx context.Context, username, pw string) (*Issued, *gatehouse.User, error) {
-	u, err := s.Store.UserByEmail(ctx, username)
-	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+	u, err := s.CheckPassword(ctx, username, pw)
+	if err != nil {
 		return nil, nil, err
-	}
-	if u == nil || u.PasswordHash == "" {
-		s.Passwords.VerifyDummy(pw)
-		return nil, nil, invalidCredentials()
-	}
-	if err := s.Passwords.Verify(pw, u.PasswordHash); err != nil {
-		if !errors.Is(err, password.ErrMismatch) {
-			return nil, nil, err
-		}
-		return nil, nil, invalidCredentials()
-	}
-	if !u.Active() {
-		return nil, nil, invalidCredentials()
 	}
 	a, err := s.Store.Account(ctx, u.AccountID)
 	if err != nil {
@@ -72,6 +59,30 @@ func (s *Service) PasswordGrant(ctx context.Context, username, pw string) (*Issu
 		return nil, nil, err
 	}
 	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second)}, u, nil
+}
+
+// CheckPassword returns the active user with the e-mail and password.
+// Every kind of failure — unknown user, disabled user, no password, wrong
+// password — is the same invalid_grant error after about the same time.
+func (s *Service) CheckPassword(ctx context.Context, username, pw string) (*gatehouse.User, error) {
+	u, err := s.Store.UserByEmail(ctx, username)
+	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+		return nil, err
+	}
+	if u == nil || u.PasswordHash == "" {
+		s.Passwords.VerifyDummy(pw)
+		return nil, invalidCredentials()
+	}
+	if err := s.Passwords.Verify(pw, u.PasswordHash); err != nil {
+		if !errors.Is(err, password.ErrMismatch) {
+			return nil, err
+		}
+		return nil, invalidCredentials()
+	}
+	if !u.Active() {
+		return nil, invalidCredentials()
+	}
+	return u, nil
 }
 
 // errInvalidToken is the answer for any access token that does not work.
