@@ -27,3 +27,15 @@ func TestBenchRuns(t *testing.T) {
 		t.Fatalf("table:\n%s", out.String())
 	}
 }
+
+// TestScaleRuns runs the scale mode small.
+func TestScaleRuns(t *testing.T) {
+	var out bytes.Buffer
+	res, err := Scale(context.Background(), ScaleOptions{Tokens: 20_000, Principals: 1000, Samples: 200, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ColdP99 <= 0 || res.RSSBytes <= 0 || !strings.Contains(out.String(), "cold validation") {
+		t.Fatalf("result %+v\n%s", res, out.String())
+	}
+}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 type principalCache struct {
 	shards [64]cacheShard
 	max    int
+	seed   maphash.Seed
 }
 
 type cacheShard struct {
@@ -29,7 +31,7 @@ type cacheEntry struct {
 }
 
 func newPrincipalCache(max int) *principalCache {
-	c := &principalCache{max: max}
+	c := &principalCache{max: max, seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]cacheEntry{}
 	}
@@ -37,12 +39,7 @@ func newPrincipalCache(max int) *principalCache {
 }
 
 func (c *principalCache) shard(key string) *cacheShard {
-	// Keys are hex digests: their first bytes are already uniform.
-	var h uint8
-	if len(key) > 1 {
-		h = key[0] ^ key[1]<<4
-	}
-	return &c.shards[h%uint8(len(c.shards))]
+	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
 // get returns the cached principal for key if it is still valid at now

@@ -135,6 +135,26 @@ func (s *Service) ClientPrincipal(ctx context.Context, clientID, secret string) 
 	if !token.Valid(clientID, token.ClientID) || !token.Valid(secret, token.ClientSecret) {
 		return nil, invalidClient()
 	}
+	// Cached by the digest of the pair: a hit proves the same secret.
+	key := "client\x00" + s.Digester.Digest(clientID+":"+secret)
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := s.cache.get(key, gen, s.Now()); ok {
+		s.cacheHit(true)
+		return p, nil
+	}
+	s.cacheHit(false)
+	p, err := s.clientPrincipal(ctx, clientID, secret)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(key, gen, p)
+	return p, nil
+}
+
+func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) (*gatehouse.Principal, error) {
 	c, err := s.Store.CredentialByClientID(ctx, clientID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, invalidClient()

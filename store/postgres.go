@@ -49,5 +49,6 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
 	}
+	s.startBatcher()
 	return s, nil
 }

@@ -68,6 +68,9 @@ type Store struct {
 	// generation counts committed changes that can make a validated
 	// credential stop working (revocations, user and settings changes).
 	generation atomic.Uint64
+	// batches feeds the group-commit writer of issued tokens.
+	batches     chan tokenBatch
+	batcherDone chan struct{}
 	// onChange, when set, is called after each such change (a cluster
 	// publishes it to the other nodes).
 	onChange func()
@@ -140,6 +143,7 @@ func openSQLite(ctx context.Context, url string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	s.startBatcher()
 	return s, nil
 }
 
@@ -149,6 +153,7 @@ func (s *Store) Close() error {
 	if s == nil {
 		return nil
 	}
+	s.stopBatcher()
 	var errs []error
 	if s.rdb != nil && s.rdb != s.db {
 		errs = append(errs, s.rdb.Close())

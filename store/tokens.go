@@ -43,7 +43,18 @@ func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, toks ...*gatehouse
 // CreateTokens stores issued tokens (for example an access token and its
 // refresh token) in one transaction.
 func (s *Store) CreateTokens(ctx context.Context, toks ...*gatehouse.Token) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) })
+	if s.batches == nil {
+		return s.tx(ctx, func(tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) })
+	}
+	done := make(chan error, 1)
+	select {
+	case s.batches <- tokenBatch{toks: toks, done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write happens; wait for it even if ctx ends, so an
+	// answer never claims less than what was stored.
+	return <-done
 }
 
 // TokenByHash returns the token with the given digest and the user it
