@@ -149,7 +149,7 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw string) (*Issu
 	if t.UsedAt != nil {
 		return nil, s.refreshReused(ctx, t, now)
 	}
-	app, err := s.Store.APIApplication(ctx, u.ID)
+	app, err := s.apiApplication(ctx, u.ID)
 	if err != nil || app.ClientID != t.ClientID || !u.Active() || !u.IsAdmin() {
 		if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
 			return nil, err
@@ -181,4 +181,28 @@ func (s *Service) refreshReused(ctx context.Context, t *gatehouse.Token, now tim
 		})
 	}
 	return invalidRefresh()
+}
+
+// cachedApp is an application remembered under a cache generation.
+type cachedApp struct {
+	app *gatehouse.APIApplication
+	gen uint64
+}
+
+// apiApplication returns a user's application, from memory while no
+// revoking change has happened since it was read.
+func (s *Service) apiApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := s.apps.Load(userID); ok && v.(cachedApp).gen == gen {
+		return v.(cachedApp).app, nil
+	}
+	app, err := s.Store.APIApplication(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	s.apps.Store(userID, cachedApp{app, gen})
+	return app, nil
 }

@@ -40,6 +40,8 @@ type Service struct {
 	cache *principalCache
 	// lastUsed remembers when each API token's last use was written.
 	lastUsed sync.Map
+	// apps remembers API access applications by user id (see apiApplication).
+	apps sync.Map
 }
 
 // CacheSize bounds the number of validated credentials kept in memory.

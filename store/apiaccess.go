@@ -40,7 +40,7 @@ func (s *Store) CreateAPIApplication(ctx context.Context, a *gatehouse.APIApplic
 
 // APIApplication returns the user's application, or not_found.
 func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
-	a, err := scanApp(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`), userID))
+	a, err := scanApp(s.readRow(ctx, (`SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`), userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API access")
 	}
@@ -48,9 +48,10 @@ func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.A
 }
 
 // UpdateAPIApplicationTTL changes the lifetime of the access tokens the
-// user's application issues from now on.
+// user's application issues from now on. It advances the generation, as
+// caches hold applications too.
 func (s *Store) UpdateAPIApplicationTTL(ctx context.Context, userID string, days int, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.revokingTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE api_applications SET access_token_ttl_days = ? WHERE user_id = ?`, days, userID)
 		if err != nil {
 			return err
@@ -85,7 +86,8 @@ func (s *Store) DeleteAPIApplication(ctx context.Context, userID string, at time
 // number of concurrent callers win. won is false (and nothing is stored)
 // when the token was already used or revoked.
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time, next ...*gatehouse.Token) (won bool, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.batched(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		won = false
 		res, err := s.exec(ctx, tx, `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`, micros(at), id)
 		if err != nil {
 			return err

@@ -48,14 +48,14 @@ func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gat
 // CountCredentials returns how many credentials a user has.
 func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error) {
 	var n int
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`), userID).Scan(&n)
+	err := s.readRow(ctx, (`SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`), userID).Scan(&n)
 	return n, err
 }
 
 // CredentialByClientID returns the credential with the client id, or
 // not_found.
 func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gatehouse.Credential, error) {
-	c, err := scanCredential(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+credentialColumns+` FROM client_credentials WHERE client_id = ?`), clientID))
+	c, err := scanCredential(s.readRow(ctx, (`SELECT `+credentialColumns+` FROM client_credentials WHERE client_id = ?`), clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("credential")
 	}

@@ -65,11 +65,16 @@ type Store struct {
 	db    *sql.DB // writes (one connection on SQLite)
 	rdb   *sql.DB // reads
 	binds sync.Map
+	// readStmts caches prepared read statements by query. (Writes are not
+	// prepared: preparing needs a connection, and on SQLite the only write
+	// connection is held by the transaction that wants the statement.)
+	readStmts sync.Map
 	// generation counts committed changes that can make a validated
 	// credential stop working (revocations, user and settings changes).
 	generation atomic.Uint64
+	closed     atomic.Bool
 	// batches feeds the group-commit writer of issued tokens.
-	batches     chan tokenBatch
+	batches     chan writeOp
 	batcherDone chan struct{}
 	// onChange, when set, is called after each such change (a cluster
 	// publishes it to the other nodes).
@@ -154,6 +159,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stopBatcher()
+	s.closed.Store(true)
+	s.readStmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		s.readStmts.Delete(k)
+		return true
+	})
 	var errs []error
 	if s.rdb != nil && s.rdb != s.db {
 		errs = append(errs, s.rdb.Close())
@@ -215,6 +226,36 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // exec runs one statement on tx with the dialect's placeholders.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+// readRow runs a one-row read on the read pool with a prepared statement.
+func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	stmt, err := s.prepared(ctx, &s.readStmts, s.rdb, query)
+	if err != nil {
+		// Let the row carry the error: QueryRowContext on the pool does.
+		return s.readRow(ctx, (query), args...)
+	}
+	return stmt.QueryRowContext(ctx, args...)
+}
+
+// prepared returns the statement for query, prepared once per pool: the
+// hot path then skips SQL compilation.
+func (s *Store) prepared(ctx context.Context, cache *sync.Map, db *sql.DB, query string) (*sql.Stmt, error) {
+	if s.closed.Load() {
+		return nil, errors.New("store: closed")
+	}
+	if v, ok := cache.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	stmt, err := db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := cache.LoadOrStore(query, stmt); loaded {
+		stmt.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return stmt, nil
 }
 
 // conflict turns a unique violation into a conflict error.

@@ -43,24 +43,13 @@ func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, toks ...*gatehouse
 // CreateTokens stores issued tokens (for example an access token and its
 // refresh token) in one transaction.
 func (s *Store) CreateTokens(ctx context.Context, toks ...*gatehouse.Token) error {
-	if s.batches == nil {
-		return s.tx(ctx, func(tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) })
-	}
-	done := make(chan error, 1)
-	select {
-	case s.batches <- tokenBatch{toks: toks, done: done}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once queued the write happens; wait for it even if ctx ends, so an
-	// answer never claims less than what was stored.
-	return <-done
+	return s.batched(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) })
 }
 
 // TokenByHash returns the token with the given digest and the user it
 // belongs to, or not_found. It does not check expiry or revocation.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (*gatehouse.Token, *gatehouse.User, error) {
-	row := s.rdb.QueryRowContext(ctx, s.q(`SELECT `+tokenColumns+`, `+prefixed("u.", userColumns)+`
+	row := s.readRow(ctx, (`SELECT `+tokenColumns+`, `+prefixed("u.", userColumns)+`
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`), hash)
 	var (
 		u                gatehouse.User

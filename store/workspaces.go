@@ -36,7 +36,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *gatehouse.Workspace, aud
 
 // Workspace returns a workspace of the given account, or not_found.
 func (s *Store) Workspace(ctx context.Context, accountID, id string) (*gatehouse.Workspace, error) {
-	w, err := scanWorkspace(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+workspaceColumns+` FROM workspaces WHERE id = ? AND account_id = ?`), id, accountID))
+	w, err := scanWorkspace(s.readRow(ctx, (`SELECT `+workspaceColumns+` FROM workspaces WHERE id = ? AND account_id = ?`), id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("workspace")
 	}
@@ -85,7 +85,7 @@ func (s *Store) DeleteWorkspace(ctx context.Context, accountID, id string, audit
 // IsMember reports whether the user is a member of the workspace.
 func (s *Store) IsMember(ctx context.Context, workspaceID, userID string) (bool, error) {
 	var n int
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ? AND user_id = ?`), workspaceID, userID).Scan(&n)
+	err := s.readRow(ctx, (`SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ? AND user_id = ?`), workspaceID, userID).Scan(&n)
 	return n > 0, err
 }
 
