@@ -79,7 +79,7 @@ func (s *Store) Bootstrap(ctx context.Context, a *gatehouse.Account, admin *gate
 
 // Account returns the account with the given id, or not_found.
 func (s *Store) Account(ctx context.Context, id string) (*gatehouse.Account, error) {
-	a, err := scanAccount(s.readRow(ctx, (`SELECT `+accountColumns+` FROM accounts WHERE id = ?`), id))
+	a, err := scanAccount(s.readRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("account")
 	}

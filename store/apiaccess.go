@@ -40,7 +40,7 @@ func (s *Store) CreateAPIApplication(ctx context.Context, a *gatehouse.APIApplic
 
 // APIApplication returns the user's application, or not_found.
 func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
-	a, err := scanApp(s.readRow(ctx, (`SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`), userID))
+	a, err := scanApp(s.readRow(ctx, `SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API access")
 	}

@@ -48,7 +48,7 @@ func (s *Store) APITokens(ctx context.Context, accountID string, p gatehouse.Pag
 
 // APITokenByHash returns the API token with the digest, or not_found.
 func (s *Store) APITokenByHash(ctx context.Context, hash string) (*gatehouse.APIToken, error) {
-	t, err := scanAPIToken(s.readRow(ctx, (`SELECT `+apiTokenColumns+` FROM api_tokens WHERE token_hash = ?`), hash))
+	t, err := scanAPIToken(s.readRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API token")
 	}

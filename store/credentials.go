@@ -55,7 +55,7 @@ func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error
 // CredentialByClientID returns the credential with the client id, or
 // not_found.
 func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gatehouse.Credential, error) {
-	c, err := scanCredential(s.readRow(ctx, (`SELECT `+credentialColumns+` FROM client_credentials WHERE client_id = ?`), clientID))
+	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials WHERE client_id = ?`, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("credential")
 	}

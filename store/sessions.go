@@ -30,7 +30,7 @@ func (s *Store) CreateSession(ctx context.Context, se *Session) error {
 
 // SessionByHash returns a session and its user, or not_found.
 func (s *Store) SessionByHash(ctx context.Context, hash string) (*Session, *gatehouse.User, error) {
-	row := s.readRow(ctx, (`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, `+prefixed("u.", userColumns)+`
+	row := s.readRow(ctx, (`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, ` + prefixed("u.", userColumns) + `
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`), hash)
 	var (
 		se               Session

@@ -49,7 +49,7 @@ func (s *Store) CreateTokens(ctx context.Context, toks ...*gatehouse.Token) erro
 // TokenByHash returns the token with the given digest and the user it
 // belongs to, or not_found. It does not check expiry or revocation.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (*gatehouse.Token, *gatehouse.User, error) {
-	row := s.readRow(ctx, (`SELECT `+tokenColumns+`, `+prefixed("u.", userColumns)+`
+	row := s.readRow(ctx, (`SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`), hash)
 	var (
 		u                gatehouse.User

@@ -57,7 +57,7 @@ func (s *Store) CreateUser(ctx context.Context, u *gatehouse.User, audit *gateho
 // User returns a user of the given account, or not_found; users of other
 // accounts are not found.
 func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User, error) {
-	u, err := scanUser(s.readRow(ctx, (`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ?`), id, accountID))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ?`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}
@@ -67,7 +67,7 @@ func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User
 // UserByEmail returns the user with the given e-mail in any account,
 // compared case-insensitively, or not_found.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*gatehouse.User, error) {
-	u, err := scanUser(s.readRow(ctx, (`SELECT `+userColumns+` FROM users WHERE email_key = ?`), EmailKey(email)))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, EmailKey(email)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}

@@ -36,7 +36,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *gatehouse.Workspace, aud
 
 // Workspace returns a workspace of the given account, or not_found.
 func (s *Store) Workspace(ctx context.Context, accountID, id string) (*gatehouse.Workspace, error) {
-	w, err := scanWorkspace(s.readRow(ctx, (`SELECT `+workspaceColumns+` FROM workspaces WHERE id = ? AND account_id = ?`), id, accountID))
+	w, err := scanWorkspace(s.readRow(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE id = ? AND account_id = ?`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("workspace")
 	}
