@@ -48,7 +48,7 @@ func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gat
 // CountCredentials returns how many credentials a user has.
 func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error) {
 	var n int
-	err := s.readRow(ctx, (`SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`), userID).Scan(&n)
+	err := s.readRow(ctx, `SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`, userID).Scan(&n)
 	return n, err
 }
 

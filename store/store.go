@@ -233,7 +233,7 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 	stmt, err := s.prepared(ctx, &s.readStmts, s.rdb, query)
 	if err != nil {
 		// Let the row carry the error: QueryRowContext on the pool does.
-		return s.readRow(ctx, (query), args...)
+		return s.rdb.QueryRowContext(ctx, s.q(query), args...)
 	}
 	return stmt.QueryRowContext(ctx, args...)
 }

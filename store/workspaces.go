@@ -85,7 +85,7 @@ func (s *Store) DeleteWorkspace(ctx context.Context, accountID, id string, audit
 // IsMember reports whether the user is a member of the workspace.
 func (s *Store) IsMember(ctx context.Context, workspaceID, userID string) (bool, error) {
 	var n int
-	err := s.readRow(ctx, (`SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ? AND user_id = ?`), workspaceID, userID).Scan(&n)
+	err := s.readRow(ctx, `SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID).Scan(&n)
 	return n > 0, err
 }
 
