@@ -60,7 +60,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, na
 		return nil, err
 	}
 	raw := token.New(token.APIToken)
-	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Prefix: raw[:12],
+	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Prefix: token.Hint(raw),
 		Hash: s.Digester.Digest(raw), CreatedAt: s.now()}
 	if err := s.Store.CreateAPIToken(ctx, t, s.audit(ctx, p, "api_token.create", "api_token", t.ID,
 		map[string]string{"name": name, "prefix": t.Prefix})); err != nil {
