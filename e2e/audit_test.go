@@ -97,3 +97,44 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("other account sees %d entries", n)
 	}
 }
+
+// TestAuditCredentialChanges covers credentials, tokens and extensions.
+func TestAuditCredentialChanges(t *testing.T) {
+	env := servertest.Start(t)
+	admin, devID, devTok, c := developer(t, env)
+	env.As(devTok, "DELETE", "/v1/credentials/"+c.ID, nil)
+	env.As(admin, "DELETE", "/v1/developers/"+devID, nil)
+	app := enableAPIAccess(t, env, admin, nil)
+	env.As(admin, "PATCH", "/v1/api-access", map[string]int{"access_token_ttl_days": 3})
+	env.As(admin, "DELETE", "/v1/api-access", nil)
+	tok := withAPIToken(t, env, admin)
+	env.As(admin, "DELETE", "/v1/api-tokens/"+tok.ID, nil)
+	env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": false})
+
+	entries := auditEntries(t, env, admin)
+	for _, c := range []struct{ action, actor string }{
+		{"developer.add", servertest.AdminEmail},
+		{"credential.create", "dev@example.com"},
+		{"credential.delete", "dev@example.com"},
+		{"developer.remove", servertest.AdminEmail},
+		{"api_access.enable", servertest.AdminEmail},
+		{"api_access.update", servertest.AdminEmail},
+		{"api_access.revoke", servertest.AdminEmail},
+		{"extension.api_tokens", servertest.AdminEmail},
+		{"api_token.create", servertest.AdminEmail},
+		{"api_token.revoke", servertest.AdminEmail},
+	} {
+		t.Run(c.action, func(t *testing.T) {
+			e := findAudit(t, entries, c.action)
+			if e["actor"] != c.actor || e["remote_addr"] != "127.0.0.1" || e["target_id"] == "" {
+				t.Fatalf("entry %v", e)
+			}
+		})
+	}
+	raw := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body)
+	for _, secret := range []string{c.ClientSecret, app.AccessToken, app.RefreshToken, tok.Token} {
+		if strings.Contains(raw, secret) {
+			t.Fatal("audit log holds a secret")
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,4 +216,47 @@ func checkIntegrity(t *testing.T, path string) {
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q %v", res, err)
 	}
+}
+
+// TestGracefulShutdown sends SIGTERM to a real server while password-grant
+// requests (about 40 ms of argon2id each) are in flight: every request the
+// server accepted is answered in full, and the process exits cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	p := startProcess(t, filepath.Join(t.TempDir(), "g.db"))
+	login := map[string]string{"username": "admin@example.com", "password": "crash test admin password"}
+	var wg sync.WaitGroup
+	results := make(chan int, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _, ok := p.call("POST", "/authorization", "", login)
+			if ok {
+				results <- st
+			}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(results)
+	answered := 0
+	for st := range results {
+		answered++
+		if st != http.StatusOK {
+			t.Fatalf("in-flight request answered %d", st)
+		}
+	}
+	if answered == 0 {
+		t.Fatal("no request was in flight")
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	t.Logf("%d in-flight requests finished during shutdown", answered)
 }

@@ -74,11 +74,23 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	env.Request("POST", "/authorization", map[string]string{"username": "ann@example.com", "password": "wrong password 9"})
 	env.Request("GET", "/v1/me", nil, "Authorization", "Bearer "+ann+"x")
 	env.As(ann, "GET", "/v1/me", nil)
+	// Every other kind of secret: refresh tokens, client secrets, API tokens.
+	app := enableAPIAccess(t, env, admin, nil)
+	refresh(env, app.ClientID, app.RefreshToken)
+	refresh(env, app.ClientID, app.RefreshToken) // reuse: logged as a refusal
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/developers/"+env.CreateUser(admin, "dev@example.com", memberPW), nil), 204, "")
+	var c credential
+	env.As(env.Login("dev@example.com", memberPW), "POST", "/v1/credentials", map[string]string{"name": "x"}).JSON(t, &c)
+	clientToken(env, c)
+	clientToken(env, credential{ClientID: c.ClientID, ClientSecret: c.ClientSecret + "x"})
+	tok := withAPIToken(t, env, admin)
+	env.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token, "X-User-Email", "nobody@example.com")
 	out := logs.String()
 	if !strings.Contains(out, `"path":"/authorization"`) {
 		t.Fatalf("no request logs captured: %.300s", out)
 	}
-	for _, s := range []string{admin, ann, memberPW, "wrong password 9", servertest.AdminPassword} {
+	for _, s := range []string{admin, ann, memberPW, "wrong password 9", servertest.AdminPassword,
+		app.AccessToken, app.RefreshToken, c.ClientSecret, tok.Token} {
 		if strings.Contains(out, s) {
 			t.Errorf("log holds secret %.8s…", s)
 		}
