@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,9 @@ func (s *Server) openRedis(ctx context.Context) error {
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, time.Second, time.Second
 	opt.MaxRetries = 1
+	// The client's own log lines go to our logger, at debug level: the
+	// refusals they cause are logged where they happen.
+	redis.SetLogger(redisLogger{s.logger})
 	s.redis = redis.NewClient(opt)
 	s.limiter = ratelimit.NewRedis(s.redis, ratelimit.WithKeyPrefix(s.cfg.RedisPrefix+"rl:"))
 	key := s.cfg.RedisPrefix + generationKey
@@ -48,4 +52,12 @@ func (s *Server) openRedis(ctx context.Context) error {
 		s.logger.Warn("redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
 	return nil
+}
+
+// redisLogger sends go-redis's log lines to slog at debug level.
+type redisLogger struct{ logger *slog.Logger }
+
+// Printf logs one line.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
