@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
@@ -41,28 +39,10 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLogsHoldNoSecrets runs the flows with JSON debug logging and checks
 // that no issued secret or password appears in the log.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	var logs lockedBuffer
+	var logs servertest.SyncBuffer
 	env := servertest.Start(t, func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

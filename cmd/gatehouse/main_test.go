@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -51,7 +53,7 @@ func TestServeAndMigrate(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var sout, serr syncBuffer
+	var sout, serr servertest.SyncBuffer
 	go func() { done <- Main(ctx, []string{"serve"}, e, &sout, &serr) }()
 	// The generated password is printed once.
 	deadline := time.Now().Add(20 * time.Second)

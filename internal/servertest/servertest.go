@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +229,25 @@ func Expect(t testing.TB, r *Response, status int, code string) {
 			t.Fatalf("error %q, want %q; body %s", e.Error, code, r.Body)
 		}
 	}
+}
+
+// SyncBuffer collects output written from several goroutines (logs of a
+// running server) and reads it back safely.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
