@@ -5,6 +5,8 @@ package httpx
 
 import (
 	"bytes"
+	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
@@ -78,6 +81,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // invalid-token answers carry the WWW-Authenticate value of SPEC §4, and
 // errors with a RetryAfter carry Retry-After.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
+	if unavailable(err) {
+		slog.WarnContext(r.Context(), "backing service unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		err = gatehouse.Errorf(gatehouse.EUnavailable, "A backing service is unavailable; try again shortly")
+	}
 	code := gatehouse.ErrorCode(err)
 	status := Status(code)
 	if status >= 500 && code != gatehouse.EUnavailable && code != gatehouse.EBadGateway {
@@ -101,6 +108,22 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	WriteJSON(w, status, ErrorBody{Error: code, Description: gatehouse.ErrorMessage(err)})
+}
+
+// unavailable reports whether err is a technical failure to reach a
+// backing service (the database, Redis): a network error, a broken
+// connection or a timeout. Those are 503, not 500 — the request may work
+// again shortly.
+func unavailable(err error) bool {
+	var (
+		ge *gatehouse.Error
+		ne net.Error
+	)
+	if err == nil || errors.As(err, &ge) {
+		return false
+	}
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // readBody reads at most MaxBodyBytes of r's body and checks that it is
