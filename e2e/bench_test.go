@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
@@ -50,3 +54,39 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (w *discardWriter) WriteHeader(s int) { w.status = s }
+
+// BenchmarkRefresh rotates refresh tokens through the real server's HTTP
+// handler, one chain per goroutine, and reports refreshes/s.
+func BenchmarkRefresh(b *testing.B) {
+	env := servertest.Start(b)
+	op := env.AdminToken()
+	var n atomic.Int64
+	handler := env.Server.Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		b.StopTimer()
+		email := "admin" + strconv.FormatInt(n.Add(1), 10) + "@example.com"
+		env.CreateUser(op, email, memberPW, "admin")
+		r := env.As(env.Login(email, memberPW), "POST", "/v1/api-access", nil)
+		var app apiAccess
+		r.JSON(b, &app)
+		rt := app.RefreshToken
+		b.StartTimer()
+		for pb.Next() {
+			body := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {rt}}.Encode()
+			req, _ := http.NewRequest("POST", "/oauth/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.RemoteAddr = "127.0.0.1:1234"
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d %s", w.Code, w.Body)
+			}
+			var out apiAccess
+			json.Unmarshal(w.Body.Bytes(), &out)
+			rt = out.RefreshToken
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+}
