@@ -9,6 +9,10 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
+// useRefreshSQL is the refresh compare-and-swap: only one caller can see
+// a row affected.
+const useRefreshSQL = `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`
+
 const appColumns = `id, account_id, user_id, client_id, access_token_ttl_days, created_at`
 
 func scanApp(sc scanner) (*gatehouse.APIApplication, error) {
@@ -88,7 +92,7 @@ func (s *Store) DeleteAPIApplication(ctx context.Context, userID string, at time
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time, next ...*gatehouse.Token) (won bool, err error) {
 	err = s.batched(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
-		res, err := s.exec(ctx, tx, `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`, micros(at), id)
+		res, err := s.exec(ctx, tx, useRefreshSQL, micros(at), id)
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,7 @@ func (s *Store) startBatcher() {
 // retried alone so that one failing write fails only its own caller.
 func (s *Store) writeGroup(group []writeOp) {
 	ctx := context.Background()
+	s.prepareHotWrites(ctx)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, op := range group {
 			if err := op.fn(ctx, tx); err != nil {

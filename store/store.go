@@ -69,6 +69,8 @@ type Store struct {
 	// prepared: preparing needs a connection, and on SQLite the only write
 	// connection is held by the transaction that wants the statement.)
 	readStmts sync.Map
+	// writeStmts holds the prepared hot writes (see prepareHotWrites).
+	writeStmts sync.Map
 	// generation counts committed changes that can make a validated
 	// credential stop working (revocations, user and settings changes).
 	generation atomic.Uint64
@@ -160,11 +162,13 @@ func (s *Store) Close() error {
 	}
 	s.stopBatcher()
 	s.closed.Store(true)
-	s.readStmts.Range(func(k, v any) bool {
-		v.(*sql.Stmt).Close()
-		s.readStmts.Delete(k)
-		return true
-	})
+	for _, m := range []*sync.Map{&s.readStmts, &s.writeStmts} {
+		m.Range(func(k, v any) bool {
+			v.(*sql.Stmt).Close()
+			m.Delete(k)
+			return true
+		})
+	}
 	var errs []error
 	if s.rdb != nil && s.rdb != s.db {
 		errs = append(errs, s.rdb.Close())
@@ -225,7 +229,29 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // exec runs one statement on tx with the dialect's placeholders.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if v, ok := s.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
+	}
 	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+// hotWrites are the writes of the hot path. The batch writer prepares
+// them while it holds no transaction: on SQLite the one write connection
+// cannot prepare a statement while a transaction holds it.
+var hotWrites = []string{insertTokenSQL, useRefreshSQL}
+
+// prepareHotWrites prepares whatever of hotWrites is not prepared yet.
+func (s *Store) prepareHotWrites(ctx context.Context) {
+	for _, q := range hotWrites {
+		if _, ok := s.writeStmts.Load(q); ok {
+			continue
+		}
+		stmt, err := s.db.PrepareContext(ctx, s.q(q))
+		if err != nil {
+			return // not migrated yet, or the database is away: try next time
+		}
+		s.writeStmts.Store(q, stmt)
+	}
 }
 
 // readRow runs a one-row read on the read pool with a prepared statement.

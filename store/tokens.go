@@ -9,6 +9,11 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
+// insertTokenSQL stores one token; it is on the hot path, so the batch
+// writer prepares it.
+const insertTokenSQL = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 const tokenColumns = `t.id, t.account_id, t.user_id, t.kind, t.token_hash, t.method, t.client_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, t.created_at`
 
 func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
@@ -30,8 +35,7 @@ func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 
 func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, toks ...*gatehouse.Token) error {
 	for _, t := range toks {
-		if _, err := s.exec(ctx, tx, `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := s.exec(ctx, tx, insertTokenSQL,
 			t.ID, t.AccountID, t.UserID, string(t.Kind), t.Hash, string(t.Method), t.ClientID, t.FamilyID,
 			micros(t.ExpiresAt), nullMicros(t.UsedAt), nullMicros(t.RevokedAt), micros(t.CreatedAt)); err != nil {
 			return err
