@@ -22,7 +22,8 @@ import (
 type Options struct {
 	Concurrency int
 	Duration    time.Duration // per row
-	DatabaseURL string        // empty: SQLite in a temporary directory
+	DatabaseURL string        // empty: SQLite in a temporary directory; else an empty PostgreSQL database
+	RedisURL    string        // set: rate limits and invalidation through Redis (cluster mode)
 	Out         io.Writer
 }
 
@@ -80,6 +81,7 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
 	}
 	cfg.AdminPassword = benchPassword
+	cfg.RedisURL, cfg.RedisPrefix = opt.RedisURL, fmt.Sprintf("gatehouse-bench:%d:", time.Now().UnixNano())
 	cfg.Upstream = strings.TrimSuffix(bareURL, "/") // the gateway rows proxy to the baseline
 	cfg.Stdout = io.Discard
 	cfg.Logger = slog.New(slog.DiscardHandler)

@@ -29,7 +29,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	_, err := bench.Main(ctx, bench.Options{
 		Concurrency: *conc, Duration: *dur, Out: stdout,
-		DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"),
+		DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"),
 	}, bench.DefaultRows())
 	return err
 }
