@@ -192,10 +192,17 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) { setCookie(w, r, name, "", -1) }
 
+// loginErrors are the sign-in page's messages by code.
+var loginErrors = map[string]string{
+	"credentials": "Wrong e-mail or password.",
+	"throttled":   "Too many failed attempts; try again later.",
+}
+
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	csrf := token.New(token.Session)[4:]
 	setCookie(w, r, loginCookie, csrf, 600)
-	u.render(w, http.StatusOK, "login", page{Title: "Sign in", CSRF: csrf, Error: r.URL.Query().Get("error")})
+	// The error is a code, so a crafted link cannot put words on the page.
+	u.render(w, http.StatusOK, "login", page{Title: "Sign in", CSRF: csrf, Error: loginErrors[r.URL.Query().Get("error")]})
 }
 
 // login checks the password and starts a new session: a fresh id every
@@ -213,14 +220,14 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	email, pw := r.PostForm.Get("email"), r.PostForm.Get("password")
 	key, addr := strings.ToLower(strings.TrimSpace(email)), httpx.ClientAddr(r)
 	if err := u.throttle.Check(key, addr); err != nil {
-		http.Redirect(w, r, "/admin/login?error="+urlQueryEscape("Too many failed attempts; try again later."), http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login?error=throttled", http.StatusSeeOther)
 		return
 	}
 	cookie, _, err := u.svc.Login(r.Context(), email, pw)
 	if err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.EInvalidGrant {
 			u.throttle.Fail(key, addr)
-			http.Redirect(w, r, "/admin/login?error="+urlQueryEscape("Wrong e-mail or password."), http.StatusSeeOther)
+			http.Redirect(w, r, "/admin/login?error=credentials", http.StatusSeeOther)
 			return
 		}
 		u.fail(w, r, page{}, err)
