@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -30,6 +31,7 @@ var staticFS embed.FS
 const (
 	sessionCookie = "gatehouse_session"
 	loginCookie   = "gatehouse_login_csrf"
+	flashCookie   = "gatehouse_flash"
 )
 
 // Throttle limits failed logins per username and address.
@@ -135,8 +137,10 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 			}
 		}
 		ctx := gatehouse.NewContext(r.Context(), p)
-		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper),
-			Flash: r.URL.Query().Get("done")}
+		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper)}
+		if r.Method == http.MethodGet {
+			pg.Flash = flash(w, r)
+		}
 		if err := fn(w, r.WithContext(ctx), pg); err != nil {
 			u.fail(w, r, pg, err)
 		}
@@ -180,9 +184,23 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, pg page, err error) {
 	}{pg, msg})
 }
 
-// done redirects after a successful POST, with a message for the next page.
+// done redirects after a successful POST, with a message for the next page
+// in a short-lived cookie (not the URL, where a crafted link could put
+// words on the page).
 func done(w http.ResponseWriter, r *http.Request, path, msg string) {
-	http.Redirect(w, r, path+"?done="+urlQueryEscape(msg), http.StatusSeeOther)
+	setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
+// flash returns and clears the message left by done.
+func flash(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return ""
+	}
+	clearCookie(w, r, flashCookie)
+	msg, _ := url.QueryUnescape(c.Value)
+	return msg
 }
 
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {

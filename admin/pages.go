@@ -4,15 +4,12 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/service"
 )
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 func (u *UI) routes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users", u.session(u.users))
