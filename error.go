@@ -14,6 +14,7 @@ const (
 	EInvalidToken         = "invalid_token"
 	EForbidden            = "forbidden"
 	EInvalidUser          = "invalid_user"
+	EInsufficientScope    = "insufficient_scope"
 	EExtensionDisabled    = "extension_disabled"
 	ENotFound             = "not_found"
 	EMethodNotAllowed     = "method_not_allowed"
@@ -28,11 +29,12 @@ const (
 	EInvalidGrant         = "invalid_grant"
 	EUnauthorizedClient   = "unauthorized_client"
 	EUnsupportedGrantType = "unsupported_grant_type"
+	EInvalidScope         = "invalid_scope"
 )
 
 // Error is the one error type that reaches users. Code is one of the E*
 // constants; Message is safe to show to the client. RetryAfter, when set,
-// becomes a Retry-After header.
+// becomes a Retry-After header of RetryAfterSeconds(RetryAfter).
 type Error struct {
 	Code       string
 	Message    string
@@ -40,11 +42,24 @@ type Error struct {
 	// Status, when not zero, replaces the HTTP status the code maps to
 	// (the rate-limit status is configurable).
 	Status int
+	// Field, when set, names the input the error is about, as the API
+	// names it ("access_token_ttl_days", "rate_limit.daily").
+	Field string
+	// Hint says what is wrong with Field in words for a person filling in
+	// a form, meant to be shown next to it; "" means Message.
+	Hint string
 }
 
 // Error implements the error interface.
 func (e *Error) Error() string {
 	return fmt.Sprintf("gatehouse error: code=%s message=%s", e.Code, e.Message)
+}
+
+// RetryAfterSeconds returns the Retry-After header value for a wait of d:
+// d rounded up to whole seconds, and at least 1, since 0 would invite a
+// retry at once.
+func RetryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // Errorf returns an *Error with the given code and a formatted message.
@@ -93,4 +108,38 @@ func Forbidden(format string, args ...any) *Error {
 // Invalid is a convenience for the common 400 answer.
 func Invalid(format string, args ...any) *Error {
 	return Errorf(EInvalidRequest, format, args...)
+}
+
+// InvalidField is Invalid about one input: field is its name in the API,
+// hint the same problem for a person, to be shown next to the input.
+func InvalidField(field, hint, format string, args ...any) *Error {
+	e := Invalid(format, args...)
+	e.Field, e.Hint = field, hint
+	return e
+}
+
+// Field returns err about the input field, with hint for a person (see
+// Error.Field): a copy of the *Error in err's chain with those set, or err
+// itself when it holds none.
+func Field(err error, field, hint string) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Field, c.Hint = field, hint
+	return &c
+}
+
+// ErrorField returns the field and the hint of the *Error in err's chain
+// (see Error.Field); the hint is the message when the error has none.
+func ErrorField(err error) (field, hint string) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return "", ""
+	}
+	if e.Hint == "" {
+		return e.Field, e.Message
+	}
+	return e.Field, e.Hint
 }

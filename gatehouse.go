@@ -74,14 +74,28 @@ const (
 	StatusDisabled UserStatus = "disabled"
 )
 
+// AccountStatus is whether an account's users and credentials may be used.
+type AccountStatus string
+
+// The account statuses: a suspended account's every credential and session
+// is refused until it is active again.
+const (
+	AccountActive    AccountStatus = "active"
+	AccountSuspended AccountStatus = "suspended"
+)
+
 // Account is a tenant: a customer organisation with its own users,
 // credentials and settings.
 type Account struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Settings  Settings  `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Status    AccountStatus `json:"status"`
+	Settings  Settings      `json:"-"`
+	CreatedAt time.Time     `json:"created_at"`
 }
+
+// Active reports whether the account may be used.
+func (a *Account) Active() bool { return a.Status != AccountSuspended }
 
 // User belongs to exactly one account. Email is unique across the server,
 // compared case-insensitively. PasswordHash is empty for users without a
@@ -95,12 +109,21 @@ type User struct {
 	Roles        Roles      `json:"roles"`
 	Operator     bool       `json:"operator"`
 	PasswordHash string     `json:"-"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
+	// Epoch advances whenever the user is disabled, PasswordEpoch whenever
+	// their password changes (or they are disabled): a token or session
+	// works only while the epochs it was issued under are current.
+	Epoch         int64     `json:"-"`
+	PasswordEpoch int64     `json:"-"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // IsAdmin reports whether the user holds the admin role.
 func (u *User) IsAdmin() bool { return u.Roles.Has(RoleAdmin) }
+
+// EmailKey is the one normal form of an e-mail address for look-ups and
+// uniqueness: trimmed and lower-cased.
+func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // Active reports whether the user may authenticate.
 func (u *User) Active() bool { return u.Status == StatusActive }
@@ -153,7 +176,17 @@ type Token struct {
 	UsedAt    *time.Time
 	RevokedAt *time.Time
 	CreatedAt time.Time
+	// UserEpoch and PasswordEpoch are the user's epochs when the token was
+	// issued (see User.Epoch).
+	UserEpoch, PasswordEpoch int64
+	// Scopes narrows the token below its credential's scopes (OAuth
+	// "scope"); nil means "as the credential".
+	Scopes Scopes
 }
+
+// PasswordDerived reports whether the token came from the user's password,
+// so that a password change ends it.
+func (t *Token) PasswordDerived() bool { return t.Method == MethodPassword }
 
 // Principal is who a request acts as, after authentication. User is nil for
 // the anonymous admin of an API token (SPEC §3.2).
@@ -166,12 +199,54 @@ type Principal struct {
 	// CredentialID is the id of what authenticated the request: the access
 	// token, the API token or the session.
 	CredentialID string
+	// CredentialName is the API token's name, when an API token
+	// authenticated the request (for the audit log).
+	CredentialName string
 	// ClientID is the application or client credential behind the token.
 	ClientID string
 	// ActingAs is the e-mail from the act-as-user header, if any.
 	ActingAs string
 	// ExpiresAt is when the credential stops working; zero for none.
 	ExpiresAt time.Time
+	// Scopes limits what the credential may do (SPEC §9.1); nil means
+	// unrestricted. What a request may do is EffectiveScopes.
+	Scopes Scopes
+	// Basis is, in a cluster, the state of the account's shard of the
+	// shared cache generation that this principal's validity was read
+	// under (zero outside a cluster, or when the node had not seen that
+	// shard yet). A principal taken from the cache on the hot path is
+	// served only once the rate limiter has found the shard still in this
+	// state; otherwise it is validated again (see the service package).
+	Basis ClusterState
+
+	// sealed holds what Seal worked out.
+	sealed *sealedPrincipal
+}
+
+type sealedPrincipal struct {
+	effective Scopes
+	text      string
+}
+
+// Seal works out once what is derived from p's fields — its effective
+// scopes — so that the requests sharing a cached principal do not, and
+// returns p. Call it when p is complete: a sealed principal must not be
+// changed, and the slices its methods return must not be modified.
+func (p *Principal) Seal() *Principal {
+	eff := p.RoleScopes().Intersect(p.Scopes)
+	p.sealed = &sealedPrincipal{effective: eff, text: eff.String()}
+	return p
+}
+
+// ClusterState is the state of one shard of a cluster's shared cache
+// generation: a counter that every revoking change advances, and the
+// epoch it counts in — a random id made whenever the counter had to be
+// created anew (after the shared store lost its memory). Two reads of one
+// shard that return the same state have no revoking change announced
+// between them. The zero value is never a shard's state.
+type ClusterState struct {
+	Epoch string
+	N     uint64
 }
 
 // Anonymous reports whether the principal is an API token's anonymous admin.
@@ -189,8 +264,12 @@ func (p *Principal) UserID() string {
 // an admin user, or the anonymous admin of an API token.
 func (p *Principal) IsAdmin() bool { return p.User == nil || p.User.IsAdmin() }
 
-// IsOperator reports whether the principal may create accounts.
-func (p *Principal) IsOperator() bool { return p.User != nil && p.User.Operator && p.User.IsAdmin() }
+// IsOperator reports whether the principal may act as the operator
+// (create and manage accounts, change the operator): the operator-admin
+// themselves, never through an API token acting as them.
+func (p *Principal) IsOperator() bool {
+	return p.Method != MethodAPIToken && p.User != nil && p.User.Operator && p.User.IsAdmin()
+}
 
 // Roles returns the principal's roles; the anonymous admin has admin.
 func (p *Principal) Roles() Roles {
@@ -200,13 +279,52 @@ func (p *Principal) Roles() Roles {
 	return p.User.Roles
 }
 
-// RateKey is the rate-limit principal: the user for user-bound tokens,
-// the API token itself for an API token (SPEC §5).
-func (p *Principal) RateKey() string {
-	if p.Method == MethodAPIToken {
-		return "apitoken:" + p.CredentialID
+// RateKind is what a RateKey names.
+type RateKind string
+
+// The kinds of rate keys.
+const (
+	RateKindUser     RateKind = "user"
+	RateKindAPIToken RateKind = "apitoken"
+)
+
+// RateKey names one budget of requests (SPEC §5): a user's, or an API
+// token's. IDs are unique across accounts.
+type RateKey struct {
+	Kind RateKind
+	ID   string
+}
+
+// String returns the key as stored, "kind:id" (e.g. "user:usr_…"): the
+// rate limiter's key and the usage counts' principal. ParseRateKey reads
+// it back.
+func (k RateKey) String() string { return string(k.Kind) + ":" + k.ID }
+
+// ParseRateKey returns the RateKey whose String is s; ok is false when s
+// is not one.
+func ParseRateKey(s string) (k RateKey, ok bool) {
+	kind, id, found := strings.Cut(s, ":")
+	switch RateKind(kind) {
+	case RateKindUser, RateKindAPIToken:
+		return RateKey{Kind: RateKind(kind), ID: id}, found
 	}
-	return "user:" + p.UserID()
+	return RateKey{}, false
+}
+
+// RateKeys returns every budget a request of p counts against (SPEC §5):
+// the user for user-bound credentials, the API token for an API token's
+// anonymous admin, and both the user and the API token for an API token
+// acting as a user. A request is admitted only if every one of them has
+// room, and then counts against each, so that one user has one budget
+// however many credentials act as them.
+func (p *Principal) RateKeys() []RateKey {
+	switch {
+	case p.Method != MethodAPIToken:
+		return []RateKey{{RateKindUser, p.UserID()}}
+	case p.User == nil:
+		return []RateKey{{RateKindAPIToken, p.CredentialID}}
+	}
+	return []RateKey{{RateKindUser, p.User.ID}, {RateKindAPIToken, p.CredentialID}}
 }
 
 type principalKey struct{}
@@ -240,24 +358,43 @@ func ClientAddrFromContext(ctx context.Context) string {
 // APIApplication is an admin's "Enable API Access" application (SPEC §3.1):
 // at most one per user; its tokens carry its client id.
 type APIApplication struct {
-	ID                 string    `json:"-"`
-	AccountID          string    `json:"-"`
-	UserID             string    `json:"-"`
-	ClientID           string    `json:"client_id"`
-	AccessTokenTTLDays int       `json:"access_token_ttl_days"`
-	CreatedAt          time.Time `json:"created_at"`
+	ID                 string     `json:"-"`
+	AccountID          string     `json:"-"`
+	UserID             string     `json:"-"`
+	ClientID           string     `json:"client_id"`
+	AccessTokenTTLDays int        `json:"access_token_ttl_days"`
+	Scopes             Scopes     `json:"scopes"`
+	CreatedBy          string     `json:"-"`
+	LastUsedAt         *time.Time `json:"last_used_at"`
+	CreatedAt          time.Time  `json:"created_at"`
 }
 
 // Credential is a developer's client credential (SPEC §3.3): a client id
 // and a secret stored only as a digest.
 type Credential struct {
-	ID         string    `json:"id"`
-	AccountID  string    `json:"-"`
-	UserID     string    `json:"user_id"`
-	Name       string    `json:"name"`
-	ClientID   string    `json:"client_id"`
-	SecretHash string    `json:"-"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string     `json:"id"`
+	AccountID  string     `json:"-"`
+	UserID     string     `json:"user_id"`
+	Name       string     `json:"name"`
+	ClientID   string     `json:"client_id"`
+	SecretHash string     `json:"-"`
+	Scopes     Scopes     `json:"scopes"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	Enabled    bool       `json:"enabled"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	CreatedAt  time.Time  `json:"created_at"`
+	// CreatedBy is the API token the credential was minted through, if any.
+	CreatedBy string `json:"-"`
+	// PrevSecretHash is a rolled-over secret still accepted until
+	// PrevSecretExpiresAt.
+	PrevSecretHash      string     `json:"-"`
+	PrevSecretExpiresAt *time.Time `json:"-"`
+}
+
+// Usable reports whether the credential may authenticate at now: enabled
+// and not expired.
+func (c *Credential) Usable(now time.Time) bool {
+	return c.Enabled && (c.ExpiresAt == nil || now.Before(*c.ExpiresAt))
 }
 
 // APIToken is a named static token of an account (SPEC §3.2). Prefix is a
@@ -268,6 +405,31 @@ type APIToken struct {
 	Name       string     `json:"name"`
 	Prefix     string     `json:"prefix"`
 	Hash       string     `json:"-"`
+	Scopes     Scopes     `json:"scopes"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	Enabled    bool       `json:"enabled"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// CreatedBy is the API token this one was minted through, if any.
+	CreatedBy string `json:"-"`
 }
+
+// Usable reports whether the API token may authenticate at now: enabled
+// and not expired.
+func (t *APIToken) Usable(now time.Time) bool {
+	return t.Enabled && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
+}
+
+// UserFilter narrows a list of users; the zero value matches every user.
+type UserFilter struct {
+	// Query matches a part of the e-mail address or the name, in any case.
+	Query string
+	// Role is RoleAdmin, RoleDeveloper, RoleMember (users without a role)
+	// or "" for any.
+	Role Role
+	// Status is StatusActive, StatusDisabled or "" for any.
+	Status UserStatus
+}
+
+// RoleMember names, in filters only, the users who hold no role.
+const RoleMember Role = "member"

@@ -21,25 +21,3 @@ func NewID(prefix string) string {
 	_, _ = rand.Read(b[6:])
 	return prefix + "_" + idEncoding.EncodeToString(b[:])
 }
-
-// Page asks for one page of a list: at most Limit items after the item
-// with id After (empty for the first page).
-type Page struct {
-	Limit int
-	After string
-}
-
-// AuditEntry is one record of the audit log (SPEC §8): who changed what,
-// when, and from where. Details never hold a secret.
-type AuditEntry struct {
-	ID         string            `json:"id"`
-	AccountID  string            `json:"account_id"`
-	ActorID    string            `json:"actor_id"`
-	Actor      string            `json:"actor"`
-	Action     string            `json:"action"`
-	TargetType string            `json:"target_type"`
-	TargetID   string            `json:"target_id"`
-	Details    map[string]string `json:"details,omitempty"`
-	RemoteAddr string            `json:"remote_addr"`
-	CreatedAt  time.Time         `json:"created_at"`
-}

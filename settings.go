@@ -1,5 +1,10 @@
 package gatehouse
 
+import (
+	"fmt"
+	"slices"
+)
+
 // Settings are an account's own configuration (SPEC §4): rate limits, token
 // lifetimes, whether the password grant and the API tokens extension are on.
 type Settings struct {
@@ -7,6 +12,12 @@ type Settings struct {
 	TokenLifetimes       TokenLifetimes    `json:"token_lifetimes"`
 	PasswordGrantEnabled bool              `json:"password_grant_enabled"`
 	APITokensEnabled     bool              `json:"api_tokens_enabled"`
+	// CustomScopes are the account's own scopes for the platform's API,
+	// granted to every user and usable on every credential kind.
+	CustomScopes Scopes `json:"custom_scopes"`
+	// MaxCredentialLifetimeDays, when not zero, bounds the expires_at of
+	// new API tokens and client credentials.
+	MaxCredentialLifetimeDays int `json:"max_credential_lifetime_days"`
 }
 
 // RateLimitSettings are the two rolling windows of SPEC §5.
@@ -42,19 +53,33 @@ const (
 	MaxClientCredentialsSecs = 86400
 )
 
+// RateLimitPatch is a partial update of RateLimitSettings.
+type RateLimitPatch struct {
+	Daily              *int `json:"daily"`
+	Burst              *int `json:"burst"`
+	BurstWindowSeconds *int `json:"burst_window_seconds"`
+}
+
+// TokenLifetimesPatch is a partial update of TokenLifetimes.
+type TokenLifetimesPatch struct {
+	PasswordSeconds          *int `json:"password_seconds"`
+	ClientCredentialsSeconds *int `json:"client_credentials_seconds"`
+}
+
 // SettingsPatch is a partial update of Settings; nil fields stay as they are.
 type SettingsPatch struct {
-	RateLimit *struct {
-		Daily              *int `json:"daily"`
-		Burst              *int `json:"burst"`
-		BurstWindowSeconds *int `json:"burst_window_seconds"`
-	} `json:"rate_limit"`
-	TokenLifetimes *struct {
-		PasswordSeconds          *int `json:"password_seconds"`
-		ClientCredentialsSeconds *int `json:"client_credentials_seconds"`
-	} `json:"token_lifetimes"`
-	PasswordGrantEnabled *bool `json:"password_grant_enabled"`
+	RateLimit                 *RateLimitPatch      `json:"rate_limit"`
+	TokenLifetimes            *TokenLifetimesPatch `json:"token_lifetimes"`
+	PasswordGrantEnabled      *bool                `json:"password_grant_enabled"`
+	CustomScopes              *[]Scope             `json:"custom_scopes"`
+	MaxCredentialLifetimeDays *int                 `json:"max_credential_lifetime_days"`
 }
+
+// Bounds on custom scopes and credential lifetimes.
+const (
+	MaxCustomScopes              = 100
+	MaxCredentialLifetimeDaysMax = 3650
+)
 
 // Apply returns s with the patch applied, or an invalid_request error naming
 // the first value out of bounds; s itself is never modified.
@@ -64,7 +89,7 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 			return nil
 		}
 		if *v < lo || *v > hi {
-			return Invalid("%s must be between %d and %d", name, lo, hi)
+			return InvalidField(name, fmt.Sprintf("Enter a whole number from %d to %d.", lo, hi), "%s must be between %d and %d", name, lo, hi)
 		}
 		*dst = *v
 		return nil
@@ -91,6 +116,24 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 	}
 	if p.PasswordGrantEnabled != nil {
 		out.PasswordGrantEnabled = *p.PasswordGrantEnabled
+	}
+	if p.CustomScopes != nil {
+		cs := NormalizeScopes(*p.CustomScopes)
+		if len(cs) > MaxCustomScopes {
+			return s, InvalidField("custom_scopes", fmt.Sprintf("Give at most %d scopes.", MaxCustomScopes),
+				"custom_scopes may hold at most %d scopes", MaxCustomScopes)
+		}
+		for _, c := range cs {
+			if !ValidScopeName(string(c)) || slices.Contains(BuiltinScopes, c) {
+				return s, InvalidField("custom_scopes",
+					fmt.Sprintf("%q cannot be a scope: use new names of 1 to %d characters, without quotes, one per line.", string(c), MaxScopeLen),
+					"custom_scopes: each must be a new scope name of 1 to %d printable characters without spaces or quotes", MaxScopeLen)
+			}
+		}
+		out.CustomScopes = cs
+	}
+	if err := check("max_credential_lifetime_days", p.MaxCredentialLifetimeDays, 0, MaxCredentialLifetimeDaysMax, &out.MaxCredentialLifetimeDays); err != nil {
+		return s, err
 	}
 	return out, nil
 }

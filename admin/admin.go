@@ -6,19 +6,22 @@ package admin
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/subtle"
 	"embed"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/token"
 )
 
 //go:embed templates/*.html
@@ -34,26 +37,51 @@ const (
 	flashCookie   = "gatehouse_flash"
 )
 
-// Throttle limits failed logins per username and address.
-type Throttle interface {
-	Check(username, addr string) error
-	Fail(username, addr string)
-	Succeed(username string)
+// Config is what the UI needs.
+type Config struct {
+	Service *service.Service
+	Logger  *slog.Logger
+	// Prefix is the path the UI's /admin sits under (the management
+	// prefix, e.g. "/gatehouse"; empty for /admin itself). Links, form
+	// actions, redirects and cookie paths carry it; the handler expects
+	// requests with it already stripped.
+	Prefix string
+	// SecureCookies makes every cookie Secure (the public URL is https).
+	// Without it, cookies are Secure when the request came over TLS, to
+	// Gatehouse or to a trusted proxy.
+	SecureCookies bool
+	// Headers are the header names the server is configured with, shown
+	// on the pages that explain how to use a credential.
+	Headers Headers
+}
+
+// Headers are the configurable header names the pages mention.
+type Headers struct {
+	APIToken, UserEmail            string
+	BurstRemaining, DailyRemaining string
 }
 
 // UI is the admin web UI. Construct it with New; it is safe for concurrent
 // use.
 type UI struct {
-	svc      *service.Service
-	throttle Throttle
-	logger   *slog.Logger
-	pages    map[string]*template.Template
+	svc           *service.Service
+	logger        *slog.Logger
+	prefix        string
+	secureCookies bool
+	headers       Headers
+	pages         map[string]*template.Template
 }
 
-// New returns the UI over svc; failed logins count against throttle.
-func New(svc *service.Service, throttle Throttle, logger *slog.Logger) *UI {
-	u := &UI{svc: svc, throttle: throttle, logger: logger, pages: map[string]*template.Template{}}
-	layout := template.Must(template.New("layout").ParseFS(templateFS, "templates/layout.html"))
+// New returns the UI of cfg.
+func New(cfg Config) *UI {
+	u := &UI{svc: cfg.Service, logger: cfg.Logger, prefix: cfg.Prefix,
+		secureCookies: cfg.SecureCookies, headers: cfg.Headers, pages: map[string]*template.Template{}}
+	if u.logger == nil {
+		u.logger = slog.Default()
+	}
+	funcs := template.FuncMap{"path": u.path, "when": when, "day": day, "plural": plural,
+		"val": formValue, "ferr": fieldError, "formerr": formError, "checked": formChecked}
+	layout := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
@@ -65,17 +93,28 @@ func New(svc *service.Service, throttle Throttle, logger *slog.Logger) *UI {
 	return u
 }
 
+// path returns the browser's path of a UI path ("/admin/users"): with the
+// prefix in front. Templates call it as {{path "/admin/users"}}.
+func (u *UI) path(parts ...string) string { return u.prefix + strings.Join(parts, "") }
+
+// redirect sends the browser to a UI path with 303 See Other.
+func (u *UI) redirect(w http.ResponseWriter, r *http.Request, p string) {
+	http.Redirect(w, r, u.path(p), http.StatusSeeOther)
+}
+
 // page is the data every page gets.
 type page struct {
 	Title, Page, CSRF, Flash, Error string
 	P                               *gatehouse.Principal
-	Admin, Developer                bool
+	Admin, Developer, Operator      bool
+	// Form is a refused form shown again: what was typed and the message.
+	Form *form
+	// Headers are the configured header names.
+	Headers Headers
 }
 
-// secret is a value shown once.
-type secret struct{ Label, ID, Value string }
-
-// Handler returns the UI's routes, all under /admin.
+// Handler returns the UI's routes, all under /admin; mount it at the
+// prefix with the prefix stripped.
 func (u *UI) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
@@ -113,14 +152,14 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
 		if err != nil {
-			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+			u.redirect(w, r, "/admin/login")
 			return
 		}
 		p, csrf, err := u.svc.SessionPrincipal(r.Context(), c.Value)
 		if err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.EInvalidToken {
-				clearCookie(w, r, sessionCookie)
-				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				u.clearCookie(w, r, sessionCookie)
+				u.redirect(w, r, "/admin/login")
 				return
 			}
 			u.fail(w, r, page{}, err)
@@ -136,10 +175,12 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 				return
 			}
 		}
+		httpx.RecordPrincipal(r.Context(), p)
 		ctx := gatehouse.NewContext(r.Context(), p)
-		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper)}
+		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper), Operator: p.IsOperator(),
+			Headers: u.headers}
 		if r.Method == http.MethodGet {
-			pg.Flash = flash(w, r)
+			pg.Flash = u.flash(w, r)
 		}
 		if err := fn(w, r.WithContext(ctx), pg); err != nil {
 			u.fail(w, r, pg, err)
@@ -177,50 +218,103 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, pg page, err error) {
 	if status >= 500 {
 		u.logger.Error("admin request failed", "path", r.URL.Path, "err", err)
 	}
-	pg.Title, pg.Error = "Error", msg
+	pg.Title = errorTitle(status)
 	u.render(w, status, "message", struct {
 		page
 		Message string
 	}{pg, msg})
 }
 
-// done redirects after a successful POST, with a message for the next page
-// in a short-lived cookie (not the URL, where a crafted link could put
-// words on the page).
-func done(w http.ResponseWriter, r *http.Request, path, msg string) {
-	setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
-	http.Redirect(w, r, path, http.StatusSeeOther)
+// errorTitle names a refusal for a person.
+func errorTitle(status int) string {
+	switch status {
+	case http.StatusForbidden:
+		return "Not allowed"
+	case http.StatusNotFound:
+		return "Not found"
+	case http.StatusConflict:
+		return "Not possible"
+	}
+	if status >= 500 {
+		return "Something went wrong"
+	}
+	return "Not done"
+}
+
+// done redirects to a UI path after a successful POST, with a message for
+// the next page in a short-lived cookie (not the URL, where a crafted link
+// could put words on the page).
+func (u *UI) done(w http.ResponseWriter, r *http.Request, path, msg string) {
+	u.setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
+	u.redirect(w, r, path)
 }
 
 // flash returns and clears the message left by done.
-func flash(w http.ResponseWriter, r *http.Request) string {
+func (u *UI) flash(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return ""
 	}
-	clearCookie(w, r, flashCookie)
+	u.clearCookie(w, r, flashCookie)
 	msg, _ := url.QueryUnescape(c.Value)
 	return msg
 }
 
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/admin", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+// setCookie sets one of the UI's cookies: scoped to its path, HttpOnly,
+// SameSite=Lax, and Secure behind TLS (SPEC §8).
+func (u *UI) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: u.path("/admin"), MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: u.secureCookies || httpx.IsHTTPS(r)})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request, name string) { setCookie(w, r, name, "", -1) }
+func (u *UI) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	u.setCookie(w, r, name, "", -1)
+}
 
 // loginErrors are the sign-in page's messages by code.
 var loginErrors = map[string]string{
 	"credentials": "Wrong e-mail or password.",
-	"throttled":   "Too many failed attempts; try again later.",
 }
 
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
-	csrf := token.New(token.Session)[4:]
-	setCookie(w, r, loginCookie, csrf, 600)
 	// The error is a code, so a crafted link cannot put words on the page.
-	u.render(w, http.StatusOK, "login", page{Title: "Sign in", CSRF: csrf, Error: loginErrors[r.URL.Query().Get("error")]})
+	u.loginForm(w, r, http.StatusOK, loginErrors[r.URL.Query().Get("error")])
+}
+
+// loginForm renders the sign-in form with a fresh CSRF token.
+func (u *UI) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	csrf := rand.Text()
+	u.setCookie(w, r, loginCookie, csrf, 600)
+	u.render(w, status, "login", page{Title: "Sign in", CSRF: csrf, Error: msg})
+}
+
+// loginRefused answers a sign-in that was not checked — throttled (429) or
+// the server too busy (503) — with the form, the wait in words and
+// Retry-After.
+func (u *UI) loginRefused(w http.ResponseWriter, r *http.Request, err error) {
+	var ge *gatehouse.Error
+	wait := time.Second
+	if errors.As(err, &ge) && ge.RetryAfter > 0 {
+		wait = ge.RetryAfter
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(wait)))
+	msg := "Signing in is not possible right now; try again in a moment."
+	if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
+		msg = "Too many failed attempts; try again in " + inWords(wait) + "."
+	}
+	u.loginForm(w, r, httpx.Status(gatehouse.ErrorCode(err)), msg)
+}
+
+// inWords rounds d up to whole minutes.
+func inWords(d time.Duration) string {
+	if d < time.Minute {
+		return "a minute"
+	}
+	m := int((d + time.Minute - 1) / time.Minute)
+	if m == 1 {
+		return "1 minute"
+	}
+	return strconv.Itoa(m) + " minutes"
 }
 
 // login checks the password and starts a new session: a fresh id every
@@ -235,45 +329,43 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.message(w, http.StatusForbidden, "Request refused", "The sign-in form's security token is missing or out of date. Reload the page and try again.")
 		return
 	}
-	email, pw := r.PostForm.Get("email"), r.PostForm.Get("password")
-	key, addr := strings.ToLower(strings.TrimSpace(email)), httpx.ClientAddr(r)
-	if err := u.throttle.Check(key, addr); err != nil {
-		http.Redirect(w, r, "/admin/login?error=throttled", http.StatusSeeOther)
+	cookie, _, err := u.svc.Login(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), httpx.ClientAddr(r))
+	switch gatehouse.ErrorCode(err) {
+	case "":
+	case gatehouse.EInvalidGrant:
+		u.redirect(w, r, "/admin/login?error=credentials")
 		return
-	}
-	cookie, _, err := u.svc.Login(r.Context(), email, pw)
-	if err != nil {
-		if gatehouse.ErrorCode(err) == gatehouse.EInvalidGrant {
-			u.throttle.Fail(key, addr)
-			http.Redirect(w, r, "/admin/login?error=credentials", http.StatusSeeOther)
-			return
-		}
+	case gatehouse.ETooManyAttempts, gatehouse.EUnavailable:
+		u.loginRefused(w, r, err)
+		return
+	default:
 		u.fail(w, r, page{}, err)
 		return
 	}
-	u.throttle.Succeed(key)
-	clearCookie(w, r, loginCookie)
-	setCookie(w, r, sessionCookie, cookie, int(service.SessionLifetime.Seconds()))
-	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+	u.clearCookie(w, r, loginCookie)
+	u.setCookie(w, r, sessionCookie, cookie, int(service.SessionLifetime.Seconds()))
+	u.redirect(w, r, "/admin")
 }
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, pg page) error {
 	if err := u.svc.Logout(r.Context(), pg.P); err != nil {
 		return err
 	}
-	clearCookie(w, r, sessionCookie)
-	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+	u.clearCookie(w, r, sessionCookie)
+	u.redirect(w, r, "/admin/login")
 	return nil
 }
 
+// home sends each user to where their roles start: admins to the users,
+// developers to their credentials, everyone else to their own account.
 func (u *UI) home(w http.ResponseWriter, r *http.Request, pg page) error {
 	switch {
 	case pg.Admin:
-		http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+		u.redirect(w, r, "/admin/users")
 	case pg.Developer:
-		http.Redirect(w, r, "/admin/credentials", http.StatusSeeOther)
+		u.redirect(w, r, "/admin/credentials")
 	default:
-		u.message(w, http.StatusOK, "Signed in", "There is nothing here for your roles; the admin UI is for admins and developers.")
+		u.redirect(w, r, "/admin/me")
 	}
 	return nil
 }

@@ -8,13 +8,6 @@ import (
 	"github.com/gatehouse/gatehouse/service"
 )
 
-func (a *API) registerAccounts(mux *http.ServeMux) {
-	a.handle(mux, "POST /v1/accounts", a.createAccount)
-	a.handle(mux, "GET /v1/settings", a.getSettings)
-	a.handle(mux, "PUT /v1/settings", a.updateSettings)
-	a.handle(mux, "GET /v1/audit", a.listAudit)
-}
-
 // AccountCreated is the answer of POST /v1/accounts.
 type AccountCreated struct {
 	ID      string `json:"id"`
@@ -23,9 +16,6 @@ type AccountCreated struct {
 }
 
 func (a *API) createAccount(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	if !p.IsOperator() {
-		return gatehouse.Forbidden("Only an operator may create accounts")
-	}
 	var in service.NewAccount
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
@@ -38,16 +28,58 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request, p *gatehouse
 	return nil
 }
 
+func (a *API) listAccounts(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	accounts, next, err := a.Service.Accounts(r.Context(), p, pg)
+	if err != nil {
+		return err
+	}
+	writeList(w, accounts, next)
+	return nil
+}
+
+func (a *API) getAccount(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	acc, err := a.Service.Account(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, acc)
+	return nil
+}
+
+func (a *API) updateAccount(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in service.AccountPatch
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	acc, err := a.Service.UpdateAccount(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, acc)
+	return nil
+}
+
 // SettingsView is the API's view of an account's settings (SPEC §4); the
 // API-tokens switch has its own endpoint.
 type SettingsView struct {
-	RateLimit            gatehouse.RateLimitSettings `json:"rate_limit"`
-	TokenLifetimes       gatehouse.TokenLifetimes    `json:"token_lifetimes"`
-	PasswordGrantEnabled bool                        `json:"password_grant_enabled"`
+	RateLimit                 gatehouse.RateLimitSettings `json:"rate_limit"`
+	TokenLifetimes            gatehouse.TokenLifetimes    `json:"token_lifetimes"`
+	PasswordGrantEnabled      bool                        `json:"password_grant_enabled"`
+	CustomScopes              gatehouse.Scopes            `json:"custom_scopes"`
+	MaxCredentialLifetimeDays int                         `json:"max_credential_lifetime_days"`
 }
 
 func settingsView(s gatehouse.Settings) SettingsView {
-	return SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled}
+	cs := s.CustomScopes
+	if cs == nil {
+		cs = gatehouse.Scopes{}
+	}
+	return SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
+		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays}
 }
 
 func (a *API) getSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -60,9 +92,6 @@ func (a *API) getSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 }
 
 func (a *API) updateSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	if err := service.RequireAdmin(p); err != nil {
-		return err
-	}
 	var in gatehouse.SettingsPatch
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
@@ -76,17 +105,16 @@ func (a *API) updateSettings(w http.ResponseWriter, r *http.Request, p *gatehous
 }
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	if err := service.RequireAdmin(p); err != nil {
-		return err
-	}
 	pg, err := page(r)
 	if err != nil {
 		return err
 	}
-	entries, next, err := a.Service.Audit(r.Context(), p, pg)
+	q := r.URL.Query()
+	entries, c, err := a.Service.Audit(r.Context(), p, service.AuditQuery{Actor: q.Get("actor"), Action: q.Get("action"),
+		Target: q.Get("target"), From: q.Get("from"), To: q.Get("to")}, pg)
 	if err != nil {
 		return err
 	}
-	writeList(w, entries, next)
+	writePage(w, entries, c)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/auth"
@@ -18,42 +19,122 @@ import (
 type API struct {
 	Service *service.Service
 	Auth    *auth.Authenticator
+	// Prefix goes in front of every route's path (the management prefix,
+	// e.g. "/gatehouse"); empty serves the SPEC's paths.
+	Prefix string
 }
 
-// Register adds the API's routes to mux. Each authenticated route passes
-// through the authenticator (and its rate limit).
+// handlerFunc is an authenticated JSON handler.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error
+
+// route is one authenticated route and the scope a credential needs for it
+// ("" for none: /v1/me answers whatever the credential).
+type route struct {
+	pattern string
+	scope   gatehouse.Scope
+	fn      handlerFunc
+}
+
+// routes is the one table of the API's routes and the scope each needs
+// (SPEC §9.1). Who may do what beyond the scope is the service's rule.
+func (a *API) routes() []route {
+	const (
+		wsR, wsW       = gatehouse.ScopeWorkspacesRead, gatehouse.ScopeWorkspacesWrite
+		usersR, usersW = gatehouse.ScopeUsersRead, gatehouse.ScopeUsersWrite
+		credR, credW   = gatehouse.ScopeCredentialsRead, gatehouse.ScopeCredentialsWrite
+		setR, setW     = gatehouse.ScopeSettingsRead, gatehouse.ScopeSettingsWrite
+		audit, accW    = gatehouse.ScopeAuditRead, gatehouse.ScopeAccountsWrite
+	)
+	return []route{
+		{"GET /v1/me", "", a.me},
+		{"GET /v1/users", usersR, a.listUsers},
+		{"POST /v1/users", usersW, a.createUser},
+		{"GET /v1/users/{id}", usersR, a.getUser},
+		{"PATCH /v1/users/{id}", usersW, a.updateUser},
+		{"DELETE /v1/users/{id}/throttle", usersW, a.clearThrottle},
+		{"GET /v1/workspaces", wsR, a.listWorkspaces},
+		{"POST /v1/workspaces", wsW, a.createWorkspace},
+		{"GET /v1/workspaces/{id}", wsR, a.getWorkspace},
+		{"DELETE /v1/workspaces/{id}", wsW, a.deleteWorkspace},
+		{"GET /v1/workspaces/{id}/members", wsR, a.listMembers},
+		{"PUT /v1/workspaces/{id}/members/{user_id}", wsW, a.addMember},
+		{"DELETE /v1/workspaces/{id}/members/{user_id}", wsW, a.removeMember},
+		{"GET /v1/metadata/workspace", wsR, a.workspaceMetadata},
+		{"POST /v1/api-access", credW, a.enableAPIAccess},
+		{"GET /v1/api-access", credR, a.getAPIAccess},
+		{"PATCH /v1/api-access", credW, a.updateAPIAccess},
+		{"DELETE /v1/api-access", credW, a.revokeAPIAccess},
+		{"PUT /v1/developers/{user_id}", credW, a.addDeveloper},
+		{"DELETE /v1/developers/{user_id}", credW, a.removeDeveloper},
+		{"POST /v1/credentials", credW, a.createCredential},
+		{"GET /v1/credentials", credR, a.listCredentials},
+		{"PATCH /v1/credentials/{id}", credW, a.updateCredential},
+		{"POST /v1/credentials/{id}/roll", credW, a.rollCredential},
+		{"DELETE /v1/credentials/{id}", credW, a.deleteCredential},
+		{"GET /v1/extensions", setR, a.getExtensions},
+		{"PUT /v1/extensions/api_tokens", setW, a.setAPITokensExtension},
+		{"POST /v1/api-tokens", credW, a.createAPIToken},
+		{"GET /v1/api-tokens", credR, a.listAPITokens},
+		{"PATCH /v1/api-tokens/{id}", credW, a.updateAPIToken},
+		{"POST /v1/api-tokens/{id}/roll", credW, a.rollAPIToken},
+		{"DELETE /v1/api-tokens/{id}", credW, a.deleteAPIToken},
+		{"GET /v1/settings", setR, a.getSettings},
+		{"PUT /v1/settings", setW, a.updateSettings},
+		{"GET /v1/audit", audit, a.listAudit},
+		{"POST /v1/accounts", accW, a.createAccount},
+		{"GET /v1/accounts", accW, a.listAccounts},
+		{"GET /v1/accounts/{id}", accW, a.getAccount},
+		{"PATCH /v1/accounts/{id}", accW, a.updateAccount},
+	}
+}
+
+// Register adds the API's routes to mux. Each passes through the
+// authenticator (and its rate limit), then the scope check.
 func (a *API) Register(mux *http.ServeMux) {
-	a.registerUsers(mux)
-	a.registerWorkspaces(mux)
-	a.registerAccounts(mux)
-	a.registerAPIAccess(mux)
-	a.registerCredentials(mux)
-	a.registerAPITokens(mux)
+	for _, rt := range a.routes() {
+		mux.Handle(httpx.PrefixPattern(a.Prefix, rt.pattern), a.Auth.Require(a.scoped(rt)))
+	}
 }
 
-// handle registers an authenticated JSON route.
-func (a *API) handle(mux *http.ServeMux, pattern string, fn func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error) {
-	mux.Handle(pattern, a.Auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r, gatehouse.FromContext(r.Context())); err != nil {
+// scoped answers a route after checking its scope: a credential without
+// it is insufficient_scope when the principal's roles would allow the
+// scope, forbidden when they would not (the role decides first).
+func (a *API) scoped(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := gatehouse.FromContext(r.Context())
+		if rt.scope != "" {
+			if err := auth.RequireScope(w, p, rt.scope); err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+		}
+		if err := rt.fn(w, r, p); err != nil {
 			httpx.Error(w, r, err)
 		}
-	})))
+	})
 }
 
-// List is the shape of every list answer.
+// List is the shape of every list answer. PrevCursor, on the lists that
+// page both ways, asks for the page before this one.
 type List[T any] struct {
 	Data       []T    `json:"data"`
 	NextCursor string `json:"next_cursor,omitempty"`
+	PrevCursor string `json:"prev_cursor,omitempty"`
 }
 
-// page reads ?limit= (1–200, default 50) and ?cursor=.
+// beforeMark starts a cursor that asks for the page before an id; ids
+// never start with it.
+const beforeMark = "<"
+
+// page reads ?limit= (1 to gatehouse.MaxPageSize, default
+// gatehouse.DefaultPageSize) and ?cursor=.
 func page(r *http.Request) (gatehouse.Page, error) {
 	var p gatehouse.Page
 	q := r.URL.Query()
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			return p, gatehouse.Invalid("limit must be a whole number from 1 to 200")
+		if err != nil || n < 1 || n > gatehouse.MaxPageSize {
+			return p, gatehouse.Invalid("limit must be a whole number from 1 to %d", gatehouse.MaxPageSize)
 		}
 		p.Limit = n
 	}
@@ -62,7 +143,11 @@ func page(r *http.Request) (gatehouse.Page, error) {
 		if err != nil || len(b) == 0 {
 			return p, gatehouse.Invalid("cursor is not one this server issued")
 		}
-		p.After = string(b)
+		if before, ok := strings.CutPrefix(string(b), beforeMark); ok {
+			p.Before = before
+		} else {
+			p.After = string(b)
+		}
 	}
 	return p, nil
 }
@@ -75,6 +160,21 @@ func writeList[T any](w http.ResponseWriter, items []T, next string) {
 	}
 	if next != "" {
 		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(next))
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// writePage writes one page of a list that pages both ways.
+func writePage[T any](w http.ResponseWriter, items []T, c gatehouse.Cursors) {
+	out := List[T]{Data: items}
+	if out.Data == nil {
+		out.Data = []T{}
+	}
+	if c.Next != "" {
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(c.Next))
+	}
+	if c.Prev != "" {
+		out.PrevCursor = base64.RawURLEncoding.EncodeToString([]byte(beforeMark + c.Prev))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

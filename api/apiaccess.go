@@ -6,34 +6,31 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
 )
 
-func (a *API) registerAPIAccess(mux *http.ServeMux) {
-	a.handle(mux, "POST /v1/api-access", a.enableAPIAccess)
-	a.handle(mux, "GET /v1/api-access", a.getAPIAccess)
-	a.handle(mux, "PATCH /v1/api-access", a.updateAPIAccess)
-	a.handle(mux, "DELETE /v1/api-access", a.revokeAPIAccess)
-}
-
-// APIAccessInput is the body of POST and PATCH /v1/api-access.
+// APIAccessInput is the body of PATCH /v1/api-access (POST takes
+// service.APIAccessInput).
 type APIAccessInput struct {
 	AccessTokenTTLDays *int `json:"access_token_ttl_days"`
 }
 
 // APIAccessView is the answer of GET /v1/api-access: never a secret.
 type APIAccessView struct {
-	Enabled            bool       `json:"enabled"`
-	ClientID           string     `json:"client_id,omitempty"`
-	AccessTokenTTLDays int        `json:"access_token_ttl_days,omitempty"`
-	CreatedAt          *time.Time `json:"created_at,omitempty"`
+	Enabled            bool             `json:"enabled"`
+	ClientID           string           `json:"client_id,omitempty"`
+	AccessTokenTTLDays int              `json:"access_token_ttl_days,omitempty"`
+	Scopes             gatehouse.Scopes `json:"scopes"`
+	LastUsedAt         *time.Time       `json:"last_used_at,omitempty"`
+	CreatedAt          *time.Time       `json:"created_at,omitempty"`
 }
 
 func (a *API) enableAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	var in APIAccessInput
+	var in service.APIAccessInput
 	if err := httpx.DecodeJSON(w, r, &in, true); err != nil {
 		return err
 	}
-	out, err := a.Service.EnableAPIAccess(r.Context(), p, in.AccessTokenTTLDays)
+	out, err := a.Service.EnableAPIAccess(r.Context(), p, in)
 	if err != nil {
 		return err
 	}
@@ -49,7 +46,8 @@ func (a *API) getAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	}
 	out := APIAccessView{}
 	if app != nil {
-		out = APIAccessView{Enabled: true, ClientID: app.ClientID, AccessTokenTTLDays: app.AccessTokenTTLDays, CreatedAt: &app.CreatedAt}
+		out = APIAccessView{Enabled: true, ClientID: app.ClientID, AccessTokenTTLDays: app.AccessTokenTTLDays, Scopes: app.Scopes,
+			LastUsedAt: app.LastUsedAt, CreatedAt: &app.CreatedAt}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil

@@ -5,15 +5,8 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
 )
-
-func (a *API) registerAPITokens(mux *http.ServeMux) {
-	a.handle(mux, "GET /v1/extensions", a.getExtensions)
-	a.handle(mux, "PUT /v1/extensions/api_tokens", a.setAPITokensExtension)
-	a.handle(mux, "POST /v1/api-tokens", a.createAPIToken)
-	a.handle(mux, "GET /v1/api-tokens", a.listAPITokens)
-	a.handle(mux, "DELETE /v1/api-tokens/{id}", a.deleteAPIToken)
-}
 
 // Extension is the state of one extension.
 type Extension struct {
@@ -41,10 +34,7 @@ func (a *API) setAPITokensExtension(w http.ResponseWriter, r *http.Request, p *g
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
 	}
-	if in.Enabled == nil {
-		return gatehouse.Invalid("enabled is required")
-	}
-	if err := a.Service.SetAPITokensExtension(r.Context(), p, *in.Enabled); err != nil {
+	if err := a.Service.SetAPITokensExtension(r.Context(), p, in.Enabled); err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, Extension{Enabled: *in.Enabled})
@@ -52,13 +42,11 @@ func (a *API) setAPITokensExtension(w http.ResponseWriter, r *http.Request, p *g
 }
 
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	var in struct {
-		Name string `json:"name"`
-	}
+	var in service.APITokenInput
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
 	}
-	t, err := a.Service.CreateAPIToken(r.Context(), p, in.Name)
+	t, err := a.Service.CreateAPIToken(r.Context(), p, in)
 	if err != nil {
 		return err
 	}
@@ -85,5 +73,32 @@ func (a *API) deleteAPIToken(w http.ResponseWriter, r *http.Request, p *gatehous
 		return err
 	}
 	noContent(w)
+	return nil
+}
+
+func (a *API) updateAPIToken(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in service.CredentialPatch
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	t, err := a.Service.UpdateAPIToken(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (a *API) rollAPIToken(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in RollInput
+	if err := httpx.DecodeJSON(w, r, &in, true); err != nil {
+		return err
+	}
+	t, err := a.Service.RollAPIToken(r.Context(), p, r.PathValue("id"), in.OverlapSeconds)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusCreated, t)
 	return nil
 }

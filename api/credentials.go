@@ -5,15 +5,8 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
 )
-
-func (a *API) registerCredentials(mux *http.ServeMux) {
-	a.handle(mux, "PUT /v1/developers/{user_id}", a.addDeveloper)
-	a.handle(mux, "DELETE /v1/developers/{user_id}", a.removeDeveloper)
-	a.handle(mux, "POST /v1/credentials", a.createCredential)
-	a.handle(mux, "GET /v1/credentials", a.listCredentials)
-	a.handle(mux, "DELETE /v1/credentials/{id}", a.deleteCredential)
-}
 
 func (a *API) addDeveloper(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	if _, err := a.Service.SetDeveloper(r.Context(), p, r.PathValue("user_id"), true, false); err != nil {
@@ -45,17 +38,12 @@ func (a *API) removeDeveloper(w http.ResponseWriter, r *http.Request, p *gatehou
 	return nil
 }
 
-// CredentialInput is the body of POST /v1/credentials.
-type CredentialInput struct {
-	Name string `json:"name"`
-}
-
 func (a *API) createCredential(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	var in CredentialInput
+	var in service.CredentialInput
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
 	}
-	c, err := a.Service.CreateCredential(r.Context(), p, in.Name)
+	c, err := a.Service.CreateCredential(r.Context(), p, in)
 	if err != nil {
 		return err
 	}
@@ -69,7 +57,7 @@ func (a *API) listCredentials(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err != nil {
 		return err
 	}
-	cs, next, err := a.Service.Credentials(r.Context(), p, pg)
+	cs, next, err := a.Service.Credentials(r.Context(), p, r.URL.Query().Get("user_id"), pg)
 	if err != nil {
 		return err
 	}
@@ -82,5 +70,37 @@ func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request, p *gateho
 		return err
 	}
 	noContent(w)
+	return nil
+}
+
+func (a *API) updateCredential(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in service.CredentialPatch
+	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
+		return err
+	}
+	c, err := a.Service.UpdateCredential(r.Context(), p, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// RollInput is the body of the roll endpoints.
+type RollInput struct {
+	OverlapSeconds int `json:"overlap_seconds"`
+}
+
+func (a *API) rollCredential(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var in RollInput
+	if err := httpx.DecodeJSON(w, r, &in, true); err != nil {
+		return err
+	}
+	out, err := a.Service.RollCredential(r.Context(), p, r.PathValue("id"), in.OverlapSeconds)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -9,14 +9,6 @@ import (
 	"github.com/gatehouse/gatehouse/service"
 )
 
-func (a *API) registerUsers(mux *http.ServeMux) {
-	a.handle(mux, "GET /v1/me", a.me)
-	a.handle(mux, "GET /v1/users", a.listUsers)
-	a.handle(mux, "POST /v1/users", a.createUser)
-	a.handle(mux, "GET /v1/users/{id}", a.getUser)
-	a.handle(mux, "PATCH /v1/users/{id}", a.updateUser)
-}
-
 // Me is the answer of GET /v1/me.
 type Me struct {
 	User              *gatehouse.User    `json:"user"`
@@ -27,11 +19,17 @@ type Me struct {
 	Anonymous         bool               `json:"anonymous"`
 	ClientID          string             `json:"client_id,omitempty"`
 	CredentialExpires *time.Time         `json:"credential_expires_at,omitempty"`
+	// Scopes are what this request may do: the credential's scopes
+	// intersected with the roles' (SPEC §9.1).
+	Scopes gatehouse.Scopes `json:"scopes"`
+	// Restricted reports whether the credential itself carries scopes.
+	Restricted bool `json:"restricted"`
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	out := Me{User: p.User, Account: p.Account, Roles: p.Roles(), AuthMethod: string(p.Method),
-		ActingAs: p.ActingAs, Anonymous: p.Anonymous(), ClientID: p.ClientID}
+		ActingAs: p.ActingAs, Anonymous: p.Anonymous(), ClientID: p.ClientID,
+		Scopes: p.EffectiveScopes(), Restricted: !p.Scopes.Unrestricted()}
 	if !p.ExpiresAt.IsZero() {
 		out.CredentialExpires = &p.ExpiresAt
 	}
@@ -44,18 +42,17 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Pri
 	if err != nil {
 		return err
 	}
-	users, next, err := a.Service.Users(r.Context(), p, pg)
+	q := r.URL.Query()
+	f := gatehouse.UserFilter{Query: q.Get("q"), Role: gatehouse.Role(q.Get("role")), Status: gatehouse.UserStatus(q.Get("status"))}
+	users, c, err := a.Service.Users(r.Context(), p, f, pg)
 	if err != nil {
 		return err
 	}
-	writeList(w, users, next)
+	writePage(w, users, c)
 	return nil
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	if err := service.RequireAdmin(p); err != nil {
-		return err
-	}
 	var in service.NewUser
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
@@ -78,9 +75,6 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Princ
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	if err := service.RequireAdmin(p); err != nil {
-		return err
-	}
 	var in service.UserPatch
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
@@ -90,5 +84,13 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Pr
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (a *API) clearThrottle(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if _, err := a.Service.ClearThrottle(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	noContent(w)
 	return nil
 }

@@ -8,17 +8,6 @@ import (
 	"github.com/gatehouse/gatehouse/service"
 )
 
-func (a *API) registerWorkspaces(mux *http.ServeMux) {
-	a.handle(mux, "GET /v1/workspaces", a.listWorkspaces)
-	a.handle(mux, "POST /v1/workspaces", a.createWorkspace)
-	a.handle(mux, "GET /v1/workspaces/{id}", a.getWorkspace)
-	a.handle(mux, "DELETE /v1/workspaces/{id}", a.deleteWorkspace)
-	a.handle(mux, "GET /v1/workspaces/{id}/members", a.listMembers)
-	a.handle(mux, "PUT /v1/workspaces/{id}/members/{user_id}", a.addMember)
-	a.handle(mux, "DELETE /v1/workspaces/{id}/members/{user_id}", a.removeMember)
-	a.handle(mux, "GET /v1/metadata/workspace", a.workspaceMetadata)
-}
-
 func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	pg, err := page(r)
 	if err != nil {
@@ -116,14 +105,7 @@ func (a *API) workspaceMetadata(w http.ResponseWriter, r *http.Request, p *gateh
 	}
 	out := make([]WorkspaceMetadata, len(ws))
 	for i, x := range ws {
-		access := "member"
-		switch {
-		case x.OwnerID != "" && x.OwnerID == p.UserID():
-			access = "owner"
-		case p.IsAdmin():
-			access = "admin"
-		}
-		out[i] = WorkspaceMetadata{ID: x.ID, Name: x.Name, OwnerID: x.OwnerID, Access: access}
+		out[i] = WorkspaceMetadata{ID: x.ID, Name: x.Name, OwnerID: x.OwnerID, Access: service.WorkspaceAccess(p, x)}
 	}
 	writeList(w, out, next)
 	return nil

@@ -1,11 +1,13 @@
 // Package auth turns a request's credentials into a gatehouse.Principal and
-// guards the API with it: bearer access tokens, API tokens with the
-// act-as-user header, and the throttle on password guessing.
+// guards the API with it: bearer access tokens and API tokens with the
+// act-as-user header.
 package auth
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -27,54 +29,83 @@ type APITokenValidator interface {
 
 // LimitFunc applies the rate limit to an authenticated request: it writes
 // the rate-limit headers and returns an error when the request is refused.
-type LimitFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error
+// With confirm set, p comes from Authenticate and may rest on this node's
+// last view of the cluster (gatehouse.Principal.Basis): the LimitFunc then
+// counts the request only if the cluster is still in that state, and
+// returns ErrStale, having counted nothing, when it is not.
+type LimitFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal, confirm bool) error
 
-// Authenticator authenticates requests. Construct it with New; it is safe
-// for concurrent use.
-type Authenticator struct {
-	tokens    Validator
-	apiTokens APITokenValidator // nil: API tokens are refused
+// ErrStale is a LimitFunc's answer for a principal validated under a
+// cluster state that has changed since: Admit validates the credential
+// again and charges it anew.
+var ErrStale = errors.New("auth: the principal was validated under an earlier cluster state")
+
+// maxAttempts bounds how often Admit validates one request when the
+// cluster keeps changing under it.
+const maxAttempts = 3
+
+// Config is what an Authenticator needs.
+type Config struct {
+	Tokens Validator
+	// APITokens resolves API tokens; nil refuses them.
+	APITokens APITokenValidator
 	// APITokenHeader and UserEmailHeader are the names of the API-token and
-	// act-as-user headers.
+	// act-as-user headers; empty means DefaultAPITokenHeader and
+	// DefaultUserEmailHeader.
 	APITokenHeader, UserEmailHeader string
 	// Limit, when set, rate-limits every authenticated request.
 	Limit LimitFunc
 }
 
-// New returns an Authenticator over the given validators; apiTokens may be
-// nil.
-func New(tokens Validator, apiTokens APITokenValidator) *Authenticator {
-	return &Authenticator{tokens: tokens, apiTokens: apiTokens,
-		APITokenHeader: "X-API-Token", UserEmailHeader: "X-User-Email"}
+// The default header names of SPEC §3.2.
+const (
+	DefaultAPITokenHeader  = "X-API-Token"
+	DefaultUserEmailHeader = "X-User-Email"
+)
+
+// Authenticator authenticates requests. Construct it with New; it is safe
+// for concurrent use.
+type Authenticator struct {
+	tokens                          Validator
+	apiTokens                       APITokenValidator
+	apiTokenHeader, userEmailHeader string
+	limit                           LimitFunc
 }
 
-// single returns the only value of header name: "" when absent, an
-// invalid_request error when repeated or holding CR, LF or NUL.
-func single(h http.Header, name string) (string, error) {
-	vs := h.Values(name)
-	switch {
-	case len(vs) == 0:
-		return "", nil
-	case len(vs) > 1:
-		return "", gatehouse.Invalid("The %s header must be sent once", name)
-	case strings.ContainsAny(vs[0], "\r\n\x00"):
-		return "", gatehouse.Invalid("The %s header holds a forbidden character", name)
+// New returns an Authenticator for cfg.
+func New(cfg Config) *Authenticator {
+	a := &Authenticator{tokens: cfg.Tokens, apiTokens: cfg.APITokens, apiTokenHeader: cfg.APITokenHeader,
+		userEmailHeader: cfg.UserEmailHeader, limit: cfg.Limit}
+	if a.apiTokenHeader == "" {
+		a.apiTokenHeader = DefaultAPITokenHeader
 	}
-	return strings.TrimSpace(vs[0]), nil
+	if a.userEmailHeader == "" {
+		a.userEmailHeader = DefaultUserEmailHeader
+	}
+	// Canonical once, so that reading them is no work per request.
+	a.apiTokenHeader = textproto.CanonicalMIMEHeaderKey(a.apiTokenHeader)
+	a.userEmailHeader = textproto.CanonicalMIMEHeaderKey(a.userEmailHeader)
+	return a
 }
+
+// APITokenHeader returns the name of the API-token header.
+func (a *Authenticator) APITokenHeader() string { return a.apiTokenHeader }
+
+// UserEmailHeader returns the name of the act-as-user header.
+func (a *Authenticator) UserEmailHeader() string { return a.userEmailHeader }
 
 // Credentials returns the raw credentials of a request: the bearer token,
 // the API token and the act-as e-mail. It returns invalid_request for
 // malformed or conflicting headers.
 func (a *Authenticator) Credentials(r *http.Request) (bearer, apiToken, actAs string, err error) {
-	authz, err := single(r.Header, "Authorization")
+	authz, err := httpx.SingleHeader(r.Header, "Authorization")
 	if err != nil {
 		return "", "", "", err
 	}
-	if apiToken, err = single(r.Header, a.APITokenHeader); err != nil {
+	if apiToken, err = httpx.SingleHeader(r.Header, a.apiTokenHeader); err != nil {
 		return "", "", "", err
 	}
-	if actAs, err = single(r.Header, a.UserEmailHeader); err != nil {
+	if actAs, err = httpx.SingleHeader(r.Header, a.userEmailHeader); err != nil {
 		return "", "", "", err
 	}
 	if authz != "" {
@@ -90,7 +121,7 @@ func (a *Authenticator) Credentials(r *http.Request) (bearer, apiToken, actAs st
 	case bearer != "" && apiToken != "":
 		return "", "", "", gatehouse.Invalid("Send one credential: a bearer token or an API token, not both")
 	case actAs != "" && apiToken == "":
-		return "", "", "", gatehouse.Invalid("The %s header is honoured only with an API token", a.UserEmailHeader)
+		return "", "", "", gatehouse.Invalid("The %s header is honoured only with an API token", a.userEmailHeader)
 	}
 	return bearer, apiToken, actAs, nil
 }
@@ -115,21 +146,72 @@ func (a *Authenticator) Authenticate(r *http.Request) (*gatehouse.Principal, err
 	return nil, gatehouse.Errorf(gatehouse.EUnauthorized, "Authentication required")
 }
 
-// Require authenticates every request, applies the rate limit, and passes
-// the principal to next in the request context (gatehouse.FromContext).
-// Requests that fail get the JSON error of SPEC §4.
+// Admit authenticates r and charges it to its principal's rate limit,
+// which confirms the principal against the cluster (see LimitFunc): every
+// request authenticated by its headers goes through here. When the
+// cluster changed since the principal was validated, the request is
+// validated again (a few times at most, then refused with 503).
+func (a *Authenticator) Admit(w http.ResponseWriter, r *http.Request) (*gatehouse.Principal, error) {
+	return a.AdmitChecked(w, r, nil)
+}
+
+// Check decides about an authenticated request before it is charged to
+// the rate limit, so that a request it refuses costs its principal
+// nothing, like every other refusal. It may set headers on w for its
+// refusal.
+type Check func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error
+
+// AdmitChecked is Admit with check (when not nil) made between
+// authentication and the rate limit: a request check refuses is not
+// charged. When the cluster turns out to have changed, the request is
+// validated and checked again.
+func (a *Authenticator) AdmitChecked(w http.ResponseWriter, r *http.Request, check Check) (*gatehouse.Principal, error) {
+	for range maxAttempts {
+		p, err := a.Authenticate(r)
+		if err != nil {
+			return nil, err
+		}
+		httpx.RecordPrincipal(r.Context(), p)
+		if check != nil {
+			if err := check(w, r, p); err != nil {
+				return nil, err
+			}
+		}
+		if a.limit == nil {
+			return p, nil
+		}
+		err = a.limit(w, r, p, true)
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	return nil, &gatehouse.Error{Code: gatehouse.EUnavailable, Message: "The cluster state keeps changing; try again shortly"}
+}
+
+// Charge applies the rate limit to a request of p authenticated some other
+// way (a client credential on the revocation or introspection endpoint,
+// validated against the cluster's current state), writing the rate-limit
+// headers; it returns an error when the request is refused.
+func (a *Authenticator) Charge(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if a.limit == nil {
+		return nil
+	}
+	return a.limit(w, r, p, false)
+}
+
+// Require admits every request (Admit) and passes the principal to next in
+// the request context (gatehouse.FromContext). Requests that fail get the
+// JSON error of SPEC §4.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Authenticate(r)
+		p, err := a.Admit(w, r)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
-		}
-		if a.Limit != nil {
-			if err := a.Limit(w, r, p); err != nil {
-				httpx.Error(w, r, err)
-				return
-			}
 		}
 		next.ServeHTTP(w, r.WithContext(gatehouse.NewContext(r.Context(), p)))
 	})

@@ -21,9 +21,9 @@ func FuzzCredentials(f *testing.F) {
 	f.Add("bearer    ", "", "")
 	f.Add("", "gak_x", "a\r\nb")
 	f.Fuzz(func(t *testing.T, authz, apiToken, actAs string) {
-		a := New(nil, nil)
+		a := New(Config{})
 		r := httptest.NewRequest("GET", "/v1/me", nil)
-		for name, v := range map[string]string{"Authorization": authz, a.APITokenHeader: apiToken, a.UserEmailHeader: actAs} {
+		for name, v := range map[string]string{"Authorization": authz, a.APITokenHeader(): apiToken, a.UserEmailHeader(): actAs} {
 			if v != "" {
 				r.Header[name] = []string{v}
 			}

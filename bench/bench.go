@@ -1,20 +1,20 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/localserver"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -24,7 +24,13 @@ type Options struct {
 	Duration    time.Duration // per row
 	DatabaseURL string        // empty: SQLite in a temporary directory; else an empty PostgreSQL database
 	RedisURL    string        // set: rate limits and invalidation through Redis (cluster mode)
-	Out         io.Writer
+	// Wrk, when set, is the path of wrk, which then drives every row
+	// instead of the built-in load generator.
+	Wrk string
+	// CPUProfile, when set, receives a CPU profile of the rows after the
+	// baseline (their setup included).
+	CPUProfile io.Writer
+	Out        io.Writer
 }
 
 // Row is one benchmark scenario: setup prepares it against the running
@@ -74,24 +80,18 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 	defer bare.Close()
 	bareURL := "http://" + ln.Addr().String() + "/"
 
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = opt.DatabaseURL
+	cfg := localserver.Config(opt.DatabaseURL)
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
 	}
 	cfg.AdminPassword = benchPassword
 	cfg.RedisURL, cfg.RedisPrefix = opt.RedisURL, fmt.Sprintf("gatehouse-bench:%d:", time.Now().UnixNano())
 	cfg.Upstream = strings.TrimSuffix(bareURL, "/") // the gateway rows proxy to the baseline
-	cfg.Stdout = io.Discard
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv := server.New(cfg)
-	if err := srv.Open(ctx); err != nil {
-		srv.Close()
+	srv, err := localserver.Start(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	go srv.Serve()
 
 	client := NewClient(opt.Concurrency)
 	env := &Env{URL: srv.URL(), BareURL: bareURL, Server: srv, Client: client, AdminEmail: cfg.AdminEmail, AdminPasswd: benchPassword}
@@ -105,22 +105,60 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		return nil, err
 	}
 
+	var loadPerReq time.Duration
+	if opt.Wrk == "" {
+		loadPerReq = calibrate(ctx, opt, Scenario{Want: http.StatusOK, Next: get(bareURL)})
+	}
+	run := func(name string, c int, sc Scenario) (Result, error) {
+		if opt.Wrk != "" {
+			return RunWrk(ctx, opt.Wrk, name, c, opt.Duration, sc)
+		}
+		return Run(ctx, name, c, opt.Duration, sc, false, loadPerReq), nil
+	}
 	var results []Result
-	base := Run(ctx, "bare net/http handler (baseline)", client, opt.Concurrency, opt.Duration, Scenario{Want: http.StatusOK,
-		Next: func(int, int) *http.Request {
-			req, _ := http.NewRequest("GET", bareURL, nil)
-			return req
-		}})
+	base, err := run("bare net/http handler (baseline)", opt.Concurrency, Scenario{Want: http.StatusOK, Next: get(bareURL)})
+	if err != nil {
+		return nil, err
+	}
 	results = append(results, base)
+	if opt.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, row := range rows {
 		sc, err := row.Setup(ctx, env, opt.Concurrency)
 		if err != nil {
 			return results, fmt.Errorf("%s: %w", row.Name, err)
 		}
-		results = append(results, Run(ctx, row.Name, client, opt.Concurrency, opt.Duration, sc))
+		c := opt.Concurrency
+		if sc.MaxConcurrency > 0 {
+			c = min(c, sc.MaxConcurrency)
+		}
+		res, err := run(row.Name, c, sc)
+		if err != nil {
+			return results, fmt.Errorf("%s: %w", row.Name, err)
+		}
+		results = append(results, res)
 	}
 	Print(opt.Out, results, opt)
 	return results, nil
+}
+
+// calibrate returns the built-in generator's CPU time per request against
+// the baseline handler sc: the process's CPU per request, less the
+// handler's own, measured in a second run with the generator on threads
+// of its own (whose CPU is then known; see Run).
+func calibrate(ctx context.Context, opt Options, sc Scenario) time.Duration {
+	d := min(opt.Duration, 2*time.Second)
+	shared := Run(ctx, "calibration", opt.Concurrency, d, sc, false, 0)
+	own := Run(ctx, "calibration", opt.Concurrency, d, sc, true, 0)
+	if shared.Requests == 0 || own.Requests == 0 {
+		return 0
+	}
+	handler := own.CPU / time.Duration(own.Requests)
+	return max(shared.CPU/time.Duration(shared.Requests)-handler, 0)
 }
 
 // Print writes the results as a table with each row's ratio to the first.
@@ -129,48 +167,50 @@ func Print(w io.Writer, results []Result, opt Options) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\treq/s\tvs baseline\tp50\tp99\tp99 vs baseline\tallocs/req\terrors\t\n")
+	fmt.Fprintf(tw, "scenario\treq/s\tvs baseline\tp50\tp99\tp99 vs baseline\tserver CPU/req\tallocs/req\terrors\t\n")
 	base := results[0]
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%s\t%s\t%.2fx\t%.0f\t%d\t\n", r.Name, r.RPS(), 100*r.RPS()/base.RPS(),
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), float64(r.P99)/float64(base.P99), r.AllocsPerOp, r.Errors)
+		if r.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t—\t\t\t\t\t\t\t\t\n", r.Name+" (not run: "+r.Skipped+")")
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%s\t%s\t%.2fx\t%s\t%.0f\t%d\t\n", r.Name, r.RPS(), 100*r.RPS()/base.RPS(),
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), float64(r.P99)/float64(base.P99),
+			r.CPUPerOp().Round(100*time.Nanosecond), r.AllocsPerOp, r.Errors)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d connections, %s per row; allocations count the whole process (server and load generator).\n",
-		opt.Concurrency, opt.Duration)
+	gen := "the built-in load generator (in this process; its CPU per request, measured once on threads of its own, is left out of the server's)"
+	if opt.Wrk != "" {
+		gen = "wrk (-t2, another process)"
+	}
+	fmt.Fprintf(w, "\n%d connections, %s per row, driven by %s.\nServer CPU/req is the process's user+system CPU time (getrusage) across the row per request; allocations count the whole process.\n",
+		opt.Concurrency, opt.Duration, gen)
 }
 
-// Do sends a JSON request and checks the status.
+// Do sends body as JSON, with the bearer token tok unless it is empty,
+// and returns the JSON object answered; any status but want is an error.
 func (e *Env) Do(method, path, tok string, body any, want int) (map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, e.URL+path, rd)
-	req.Header.Set("Content-Type", "application/json")
+	var headers []string
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		headers = []string{"Authorization", "Bearer " + tok}
 	}
-	resp, err := e.Client.Do(req)
+	r, err := e.client().Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	var out map[string]any
-	data, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(data, &out)
-	if resp.StatusCode != want {
-		return out, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	_ = json.Unmarshal(r.Body, &out)
+	if r.Status != want {
+		return out, fmt.Errorf("%s %s: %d %s", method, path, r.Status, r.Body)
 	}
 	return out, nil
 }
 
-// Login runs the password grant.
+// Login runs the password grant and returns the access token.
 func (e *Env) Login(email, pw string) (string, error) {
-	out, err := e.Do("POST", "/authorization", "", map[string]string{"username": email, "password": pw}, http.StatusOK)
-	if err != nil {
-		return "", err
-	}
-	return out["access_token"].(string), nil
+	return e.client().Login(context.Background(), email, pw)
+}
+
+func (e *Env) client() *localserver.Client {
+	return &localserver.Client{URL: e.URL, HTTP: e.Client}
 }

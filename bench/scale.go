@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/localserver"
 	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -47,23 +46,25 @@ func Scale(ctx context.Context, opt ScaleOptions) (ScaleResult, error) {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.AdminPassword = "127.0.0.1:0", benchPassword
-	cfg.DatabaseURL = opt.DatabaseURL
+	cfg := localserver.Config(opt.DatabaseURL)
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = filepath.Join(dir, "scale.db")
 	}
-	cfg.Stdout, cfg.Logger = io.Discard, slog.New(slog.DiscardHandler)
+	cfg.AdminPassword = benchPassword
 	limiter := ratelimit.NewMemory()
 	defer limiter.Close()
 	cfg.Limiter = limiter
-	srv := server.New(cfg)
-	if err := srv.Open(ctx); err != nil {
-		srv.Close()
+	srv, err := localserver.Start(ctx, cfg)
+	if err != nil {
 		return res, err
 	}
 	defer srv.Close()
 	svc := srv.Service
+	var key []byte
+	if cfg.TokenKey != "" {
+		key = []byte(cfg.TokenKey)
+	}
+	digester := token.NewDigester(key) // the server's, for the tokens stored directly
 	accounts, _, err := srv.Store.Accounts(ctx, gatehouse.Page{Limit: 1})
 	if err != nil {
 		return res, err
@@ -85,7 +86,7 @@ func Scale(ctx context.Context, opt ScaleOptions) (ScaleResult, error) {
 			raw := token.New(token.AccessToken)
 			id := gatehouse.NewID("tok")
 			batch = append(batch, &gatehouse.Token{ID: id, AccountID: user.AccountID, UserID: user.ID, Kind: gatehouse.KindAccess,
-				Hash: svc.Digester.Digest(raw), Method: gatehouse.MethodPassword, FamilyID: id,
+				Hash: digester.Digest(raw), Method: gatehouse.MethodPassword, FamilyID: id,
 				ExpiresAt: now.Add(24 * time.Hour), CreatedAt: now})
 			if len(sample) < opt.Samples && rand.IntN(opt.Tokens) < opt.Samples*2 {
 				sample = append(sample, raw)
@@ -102,7 +103,7 @@ func Scale(ctx context.Context, opt ScaleOptions) (ScaleResult, error) {
 	for i := 0; i < opt.Principals; i++ {
 		key := "user:bench" + strconv.Itoa(i)
 		for j := 0; j < 3; j++ {
-			if _, err := limiter.Allow(ctx, key, lim); err != nil {
+			if _, err := limiter.Allow(ctx, user.AccountID, []string{key}, lim); err != nil {
 				return res, err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -54,7 +55,7 @@ func TestAPIAccessLifecycle(t *testing.T) {
 	r := env.As(admin, "GET", "/v1/api-access", nil)
 	var view map[string]any
 	r.JSON(t, &view)
-	if view["enabled"] != true || view["client_id"] != app.ClientID || view["access_token_ttl_days"] != 1.0 || view["created_at"] == nil || len(view) != 4 {
+	if view["enabled"] != true || view["client_id"] != app.ClientID || view["access_token_ttl_days"] != 1.0 || view["created_at"] == nil || view["scopes"] != nil || len(view) != 5 {
 		t.Fatalf("view %s", r.Body)
 	}
 	// The lifetime applies to tokens issued from then on.
@@ -215,10 +216,7 @@ func TestRefreshReuse(t *testing.T) {
 
 // TestRefreshWithCurl sends the reference guide's own request with curl.
 func TestRefreshWithCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := testenv.RequireTool(t, "curl")
 	env := servertest.Start(t)
 	app := enableAPIAccess(t, env, env.AdminToken(), nil)
 	body := `{"grant_type":"refresh_token", "client_id": "` + app.ClientID + `", "refresh_token":"` + app.RefreshToken + `"}`

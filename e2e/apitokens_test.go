@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -163,10 +164,7 @@ func TestAPITokenHeaderCRLF(t *testing.T) {
 // TestAPITokenWithCurl sends the reference guide's request shape with
 // curl, with the default header names and with another vendor's.
 func TestAPITokenWithCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := testenv.RequireTool(t, "curl")
 	for _, c := range []struct{ name, tokenHeader, userHeader string }{
 		{"default names", "x-api-token", "x-user-email"},
 		{"other vendor's names", "x-auth-token", "x-act-as"},

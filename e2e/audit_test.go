@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
 )
@@ -137,4 +140,67 @@ func TestAuditCredentialChanges(t *testing.T) {
 			t.Fatal("audit log holds a secret")
 		}
 	}
+}
+
+// TestAuditFilters: GET /v1/audit filters by actor, action, target and a
+// range of days, and pages older and back newer.
+func TestAuditFilters(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	ann := env.CreateUser(admin, "ann@example.com", memberPW, "admin")
+	bob := env.CreateUser(admin, "bob@example.com", memberPW)
+	annTok := env.Login("ann@example.com", memberPW)
+	env.As(annTok, "PATCH", "/v1/users/"+bob, map[string]any{"name": "Bob"})
+	env.As(annTok, "PATCH", "/v1/users/"+bob, map[string]any{"roles": []string{"developer"}})
+	env.As(annTok, "PUT", "/v1/settings", map[string]any{"rate_limit": map[string]int{"burst": 50}})
+	actions := func(t *testing.T, query string) (out []string) {
+		t.Helper()
+		r := env.As(admin, "GET", "/v1/audit?"+query, nil)
+		servertest.Expect(t, r, 200, "")
+		for _, e := range r.Map(t)["data"].([]any) {
+			out = append(out, e.(map[string]any)["action"].(string)+" "+e.(map[string]any)["target_id"].(string))
+		}
+		return out
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	for _, tc := range []struct {
+		name, query string
+		want        []string
+	}{
+		{"actor by e-mail", "actor=ANN@example", []string{"settings.update " + accountOf(t, env, admin), "user.update " + bob, "user.update " + bob}},
+		{"actor and action", "actor=" + ann + "&action=user.", []string{"user.update " + bob, "user.update " + bob}},
+		{"target", "target=" + bob, []string{"user.update " + bob, "user.update " + bob, "user.create " + bob}},
+		{"target and action", "target=" + ann + "&action=user.create", []string{"user.create " + ann}},
+		{"today", "from=" + today + "&to=" + today + "&action=user.create", []string{"user.create " + bob, "user.create " + ann}},
+		{"from tomorrow", "from=" + tomorrow, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := actions(t, tc.query); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("bad filters", func(t *testing.T) {
+		servertest.Expect(t, env.As(admin, "GET", "/v1/audit?from=yesterday", nil), 400, "invalid_request")
+		servertest.Expect(t, env.As(admin, "GET", "/v1/audit?from="+tomorrow+"&to="+today, nil), 400, "invalid_request")
+		servertest.Expect(t, env.As(annTok, "GET", "/v1/audit", nil), 200, "")
+		servertest.Expect(t, env.As(env.Login("bob@example.com", memberPW), "GET", "/v1/audit", nil), 403, "forbidden")
+	})
+	t.Run("older and back newer", func(t *testing.T) {
+		first := env.As(admin, "GET", "/v1/audit?limit=2", nil).Map(t)
+		older := env.As(admin, "GET", "/v1/audit?limit=2&cursor="+first["next_cursor"].(string), nil).Map(t)
+		if _, ok := first["prev_cursor"]; ok {
+			t.Fatal("the newest page has a way to newer entries")
+		}
+		back := env.As(admin, "GET", "/v1/audit?limit=2&cursor="+older["prev_cursor"].(string), nil).Map(t)
+		if fmt.Sprint(back["data"]) != fmt.Sprint(first["data"]) {
+			t.Fatalf("back to the newest page: %v, want %v", back["data"], first["data"])
+		}
+	})
+}
+
+func accountOf(t *testing.T, env *servertest.Env, tok string) string {
+	t.Helper()
+	return env.As(tok, "GET", "/v1/me", nil).Map(t)["account"].(map[string]any)["id"].(string)
 }

@@ -90,3 +90,30 @@ func BenchmarkRefresh(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 }
+
+// BenchmarkMe serves the authenticated GET /v1/me through the real
+// server's HTTP handler (the hot path of an authenticated request, without
+// the sockets): see docs/performance.md for its CPU profile.
+func BenchmarkMe(b *testing.B) {
+	env := servertest.Start(b)
+	admin := env.AdminToken()
+	// Limits out of reach: the limiter runs, but never refuses.
+	servertest.Expect(b, env.As(admin, "PUT", "/v1/settings", map[string]any{
+		"rate_limit": map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}}), 200, "")
+	auth := "Bearer " + admin
+	handler := env.Server.Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", "/v1/me", nil)
+			req.Header.Set("Authorization", auth)
+			req.RemoteAddr = "127.0.0.1:1234"
+			w := &discardWriter{h: http.Header{}}
+			handler.ServeHTTP(w, req)
+			if w.status != http.StatusOK {
+				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}

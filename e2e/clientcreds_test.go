@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/internal/testenv"
 )
 
 type credential struct {
@@ -87,13 +88,57 @@ func TestClientCredentials(t *testing.T) {
 	servertest.Expect(t, env.As(devTok, "DELETE", "/v1/credentials/"+c2.ID, nil), 404, "not_found")
 	servertest.Expect(t, env.As(tok2, "GET", "/v1/me", nil), 200, "")
 
-	// Non-developers may not manage credentials.
-	for _, req := range []struct{ m, p string }{{"POST", "/v1/credentials"}, {"GET", "/v1/credentials"}, {"DELETE", "/v1/credentials/" + c.ID}} {
+	// Non-developers may not manage credentials of their own, and a
+	// member none at all.
+	for _, req := range []struct{ m, p string }{{"POST", "/v1/credentials"}, {"GET", "/v1/credentials"}} {
 		servertest.Expect(t, env.As(admin, req.m, req.p, map[string]string{"name": "x"}), 403, "forbidden")
+	}
+	env.CreateUser(admin, "member@example.com", memberPW)
+	member := env.Login("member@example.com", memberPW)
+	for _, req := range []struct{ m, p string }{{"POST", "/v1/credentials"}, {"GET", "/v1/credentials"},
+		{"GET", "/v1/credentials?user_id=" + devID}, {"DELETE", "/v1/credentials/" + c.ID}} {
+		servertest.Expect(t, env.As(member, req.m, req.p, map[string]string{"name": "x"}), 403, "forbidden")
 	}
 	// Only admins manage the developer role.
 	servertest.Expect(t, env.As(devTok, "PUT", "/v1/developers/"+devID, nil), 403, "forbidden")
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/developers/usr_nobody", nil), 404, "not_found")
+}
+
+// TestAdminManagesAnyCredential: an admin lists and deletes any user's
+// client credentials, also after the user lost the developer role; a
+// developer sees only their own.
+func TestAdminManagesAnyCredential(t *testing.T) {
+	env := servertest.Start(t)
+	admin, devID, devTok, c := developer(t, env)
+	tok := accessToken(t, clientToken(env, c))
+	otherID := env.CreateUser(admin, "other@example.com", memberPW, "developer")
+	other := env.Login("other@example.com", memberPW)
+	servertest.Expect(t, env.As(other, "GET", "/v1/credentials?user_id="+devID, nil), 403, "forbidden")
+	servertest.Expect(t, env.As(other, "DELETE", "/v1/credentials/"+c.ID, nil), 404, "not_found")
+	servertest.Expect(t, env.As(admin, "GET", "/v1/credentials?user_id=usr_nobody", nil), 404, "not_found")
+	if r := env.As(admin, "GET", "/v1/credentials?user_id="+otherID, nil); len(r.Map(t)["data"].([]any)) != 0 {
+		t.Fatalf("another developer's list: %s", r.Body)
+	}
+
+	// Removing the role keeps the credential working; the admin still
+	// sees it and deletes it, and its token stops at once.
+	servertest.Expect(t, env.As(admin, "DELETE", "/v1/developers/"+devID, nil), 200, "")
+	servertest.Expect(t, env.As(devTok, "GET", "/v1/credentials", nil), 403, "forbidden")
+	r := env.As(admin, "GET", "/v1/credentials?user_id="+devID, nil)
+	servertest.Expect(t, r, 200, "")
+	data := r.Map(t)["data"].([]any)
+	if len(data) != 1 || data[0].(map[string]any)["client_id"] != c.ClientID || strings.Contains(string(r.Body), c.ClientSecret) {
+		t.Fatalf("the admin's list: %s", r.Body)
+	}
+	servertest.Expect(t, env.As(tok, "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, env.As(admin, "DELETE", "/v1/credentials/"+c.ID, nil), 204, "")
+	servertest.Expect(t, env.As(tok, "GET", "/v1/me", nil), 401, "invalid_token")
+	servertest.Expect(t, clientToken(env, c), 401, "invalid_client")
+	servertest.Expect(t, env.As(admin, "DELETE", "/v1/credentials/"+c.ID, nil), 404, "not_found")
+	e := findAudit(t, auditEntries(t, env, admin), "credential.delete")
+	if d := e["details"].(map[string]any); d["owner_id"] != devID || d["name"] != "CI" || e["target_id"] != c.ID {
+		t.Fatalf("audit entry %v", e)
+	}
 }
 
 func TestRemovingDeveloperRole(t *testing.T) {
@@ -179,10 +224,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 // TestClientCredentialsWithCurl runs the reference guide's request, then
 // creates a workspace with the token.
 func TestClientCredentialsWithCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := testenv.RequireTool(t, "curl")
 	env := servertest.Start(t)
 	_, _, _, c := developer(t, env)
 	out, err := exec.Command(curl, "-s", "--request", "POST", "--url", env.URL+"/v1/oauth/token",
@@ -255,7 +297,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 	r := env.Request("POST", "/oauth/introspect", body, append(hdr, "Authorization", basic)...)
 	servertest.Expect(t, r, 200, "")
 	in := r.Map(t)
-	if in["active"] != true || in["client_id"] != c.ClientID || in["username"] != "dev@example.com" || in["token_type"] != "access_token" || in["exp"] == nil {
+	if in["active"] != true || in["client_id"] != c.ClientID || in["username"] != "dev@example.com" || in["token_type"] != "bearer" || in["exp"] == nil {
 		t.Fatalf("introspection %s", r.Body)
 	}
 	// By an admin's bearer token; a member may not.
@@ -307,4 +349,42 @@ func TestMetadata(t *testing.T) {
 		m["introspection_endpoint"] != env.URL+"/oauth/introspect" || len(m["grant_types_supported"].([]any)) != 3 {
 		t.Fatalf("metadata %s", r.Body)
 	}
+}
+
+// TestCredentialNamesUnique: a name is unique among an owner's live
+// credentials, in any case, for client credentials and API tokens alike
+// (409); another owner, or a deleted credential, frees it.
+func TestCredentialNamesUnique(t *testing.T) {
+	env := servertest.Start(t)
+	admin, _, devTok, c := developer(t, env) // c is named "CI"
+	servertest.Expect(t, env.As(devTok, "POST", "/v1/credentials", map[string]string{"name": "ci"}), 409, "conflict")
+	r := env.As(devTok, "POST", "/v1/credentials", map[string]string{"name": "Deploy"})
+	servertest.Expect(t, r, 201, "")
+	servertest.Expect(t, env.As(devTok, "PATCH", "/v1/credentials/"+r.Map(t)["id"].(string), map[string]string{"name": "CI"}), 409, "conflict")
+	env.CreateUser(admin, "dev2@example.com", memberPW, "developer")
+	servertest.Expect(t, env.As(env.Login("dev2@example.com", memberPW), "POST", "/v1/credentials", map[string]string{"name": "CI"}), 201, "")
+	servertest.Expect(t, env.As(devTok, "DELETE", "/v1/credentials/"+c.ID, nil), 204, "")
+	servertest.Expect(t, env.As(devTok, "POST", "/v1/credentials", map[string]string{"name": "CI"}), 201, "")
+
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	r = env.As(admin, "POST", "/v1/api-tokens", map[string]string{"name": "Zapier"})
+	servertest.Expect(t, r, 201, "")
+	servertest.Expect(t, env.As(admin, "POST", "/v1/api-tokens", map[string]string{"name": "ZAPIER"}), 409, "conflict")
+	// Rolling keeps the name: the old token is on its way out.
+	servertest.Expect(t, env.As(admin, "POST", "/v1/api-tokens/"+r.Map(t)["id"].(string)+"/roll", map[string]int{"overlap_seconds": 60}), 201, "")
+}
+
+// TestPatchUserRevokesCredentials: PATCH /v1/users/{id} taking the
+// developer role away keeps the credentials working, unless it asks to
+// revoke them too.
+func TestPatchUserRevokesCredentials(t *testing.T) {
+	env := servertest.Start(t)
+	admin, devID, _, c := developer(t, env)
+	servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+devID, map[string]any{"roles": []string{}}), 200, "")
+	tok := accessToken(t, clientToken(env, c))
+	servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+devID, map[string]any{"roles": []string{"developer"}}), 200, "")
+	servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+devID, map[string]any{"roles": []string{}, "revoke_credentials": true}), 200, "")
+	servertest.Expect(t, env.As(tok, "GET", "/v1/me", nil), 401, "invalid_token")
+	servertest.Expect(t, clientToken(env, c), 401, "invalid_client")
+	findAudit(t, auditEntries(t, env, admin), "credential.revoke_all")
 }

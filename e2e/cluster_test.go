@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/redistest"
+	"github.com/gatehouse/gatehouse/internal/testenv"
 )
 
 // redisServer runs a private redis-server on a free port, so the test can
@@ -23,13 +23,7 @@ type redisServer struct {
 
 func startRedis(t *testing.T, port string) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed")
-		}
-		t.Skip("redis-server is not installed")
-	}
+	bin := testenv.RequireTool(t, "redis-server")
 	if port == "" {
 		port = strings.Split(freeAddr(t), ":")[1]
 	}
@@ -58,35 +52,11 @@ func (r *redisServer) stop() {
 	}
 }
 
-// startNode runs a real gatehouse serve process of a cluster.
+// startNode starts a gatehouse serve process of a cluster, without waiting
+// for it to answer.
 func startNode(t *testing.T, dbURL, redisURL string) *process {
 	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", dbURL, "--redis-url", redisURL, "--log-level", "error")
-	cmd.Env = append(os.Environ(), "GATEHOUSE_ADMIN_PASSWORD=cluster admin password")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, url: "http://" + addr}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return p
-}
-
-func (p *process) waitReady(t *testing.T) {
-	t.Helper()
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get(p.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("node did not start")
+	return launch(t, "--database-url", dbURL, "--redis-url", redisURL, "--log-level", "error")
 }
 
 // TestTwoNodeCluster runs two real gatehouse processes on one PostgreSQL
@@ -95,15 +65,56 @@ func TestTwoNodeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	dbURL := pgtest.Schema(t)
 	rs := startRedis(t, "")
-	redisURL := "redis://127.0.0.1:" + rs.port + "/0"
+	a, admin := twoNodes(t, "redis://127.0.0.1:"+rs.port+"/0")
+
+	// Redis stopped → 503; restarted → served again.
+	rs.stop()
+	st, body, _ := a.call("GET", "/v1/me", admin, nil)
+	if st != 503 || body["error"] != "temporarily_unavailable" {
+		t.Fatalf("without Redis: %d %v", st, body)
+	}
+	if st, _, _ := a.call("GET", "/readyz", "", nil); st != 503 {
+		t.Fatalf("readyz without Redis: %d", st)
+	}
+	startRedis(t, rs.port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _, _ = a.call("GET", "/v1/me", admin, nil)
+		if st == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not served after Redis came back: %d", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTwoNodeRedisCluster runs two real gatehouse processes on one
+// PostgreSQL schema and a Redis Cluster of three masters: the same
+// revocations across nodes and the same exact shared limit.
+func TestTwoNodeRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	twoNodes(t, redistest.Cluster(t))
+}
+
+// twoNodes starts two nodes on a fresh PostgreSQL schema and redisURL,
+// checks that they bootstrap once, that a revocation or a disable on one
+// holds on the other at once, and that 150 requests split between them
+// meet one burst limit of 100 exactly. It returns the first node and the
+// operator-admin's token.
+func twoNodes(t *testing.T, redisURL string) (*process, string) {
+	t.Helper()
+	dbURL := pgtest.Schema(t)
 
 	// Concurrent bootstrap on the empty database: one account, one admin.
 	a, b := startNode(t, dbURL, redisURL), startNode(t, dbURL, redisURL)
 	a.waitReady(t)
 	b.waitReady(t)
-	login := map[string]string{"username": "admin@example.com", "password": "cluster admin password"}
+	login := map[string]string{"username": "admin@example.com", "password": processAdminPassword}
 	_, out, _ := a.call("POST", "/authorization", "", login)
 	admin := out["access_token"].(string)
 	st, users, _ := b.call("GET", "/v1/users", admin, nil)
@@ -169,26 +180,5 @@ func TestTwoNodeCluster(t *testing.T) {
 	if counts[200] != 100 || counts[422] != 50 {
 		t.Fatalf("statuses %v, want 100×200 and 50×422", counts)
 	}
-
-	// Redis stopped → 503; restarted → served again.
-	rs.stop()
-	st, body, _ := a.call("GET", "/v1/me", admin, nil)
-	if st != 503 || body["error"] != "temporarily_unavailable" {
-		t.Fatalf("without Redis: %d %v", st, body)
-	}
-	if st, _, _ := b.call("GET", "/readyz", "", nil); st != 503 {
-		t.Fatalf("readyz without Redis: %d", st)
-	}
-	startRedis(t, rs.port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, _, _ = a.call("GET", "/v1/me", admin, nil)
-		if st == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not served after Redis came back: %d", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return a, admin
 }

@@ -3,113 +3,16 @@ package e2e
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
 )
-
-// buildBinary builds cmd/gatehouse once per test binary run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "gatehouse-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "gatehouse")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/gatehouse").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// process is a running gatehouse serve.
-type process struct {
-	cmd *exec.Cmd
-	url string
-}
-
-func startProcess(t *testing.T, db string) *process {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", db, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "GATEHOUSE_ADMIN_PASSWORD=crash test admin password")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, url: "http://" + addr}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *process) kill() {
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-}
-
-// call does one request; ok is false on a transport error (the server was
-// killed mid-request), in which case nothing was acknowledged.
-func (p *process) call(method, path, tok string, body any) (status int, out map[string]any, ok bool) {
-	var rd *strings.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	} else {
-		rd = strings.NewReader("")
-	}
-	req, _ := http.NewRequest(method, p.url+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, false
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && err != io.EOF {
-		return 0, nil, false
-	}
-	return resp.StatusCode, out, true
-}
 
 // TestCrashSafety kills a real server with SIGKILL while it issues tokens
 // and disables users, several times. After each restart every acknowledged
@@ -121,7 +24,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	db := filepath.Join(t.TempDir(), "crash.db")
 	p := startProcess(t, db)
-	_, login, _ := p.call("POST", "/authorization", "", map[string]string{"username": "admin@example.com", "password": "crash test admin password"})
+	_, login, _ := p.call("POST", "/authorization", "", map[string]string{"username": "admin@example.com", "password": processAdminPassword})
 	admin := login["access_token"].(string)
 	p.call("PUT", "/v1/settings", admin, map[string]any{"rate_limit": map[string]int{"burst": 1_000_000, "burst_window_seconds": 1, "daily": 100_000_000}})
 
@@ -216,47 +119,4 @@ func checkIntegrity(t *testing.T, path string) {
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q %v", res, err)
 	}
-}
-
-// TestGracefulShutdown sends SIGTERM to a real server while password-grant
-// requests (about 40 ms of argon2id each) are in flight: every request the
-// server accepted is answered in full, and the process exits cleanly.
-func TestGracefulShutdown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a process")
-	}
-	p := startProcess(t, filepath.Join(t.TempDir(), "g.db"))
-	login := map[string]string{"username": "admin@example.com", "password": "crash test admin password"}
-	var wg sync.WaitGroup
-	results := make(chan int, 16)
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, _, ok := p.call("POST", "/authorization", "", login)
-			if ok {
-				results <- st
-			}
-		}()
-	}
-	time.Sleep(30 * time.Millisecond)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(results)
-	answered := 0
-	for st := range results {
-		answered++
-		if st != http.StatusOK {
-			t.Fatalf("in-flight request answered %d", st)
-		}
-	}
-	if answered == 0 {
-		t.Fatal("no request was in flight")
-	}
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
-	}
-	t.Logf("%d in-flight requests finished during shutdown", answered)
 }

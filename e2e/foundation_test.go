@@ -6,12 +6,14 @@ import (
 	"database/sql"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/throttle"
 	_ "github.com/jackc/pgx/v5/stdlib" // reads the PostgreSQL store directly
 )
 
@@ -101,7 +103,7 @@ func TestPasswordGrantFailuresIdentical(t *testing.T) {
 func TestPasswordThrottle(t *testing.T) {
 	t.Run("per username", func(t *testing.T) {
 		env := servertest.Start(t)
-		for i := 0; i < 5; i++ {
+		for i := 0; i < throttle.DefaultUserAddrLimit; i++ {
 			r := env.Request("POST", "/authorization", map[string]string{"username": servertest.AdminEmail, "password": "wrong"})
 			servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
 		}
@@ -117,8 +119,8 @@ func TestPasswordThrottle(t *testing.T) {
 	})
 	t.Run("per address", func(t *testing.T) {
 		env := servertest.Start(t)
-		for i := 0; i < 20; i++ {
-			r := env.Request("POST", "/authorization", map[string]string{"username": "u" + string(rune('a'+i)) + "@example.com", "password": "wrong"})
+		for i := 0; i < throttle.DefaultAddrLimit; i++ {
+			r := env.Request("POST", "/authorization", map[string]string{"username": "u" + strconv.Itoa(i) + "@example.com", "password": "wrong"})
 			servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
 		}
 		r := env.Request("POST", "/authorization", map[string]string{"username": servertest.AdminEmail, "password": servertest.AdminPassword},
@@ -329,7 +331,7 @@ func TestSettings(t *testing.T) {
 	env := servertest.Start(t)
 	admin := env.AdminToken()
 	r := env.As(admin, "GET", "/v1/settings", nil)
-	want := `{"rate_limit":{"daily":50000,"burst":100,"burst_window_seconds":20},"token_lifetimes":{"password_seconds":3600,"client_credentials_seconds":3599},"password_grant_enabled":true}` + "\n"
+	want := `{"rate_limit":{"daily":50000,"burst":100,"burst_window_seconds":20},"token_lifetimes":{"password_seconds":3600,"client_credentials_seconds":3599},"password_grant_enabled":true,"custom_scopes":[],"max_credential_lifetime_days":0}` + "\n"
 	if string(r.Body) != want {
 		t.Fatalf("settings %s", r.Body)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -162,44 +164,31 @@ func TestGatewayStreamsLargeBodies(t *testing.T) {
 	t.Logf("1 GiB streamed; peak heap in use %d MiB", peak.Load()>>20)
 }
 
-// TestNginxAuthRequest runs real nginx with docs/examples/nginx.conf in
-// front of a test API, asking Gatehouse about every request.
-func TestNginxAuthRequest(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, statErr := os.Stat(p); statErr == nil {
-				nginx, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nginx is not installed; CI must install it")
-		}
-		t.Skip("nginx is not installed (apt-get install nginx-light)")
-	}
-	up := newUpstream(t)
-	env := servertest.Start(t)
-	admin := env.AdminToken()
-	id := env.CreateUser(admin, "ann@example.com", memberPW)
-	ann := env.Login("ann@example.com", memberPW)
-
+// startNginx runs real nginx with the configuration file conf (relative to
+// the repository) until the test ends. __PREFIX__ in it becomes a fresh
+// directory for nginx's files, __LISTEN__ a free address (returned), and
+// every other placeholder the value vars gives it. It waits until nginx
+// accepts connections. Without nginx it skips, except under CI=true
+// (testenv.RequireTool).
+func startNginx(t *testing.T, conf string, vars map[string]string) (listen string) {
+	t.Helper()
+	nginx := testenv.RequireTool(t, "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx")
 	prefix, err := os.MkdirTemp("", "gatehouse-nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(prefix)
 	os.Chmod(prefix, 0o777) // nginx workers may run as another user
-	conf, err := os.ReadFile("../docs/examples/nginx.conf")
+	text, err := os.ReadFile(filepath.Join("..", conf))
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
-	text := strings.NewReplacer("__LISTEN__", listen, "__GATEHOUSE__", strings.TrimPrefix(env.URL, "http://"),
-		"__UPSTREAM__", strings.TrimPrefix(up.URL, "http://"), "__PREFIX__", prefix).Replace(string(conf))
+	listen = freeAddr(t)
+	pairs := []string{"__LISTEN__", listen, "__PREFIX__", prefix}
+	for k, v := range vars {
+		pairs = append(pairs, k, v)
+	}
 	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(strings.NewReplacer(pairs...).Replace(string(text))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginx, "-p", prefix, "-c", confPath, "-g", "daemon off;")
@@ -210,28 +199,44 @@ func TestNginxAuthRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
-	}()
-	out := func() string { b, _ := os.ReadFile(filepath.Join(prefix, "error.log")); return string(b) }
-	base := "http://" + listen
-	var resp *http.Response
-	for i := 0; i < 100; i++ {
-		if resp, err = http.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			break
+		logFile.Close()
+		os.RemoveAll(prefix)
+	})
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			c.Close()
+			return listen
+		}
+		if i == 100 {
+			out, _ := os.ReadFile(filepath.Join(prefix, "out.log"))
+			errLog, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+			t.Fatalf("nginx did not start: %v\n%s%s", err, out, errLog)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatalf("nginx did not start: %v\n%s", err, out())
-	}
+}
+
+// TestNginxAuthRequest runs real nginx with docs/examples/nginx.conf in
+// front of a test API, asking Gatehouse about every request.
+func TestNginxAuthRequest(t *testing.T) {
+	up := newUpstream(t)
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	id := env.CreateUser(admin, "ann@example.com", memberPW)
+	ann := env.Login("ann@example.com", memberPW)
+
+	listen := startNginx(t, "docs/examples/nginx.conf", map[string]string{
+		"__GATEHOUSE__": strings.TrimPrefix(env.URL, "http://"), "__UPSTREAM__": strings.TrimPrefix(up.URL, "http://"),
+	})
+	base := "http://" + listen
 	nginxEnv := &servertest.Env{T: t, URL: base, Client: env.Client}
 
 	// Unauthenticated: 401 from Gatehouse, upstream untouched.

@@ -1,11 +1,12 @@
 // Package gateway puts Gatehouse in front of an API (SPEC §7): a
 // forward-auth endpoint for nginx auth_request, Traefik ForwardAuth and
 // Envoy ext_authz, and a reverse proxy that authenticates, rate-limits and
-// forwards requests with identity headers instead of credentials.
+// forwards requests with identity headers instead of credentials. Both
+// enforce the route rules of --gateway-routes (Routes): the scopes a
+// method and path need, or that they are public.
 package gateway
 
 import (
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -25,7 +26,10 @@ const (
 	HeaderUserEmail  = "X-Gatehouse-User-Email"
 	HeaderRoles      = "X-Gatehouse-Roles"
 	HeaderAuthMethod = "X-Gatehouse-Auth-Method"
-	identityPrefix   = "X-Gatehouse-"
+	// HeaderScopes carries what the request may do, space-separated: the
+	// credential's scopes intersected with the roles' (SPEC §9.1).
+	HeaderScopes   = "X-Gatehouse-Scopes"
+	identityPrefix = "X-Gatehouse-"
 )
 
 // SetIdentity writes the principal's identity headers to h.
@@ -33,48 +37,233 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 	h.Set(HeaderAccountID, p.AccountID)
 	h.Set(HeaderRoles, p.Roles().String())
 	h.Set(HeaderAuthMethod, string(p.Method))
+	h.Set(HeaderScopes, p.EffectiveScopesText())
 	if p.User != nil {
 		h.Set(HeaderUserID, p.User.ID)
 		h.Set(HeaderUserEmail, p.User.Email)
 	}
 }
 
-// Check serves GET /v1/auth/check: behind the authenticator (and its rate
-// limit), it answers 200 with the identity headers; failures get the usual
-// 401/403/422 answers from the authenticator.
-func Check(w http.ResponseWriter, r *http.Request) {
-	SetIdentity(w.Header(), gatehouse.FromContext(r.Context()))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+// ForwardAuth returns the handler of GET /v1/auth/check. It decides about
+// the original request the way the gateway does (admit): 200 with the
+// identity headers, or the authenticator's 401/403/422 answers; with
+// routes, it first reads the original request from OriginalRequest and
+// answers a public route 200 without looking at credentials or adding
+// identity headers.
+func ForwardAuth(a *auth.Authenticator, routes *Routes) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rule Rule
+		if routes != nil {
+			method, u, err := OriginalRequest(r.Header)
+			if err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+			if u != nil {
+				rule = routes.Match(method, u)
+			}
+		}
+		if !rule.Public {
+			p, err := admit(a, w, r, rule)
+			if err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+			SetIdentity(w.Header(), p)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// The headers through which a forward-auth proxy names the original
+// request: nginx auth_request configurations set the first pair, Traefik
+// ForwardAuth sends the second.
+const (
+	HeaderOriginalMethod  = "X-Original-Method"
+	HeaderOriginalURI     = "X-Original-URI"
+	HeaderForwardedMethod = "X-Forwarded-Method"
+	HeaderForwardedURI    = "X-Forwarded-Uri"
+)
+
+// OriginalRequest returns the method and URL of the request a forward-auth
+// proxy asks about, from X-Original-Method and X-Original-URI or
+// X-Forwarded-Method and X-Forwarded-Uri; a nil URL when neither URI
+// header is present. It returns invalid_request for a URI without its
+// method, a repeated or malformed header, and for both pairs naming
+// different requests: a proxy overwrites its own pair, so a client could
+// otherwise choose the route with the other.
+func OriginalRequest(h http.Header) (method string, u *url.URL, err error) {
+	var first string
+	for _, pair := range [][2]string{{HeaderOriginalMethod, HeaderOriginalURI}, {HeaderForwardedMethod, HeaderForwardedURI}} {
+		m, uri, err := originalPair(h, pair[0], pair[1])
+		switch {
+		case err != nil:
+			return "", nil, err
+		case uri == "":
+			continue
+		case u != nil && (m != method || uri != first):
+			return "", nil, gatehouse.Invalid("%s and %s name another request than %s and %s",
+				pair[0], pair[1], HeaderOriginalMethod, HeaderOriginalURI)
+		case u != nil:
+			continue
+		}
+		if u, err = url.ParseRequestURI(uri); err != nil {
+			return "", nil, gatehouse.Invalid("The %s header is not a request URI", pair[1])
+		}
+		method, first = m, uri
+	}
+	return method, u, nil
+}
+
+// originalPair reads one pair of original-request headers; uri is ""
+// when the URI header is absent.
+func originalPair(h http.Header, methodName, uriName string) (method, uri string, err error) {
+	if uri, err = httpx.SingleHeader(h, uriName); err != nil || uri == "" {
+		return "", "", err
+	}
+	if method, err = httpx.SingleHeader(h, methodName); err != nil {
+		return "", "", err
+	}
+	if method == "" {
+		return "", "", gatehouse.Invalid("The %s header comes with %s, which is missing", uriName, methodName)
+	}
+	if !validMethod(method) {
+		return "", "", gatehouse.Invalid("The %s header is not a method", methodName)
+	}
+	return method, uri, nil
+}
+
+// validMethod reports whether m is an HTTP method: a token (RFC 9110 §5.6.2).
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return m != ""
+}
+
+// admit authenticates r and, for a rule with scopes, refuses it before the
+// rate limit is charged unless the principal's effective scopes allow them
+// all (auth.RequireScopes: insufficient_scope, or forbidden when the roles
+// do not allow them either); then it charges the rate limit.
+func admit(a *auth.Authenticator, w http.ResponseWriter, r *http.Request, rule Rule) (*gatehouse.Principal, error) {
+	if rule.Scopes == nil {
+		return a.Admit(w, r)
+	}
+	return a.AdmitChecked(w, r, func(w http.ResponseWriter, _ *http.Request, p *gatehouse.Principal) error {
+		return auth.RequireScopes(w, p, rule.Scopes)
+	})
+}
+
+// IsIdentityHeader reports whether a request header's name is one only
+// Gatehouse may send upstream: it starts with "X-Gatehouse-" when case is
+// ignored and "_" is read as "-". (CGI, WSGI, PHP and many frameworks read
+// X_Gatehouse_Roles and x-gatehouse-roles as the same HTTP_X_GATEHOUSE_ROLES.)
+func IsIdentityHeader(name string) bool {
+	if len(name) < len(identityPrefix) {
+		return false
+	}
+	for i := 0; i < len(identityPrefix); i++ {
+		c := name[i]
+		if c == '_' {
+			c = '-'
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		want := identityPrefix[i]
+		if 'A' <= want && want <= 'Z' {
+			want += 'a' - 'A'
+		}
+		if c != want {
+			return false
+		}
+	}
+	return true
+}
+
+// StripClientHeaders removes from h every header through which a client
+// could pose as Gatehouse: any name IsIdentityHeader reports, and any name
+// the client's Connection header lists (connection holds its values).
+func StripClientHeaders(h http.Header, connection []string) {
+	for _, v := range connection {
+		for _, listed := range strings.Split(v, ",") {
+			if listed = strings.TrimSpace(listed); listed == "" {
+				continue
+			}
+			for name := range h {
+				if strings.EqualFold(name, listed) {
+					delete(h, name)
+				}
+			}
+		}
+	}
+	for name := range h {
+		if IsIdentityHeader(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// Config is what a Proxy needs.
+type Config struct {
+	// Upstream is where authenticated requests go.
+	Upstream *url.URL
+	// Auth authenticates and rate-limits every request.
+	Auth *auth.Authenticator
+	// ReadIdle and WriteIdle replace the server's whole-request read and
+	// write timeouts for proxied requests: each read of the request body
+	// must finish within ReadIdle and each write of the answer within
+	// WriteIdle, however long the whole exchange lasts. Zero means no bound.
+	ReadIdle, WriteIdle time.Duration
+	// Routes are the route rules checked before proxying; nil: every
+	// request needs authentication and nothing more.
+	Routes *Routes
 }
 
 // Proxy forwards authenticated requests to an upstream.
 type Proxy struct {
-	auth   *auth.Authenticator
-	proxy  *httputil.ReverseProxy
-	logger *slog.Logger
+	auth                *auth.Authenticator
+	routes              *Routes
+	proxy               *httputil.ReverseProxy
+	readIdle, writeIdle time.Duration
 }
 
-// NewProxy returns a proxy to upstream that authenticates (and
-// rate-limits) with a.
-func NewProxy(upstream *url.URL, a *auth.Authenticator, logger *slog.Logger) *Proxy {
-	p := &Proxy{auth: a, logger: logger}
+// NewProxy returns a proxy to cfg.Upstream that authenticates (and
+// rate-limits) with cfg.Auth under cfg.Routes.
+func NewProxy(cfg Config) *Proxy {
+	a := cfg.Auth
+	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(upstream)
+			pr.SetURL(cfg.Upstream)
+			// Behind trusted proxies, pass their chain on and add the peer.
+			if httpx.FromTrustedProxy(pr.In) {
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
 			pr.SetXForwarded()
+			if httpx.IsHTTPS(pr.In) {
+				pr.Out.Header.Set("X-Forwarded-Proto", "https")
+			}
 			h := pr.Out.Header
 			// Credentials never reach the upstream, nor any identity header
-			// a client made up.
+			// a client made up; a public route's request has no identity.
 			h.Del("Authorization")
-			h.Del(a.APITokenHeader)
-			h.Del(a.UserEmailHeader)
-			for name := range h {
-				if strings.HasPrefix(name, identityPrefix) {
-					delete(h, name)
-				}
+			h.Del(a.APITokenHeader())
+			h.Del(a.UserEmailHeader())
+			StripClientHeaders(h, pr.In.Header["Connection"])
+			if who := gatehouse.FromContext(pr.In.Context()); who != nil {
+				SetIdentity(h, who)
 			}
-			SetIdentity(h, gatehouse.FromContext(pr.In.Context()))
+			h.Set(httpx.RequestIDHeader, httpx.RequestID(pr.In.Context()))
+		},
+		ModifyResponse: func(res *http.Response) error {
+			// The answer carries Gatehouse's request id, already set.
+			res.Header.Del(httpx.RequestIDHeader)
+			return nil
 		},
 		FlushInterval: -1, // stream answers as they come
 		// Keep enough idle connections to the upstream for a busy API.
@@ -84,12 +273,31 @@ func NewProxy(upstream *url.URL, a *auth.Authenticator, logger *slog.Logger) *Pr
 			DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			logger.Warn("upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			gatehouse.Logger(r.Context()).WarnContext(r.Context(), "upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			httpx.Error(w, r, gatehouse.Errorf(gatehouse.EBadGateway, "The upstream service did not answer"))
 		},
 	}
 	return p
 }
 
-// Handler returns the proxy behind authentication.
-func (p *Proxy) Handler() http.Handler { return p.auth.Require(p.proxy) }
+// Handler returns the proxy behind its route rules: a public route's
+// request is proxied as it is, without authentication or rate limit;
+// every other request is admitted (admit) for its rule first.
+func (p *Proxy) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rule := p.routes.Match(r.Method, r.URL); !rule.Public {
+			pr, err := admit(p.auth, w, r, rule)
+			if err != nil {
+				httpx.Error(w, r, err)
+				return
+			}
+			r = r.WithContext(gatehouse.NewContext(r.Context(), pr))
+		}
+		d := newDeadlines(w, p.readIdle, p.writeIdle)
+		defer d.finish()
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &deadlineBody{ReadCloser: r.Body, d: d}
+		}
+		p.proxy.ServeHTTP(&deadlineWriter{ResponseWriter: w, d: d}, r)
+	})
+}

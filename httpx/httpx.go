@@ -10,11 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unicode/utf8"
 
@@ -28,11 +28,11 @@ const MaxBodyBytes = 1 << 20
 // that maps codes to statuses.
 func Status(code string) int {
 	switch code {
-	case gatehouse.EInvalidRequest, gatehouse.EInvalidGrant, gatehouse.EUnauthorizedClient, gatehouse.EUnsupportedGrantType:
+	case gatehouse.EInvalidRequest, gatehouse.EInvalidGrant, gatehouse.EUnauthorizedClient, gatehouse.EUnsupportedGrantType, gatehouse.EInvalidScope:
 		return http.StatusBadRequest
 	case gatehouse.EUnauthorized, gatehouse.EInvalidToken, gatehouse.EInvalidClient:
 		return http.StatusUnauthorized
-	case gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EExtensionDisabled:
+	case gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EExtensionDisabled, gatehouse.EInsufficientScope:
 		return http.StatusForbidden
 	case gatehouse.ENotFound:
 		return http.StatusNotFound
@@ -60,36 +60,68 @@ type ErrorBody struct {
 	Description string `json:"error_description"`
 }
 
+// SingleHeader returns the only value of header name, trimmed: "" when
+// absent, an invalid_request error when repeated or holding CR, LF or NUL.
+func SingleHeader(h http.Header, name string) (string, error) {
+	vs := h.Values(name)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", gatehouse.Invalid("The %s header must be sent once", name)
+	case strings.ContainsAny(vs[0], "\r\n\x00"):
+		return "", gatehouse.Invalid("The %s header holds a forbidden character", name)
+	}
+	return strings.TrimSpace(vs[0]), nil
+}
+
 // WriteJSON writes v as a JSON body with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			jsonBuffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"error":"internal_error","error_description":"Internal error"}`)
+		buf.Reset()
+		buf.WriteString(`{"error":"internal_error","error_description":"Internal error"}` + "\n")
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
-	body = append(body, '\n')
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonBuffers are WriteJSON's buffers, reused between answers.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Error writes err as a JSON error answer. Errors that are not
 // *gatehouse.Error are logged with the request and answered as a generic
 // internal error, so internals never reach the client. Unauthorized and
 // invalid-token answers carry the WWW-Authenticate value of SPEC §4, and
-// errors with a RetryAfter carry Retry-After.
+// errors with a RetryAfter carry Retry-After. The code goes to the
+// request's log line; an unreachable backing service and a throttled
+// password attempt are also logged as warnings.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	log := gatehouse.Logger(ctx)
 	if unavailable(err) {
-		slog.WarnContext(r.Context(), "backing service unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.WarnContext(ctx, "backing service unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		err = gatehouse.Errorf(gatehouse.EUnavailable, "A backing service is unavailable; try again shortly")
 	}
 	code := gatehouse.ErrorCode(err)
 	status := Status(code)
-	if status >= 500 && code != gatehouse.EUnavailable && code != gatehouse.EBadGateway {
-		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	switch {
+	case status >= 500 && code != gatehouse.EUnavailable && code != gatehouse.EBadGateway:
+		log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case code == gatehouse.ETooManyAttempts:
+		log.WarnContext(ctx, "password attempts throttled", "path", r.URL.Path, "remote", ClientAddr(r))
 	}
+	Info(ctx).SetErrorCode(code)
 	h := w.Header()
 	switch code {
 	case gatehouse.EUnauthorized:
@@ -100,14 +132,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	var ge *gatehouse.Error
 	if errors.As(err, &ge) {
 		if ge.RetryAfter > 0 && h.Get("Retry-After") == "" {
-			secs := int((ge.RetryAfter + 999_999_999) / 1_000_000_000)
-			h.Set("Retry-After", strconv.Itoa(secs))
+			h.Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(ge.RetryAfter)))
 		}
 		if ge.Status != 0 {
 			status = ge.Status
 		}
 	}
-	WriteJSON(w, status, ErrorBody{Error: code, Description: gatehouse.ErrorMessage(err)})
+	WriteJSON(w, status, ErrorBody{Error: code, Description: Description(gatehouse.ErrorMessage(err))})
 }
 
 // unavailable reports whether err is a technical failure to reach a
@@ -272,12 +303,25 @@ func IsJSON(r *http.Request) bool {
 	return ct == "application/json" || strings.HasSuffix(ct, "+json")
 }
 
-// ClientAddr returns the host part of the request's remote address. It never
-// trusts X-Forwarded-For, which any client can forge.
-func ClientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// Description returns msg in the characters RFC 6749 §5.2 allows in
+// error_description (%x20-21 / %x23-5B / %x5D-7E): a double quote becomes
+// a single one, a backslash a slash, anything else outside the set "?".
+// Every error body goes through it, so no client library chokes on one.
+func Description(msg string) string {
+	b := make([]byte, 0, len(msg))
+	for _, r := range msg {
+		switch {
+		case r == '"':
+			b = append(b, '\'')
+		case r == '\\':
+			b = append(b, '/')
+		case r == '…':
+			b = append(b, "..."...)
+		case r >= 0x20 && r <= 0x7e:
+			b = append(b, byte(r))
+		default:
+			b = append(b, '?')
+		}
 	}
-	return host
+	return string(b)
 }

@@ -1,11 +1,12 @@
 // Package metrics exposes Gatehouse's Prometheus metrics: requests by route
 // and status, latency, tokens issued by grant, rate-limit rejections, cache
-// hits and store errors.
+// hits and server errors.
 package metrics
 
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,39 @@ type Metrics struct {
 	tokensIssued *prometheus.CounterVec
 	rateLimited  prometheus.Counter
 	cache        *prometheus.CounterVec
-	storeErrors  prometheus.Counter
+	serverErrors prometheus.Counter
+	hit, miss    prometheus.Counter
+
+	// routes holds each route's and status's collectors once looked up,
+	// so that a request does not look them up by their labels again.
+	mu     sync.RWMutex
+	routes map[routeStatus]routeCollectors
+}
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+type routeCollectors struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// route returns the collectors of a route and status.
+func (m *Metrics) route(route string, status int) routeCollectors {
+	k := routeStatus{route, status}
+	m.mu.RLock()
+	c, ok := m.routes[k]
+	m.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = routeCollectors{requests: m.requests.WithLabelValues(route, strconv.Itoa(status)), duration: m.duration.WithLabelValues(route)}
+	m.mu.Lock()
+	m.routes[k] = c
+	m.mu.Unlock()
+	return c
 }
 
 // New returns a Metrics with its own registry (plus Go and process
@@ -48,11 +81,14 @@ func New() *Metrics {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_cache_lookups_total", Help: "Credential cache look-ups by result (hit or miss).",
 		}, []string{"result"}),
-		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gatehouse_store_errors_total", Help: "Requests answered 5xx because of a technical failure.",
+		serverErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_http_server_errors_total",
+			Help: "Requests answered with a 5xx status other than 503: internal errors and the gateway's 502s.",
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.tokensIssued, m.rateLimited, m.cache, m.storeErrors,
+	m.hit, m.miss = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
+	m.routes = map[routeStatus]routeCollectors{}
+	m.registry.MustRegister(m.requests, m.duration, m.tokensIssued, m.rateLimited, m.cache, m.serverErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -63,8 +99,10 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Middleware counts and times every request by its route pattern (never
-// the raw path, which would explode the label space). It must wrap the
-// ServeMux directly so that the mux's pattern is visible on the request.
+// the raw path, which would explode the label space), and counts the 5xx
+// answers other than 503 as server errors: 503 means a backing service is
+// unavailable, which /readyz reports. It must wrap the ServeMux directly so
+// that the mux's pattern is visible on the request.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -78,10 +116,11 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		c := m.route(route, status)
+		c.requests.Inc()
+		c.duration.Observe(time.Since(start).Seconds())
 		if status >= 500 && status != http.StatusServiceUnavailable {
-			m.storeErrors.Inc()
+			m.serverErrors.Inc()
 		}
 	})
 }
@@ -95,8 +134,8 @@ func (m *Metrics) RateLimited() { m.rateLimited.Inc() }
 // CacheLookup counts one credential-cache look-up.
 func (m *Metrics) CacheLookup(hit bool) {
 	if hit {
-		m.cache.WithLabelValues("hit").Inc()
+		m.hit.Inc()
 		return
 	}
-	m.cache.WithLabelValues("miss").Inc()
+	m.miss.Inc()
 }

@@ -15,8 +15,12 @@ type RefreshGrant struct {
 
 var _ Grant = (*RefreshGrant)(nil)
 
-// Token rotates the refresh token.
+// Token rotates the refresh token. The API access application is a public
+// client: its id alone; a secret presented with it is verified (and fails).
 func (g *RefreshGrant) Token(ctx context.Context, req *Request) (*service.Issued, error) {
+	if err := authenticateClient(ctx, g.Service, req, true); err != nil {
+		return nil, err
+	}
 	rt := req.Get("refresh_token")
 	if rt == "" {
 		return nil, gatehouse.Invalid("refresh_token is required")
@@ -24,5 +28,5 @@ func (g *RefreshGrant) Token(ctx context.Context, req *Request) (*service.Issued
 	if req.ClientID == "" {
 		return nil, gatehouse.Invalid("client_id is required")
 	}
-	return g.Service.RefreshGrant(ctx, req.ClientID, rt)
+	return g.Service.RefreshGrant(ctx, req.ClientID, rt, req.Get("scope"))
 }

@@ -6,8 +6,9 @@ package oauth
 
 import (
 	"context"
+	"maps"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
@@ -35,6 +36,10 @@ func NewHandler() *Handler { return &Handler{grants: map[string]Grant{}} }
 
 // Register makes g handle grant_type name.
 func (h *Handler) Register(name string, g Grant) { h.grants[name] = g }
+
+// Grants returns the registered grant types, sorted: the one list the
+// metadata advertises.
+func (h *Handler) Grants() []string { return slices.Sorted(maps.Keys(h.grants)) }
 
 // noStore sets the caching headers RFC 6749 §5.1 requires on every answer.
 func noStore(w http.ResponseWriter) {
@@ -90,7 +95,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool,
 	}
 	g, ok := h.grants[gt]
 	if !ok {
-		writeError(w, r, req, gatehouse.Errorf(gatehouse.EUnsupportedGrantType, "Grant type %q is not supported", trim(gt)))
+		writeError(w, r, req, gatehouse.Errorf(gatehouse.EUnsupportedGrantType, "The grant type is not supported; see grant_types_supported in the metadata"))
 		return
 	}
 	out, err := g.Token(r.Context(), req)
@@ -107,10 +112,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool,
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
-// trim shortens a client-sent value before it is echoed in an error.
-func trim(s string) string {
-	if len(s) > 40 {
-		s = s[:40] + "…"
+// authenticateClient verifies the client credentials a token request
+// presents (RFC 6749 §3.2.1: a client that includes authentication must be
+// authenticated). An id with a secret must be a developer's client
+// credential; an id alone is a public client, taken only when public is
+// set (the refresh grant, whose token names the client it was issued to).
+// A request with neither passes: the grant needs no client. Wrong or
+// unknown clients are invalid_client.
+func authenticateClient(ctx context.Context, svc *service.Service, req *Request, public bool) error {
+	switch {
+	case req.ClientSecret != "":
+		_, err := svc.ClientPrincipal(ctx, req.ClientID, req.ClientSecret)
+		return err
+	case req.ClientID != "" && !public:
+		return gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication failed")
 	}
-	return strings.ToValidUTF8(s, "")
+	return nil
 }

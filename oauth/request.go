@@ -22,7 +22,8 @@ type Request struct {
 	// Basic reports whether the client authenticated with HTTP Basic;
 	// Bearer whether the request carries a bearer token instead.
 	Basic, Bearer bool
-	// ClientAddr is the caller's address, for throttling.
+	// ClientAddr is the caller's address (httpx.ClientAddr), for the
+	// sign-in throttle.
 	ClientAddr string
 }
 

@@ -2,17 +2,28 @@
 // (golang.org/x/crypto/argon2), in the PHC string format. Verification is
 // constant-time, and VerifyDummy lets callers spend the same time for users
 // who do not exist.
+//
+// Each hash holds Params.Memory of memory while it runs, so a Hasher runs
+// only a few at once (Limits, sized to the machine) with a short queue, and
+// refuses the rest at once with ErrBusy: the memory in use stays bounded
+// however many attempts arrive together.
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // Params are argon2id cost parameters.
@@ -39,22 +50,103 @@ const (
 // ErrMismatch is returned by Verify when the password does not match.
 var ErrMismatch = errors.New("password mismatch")
 
-// Hasher hashes and verifies passwords with fixed parameters. The zero value
-// is not usable; use New. It is safe for concurrent use.
-type Hasher struct {
-	params Params
-	dummy  string
+// ErrBusy is returned, before any hashing, when as many hashes are running
+// and waiting as the Hasher's Limits allow. It is a temporarily_unavailable
+// gatehouse error with a Retry-After, so callers may return it as it is.
+var ErrBusy error = &gatehouse.Error{Code: gatehouse.EUnavailable,
+	Message: "Too many password checks at once; try again shortly", RetryAfter: time.Second}
+
+// Limits bound the password work a Hasher does at once.
+type Limits struct {
+	// Concurrency is how many hashes run at once.
+	Concurrency int
+	// Queue is how many more may wait for one of those; any beyond are
+	// refused at once with ErrBusy.
+	Queue int
 }
 
-// New returns a Hasher using p.
-func New(p Params) *Hasher {
-	h := &Hasher{params: p}
-	h.dummy, _ = h.Hash("gatehouse-dummy-password")
+// MemoryBudget caps the argon2 memory DefaultLimits lets run at once, on
+// machines with many cores.
+const MemoryBudget = 256 << 20
+
+// DefaultLimits returns limits sized to the machine for parameters p: one
+// hash per GOMAXPROCS but one, so that a storm of sign-ins leaves a core to
+// everything else (at least one; at most as many as fit in MemoryBudget),
+// and a queue of four times as many, so that a waiting request waits for
+// about four hashes at most.
+func DefaultLimits(p Params) Limits {
+	c := runtime.GOMAXPROCS(0) - 1
+	if p.Memory > 0 {
+		c = min(c, int(MemoryBudget/(int64(p.Memory)<<10)))
+	}
+	c = max(c, 1)
+	return Limits{Concurrency: c, Queue: 4 * c}
+}
+
+// Hasher hashes and verifies passwords with fixed parameters, under its
+// Limits. The zero value is not usable; use New. It is safe for concurrent
+// use.
+type Hasher struct {
+	params Params
+	limits Limits
+	// admit holds a token for every hash running or waiting, run one for
+	// every hash running.
+	admit, run chan struct{}
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// Option configures New.
+type Option func(*Hasher)
+
+// WithLimits replaces DefaultLimits.
+func WithLimits(l Limits) Option { return func(h *Hasher) { h.limits = l } }
+
+// New returns a Hasher using p. It does no hashing.
+func New(p Params, opts ...Option) *Hasher {
+	h := &Hasher{params: p, limits: DefaultLimits(p)}
+	for _, o := range opts {
+		o(h)
+	}
+	h.limits.Concurrency = max(h.limits.Concurrency, 1)
+	h.limits.Queue = max(h.limits.Queue, 0)
+	h.admit = make(chan struct{}, h.limits.Concurrency+h.limits.Queue)
+	h.run = make(chan struct{}, h.limits.Concurrency)
 	return h
 }
 
-// Hash returns the PHC-formatted argon2id hash of pw.
-func (h *Hasher) Hash(pw string) (string, error) {
+// Limits returns the Hasher's limits.
+func (h *Hasher) Limits() Limits { return h.limits }
+
+// Busy reports whether a hash asked for now would be refused with ErrBusy.
+// Callers use it to refuse early, before other work; the limits are
+// enforced by Hash and Verify whatever it said.
+func (h *Hasher) Busy() bool { return len(h.admit) == cap(h.admit) }
+
+// acquire waits for a turn to hash. It returns ErrBusy at once when the
+// queue is full, and ctx's error if ctx ends while waiting; otherwise the
+// caller must call the returned function when done.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case h.admit <- struct{}{}:
+	default:
+		return nil, ErrBusy
+	}
+	select {
+	case h.run <- struct{}{}:
+		return func() { <-h.run; <-h.admit }, nil
+	case <-ctx.Done():
+		<-h.admit
+		return nil, ctx.Err()
+	}
+}
+
+// Hash returns the PHC-formatted argon2id hash of pw. It is for
+// authenticated, rate-limited callers (setting a password), so it is never
+// refused for the queue: it waits for a running turn — the concurrency
+// limit, and so the memory bound, still holds — until ctx ends.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if len(pw) > MaxLen {
 		return "", fmt.Errorf("password longer than %d bytes", MaxLen)
 	}
@@ -62,19 +154,33 @@ func (h *Hasher) Hash(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
+	select {
+	case h.run <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	release := func() { <-h.run }
 	key := argon2.IDKey([]byte(pw), salt, h.params.Time, h.params.Memory, h.params.Threads, keyLen)
+	release()
+	return encode(h.params, salt, key), nil
+}
+
+func encode(p Params, salt, key []byte) string {
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
-		h.params.Memory, h.params.Time, h.params.Threads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		p.Memory, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 // Verify checks pw against a hash made by Hash (with any parameters). It
-// returns ErrMismatch when the password is wrong and another error when the
-// hash is malformed.
-func (h *Hasher) Verify(pw, encoded string) error {
+// returns ErrMismatch when the password is wrong, ErrBusy (before hashing)
+// when too many checks are running and waiting, ctx's error if ctx ends
+// while it waits, and another error when the hash is malformed.
+func (h *Hasher) Verify(ctx context.Context, pw, encoded string) error {
 	if len(pw) > MaxLen {
 		// Spend the usual time, then fail.
-		_ = h.Verify("", h.dummy)
+		if err := h.VerifyDummy(ctx, ""); err != nil {
+			return err
+		}
 		return ErrMismatch
 	}
 	parts := strings.Split(encoded, "$")
@@ -98,18 +204,40 @@ func (h *Hasher) Verify(pw, encoded string) error {
 	if err != nil {
 		return errors.New("malformed key")
 	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	release()
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}
 	return nil
 }
 
-// VerifyDummy spends the time of one Verify against a fixed hash and
-// reports nothing; callers use it for users that do not exist or have no
-// password, so that every failure takes about the same time.
-func (h *Hasher) VerifyDummy(pw string) {
-	_ = h.Verify(pw, h.dummy)
+// VerifyDummy spends the time of one Verify, under the same limits, and
+// reports only ErrBusy or ctx's error; callers use it for users that do
+// not exist or have no password, so that every failure takes about the
+// same time.
+func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
+	err := h.Verify(ctx, pw, h.dummyHash())
+	if errors.Is(err, ErrBusy) || (err != nil && ctx.Err() != nil) {
+		return err
+	}
+	return nil
+}
+
+// dummyHash returns a hash with the Hasher's parameters that no password
+// matches: a random salt and a random key, made on first use without
+// hashing anything.
+func (h *Hasher) dummyHash() string {
+	h.dummyOnce.Do(func() {
+		b := make([]byte, saltLen+keyLen)
+		_, _ = rand.Read(b)
+		h.dummy = encode(h.params, b[:saltLen], b[saltLen:])
+	})
+	return h.dummy
 }
 
 // Validate returns an error if pw is not acceptable as a new password.

@@ -1,9 +1,11 @@
 package password_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/password"
 )
@@ -12,34 +14,66 @@ var fast = password.Params{Memory: 1024, Time: 1, Threads: 1}
 
 func TestHashVerify(t *testing.T) {
 	h := password.New(fast)
-	a, err := h.Hash("correct horse")
+	a, err := h.Hash(context.Background(), "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := h.Hash("correct horse")
+	b, err := h.Hash(context.Background(), "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a == b || !strings.HasPrefix(a, "$argon2id$v=19$m=1024,t=1,p=1$") {
 		t.Fatalf("hashes %q %q", a, b)
 	}
-	if err := h.Verify("correct horse", a); err != nil {
+	ctx := context.Background()
+	if err := h.Verify(ctx, "correct horse", a); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Verify("wrong horse", a); !errors.Is(err, password.ErrMismatch) {
+	if err := h.Verify(ctx, "wrong horse", a); !errors.Is(err, password.ErrMismatch) {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if err := h.Verify(strings.Repeat("x", password.MaxLen+1), a); !errors.Is(err, password.ErrMismatch) {
+	if err := h.Verify(ctx, strings.Repeat("x", password.MaxLen+1), a); !errors.Is(err, password.ErrMismatch) {
 		t.Fatalf("too long: %v", err)
 	}
 	// A hash made with other parameters still verifies.
-	other, _ := password.New(password.Params{Memory: 2048, Time: 2, Threads: 1}).Hash("pw 12345")
-	if err := h.Verify("pw 12345", other); err != nil {
+	other, err := password.New(password.Params{Memory: 2048, Time: 2, Threads: 1}).Hash(context.Background(), "pw 12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Verify(ctx, "pw 12345", other); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"", "$argon2id$", "$bcrypt$x$y$z$w", "$argon2id$v=19$m=x$salt$key", "$argon2id$v=18$m=1,t=1,p=1$c2FsdA$a2V5"} {
-		if err := h.Verify("pw", bad); err == nil || errors.Is(err, password.ErrMismatch) {
+		if err := h.Verify(ctx, "pw", bad); err == nil || errors.Is(err, password.ErrMismatch) {
 			t.Fatalf("malformed %q: %v", bad, err)
 		}
 	}
-	h.VerifyDummy("anything")
+	if err := h.VerifyDummy(ctx, "anything"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewIsCheap shows that New hashes nothing: parameters that would take
+// 4 GiB and minutes per hash cost nothing until a hash is asked for.
+func TestNewIsCheap(t *testing.T) {
+	start := time.Now()
+	password.New(password.Params{Memory: 4 << 20, Time: 100, Threads: 1})
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("New took %v", d)
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	l := password.DefaultLimits(password.DefaultParams)
+	if l.Concurrency < 1 || l.Queue < l.Concurrency {
+		t.Fatalf("limits %+v", l)
+	}
+	if int64(l.Concurrency)*int64(password.DefaultParams.Memory)<<10 > password.MemoryBudget {
+		t.Fatalf("limits %+v exceed the memory budget", l)
+	}
+	if l := password.DefaultLimits(password.Params{Memory: 1 << 30, Time: 1, Threads: 1}); l.Concurrency != 1 {
+		t.Fatalf("a hash bigger than the budget: %+v", l)
+	}
 }
 
 func TestValidate(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,22 +17,32 @@ const DailyBuckets = 96
 const shardCount = 256
 
 // Memory is the in-memory Limiter: exact, lock-sharded, with idle
-// principals evicted. Construct it with NewMemory and stop it with Close.
-// It is safe for concurrent use.
+// principals evicted by a background sweep that the first Allow starts.
+// A request over several keys locks each of their shards once, in
+// ascending order, so that concurrent requests over overlapping keys never
+// deadlock. Construct it with NewMemory and stop the sweep with Close. It
+// is safe for concurrent use.
 type Memory struct {
 	now    func() time.Time
 	seed   maphash.Seed
 	shards [shardCount]shard
-	stop   chan struct{}
-	done   sync.WaitGroup
 
 	sweepEvery time.Duration
+	// started is set once the sweep has been started, or ruled out by
+	// WithSweep(0) or Close.
+	started atomic.Bool
+	mu      sync.Mutex    // guards stop and done
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the sweeper returns
 }
 
 type shard struct {
 	mu     sync.Mutex
-	states map[string]*state
+	states map[stateKey]*state
 }
+
+// stateKey names one budget: a key within its account.
+type stateKey struct{ account, key string }
 
 // state is one principal's counters.
 type state struct {
@@ -66,74 +77,127 @@ func WithSweep(interval time.Duration) MemoryOption {
 	return func(m *Memory) { m.sweepEvery = interval }
 }
 
-// NewMemory returns an in-memory limiter; it starts one background
-// goroutine that evicts idle principals.
+// NewMemory returns an in-memory limiter. It starts nothing: the first
+// Allow starts the background sweep.
 func NewMemory(opts ...MemoryOption) *Memory {
-	m := &Memory{now: time.Now, seed: maphash.MakeSeed(), stop: make(chan struct{}), sweepEvery: time.Minute}
+	m := &Memory{now: time.Now, seed: maphash.MakeSeed(), sweepEvery: time.Minute}
 	for i := range m.shards {
-		m.shards[i].states = map[string]*state{}
+		m.shards[i].states = map[stateKey]*state{}
 	}
 	for _, o := range opts {
 		o(m)
-	}
-	if m.sweepEvery > 0 {
-		m.done.Add(1)
-		go m.sweeper()
 	}
 	return m
 }
 
 var _ Limiter = (*Memory)(nil)
 
-// Allow admits the request if both windows have room, and counts it.
-func (m *Memory) Allow(_ context.Context, key string, l Limits) (Decision, error) {
-	now := m.now().UnixNano()
-	sh := &m.shards[maphash.String(m.seed, key)%shardCount]
-	sh.mu.Lock()
-	st := sh.states[key]
-	if st == nil {
-		st = &state{}
-		sh.states[key] = st
+// entry is one key of a call to Allow: its shard and, under the shard's
+// lock, its state.
+type entry struct {
+	key   string
+	shard int
+	st    *state
+}
+
+// Allow admits the request if every key has room in both windows, and
+// then counts it against every key.
+func (m *Memory) Allow(_ context.Context, account string, keys []string, l Limits) (Decision, error) {
+	if account == "" || len(keys) == 0 {
+		return Decision{}, errNoKeys
 	}
-	d := st.allow(now, l)
-	sh.mu.Unlock()
+	if !m.started.Load() {
+		m.startSweep()
+	}
+	// The distinct keys, ordered by shard; room for two on the stack (a
+	// user and an API token acting as them).
+	var buf [2]entry
+	es := buf[:0]
+next:
+	for _, k := range keys {
+		for _, e := range es {
+			if e.key == k {
+				continue next
+			}
+		}
+		e := entry{key: k, shard: int(maphash.String(m.seed, k) % shardCount)}
+		i := len(es)
+		es = append(es, e)
+		for ; i > 0 && es[i-1].shard > e.shard; i-- {
+			es[i] = es[i-1]
+		}
+		es[i] = e
+	}
+	for i, e := range es {
+		if i == 0 || e.shard != es[i-1].shard {
+			m.shards[e.shard].mu.Lock()
+		}
+	}
+	now := m.now().UnixNano()
+	room := true
+	for i := range es {
+		sh, sk := &m.shards[es[i].shard], stateKey{account, es[i].key}
+		st := sh.states[sk]
+		if st == nil {
+			st = &state{}
+			sh.states[sk] = st
+		}
+		es[i].st = st
+		room = st.check(now, l) && room
+	}
+	var d Decision
+	for i := range es {
+		if room {
+			es[i].st.add(now, l)
+		}
+		if k := es[i].st.decision(now, l, room); i == 0 {
+			d = k
+		} else {
+			d.fold(k)
+		}
+	}
+	for i, e := range es {
+		if i == 0 || e.shard != es[i-1].shard {
+			m.shards[e.shard].mu.Unlock()
+		}
+	}
 	return d, nil
 }
 
-// allow decides one request at now (unix nanoseconds).
-func (st *state) allow(now int64, l Limits) Decision {
-	d := Decision{Limits: l}
-	burstWin := int64(l.BurstWindow)
+// check brings st up to now under l (dropping what left the windows) and
+// reports whether both windows have room for one more request.
+func (st *state) check(now int64, l Limits) bool {
 	st.resize(l)
-
-	// Burst: drop requests that left the window, then count.
+	burstWin := int64(l.BurstWindow)
 	for st.n > 0 && st.ring[st.head] <= now-burstWin {
 		st.head = (st.head + 1) % len(st.ring)
 		st.n--
 	}
-	burstUsed := st.n
+	st.advance(now / st.span)
+	return st.n < l.Burst && int(st.total) < l.Daily
+}
 
-	// Daily: advance the bucket ring to now; every bucket in it counts.
-	b := now / st.span
-	st.advance(b)
-	dayUsed := int(st.total)
-
-	if burstUsed < l.Burst && dayUsed < l.Daily {
-		d.Allowed = true
-		if st.n == len(st.ring) {
-			st.regrow(min(max(2*len(st.ring), 8), l.Burst), st.n)
-		}
-		st.ring[(st.head+st.n)%len(st.ring)] = now
-		st.n++
-		st.buckets[mod(b, len(st.buckets))]++
-		st.total++
-		if st.total == 1 {
-			st.first = b
-		}
-		st.last = now
-		burstUsed++
-		dayUsed++
+// add counts one request at now, after check found room.
+func (st *state) add(now int64, l Limits) {
+	if st.n == len(st.ring) {
+		st.regrow(min(max(2*len(st.ring), 8), l.Burst), st.n)
 	}
+	st.ring[(st.head+st.n)%len(st.ring)] = now
+	st.n++
+	b := now / st.span
+	st.buckets[mod(b, len(st.buckets))]++
+	st.total++
+	if st.total == 1 {
+		st.first = b
+	}
+	st.last = now
+}
+
+// decision reports st at now, after check (and add, when admitted).
+func (st *state) decision(now int64, l Limits, allowed bool) Decision {
+	d := Decision{Allowed: allowed, Limits: l}
+	burstWin := int64(l.BurstWindow)
+	burstUsed, dayUsed := st.n, int(st.total)
 	d.BurstRemaining = max(0, l.Burst-burstUsed)
 	d.DailyRemaining = max(0, l.Daily-dayUsed)
 	if st.n > 0 {
@@ -143,7 +207,9 @@ func (st *state) allow(now int64, l Limits) Decision {
 	if st.total > 0 {
 		d.DailyReset = time.Duration(st.leaves(st.first) - now)
 	}
-	if !d.Allowed {
+	if !allowed {
+		// The wait for this key's own full windows; a key with room waits
+		// for nothing.
 		var wait time.Duration
 		if burstUsed >= l.Burst {
 			// The request that must leave is the (used-limit+1)-th oldest.
@@ -152,7 +218,7 @@ func (st *state) allow(now int64, l Limits) Decision {
 		}
 		if dayUsed >= l.Daily {
 			left := dayUsed
-			for k := st.first; k <= b; k++ {
+			for k, b := st.first, now/st.span; k <= b; k++ {
 				left -= int(st.buckets[mod(k, len(st.buckets))])
 				if left < l.Daily {
 					wait = max(wait, time.Duration(st.leaves(k)-now))
@@ -271,13 +337,29 @@ func (m *Memory) Sweep() {
 	}
 }
 
-func (m *Memory) sweeper() {
-	defer m.done.Done()
+// startSweep starts the background sweep, unless it has been started,
+// turned off or closed already.
+func (m *Memory) startSweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started.Load() {
+		return
+	}
+	m.started.Store(true)
+	if m.sweepEvery <= 0 {
+		return
+	}
+	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	go m.sweeper(m.stop, m.done)
+}
+
+func (m *Memory) sweeper(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	t := time.NewTicker(m.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			m.Sweep()
@@ -285,13 +367,17 @@ func (m *Memory) sweeper() {
 	}
 }
 
-// Close stops the background sweep. It is safe to call more than once.
+// Close stops the background sweep and waits for it to return; no sweep
+// starts after it. The limiter still decides requests after Close. Close is
+// safe to call more than once, and on a limiter that never started a sweep.
 func (m *Memory) Close() error {
-	select {
-	case <-m.stop:
-	default:
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.started.Store(true)
+	if m.stop != nil {
 		close(m.stop)
+		<-m.done
+		m.stop, m.done = nil, nil
 	}
-	m.done.Wait()
 	return nil
 }

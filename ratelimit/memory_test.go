@@ -25,7 +25,7 @@ func TestEviction(t *testing.T) {
 	defer m.Close()
 	lim := ratelimit.Limits{Burst: 10, BurstWindow: 20 * time.Second, Daily: 100, DailyWindow: 24 * time.Hour}
 	for i := 0; i < 1000; i++ {
-		m.Allow(t.Context(), fmt.Sprint(i), lim)
+		m.Allow(t.Context(), "acc_1", []string{fmt.Sprint(i)}, lim)
 	}
 	clock.Add(time.Hour)
 	m.Sweep()
@@ -37,6 +37,52 @@ func TestEviction(t *testing.T) {
 	if m.Len() != 0 {
 		t.Fatalf("%d principals left after a day", m.Len())
 	}
+}
+
+// TestMemoryLifecycle: NewMemory starts nothing, the first Allow starts
+// the sweep, and Close stops it whenever it is called, as often as it is.
+func TestMemoryLifecycle(t *testing.T) {
+	lim := ratelimit.Limits{Burst: 10, BurstWindow: time.Second, Daily: 100, DailyWindow: time.Hour}
+	t.Run("constructed, never used", func(t *testing.T) {
+		before := runtime.NumGoroutine()
+		m := ratelimit.NewMemory()
+		if n := runtime.NumGoroutine(); n > before {
+			t.Fatalf("NewMemory started %d goroutines", n-before)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the sweep runs after the first Allow", func(t *testing.T) {
+		clock := limitertest.NewClock()
+		m := ratelimit.NewMemory(ratelimit.WithClock(clock.Now), ratelimit.WithSweep(time.Millisecond))
+		defer m.Close()
+		if _, err := m.Allow(t.Context(), "acc_1", []string{"k"}, lim); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(48 * time.Hour)
+		for deadline := time.Now().Add(10 * time.Second); m.Len() != 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the idle principal was never swept")
+			}
+		}
+	})
+	t.Run("used after Close", func(t *testing.T) {
+		m := ratelimit.NewMemory(ratelimit.WithSweep(time.Millisecond))
+		m.Allow(t.Context(), "acc_1", []string{"k"}, lim)
+		m.Close()
+		before := runtime.NumGoroutine()
+		if d, err := m.Allow(t.Context(), "acc_1", []string{"k"}, lim); err != nil || !d.Allowed || d.BurstRemaining != 8 {
+			t.Fatalf("after Close: %+v, %v", d, err)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Fatalf("Allow after Close started %d goroutines", n-before)
+		}
+		m.Close()
+	})
 }
 
 func TestHeaders(t *testing.T) {
@@ -72,36 +118,59 @@ func TestHeaders(t *testing.T) {
 
 var sink ratelimit.Decision
 
+// unlimited are limits no benchmark reaches.
+var unlimited = ratelimit.Limits{Burst: 1 << 30, BurstWindow: 20 * time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
+
+// benchAccount is the account of every benchmark's keys.
+const benchAccount = "acc_bench"
+
+// principalKeys returns the keys of n distinct requests: a user each, and
+// with actingAs also an API token acting as them.
+func principalKeys(n int, actingAs bool) [][]string {
+	keys := make([][]string, n)
+	for i := range keys {
+		keys[i] = []string{fmt.Sprintf("user:%d", i)}
+		if actingAs {
+			keys[i] = append(keys[i], fmt.Sprintf("apitoken:%d", i))
+		}
+	}
+	return keys
+}
+
 func BenchmarkAllow(b *testing.B) {
 	m := ratelimit.NewMemory(ratelimit.WithSweep(0))
 	defer m.Close()
-	lim := ratelimit.Limits{Burst: 1 << 30, BurstWindow: 20 * time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
-	keys := make([]string, 1024)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user:%d", i)
-	}
+	keys := principalKeys(1024, false)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		sink, _ = m.Allow(b.Context(), keys[i%len(keys)], lim)
+		sink, _ = m.Allow(b.Context(), benchAccount, keys[i%len(keys)], unlimited)
 	}
 }
 
 func BenchmarkAllowParallel(b *testing.B) {
 	m := ratelimit.NewMemory(ratelimit.WithSweep(0))
 	defer m.Close()
-	lim := ratelimit.Limits{Burst: 1 << 30, BurstWindow: 20 * time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
-	keys := make([]string, 4096)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user:%d", i)
-	}
+	keys := principalKeys(4096, false)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			m.Allow(b.Context(), keys[i%len(keys)], lim)
+			m.Allow(b.Context(), benchAccount, keys[i%len(keys)], unlimited)
 			i += 7
 		}
 	})
+}
+
+// BenchmarkAllowActingAs measures requests of API tokens acting as users:
+// two keys each.
+func BenchmarkAllowActingAs(b *testing.B) {
+	m := ratelimit.NewMemory(ratelimit.WithSweep(0))
+	defer m.Close()
+	keys := principalKeys(1024, true)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		sink, _ = m.Allow(b.Context(), benchAccount, keys[i%len(keys)], unlimited)
+	}
 }
 
 // BenchmarkMemoryPerPrincipal reports the heap held per active principal
@@ -115,9 +184,9 @@ func BenchmarkMemoryPerPrincipal(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		m := ratelimit.NewMemory(ratelimit.WithSweep(0))
 		for i := 0; i < n; i++ {
-			key := fmt.Sprintf("user:%d", i)
+			key := []string{fmt.Sprintf("user:%d", i)} // the limiter keeps its keys: they count
 			for j := 0; j < 3; j++ {
-				m.Allow(b.Context(), key, lim)
+				m.Allow(b.Context(), benchAccount, key, lim)
 			}
 		}
 		runtime.GC()

@@ -7,9 +7,12 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -30,7 +33,10 @@ func FromSettings(s gatehouse.RateLimitSettings) Limits {
 		Daily: s.Daily, DailyWindow: 24 * time.Hour}
 }
 
-// Decision is the outcome of one Allow.
+// Decision is the outcome of one Allow. For a request that counts against
+// several keys, each window reports the key with the fewest requests
+// remaining (and that key's reset), and RetryAfter the longest wait among
+// the keys that refused it.
 type Decision struct {
 	Allowed bool
 	Limits  Limits
@@ -45,13 +51,37 @@ type Decision struct {
 	RetryAfter time.Duration
 }
 
-// Limiter admits or refuses one request for key. Implementations are safe
-// for concurrent use. A non-nil error means the limiter could not decide
-// (its backend is unreachable); callers must then refuse the request with
-// 503, never serve it unlimited.
-type Limiter interface {
-	Allow(ctx context.Context, key string, l Limits) (Decision, error)
+// fold merges into d the decision for another key of the same request:
+// the tightest window wins (on a tie, the later reset), and the longest
+// Retry-After.
+func (d *Decision) fold(k Decision) {
+	if k.BurstRemaining < d.BurstRemaining || k.BurstRemaining == d.BurstRemaining && k.BurstReset > d.BurstReset {
+		d.BurstRemaining, d.BurstReset = k.BurstRemaining, k.BurstReset
+	}
+	if k.DailyRemaining < d.DailyRemaining || k.DailyRemaining == d.DailyRemaining && k.DailyReset > d.DailyReset {
+		d.DailyRemaining, d.DailyReset = k.DailyRemaining, k.DailyReset
+	}
+	d.RetryAfter = max(d.RetryAfter, k.RetryAfter)
 }
+
+// Limiter admits or refuses one request that counts against every key in
+// keys, all of them budgets of one account (a user and an API token acting
+// as them, say). The request is admitted only if every key has room in
+// both windows, and is then counted against every key, atomically: no key
+// ever admits more than its limit in any window, under any concurrency,
+// and a request refused for one key counts against none. A key repeated in
+// keys counts once. A key names the same budget only within its account.
+//
+// Implementations are safe for concurrent use. A non-nil error means the
+// limiter could not decide (its backend is unreachable, or account or keys
+// is empty); callers must then refuse the request with 503, never serve it
+// unlimited.
+type Limiter interface {
+	Allow(ctx context.Context, account string, keys []string, l Limits) (Decision, error)
+}
+
+// errNoKeys is Allow's answer to a call without an account or keys.
+var errNoKeys = errors.New("ratelimit: a request needs an account and at least one key")
 
 // HeaderNames are the configurable names of the two X- headers.
 type HeaderNames struct{ BurstRemaining, DailyRemaining string }
@@ -62,7 +92,8 @@ func DefaultHeaderNames() HeaderNames {
 	return HeaderNames{BurstRemaining: "X-RateLimit-Burst-Remaining", DailyRemaining: "X-RateLimit-Daily-Remaining"}
 }
 
-// seconds rounds d up to whole seconds.
+// seconds rounds d up to whole seconds, for the windows and resets of the
+// RateLimit headers (Retry-After is gatehouse.RetryAfterSeconds).
 func seconds(d time.Duration) int {
 	if d <= 0 {
 		return 0
@@ -70,13 +101,21 @@ func seconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-// SetHeaders writes the remaining counts, the IETF draft's RateLimit-Policy
-// and RateLimit pair (the window nearest to running out), and, when the
-// request was refused, Retry-After.
-func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
-	l := d.Limits
-	h.Set(names.BurstRemaining, strconv.Itoa(d.BurstRemaining))
-	h.Set(names.DailyRemaining, strconv.Itoa(d.DailyRemaining))
+// policy is one RateLimit-Policy value and the limits it describes.
+type policy struct {
+	limits Limits
+	value  string
+}
+
+// lastPolicy is the policy written last: most requests share their limits
+// with the one before, and so its text.
+var lastPolicy atomic.Pointer[policy]
+
+// policyText returns the RateLimit-Policy value of l.
+func policyText(l Limits) string {
+	if p := lastPolicy.Load(); p != nil && p.limits == l {
+		return p.value
+	}
 	var b strings.Builder
 	b.WriteString(`"burst";q=`)
 	b.WriteString(strconv.Itoa(l.Burst))
@@ -86,14 +125,44 @@ func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	b.WriteString(strconv.Itoa(l.Daily))
 	b.WriteString(";w=")
 	b.WriteString(strconv.Itoa(seconds(l.DailyWindow)))
-	h.Set("RateLimit-Policy", b.String())
+	lastPolicy.Store(&policy{limits: l, value: b.String()})
+	return b.String()
+}
+
+// The canonical forms of the draft's header names (what http.Header.Set
+// would make of them), so that they need not be worked out per request.
+const (
+	headerPolicy    = "Ratelimit-Policy"
+	headerRateLimit = "Ratelimit"
+)
+
+// SetHeaders writes the remaining counts, the IETF draft's RateLimit-Policy
+// and RateLimit pair (the window nearest to running out), and, when the
+// request was refused, Retry-After.
+func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
+	l := d.Limits
 	name, r, t := "burst", d.BurstRemaining, d.BurstReset
 	// Compare remaining/quota without division: daily/Daily < burst/Burst.
 	if int64(d.DailyRemaining)*int64(max(l.Burst, 1)) < int64(d.BurstRemaining)*int64(max(l.Daily, 1)) {
 		name, r, t = "daily", d.DailyRemaining, d.DailyReset
 	}
-	h.Set("RateLimit", `"`+name+`";r=`+strconv.Itoa(r)+";t="+strconv.Itoa(seconds(t)))
+	// One array holds the four values; each header gets a slice of it
+	// that cannot grow into the next.
+	v := [...]string{strconv.Itoa(d.BurstRemaining), strconv.Itoa(d.DailyRemaining), policyText(l),
+		`"` + name + `";r=` + strconv.Itoa(r) + ";t=" + strconv.Itoa(seconds(t))}
+	vs := v[:]
+	h[textproto.CanonicalMIMEHeaderKey(names.BurstRemaining)] = vs[0:1:1]
+	h[textproto.CanonicalMIMEHeaderKey(names.DailyRemaining)] = vs[1:2:2]
+	h[headerPolicy] = vs[2:3:3]
+	h[headerRateLimit] = vs[3:4:4]
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.Itoa(max(1, seconds(d.RetryAfter))))
+		h.Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(d.RetryAfter)))
 	}
+}
+
+// Canonical returns the names in their canonical form (see
+// http.CanonicalHeaderKey), in which SetHeaders writes them at no cost.
+func (n HeaderNames) Canonical() HeaderNames {
+	return HeaderNames{BurstRemaining: textproto.CanonicalMIMEHeaderKey(n.BurstRemaining),
+		DailyRemaining: textproto.CanonicalMIMEHeaderKey(n.DailyRemaining)}
 }

@@ -5,20 +5,62 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
 // limit returns the authenticator's rate-limit hook: every authenticated
-// request counts against its principal (the user, or the API token for an
-// anonymous API-token request) under the account's limits, and carries the
-// rate-limit headers. A limiter that cannot decide refuses with 503.
-func (s *Server) limit(l ratelimit.Limiter) func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	names := ratelimit.HeaderNames{BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader}
+// request counts against every budget of its principal (Principal.RateKeys:
+// the user, the API token, or both for an API token acting as a user)
+// under the account's limits, is admitted only if each has room, and
+// carries the rate-limit headers of the tightest. A limiter that cannot
+// decide refuses with 503.
+//
+// In a cluster (and unless a limiter was configured in its place), the
+// cluster charges the request and reads its account's shard of the cache
+// generation in one script, which is all a request served from the cache
+// asks of Redis. The principal must still rest on that shard's state:
+// when it does not (confirm), nothing is counted, the node folds the new
+// state in and the request is validated again (auth.ErrStale) — so a
+// request that the second validation refuses was never counted, and a
+// request is always decided under the limits of the account as validated.
+func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
+	names := ratelimit.HeaderNames{BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader}.Canonical()
 	status := s.cfg.RateLimitStatus
-	return func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-		d, err := l.Allow(r.Context(), p.RateKey(), ratelimit.FromSettings(p.Account.Settings.RateLimit))
+	shared := s.cluster != nil && s.cfg.Limiter == nil
+	return func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal, confirm bool) error {
+		ctx := r.Context()
+		keys := p.RateKeys()
+		stored := make([]string, len(keys))
+		for i, k := range keys {
+			stored[i] = k.String()
+		}
+		lim := ratelimit.FromSettings(p.Account.Settings.RateLimit)
+		var (
+			d   ratelimit.Decision
+			err error
+		)
+		if shared {
+			var expect *gatehouse.ClusterState
+			if confirm {
+				expect = &p.Basis
+			}
+			var (
+				st      gatehouse.ClusterState
+				decided bool
+			)
+			d, st, decided, err = s.cluster.Admit(ctx, expect, p.AccountID, stored, lim)
+			if err == nil {
+				s.Service.Observe(p.AccountID, st)
+				if !decided {
+					return auth.ErrStale
+				}
+			}
+		} else {
+			d, err = l.Allow(ctx, p.AccountID, stored, lim)
+		}
 		if err != nil {
-			s.logger.Warn("rate limiter unavailable", "err", err)
+			gatehouse.Logger(ctx).WarnContext(ctx, "rate limiter unavailable", "err", err)
 			return &gatehouse.Error{Code: gatehouse.EUnavailable, Message: "The rate limiter is unavailable; try again shortly"}
 		}
 		d.SetHeaders(w.Header(), names)
@@ -26,7 +68,7 @@ func (s *Server) limit(l ratelimit.Limiter) func(w http.ResponseWriter, r *http.
 			s.Metrics.RateLimited()
 			return &gatehouse.Error{Code: gatehouse.ERateLimitExceeded, Message: "Rate limit exceeded", RetryAfter: d.RetryAfter, Status: status}
 		}
-		s.usage.Record(p, time.Now())
+		s.usage.Record(p.AccountID, keys, time.Now())
 		return nil
 	}
 }

@@ -5,21 +5,26 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/admin"
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/metrics"
@@ -28,6 +33,7 @@ import (
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -51,12 +57,48 @@ type Config struct {
 	// Upstream, when set, turns on the gateway: requests matching no
 	// Gatehouse route are authenticated and proxied there.
 	Upstream string
+	// GatewayRoutes, when set, is a JSON or YAML file of route rules
+	// (gateway.LoadRoutes) that the gateway and /v1/auth/check enforce:
+	// the scopes a method and path need, or that they are public. Without
+	// it every request needs authentication and nothing more.
+	GatewayRoutes string
+	// ManagementPrefix, when set (e.g. "/gatehouse"), moves the management
+	// API, the sample resource, /v1/auth/check and /admin under it, so that
+	// the gateway can pass the API's own /v1/… paths upstream. The OAuth
+	// endpoints, /authorization, /.well-known/…, /healthz, /readyz and
+	// /metrics stay where they are.
+	ManagementPrefix string
+
+	// PublicURL is the origin clients reach Gatehouse at
+	// ("https://auth.example.com"): the OAuth issuer and every URL
+	// Gatehouse advertises, never the request's Host. Empty: URLs are built
+	// from the listen address and metadata is not cached publicly. An
+	// https URL makes the admin UI's cookies Secure.
+	PublicURL string
+	// TrustedProxies are the peers whose X-Forwarded-For,
+	// X-Forwarded-Proto and Forwarded headers are believed; empty trusts
+	// none.
+	TrustedProxies httpx.TrustedProxies
+	// TLSCert and TLSKey, when set, are PEM files of the certificate chain
+	// and key: the server then speaks HTTPS and HTTP/2 itself and reads
+	// them again on ReloadTLS.
+	TLSCert, TLSKey string
+	// ReadTimeout and WriteTimeout bound reading a whole request and
+	// writing its answer (proxied requests get per-read and per-write
+	// deadlines of the same lengths instead); zero means the defaults.
+	ReadTimeout, WriteTimeout time.Duration
 	// RedisURL, when set, makes this node part of a cluster: rate limits
-	// and cache invalidation go through Redis. RedisPrefix prefixes every
-	// key (tests isolate themselves with it).
+	// and cache invalidation go through Redis (redis:// or rediss:// for
+	// one Redis, redis+cluster:// or rediss+cluster:// for a Redis
+	// Cluster; see cluster.ClientOption). RedisPrefix prefixes every key
+	// (tests isolate themselves with it); it must not contain "{".
 	RedisURL, RedisPrefix string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
+
+	// UsageFlushInterval is how often the per-day usage counts are written
+	// to the store (DefaultUsageFlushInterval).
+	UsageFlushInterval time.Duration
 
 	// PasswordParams are the argon2id parameters; zero means the defaults.
 	PasswordParams password.Params
@@ -67,28 +109,159 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultUsageFlushInterval is how often usage counts reach the store.
+const DefaultUsageFlushInterval = 5 * time.Second
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr: "127.0.0.1:8080", DatabaseURL: store.DefaultURL, AdminEmail: "admin@example.com",
-		APITokenHeader: "X-API-Token", UserEmailHeader: "X-User-Email", RefreshGrace: 5 * time.Second,
-		RateLimitStatus: http.StatusUnprocessableEntity, BurstRemainingHeader: "X-RateLimit-Burst-Remaining",
-		DailyRemainingHeader: "X-RateLimit-Daily-Remaining",
+		Addr:                 "127.0.0.1:8080",
+		DatabaseURL:          store.DefaultURL,
+		AdminEmail:           "admin@example.com",
+		APITokenHeader:       auth.DefaultAPITokenHeader,
+		UserEmailHeader:      auth.DefaultUserEmailHeader,
+		RefreshGrace:         service.DefaultRefreshGrace,
+		RateLimitStatus:      http.StatusUnprocessableEntity,
+		BurstRemainingHeader: ratelimit.DefaultHeaderNames().BurstRemaining,
+		DailyRemainingHeader: ratelimit.DefaultHeaderNames().DailyRemaining,
+		UsageFlushInterval:   DefaultUsageFlushInterval,
+		ReadTimeout:          DefaultReadTimeout,
+		WriteTimeout:         DefaultWriteTimeout,
 	}
+}
+
+// The HTTP server's timeouts. Read and write are configurable; the others
+// are fixed.
+const (
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	readHeaderTimeout   = 5 * time.Second
+	idleTimeout         = 120 * time.Second
+)
+
+// Validate checks every setting that can be wrong on its own and returns
+// the first problem, in words an operator can act on.
+func (c Config) Validate() error {
+	if _, err := store.ParseURL(c.DatabaseURL); err != nil {
+		return err
+	}
+	if _, err := ParsePublicURL(c.PublicURL); err != nil {
+		return err
+	}
+	if err := CheckManagementPrefix(c.ManagementPrefix); err != nil {
+		return err
+	}
+	if c.Upstream != "" {
+		if _, err := parseUpstream(c.Upstream); err != nil {
+			return err
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-cert and tls-key go together: give both or neither")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must not be negative (got %s)", d.name, d.v)
+		}
+	}
+	if c.RateLimitStatus != 0 && (c.RateLimitStatus < 400 || c.RateLimitStatus > 599) {
+		return fmt.Errorf("rate-limit-status %d is not a 4xx or 5xx status", c.RateLimitStatus)
+	}
+	if c.RedisURL != "" {
+		if _, err := cluster.ClientOption(c.RedisURL); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.RedisPrefix, "{") {
+		return fmt.Errorf("redis-prefix %q must not contain \"{\" (Redis Cluster hash tags are Gatehouse's)", c.RedisPrefix)
+	}
+	return nil
+}
+
+// ParsePublicURL checks a public URL and returns it without a trailing
+// slash: http or https, a host, and nothing else (no path, query, fragment
+// or user). Empty is allowed and stays empty.
+func ParsePublicURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("public-url %q is not a URL", s)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("public-url %q must start with https:// (or http://)", s)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("public-url %q has no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || (u.Path != "" && u.Path != "/"):
+		return "", fmt.Errorf("public-url %q must be an origin such as https://auth.example.com, with no path, query or user", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// fixedPaths are the paths a management prefix may not take: they stay
+// where they are.
+var fixedPaths = []string{"/oauth", "/v1/oauth", "/authorization", "/.well-known", "/healthz", "/readyz", "/metrics"}
+
+// CheckManagementPrefix checks a management prefix: empty, or a path such
+// as "/gatehouse" (no trailing slash) that is not one of the paths that
+// stay put.
+func CheckManagementPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return fmt.Errorf("management-prefix %q must start with / and not end with one, e.g. /gatehouse", p)
+	}
+	for _, c := range p {
+		if !(c == '/' || c == '-' || c == '_' || c == '.' || c == '~' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return fmt.Errorf("management-prefix %q may hold only letters, digits and / - _ . ~", p)
+		}
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("management-prefix %q must not hold . or .. segments", p)
+		}
+	}
+	for _, f := range fixedPaths {
+		if p == f || strings.HasPrefix(p, f+"/") {
+			return fmt.Errorf("management-prefix %q would sit under %s, which stays where it is", p, f)
+		}
+	}
+	return nil
+}
+
+func parseUpstream(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("upstream %q is not an http(s) URL", s)
+	}
+	return u, nil
 }
 
 // Server is one Gatehouse node. Construct it with New, then Open; Close is
 // safe after a failed Open.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	Store     *store.Store
-	Service   *service.Service
-	Auth      *auth.Authenticator
-	Metrics   *metrics.Metrics
-	limiter   ratelimit.Limiter
-	upstream  *url.URL
-	redis     *redis.Client
+	cfg      Config
+	logger   *slog.Logger
+	Store    *store.Store
+	Service  *service.Service
+	Auth     *auth.Authenticator
+	Metrics  *metrics.Metrics
+	limiter  ratelimit.Limiter
+	upstream *url.URL
+	// gatewayRoutes are the gateway's route rules (nil: none).
+	gatewayRoutes *gateway.Routes
+	redis         rueidis.Client
+	// cluster is the shared state of a cluster (nil: this node is
+	// alone); it also charges every request, in place of limiter.
+	cluster *cluster.Redis
+	// signIn is the shared sign-in throttle of a cluster (nil: the
+	// service's own, in memory).
+	signIn    throttle.Throttle
 	usage     *service.Usage
 	stopUsage chan struct{}
 	usageDone chan struct{}
@@ -97,6 +270,11 @@ type Server struct {
 	handler      http.Handler
 	http         *http.Server
 	listener     net.Listener
+	// cert is the TLS certificate, when the server speaks HTTPS itself.
+	cert *certificate
+	// issuer is the base of every advertised URL: the public URL, or one
+	// built from the listen address.
+	issuer string
 }
 
 // New returns an unopened server; it has no side effects.
@@ -110,67 +288,125 @@ func New(cfg Config) *Server {
 	if cfg.PasswordParams == (password.Params{}) {
 		cfg.PasswordParams = password.DefaultParams
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	return &Server{cfg: cfg, logger: cfg.Logger}
 }
 
-// Open opens and migrates the store, bootstraps it when empty, builds the
-// handler and starts listening (but not serving).
+// Open checks the configuration, opens and migrates the store, connects to
+// Redis in cluster mode, builds the service and the handler once,
+// bootstraps the store when empty, loads the TLS certificate and starts
+// listening (but not serving).
 func (s *Server) Open(ctx context.Context) error {
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	// A bad rules file stops the server before it touches the store.
+	if s.cfg.GatewayRoutes != "" {
+		routes, err := gateway.LoadRoutes(s.cfg.GatewayRoutes)
+		if err != nil {
+			return err
+		}
+		s.gatewayRoutes = routes
+		s.logger.Info("gateway routes loaded", "file", s.cfg.GatewayRoutes, "routes", routes.Len())
+	}
+	loc, _ := store.ParseURL(s.cfg.DatabaseURL) // checked by Validate
+	fresh := false
+	if loc.Dialect == "sqlite" {
+		_, err := os.Stat(loc.Path)
+		fresh = errors.Is(err, fs.ErrNotExist)
+	}
 	st, err := store.Open(ctx, s.cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	s.Store = st
+	if fresh {
+		s.logger.Warn("created a new, empty SQLite store; if you expected your data here, stop and check --database-url", "path", loc.Path)
+	}
+	s.logger.Info("store opened", "dialect", loc.Dialect, "location", loc.String())
 	if err := st.Migrate(ctx); err != nil {
 		return err
+	}
+	if s.cfg.Upstream != "" {
+		s.upstream, _ = parseUpstream(s.cfg.Upstream) // checked by Validate
+	}
+	if s.cfg.TLSCert != "" {
+		if s.cert, err = loadCertificate(s.cfg.TLSCert, s.cfg.TLSKey); err != nil {
+			return err
+		}
+	}
+	s.Metrics = metrics.New()
+	s.limiter = s.cfg.Limiter
+	var shared service.Cluster
+	if s.cfg.RedisURL != "" {
+		if err := s.openRedis(ctx); err != nil {
+			return err
+		}
+		shared = s.cluster
+	}
+	if s.limiter == nil && s.cluster == nil {
+		mem := ratelimit.NewMemory()
+		s.limiter, s.closeLimiter = mem, mem.Close
 	}
 	var key []byte
 	if s.cfg.TokenKey != "" {
 		key = []byte(s.cfg.TokenKey)
 	}
-	s.Service = service.New(st, password.New(s.cfg.PasswordParams), token.NewDigester(key))
-	s.Service.RefreshGrace = s.cfg.RefreshGrace
+	s.Service = service.New(service.Config{
+		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
+		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.cluster != nil && s.cfg.Limiter == nil, OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
+	})
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
-	if s.cfg.Upstream != "" {
-		u, err := url.Parse(s.cfg.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("upstream %q is not an http(s) URL", s.cfg.Upstream)
-		}
-		s.upstream = u
-	}
-	s.Metrics = metrics.New()
-	s.limiter = s.cfg.Limiter
-	if s.cfg.RedisURL != "" {
-		if err := s.openRedis(ctx); err != nil {
-			return err
-		}
-	}
-	if s.limiter == nil {
-		mem := ratelimit.NewMemory()
-		s.limiter, s.closeLimiter = mem, mem.Close
-	}
-	s.Service.OnCacheLookup = s.Metrics.CacheLookup
 	s.usage = service.NewUsage()
-	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
-	go s.flushUsage()
-	s.handler = s.routes()
+	s.Auth = auth.New(auth.Config{
+		Tokens: s.Service, APITokens: s.Service,
+		APITokenHeader: s.cfg.APITokenHeader, UserEmailHeader: s.cfg.UserEmailHeader,
+		Limit: s.limit(s.limiter),
+	})
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
 	}
 	s.listener = ln
+	s.issuer, _ = ParsePublicURL(s.cfg.PublicURL) // checked by Validate
+	if s.issuer == "" {
+		s.issuer = s.URL()
+		if host, _, _ := net.SplitHostPort(s.cfg.Addr); host == "" || !isLoopback(host) {
+			s.logger.Warn("no public URL set: OAuth metadata advertises the listen address; set --public-url to the address clients use", "advertised", s.issuer)
+		}
+	}
+	s.handler = s.routes()
 	s.http = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	if s.cert != nil {
+		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.get}
+	}
+	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
+	go s.flushUsage()
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) bootstrap(ctx context.Context) error {
@@ -187,22 +423,19 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// routes builds the whole HTTP handler.
+// routes builds the whole HTTP handler from what Open made; it changes
+// nothing on s.
 func (s *Server) routes() http.Handler {
 	svc := s.Service
-	s.Auth = auth.New(svc, svc)
-	s.Auth.APITokenHeader, s.Auth.UserEmailHeader = s.cfg.APITokenHeader, s.cfg.UserEmailHeader
-	s.Auth.Limit = s.limit(s.limiter)
 
 	mux := http.NewServeMux()
-	throttle := auth.DefaultThrottle()
-	pw := &oauth.PasswordGrant{Service: svc, Throttle: throttle}
+	pw := &oauth.PasswordGrant{Service: svc}
 	tokens := oauth.NewHandler()
 	tokens.OnIssued = s.Metrics.TokenIssued
 	tokens.Register("password", pw)
 	tokens.Register("refresh_token", &oauth.RefreshGrant{Service: svc})
 	tokens.Register("client_credentials", &oauth.ClientCredentialsGrant{Service: svc})
-	std := &oauth.Endpoints{Service: svc, Auth: s.Auth}
+	std := &oauth.Endpoints{Service: svc, Auth: s.Auth, Issuer: s.issuer, IssuerConfigured: s.cfg.PublicURL != "", Grants: tokens.Grants()}
 	mux.HandleFunc("POST /oauth/revoke", std.Revoke)
 	mux.HandleFunc("POST /oauth/introspect", std.Introspect)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", std.Metadata)
@@ -214,20 +447,47 @@ func (s *Server) routes() http.Handler {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	(&api.API{Service: svc, Auth: s.Auth}).Register(mux)
-	mux.Handle("GET /v1/auth/check", s.Auth.Require(http.HandlerFunc(gateway.Check)))
-	ui := admin.New(svc, throttle, s.logger).Handler()
-	mux.Handle("/admin", ui)
-	mux.Handle("/admin/", ui)
+	// The management API, the sample resource, forward auth and the admin
+	// UI sit under the management prefix (none by default).
+	prefix := s.cfg.ManagementPrefix
+	(&api.API{Service: svc, Auth: s.Auth, Prefix: prefix}).Register(mux)
+	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Auth, s.gatewayRoutes))
+	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")
+	var ui http.Handler = admin.New(admin.Config{Service: svc, Logger: s.logger,
+		Prefix: prefix, SecureCookies: publicHTTPS, Headers: admin.Headers{
+			APIToken: s.Auth.APITokenHeader(), UserEmail: s.Auth.UserEmailHeader(),
+			BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader,
+		}}).Handler()
+	if prefix != "" {
+		ui = http.StripPrefix(prefix, ui)
+	}
+	mux.Handle(prefix+"/admin", ui)
+	mux.Handle(prefix+"/admin/", ui)
 
 	var fallback http.Handler
 	if s.upstream != nil {
-		fallback = gateway.NewProxy(s.upstream, s.Auth, s.logger).Handler()
+		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Auth: s.Auth,
+			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes}).Handler()
+		if prefix != "" {
+			fallback = notUnder(prefix, fallback)
+		}
 	}
 	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, fallback))
-	h = httpx.ClientInfo(h)
 	h = httpx.Recover(h)
-	return httpx.Log(s.logger, h)
+	h = httpx.Log(s.logger, h)
+	return httpx.ClientInfo(s.cfg.TrustedProxies, h)
+}
+
+// notUnder answers 404 for paths under prefix, which belong to Gatehouse,
+// and passes every other request to next.
+func notUnder(prefix string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, prefix+"/") {
+			httpx.Error(w, r, gatehouse.NotFound("route"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -235,13 +495,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	out, status := map[string]any{"status": "ok", "store": true}, http.StatusOK
 	if err := s.Store.Ping(ctx); err != nil {
-		s.logger.Warn("store not ready", "err", err)
+		gatehouse.Logger(ctx).WarnContext(ctx, "store not ready", "err", err)
 		out["store"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 	}
-	if s.redis != nil {
+	if s.cluster != nil {
 		out["redis"] = true
-		if err := s.redis.Ping(ctx).Err(); err != nil {
-			s.logger.Warn("redis not ready", "err", err)
+		// Reading the shared generation also settles any announcement of a
+		// revoking change this node still owes the cluster.
+		if err := s.cluster.Settle(ctx); err != nil {
+			gatehouse.Logger(ctx).WarnContext(ctx, "redis not ready", "err", err)
 			out["redis"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 		}
 	}
@@ -254,16 +516,42 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Addr returns the address the server listens on (after Open).
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// URL returns the server's base URL (after Open).
-func (s *Server) URL() string { return "http://" + s.Addr() }
+// URL returns the base URL of the listen address (after Open): https when
+// the server speaks TLS itself.
+func (s *Server) URL() string {
+	if s.cert != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
 
-// Serve serves HTTP until Shutdown or Close; it returns nil after a clean
-// shutdown.
+// Issuer returns the base of every URL the server advertises (after Open):
+// the public URL, or URL when none is set.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Serve serves HTTP (HTTPS and HTTP/2 with a TLS certificate) until
+// Shutdown or Close; it returns nil after a clean shutdown.
 func (s *Server) Serve() error {
-	if err := s.http.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if s.cert != nil {
+		err = s.http.ServeTLS(s.listener, "", "")
+	} else {
+		err = s.http.Serve(s.listener)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// ReloadTLS reads the TLS certificate and key files again; new connections
+// get the new certificate, and on error the old one stays. It does nothing
+// without TLS.
+func (s *Server) ReloadTLS() error {
+	if s.cert == nil {
+		return nil
+	}
+	return s.cert.reload()
 }
 
 // Shutdown stops accepting requests and waits for in-flight ones to finish
@@ -276,11 +564,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(append(errs, s.release())...)
 }
 
-// flushUsage writes the usage counts to the store every few seconds, and
-// once more when the server stops.
+// flushUsage writes the usage counts to the store every
+// UsageFlushInterval, and once more when the server stops.
 func (s *Server) flushUsage() {
 	defer close(s.usageDone)
-	t := time.NewTicker(5 * time.Second)
+	every := s.cfg.UsageFlushInterval
+	if every <= 0 {
+		every = DefaultUsageFlushInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -314,7 +606,7 @@ func (s *Server) release() error {
 		s.closeLimiter = nil
 	}
 	if s.redis != nil {
-		errs = append(errs, s.redis.Close())
+		s.redis.Close()
 		s.redis = nil
 	}
 	errs = append(errs, s.Store.Close())

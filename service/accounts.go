@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // NewAccount is the input for CreateAccount.
@@ -16,21 +17,30 @@ type NewAccount struct {
 
 // CreateAccount makes an account with its first admin. Operators only.
 func (s *Service) CreateAccount(ctx context.Context, p *gatehouse.Principal, in NewAccount) (*gatehouse.Account, *gatehouse.User, error) {
-	if !p.IsOperator() {
-		return nil, nil, gatehouse.Forbidden("Only an operator may create accounts")
+	if err := RequireOperator(p); err != nil {
+		return nil, nil, err
 	}
-	a, admin, err := s.newAccount(in, false)
+	a, admin, err := s.newAccount(ctx, in, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.Store.CreateAccount(ctx, a, admin, s.audit(ctx, p, "account.create", "account", a.ID,
-		map[string]string{"name": a.Name, "admin_email": admin.Email})); err != nil {
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateAccount(a); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(admin); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "account.create", "account", a.ID,
+			map[string]string{"name": a.Name, "admin_email": admin.Email}))
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	return a, admin, nil
 }
 
-func (s *Service) newAccount(in NewAccount, operator bool) (*gatehouse.Account, *gatehouse.User, error) {
+func (s *Service) newAccount(ctx context.Context, in NewAccount, operator bool) (*gatehouse.Account, *gatehouse.User, error) {
 	name, err := checkName("name", in.Name, MaxNameLen, true)
 	if err != nil {
 		return nil, nil, err
@@ -38,8 +48,9 @@ func (s *Service) newAccount(in NewAccount, operator bool) (*gatehouse.Account, 
 	if in.AdminPassword == "" {
 		return nil, nil, gatehouse.Invalid("admin_password is required")
 	}
-	a := &gatehouse.Account{ID: gatehouse.NewID("acc"), Name: name, Settings: gatehouse.DefaultSettings(), CreatedAt: s.now()}
-	admin, err := s.newUser(a.ID, NewUser{Email: in.AdminEmail, Password: in.AdminPassword, Roles: []gatehouse.Role{gatehouse.RoleAdmin}})
+	a := &gatehouse.Account{ID: gatehouse.NewID("acc"), Name: name, Status: gatehouse.AccountActive,
+		Settings: gatehouse.DefaultSettings(), CreatedAt: s.now()}
+	admin, err := s.newUser(ctx, a.ID, NewUser{Email: in.AdminEmail, Password: in.AdminPassword, Roles: []gatehouse.Role{gatehouse.RoleAdmin}})
 	if err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.EInvalidRequest {
 			return nil, nil, gatehouse.Invalid("admin_%s", gatehouse.ErrorMessage(err))
@@ -48,6 +59,81 @@ func (s *Service) newAccount(in NewAccount, operator bool) (*gatehouse.Account, 
 	}
 	admin.Operator = operator
 	return a, admin, nil
+}
+
+// Accounts lists every account. Operators only.
+func (s *Service) Accounts(ctx context.Context, p *gatehouse.Principal, page gatehouse.Page) ([]*gatehouse.Account, string, error) {
+	if err := RequireOperator(p); err != nil {
+		return nil, "", err
+	}
+	return s.store.Accounts(ctx, page)
+}
+
+// Account returns one account. Operators only.
+func (s *Service) Account(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.Account, error) {
+	if err := RequireOperator(p); err != nil {
+		return nil, err
+	}
+	return s.store.Account(ctx, id)
+}
+
+// AccountPatch is the input for UpdateAccount; nil fields stay as they are.
+type AccountPatch struct {
+	Name   *string                  `json:"name"`
+	Status *gatehouse.AccountStatus `json:"status"`
+}
+
+// UpdateAccount renames, suspends or reactivates an account. Operators
+// only; the operator's own account cannot be suspended (conflict).
+// Suspending refuses every credential and session of the account at once,
+// on every node; reactivating brings back what had not expired.
+func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id string, patch AccountPatch) (*gatehouse.Account, error) {
+	if err := RequireOperator(p); err != nil {
+		return nil, err
+	}
+	var name string
+	if patch.Name != nil {
+		var err error
+		if name, err = checkName("name", *patch.Name, MaxNameLen, true); err != nil {
+			return nil, err
+		}
+	}
+	if st := patch.Status; st != nil && *st != gatehouse.AccountActive && *st != gatehouse.AccountSuspended {
+		return nil, gatehouse.Invalid("status must be active or suspended")
+	}
+	var out *gatehouse.Account
+	err := s.update(ctx, func(tx *store.Tx) error {
+		a, err := tx.Account(id)
+		if err != nil {
+			return err
+		}
+		details := map[string]string{}
+		if patch.Name != nil {
+			a.Name, details["name"] = name, name
+		}
+		if patch.Status != nil {
+			if *patch.Status == gatehouse.AccountSuspended && a.ID == p.AccountID {
+				return gatehouse.Errorf(gatehouse.EConflict, "The operator's own account cannot be suspended")
+			}
+			a.Status, details["status"] = *patch.Status, string(*patch.Status)
+		}
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		out = a
+		e := s.audit(ctx, p, "account.update", "account", a.ID, details)
+		if err := tx.Audit(e); err != nil {
+			return err
+		}
+		// The account's own admins see it in their log too.
+		mirror := *e
+		mirror.ID, mirror.AccountID = gatehouse.NewID("aud"), a.ID
+		if a.ID == p.AccountID {
+			return nil
+		}
+		return tx.Audit(&mirror)
+	})
+	return out, err
 }
 
 // Bootstrap makes the account "default" and its operator-admin when the
@@ -59,13 +145,80 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (created bool
 		generated = rand.Text()
 		pw = generated
 	}
-	a, admin, err := s.newAccount(NewAccount{Name: "default", AdminEmail: email, AdminPassword: pw}, true)
+	a, admin, err := s.newAccount(ctx, NewAccount{Name: "default", AdminEmail: email, AdminPassword: pw}, true)
 	if err != nil {
 		return false, "", err
 	}
-	created, err = s.Store.Bootstrap(ctx, a, admin)
-	if !created {
-		generated = ""
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if created, err = tx.ClaimBootstrap(a.ID); err != nil || !created {
+			return err
+		}
+		if err := tx.CreateAccount(a); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(admin); err != nil {
+			return err
+		}
+		return tx.Audit(&gatehouse.AuditEntry{
+			ID: gatehouse.NewID("aud"), AccountID: a.ID, ActorID: admin.ID, Actor: "bootstrap", Action: "account.bootstrap",
+			TargetType: "account", TargetID: a.ID, CreatedAt: a.CreatedAt,
+		})
+	})
+	if err != nil || !created {
+		return false, "", err
 	}
-	return created, generated, err
+	return true, generated, nil
+}
+
+// Recover is the break-glass way back in (gatehouse recover): it makes the
+// user with e-mail email an active operator-admin of their account —
+// creating them in the bootstrap account when absent — with password pw,
+// ends their sessions and password-derived tokens, and audits it. It works
+// on the store directly, whether or not a server is running; a running
+// cluster learns of it through the store's epochs on the next look-up that
+// misses its cache.
+func (s *Service) Recover(ctx context.Context, email, pw string) (*gatehouse.User, error) {
+	addr, err := checkEmail("email", email)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.hashPassword(ctx, "password", pw)
+	if err != nil {
+		return nil, err
+	}
+	var out *gatehouse.User
+	err = s.update(ctx, func(tx *store.Tx) error {
+		u, err := tx.UserByEmail(addr)
+		created := false
+		switch {
+		case gatehouse.ErrorCode(err) == gatehouse.ENotFound:
+			accountID, err := tx.BootstrapAccountID()
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			u = &gatehouse.User{ID: gatehouse.NewID("usr"), AccountID: accountID, Email: addr, Status: gatehouse.StatusActive,
+				CreatedAt: now, UpdatedAt: now}
+			created = true
+		case err != nil:
+			return err
+		}
+		u.Roles = gatehouse.NormalizeRoles(append(u.Roles, gatehouse.RoleAdmin))
+		u.Status, u.Operator, u.PasswordHash, u.UpdatedAt = gatehouse.StatusActive, true, hash, s.now()
+		u.PasswordEpoch++
+		if created {
+			err = tx.CreateUser(u)
+		} else {
+			err = tx.UpdateUser(u)
+		}
+		if err != nil {
+			return err
+		}
+		out = u
+		return tx.Audit(&gatehouse.AuditEntry{
+			ID: gatehouse.NewID("aud"), AccountID: u.AccountID, ActorID: u.ID, Actor: "recover", Action: "user.recover",
+			TargetType: "user", TargetID: u.ID, CreatedAt: s.now(),
+		})
+	})
+	return out, err
 }

@@ -2,10 +2,12 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -39,46 +41,79 @@ func apiAccessAdmin(p *gatehouse.Principal) (*gatehouse.User, error) {
 
 func checkTTLDays(days int) error {
 	if days < MinAPIAccessTTLDays || days > MaxAPIAccessTTLDays {
-		return gatehouse.Invalid("access_token_ttl_days must be from %d to %d", MinAPIAccessTTLDays, MaxAPIAccessTTLDays)
+		return gatehouse.InvalidField("access_token_ttl_days", fmt.Sprintf("Choose from %d to %d days.", MinAPIAccessTTLDays, MaxAPIAccessTTLDays),
+			"access_token_ttl_days must be from %d to %d", MinAPIAccessTTLDays, MaxAPIAccessTTLDays)
 	}
 	return nil
 }
 
 // newPair returns a fresh access and refresh token of an application's
-// lineage.
+// lineage, issued under u's current epochs.
 func (s *Service) newPair(u *gatehouse.User, app *gatehouse.APIApplication, familyID string) (*Issued, []*gatehouse.Token) {
 	ttl := time.Duration(app.AccessTokenTTLDays) * 24 * time.Hour
 	rawAccess, access := s.newAccess(u, gatehouse.MethodAPIAccess, app.ClientID, familyID, ttl)
 	rawRefresh := token.New(token.RefreshToken)
 	refresh := *access
-	refresh.ID, refresh.Kind, refresh.Hash = gatehouse.NewID("tok"), gatehouse.KindRefresh, s.Digester.Digest(rawRefresh)
+	refresh.ID, refresh.Kind, refresh.Hash = gatehouse.NewID("tok"), gatehouse.KindRefresh, s.digester.Digest(rawRefresh)
 	refresh.ExpiresAt = access.CreatedAt.Add(RefreshTokenLifetime)
 	return &Issued{AccessToken: rawAccess, TokenType: "bearer", ExpiresIn: int(ttl / time.Second), RefreshToken: rawRefresh},
 		[]*gatehouse.Token{access, &refresh}
 }
 
+// APIAccessInput is the input for EnableAPIAccess.
+type APIAccessInput struct {
+	// AccessTokenTTLDays nil means DefaultAPIAccessTTLDays.
+	AccessTokenTTLDays *int `json:"access_token_ttl_days"`
+	// Scopes limits the application; nil means the creator's own scopes.
+	Scopes *[]gatehouse.Scope `json:"scopes"`
+}
+
 // EnableAPIAccess makes the API access application of p's user and issues
-// its first access and refresh tokens. Admins only (forbidden otherwise);
-// conflict if it exists; ttlDays nil means the default.
-func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, ttlDays *int) (*APIAccessIssued, error) {
+// its first access and refresh tokens. Admins only (forbidden otherwise,
+// checked again in the transaction that stores the application); conflict
+// if it exists; scopes as grantScopes allows.
+func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, in APIAccessInput) (*APIAccessIssued, error) {
 	u, err := apiAccessAdmin(p)
 	if err != nil {
 		return nil, err
 	}
 	days := DefaultAPIAccessTTLDays
-	if ttlDays != nil {
-		days = *ttlDays
+	if in.AccessTokenTTLDays != nil {
+		days = *in.AccessTokenTTLDays
 	}
 	if err := checkTTLDays(days); err != nil {
 		return nil, err
 	}
-	app := &gatehouse.APIApplication{ID: gatehouse.NewID("app"), AccountID: u.AccountID, UserID: u.ID,
-		ClientID: token.New(token.ClientID), AccessTokenTTLDays: days, CreatedAt: s.now()}
-	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
-	if err := s.Store.CreateAPIApplication(ctx, app, toks, s.audit(ctx, p, "api_access.enable", "api_application", app.ClientID,
-		map[string]string{"access_token_ttl_days": strconv.Itoa(days)})); err != nil {
+	scopes, err := grantScopes(p, in.Scopes)
+	if err != nil {
 		return nil, err
 	}
+	app := &gatehouse.APIApplication{ID: gatehouse.NewID("app"), AccountID: u.AccountID, UserID: u.ID,
+		ClientID: token.New(token.ClientID), AccessTokenTTLDays: days, Scopes: scopes, CreatedBy: mintedBy(p), CreatedAt: s.now()}
+	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
+	err = s.update(ctx, func(tx *store.Tx) error {
+		// An application made while the user loses the admin role would
+		// escape that change, and work again once the role is back.
+		cur, err := lockUser(tx, u)
+		if err != nil {
+			return err
+		}
+		if !cur.IsAdmin() {
+			return gatehouse.Forbidden("API access needs the admin role")
+		}
+		if err := tx.CreateAPIApplication(app); err != nil {
+			return err
+		}
+		if err := tx.CreateTokens(toks...); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "api_access.enable", "api_application", app.ClientID,
+			map[string]string{"access_token_ttl_days": strconv.Itoa(days), "scopes": scopesText(scopes)}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Scope = scopes.String()
 	return &APIAccessIssued{ClientID: app.ClientID, Issued: *out}, nil
 }
 
@@ -88,7 +123,7 @@ func (s *Service) APIAccess(ctx context.Context, p *gatehouse.Principal) (*gateh
 	if err != nil {
 		return nil, err
 	}
-	app, err := s.Store.APIApplication(ctx, u.ID)
+	app, err := s.store.APIApplication(ctx, u.ID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, nil
 	}
@@ -105,21 +140,36 @@ func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, d
 	if err := checkTTLDays(days); err != nil {
 		return nil, err
 	}
-	if err := s.Store.UpdateAPIApplicationTTL(ctx, u.ID, days, s.audit(ctx, p, "api_access.update", "user", u.ID,
-		map[string]string{"access_token_ttl_days": strconv.Itoa(days)})); err != nil {
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.UpdateAPIApplicationTTL(u.ID, days); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "api_access.update", "user", u.ID,
+			map[string]string{"access_token_ttl_days": strconv.Itoa(days)}))
+	})
+	if err != nil {
 		return nil, err
 	}
-	return s.Store.APIApplication(ctx, u.ID)
+	return s.store.APIApplication(ctx, u.ID)
 }
 
 // RevokeAPIAccess deletes p's user's application; every token it issued
-// stops working at once.
+// stops working at once (not_found when there is none).
 func (s *Service) RevokeAPIAccess(ctx context.Context, p *gatehouse.Principal) error {
 	u, err := apiAccessAdmin(p)
 	if err != nil {
 		return err
 	}
-	return s.Store.DeleteAPIApplication(ctx, u.ID, s.now(), s.audit(ctx, p, "api_access.revoke", "user", u.ID, nil))
+	return s.update(ctx, func(tx *store.Tx) error {
+		found, err := tx.DeleteAPIApplication(u.ID, s.now())
+		if err != nil {
+			return err
+		}
+		if !found {
+			return gatehouse.NotFound("API access")
+		}
+		return tx.Audit(s.audit(ctx, p, "api_access.revoke", "user", u.ID, nil))
+	})
 }
 
 func invalidRefresh() error {
@@ -130,34 +180,50 @@ func invalidRefresh() error {
 // a new access token and a new refresh token (SPEC §3.1). Each refresh
 // token works once, even under concurrent use. A used one presented again
 // is invalid_grant; presented later than the grace period after its use,
-// it also revokes its whole lineage (RFC 9700 §4.14.2).
-func (s *Service) RefreshGrant(ctx context.Context, clientID, raw string) (*Issued, error) {
+// it also revokes its whole lineage (RFC 9700 §4.14.2). The new tokens are
+// issued under the user's epochs and the application's client id read
+// before the rotation, so a disable or an application deletion that
+// commits meanwhile ends them too.
+//
+// scope, when not empty, narrows the new tokens (RFC 6749 §6: at most what
+// the refresh token was granted; invalid_scope otherwise).
+func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string) (*Issued, error) {
 	if !token.Valid(raw, token.RefreshToken) {
 		return nil, invalidRefresh()
 	}
-	t, u, err := s.Store.TokenByHash(ctx, s.Digester.Digest(raw))
+	it, err := s.store.TokenByHash(ctx, s.digester.Digest(raw))
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, invalidRefresh()
 	} else if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	if t.Kind != gatehouse.KindRefresh || t.Method != gatehouse.MethodAPIAccess || t.ClientID != clientID ||
-		t.RevokedAt != nil || !now.Before(t.ExpiresAt) {
+	if it.Kind != gatehouse.KindRefresh || it.Method != gatehouse.MethodAPIAccess || it.ClientID != clientID {
 		return nil, invalidRefresh()
 	}
-	if t.UsedAt != nil {
-		return nil, s.refreshReused(ctx, t, now)
+	if it.UsedAt != nil && it.RevokedAt == nil && !it.FamilyRevoked {
+		return nil, s.refreshReused(ctx, it, now)
 	}
-	app, err := s.apiApplication(ctx, u.ID)
-	if err != nil || app.ClientID != t.ClientID || !u.Active() || !u.IsAdmin() {
+	if !tokenValid(it, now) {
+		return nil, invalidRefresh()
+	}
+	app, err := s.apiApplication(ctx, it.UserID)
+	if err != nil || app.ClientID != it.ClientID {
 		if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
 			return nil, err
 		}
 		return nil, invalidRefresh()
 	}
-	out, next := s.newPair(u, app, t.FamilyID)
-	won, err := s.Store.RotateRefreshToken(ctx, t.ID, now, next...)
+	granted := tokenScopes(it)
+	narrowed, err := narrowRequest((&gatehouse.Principal{Account: it.Account, User: it.User, Method: it.Method}).RoleScopes().Intersect(granted), scope)
+	if err != nil {
+		return nil, err
+	}
+	out, next := s.newPair(it.User, app, it.FamilyID)
+	for _, t := range next {
+		t.Scopes = it.Scopes.Intersect(narrowed)
+	}
+	won, err := s.store.RotateRefreshToken(ctx, it.ID, now, next...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,44 +231,127 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw string) (*Issu
 		// Another request used it a moment ago: inside the grace period.
 		return nil, invalidRefresh()
 	}
+	out.Scope = granted.Intersect(narrowed).String()
+	s.touch(ctx, "app\x00"+app.ClientID, func(at time.Time) error { return s.store.TouchAPIApplication(ctx, app.ClientID, at) })
 	return out, nil
 }
 
-// refreshReused handles a used refresh token presented again.
-func (s *Service) refreshReused(ctx context.Context, t *gatehouse.Token, now time.Time) error {
-	if now.Sub(*t.UsedAt) > s.RefreshGrace {
-		if err := s.Store.RevokeTokenFamily(ctx, t.FamilyID, now); err != nil {
+// refreshReused handles a used refresh token presented again: after the
+// grace period its whole lineage is revoked and audited, in one
+// transaction.
+func (s *Service) refreshReused(ctx context.Context, it *store.IssuedToken, now time.Time) error {
+	if now.Sub(*it.UsedAt) <= s.refreshGrace {
+		return invalidRefresh()
+	}
+	s.logger.Warn("refresh token reuse detected; revoking its lineage",
+		"account_id", it.AccountID, "user_id", it.UserID, "client_id", it.ClientID, "family_id", it.FamilyID)
+	err := s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.RevokeTokenFamily(it.FamilyID, now); err != nil {
 			return err
 		}
-		_ = s.Store.AppendAudit(ctx, &gatehouse.AuditEntry{
-			ID: gatehouse.NewID("aud"), AccountID: t.AccountID, ActorID: t.UserID, Actor: "reuse-detection",
-			Action: "api_access.lineage_revoked", TargetType: "api_application", TargetID: t.ClientID,
+		return tx.Audit(&gatehouse.AuditEntry{
+			ID: gatehouse.NewID("aud"), AccountID: it.AccountID, ActorID: it.UserID, Actor: "reuse-detection",
+			Action: "api_access.lineage_revoked", TargetType: "api_application", TargetID: it.ClientID,
 			RemoteAddr: gatehouse.ClientAddrFromContext(ctx), CreatedAt: now,
+			Details: map[string]string{"family_id": it.FamilyID},
 		})
+	})
+	if err != nil {
+		return err
 	}
 	return invalidRefresh()
-}
-
-// cachedApp is an application remembered under a cache generation.
-type cachedApp struct {
-	app *gatehouse.APIApplication
-	gen uint64
 }
 
 // apiApplication returns a user's application, from memory while no
 // revoking change has happened since it was read.
 func (s *Service) apiApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
-	gen, err := s.generation(ctx)
+	snap, err := s.generation(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := s.apps.Load(userID); ok && v.(cachedApp).gen == gen {
-		return v.(cachedApp).app, nil
+	if app, ok := s.apps.get(userID, snap.gen, s.clock()); ok {
+		return app, nil
 	}
-	app, err := s.Store.APIApplication(ctx, userID)
+	app, err := s.store.APIApplication(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	s.apps.Store(userID, cachedApp{app, gen})
+	s.apps.put(userID, snap.gen, app, time.Time{})
 	return app, nil
+}
+
+// UserAPIAccess returns the API access application of a user of p's
+// account, or nil if they have none. Admins only.
+func (s *Service) UserAPIAccess(ctx context.Context, p *gatehouse.Principal, userID string) (*gatehouse.APIApplication, error) {
+	if err := RequireAdmin(p); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
+		return nil, err
+	}
+	app, err := s.store.APIApplication(ctx, userID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return nil, nil
+	}
+	return app, err
+}
+
+// APIAccessState is p's own API access application as its page shows it.
+type APIAccessState struct {
+	// App is the application, nil when API access is not enabled.
+	App *gatehouse.APIApplication
+	// LiveTokens is how many of its tokens still work.
+	LiveTokens int
+	// ReuseDetected, when set, is the audit entry of the last time reuse
+	// detection revoked a lineage of the application.
+	ReuseDetected *gatehouse.AuditEntry
+}
+
+// APIAccessStatus returns p's user's application, how many of its tokens
+// work, and the last reuse detection that revoked its tokens.
+func (s *Service) APIAccessStatus(ctx context.Context, p *gatehouse.Principal) (*APIAccessState, error) {
+	app, err := s.APIAccess(ctx, p)
+	if err != nil || app == nil {
+		return &APIAccessState{}, err
+	}
+	out := &APIAccessState{App: app}
+	if out.LiveTokens, err = s.liveTokens(ctx, store.TokenFilter{ClientID: app.ClientID}, s.clock()); err != nil {
+		return nil, err
+	}
+	es, _, err := s.store.FindAudit(ctx, p.AccountID, gatehouse.AuditFilter{Action: "api_access.lineage_revoked", Target: app.ClientID},
+		gatehouse.Page{Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(es) > 0 {
+		out.ReuseDetected = es[0]
+	}
+	return out, nil
+}
+
+// ReissueAPIAccess issues a new access and refresh token, of a new
+// lineage, for p's user's existing application (not_found when there is
+// none) — after reuse detection revoked the old lineage, for example.
+// Admins only; the secrets are shown once.
+func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) (*APIAccessIssued, error) {
+	u, err := apiAccessAdmin(p)
+	if err != nil {
+		return nil, err
+	}
+	app, err := s.store.APIApplication(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateTokens(toks...); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "api_access.reissue", "api_application", app.ClientID, nil))
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Scope = app.Scopes.String()
+	return &APIAccessIssued{ClientID: app.ClientID, Issued: *out}, nil
 }

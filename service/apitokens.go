@@ -3,10 +3,10 @@ package service
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -16,19 +16,28 @@ import (
 const LastUsedResolution = time.Minute
 
 // SetAPITokensExtension turns the API tokens extension of p's account on or
-// off. Admins only. Off, every API token of the account is refused until it
-// is on again.
-func (s *Service) SetAPITokensExtension(ctx context.Context, p *gatehouse.Principal, on bool) error {
+// off (on is required: invalid_request when nil). Admins only. Off, every
+// API token of the account is refused until it is on again.
+func (s *Service) SetAPITokensExtension(ctx context.Context, p *gatehouse.Principal, enabled *bool) error {
 	if err := RequireAdmin(p); err != nil {
 		return err
 	}
-	a, err := s.Store.Account(ctx, p.AccountID)
-	if err != nil {
-		return err
+	if enabled == nil {
+		return gatehouse.Invalid("enabled is required")
 	}
-	a.Settings.APITokensEnabled = on
-	return s.Store.UpdateSettings(ctx, a.ID, a.Settings, s.audit(ctx, p, "extension.api_tokens", "account", a.ID,
-		map[string]string{"enabled": strconv.FormatBool(on)}))
+	on := *enabled
+	return s.update(ctx, func(tx *store.Tx) error {
+		a, err := tx.Account(p.AccountID)
+		if err != nil {
+			return err
+		}
+		a.Settings.APITokensEnabled = on
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "extension.api_tokens", "account", a.ID,
+			map[string]string{"enabled": strconv.FormatBool(on)}))
+	})
 }
 
 // APITokensExtension reports whether the extension is on. Admins only.
@@ -39,16 +48,26 @@ func (s *Service) APITokensExtension(ctx context.Context, p *gatehouse.Principal
 
 // NewAPIToken is a freshly made API token; the token is shown once.
 type NewAPIToken struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Token     string    `json:"token"`
-	Prefix    string    `json:"prefix"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	Token     string           `json:"token"`
+	Prefix    string           `json:"prefix"`
+	Scopes    gatehouse.Scopes `json:"scopes"`
+	ExpiresAt *time.Time       `json:"expires_at"`
+	CreatedAt time.Time        `json:"created_at"`
+}
+
+// APITokenInput is the input for CreateAPIToken.
+type APITokenInput struct {
+	Name      string             `json:"name"`
+	Scopes    *[]gatehouse.Scope `json:"scopes"`
+	ExpiresAt *time.Time         `json:"expires_at"`
 }
 
 // CreateAPIToken makes a named API token. Admins only; extension_disabled
-// while the extension is off.
-func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, name string) (*NewAPIToken, error) {
+// while the extension is off; scopes and expiry as grantScopes and
+// grantExpiry allow.
+func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in APITokenInput) (*NewAPIToken, error) {
 	on, err := s.APITokensExtension(ctx, p)
 	if err != nil {
 		return nil, err
@@ -56,17 +75,129 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, na
 	if !on {
 		return nil, gatehouse.Errorf(gatehouse.EExtensionDisabled, "The API tokens extension is off for this account")
 	}
-	if name, err = checkName("name", name, MaxNameLen, true); err != nil {
+	name, err := checkName("name", in.Name, MaxNameLen, true)
+	if err != nil {
 		return nil, err
 	}
+	scopes, err := grantScopes(p, in.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	expires, err := s.grantExpiry(p, in.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Scopes: scopes,
+		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
+	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", func(tx *store.Tx) error {
+		if _, err := tx.Account(p.AccountID); err != nil { // lock: see APITokenNameTaken
+			return err
+		}
+		return apiTokenNameFree(tx, t, "", t.CreatedAt)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt}, nil
+}
+
+// apiTokenNameFree returns conflict, about the name, when t's account has
+// another live API token than except with t's name (any case). The
+// account must be locked in tx.
+func apiTokenNameFree(tx *store.Tx, t *gatehouse.APIToken, except string, now time.Time) error {
+	taken, err := tx.APITokenNameTaken(t.AccountID, t.Name, except, now)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return nameTaken("API token")
+	}
+	return nil
+}
+
+// storeAPIToken gives t a fresh secret and stores it with its audit entry;
+// it returns the secret, shown once.
+func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *gatehouse.APIToken, action string, also ...func(*store.Tx) error) (string, error) {
 	raw := token.New(token.APIToken)
-	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Prefix: token.Hint(raw),
-		Hash: s.Digester.Digest(raw), CreatedAt: s.now()}
-	if err := s.Store.CreateAPIToken(ctx, t, s.audit(ctx, p, "api_token.create", "api_token", t.ID,
-		map[string]string{"name": name, "prefix": t.Prefix})); err != nil {
+	t.Prefix, t.Hash = token.Hint(raw), s.digester.Digest(raw)
+	err := s.update(ctx, func(tx *store.Tx) error {
+		for _, f := range also {
+			if err := f(tx); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateAPIToken(t); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, action, "api_token", t.ID,
+			map[string]string{"name": t.Name, "prefix": t.Prefix, "scopes": scopesText(t.Scopes)}))
+	})
+	return raw, err
+}
+
+// UpdateAPIToken renames, disables or enables an API token, narrows its
+// scopes or brings its expiry forward. Admins only. A disabled token is
+// refused until enabled again, on every node.
+func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id string, patch CredentialPatch) (*gatehouse.APIToken, error) {
+	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
-	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, CreatedAt: t.CreatedAt}, nil
+	var out *gatehouse.APIToken
+	err := s.update(ctx, func(tx *store.Tx) error {
+		t, err := tx.APIToken(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		details, err := s.applyPatch(patch, &t.Name, &t.Enabled, &t.Scopes, &t.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		if patch.Name != nil {
+			if _, err := tx.Account(p.AccountID); err != nil { // lock: see APITokenNameTaken
+				return err
+			}
+			if err := apiTokenNameFree(tx, t, t.ID, s.now()); err != nil {
+				return err
+			}
+		}
+		if err := tx.UpdateAPIToken(t); err != nil {
+			return err
+		}
+		out = t
+		return tx.Audit(s.audit(ctx, p, "api_token.update", "api_token", t.ID, details))
+	})
+	return out, err
+}
+
+// RollAPIToken makes a new API token with the same name, scopes and expiry
+// as token id, which stops working overlapSeconds later (0: at once).
+// Admins only.
+func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
+	if err := RequireAdmin(p); err != nil {
+		return nil, err
+	}
+	overlap, err := checkOverlap(overlapSeconds)
+	if err != nil {
+		return nil, err
+	}
+	next := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Enabled: true, CreatedAt: s.now()}
+	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", func(tx *store.Tx) error {
+		old, err := tx.APIToken(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		next.Name, next.Scopes, next.ExpiresAt, next.CreatedBy = old.Name, old.Scopes, old.ExpiresAt, old.CreatedBy
+		until := s.now().Add(overlap)
+		if old.ExpiresAt == nil || until.Before(*old.ExpiresAt) {
+			old.ExpiresAt = &until
+		}
+		return tx.UpdateAPIToken(old)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &NewAPIToken{ID: next.ID, Name: next.Name, Token: raw, Prefix: next.Prefix, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt,
+		CreatedAt: next.CreatedAt}, nil
 }
 
 // APITokens lists the account's API tokens (never the token). Admins only.
@@ -74,7 +205,7 @@ func (s *Service) APITokens(ctx context.Context, p *gatehouse.Principal, page ga
 	if err := RequireAdmin(p); err != nil {
 		return nil, "", err
 	}
-	return s.Store.APITokens(ctx, p.AccountID, page)
+	return s.store.APITokens(ctx, p.AccountID, page)
 }
 
 // DeleteAPIToken revokes an API token for good. Admins only.
@@ -82,7 +213,12 @@ func (s *Service) DeleteAPIToken(ctx context.Context, p *gatehouse.Principal, id
 	if err := RequireAdmin(p); err != nil {
 		return err
 	}
-	return s.Store.DeleteAPIToken(ctx, p.AccountID, id, s.audit(ctx, p, "api_token.revoke", "api_token", id, nil))
+	return s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteAPIToken(p.AccountID, id); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "api_token.revoke", "api_token", id, nil))
+	})
 }
 
 func errInvalidAPIToken() error {
@@ -93,39 +229,51 @@ func errInvalidAPIToken() error {
 // the principal is the anonymous admin of the token's account; with it,
 // the active user of the same account with that e-mail — any other e-mail
 // is invalid_user, the same answer for unknown, disabled and other-account
-// users. A token of an account whose extension is off is invalid_token.
+// users. A token of an account whose extension is off, or that is
+// suspended, is invalid_token.
 func (s *Service) APITokenPrincipal(ctx context.Context, raw, actAs string) (*gatehouse.Principal, error) {
 	if !token.Valid(raw, token.APIToken) {
 		return nil, errInvalidAPIToken()
 	}
-	digest := s.Digester.Digest(raw)
-	key := digest + "\x00" + strings.ToLower(actAs)
-	gen, err := s.generation(ctx)
+	return s.apiTokenPrincipal(ctx, raw, actAs, true)
+}
+
+// apiTokenPrincipal is APITokenPrincipal for a token string of the right
+// form; unconfirmed is as for Service.principal.
+func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unconfirmed bool) (*gatehouse.Principal, error) {
+	digest := s.digester.Digest(raw)
+	key := digest + "\x00" + gatehouse.EmailKey(actAs)
+	p, snap, err := s.principal(ctx, key, unconfirmed)
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := s.cache.get(key, gen, s.Now()); ok {
-		s.cacheHit(true)
+	if p != nil {
 		s.touchAPIToken(ctx, p.CredentialID)
 		return p, nil
 	}
-	s.cacheHit(false)
-	t, err := s.Store.APITokenByHash(ctx, digest)
+	t, err := s.store.APITokenByHash(ctx, digest)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, errInvalidAPIToken()
 	} else if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.Account(ctx, t.AccountID)
+	a, err := s.store.Account(ctx, t.AccountID)
 	if err != nil {
 		return nil, err
+	}
+	if !a.Active() || !t.Usable(s.clock()) {
+		return nil, errInvalidAPIToken()
 	}
 	if !a.Settings.APITokensEnabled {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidToken, "API tokens are turned off for this account")
 	}
-	p := &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID}
+	p = &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID, CredentialName: t.Name,
+		Scopes: t.Scopes, Basis: s.basis(snap, a.ID)}
+	if t.ExpiresAt != nil {
+		p.ExpiresAt = *t.ExpiresAt
+	}
 	if actAs != "" {
-		u, err := s.Store.UserByEmail(ctx, actAs)
+		u, err := s.store.UserByEmail(ctx, actAs)
 		if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
 			return nil, err
 		}
@@ -134,19 +282,35 @@ func (s *Service) APITokenPrincipal(ctx context.Context, raw, actAs string) (*ga
 		}
 		p.User, p.ActingAs = u, u.Email
 	}
-	s.cache.put(key, gen, p)
+	s.principals.put(key, snap.gen, p.Seal(), p.ExpiresAt)
 	s.touchAPIToken(ctx, t.ID)
 	return p, nil
 }
 
 // touchAPIToken writes last_used_at at most once per LastUsedResolution.
 func (s *Service) touchAPIToken(ctx context.Context, id string) {
-	now := s.Now()
-	if v, ok := s.lastUsed.Load(id); ok && now.Sub(v.(time.Time)) < LastUsedResolution {
+	s.touch(ctx, "atk\x00"+id, func(at time.Time) error { return s.store.TouchAPIToken(ctx, id, at) })
+}
+
+// touch runs write (a last_used_at update) at most once per
+// LastUsedResolution for key, so that using a credential does not cost a
+// store write per request.
+func (s *Service) touch(ctx context.Context, key string, write func(at time.Time) error) {
+	now := s.clock()
+	if _, ok := s.lastUsed.get(key, 0, now); ok {
 		return
 	}
-	s.lastUsed.Store(id, now)
-	if err := s.Store.TouchAPIToken(ctx, id, now.UTC()); err != nil {
-		s.lastUsed.Delete(id)
+	s.lastUsed.put(key, 0, struct{}{}, now.Add(LastUsedResolution))
+	if err := write(now.UTC()); err != nil {
+		s.lastUsed.drop(key)
 	}
+}
+
+// APITokensCreatedBy lists the API tokens a user of p's account created
+// or rolled, as the audit log records. Admins only.
+func (s *Service) APITokensCreatedBy(ctx context.Context, p *gatehouse.Principal, userID string) ([]*gatehouse.APIToken, error) {
+	if err := RequireAdmin(p); err != nil {
+		return nil, err
+	}
+	return s.store.APITokensCreatedBy(ctx, p.AccountID, userID)
 }

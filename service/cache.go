@@ -4,59 +4,61 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
-
-	"github.com/gatehouse/gatehouse"
 )
 
-// principalCache remembers validated credentials by digest so that the hot
-// path does not touch the store. An entry is used only while the store's
-// generation is the one read before the entry was looked up in the store,
-// so any revoking change (on this node, or reported by another) drops every
-// entry at once; expiry is checked on every hit. It is safe for concurrent
-// use and holds at most max entries.
-type principalCache struct {
-	shards [64]cacheShard
+// cache is the one bounded in-memory cache of the service: validated
+// credentials, API access applications, last-use marks. An entry is used
+// only while the cache generation is the one read before the entry's value
+// was read from the store, so any revoking change (on this node, or
+// announced by another) drops every entry at once; an entry with an expiry
+// is dropped when it passes. It holds at most max entries and is safe for
+// concurrent use.
+type cache[V any] struct {
+	shards [64]cacheShard[V]
 	max    int
 	seed   maphash.Seed
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu      sync.RWMutex
-	entries map[string]cacheEntry
+	entries map[string]cacheEntry[V]
 }
 
-type cacheEntry struct {
-	p   *gatehouse.Principal
-	gen uint64
+type cacheEntry[V any] struct {
+	v       V
+	gen     uint64
+	expires time.Time // zero: never
 }
 
-func newPrincipalCache(max int) *principalCache {
-	c := &principalCache{max: max, seed: maphash.MakeSeed()}
+func newCache[V any](max int) *cache[V] {
+	c := &cache[V]{max: max, seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].entries = map[string]cacheEntry{}
+		c.shards[i].entries = map[string]cacheEntry[V]{}
 	}
 	return c
 }
 
-func (c *principalCache) shard(key string) *cacheShard {
+func (c *cache[V]) shard(key string) *cacheShard[V] {
 	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
-// get returns the cached principal for key if it is still valid at now
-// under generation gen.
-func (c *principalCache) get(key string, gen uint64, now time.Time) (*gatehouse.Principal, bool) {
+// get returns the value cached under key if it is still valid at now under
+// generation gen.
+func (c *cache[V]) get(key string, gen uint64, now time.Time) (V, bool) {
 	sh := c.shard(key)
 	sh.mu.RLock()
 	e, ok := sh.entries[key]
 	sh.mu.RUnlock()
-	if !ok || e.gen != gen || (!e.p.ExpiresAt.IsZero() && !now.Before(e.p.ExpiresAt)) {
-		return nil, false
+	if !ok || e.gen != gen || (!e.expires.IsZero() && !now.Before(e.expires)) {
+		var zero V
+		return zero, false
 	}
-	return e.p, true
+	return e.v, true
 }
 
-// put stores p under key for generation gen.
-func (c *principalCache) put(key string, gen uint64, p *gatehouse.Principal) {
+// put stores v under key for generation gen until expires (zero: no
+// expiry).
+func (c *cache[V]) put(key string, gen uint64, v V, expires time.Time) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -71,5 +73,13 @@ func (c *principalCache) put(key string, gen uint64, p *gatehouse.Principal) {
 			clear(sh.entries)
 		}
 	}
-	sh.entries[key] = cacheEntry{p: p, gen: gen}
+	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, expires: expires}
+}
+
+// drop removes key.
+func (c *cache[V]) drop(key string) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	delete(sh.entries, key)
+	sh.mu.Unlock()
 }

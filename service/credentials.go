@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -11,49 +12,69 @@ import (
 
 // NewCredential is a freshly made credential; its secret is shown once.
 type NewCredential struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string           `json:"id"`
+	Name         string           `json:"name"`
+	ClientID     string           `json:"client_id"`
+	ClientSecret string           `json:"client_secret"`
+	Scopes       gatehouse.Scopes `json:"scopes"`
+	ExpiresAt    *time.Time       `json:"expires_at"`
+	CreatedAt    time.Time        `json:"created_at"`
 }
 
 // SetDeveloper grants (on) or removes the developer role of a user of p's
 // account. Admins only. Removing it keeps the user's credentials working
 // unless revoke is set, in which case they are deleted and their tokens
-// revoked at once. It returns how many credentials remain live.
+// stop working at once. The role change, the deletion and their audit
+// entries are one transaction. It returns how many credentials remain live.
 func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, userID string, on, revoke bool) (int, error) {
 	if err := RequireAdmin(p); err != nil {
 		return 0, err
 	}
-	u, err := s.Store.User(ctx, p.AccountID, userID)
-	if err != nil {
-		return 0, err
-	}
-	roles := gatehouse.Roles{}
-	for _, r := range u.Roles {
-		if r != gatehouse.RoleDeveloper {
-			roles = append(roles, r)
+	live := 0
+	err := s.update(ctx, func(tx *store.Tx) error {
+		// The account first, like every change of users: see requireAdminNow.
+		if _, err := tx.Account(p.AccountID); err != nil {
+			return err
 		}
-	}
-	action := "developer.remove"
-	if on {
-		roles, action = append(roles, gatehouse.RoleDeveloper), "developer.add"
-	}
-	u.Roles, u.UpdatedAt = gatehouse.NormalizeRoles(roles), s.now()
-	if err := s.Store.UpdateUser(ctx, u, store.Revocation{}, s.audit(ctx, p, action, "user", u.ID, nil)); err != nil {
-		return 0, err
-	}
-	if on {
-		return 0, nil
-	}
-	if revoke {
-		if err := s.Store.DeleteCredentials(ctx, p.AccountID, u.ID, "", s.now(),
-			s.audit(ctx, p, "credential.revoke_all", "user", u.ID, nil)); err != nil {
-			return 0, err
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
 		}
-	}
-	return s.Store.CountCredentials(ctx, u.ID)
+		u, err := tx.User(p.AccountID, userID)
+		if err != nil {
+			return err
+		}
+		if err := requireMayChange(p, u); err != nil {
+			return err
+		}
+		roles := gatehouse.Roles{}
+		for _, r := range u.Roles {
+			if r != gatehouse.RoleDeveloper {
+				roles = append(roles, r)
+			}
+		}
+		action := "developer.remove"
+		if on {
+			roles, action = append(roles, gatehouse.RoleDeveloper), "developer.add"
+		}
+		u.Roles, u.UpdatedAt = gatehouse.NormalizeRoles(roles), s.now()
+		if err := tx.UpdateUser(u); err != nil {
+			return err
+		}
+		if err := tx.Audit(s.audit(ctx, p, action, "user", u.ID, nil)); err != nil {
+			return err
+		}
+		if on {
+			return nil
+		}
+		if revoke {
+			if err := s.revokeAllCredentials(ctx, tx, p, u); err != nil {
+				return err
+			}
+		}
+		live, err = tx.CountCredentials(u.ID)
+		return err
+	})
+	return live, err
 }
 
 // requireDeveloper returns p's user if it has the developer role.
@@ -67,42 +88,277 @@ func requireDeveloper(p *gatehouse.Principal) (*gatehouse.User, error) {
 	return p.User, nil
 }
 
-// CreateCredential makes a client credential for p's user. Developers only.
-func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, name string) (*NewCredential, error) {
+// CredentialInput is the input for CreateCredential.
+type CredentialInput struct {
+	Name string `json:"name"`
+	// Scopes limits the credential; nil means the creator's own scopes
+	// (unrestricted for an unrestricted creator).
+	Scopes *[]gatehouse.Scope `json:"scopes"`
+	// ExpiresAt, when set, ends the credential (see grantExpiry).
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// CreateCredential makes a client credential for p's user. Developers only:
+// the role is checked again in the transaction that stores the credential,
+// so one made concurrently with the role's removal (or the user's disable)
+// is either removed by it or refused (forbidden). Scopes and expiry as
+// grantScopes and grantExpiry allow.
+func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, in CredentialInput) (*NewCredential, error) {
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err
 	}
-	if name, err = checkName("name", name, MaxNameLen, true); err != nil {
+	name, err := checkName("name", in.Name, MaxNameLen, true)
+	if err != nil {
+		return nil, err
+	}
+	scopes, err := grantScopes(p, in.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	expires, err := s.grantExpiry(p, in.ExpiresAt)
+	if err != nil {
 		return nil, err
 	}
 	secret := token.New(token.ClientSecret)
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: u.AccountID, UserID: u.ID, Name: name,
-		ClientID: token.New(token.ClientID), SecretHash: s.Digester.Digest(secret), CreatedAt: s.now()}
-	if err := s.Store.CreateCredential(ctx, c, s.audit(ctx, p, "credential.create", "credential", c.ID,
-		map[string]string{"name": name, "client_id": c.ClientID})); err != nil {
+		ClientID: token.New(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
+		Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
+	err = s.update(ctx, func(tx *store.Tx) error {
+		cur, err := lockUser(tx, u)
+		if err != nil {
+			return err
+		}
+		if !cur.Roles.Has(gatehouse.RoleDeveloper) {
+			return gatehouse.Forbidden("This needs the developer role")
+		}
+		if err := credentialNameFree(tx, c, "", c.CreatedAt); err != nil {
+			return err
+		}
+		if err := tx.CreateCredential(c); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "credential.create", "credential", c.ID,
+			map[string]string{"name": name, "client_id": c.ClientID, "scopes": scopesText(scopes)}))
+	})
+	if err != nil {
 		return nil, err
 	}
-	return &NewCredential{ID: c.ID, Name: c.Name, ClientID: c.ClientID, ClientSecret: secret, CreatedAt: c.CreatedAt}, nil
+	return &NewCredential{ID: c.ID, Name: c.Name, ClientID: c.ClientID, ClientSecret: secret, Scopes: c.Scopes,
+		ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt}, nil
 }
 
-// Credentials lists p's user's credentials (never the secret).
-func (s *Service) Credentials(ctx context.Context, p *gatehouse.Principal, page gatehouse.Page) ([]*gatehouse.Credential, string, error) {
-	u, err := requireDeveloper(p)
-	if err != nil {
-		return nil, "", err
-	}
-	return s.Store.Credentials(ctx, p.AccountID, u.ID, page)
-}
-
-// DeleteCredential deletes one of p's user's credentials; its tokens stop
-// working at once.
-func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, id string) error {
-	u, err := requireDeveloper(p)
+// credentialNameFree returns conflict, about the name, when c's owner has
+// another live credential than except with c's name (any case). The owner
+// must be locked in tx.
+func credentialNameFree(tx *store.Tx, c *gatehouse.Credential, except string, now time.Time) error {
+	taken, err := tx.CredentialNameTaken(c.AccountID, c.UserID, c.Name, except, now)
 	if err != nil {
 		return err
 	}
-	return s.Store.DeleteCredentials(ctx, p.AccountID, u.ID, id, s.now(), s.audit(ctx, p, "credential.delete", "credential", id, nil))
+	if taken {
+		return nameTaken("credential")
+	}
+	return nil
+}
+
+// nameTaken is the conflict of a name already in use by a live
+// credential of the same owner.
+func nameTaken(what string) error {
+	return gatehouse.Field(gatehouse.Errorf(gatehouse.EConflict, "A live %s with this name already exists", what),
+		"name", "This name is already in use; choose another.")
+}
+
+// UpdateCredential renames, disables or enables one of p's user's
+// credentials, narrows its scopes or brings its expiry forward. A disabled
+// credential and every token from it are refused until it is enabled
+// again, on every node.
+func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, id string, patch CredentialPatch) (*gatehouse.Credential, error) {
+	u, err := requireDeveloper(p)
+	if err != nil {
+		return nil, err
+	}
+	var out *gatehouse.Credential
+	err = s.update(ctx, func(tx *store.Tx) error {
+		c, err := tx.Credential(p.AccountID, u.ID, id)
+		if err != nil {
+			return err
+		}
+		details, err := s.applyPatch(patch, &c.Name, &c.Enabled, &c.Scopes, &c.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		if patch.Name != nil {
+			if _, err := tx.User(u.AccountID, u.ID); err != nil { // lock: see CredentialNameTaken
+				return err
+			}
+			if err := credentialNameFree(tx, c, c.ID, s.now()); err != nil {
+				return err
+			}
+		}
+		if err := tx.UpdateCredential(c); err != nil {
+			return err
+		}
+		out = c
+		return tx.Audit(s.audit(ctx, p, "credential.update", "credential", c.ID, details))
+	})
+	return out, err
+}
+
+// RolledSecret is the answer to rolling a client secret; the secret is
+// shown once.
+type RolledSecret struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// MaxRollOverlap bounds how long a rolled-over secret or API token keeps
+// working.
+const MaxRollOverlap = 30 * 24 * time.Hour
+
+func checkOverlap(seconds int) (time.Duration, error) {
+	d := time.Duration(seconds) * time.Second
+	if seconds < 0 || d > MaxRollOverlap {
+		return 0, gatehouse.Invalid("overlap_seconds must be from 0 to %d", int(MaxRollOverlap/time.Second))
+	}
+	return d, nil
+}
+
+// RollCredential gives one of p's user's credentials a new secret: same
+// client id, the old secret accepted for overlap more (0: not at all).
+func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
+	u, err := requireDeveloper(p)
+	if err != nil {
+		return nil, err
+	}
+	overlap, err := checkOverlap(overlapSeconds)
+	if err != nil {
+		return nil, err
+	}
+	secret := token.New(token.ClientSecret)
+	var out *RolledSecret
+	err = s.update(ctx, func(tx *store.Tx) error {
+		c, err := tx.Credential(p.AccountID, u.ID, id)
+		if err != nil {
+			return err
+		}
+		c.PrevSecretHash, c.PrevSecretExpiresAt = "", nil
+		if overlap > 0 {
+			until := s.now().Add(overlap)
+			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, &until
+		}
+		c.SecretHash = s.digester.Digest(secret)
+		if err := tx.UpdateCredential(c); err != nil {
+			return err
+		}
+		out = &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}
+		return tx.Audit(s.audit(ctx, p, "credential.roll", "credential", c.ID,
+			map[string]string{"overlap_seconds": strconv.Itoa(overlapSeconds)}))
+	})
+	return out, err
+}
+
+// scopesText is the audit log's form of a scope set.
+func scopesText(ss gatehouse.Scopes) string {
+	if ss == nil {
+		return "unrestricted"
+	}
+	return ss.String()
+}
+
+// credentialOwner returns the user whose credentials p asks for with
+// userID: p's own user when userID is "" (developers only), or any user of
+// p's account for an admin (not_found for another account's).
+func (s *Service) credentialOwner(ctx context.Context, p *gatehouse.Principal, userID string) (string, error) {
+	if userID == "" || (userID == p.UserID() && !p.IsAdmin()) {
+		u, err := requireDeveloper(p)
+		if err != nil {
+			return "", err
+		}
+		return u.ID, nil
+	}
+	if err := RequireAdmin(p); err != nil {
+		return "", err
+	}
+	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
+		return "", err
+	}
+	return userID, nil
+}
+
+// Credentials lists client credentials (never the secret): p's user's own
+// when userID is "" (developers only), or those of any user of p's
+// account for an admin — including credentials that outlived their
+// owner's developer role.
+func (s *Service) Credentials(ctx context.Context, p *gatehouse.Principal, userID string, page gatehouse.Page) ([]*gatehouse.Credential, string, error) {
+	owner, err := s.credentialOwner(ctx, p, userID)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.store.Credentials(ctx, p.AccountID, owner, page)
+}
+
+// mayManageCredential is the one rule for who may see one credential and
+// delete it: its owner while a developer, and the account's admins.
+// Anyone else gets forbidden, or not_found for another user's credential.
+func mayManageCredential(p *gatehouse.Principal, c *gatehouse.Credential) error {
+	if err := mayManageCredentials(p); err != nil || p.IsAdmin() {
+		return err
+	}
+	if c.UserID != p.UserID() {
+		return gatehouse.NotFound("credential")
+	}
+	return nil
+}
+
+// mayManageCredentials returns forbidden unless p may manage some
+// credential: an admin, or a developer (their own).
+func mayManageCredentials(p *gatehouse.Principal) error {
+	if p.IsAdmin() {
+		return nil
+	}
+	_, err := requireDeveloper(p)
+	return err
+}
+
+// Credential returns a credential of p's account as mayManageCredential
+// allows.
+func (s *Service) Credential(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.Credential, error) {
+	if err := mayManageCredentials(p); err != nil {
+		return nil, err
+	}
+	c, err := s.store.CredentialByID(ctx, p.AccountID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := mayManageCredential(p, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// DeleteCredential deletes a credential — the owner's own, or any of the
+// account's for an admin (mayManageCredential) — and its tokens stop
+// working at once.
+func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, id string) error {
+	// Refuse before reading anything when p may delete no credential.
+	if err := mayManageCredentials(p); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *store.Tx) error {
+		c, err := tx.AccountCredential(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if err := mayManageCredential(p, c); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteCredentials(p.AccountID, c.UserID, c.ID, s.now()); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "credential.delete", "credential", c.ID,
+			map[string]string{"name": c.Name, "client_id": c.ClientID, "owner_id": c.UserID}))
+	})
 }
 
 func invalidClient() error {
@@ -112,20 +368,44 @@ func invalidClient() error {
 // ClientCredentialsGrant authenticates a client credential and issues an
 // access token acting as its developer (SPEC §3.3). The secret is checked
 // with a digest compared in constant time: it is high-entropy, so no slow
-// hash is needed. Unknown clients, wrong secrets and disabled owners are
-// invalid_client.
-func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret string) (*Issued, error) {
+// hash is needed. Unknown clients, wrong secrets, disabled or expired
+// credentials and disabled owners are invalid_client. scope, when not
+// empty, narrows the token (RFC 6749 §3.3): a scope the credential does not
+// grant is invalid_scope.
+func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, scope string) (*Issued, error) {
 	p, err := s.ClientPrincipal(ctx, clientID, secret)
+	if err != nil {
+		return nil, err
+	}
+	narrowed, err := narrowRequest(p.EffectiveScopes(), scope)
 	if err != nil {
 		return nil, err
 	}
 	ttl := time.Duration(p.Account.Settings.TokenLifetimes.ClientCredentialsSeconds) * time.Second
 	raw, t := s.newAccess(p.User, gatehouse.MethodClientCredentials, p.ClientID, "", ttl)
-	t.FamilyID = t.ID
-	if err := s.Store.CreateTokens(ctx, t); err != nil {
+	t.Scopes = narrowed
+	if err := s.store.CreateTokens(ctx, t); err != nil {
 		return nil, err
 	}
-	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second)}, nil
+	s.touchCredential(ctx, p.CredentialID)
+	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second),
+		Scope: p.Scopes.Intersect(narrowed).String()}, nil
+}
+
+// narrowRequest parses an OAuth scope parameter against what the client
+// may do: "" asks for nothing narrower (nil); any scope not in allowed is
+// invalid_scope.
+func narrowRequest(allowed gatehouse.Scopes, scope string) (gatehouse.Scopes, error) {
+	if scope == "" {
+		return nil, nil
+	}
+	want := gatehouse.ParseScopes(scope)
+	for _, sc := range want {
+		if !gatehouse.ValidScopeName(string(sc)) || !allowed.Allows(sc) {
+			return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "The requested scope is not granted to this client")
+		}
+	}
+	return want, nil
 }
 
 // ClientPrincipal authenticates a client credential and returns its owner
@@ -136,47 +416,61 @@ func (s *Service) ClientPrincipal(ctx context.Context, clientID, secret string) 
 		return nil, invalidClient()
 	}
 	// Cached by the digest of the pair: a hit proves the same secret.
-	key := "client\x00" + s.Digester.Digest(clientID+":"+secret)
-	gen, err := s.generation(ctx)
+	key := "client\x00" + s.digester.Digest(clientID+":"+secret)
+	p, snap, err := s.principal(ctx, key, false)
+	if p != nil || err != nil {
+		return p, err
+	}
+	p, err = s.clientPrincipal(ctx, clientID, secret)
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := s.cache.get(key, gen, s.Now()); ok {
-		s.cacheHit(true)
-		return p, nil
-	}
-	s.cacheHit(false)
-	p, err := s.clientPrincipal(ctx, clientID, secret)
-	if err != nil {
-		return nil, err
-	}
-	s.cache.put(key, gen, p)
+	p.Basis = s.basis(snap, p.AccountID)
+	s.principals.put(key, snap.gen, p.Seal(), p.ExpiresAt)
 	return p, nil
 }
 
+// touchCredential writes a client credential's last_used_at at most once
+// per LastUsedResolution.
+func (s *Service) touchCredential(ctx context.Context, id string) {
+	s.touch(ctx, "crd\x00"+id, func(at time.Time) error { return s.store.TouchCredential(ctx, id, at) })
+}
+
 func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) (*gatehouse.Principal, error) {
-	c, err := s.Store.CredentialByClientID(ctx, clientID)
+	c, err := s.store.CredentialByClientID(ctx, clientID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, invalidClient()
 	} else if err != nil {
 		return nil, err
 	}
-	if !s.Digester.Equal(secret, c.SecretHash) {
+	now := s.clock()
+	current := s.digester.Equal(secret, c.SecretHash)
+	previous := c.PrevSecretHash != "" && c.PrevSecretExpiresAt != nil && now.Before(*c.PrevSecretExpiresAt) &&
+		s.digester.Equal(secret, c.PrevSecretHash)
+	if !(current || previous) || !c.Usable(now) {
 		return nil, invalidClient()
 	}
-	u, err := s.Store.User(ctx, c.AccountID, c.UserID)
+	u, err := s.store.User(ctx, c.AccountID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
-	if !u.Active() {
-		return nil, invalidClient()
-	}
-	a, err := s.Store.Account(ctx, c.AccountID)
+	a, err := s.store.Account(ctx, c.AccountID)
 	if err != nil {
 		return nil, err
 	}
-	return &gatehouse.Principal{Account: a, AccountID: a.ID, User: u, Method: gatehouse.MethodClientCredentials,
-		CredentialID: c.ID, ClientID: c.ClientID}, nil
+	if !u.Active() || !a.Active() || (c.CreatedBy != "" && !a.Settings.APITokensEnabled) {
+		return nil, invalidClient()
+	}
+	p := &gatehouse.Principal{Account: a, AccountID: a.ID, User: u, Method: gatehouse.MethodClientCredentials,
+		CredentialID: c.ID, ClientID: c.ClientID, Scopes: c.Scopes}
+	// Cached no longer than the credential, or the rolled secret, works.
+	if c.ExpiresAt != nil {
+		p.ExpiresAt = *c.ExpiresAt
+	}
+	if previous && !current && (p.ExpiresAt.IsZero() || c.PrevSecretExpiresAt.Before(p.ExpiresAt)) {
+		p.ExpiresAt = *c.PrevSecretExpiresAt
+	}
+	return p, nil
 }
 
 // CredentialCount is a helper for views: how many credentials a user has.
@@ -184,8 +478,8 @@ func (s *Service) CredentialCount(ctx context.Context, p *gatehouse.Principal, u
 	if err := RequireAdmin(p); err != nil {
 		return 0, err
 	}
-	if _, err := s.Store.User(ctx, p.AccountID, userID); err != nil {
+	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
 		return 0, err
 	}
-	return s.Store.CountCredentials(ctx, userID)
+	return s.store.CountCredentials(ctx, userID)
 }

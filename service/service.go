@@ -1,81 +1,184 @@
 // Package service holds Gatehouse's business rules: who may do what, and what
 // else must change when something changes (revocations, audit entries). The
 // JSON API and the admin web UI both call it, so every rule lives here once.
+//
+// A Service is built once with New from a Config holding every dependency;
+// its fields are never assigned afterwards. Every change that touches more
+// than one row runs in one store transaction written here (see update), and
+// a transaction that revokes anything advances the cache generation of this
+// node and, through the Cluster, of every other node before the change is
+// reported done.
 package service
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/mail"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 )
+
+// DefaultRefreshGrace is how long a used refresh token may be presented
+// again, by default, before its lineage is revoked (SPEC §3.1).
+const DefaultRefreshGrace = 5 * time.Second
+
+// Config is everything a Service depends on. Store, Passwords and
+// Digester are required; the rest have working zero values.
+type Config struct {
+	Store     *store.Store
+	Passwords *password.Hasher
+	Digester  *token.Digester
+	// Throttle counts password attempts (see CheckPassword); nil means an
+	// in-memory one with the default rules (a cluster passes a shared one).
+	Throttle throttle.Throttle
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// RefreshGrace is how long a used refresh token may be presented again
+	// without revoking its lineage; zero means none.
+	RefreshGrace time.Duration
+	// Cluster, when set, shares revoking changes with the other nodes of a
+	// cluster; nil means this node is alone.
+	Cluster Cluster
+	// LimiterConfirms, in a cluster, tells that every principal
+	// AccessPrincipal and APITokenPrincipal return is charged through a
+	// rate limiter that reads its account's shard in the same step and
+	// refuses to count it unless the shard is still in the principal's
+	// Basis (the caller then calls Observe and validates again). Those
+	// look-ups then trust this node's last view of the cluster instead of
+	// reading it, and a request costs one round trip to Redis, not two.
+	LimiterConfirms bool
+	// ChangePoll is how often, at most, the store's counter of revoking
+	// changes is read (see DefaultChangePoll); zero means the default, a
+	// negative value never.
+	ChangePoll time.Duration
+	// OnCacheLookup, when set, is told whether each credential look-up was
+	// served from the cache (for metrics).
+	OnCacheLookup func(hit bool)
+	// Logger receives warnings (reuse detection, unannounced changes); nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
 
 // Service implements the business rules over a store. Construct it with
 // New; it is safe for concurrent use.
 type Service struct {
-	Store     *store.Store
-	Passwords *password.Hasher
-	Digester  *token.Digester
-	// Now returns the current time; tests replace it.
-	Now func() time.Time
-	// RefreshGrace is how long a used refresh token may be presented again
-	// without revoking its lineage (SPEC §3.1).
-	RefreshGrace time.Duration
-	// SharedGeneration, when set, is read on every credential look-up and
-	// added to the store's own generation, so that a revoking change made
-	// on another node of a cluster empties this node's cache before the
-	// next request.
-	SharedGeneration func(ctx context.Context) (uint64, error)
-	// OnCacheLookup, when set, is told whether each credential look-up was
-	// served from the cache (for metrics).
-	OnCacheLookup func(hit bool)
+	store           *store.Store
+	passwords       *password.Hasher
+	digester        *token.Digester
+	throttle        throttle.Throttle
+	clock           func() time.Time
+	refreshGrace    time.Duration
+	cluster         Cluster
+	limiterConfirms bool
+	changePoll      time.Duration
+	onCacheLookup   func(hit bool)
+	logger          *slog.Logger
 
-	cache *principalCache
-	// lastUsed remembers when each API token's last use was written.
-	lastUsed sync.Map
-	// apps remembers API access applications by user id (see apiApplication).
-	apps sync.Map
+	gen        generations
+	principals *cache[*gatehouse.Principal]
+	apps       *cache[*gatehouse.APIApplication]
+	lastUsed   *cache[struct{}]
 }
 
-// CacheSize bounds the number of validated credentials kept in memory.
+// CacheSize bounds the number of entries of each in-memory cache.
 const CacheSize = 200_000
 
-// generation returns the cache generation: the store's, plus the
-// cluster's when there is one.
-func (s *Service) generation(ctx context.Context) (uint64, error) {
-	gen := s.Store.Generation()
-	if s.SharedGeneration == nil {
-		return gen, nil
+// New returns a Service for cfg. It has no side effects.
+func New(cfg Config) *Service {
+	s := &Service{
+		store: cfg.Store, passwords: cfg.Passwords, digester: cfg.Digester, throttle: cfg.Throttle, clock: cfg.Now,
+		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
+		principals: newCache[*gatehouse.Principal](CacheSize),
+		apps:       newCache[*gatehouse.APIApplication](CacheSize),
+		lastUsed:   newCache[struct{}](CacheSize),
 	}
-	shared, err := s.SharedGeneration(ctx)
-	if err != nil {
-		return 0, gatehouse.Errorf(gatehouse.EUnavailable, "The cluster state is unavailable; try again shortly")
+	if s.clock == nil {
+		s.clock = time.Now
 	}
-	return gen + shared, nil
+	shards := 0
+	if s.cluster != nil {
+		shards = s.cluster.Shards()
+	}
+	s.gen.init(shards)
+	if s.throttle == nil {
+		s.throttle = throttle.NewMemory(throttle.DefaultRules())
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.changePoll == 0 {
+		s.changePoll = DefaultChangePoll
+	}
+	return s
 }
+
+// PasswordLimits returns how many password checks run and wait at once.
+func (s *Service) PasswordLimits() password.Limits { return s.passwords.Limits() }
+
+// Store returns the store the service works on (for commands that need it
+// directly, such as the readiness check).
+func (s *Service) Store() *store.Store { return s.store }
+
+// now is the one clock of the service: UTC, truncated to what the store
+// keeps.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
 
 func (s *Service) cacheHit(hit bool) {
-	if s.OnCacheLookup != nil {
-		s.OnCacheLookup(hit)
+	if s.onCacheLookup != nil {
+		s.onCacheLookup(hit)
 	}
 }
 
-// New returns a Service over st.
-func New(st *store.Store, hasher *password.Hasher, digester *token.Digester) *Service {
-	return &Service{Store: st, Passwords: hasher, Digester: digester, Now: time.Now, RefreshGrace: 5 * time.Second,
-		cache: newPrincipalCache(CacheSize)}
+// unavailable is the answer when the cluster state cannot be read or
+// written.
+func unavailable() error {
+	return gatehouse.Errorf(gatehouse.EUnavailable, "The cluster state is unavailable; try again shortly")
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+// update runs fn in one store transaction. If fn made a revoking change,
+// every node is told before the change is reported done: the cluster is
+// told before the commit (no reachable cluster, no change: 503) and again
+// after it, and this node's caches are dropped once it commits. A failure
+// to tell the cluster after the commit is answered 503 as well, and the
+// cluster keeps owing the announcement until it can make it.
+func (s *Service) update(ctx context.Context, fn func(tx *store.Tx) error) error {
+	revoking := false
+	err := s.store.Update(ctx, func(tx *store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if revoking = tx.Revoking(); revoking && s.cluster != nil {
+			if err := s.cluster.Announce(ctx); err != nil {
+				s.logger.Warn("refused a revoking change: the cluster cannot be told", "err", err)
+				return unavailable()
+			}
+		}
+		return nil
+	})
+	if !revoking {
+		return err
+	}
+	// Advance even after a failed commit: it is cheap and never wrong.
+	s.gen.advance()
+	if err == nil && s.cluster != nil {
+		if aerr := s.cluster.Announce(ctx); aerr != nil {
+			s.logger.Warn("a committed revoking change could not be announced to the cluster yet", "err", aerr)
+			return unavailable()
+		}
+	}
+	return err
+}
 
-// audit builds the audit entry for a change made by p.
+// audit builds the audit entry for a change made by p: who (the user, or
+// the anonymous admin), with which credential, from where.
 func (s *Service) audit(ctx context.Context, p *gatehouse.Principal, action, targetType, targetID string, details map[string]string) *gatehouse.AuditEntry {
 	e := &gatehouse.AuditEntry{
 		ID: gatehouse.NewID("aud"), Action: action, TargetType: targetType, TargetID: targetID,
@@ -84,6 +187,7 @@ func (s *Service) audit(ctx context.Context, p *gatehouse.Principal, action, tar
 	if p != nil {
 		e.AccountID = p.AccountID
 		e.ActorID, e.Actor = actor(p)
+		e.CredentialID, e.Credential = credential(p)
 	}
 	return e
 }
@@ -96,21 +200,15 @@ func actor(p *gatehouse.Principal) (id, name string) {
 	return p.User.ID, p.User.Email
 }
 
-// RequireAdmin returns forbidden unless p is an admin of its account.
-func RequireAdmin(p *gatehouse.Principal) error {
-	if !p.IsAdmin() {
-		return gatehouse.Forbidden("This needs the admin role")
+// credential names what p authenticated with, for the audit log.
+func credential(p *gatehouse.Principal) (id, name string) {
+	switch p.Method {
+	case gatehouse.MethodAPIToken:
+		return p.CredentialID, "api_token " + p.CredentialName
+	case gatehouse.MethodClientCredentials, gatehouse.MethodAPIAccess:
+		return p.CredentialID, string(p.Method) + " " + p.ClientID
 	}
-	return nil
-}
-
-// RequireUser returns forbidden unless p acts as a user (not the anonymous
-// admin of an API token).
-func RequireUser(p *gatehouse.Principal) error {
-	if p.User == nil {
-		return gatehouse.Forbidden("This needs a user; send the user header with the API token")
-	}
-	return nil
+	return p.CredentialID, string(p.Method)
 }
 
 // Text limits.
@@ -120,16 +218,17 @@ const (
 	MaxEmailLen       = 254
 )
 
-// checkName validates a required, single-line, bounded name.
+// checkName validates a required, single-line, bounded name. Its errors
+// name the field, with a hint for a person.
 func checkName(field, v string, max int, required bool) (string, error) {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "" && required:
-		return "", gatehouse.Invalid("%s is required", field)
+		return "", gatehouse.InvalidField(field, "This is required.", "%s is required", field)
 	case utf8.RuneCountInString(v) > max:
-		return "", gatehouse.Invalid("%s must be at most %d characters", field, max)
+		return "", gatehouse.InvalidField(field, fmt.Sprintf("Use at most %d characters.", max), "%s must be at most %d characters", field, max)
 	case strings.ContainsAny(v, "\x00\r\n"):
-		return "", gatehouse.Invalid("%s must be a single line", field)
+		return "", gatehouse.InvalidField(field, "Keep it on one line.", "%s must be a single line", field)
 	}
 	return v, nil
 }
@@ -138,19 +237,27 @@ func checkName(field, v string, max int, required bool) (string, error) {
 func checkEmail(field, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return "", gatehouse.Invalid("%s is required", field)
+		return "", gatehouse.InvalidField(field, "Enter an e-mail address.", "%s is required", field)
 	}
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Address != v || len(v) > MaxEmailLen || !strings.Contains(v, "@") {
-		return "", gatehouse.Invalid("%s must be a plain e-mail address", field)
+		return "", gatehouse.InvalidField(field, "Enter a plain e-mail address, such as ann@example.com.", "%s must be a plain e-mail address", field)
 	}
 	return v, nil
 }
 
-// checkPassword validates a new password and returns its hash.
-func (s *Service) hashPassword(field, pw string) (string, error) {
+// hashPassword validates a new password and returns its hash.
+func (s *Service) hashPassword(ctx context.Context, field, pw string) (string, error) {
 	if err := password.Validate(pw); err != nil {
-		return "", gatehouse.Invalid("%s: %s", field, err.Error())
+		return "", gatehouse.InvalidField(field, passwordHint(pw), "%s: %s", field, err.Error())
 	}
-	return s.Passwords.Hash(pw)
+	return s.passwords.Hash(ctx, pw)
+}
+
+// passwordHint says why password.Validate refused pw, for a person.
+func passwordHint(pw string) string {
+	if len(pw) < password.MinLen {
+		return fmt.Sprintf("Use at least %d characters.", password.MinLen)
+	}
+	return fmt.Sprintf("Use at most %d bytes.", password.MaxLen)
 }

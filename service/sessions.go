@@ -2,7 +2,8 @@ package service
 
 import (
 	"context"
-	"sync"
+	"crypto/rand"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -13,44 +14,47 @@ import (
 // SessionLifetime is how long an admin UI session lasts.
 const SessionLifetime = 12 * time.Hour
 
-// Login checks an e-mail and password (with the same answers as the
-// password grant) and starts an admin UI session. It returns the session
-// cookie value, shown once, and the session's CSRF token.
-func (s *Service) Login(ctx context.Context, email, pw string) (cookie, csrf string, err error) {
-	u, err := s.CheckPassword(ctx, email, pw)
+// Login checks an e-mail and password from the client address from (with
+// the same checks and answers as the password grant, see CheckPassword)
+// and starts an admin UI session. It returns the session cookie value,
+// shown once, and the session's CSRF token.
+func (s *Service) Login(ctx context.Context, email, pw, from string) (cookie, csrf string, err error) {
+	u, _, err := s.CheckPassword(ctx, email, pw, from)
 	if err != nil {
 		return "", "", err
 	}
 	cookie = token.New(token.Session)
 	now := s.now()
-	se := &store.Session{ID: gatehouse.NewID("ses"), Hash: s.Digester.Digest(cookie), UserID: u.ID,
-		CSRF: token.New(token.Session)[4:], CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
-	if err := s.Store.CreateSession(ctx, se); err != nil {
+	se := &store.Session{ID: gatehouse.NewID("ses"), Hash: s.digester.Digest(cookie), UserID: u.ID,
+		CSRF: rand.Text(), CreatedAt: now, ExpiresAt: now.Add(SessionLifetime),
+		UserEpoch: u.Epoch, PasswordEpoch: u.PasswordEpoch}
+	if err := s.store.Update(ctx, func(tx *store.Tx) error { return tx.CreateSession(se) }); err != nil {
 		return "", "", err
 	}
 	return cookie, se.CSRF, nil
 }
 
 // SessionPrincipal returns the principal of a session cookie and the
-// session's CSRF token. The user must still be active: disabling a user
-// ends their sessions on the next request.
+// session's CSRF token. The session must still be valid (sessionValid):
+// disabling the user, changing their password or suspending their account
+// ends it on the next request.
 func (s *Service) SessionPrincipal(ctx context.Context, cookie string) (*gatehouse.Principal, string, error) {
 	if !token.Valid(cookie, token.Session) {
 		return nil, "", errInvalidToken()
 	}
-	se, u, err := s.Store.SessionByHash(ctx, s.Digester.Digest(cookie))
+	se, u, a, err := s.store.SessionByHash(ctx, s.digester.Digest(cookie))
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, "", errInvalidToken()
 	} else if err != nil {
 		return nil, "", err
 	}
-	if !u.Active() || !s.Now().Before(se.ExpiresAt) {
-		_ = s.Store.DeleteSession(ctx, se.ID)
+	if !sessionValid(se, u, a, s.clock()) {
+		// A session that can never work again is deleted; one of a
+		// suspended account comes back when the account is reactivated.
+		if a.Active() {
+			_ = s.store.DeleteSession(ctx, se.ID)
+		}
 		return nil, "", errInvalidToken()
-	}
-	a, err := s.Store.Account(ctx, u.AccountID)
-	if err != nil {
-		return nil, "", err
 	}
 	return &gatehouse.Principal{Account: a, AccountID: a.ID, User: u, Method: gatehouse.MethodSession,
 		CredentialID: se.ID, ExpiresAt: se.ExpiresAt}, se.CSRF, nil
@@ -58,93 +62,68 @@ func (s *Service) SessionPrincipal(ctx context.Context, cookie string) (*gatehou
 
 // Logout ends the session of p.
 func (s *Service) Logout(ctx context.Context, p *gatehouse.Principal) error {
-	return s.Store.DeleteSession(ctx, p.CredentialID)
+	return s.store.DeleteSession(ctx, p.CredentialID)
 }
 
-// Usage counts authenticated requests per principal and day in memory and
-// adds them to the store when flushed. It is safe for concurrent use.
-type Usage struct {
-	mu     sync.Mutex
-	counts map[[3]string]int64
+// SessionInfo describes one admin UI session, for lists.
+type SessionInfo struct {
+	ID        string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// Current is the session of the request that asked.
+	Current bool
 }
 
-// NewUsage returns an empty counter.
-func NewUsage() *Usage { return &Usage{counts: map[[3]string]int64{}} }
-
-// Record counts one request of p at now.
-func (u *Usage) Record(p *gatehouse.Principal, now time.Time) {
-	k := [3]string{p.AccountID, p.RateKey(), now.UTC().Format(time.DateOnly)}
-	u.mu.Lock()
-	u.counts[k]++
-	u.mu.Unlock()
-}
-
-// Flush adds the counts so far to the store.
-func (u *Usage) Flush(ctx context.Context, st *store.Store) error {
-	u.mu.Lock()
-	counts := u.counts
-	u.counts = map[[3]string]int64{}
-	u.mu.Unlock()
-	if err := st.AddUsage(ctx, counts); err != nil {
-		// Keep them for the next flush.
-		u.mu.Lock()
-		for k, n := range counts {
-			u.counts[k] += n
-		}
-		u.mu.Unlock()
+// mayManageSessions returns forbidden unless p may list and end the
+// sessions of user userID: their own, or any user's of the account for an
+// admin (not_found for another account's).
+func (s *Service) mayManageSessions(ctx context.Context, p *gatehouse.Principal, userID string) error {
+	if userID == p.UserID() {
+		return nil
+	}
+	if err := RequireAdmin(p); err != nil {
 		return err
 	}
-	return nil
+	_, err := s.store.User(ctx, p.AccountID, userID)
+	return err
 }
 
-// DailyUsage is one principal's requests per day, for the usage chart.
-type DailyUsage struct {
-	Label string
-	Days  map[string]int64
-}
-
-// AccountUsage returns the account's usage for the last days days, one
-// entry per principal, labelled with the user's e-mail or the API token's
-// name. Admins only.
-func (s *Service) AccountUsage(ctx context.Context, p *gatehouse.Principal, days int) ([]string, []DailyUsage, error) {
-	if err := RequireAdmin(p); err != nil {
-		return nil, nil, err
+// Sessions lists the admin UI sessions of a user that still work, newest
+// first: p's own, or any user's of p's account for an admin.
+func (s *Service) Sessions(ctx context.Context, p *gatehouse.Principal, userID string) ([]SessionInfo, error) {
+	if err := s.mayManageSessions(ctx, p, userID); err != nil {
+		return nil, err
 	}
-	today := s.Now().UTC()
-	dates := make([]string, days)
-	for i := range dates {
-		dates[i] = today.AddDate(0, 0, i-days+1).Format(time.DateOnly)
-	}
-	rows, err := s.Store.Usage(ctx, p.AccountID, dates[0])
+	ses, err := s.store.Sessions(ctx, userID, s.clock())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	byKey := map[string]*DailyUsage{}
-	var order []string
-	for _, r := range rows {
-		d := byKey[r.Principal]
-		if d == nil {
-			d = &DailyUsage{Label: s.principalLabel(ctx, p.AccountID, r.Principal), Days: map[string]int64{}}
-			byKey[r.Principal] = d
-			order = append(order, r.Principal)
-		}
-		d.Days[r.Day] += r.Count
+	out := make([]SessionInfo, len(ses))
+	for i, se := range ses {
+		out[i] = SessionInfo{ID: se.ID, CreatedAt: se.CreatedAt, ExpiresAt: se.ExpiresAt,
+			Current: p.Method == gatehouse.MethodSession && se.ID == p.CredentialID}
 	}
-	out := make([]DailyUsage, 0, len(order))
-	for _, k := range order {
-		out = append(out, *byKey[k])
-	}
-	return dates, out, nil
+	return out, nil
 }
 
-func (s *Service) principalLabel(ctx context.Context, accountID, key string) string {
-	switch {
-	case len(key) > 5 && key[:5] == "user:":
-		if u, err := s.Store.User(ctx, accountID, key[5:]); err == nil {
-			return u.Email
-		}
-	case len(key) > 9 && key[:9] == "apitoken:":
-		return "API token " + key[9:]
+// EndSessions signs a user out of the admin UI everywhere — but for the
+// session p itself uses — and returns how many sessions ended; audited as
+// user.sessions_end. p's own user, or any user's of p's account for an
+// admin.
+func (s *Service) EndSessions(ctx context.Context, p *gatehouse.Principal, userID string) (int, error) {
+	if err := s.mayManageSessions(ctx, p, userID); err != nil {
+		return 0, err
 	}
-	return key
+	keep := ""
+	if p.Method == gatehouse.MethodSession {
+		keep = p.CredentialID
+	}
+	n := 0
+	err := s.update(ctx, func(tx *store.Tx) (err error) {
+		if n, err = tx.DeleteSessions(userID, keep); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "user.sessions_end", "user", userID, map[string]string{"count": strconv.Itoa(n)}))
+	})
+	return n, err
 }

@@ -3,8 +3,11 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // Settings returns p's account settings. Admins only.
@@ -12,7 +15,7 @@ func (s *Service) Settings(ctx context.Context, p *gatehouse.Principal) (gatehou
 	if err := RequireAdmin(p); err != nil {
 		return gatehouse.Settings{}, err
 	}
-	a, err := s.Store.Account(ctx, p.AccountID)
+	a, err := s.store.Account(ctx, p.AccountID)
 	if err != nil {
 		return gatehouse.Settings{}, err
 	}
@@ -22,26 +25,125 @@ func (s *Service) Settings(ctx context.Context, p *gatehouse.Principal) (gatehou
 // UpdateSettings applies patch to p's account settings: every value is
 // validated, or nothing changes. Admins only.
 func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, patch gatehouse.SettingsPatch) (gatehouse.Settings, error) {
-	cur, err := s.Settings(ctx, p)
-	if err != nil {
-		return cur, err
+	if err := RequireAdmin(p); err != nil {
+		return gatehouse.Settings{}, err
 	}
-	next, err := patch.Apply(cur)
-	if err != nil {
-		return cur, err
-	}
-	body, _ := json.Marshal(patch)
-	if err := s.Store.UpdateSettings(ctx, p.AccountID, next, s.audit(ctx, p, "settings.update", "account", p.AccountID,
-		map[string]string{"change": string(body)})); err != nil {
-		return cur, err
-	}
-	return next, nil
+	var next gatehouse.Settings
+	err := s.update(ctx, func(tx *store.Tx) error {
+		a, err := tx.Account(p.AccountID)
+		if err != nil {
+			return err
+		}
+		if next, err = patch.Apply(a.Settings); err != nil {
+			return err
+		}
+		a.Settings = next
+		if err := tx.UpdateAccount(a); err != nil {
+			return err
+		}
+		body, _ := json.Marshal(patch)
+		return tx.Audit(s.audit(ctx, p, "settings.update", "account", p.AccountID, map[string]string{"change": string(body)}))
+	})
+	return next, err
 }
 
-// Audit lists p's account's audit log, newest first. Admins only.
-func (s *Service) Audit(ctx context.Context, p *gatehouse.Principal, page gatehouse.Page) ([]*gatehouse.AuditEntry, string, error) {
-	if err := RequireAdmin(p); err != nil {
-		return nil, "", err
+// AuditQuery is a filter of the audit log as people and the API write it
+// (see gatehouse.AuditFilter): From and To are days (YYYY-MM-DD, in UTC,
+// both included) or RFC 3339 times; empty means no bound.
+type AuditQuery struct {
+	Actor, Action, Target, From, To string
+}
+
+// Filter checks q and returns it as a filter (invalid_request, naming the
+// field, for a bad value).
+func (q AuditQuery) Filter() (gatehouse.AuditFilter, error) {
+	f := gatehouse.AuditFilter{}
+	for _, v := range []struct {
+		field, hint string
+		in          string
+		out         *string
+	}{
+		{"actor", "Search for at most 200 characters on one line.", q.Actor, &f.Actor},
+		{"action", "Search for at most 200 characters on one line.", q.Action, &f.Action},
+		{"target", "Search for at most 200 characters on one line.", q.Target, &f.Target},
+	} {
+		text, err := checkName(v.field, v.in, MaxQueryLen, false)
+		if err != nil {
+			return f, gatehouse.Field(err, v.field, v.hint)
+		}
+		*v.out = text
 	}
-	return s.Store.Audit(ctx, p.AccountID, page)
+	var err error
+	if f.Since, err = auditTime("from", q.From, false); err != nil {
+		return f, err
+	}
+	if f.Until, err = auditTime("to", q.To, true); err != nil {
+		return f, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return f, gatehouse.InvalidField("to", "Choose a day on or after the first one.", "to must be after from")
+	}
+	return f, nil
+}
+
+// auditTime reads a bound of the audit log's time range: a day (the
+// start of the day, or of the next day when end is set, so that the day
+// is included) or an RFC 3339 time.
+func auditTime(field, v string, end bool) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.Parse(time.DateOnly, v); err == nil {
+		if end {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, gatehouse.InvalidField(field, "Enter a day such as 2026-03-01.", "%s must be a date (YYYY-MM-DD) or an RFC 3339 time", field)
+}
+
+// Audit lists the entries of p's account's audit log that match q, one
+// page, newest first ("after" is older). Admins only.
+func (s *Service) Audit(ctx context.Context, p *gatehouse.Principal, q AuditQuery, page gatehouse.Page) ([]*gatehouse.AuditEntry, gatehouse.Cursors, error) {
+	if err := RequireAdmin(p); err != nil {
+		return nil, gatehouse.Cursors{}, err
+	}
+	f, err := q.Filter()
+	if err != nil {
+		return nil, gatehouse.Cursors{}, err
+	}
+	return s.store.FindAudit(ctx, p.AccountID, f, page)
+}
+
+// MaxAuditExport bounds how many entries one export holds.
+const MaxAuditExport = 100_000
+
+// AuditExport calls fn with every entry of p's account's audit log that
+// matches q, newest first, up to MaxAuditExport. Admins only.
+func (s *Service) AuditExport(ctx context.Context, p *gatehouse.Principal, q AuditQuery, fn func(*gatehouse.AuditEntry) error) error {
+	page := gatehouse.Page{Limit: gatehouse.MaxPageSize}
+	for n := 0; n < MaxAuditExport; {
+		es, c, err := s.Audit(ctx, p, q, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if n == MaxAuditExport {
+				return nil
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			n++
+		}
+		if c.Next == "" {
+			return nil
+		}
+		page.After = c.Next
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -16,16 +17,23 @@ type Issued struct {
 	AccessToken  string `json:"access_token"`
 	ExpiresIn    int    `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
+	// Scope is the granted scope, space-separated, when the token is
+	// restricted (RFC 6749 §5.1).
+	Scope string `json:"scope,omitempty"`
 }
 
-// newAccess returns a fresh access token string and its row.
+// newAccess returns a fresh access token string and its row, issued under
+// u's current epochs.
 func (s *Service) newAccess(u *gatehouse.User, method gatehouse.AuthMethod, clientID, familyID string, ttl time.Duration) (string, *gatehouse.Token) {
 	raw := token.New(token.AccessToken)
 	now := s.now()
 	t := &gatehouse.Token{
 		ID: gatehouse.NewID("tok"), AccountID: u.AccountID, UserID: u.ID, Kind: gatehouse.KindAccess,
-		Hash: s.Digester.Digest(raw), Method: method, ClientID: clientID, FamilyID: familyID,
-		ExpiresAt: now.Add(ttl), CreatedAt: now,
+		Hash: s.digester.Digest(raw), Method: method, ClientID: clientID, FamilyID: familyID,
+		ExpiresAt: now.Add(ttl), CreatedAt: now, UserEpoch: u.Epoch, PasswordEpoch: u.PasswordEpoch,
+	}
+	if familyID == "" {
+		t.FamilyID = t.ID
 	}
 	return raw, t
 }
@@ -35,54 +43,117 @@ func invalidCredentials() error {
 	return gatehouse.Errorf(gatehouse.EInvalidGrant, "Invalid username or password")
 }
 
-// PasswordGrant checks a username and password and issues an access token
-// with exactly the user's permissions (SPEC §3.4). Every kind of failure —
-// unknown user, disabled user, no password, wrong password — returns the
-// same invalid_grant error after about the same time. A correct password for
-// an account that turned the grant off returns unauthorized_client.
-func (s *Service) PasswordGrant(ctx context.Context, username, pw string) (*Issued, *gatehouse.User, error) {
-	u, err := s.CheckPassword(ctx, username, pw)
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := s.Store.Account(ctx, u.AccountID)
+// PasswordGrant checks a username and password from the client address
+// from (see CheckPassword) and issues an access token with exactly the
+// user's permissions (SPEC §3.4). A correct password for an account that
+// turned the grant off returns unauthorized_client. scope, when not empty,
+// narrows the token to scopes the user's roles allow (invalid_scope
+// otherwise).
+func (s *Service) PasswordGrant(ctx context.Context, username, pw, from, scope string) (*Issued, *gatehouse.User, error) {
+	u, a, err := s.CheckPassword(ctx, username, pw, from)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !a.Settings.PasswordGrantEnabled {
 		return nil, u, gatehouse.Errorf(gatehouse.EUnauthorizedClient, "The password grant is turned off for this account")
 	}
+	narrowed, err := narrowRequest((&gatehouse.Principal{Account: a, User: u, Method: gatehouse.MethodPassword}).RoleScopes(), scope)
+	if err != nil {
+		return nil, u, err
+	}
 	ttl := time.Duration(a.Settings.TokenLifetimes.PasswordSeconds) * time.Second
 	raw, t := s.newAccess(u, gatehouse.MethodPassword, "", "", ttl)
-	t.FamilyID = t.ID
-	if err := s.Store.CreateTokens(ctx, t); err != nil {
+	t.Scopes = narrowed
+	if err := s.store.CreateTokens(ctx, t); err != nil {
 		return nil, nil, err
 	}
-	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second)}, u, nil
+	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second), Scope: narrowed.String()}, u, nil
 }
 
-// CheckPassword returns the active user with the e-mail and password.
-// Every kind of failure — unknown user, disabled user, no password, wrong
-// password — is the same invalid_grant error after about the same time.
-func (s *Service) CheckPassword(ctx context.Context, username, pw string) (*gatehouse.User, error) {
-	u, err := s.Store.UserByEmail(ctx, username)
-	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
-		return nil, err
+// CheckPassword returns the active user with the e-mail and password, and
+// their active account; from is the client's address. It is the one place
+// a password is checked, for the password grant and the admin UI alike:
+//
+//   - when the hasher is already at its limits the attempt is refused at
+//     once, before any other work (temporarily_unavailable with a
+//     Retry-After), and is not counted;
+//   - the attempt is counted by the throttle before the password is
+//     checked, per e-mail and address, per e-mail and per address
+//     (too_many_attempts with a Retry-After when over a limit;
+//     temporarily_unavailable when the throttle cannot decide);
+//   - the password is hashed under the hasher's limits (the same refusal
+//     when they filled up meanwhile);
+//   - every kind of failure — unknown user, disabled user, suspended
+//     account, no password, wrong password — is the same invalid_grant
+//     error after about the same time, and stays counted; a right password
+//     clears the e-mail's failures; an attempt that was not decided is not
+//     counted.
+func (s *Service) CheckPassword(ctx context.Context, username, pw, from string) (*gatehouse.User, *gatehouse.Account, error) {
+	if s.passwords.Busy() {
+		return nil, nil, password.ErrBusy
+	}
+	key := gatehouse.EmailKey(username)
+	res, err := s.throttle.Reserve(ctx, key, from)
+	if err != nil {
+		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
+			gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttled", "client_addr", from)
+			return nil, nil, err
+		}
+		gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttle unavailable", "err", err)
+		return nil, nil, errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
+			Message: "Sign-in is unavailable; try again shortly", RetryAfter: time.Second}, err)
+	}
+	u, a, err := s.checkPassword(ctx, key, pw)
+	switch gatehouse.ErrorCode(err) {
+	case "":
+		// The user is known; a failure to clear their count only leaves it
+		// to expire.
+		_ = s.throttle.Succeed(context.WithoutCancel(ctx), res)
+		return u, a, nil
+	case gatehouse.EInvalidGrant:
+		return nil, nil, err
+	}
+	// Not decided (the store or the hasher was unavailable): the attempt
+	// does not count.
+	if rerr := s.throttle.Release(context.WithoutCancel(ctx), res); rerr != nil {
+		return nil, nil, errors.Join(err, rerr)
+	}
+	return nil, nil, err
+}
+
+// checkPassword looks up the e-mail key and checks the password, the user
+// and their account.
+func (s *Service) checkPassword(ctx context.Context, key, pw string) (*gatehouse.User, *gatehouse.Account, error) {
+	var u *gatehouse.User
+	if len(key) <= MaxEmailLen {
+		var err error
+		if u, err = s.store.UserByEmail(ctx, key); err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+			return nil, nil, err
+		}
 	}
 	if u == nil || u.PasswordHash == "" {
-		s.Passwords.VerifyDummy(pw)
-		return nil, invalidCredentials()
-	}
-	if err := s.Passwords.Verify(pw, u.PasswordHash); err != nil {
-		if !errors.Is(err, password.ErrMismatch) {
-			return nil, err
+		if err := s.passwords.VerifyDummy(ctx, pw); err != nil {
+			return nil, nil, err
 		}
-		return nil, invalidCredentials()
+		return nil, nil, invalidCredentials()
+	}
+	if err := s.passwords.Verify(ctx, pw, u.PasswordHash); err != nil {
+		if !errors.Is(err, password.ErrMismatch) {
+			return nil, nil, err
+		}
+		return nil, nil, invalidCredentials()
 	}
 	if !u.Active() {
-		return nil, invalidCredentials()
+		return nil, nil, invalidCredentials()
 	}
-	return u, nil
+	a, err := s.store.Account(ctx, u.AccountID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !a.Active() {
+		return nil, nil, invalidCredentials()
+	}
+	return u, a, nil
 }
 
 // errInvalidToken is the answer for any access token that does not work.
@@ -91,67 +162,45 @@ func errInvalidToken() error {
 }
 
 // AccessPrincipal validates an access token string and returns who it acts
-// as. It checks everything on every call: well-formed, known, an access
-// token, not expired, not revoked, user active. Any failure is
-// invalid_token; other errors are technical.
+// as. Every rule of tokenValid is checked on every call (from a cache that
+// every revoking change empties). Any failure is invalid_token; other
+// errors are technical. In a cluster whose rate limiter confirms
+// principals (Config.LimiterConfirms), a principal served from the cache
+// rests on this node's last view of the cluster (its Basis), and must be
+// charged through that limiter before it is trusted.
 func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.Principal, error) {
 	if !token.Valid(raw, token.AccessToken) {
 		return nil, errInvalidToken()
 	}
-	digest := s.Digester.Digest(raw)
-	gen, err := s.generation(ctx)
-	if err != nil {
-		return nil, err
+	digest := s.digester.Digest(raw)
+	p, snap, err := s.principal(ctx, digest, true)
+	if p != nil || err != nil {
+		return p, err
 	}
-	if p, ok := s.cache.get(digest, gen, s.Now()); ok {
-		s.cacheHit(true)
-		return p, nil
-	}
-	s.cacheHit(false)
-	t, u, err := s.Store.TokenByHash(ctx, digest)
+	it, err := s.store.TokenByHash(ctx, digest)
 	if err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			return nil, errInvalidToken()
 		}
 		return nil, err
 	}
-	now := s.Now()
-	if t.Kind != gatehouse.KindAccess || t.RevokedAt != nil || !now.Before(t.ExpiresAt) || !u.Active() || u.AccountID != t.AccountID {
+	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
 		return nil, errInvalidToken()
 	}
-	a, err := s.Store.Account(ctx, t.AccountID)
-	if err != nil {
-		return nil, err
+	p = &gatehouse.Principal{
+		Account: it.Account, AccountID: it.Account.ID, User: it.User, Method: it.Method, CredentialID: it.ID,
+		ClientID: it.ClientID, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(snap, it.Account.ID),
 	}
-	p := &gatehouse.Principal{
-		Account: a, AccountID: a.ID, User: u, Method: t.Method, CredentialID: t.ID,
-		ClientID: t.ClientID, ExpiresAt: t.ExpiresAt,
-	}
-	s.cache.put(digest, gen, p)
+	s.principals.put(digest, snap.gen, p.Seal(), p.ExpiresAt)
 	return p, nil
 }
 
-// IssuedToken looks up an access or refresh token string for revocation
+// issuedToken looks up an access or refresh token string for revocation
 // and introspection. It returns not_found for strings that are not one of
-// them or unknown; the token may be inactive (check Active).
-func (s *Service) IssuedToken(ctx context.Context, raw string) (*gatehouse.Token, *gatehouse.User, error) {
+// them or unknown; the token may be invalid (check tokenValid).
+func (s *Service) issuedToken(ctx context.Context, raw string) (*store.IssuedToken, error) {
 	if !token.Valid(raw, token.AccessToken) && !token.Valid(raw, token.RefreshToken) {
-		return nil, nil, gatehouse.NotFound("token")
+		return nil, gatehouse.NotFound("token")
 	}
-	return s.Store.TokenByHash(ctx, s.Digester.Digest(raw))
-}
-
-// TokenActive reports whether an issued token still works: not revoked,
-// not expired, not used (refresh tokens), its user active.
-func (s *Service) TokenActive(t *gatehouse.Token, u *gatehouse.User) bool {
-	return t.RevokedAt == nil && t.UsedAt == nil && s.Now().Before(t.ExpiresAt) && u.Active()
-}
-
-// RevokeIssuedToken revokes a token (RFC 7009). Revoking a refresh token
-// revokes its whole lineage, access tokens included.
-func (s *Service) RevokeIssuedToken(ctx context.Context, t *gatehouse.Token) error {
-	if t.Kind == gatehouse.KindRefresh {
-		return s.Store.RevokeTokenFamily(ctx, t.FamilyID, s.now())
-	}
-	return s.Store.RevokeToken(ctx, t.ID, s.now())
+	return s.store.TokenByHash(ctx, s.digester.Digest(raw))
 }

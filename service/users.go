@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
 )
 
@@ -21,6 +23,10 @@ type UserPatch struct {
 	Roles    *[]gatehouse.Role     `json:"roles"`
 	Status   *gatehouse.UserStatus `json:"status"`
 	Password *string               `json:"password"`
+	// RevokeCredentials, when the patch takes the developer role away,
+	// deletes the user's client credentials too (otherwise they keep
+	// working, as DELETE /v1/developers/{id} does).
+	RevokeCredentials bool `json:"revoke_credentials"`
 }
 
 func checkRoles(rs []gatehouse.Role) (gatehouse.Roles, error) {
@@ -32,14 +38,51 @@ func checkRoles(rs []gatehouse.Role) (gatehouse.Roles, error) {
 	return gatehouse.NormalizeRoles(rs), nil
 }
 
-// Users lists the users of p's account. Any authenticated principal may.
-func (s *Service) Users(ctx context.Context, p *gatehouse.Principal, page gatehouse.Page) ([]*gatehouse.User, string, error) {
-	return s.Store.Users(ctx, p.AccountID, page)
+// MaxQueryLen bounds the text of a search.
+const MaxQueryLen = 200
+
+// checkUserFilter validates a filter of users (invalid_request).
+func checkUserFilter(f gatehouse.UserFilter) (gatehouse.UserFilter, error) {
+	q, err := checkName("q", f.Query, MaxQueryLen, false)
+	if err != nil {
+		return f, gatehouse.Field(err, "q", "Search for at most 200 characters on one line.")
+	}
+	f.Query = q
+	switch f.Role {
+	case "", gatehouse.RoleAdmin, gatehouse.RoleDeveloper, gatehouse.RoleMember:
+	default:
+		return f, gatehouse.Invalid("role must be admin, developer or member")
+	}
+	switch f.Status {
+	case "", gatehouse.StatusActive, gatehouse.StatusDisabled:
+	default:
+		return f, gatehouse.Invalid("status must be active or disabled")
+	}
+	return f, nil
+}
+
+// Users lists the users of p's account that match f, one page in id order
+// (invalid_request for a bad filter). Any authenticated principal may.
+func (s *Service) Users(ctx context.Context, p *gatehouse.Principal, f gatehouse.UserFilter, page gatehouse.Page) ([]*gatehouse.User, gatehouse.Cursors, error) {
+	f, err := checkUserFilter(f)
+	if err != nil {
+		return nil, gatehouse.Cursors{}, err
+	}
+	return s.store.FindUsers(ctx, p.AccountID, f, page)
+}
+
+// CountUsers counts the users of p's account that match f.
+func (s *Service) CountUsers(ctx context.Context, p *gatehouse.Principal, f gatehouse.UserFilter) (int, error) {
+	f, err := checkUserFilter(f)
+	if err != nil {
+		return 0, err
+	}
+	return s.store.CountUsers(ctx, p.AccountID, f)
 }
 
 // User returns a user of p's account (not_found otherwise).
 func (s *Service) User(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.User, error) {
-	return s.Store.User(ctx, p.AccountID, id)
+	return s.store.User(ctx, p.AccountID, id)
 }
 
 // CreateUser adds a user to p's account. Admins only. Returns
@@ -49,18 +92,30 @@ func (s *Service) CreateUser(ctx context.Context, p *gatehouse.Principal, in New
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
-	u, err := s.newUser(p.AccountID, in)
+	u, err := s.newUser(ctx, p.AccountID, in)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.CreateUser(ctx, u, s.audit(ctx, p, "user.create", "user", u.ID,
-		map[string]string{"email": u.Email, "roles": u.Roles.String()})); err != nil {
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Account(p.AccountID); err != nil { // lock: see requireAdminNow
+			return err
+		}
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(u); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "user.create", "user", u.ID,
+			map[string]string{"email": u.Email, "roles": u.Roles.String()}))
+	})
+	if err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
-func (s *Service) newUser(accountID string, in NewUser) (*gatehouse.User, error) {
+func (s *Service) newUser(ctx context.Context, accountID string, in NewUser) (*gatehouse.User, error) {
 	email, err := checkEmail("email", in.Email)
 	if err != nil {
 		return nil, err
@@ -75,7 +130,7 @@ func (s *Service) newUser(accountID string, in NewUser) (*gatehouse.User, error)
 	}
 	hash := ""
 	if in.Password != "" {
-		if hash, err = s.hashPassword("password", in.Password); err != nil {
+		if hash, err = s.hashPassword(ctx, "password", in.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -86,60 +141,235 @@ func (s *Service) newUser(accountID string, in NewUser) (*gatehouse.User, error)
 	}, nil
 }
 
-// UpdateUser changes a user of p's account. Admins only. Disabling a user
-// revokes every token they hold and their API access application at once
-// (re-enabling brings none back); removing the admin role revokes the API
-// access application; a new password revokes their refresh tokens.
+// requireMayChange returns forbidden unless p may change user u: only the
+// operator may change the operator (password, roles, status, name).
+func requireMayChange(p *gatehouse.Principal, u *gatehouse.User) error {
+	if u.Operator && !p.IsOperator() {
+		return gatehouse.Forbidden("Only the operator may change the operator")
+	}
+	return nil
+}
+
+// requireAnotherAdmin returns conflict if removing u's admin role or
+// disabling u would leave u's account without an active admin. The account
+// row must be locked in tx first, so that two such changes cannot both
+// see the other admin.
+func requireAnotherAdmin(tx *store.Tx, u *gatehouse.User) error {
+	n, err := tx.CountActiveAdmins(u.AccountID)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return lastAdmin()
+	}
+	return nil
+}
+
+func lastAdmin() error {
+	return gatehouse.Errorf(gatehouse.EConflict, "This is the account's last active admin; make another user an admin first")
+}
+
+// checkedPatch is a UserPatch after validation: the values to write.
+type checkedPatch struct {
+	UserPatch
+	name, pwHash string
+	roles        gatehouse.Roles
+}
+
+// checkUserPatch validates patch; hash, when set, hashes a new password
+// (slow: never inside a transaction).
+func (s *Service) checkUserPatch(ctx context.Context, patch UserPatch, hash bool) (checkedPatch, error) {
+	c := checkedPatch{UserPatch: patch}
+	var err error
+	if patch.Name != nil {
+		if c.name, err = checkName("name", *patch.Name, MaxNameLen, false); err != nil {
+			return c, err
+		}
+	}
+	if patch.Roles != nil {
+		if c.roles, err = checkRoles(*patch.Roles); err != nil {
+			return c, err
+		}
+	}
+	if patch.Status != nil && *patch.Status != gatehouse.StatusActive && *patch.Status != gatehouse.StatusDisabled {
+		return c, gatehouse.InvalidField("status", "Choose active or disabled.", "status must be active or disabled")
+	}
+	if patch.Password != nil {
+		if err := password.Validate(*patch.Password); err != nil {
+			return c, gatehouse.InvalidField("password", passwordHint(*patch.Password), "password: %s", err.Error())
+		}
+		if hash {
+			if c.pwHash, err = s.passwords.Hash(ctx, *patch.Password); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, nil
+}
+
+// patchEffect is what applying a patch to a user does besides writing it.
+type patchEffect struct {
+	details                    map[string]string
+	disables, dropApp          bool
+	losesAdmin, losesDeveloper bool
+	removesLastAdmin           bool
+}
+
+// apply changes u as c says and reports the consequences; wasActiveAdmin
+// is read before.
+func (c checkedPatch) apply(u *gatehouse.User) patchEffect {
+	e := patchEffect{details: map[string]string{}}
+	wasActiveAdmin := u.Active() && u.IsAdmin()
+	if c.Name != nil {
+		u.Name, e.details["name"] = c.name, c.name
+	}
+	if c.Roles != nil {
+		e.losesAdmin = u.IsAdmin() && !c.roles.Has(gatehouse.RoleAdmin)
+		e.losesDeveloper = u.Roles.Has(gatehouse.RoleDeveloper) && !c.roles.Has(gatehouse.RoleDeveloper)
+		e.dropApp = e.losesAdmin
+		u.Roles, e.details["roles"] = c.roles, c.roles.String()
+	}
+	if c.Status != nil {
+		if *c.Status == gatehouse.StatusDisabled && u.Active() {
+			u.Epoch++
+			e.disables, e.dropApp = true, true
+		}
+		u.Status, e.details["status"] = *c.Status, string(*c.Status)
+	}
+	if c.Password != nil {
+		u.PasswordHash, e.details["password"] = c.pwHash, "changed"
+		u.PasswordEpoch++
+	}
+	e.removesLastAdmin = wasActiveAdmin && !(u.Active() && u.IsAdmin())
+	return e
+}
+
+// UpdateUser changes a user of p's account, in one transaction with its
+// consequences and audit entry. Admins only; only the operator may change
+// the operator; the account's last active admin can neither lose the role
+// nor be disabled (conflict).
+//   - Disabling advances the user's epoch: every token and session they
+//     hold, and any issued while the disable commits, stops working for
+//     good (re-enabling brings none back); their API access application is
+//     deleted.
+//   - Removing the admin role deletes the API access application.
+//   - Removing the developer role keeps their client credentials working,
+//     unless RevokeCredentials is set: then they are deleted too.
+//   - A new password advances the password epoch: every password-derived
+//     token and admin UI session of the user stops working, except the
+//     credential making the change when it is the user's own. Separate
+//     credentials (API tokens, client credentials, the API access
+//     application) keep working.
 func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id string, patch UserPatch) (*gatehouse.User, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
-	u, err := s.Store.User(ctx, p.AccountID, id)
+	// Validate and hash outside the transaction: nothing is locked while
+	// the slow hash runs.
+	c, err := s.checkUserPatch(ctx, patch, true)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		rev     store.Revocation
-		details = map[string]string{}
-	)
-	if patch.Name != nil {
-		if u.Name, err = checkName("name", *patch.Name, MaxNameLen, false); err != nil {
-			return nil, err
+	var out *gatehouse.User
+	err = s.update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Account(p.AccountID); err != nil { // lock: see requireAnotherAdmin
+			return err
 		}
-		details["name"] = u.Name
-	}
-	if patch.Roles != nil {
-		roles, err := checkRoles(*patch.Roles)
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
+		}
+		u, err := tx.User(p.AccountID, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if u.IsAdmin() && !roles.Has(gatehouse.RoleAdmin) {
-			rev.APIApplication = true
+		if err := requireMayChange(p, u); err != nil {
+			return err
 		}
-		u.Roles = roles
-		details["roles"] = roles.String()
-	}
-	if patch.Status != nil {
-		switch *patch.Status {
-		case gatehouse.StatusActive:
-		case gatehouse.StatusDisabled:
-			rev.AllTokens, rev.APIApplication = true, true
-		default:
-			return nil, gatehouse.Invalid("status must be active or disabled")
+		e := c.apply(u)
+		if e.removesLastAdmin {
+			if err := requireAnotherAdmin(tx, u); err != nil {
+				return err
+			}
 		}
-		u.Status = *patch.Status
-		details["status"] = string(u.Status)
-	}
-	if patch.Password != nil {
-		if u.PasswordHash, err = s.hashPassword("password", *patch.Password); err != nil {
-			return nil, err
+		u.UpdatedAt = s.now()
+		if err := tx.UpdateUser(u); err != nil {
+			return err
 		}
-		rev.RefreshTokens = true
-		details["password"] = "changed"
-	}
-	u.UpdatedAt = s.now()
-	if err := s.Store.UpdateUser(ctx, u, rev, s.audit(ctx, p, "user.update", "user", u.ID, details)); err != nil {
+		if e.dropApp {
+			if _, err := tx.DeleteAPIApplication(u.ID, u.UpdatedAt); err != nil {
+				return err
+			}
+		}
+		if patch.Password != nil && p.UserID() == u.ID && u.Active() {
+			// The user's own change keeps the credential it was made with.
+			if err := tx.KeepCredential(p.CredentialID, p.Method, u); err != nil {
+				return err
+			}
+		}
+		out = u
+		if err := tx.Audit(s.audit(ctx, p, "user.update", "user", u.ID, e.details)); err != nil {
+			return err
+		}
+		if e.losesDeveloper && patch.RevokeCredentials {
+			return s.revokeAllCredentials(ctx, tx, p, u)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	return out, nil
+}
+
+// revokeAllCredentials deletes every client credential of u inside tx,
+// with its audit entry.
+func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, u *gatehouse.User) error {
+	n, err := tx.DeleteCredentials(u.AccountID, u.ID, "", s.now())
+	if err != nil {
+		return err
+	}
+	return tx.Audit(s.audit(ctx, p, "credential.revoke_all", "user", u.ID, map[string]string{"count": strconv.Itoa(n)}))
+}
+
+// ChangeOwnPassword sets a new password for p's own user after checking
+// the current one, from the client address from, with the password
+// grant's throttle (a wrong current password is invalid_request about
+// current_password; too_many_attempts when throttled). As with UpdateUser,
+// every password-derived token and admin UI session of the user ends,
+// except the credential making the change.
+func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal, current, next, from string) error {
+	if err := RequireUser(p); err != nil {
+		return err
+	}
+	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
+		return gatehouse.Forbidden("Change your password with your password, from a sign-in")
+	}
+	if err := password.Validate(next); err != nil {
+		return gatehouse.InvalidField("new_password", passwordHint(next), "new_password: %s", err.Error())
+	}
+	if _, _, err := s.CheckPassword(ctx, p.User.Email, current, from); err != nil {
+		if gatehouse.ErrorCode(err) == gatehouse.EInvalidGrant {
+			return gatehouse.InvalidField("current_password", "This is not your current password.", "current_password is wrong")
+		}
+		return err
+	}
+	hash, err := s.passwords.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *store.Tx) error {
+		u, err := tx.User(p.AccountID, p.User.ID)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash, u.UpdatedAt = hash, s.now()
+		u.PasswordEpoch++
+		if err := tx.UpdateUser(u); err != nil {
+			return err
+		}
+		if err := tx.KeepCredential(p.CredentialID, p.Method, u); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "user.password_change", "user", u.ID, nil))
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // NewWorkspace is the input for CreateWorkspace.
@@ -19,7 +20,7 @@ func (s *Service) Workspaces(ctx context.Context, p *gatehouse.Principal, page g
 	if !p.IsAdmin() {
 		userID = p.UserID()
 	}
-	return s.Store.Workspaces(ctx, p.AccountID, userID, page)
+	return s.store.Workspaces(ctx, p.AccountID, userID, page)
 }
 
 // CreateWorkspace makes a workspace owned by p (by nobody for the anonymous
@@ -37,7 +38,12 @@ func (s *Service) CreateWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		ID: gatehouse.NewID("wsp"), AccountID: p.AccountID, Name: name, Description: desc,
 		OwnerID: p.UserID(), CreatedAt: s.now(),
 	}
-	if err := s.Store.CreateWorkspace(ctx, w, s.audit(ctx, p, "workspace.create", "workspace", w.ID, map[string]string{"name": name})); err != nil {
+	if err := s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateWorkspace(w); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "workspace.create", "workspace", w.ID, map[string]string{"name": name}))
+	}); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -46,14 +52,14 @@ func (s *Service) CreateWorkspace(ctx context.Context, p *gatehouse.Principal, i
 // Workspace returns a workspace p can see; not_found otherwise, so that the
 // existence of others' workspaces is not revealed.
 func (s *Service) Workspace(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.Workspace, error) {
-	w, err := s.Store.Workspace(ctx, p.AccountID, id)
+	w, err := s.store.Workspace(ctx, p.AccountID, id)
 	if err != nil {
 		return nil, err
 	}
 	if p.IsAdmin() || w.OwnerID == p.UserID() {
 		return w, nil
 	}
-	ok, err := s.Store.IsMember(ctx, w.ID, p.UserID())
+	ok, err := s.store.IsMember(ctx, w.ID, p.UserID())
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +88,12 @@ func (s *Service) DeleteWorkspace(ctx context.Context, p *gatehouse.Principal, i
 	if err != nil {
 		return err
 	}
-	return s.Store.DeleteWorkspace(ctx, p.AccountID, w.ID, s.audit(ctx, p, "workspace.delete", "workspace", w.ID, nil))
+	return s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteWorkspace(p.AccountID, w.ID); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "workspace.delete", "workspace", w.ID, nil))
+	})
 }
 
 // WorkspaceMembers lists the user ids of a visible workspace's members.
@@ -91,7 +102,7 @@ func (s *Service) WorkspaceMembers(ctx context.Context, p *gatehouse.Principal, 
 	if err != nil {
 		return nil, err
 	}
-	return s.Store.Members(ctx, w.ID)
+	return s.store.Members(ctx, w.ID)
 }
 
 // AddWorkspaceMember adds a user of the same account to a workspace p
@@ -101,10 +112,15 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, p *gatehouse.Principal
 	if err != nil {
 		return err
 	}
-	if _, err := s.Store.User(ctx, p.AccountID, userID); err != nil {
+	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
 		return err
 	}
-	return s.Store.AddMember(ctx, w.ID, userID, s.now(), s.audit(ctx, p, "workspace.member_add", "workspace", w.ID, map[string]string{"user_id": userID}))
+	return s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.AddMember(w.ID, userID, s.now()); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "workspace.member_add", "workspace", w.ID, map[string]string{"user_id": userID}))
+	})
 }
 
 // RemoveWorkspaceMember removes a member from a workspace p manages.
@@ -113,5 +129,22 @@ func (s *Service) RemoveWorkspaceMember(ctx context.Context, p *gatehouse.Princi
 	if err != nil {
 		return err
 	}
-	return s.Store.RemoveMember(ctx, w.ID, userID, s.audit(ctx, p, "workspace.member_remove", "workspace", w.ID, map[string]string{"user_id": userID}))
+	return s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.RemoveMember(w.ID, userID); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "workspace.member_remove", "workspace", w.ID, map[string]string{"user_id": userID}))
+	})
+}
+
+// WorkspaceAccess names how p reaches a workspace it can see: "owner",
+// "admin" (sees every workspace of the account) or "member".
+func WorkspaceAccess(p *gatehouse.Principal, w *gatehouse.Workspace) string {
+	switch {
+	case w.OwnerID != "" && w.OwnerID == p.UserID():
+		return "owner"
+	case p.IsAdmin():
+		return "admin"
+	}
+	return "member"
 }

@@ -10,35 +10,39 @@ import (
 )
 
 // useRefreshSQL is the refresh compare-and-swap: only one caller can see
-// a row affected.
-const useRefreshSQL = `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`
+// a row affected, and never for a token of a revoked family.
+const useRefreshSQL = `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = tokens.family_id)`
 
-const appColumns = `id, account_id, user_id, client_id, access_token_ttl_days, created_at`
+const appColumns = `id, account_id, user_id, client_id, access_token_ttl_days, created_at, scopes, created_by, last_used_at`
 
 func scanApp(sc scanner) (*gatehouse.APIApplication, error) {
 	var (
 		a       gatehouse.APIApplication
 		created int64
+		scopes  sql.NullString
+		used    sql.NullInt64
 	)
-	if err := sc.Scan(&a.ID, &a.AccountID, &a.UserID, &a.ClientID, &a.AccessTokenTTLDays, &created); err != nil {
+	if err := sc.Scan(&a.ID, &a.AccountID, &a.UserID, &a.ClientID, &a.AccessTokenTTLDays, &created, &scopes, &a.CreatedBy, &used); err != nil {
 		return nil, err
 	}
-	a.CreatedAt = fromMicros(created)
+	a.CreatedAt, a.Scopes, a.LastUsedAt = fromMicros(created), fromNullScopes(scopes), fromNullMicros(used)
 	return &a, nil
 }
 
-// CreateAPIApplication stores an application with its first tokens. It
-// returns conflict if the user already has one.
-func (s *Store) CreateAPIApplication(ctx context.Context, a *gatehouse.APIApplication, toks []*gatehouse.Token, audit *gatehouse.AuditEntry) error {
+// CreateAPIApplication stores an application. It returns conflict if the
+// user already has one.
+func (t *Tx) CreateAPIApplication(a *gatehouse.APIApplication) error {
+	_, err := t.exec(`INSERT INTO api_applications (`+appColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.AccountID, a.UserID, a.ClientID, a.AccessTokenTTLDays, micros(a.CreatedAt), nullScopes(a.Scopes), a.CreatedBy, nullMicros(a.LastUsedAt))
+	return t.s.conflict(err, "API access for this user")
+}
+
+// TouchAPIApplication records when an API access application was last used.
+func (s *Store) TouchAPIApplication(ctx context.Context, clientID string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO api_applications (`+appColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, a.AccountID, a.UserID, a.ClientID, a.AccessTokenTTLDays, micros(a.CreatedAt)); err != nil {
-			return s.conflict(err, "API access for this user")
-		}
-		if err := s.insertTokens(ctx, tx, toks...); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
+		_, err := s.exec(ctx, tx, `UPDATE api_applications SET last_used_at = ? WHERE client_id = ?`, micros(at), clientID)
+		return err
 	})
 }
 
@@ -52,46 +56,60 @@ func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.A
 }
 
 // UpdateAPIApplicationTTL changes the lifetime of the access tokens the
-// user's application issues from now on. It advances the generation, as
-// caches hold applications too.
-func (s *Store) UpdateAPIApplicationTTL(ctx context.Context, userID string, days int, audit *gatehouse.AuditEntry) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE api_applications SET access_token_ttl_days = ? WHERE user_id = ?`, days, userID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return gatehouse.NotFound("API access")
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+// user's application issues from now on. It is revoking, as caches hold
+// applications too.
+func (t *Tx) UpdateAPIApplicationTTL(userID string, days int) error {
+	t.revokes()
+	res, err := t.exec(`UPDATE api_applications SET access_token_ttl_days = ? WHERE user_id = ?`, days, userID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("API access")
+	}
+	return nil
 }
 
-// DeleteAPIApplication removes the user's application and revokes every
-// token it issued.
-func (s *Store) DeleteAPIApplication(ctx context.Context, userID string, at time.Time, audit *gatehouse.AuditEntry) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM api_applications WHERE user_id = ?`), userID).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return gatehouse.NotFound("API access")
-		}
-		if err := s.revokeForUser(ctx, tx, userID, Revocation{APIApplication: true}, at); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+// DeleteAPIApplication removes the user's application, if any, and reports
+// whether there was one. Every token it issued stops working: a token of an
+// application is valid only while the application exists.
+func (t *Tx) DeleteAPIApplication(userID string, at time.Time) (bool, error) {
+	t.revokes()
+	// Mark what is there now as revoked too, so that lists and
+	// introspection say so plainly; validity does not depend on it.
+	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM api_applications WHERE user_id = ?)`,
+		micros(at), userID); err != nil {
+		return false, err
+	}
+	res, err := t.exec(`DELETE FROM api_applications WHERE user_id = ?`, userID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // RotateRefreshToken marks refresh token id used and stores its
 // successors, atomically: the conditional update lets exactly one of any
 // number of concurrent callers win. won is false (and nothing is stored)
-// when the token was already used or revoked.
+// when the token was already used or revoked. The rotation is group
+// committed but synced to disk before it returns: a lost rotation would
+// bring the used refresh token back.
+//
+// On PostgreSQL the rotation first takes the key-share lock on the account
+// row that the successors' foreign key needs anyway, before it locks the
+// refresh token's row: a transaction that locks the account for update and
+// then marks its tokens revoked (disabling a user, or removing their admin
+// role, drops their application) takes the two in the same order, so the
+// two cannot deadlock.
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time, next ...*gatehouse.Token) (won bool, err error) {
-	err = s.batched(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.batched(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
+		if s.d.name == postgres.name && len(next) > 0 {
+			if _, err := tx.ExecContext(ctx, s.q(`SELECT 1 FROM accounts WHERE id = ? FOR KEY SHARE`), next[0].AccountID); err != nil {
+				return err
+			}
+		}
 		res, err := s.exec(ctx, tx, useRefreshSQL, micros(at), id)
 		if err != nil {
 			return err
@@ -103,12 +121,4 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time,
 		return s.insertTokens(ctx, tx, next...)
 	})
 	return won && err == nil, err
-}
-
-// RevokeTokenFamily revokes every token of a lineage.
-func (s *Store) RevokeTokenFamily(ctx context.Context, familyID string, at time.Time) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, micros(at), familyID)
-		return err
-	})
 }

@@ -9,35 +9,60 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at`
+const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by`
 
 func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 	var (
-		t       gatehouse.APIToken
-		created int64
-		used    sql.NullInt64
+		t             gatehouse.APIToken
+		created       int64
+		used, expires sql.NullInt64
+		scopes        sql.NullString
+		enabled       int
 	)
-	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used); err != nil {
+	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used, &scopes, &expires, &enabled, &t.CreatedBy); err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.LastUsedAt = fromMicros(created), fromNullMicros(used)
+	t.CreatedAt, t.LastUsedAt, t.ExpiresAt = fromMicros(created), fromNullMicros(used), fromNullMicros(expires)
+	t.Scopes, t.Enabled = fromNullScopes(scopes), enabled != 0
 	return &t, nil
 }
 
 // CreateAPIToken stores an API token.
-func (s *Store) CreateAPIToken(ctx context.Context, t *gatehouse.APIToken, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.AccountID, t.Name, t.Prefix, t.Hash, micros(t.CreatedAt), nullMicros(t.LastUsedAt)); err != nil {
-			return s.conflict(err, "API token")
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+func (t *Tx) CreateAPIToken(k *gatehouse.APIToken) error {
+	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.AccountID, k.Name, k.Prefix, k.Hash, micros(k.CreatedAt), nullMicros(k.LastUsedAt),
+		nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.CreatedBy)
+	return t.s.conflict(err, "API token")
+}
+
+// APIToken returns an account's API token inside the transaction, locked
+// until it ends, or not_found.
+func (t *Tx) APIToken(accountID, id string) (*gatehouse.APIToken, error) {
+	k, err := scanAPIToken(t.row(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE id = ? AND account_id = ?`+t.forUpdate(), id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("API token")
+	}
+	return k, err
+}
+
+// UpdateAPIToken writes an API token's name, scopes, expiry and enabled
+// flag. It is revoking.
+func (t *Tx) UpdateAPIToken(k *gatehouse.APIToken) error {
+	t.revokes()
+	res, err := t.exec(`UPDATE api_tokens SET name = ?, scopes = ?, expires_at = ?, enabled = ? WHERE id = ? AND account_id = ?`,
+		k.Name, nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.ID, k.AccountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("API token")
+	}
+	return nil
 }
 
 // APITokens lists an account's API tokens.
 func (s *Store) APITokens(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.APIToken, string, error) {
-	n := limit(p)
+	n := p.Size()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`),
 		accountID, p.After, n+1)
 	if err != nil {
@@ -55,18 +80,53 @@ func (s *Store) APITokenByHash(ctx context.Context, hash string) (*gatehouse.API
 	return t, err
 }
 
-// DeleteAPIToken deletes an account's API token for good.
-func (s *Store) DeleteAPIToken(ctx context.Context, accountID, id string, audit *gatehouse.AuditEntry) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `DELETE FROM api_tokens WHERE id = ? AND account_id = ?`, id, accountID)
-		if err != nil {
+// DeleteAPIToken deletes an account's API token for good, and with it
+// everything minted through it (API tokens, client credentials, API access
+// applications, recursively): nothing minted through an API token
+// outlives it.
+func (t *Tx) DeleteAPIToken(accountID, id string) error {
+	t.revokes()
+	res, err := t.exec(`DELETE FROM api_tokens WHERE id = ? AND account_id = ?`, id, accountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("API token")
+	}
+	return t.deleteMintedBy(accountID, id)
+}
+
+// deleteMintedBy deletes what was minted through API token id.
+func (t *Tx) deleteMintedBy(accountID, id string) error {
+	rows, err := t.tx.QueryContext(t.ctx, t.s.q(`SELECT id FROM api_tokens WHERE created_by = ? AND account_id = ?`), id, accountID)
+	if err != nil {
+		return err
+	}
+	var children []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return gatehouse.NotFound("API token")
+		children = append(children, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, q := range []string{`DELETE FROM client_credentials WHERE created_by = ? AND account_id = ?`,
+		`DELETE FROM api_applications WHERE created_by = ? AND account_id = ?`} {
+		if _, err := t.exec(q, id, accountID); err != nil {
+			return err
 		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+	}
+	for _, c := range children {
+		if err := t.DeleteAPIToken(accountID, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TouchAPIToken records when an API token was last used.
@@ -75,4 +135,61 @@ func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) erro
 		_, err := s.exec(ctx, tx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(at), id)
 		return err
 	})
+}
+
+// APITokensCreatedBy lists the account's API tokens that a user made
+// (created or rolled, as the audit log records), in id order.
+func (s *Store) APITokensCreatedBy(ctx context.Context, accountID, userID string) ([]*gatehouse.APIToken, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND id IN
+		(SELECT target_id FROM audit_log WHERE account_id = ? AND actor_id = ? AND action IN (?, ?)) ORDER BY id`),
+		accountID, accountID, userID, "api_token.create", "api_token.roll")
+	if err != nil {
+		return nil, err
+	}
+	return collectAll(rows, scanAPIToken)
+}
+
+// APITokenNameTaken reports, inside the transaction, whether an account
+// has another live API token (not expired at now) than except with the
+// name, compared case-insensitively. Lock the account first (Tx.Account)
+// so the answer holds until commit.
+func (t *Tx) APITokenNameTaken(accountID, name, except string, now time.Time) (bool, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
+		AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, except, micros(now)).Scan(&n)
+	return n > 0, err
+}
+
+// APITokenByID returns an account's API token, or not_found.
+func (s *Store) APITokenByID(ctx context.Context, accountID, id string) (*gatehouse.APIToken, error) {
+	t, err := scanAPIToken(s.readRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE id = ? AND account_id = ?`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("API token")
+	}
+	return t, err
+}
+
+// MintedBy returns the API tokens minted through API token id, and how
+// many client credentials and API access applications were.
+func (s *Store) MintedBy(ctx context.Context, accountID, id string) ([]*gatehouse.APIToken, int, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE created_by = ? AND account_id = ? ORDER BY id`), id, accountID)
+	if err != nil {
+		return nil, 0, err
+	}
+	toks, err := collectAll(rows, scanAPIToken)
+	if err != nil {
+		return nil, 0, err
+	}
+	var n int
+	err = s.rdb.QueryRowContext(ctx, s.q(`SELECT (SELECT COUNT(*) FROM client_credentials WHERE created_by = ? AND account_id = ?)
+		+ (SELECT COUNT(*) FROM api_applications WHERE created_by = ? AND account_id = ?)`), id, accountID, id, accountID).Scan(&n)
+	return toks, n, err
+}
+
+// CountMinted counts the account's client credentials made through an
+// API token.
+func (s *Store) CountMinted(ctx context.Context, accountID string) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM client_credentials WHERE created_by <> '' AND account_id = ?`), accountID).Scan(&n)
+	return n, err
 }

@@ -2,16 +2,16 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 )
 
-const auditColumns = `id, account_id, actor_id, actor, action, target_type, target_id, details, remote_addr, created_at`
+const auditColumns = `id, account_id, actor_id, actor, action, target_type, target_id, details, remote_addr, created_at, credential_id, credential`
 
-// appendAudit writes e inside tx; a nil entry writes nothing.
-func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *gatehouse.AuditEntry) error {
+// Audit writes e inside the transaction; a nil entry writes nothing.
+func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 	if e == nil {
 		return nil
 	}
@@ -25,28 +25,49 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e *gatehouse.AuditE
 			return err
 		}
 	}
-	_, err := s.exec(ctx, tx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.AccountID, e.ActorID, e.Actor, e.Action, e.TargetType, e.TargetID, string(details), e.RemoteAddr, micros(e.CreatedAt))
+	_, err := t.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.AccountID, e.ActorID, e.Actor, e.Action, e.TargetType, e.TargetID, string(details), e.RemoteAddr, micros(e.CreatedAt),
+		e.CredentialID, e.Credential)
 	return err
-}
-
-// AppendAudit writes one audit entry on its own.
-func (s *Store) AppendAudit(ctx context.Context, e *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, e) })
 }
 
 // Audit lists an account's audit log, newest first.
 func (s *Store) Audit(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.AuditEntry, string, error) {
-	n := limit(p)
-	after := p.After
-	if after == "" {
-		after = "~" // sorts after every id
+	es, c, err := s.FindAudit(ctx, accountID, gatehouse.AuditFilter{}, p)
+	return es, c.Next, err
+}
+
+// FindAudit lists the entries of an account's audit log that match f,
+// one page, newest first: "after" is older, "before" newer.
+func (s *Store) FindAudit(ctx context.Context, accountID string, f gatehouse.AuditFilter, p gatehouse.Page) ([]*gatehouse.AuditEntry, gatehouse.Cursors, error) {
+	n, k := p.Size(), pageKeyset(p, true)
+	where, args := `account_id = ?`, []any{accountID}
+	if f.Actor != "" {
+		where += ` AND (actor_id = ? OR LOWER(actor) LIKE ? ESCAPE '!')`
+		args = append(args, f.Actor, "%"+likeEscaper.Replace(strings.ToLower(f.Actor))+"%")
 	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit_log WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`), accountID, after, n+1)
+	if f.Action != "" {
+		where += ` AND action LIKE ? ESCAPE '!'`
+		args = append(args, likeEscaper.Replace(f.Action)+"%")
+	}
+	if f.Target != "" {
+		where += ` AND (target_id = ? OR target_type = ?)`
+		args = append(args, f.Target, f.Target)
+	}
+	if !f.Since.IsZero() {
+		where += ` AND created_at >= ?`
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where += ` AND created_at < ?`
+		args = append(args, micros(f.Until))
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit_log WHERE `+where+` AND `+k.cond+` `+k.order+` LIMIT ?`),
+		append(args, k.arg, n+1)...)
 	if err != nil {
-		return nil, "", err
+		return nil, gatehouse.Cursors{}, err
 	}
-	return collect(rows, n, scanAudit, func(e *gatehouse.AuditEntry) string { return e.ID })
+	return collectPage(rows, n, k, p, scanAudit, func(e *gatehouse.AuditEntry) string { return e.ID })
 }
 
 func scanAudit(sc scanner) (*gatehouse.AuditEntry, error) {
@@ -55,7 +76,8 @@ func scanAudit(sc scanner) (*gatehouse.AuditEntry, error) {
 		details string
 		created int64
 	)
-	if err := sc.Scan(&e.ID, &e.AccountID, &e.ActorID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &details, &e.RemoteAddr, &created); err != nil {
+	if err := sc.Scan(&e.ID, &e.AccountID, &e.ActorID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &details, &e.RemoteAddr, &created,
+		&e.CredentialID, &e.Credential); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(details), &e.Details); err != nil {

@@ -3,14 +3,21 @@ package store
 import (
 	"context"
 	"database/sql"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // writeOp is one caller's write waiting for the batch writer. fn runs
 // inside a shared transaction and must be safe to run again in a
 // transaction of its own.
 type writeOp struct {
-	fn   func(ctx context.Context, tx *sql.Tx) error
-	done chan error
+	fn func(ctx context.Context, tx *sql.Tx) error
+	// tokens, when set, are tokens to insert: in a group they are inserted
+	// together with the other ops' (fn does the same alone).
+	tokens []*gatehouse.Token
+	// durable asks for the commit to be synced to disk (see durableTx).
+	durable bool
+	done    chan error
 }
 
 // maxBatch bounds how many callers one write transaction serves.
@@ -21,16 +28,16 @@ const maxBatch = 256
 // when a transaction starts goes into it, so under load one commit serves
 // many requests, and a lone request waits for nothing.
 func (s *Store) startBatcher() {
-	s.batches = make(chan writeOp, maxBatch)
-	s.batcherDone = make(chan struct{})
+	batches, done := make(chan writeOp, maxBatch), make(chan struct{})
+	s.batches, s.batcherDone = batches, done
 	go func() {
-		defer close(s.batcherDone)
-		for first := range s.batches {
+		defer close(done)
+		for first := range batches {
 			group := []writeOp{first}
 		drain:
 			for len(group) < maxBatch {
 				select {
-				case op, ok := <-s.batches:
+				case op, ok := <-batches:
 					if !ok {
 						break drain
 					}
@@ -49,8 +56,25 @@ func (s *Store) startBatcher() {
 func (s *Store) writeGroup(group []writeOp) {
 	ctx := context.Background()
 	s.prepareHotWrites(ctx)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	commit := s.tx
+	for _, op := range group {
+		if op.durable {
+			commit = s.durableTx
+			break
+		}
+	}
+	var tokens []*gatehouse.Token
+	for _, op := range group {
+		tokens = append(tokens, op.tokens...)
+	}
+	err := commit(ctx, func(tx *sql.Tx) error {
+		if err := s.insertTokenRows(ctx, tx, tokens); err != nil {
+			return err
+		}
 		for _, op := range group {
+			if op.tokens != nil {
+				continue
+			}
 			if err := op.fn(ctx, tx); err != nil {
 				return err
 			}
@@ -64,31 +88,49 @@ func (s *Store) writeGroup(group []writeOp) {
 		return
 	}
 	for _, op := range group {
-		op.done <- s.tx(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
+		commit := s.tx
+		if op.durable {
+			commit = s.durableTx
+		}
+		op.done <- commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 	}
 }
 
 // batched runs fn through the batch writer (or in its own transaction when
-// there is none). Once queued the write happens; the caller waits for it
+// there is none); durable asks for its commit to be synced to disk. Once queued the write happens; the caller waits for it
 // even if ctx ends, so an answer never claims less than what was stored.
-func (s *Store) batched(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.queue(ctx, writeOp{fn: fn, durable: durable})
+}
+
+// queue runs op through the batch writer, as batched.
+func (s *Store) queue(ctx context.Context, op writeOp) error {
+	s.batchMu.RLock()
 	if s.batches == nil {
-		return s.tx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+		s.batchMu.RUnlock()
+		return s.durableTx(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 	}
 	done := make(chan error, 1)
+	op.done = done
 	select {
-	case s.batches <- writeOp{fn: fn, done: done}:
+	case s.batches <- op:
+		s.batchMu.RUnlock()
 	case <-ctx.Done():
+		s.batchMu.RUnlock()
 		return ctx.Err()
 	}
 	return <-done
 }
 
-// stopBatcher lets the writer finish what is queued.
+// stopBatcher lets the writer finish what is queued. Writes queued after
+// it run in transactions of their own (and fail once the store is closed).
 func (s *Store) stopBatcher() {
-	if s.batches != nil {
-		close(s.batches)
+	s.batchMu.Lock()
+	batches := s.batches
+	s.batches = nil
+	s.batchMu.Unlock()
+	if batches != nil {
+		close(batches)
 		<-s.batcherDone
-		s.batches = nil
 	}
 }

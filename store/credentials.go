@@ -9,34 +9,73 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at`
+const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at`
 
 func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 	var (
-		c       gatehouse.Credential
-		created int64
+		c                          gatehouse.Credential
+		created                    int64
+		expires, used, prevExpires sql.NullInt64
+		scopes                     sql.NullString
+		enabled                    int
 	)
-	if err := sc.Scan(&c.ID, &c.AccountID, &c.UserID, &c.Name, &c.ClientID, &c.SecretHash, &created); err != nil {
+	if err := sc.Scan(&c.ID, &c.AccountID, &c.UserID, &c.Name, &c.ClientID, &c.SecretHash, &created,
+		&scopes, &expires, &enabled, &c.CreatedBy, &used, &c.PrevSecretHash, &prevExpires); err != nil {
 		return nil, err
 	}
-	c.CreatedAt = fromMicros(created)
+	c.CreatedAt, c.ExpiresAt, c.LastUsedAt, c.PrevSecretExpiresAt = fromMicros(created), fromNullMicros(expires), fromNullMicros(used), fromNullMicros(prevExpires)
+	c.Scopes, c.Enabled = fromNullScopes(scopes), enabled != 0
 	return &c, nil
 }
 
 // CreateCredential stores a client credential.
-func (s *Store) CreateCredential(ctx context.Context, c *gatehouse.Credential, audit *gatehouse.AuditEntry) error {
+func (t *Tx) CreateCredential(c *gatehouse.Credential) error {
+	_, err := t.exec(`INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.AccountID, c.UserID, c.Name, c.ClientID, c.SecretHash, micros(c.CreatedAt),
+		nullScopes(c.Scopes), nullMicros(c.ExpiresAt), boolInt(c.Enabled), c.CreatedBy, nullMicros(c.LastUsedAt),
+		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt))
+	return t.s.conflict(err, "credential")
+}
+
+// Credential returns a user's credential inside the transaction, locked
+// until it ends, or not_found.
+func (t *Tx) Credential(accountID, userID, id string) (*gatehouse.Credential, error) {
+	c, err := scanCredential(t.row(`SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ? AND user_id = ?`+t.forUpdate(),
+		id, accountID, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("credential")
+	}
+	return c, err
+}
+
+// UpdateCredential writes a credential's name, scopes, expiry, enabled
+// flag and secrets. It is revoking.
+func (t *Tx) UpdateCredential(c *gatehouse.Credential) error {
+	t.revokes()
+	res, err := t.exec(`UPDATE client_credentials SET name = ?, scopes = ?, expires_at = ?, enabled = ?, secret_hash = ?,
+		prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ? AND account_id = ?`,
+		c.Name, nullScopes(c.Scopes), nullMicros(c.ExpiresAt), boolInt(c.Enabled), c.SecretHash,
+		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt), c.ID, c.AccountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("credential")
+	}
+	return nil
+}
+
+// TouchCredential records when a client credential was last used.
+func (s *Store) TouchCredential(ctx context.Context, id string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.AccountID, c.UserID, c.Name, c.ClientID, c.SecretHash, micros(c.CreatedAt)); err != nil {
-			return s.conflict(err, "credential")
-		}
-		return s.appendAudit(ctx, tx, audit)
+		_, err := s.exec(ctx, tx, `UPDATE client_credentials SET last_used_at = ? WHERE id = ?`, micros(at), id)
+		return err
 	})
 }
 
 // Credentials lists a user's credentials.
 func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gatehouse.Page) ([]*gatehouse.Credential, string, error) {
-	n := limit(p)
+	n := p.Size()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+credentialColumns+` FROM client_credentials
 		WHERE account_id = ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?`), accountID, userID, p.After, n+1)
 	if err != nil {
@@ -52,6 +91,14 @@ func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error
 	return n, err
 }
 
+// CountCredentials returns how many credentials a user has, inside the
+// transaction.
+func (t *Tx) CountCredentials(userID string) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`, userID).Scan(&n)
+	return n, err
+}
+
 // CredentialByClientID returns the credential with the client id, or
 // not_found.
 func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gatehouse.Credential, error) {
@@ -63,25 +110,57 @@ func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gat
 }
 
 // DeleteCredentials deletes a user's credentials — the one with id, or all
-// of them when id is "" — and revokes every token they issued. It returns
-// not_found when id names no credential of the user.
-func (s *Store) DeleteCredentials(ctx context.Context, accountID, userID, id string, at time.Time, audit *gatehouse.AuditEntry) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		match, args := `account_id = ? AND user_id = ?`, []any{accountID, userID}
-		if id != "" {
-			match, args = match+` AND id = ?`, append(args, id)
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL
-			AND client_id IN (SELECT client_id FROM client_credentials WHERE `+match+`)`, append([]any{micros(at)}, args...)...); err != nil {
-			return err
-		}
-		res, err := s.exec(ctx, tx, `DELETE FROM client_credentials WHERE `+match, args...)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 && id != "" {
-			return gatehouse.NotFound("credential")
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+// of them when id is "" — and returns how many it deleted. Every token they
+// issued stops working: a client-credentials token is valid only while its
+// credential exists.
+func (t *Tx) DeleteCredentials(accountID, userID, id string, at time.Time) (int, error) {
+	t.revokes()
+	match, args := `account_id = ? AND user_id = ?`, []any{accountID, userID}
+	if id != "" {
+		match, args = match+` AND id = ?`, append(args, id)
+	}
+	// Mark the tokens there now as revoked too, for lists and
+	// introspection; validity does not depend on it.
+	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL
+		AND client_id IN (SELECT client_id FROM client_credentials WHERE `+match+`)`, append([]any{micros(at)}, args...)...); err != nil {
+		return 0, err
+	}
+	res, err := t.exec(`DELETE FROM client_credentials WHERE `+match, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// AccountCredential returns a credential of the account, whoever owns it,
+// inside the transaction, locked until it ends, or not_found.
+func (t *Tx) AccountCredential(accountID, id string) (*gatehouse.Credential, error) {
+	c, err := scanCredential(t.row(`SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ?`+t.forUpdate(),
+		id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("credential")
+	}
+	return c, err
+}
+
+// CredentialByID returns a credential of the account, whoever owns it, or
+// not_found.
+func (s *Store) CredentialByID(ctx context.Context, accountID, id string) (*gatehouse.Credential, error) {
+	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ?`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("credential")
+	}
+	return c, err
+}
+
+// CredentialNameTaken reports, inside the transaction, whether a user has
+// another live credential (not expired at now) than except with the
+// name, compared case-insensitively. Lock the user first (Tx.User) so the
+// answer holds until commit.
+func (t *Tx) CredentialNameTaken(accountID, userID, name, except string, now time.Time) (bool, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE account_id = ? AND user_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
+		AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, name, except, micros(now)).Scan(&n)
+	return n > 0, err
 }

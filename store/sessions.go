@@ -4,52 +4,62 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
 
 // Session is an admin UI session, stored by the digest of its cookie.
+// UserEpoch and PasswordEpoch are its user's epochs when it began (see
+// gatehouse.User.Epoch).
 type Session struct {
-	ID        string
-	Hash      string
-	UserID    string
-	CSRF      string
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	ID                       string
+	Hash                     string
+	UserID                   string
+	CSRF                     string
+	CreatedAt                time.Time
+	ExpiresAt                time.Time
+	UserEpoch, PasswordEpoch int64
 }
 
 // CreateSession stores a session.
-func (s *Store) CreateSession(ctx context.Context, se *Session) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO sessions (id, token_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			se.ID, se.Hash, se.UserID, se.CSRF, micros(se.CreatedAt), micros(se.ExpiresAt))
-		return err
-	})
+func (t *Tx) CreateSession(se *Session) error {
+	_, err := t.exec(`INSERT INTO sessions (id, token_hash, user_id, csrf, created_at, expires_at, user_epoch, password_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		se.ID, se.Hash, se.UserID, se.CSRF, micros(se.CreatedAt), micros(se.ExpiresAt), se.UserEpoch, se.PasswordEpoch)
+	return err
 }
 
-// SessionByHash returns a session and its user, or not_found.
-func (s *Store) SessionByHash(ctx context.Context, hash string) (*Session, *gatehouse.User, error) {
-	row := s.readRow(ctx, (`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, ` + prefixed("u.", userColumns) + `
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`), hash)
+// SessionByHash returns a session with its user and account, or not_found.
+func (s *Store) SessionByHash(ctx context.Context, hash string) (*Session, *gatehouse.User, *gatehouse.Account, error) {
+	row := s.readRow(ctx, (`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch, ` +
+		prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `
+		FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = u.account_id WHERE s.token_hash = ?`), hash)
 	var (
 		se               Session
 		created, expires int64
+		a                *gatehouse.Account
 	)
-	u, err := scanUser(rowScanner(func(dst ...any) error {
-		return row.Scan(append([]any{&se.ID, &se.Hash, &se.UserID, &se.CSRF, &created, &expires}, dst...)...)
+	u, err := scanUser(rowScanner(func(userDst ...any) error {
+		var accErr error
+		a, accErr = scanAccount(rowScanner(func(accDst ...any) error {
+			return row.Scan(append(append([]any{&se.ID, &se.Hash, &se.UserID, &se.CSRF, &created, &expires, &se.UserEpoch, &se.PasswordEpoch},
+				userDst...), accDst...)...)
+		}))
+		return accErr
 	}))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, gatehouse.NotFound("session")
+		return nil, nil, nil, gatehouse.NotFound("session")
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	se.CreatedAt, se.ExpiresAt = fromMicros(created), fromMicros(expires)
-	return &se, u, nil
+	return &se, u, a, nil
 }
 
-// rowScanner adapts a function to the scanner interface.
+// rowScanner adapts a function to the scanner interface; nesting the scan
+// functions of several tables through it reads one joined row.
 type rowScanner func(dst ...any) error
 
 func (f rowScanner) Scan(dst ...any) error { return f(dst...) }
@@ -62,8 +72,17 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	})
 }
 
-// AddUsage adds counts of requests per principal and day (YYYY-MM-DD).
-func (s *Store) AddUsage(ctx context.Context, counts map[[3]string]int64) error {
+// UsageKey names one principal's requests on one day (YYYY-MM-DD, UTC) in
+// one account.
+type UsageKey struct {
+	AccountID string
+	Principal gatehouse.RateKey
+	Day       string
+}
+
+// AddUsage adds counts of requests per principal and day. The principal is
+// stored in its String form, as it has been since the first release.
+func (s *Store) AddUsage(ctx context.Context, counts map[UsageKey]int64) error {
 	if len(counts) == 0 {
 		return nil
 	}
@@ -71,7 +90,7 @@ func (s *Store) AddUsage(ctx context.Context, counts map[[3]string]int64) error 
 		for k, n := range counts {
 			if _, err := s.exec(ctx, tx, `INSERT INTO usage_daily (account_id, principal, day, count) VALUES (?, ?, ?, ?)
 				ON CONFLICT (account_id, principal, day) DO UPDATE SET count = usage_daily.count + excluded.count`,
-				k[0], k[1], k[2], n); err != nil {
+				k.AccountID, k.Principal.String(), k.Day, n); err != nil {
 				return err
 			}
 		}
@@ -81,8 +100,9 @@ func (s *Store) AddUsage(ctx context.Context, counts map[[3]string]int64) error 
 
 // UsageRow is one principal's requests on one day.
 type UsageRow struct {
-	Principal, Day string
-	Count          int64
+	Principal gatehouse.RateKey
+	Day       string
+	Count     int64
 }
 
 // Usage returns an account's usage since day (YYYY-MM-DD), by day.
@@ -94,11 +114,71 @@ func (s *Store) Usage(ctx context.Context, accountID, since string) ([]UsageRow,
 	defer rows.Close()
 	var out []UsageRow
 	for rows.Next() {
-		var r UsageRow
-		if err := rows.Scan(&r.Principal, &r.Day, &r.Count); err != nil {
+		var (
+			r         UsageRow
+			principal string
+			ok        bool
+		)
+		if err := rows.Scan(&principal, &r.Day, &r.Count); err != nil {
 			return nil, err
+		}
+		if r.Principal, ok = gatehouse.ParseRateKey(principal); !ok {
+			return nil, fmt.Errorf("store: usage of unknown principal %q", principal)
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// KeepCredential moves the session or password-derived access token with
+// id onto u's current epochs, so that a change the user makes to their own
+// password does not end the credential making it.
+func (t *Tx) KeepCredential(id string, method gatehouse.AuthMethod, u *gatehouse.User) error {
+	table := "tokens"
+	switch method {
+	case gatehouse.MethodSession:
+		table = "sessions"
+	case gatehouse.MethodPassword:
+	default:
+		return nil
+	}
+	_, err := t.exec(`UPDATE `+table+` SET user_epoch = ?, password_epoch = ? WHERE id = ? AND user_id = ?`, u.Epoch, u.PasswordEpoch, id, u.ID)
+	return err
+}
+
+// Sessions returns a user's sessions that still work at now (not expired,
+// begun under the user's current epochs), newest first.
+func (s *Store) Sessions(ctx context.Context, userID string, now time.Time) ([]*Session, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.user_id = ? AND s.expires_at > ? AND s.user_epoch = u.epoch AND s.password_epoch = u.password_epoch
+		ORDER BY s.created_at DESC`), userID, micros(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Session
+	for rows.Next() {
+		var (
+			se               Session
+			created, expires int64
+		)
+		if err := rows.Scan(&se.ID, &se.Hash, &se.UserID, &se.CSRF, &created, &expires, &se.UserEpoch, &se.PasswordEpoch); err != nil {
+			return nil, err
+		}
+		se.CreatedAt, se.ExpiresAt = fromMicros(created), fromMicros(expires)
+		out = append(out, &se)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSessions ends every session of a user except the one with id keep
+// ("" for none) and returns how many it ended.
+func (t *Tx) DeleteSessions(userID, keep string) (int, error) {
+	res, err := t.exec(`DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, keep)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

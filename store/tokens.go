@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -11,10 +12,10 @@ import (
 
 // insertTokenSQL stores one token; it is on the hot path, so the batch
 // writer prepares it.
-const insertTokenSQL = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertTokenSQL = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-const tokenColumns = `t.id, t.account_id, t.user_id, t.kind, t.token_hash, t.method, t.client_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, t.created_at`
+const tokenColumns = `t.id, t.account_id, t.user_id, t.kind, t.token_hash, t.method, t.client_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, t.created_at, t.user_epoch, t.password_epoch, t.scopes`
 
 func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 	var (
@@ -22,11 +23,14 @@ func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 		kind, method     string
 		expires, created int64
 		used, revoked    sql.NullInt64
+		scopes           sql.NullString
 	)
-	dst := append([]any{&t.ID, &t.AccountID, &t.UserID, &kind, &t.Hash, &method, &t.ClientID, &t.FamilyID, &expires, &used, &revoked, &created}, extra...)
+	dst := append([]any{&t.ID, &t.AccountID, &t.UserID, &kind, &t.Hash, &method, &t.ClientID, &t.FamilyID, &expires, &used, &revoked, &created,
+		&t.UserEpoch, &t.PasswordEpoch, &scopes}, extra...)
 	if err := sc.Scan(dst...); err != nil {
 		return nil, err
 	}
+	t.Scopes = fromNullScopes(scopes)
 	t.Kind, t.Method = gatehouse.TokenKind(kind), gatehouse.AuthMethod(method)
 	t.ExpiresAt, t.CreatedAt = fromMicros(expires), fromMicros(created)
 	t.UsedAt, t.RevokedAt = fromNullMicros(used), fromNullMicros(revoked)
@@ -35,55 +39,164 @@ func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 
 func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, toks ...*gatehouse.Token) error {
 	for _, t := range toks {
-		if _, err := s.exec(ctx, tx, insertTokenSQL,
-			t.ID, t.AccountID, t.UserID, string(t.Kind), t.Hash, string(t.Method), t.ClientID, t.FamilyID,
-			micros(t.ExpiresAt), nullMicros(t.UsedAt), nullMicros(t.RevokedAt), micros(t.CreatedAt)); err != nil {
+		if _, err := s.exec(ctx, tx, insertTokenSQL, tokenArgs(nil, t)...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// CreateTokens stores issued tokens (for example an access token and its
-// refresh token) in one transaction.
-func (s *Store) CreateTokens(ctx context.Context, toks ...*gatehouse.Token) error {
-	return s.batched(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) })
+// tokenArgs appends the values of insertTokenSQL's placeholders for t.
+func tokenArgs(args []any, t *gatehouse.Token) []any {
+	return append(args, t.ID, t.AccountID, t.UserID, string(t.Kind), t.Hash, string(t.Method), t.ClientID, t.FamilyID,
+		micros(t.ExpiresAt), nullMicros(t.UsedAt), nullMicros(t.RevokedAt), micros(t.CreatedAt), t.UserEpoch, t.PasswordEpoch,
+		nullScopes(t.Scopes))
 }
 
-// TokenByHash returns the token with the given digest and the user it
-// belongs to, or not_found. It does not check expiry or revocation.
-func (s *Store) TokenByHash(ctx context.Context, hash string) (*gatehouse.Token, *gatehouse.User, error) {
-	row := s.readRow(ctx, (`SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `
-		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?`), hash)
+// insertTokensHead and tokenRow make up a many-row insert of tokens.
+const (
+	insertTokensHead = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes) VALUES `
+	tokenRow         = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// maxTokenRows bounds one statement's rows (15 values each, within
+	// both databases' limits on placeholders).
+	maxTokenRows = 128
+)
+
+// insertTokenRows stores toks with as few statements as it can: one per
+// maxTokenRows tokens, so that a group of issued tokens costs the batch
+// writer one round trip to PostgreSQL, not one per token.
+func (s *Store) insertTokenRows(ctx context.Context, tx *sql.Tx, toks []*gatehouse.Token) error {
+	if len(toks) == 1 {
+		return s.insertTokens(ctx, tx, toks...) // the prepared statement
+	}
+	for len(toks) > 0 {
+		n := min(len(toks), maxTokenRows)
+		var q strings.Builder
+		q.WriteString(insertTokensHead)
+		args := make([]any, 0, 15*n)
+		for i, t := range toks[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(tokenRow)
+			args = tokenArgs(args, t)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(q.String()), args...); err != nil {
+			return err
+		}
+		toks = toks[n:]
+	}
+	return nil
+}
+
+// CreateTokens stores issued tokens (for example an access token and its
+// refresh token) in one group-committed transaction: durable against a
+// process crash, not against power loss (synchronous=NORMAL on SQLite),
+// which is harmless for a token nobody has received yet. The tokens of a
+// group are inserted together (insertTokenRows).
+func (s *Store) CreateTokens(ctx context.Context, toks ...*gatehouse.Token) error {
+	return s.queue(ctx, writeOp{tokens: toks, fn: func(ctx context.Context, tx *sql.Tx) error { return s.insertTokens(ctx, tx, toks...) }})
+}
+
+// CreateTokens stores issued tokens inside the transaction.
+func (t *Tx) CreateTokens(toks ...*gatehouse.Token) error {
+	return t.s.insertTokens(t.ctx, t.tx, toks...)
+}
+
+// IssuedToken is a stored token with everything that decides whether it
+// still works: its user and account, its parent (the client credential or
+// API access application named by its client id) and whether its refresh
+// family was revoked.
+type IssuedToken struct {
+	*gatehouse.Token
+	User          *gatehouse.User
+	Account       *gatehouse.Account
+	Parent        Parent
+	FamilyRevoked bool
+}
+
+// Parent is the state of what an issued token comes from. Tokens of the
+// password grant have no parent row: Live and Enabled, unrestricted.
+type Parent struct {
+	Live, Enabled bool
+	ExpiresAt     *time.Time
+	// Scopes are the parent's current scopes (nil: unrestricted).
+	Scopes gatehouse.Scopes
+	// ID is the credential's id or the application's client id.
+	ID string
+}
+
+// tokenByHashSQL reads a token with its user, account, parent and family
+// in one statement.
+var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
+	c.id, c.enabled, c.expires_at, c.scopes, p.client_id, p.scopes,
+	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id)
+	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
+	LEFT JOIN client_credentials c ON t.method = '` + string(gatehouse.MethodClientCredentials) + `' AND c.client_id = t.client_id
+	LEFT JOIN api_applications p ON t.method = '` + string(gatehouse.MethodAPIAccess) + `' AND p.client_id = t.client_id
+	WHERE t.token_hash = ?`
+
+// TokenByHash returns the token with the given digest and what decides its
+// validity, or not_found. It decides nothing itself.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, error) {
+	row := s.readRow(ctx, tokenByHashSQL, hash)
 	var (
-		u                gatehouse.User
-		status, roles    string
-		operator         int
-		created, updated int64
+		it                   IssuedToken
+		family               int
+		credID, appClient    sql.NullString
+		credScopes, appScope sql.NullString
+		credEnabled          sql.NullInt64
+		credExpires          sql.NullInt64
+		err                  error
 	)
-	t, err := scanToken(row, &u.ID, &u.AccountID, &u.Email, &u.Name, &status, &roles, &operator, &u.PasswordHash, &created, &updated)
+	it.Token, err = scanToken(rowScanner(func(tokenDst ...any) error {
+		var userErr error
+		it.User, userErr = scanUser(rowScanner(func(userDst ...any) error {
+			var accErr error
+			it.Account, accErr = scanAccount(rowScanner(func(accDst ...any) error {
+				return row.Scan(append(append(append(tokenDst, userDst...), accDst...),
+					&credID, &credEnabled, &credExpires, &credScopes, &appClient, &appScope, &family)...)
+			}))
+			return accErr
+		}))
+		return userErr
+	}))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, gatehouse.NotFound("token")
+		return nil, gatehouse.NotFound("token")
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	u.Status, u.Roles, u.Operator = gatehouse.UserStatus(status), gatehouse.ParseRoles(roles), operator != 0
-	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
-	return t, &u, nil
+	switch it.Method {
+	case gatehouse.MethodClientCredentials:
+		it.Parent = Parent{Live: credID.Valid, Enabled: credEnabled.Int64 != 0, ExpiresAt: fromNullMicros(credExpires),
+			Scopes: fromNullScopes(credScopes), ID: credID.String}
+	case gatehouse.MethodAPIAccess:
+		it.Parent = Parent{Live: appClient.Valid, Enabled: true, Scopes: fromNullScopes(appScope), ID: appClient.String}
+	default:
+		it.Parent = Parent{Live: true, Enabled: true}
+	}
+	it.FamilyRevoked = family > 0
+	return &it, nil
 }
 
 // RevokeToken marks one token revoked; revoking a revoked token is a no-op.
-func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
-		return err
-	})
+func (t *Tx) RevokeToken(id string, at time.Time) error {
+	t.revokes()
+	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
+	return err
 }
 
-// RevokeUserTokens applies rev to one user's credentials.
-func (s *Store) RevokeUserTokens(ctx context.Context, userID string, rev Revocation, at time.Time) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error { return s.revokeForUser(ctx, tx, userID, rev, at) })
+// RevokeTokenFamily revokes every token of a refresh lineage, including any
+// a concurrent rotation is inserting: the family itself is marked.
+func (t *Tx) RevokeTokenFamily(familyID string, at time.Time) error {
+	t.revokes()
+	if _, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
+		familyID, micros(at)); err != nil {
+		return err
+	}
+	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, micros(at), familyID)
+	return err
 }
 
 // prefixed qualifies each column of a comma-separated list with p.
@@ -97,4 +210,47 @@ func prefixed(p, columns string) string {
 		}
 	}
 	return string(out)
+}
+
+// TokenFilter chooses the tokens LiveTokens counts: a user's, or those of
+// one client id (a client credential or an API access application).
+type TokenFilter struct {
+	UserID, ClientID string
+}
+
+// LiveTokens counts the issued tokens matching f that still work at now,
+// by how they were obtained: not revoked, expired or used, of an active
+// user and issued under the user's current epochs, and not of a revoked
+// refresh family. (What an issued token comes from is checked again on
+// every use; this count is for people deciding on a change.)
+func (s *Store) LiveTokens(ctx context.Context, f TokenFilter, now time.Time) (map[gatehouse.AuthMethod]int, error) {
+	where, args := `t.revoked_at IS NULL AND t.expires_at > ?`, []any{micros(now)}
+	if f.UserID != "" {
+		where, args = where+` AND t.user_id = ?`, append(args, f.UserID)
+	}
+	if f.ClientID != "" {
+		where, args = where+` AND t.client_id = ?`, append(args, f.ClientID)
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT t.method, COUNT(*) FROM tokens t JOIN users u ON u.id = t.user_id
+		WHERE `+where+` AND u.status = ? AND t.user_epoch = u.epoch
+		AND (t.method <> ? OR t.password_epoch = u.password_epoch)
+		AND (t.kind <> ? OR t.used_at IS NULL)
+		AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = t.family_id)
+		GROUP BY t.method`), append(args, string(gatehouse.StatusActive), string(gatehouse.MethodPassword), string(gatehouse.KindRefresh))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[gatehouse.AuthMethod]int{}
+	for rows.Next() {
+		var (
+			method string
+			n      int
+		)
+		if err := rows.Scan(&method, &n); err != nil {
+			return nil, err
+		}
+		out[gatehouse.AuthMethod(method)] = n
+	}
+	return out, rows.Err()
 }

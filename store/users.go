@@ -4,12 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 )
 
-const userColumns = `id, account_id, email, name, status, roles, operator, password_hash, created_at, updated_at`
+const userColumns = `id, account_id, email, name, status, roles, operator, password_hash, epoch, password_epoch, created_at, updated_at`
 
 func scanUser(sc scanner) (*gatehouse.User, error) {
 	var (
@@ -18,7 +18,8 @@ func scanUser(sc scanner) (*gatehouse.User, error) {
 		operator         int
 		created, updated int64
 	)
-	if err := sc.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &status, &roles, &operator, &u.PasswordHash, &created, &updated); err != nil {
+	if err := sc.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &status, &roles, &operator, &u.PasswordHash,
+		&u.Epoch, &u.PasswordEpoch, &created, &updated); err != nil {
 		return nil, err
 	}
 	u.Status = gatehouse.UserStatus(status)
@@ -35,23 +36,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, u *gatehouse.User) error {
-	_, err := s.exec(ctx, tx, `INSERT INTO users (id, account_id, email, email_key, name, status, roles, operator, password_hash, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.AccountID, u.Email, EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(),
-		boolInt(u.Operator), u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt))
-	return s.conflict(err, "a user with this email")
-}
-
 // CreateUser stores a new user. It returns a conflict error if the e-mail
 // is already taken anywhere on the server, compared case-insensitively.
-func (s *Store) CreateUser(ctx context.Context, u *gatehouse.User, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.insertUser(ctx, tx, u); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+func (t *Tx) CreateUser(u *gatehouse.User) error {
+	_, err := t.exec(`INSERT INTO users (id, account_id, email, email_key, name, status, roles, operator, password_hash, epoch, password_epoch, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.AccountID, u.Email, gatehouse.EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(),
+		boolInt(u.Operator), u.PasswordHash, u.Epoch, u.PasswordEpoch, micros(u.CreatedAt), micros(u.UpdatedAt))
+	return t.s.conflict(err, "a user with this email")
 }
 
 // User returns a user of the given account, or not_found; users of other
@@ -64,10 +56,30 @@ func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User
 	return u, err
 }
 
+// User returns a user of the given account inside the transaction, locked
+// until it ends, or not_found.
+func (t *Tx) User(accountID, id string) (*gatehouse.User, error) {
+	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ?`+t.forUpdate(), id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("user")
+	}
+	return u, err
+}
+
 // UserByEmail returns the user with the given e-mail in any account,
 // compared case-insensitively, or not_found.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*gatehouse.User, error) {
-	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, EmailKey(email)))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, gatehouse.EmailKey(email)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("user")
+	}
+	return u, err
+}
+
+// UserByEmail returns the user with the given e-mail inside the
+// transaction, locked until it ends, or not_found.
+func (t *Tx) UserByEmail(email string) (*gatehouse.User, error) {
+	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE email_key = ?`+t.forUpdate(), gatehouse.EmailKey(email)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}
@@ -76,66 +88,110 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*gatehouse.User,
 
 // Users lists the users of an account in id order.
 func (s *Store) Users(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.User, string, error) {
-	n := limit(p)
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`), accountID, p.After, n+1)
+	users, c, err := s.FindUsers(ctx, accountID, gatehouse.UserFilter{}, p)
+	return users, c.Next, err
+}
+
+// userFilter returns the conditions and arguments of f, after the
+// account's.
+func userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
+	where, args := `account_id = ?`, []any{accountID}
+	if f.Query != "" {
+		like := "%" + likeEscaper.Replace(strings.ToLower(f.Query)) + "%"
+		where += ` AND (email_key LIKE ? ESCAPE '!' OR LOWER(name) LIKE ? ESCAPE '!')`
+		args = append(args, like, like)
+	}
+	switch f.Role {
+	case "":
+	case gatehouse.RoleMember:
+		where += ` AND roles = ?`
+		args = append(args, "")
+	default:
+		// roles is a comma-separated list: match one whole element.
+		where += ` AND ',' || roles || ',' LIKE ?`
+		args = append(args, "%,"+likeEscaper.Replace(string(f.Role))+",%")
+	}
+	if f.Status != "" {
+		where += ` AND status = ?`
+		args = append(args, string(f.Status))
+	}
+	return where, args
+}
+
+// likeEscaper escapes the LIKE wildcards of a search text ('!' is the
+// escape character).
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// FindUsers lists the users of an account that match f, one page in id
+// order: the query matches a part of the e-mail address or the name in any
+// case, the role one whole role (or no role for gatehouse.RoleMember).
+func (s *Store) FindUsers(ctx context.Context, accountID string, f gatehouse.UserFilter, p gatehouse.Page) ([]*gatehouse.User, gatehouse.Cursors, error) {
+	n, k := p.Size(), pageKeyset(p, false)
+	where, args := userFilter(accountID, f)
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE `+where+` AND `+k.cond+` `+k.order+` LIMIT ?`),
+		append(args, k.arg, n+1)...)
 	if err != nil {
-		return nil, "", err
+		return nil, gatehouse.Cursors{}, err
 	}
-	return collect(rows, n, scanUser, func(u *gatehouse.User) string { return u.ID })
+	return collectPage(rows, n, k, p, scanUser, func(u *gatehouse.User) string { return u.ID })
 }
 
-// Revocation says which of a user's credentials an update revokes in the
-// same transaction.
-type Revocation struct {
-	// AllTokens revokes every access and refresh token of the user.
-	AllTokens bool
-	// RefreshTokens revokes the user's refresh tokens.
-	RefreshTokens bool
-	// APIApplication removes the user's API access application and revokes
-	// every token it issued.
-	APIApplication bool
+// CountUsers counts the users of an account that match f (see FindUsers).
+func (s *Store) CountUsers(ctx context.Context, accountID string, f gatehouse.UserFilter) (int, error) {
+	where, args := userFilter(accountID, f)
+	var n int
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM users WHERE `+where), args...).Scan(&n)
+	return n, err
 }
 
-// UpdateUser writes u's name, e-mail, status, roles and password hash, and
-// applies rev, in one transaction.
-func (s *Store) UpdateUser(ctx context.Context, u *gatehouse.User, rev Revocation, audit *gatehouse.AuditEntry) error {
-	return s.revokingTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, password_hash = ?, updated_at = ?
-			WHERE id = ? AND account_id = ?`,
-			u.Email, EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(), u.PasswordHash, micros(u.UpdatedAt), u.ID, u.AccountID)
-		if err != nil {
-			return s.conflict(err, "a user with this email")
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return gatehouse.NotFound("user")
-		}
-		if err := s.revokeForUser(ctx, tx, u.ID, rev, u.UpdatedAt); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+// CountActiveAdmins counts the account's active users with the admin role,
+// inside the transaction (lock the account first to keep it true until
+// commit).
+func (t *Tx) CountActiveAdmins(accountID string) (int, error) {
+	rows, err := t.tx.QueryContext(t.ctx, t.s.q(activeRolesSQL), accountID, string(gatehouse.StatusActive))
+	return countAdmins(rows, err)
 }
 
-func (s *Store) revokeForUser(ctx context.Context, tx *sql.Tx, userID string, rev Revocation, at time.Time) error {
-	if rev.AllTokens {
-		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, micros(at), userID); err != nil {
-			return err
+// CountActiveAdmins counts the account's active users with the admin role.
+func (s *Store) CountActiveAdmins(ctx context.Context, accountID string) (int, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(activeRolesSQL), accountID, string(gatehouse.StatusActive))
+	return countAdmins(rows, err)
+}
+
+const activeRolesSQL = `SELECT roles FROM users WHERE account_id = ? AND status = ?`
+
+func countAdmins(rows *sql.Rows, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var roles string
+		if err := rows.Scan(&roles); err != nil {
+			return 0, err
+		}
+		if gatehouse.ParseRoles(roles).Has(gatehouse.RoleAdmin) {
+			n++
 		}
 	}
-	if rev.RefreshTokens {
-		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND kind = ? AND revoked_at IS NULL`,
-			micros(at), userID, string(gatehouse.KindRefresh)); err != nil {
-			return err
-		}
+	return n, rows.Err()
+}
+
+// UpdateUser writes u's name, e-mail, status, roles, operator flag,
+// password hash and epochs. It is revoking: the user's cached credentials
+// are looked up again.
+func (t *Tx) UpdateUser(u *gatehouse.User) error {
+	t.revokes()
+	res, err := t.exec(`UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, operator = ?, password_hash = ?,
+		epoch = ?, password_epoch = ?, updated_at = ? WHERE id = ? AND account_id = ?`,
+		u.Email, gatehouse.EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(), boolInt(u.Operator), u.PasswordHash,
+		u.Epoch, u.PasswordEpoch, micros(u.UpdatedAt), u.ID, u.AccountID)
+	if err != nil {
+		return t.s.conflict(err, "a user with this email")
 	}
-	if rev.APIApplication {
-		if _, err := s.exec(ctx, tx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM api_applications WHERE user_id = ?)`,
-			micros(at), userID); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM api_applications WHERE user_id = ?`, userID); err != nil {
-			return err
-		}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("user")
 	}
 	return nil
 }

@@ -24,14 +24,10 @@ func scanWorkspace(sc scanner) (*gatehouse.Workspace, error) {
 }
 
 // CreateWorkspace stores a new workspace.
-func (s *Store) CreateWorkspace(ctx context.Context, w *gatehouse.Workspace, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO workspaces (`+workspaceColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			w.ID, w.AccountID, w.Name, w.Description, w.OwnerID, micros(w.CreatedAt)); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+func (t *Tx) CreateWorkspace(w *gatehouse.Workspace) error {
+	_, err := t.exec(`INSERT INTO workspaces (`+workspaceColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		w.ID, w.AccountID, w.Name, w.Description, w.OwnerID, micros(w.CreatedAt))
+	return err
 }
 
 // Workspace returns a workspace of the given account, or not_found.
@@ -46,7 +42,7 @@ func (s *Store) Workspace(ctx context.Context, accountID, id string) (*gatehouse
 // Workspaces lists an account's workspaces in id order: all of them when
 // userID is empty, else those the user owns or is a member of.
 func (s *Store) Workspaces(ctx context.Context, accountID, userID string, p gatehouse.Page) ([]*gatehouse.Workspace, string, error) {
-	n := limit(p)
+	n := p.Size()
 	var (
 		rows *sql.Rows
 		err  error
@@ -65,21 +61,21 @@ func (s *Store) Workspaces(ctx context.Context, accountID, userID string, p gate
 	return collect(rows, n, scanWorkspace, func(w *gatehouse.Workspace) string { return w.ID })
 }
 
-// DeleteWorkspace removes a workspace and its memberships.
-func (s *Store) DeleteWorkspace(ctx context.Context, accountID, id string, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `DELETE FROM workspace_members WHERE workspace_id = ?`, id); err != nil {
-			return err
-		}
-		res, err := s.exec(ctx, tx, `DELETE FROM workspaces WHERE id = ? AND account_id = ?`, id, accountID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return gatehouse.NotFound("workspace")
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+// DeleteWorkspace removes a workspace of the account and its memberships,
+// or returns not_found and changes nothing.
+func (t *Tx) DeleteWorkspace(accountID, id string) error {
+	if _, err := t.exec(`DELETE FROM workspace_members
+		WHERE workspace_id IN (SELECT id FROM workspaces WHERE id = ? AND account_id = ?)`, id, accountID); err != nil {
+		return err
+	}
+	res, err := t.exec(`DELETE FROM workspaces WHERE id = ? AND account_id = ?`, id, accountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("workspace")
+	}
+	return nil
 }
 
 // IsMember reports whether the user is a member of the workspace.
@@ -109,22 +105,14 @@ func (s *Store) Members(ctx context.Context, workspaceID string) ([]string, erro
 
 // AddMember makes the user a member of the workspace; adding a member
 // twice is a no-op.
-func (s *Store) AddMember(ctx context.Context, workspaceID, userID string, at time.Time, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO workspace_members (workspace_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			workspaceID, userID, micros(at)); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+func (t *Tx) AddMember(workspaceID, userID string, at time.Time) error {
+	_, err := t.exec(`INSERT INTO workspace_members (workspace_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		workspaceID, userID, micros(at))
+	return err
 }
 
 // RemoveMember ends a membership; removing a non-member is a no-op.
-func (s *Store) RemoveMember(ctx context.Context, workspaceID, userID string, audit *gatehouse.AuditEntry) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `DELETE FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
-	})
+func (t *Tx) RemoveMember(workspaceID, userID string) error {
+	_, err := t.exec(`DELETE FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
+	return err
 }

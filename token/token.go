@@ -57,16 +57,26 @@ func New(p Prefix) string {
 			}
 		}
 	}
-	putChecksum(b[prefixLen+bodyLen:], b[:prefixLen+bodyLen])
+	sum := checksum(b[:prefixLen+bodyLen])
+	copy(b[prefixLen+bodyLen:], sum[:])
 	return string(b[:])
 }
 
-func putChecksum(dst []byte, data []byte) {
-	sum := crc32.ChecksumIEEE(data)
+// checksum returns the checksum of a token's prefix and body: their CRC-32
+// (IEEE) in checksumLen base62 digits, most significant first. It reads
+// data byte by byte, so that Parse can check a string without copying it.
+func checksum[T string | []byte](data T) [checksumLen]byte {
+	crc := ^uint32(0)
+	for i := 0; i < len(data); i++ {
+		crc = crc32.IEEETable[byte(crc)^data[i]] ^ crc>>8
+	}
+	sum := ^crc
+	var digits [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
-		dst[i] = alphabet[sum%62]
+		digits[i] = alphabet[sum%62]
 		sum /= 62
 	}
+	return digits
 }
 
 // Parse reports the prefix of s if s is a well-formed token string: a known
@@ -91,13 +101,7 @@ func Parse(s string) (Prefix, bool) {
 			return "", false
 		}
 	}
-	var want [checksumLen]byte
-	sum := crc32.ChecksumIEEE([]byte(s[:prefixLen+bodyLen]))
-	for i := checksumLen - 1; i >= 0; i-- {
-		want[i] = alphabet[sum%62]
-		sum /= 62
-	}
-	if string(want[:]) != s[prefixLen+bodyLen:] {
+	if want := checksum(s[:prefixLen+bodyLen]); string(want[:]) != s[prefixLen+bodyLen:] {
 		return "", false
 	}
 	return p, true
@@ -113,13 +117,18 @@ func isBase62(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }
 
-// Hint returns a short, non-secret prefix of s for display in lists, such as
-// "gak_Ab3x".
+// hintLen is how many characters of the random body a hint shows: 4 of 43,
+// about 24 of the 256 bits.
+const hintLen = 4
+
+// Hint returns a short, non-secret prefix of s for display in lists: the
+// kind prefix and the first four characters of the body, such as
+// "gak_Ab3x". A string too short to be a token is returned as it is.
 func Hint(s string) string {
-	if len(s) < prefixLen+4 {
+	if len(s) < prefixLen+hintLen {
 		return s
 	}
-	return s[:prefixLen+4]
+	return s[:prefixLen+hintLen]
 }
 
 // Digester turns token strings into the digests the store keeps: HMAC-SHA-256
@@ -144,7 +153,9 @@ func (d *Digester) Digest(s string) string {
 		m.Write([]byte(s))
 		m.Sum(sum[:0])
 	}
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // Equal compares a token string with a stored digest in constant time.

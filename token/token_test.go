@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"hash/crc32"
 	"strings"
 	"testing"
 
@@ -68,11 +69,16 @@ func TestUnique(t *testing.T) {
 	}
 }
 
+// TestHintHidesTheSecret: a hint is the kind prefix and the first four
+// characters of the body, and nothing more of the token.
 func TestHintHidesTheSecret(t *testing.T) {
-	s := token.New(token.APIToken)
-	h := token.Hint(s)
-	if h == "" || strings.Contains(h, s[4:20]) || len(h) >= len(s)/2 {
-		t.Fatalf("hint %q of %q", h, s)
+	for _, p := range prefixes {
+		for i := 0; i < 100; i++ {
+			s := token.New(p)
+			if h, want := token.Hint(s), s[:len(p)+4]; h != want {
+				t.Fatalf("Hint(%q) = %q, want %q", s, h, want)
+			}
+		}
 	}
 }
 
@@ -93,24 +99,81 @@ func TestDigester(t *testing.T) {
 	}
 }
 
-// FuzzParse: Parse never panics, and accepts only strings of the right
-// length with a known prefix.
-func FuzzParse(f *testing.F) {
-	for _, p := range prefixes {
-		f.Add(token.New(p))
+// TestParseDoesNotAllocate: Parse runs on every authenticated request.
+func TestParseDoesNotAllocate(t *testing.T) {
+	s := token.New(token.AccessToken)
+	if n := testing.AllocsPerRun(100, func() { token.Parse(s) }); n != 0 {
+		t.Fatalf("Parse allocates %v times", n)
 	}
-	f.Add("")
-	f.Add("gat_")
-	f.Add(strings.Repeat("a", token.Len))
-	f.Fuzz(func(t *testing.T, s string) {
-		p, ok := token.Parse(s)
-		if !ok {
-			return
+}
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// withChecksum appends to prefix and body the checksum of SPEC §2: their
+// CRC-32 (IEEE) written as six base62 digits, most significant first.
+func withChecksum(prefixAndBody string) string {
+	sum := crc32.ChecksumIEEE([]byte(prefixAndBody))
+	digits := make([]byte, 6)
+	for i := range digits {
+		digits[5-i] = alphabet[sum%62]
+		sum /= 62
+	}
+	return prefixAndBody + string(digits)
+}
+
+// FuzzParse checks Parse against the token format, computed here
+// independently of the package:
+//   - a string Parse accepts is a known prefix, base62 characters and the
+//     checksum of the rest, Len characters in all;
+//   - a token built to the format from any body parses as its kind;
+//   - changing any one character of a valid token makes it invalid.
+func FuzzParse(f *testing.F) {
+	for i, p := range prefixes {
+		f.Add(token.New(p), uint8(i), uint8(i))
+	}
+	f.Add("", uint8(0), uint8(0))
+	f.Add("gat_", uint8(1), uint8(61))
+	f.Add(strings.Repeat("a", token.Len), uint8(2), uint8(255))
+	f.Fuzz(func(t *testing.T, s string, kind, to uint8) {
+		if p, ok := token.Parse(s); ok {
+			if len(s) != token.Len || s[:4] != string(p) || strings.Trim(s[4:], alphabet) != "" || withChecksum(s[:token.Len-6]) != s {
+				t.Fatalf("accepted %q as %q", s, p)
+			}
+			flipEach(t, s, to)
 		}
-		if len(s) != token.Len || !strings.HasPrefix(s, string(p)) {
-			t.Fatalf("accepted %q as %q", s, p)
+
+		// A token built from s's bytes round-trips.
+		p := prefixes[int(kind)%len(prefixes)]
+		body := make([]byte, token.Len-len(p)-6)
+		for i := range body {
+			if i < len(s) {
+				body[i] = alphabet[int(s[i])%len(alphabet)]
+			} else {
+				body[i] = alphabet[i%len(alphabet)]
+			}
 		}
+		built := withChecksum(string(p) + string(body))
+		if got, ok := token.Parse(built); !ok || got != p || !token.Valid(built, p) {
+			t.Fatalf("Parse(%q) = %q, %v; want %q", built, got, ok, p)
+		}
+		flipEach(t, built, to)
 	})
+}
+
+// flipEach checks that s with any one character replaced by another
+// base62 character, chosen by to, does not parse.
+func flipEach(t *testing.T, s string, to uint8) {
+	t.Helper()
+	for i := range len(s) {
+		c := alphabet[int(to)%len(alphabet)]
+		if c == s[i] {
+			c = alphabet[(int(to)+1)%len(alphabet)]
+		}
+		flipped := s[:i] + string(c) + s[i+1:]
+		if p, ok := token.Parse(flipped); ok {
+			t.Fatalf("%q with character %d changed: %q accepted as %q", s, i, flipped, p)
+		}
+	}
 }
 
 var sink string

@@ -4,13 +4,17 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/bench"
 )
 
 // runBench runs `gatehouse bench`: an in-process server on SQLite (or the
-// database in GATEHOUSE_BENCH_DATABASE_URL) under a built-in load generator.
+// database in GATEHOUSE_BENCH_DATABASE_URL) under a built-in load generator
+// or wrk.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -19,6 +23,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	scale := fs.Bool("scale", false, "scale mode: 1,000,000 stored tokens, 100,000 active principals; cold validation p99 and RSS")
 	tokens := fs.Int("tokens", 1_000_000, "stored tokens in scale mode")
 	principals := fs.Int("principals", 100_000, "active principals in scale mode")
+	only := fs.String("rows", "", "run only the rows whose name contains one of these comma-separated words (the baseline always runs)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the rows (not the baseline's) to this file")
+	wrk := fs.String("wrk", "", "path of wrk, to drive every row with it instead of the built-in load generator (e.g. /usr/bin/wrk)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -27,9 +34,29 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), Out: stdout})
 		return err
 	}
+	var profile io.Writer
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		profile = f
+	}
+	rows := bench.DefaultRows()
+	if *only != "" {
+		rows = slices.DeleteFunc(rows, func(r bench.Row) bool {
+			for _, w := range strings.Split(*only, ",") {
+				if w != "" && strings.Contains(r.Name, w) {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	_, err := bench.Main(ctx, bench.Options{
-		Concurrency: *conc, Duration: *dur, Out: stdout,
+		Concurrency: *conc, Duration: *dur, Out: stdout, Wrk: *wrk, CPUProfile: profile,
 		DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"),
-	}, bench.DefaultRows())
+	}, rows)
 	return err
 }

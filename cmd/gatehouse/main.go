@@ -2,7 +2,8 @@
 //
 //	gatehouse serve     run the server
 //	gatehouse migrate   apply database migrations and exit
-//	gatehouse version   print the version
+//	gatehouse version   print the version and VCS revision (also --version)
+//	gatehouse recover   break-glass: make an e-mail an operator-admin with a new password
 //
 // Every setting is a flag and a GATEHOUSE_* environment variable; a flag
 // given on the command line wins over the environment.
@@ -17,17 +18,61 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/store"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=…".
-var Version = "dev"
+// Version, when set at build time with -ldflags "-X main.Version=…", wins
+// over the module version in the build information.
+var Version = ""
+
+// buildVersion returns the version (Version, else the main module's version
+// from the build information: a tag, or "(devel)" for a build of a
+// checkout) and the VCS revision the binary was built from ("unknown" when
+// the build recorded none; "-modified" when the tree had changes).
+func buildVersion() (version, revision string) {
+	version, revision = Version, "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		if version == "" {
+			version = "(unknown)"
+		}
+		return version, revision
+	}
+	if version == "" {
+		version = bi.Main.Version
+	}
+	if version == "" {
+		version = "(devel)"
+	}
+	modified := false
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "vcs.revision":
+			revision = st.Value
+		case "vcs.modified":
+			modified = st.Value == "true"
+		}
+	}
+	if modified && revision != "unknown" {
+		revision += "-modified"
+	}
+	return version, revision
+}
+
+// versionLine is what "gatehouse version" prints.
+func versionLine() string {
+	v, rev := buildVersion()
+	return fmt.Sprintf("gatehouse %s revision %s %s", v, rev, runtime.Version())
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,6 +92,7 @@ commands:
   migrate   apply database migrations and exit
   version   print the version
   bench     measure the server under load and print a table
+  recover   break-glass: make --email an active operator-admin with a new password
 
 Run "gatehouse serve -h" for the settings.
 `
@@ -59,8 +105,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return flag.ErrHelp
 	}
 	switch args[0] {
-	case "version":
-		fmt.Fprintln(stdout, "gatehouse", Version)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "migrate":
 		cfg, _, err := parseConfig("migrate", args[1:], getenv, stderr)
@@ -83,10 +129,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		cfg.Stdout = stdout
-		cfg.Logger = newLogger(stderr, opts.logFormat, opts.logLevel)
+		cfg.Logger = newLogger(stderr, opts.logFormat, opts.level)
 		return serve(ctx, cfg)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "recover":
+		return runRecover(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -96,29 +144,53 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 func serve(ctx context.Context, cfg server.Config) error {
+	// SIGHUP reads the TLS certificate again; listen for it before anything
+	// starts, so that an early one cannot end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv := server.New(cfg)
 	if err := srv.Open(ctx); err != nil {
 		srv.Close()
 		return err
 	}
-	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "version", Version)
+	version, revision := buildVersion()
+	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "url", srv.Issuer(),
+		"admin_ui", srv.Issuer()+cfg.ManagementPrefix+"/admin", "tls", cfg.TLSCert != "",
+		"trusted_proxies", cfg.TrustedProxies.String(), "version", version, "revision", revision)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
-	select {
-	case err := <-errc:
-		srv.Close()
-		return err
-	case <-ctx.Done():
+	for {
+		select {
+		case err := <-errc:
+			srv.Close()
+			return err
+		case <-hup:
+			if err := srv.ReloadTLS(); err != nil {
+				cfg.Logger.Error("could not reload the TLS certificate; keeping the current one", "err", err)
+			} else if cfg.TLSCert != "" {
+				cfg.Logger.Info("TLS certificate reloaded", "cert", cfg.TLSCert)
+			}
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdownCtx)
+		}
 	}
-	cfg.Logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
 }
 
-type logOptions struct{ logFormat, logLevel string }
+type logOptions struct {
+	logFormat, logLevel string
+	level               slog.Level
+}
 
-// parseConfig reads flags over environment variables over defaults.
+// logLevels are the accepted --log-level values.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// parseConfig reads flags over environment variables over defaults, and
+// validates the result: a setting that makes no sense is an error, never
+// silently replaced.
 func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (server.Config, logOptions, error) {
 	cfg := server.DefaultConfig()
 	var lo logOptions
@@ -131,7 +203,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		fs.StringVar(p, flagName, *p, help+" ($"+env+")")
 	}
 	str(&cfg.Addr, "addr", "GATEHOUSE_ADDR", "listen address")
-	str(&cfg.DatabaseURL, "database-url", "GATEHOUSE_DATABASE_URL", "SQLite file path or postgres:// URL")
+	str(&cfg.DatabaseURL, "database-url", "GATEHOUSE_DATABASE_URL", "SQLite file path (or sqlite:PATH, sqlite:///abs/path) or postgres:// URL")
 	str(&cfg.AdminEmail, "admin-email", "GATEHOUSE_ADMIN_EMAIL", "bootstrap operator-admin e-mail")
 	str(&cfg.AdminPassword, "admin-password", "GATEHOUSE_ADMIN_PASSWORD", "bootstrap operator-admin password (empty: generate and print once)")
 	str(&cfg.TokenKey, "token-key", "GATEHOUSE_TOKEN_KEY", "optional HMAC key for stored token digests (changing it invalidates every token)")
@@ -144,42 +216,73 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	str(&cfg.RedisURL, "redis-url", "GATEHOUSE_REDIS_URL", "redis://… for a cluster: shared rate limits and revocation (empty: in memory)")
 	str(&cfg.RedisPrefix, "redis-prefix", "GATEHOUSE_REDIS_PREFIX", "prefix of every Redis key (to share one Redis between clusters)")
 	str(&cfg.Upstream, "upstream", "GATEHOUSE_UPSTREAM", "gateway mode: proxy authenticated requests that match no Gatehouse route to this URL")
+	str(&cfg.GatewayRoutes, "gateway-routes", "GATEHOUSE_GATEWAY_ROUTES", "JSON or YAML file of route rules for the gateway and /v1/auth/check: the scopes a method and path need, or public")
+	str(&cfg.ManagementPrefix, "management-prefix", "GATEHOUSE_MANAGEMENT_PREFIX", "path prefix (e.g. /gatehouse) for the management API, the sample resource, /v1/auth/check and /admin")
+	str(&cfg.PublicURL, "public-url", "GATEHOUSE_PUBLIC_URL", "origin clients use (e.g. https://auth.example.com): the OAuth issuer and every advertised URL")
+	proxies := ""
+	str(&proxies, "trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are believed")
+	str(&cfg.TLSCert, "tls-cert", "GATEHOUSE_TLS_CERT", "PEM certificate chain file: serve HTTPS and HTTP/2 (read again on SIGHUP)")
+	str(&cfg.TLSKey, "tls-key", "GATEHOUSE_TLS_KEY", "PEM private key file of --tls-cert")
 	lo.logFormat, lo.logLevel = "text", "info"
 	str(&lo.logFormat, "log-format", "GATEHOUSE_LOG_FORMAT", "log format: text or json")
 	str(&lo.logLevel, "log-level", "GATEHOUSE_LOG_LEVEL", "log level: debug, info, warn or error")
-	grace := cfg.RefreshGrace.String()
-	str(&grace, "refresh-grace", "GATEHOUSE_REFRESH_GRACE", "how long a used refresh token may be retried before reuse revokes its lineage")
+	durations := []struct {
+		p          *time.Duration
+		flag, text string
+	}{
+		{&cfg.RefreshGrace, "refresh-grace", cfg.RefreshGrace.String()},
+		{&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout.String()},
+		{&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout.String()},
+	}
+	str(&durations[0].text, "refresh-grace", "GATEHOUSE_REFRESH_GRACE", "how long a used refresh token may be retried before reuse revokes its lineage")
+	str(&durations[1].text, "read-timeout", "GATEHOUSE_READ_TIMEOUT", "longest time to read a whole request (a proxied request: each read of its body)")
+	str(&durations[2].text, "write-timeout", "GATEHOUSE_WRITE_TIMEOUT", "longest time to write a whole answer (a proxied request: each write of its answer)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, lo, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, lo, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	d, err := time.ParseDuration(grace)
-	if err != nil || d < 0 {
-		return cfg, lo, fmt.Errorf("refresh-grace: %q is not a duration", grace)
+	for _, d := range durations {
+		v, err := time.ParseDuration(d.text)
+		switch {
+		case err != nil:
+			return cfg, lo, fmt.Errorf("%s: %q is not a duration (e.g. 5s, 2m)", d.flag, d.text)
+		case v < 0:
+			return cfg, lo, fmt.Errorf("%s: %q must not be negative", d.flag, d.text)
+		case v == 0 && d.flag != "refresh-grace":
+			return cfg, lo, fmt.Errorf("%s: must be longer than zero", d.flag)
+		}
+		*d.p = v
 	}
-	cfg.RefreshGrace = d
+	var err error
 	if cfg.RateLimitStatus, err = strconv.Atoi(rlStatus); err != nil || cfg.RateLimitStatus < 400 || cfg.RateLimitStatus > 599 {
 		return cfg, lo, fmt.Errorf("rate-limit-status: %q is not a 4xx or 5xx status", rlStatus)
 	}
 	if lo.logFormat != "text" && lo.logFormat != "json" {
-		return cfg, lo, fmt.Errorf("log-format must be text or json")
+		return cfg, lo, fmt.Errorf("log-format: %q is not text or json", lo.logFormat)
 	}
+	lvl, ok := logLevels[strings.ToLower(lo.logLevel)]
+	if !ok {
+		return cfg, lo, fmt.Errorf("log-level: %q is not debug, info, warn or error", lo.logLevel)
+	}
+	lo.level = lvl
 	for _, h := range []string{cfg.APITokenHeader, cfg.UserEmailHeader, cfg.BurstRemainingHeader, cfg.DailyRemainingHeader} {
 		if h == "" || strings.ContainsAny(h, " :\r\n") {
 			return cfg, lo, fmt.Errorf("header name %q is not valid", h)
 		}
 	}
+	if cfg.TrustedProxies, err = httpx.ParseTrustedProxies(proxies); err != nil {
+		return cfg, lo, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, lo, err
+	}
 	return cfg, lo, nil
 }
 
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the PostgreSQL driver, as "pgx"
+
+	"github.com/gatehouse/gatehouse/internal/testenv"
 )
 
 // EnvURL is the environment variable that names the test database.
@@ -32,15 +35,6 @@ func BaseURL() string {
 		return u
 	}
 	return DefaultURL
-}
-
-// Unavailable skips the test with reason, or fails it when CI=true.
-func Unavailable(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("PostgreSQL is required in CI: %s", reason)
-	}
-	t.Skipf("PostgreSQL not available (%s); set %s or start it on 127.0.0.1:5432", reason, EnvURL)
 }
 
 // Schema creates a new, empty schema in the test database, drops it with
@@ -63,7 +57,7 @@ func Schema(t testing.TB) string {
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		Unavailable(t, err.Error())
+		testenv.Missing(t, "PostgreSQL", fmt.Sprintf("%v; set %s or start it on 127.0.0.1:5432", err, EnvURL))
 	}
 	name := newName()
 	_, err = db.ExecContext(ctx, "CREATE SCHEMA "+name)

@@ -1,6 +1,7 @@
 // Package servertest starts a real Gatehouse server on a free port with an
 // SQLite store in a temporary directory, and gives tests a small HTTP client
-// for it.
+// for it: internal/localserver's, failing the test where that returns an
+// error.
 //
 // With GATEHOUSE_TEST_DATABASE=postgres in the environment, the store is
 // instead a fresh schema of the PostgreSQL test database (see
@@ -11,16 +12,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/localserver"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/server"
@@ -51,12 +50,10 @@ type Env struct {
 // "sqlite" (the default) or "postgres".
 const EnvDatabase = "GATEHOUSE_TEST_DATABASE"
 
-// Postgres reports whether tests run on PostgreSQL (EnvDatabase=postgres).
-func Postgres() bool { return os.Getenv(EnvDatabase) == "postgres" }
-
 // DatabaseURL returns the URL of a new, empty store for one test, removed
 // when the test ends: an SQLite file in a temporary directory, or a fresh
-// PostgreSQL schema when Postgres reports true. Several servers may share it.
+// PostgreSQL schema when EnvDatabase is "postgres". Several servers may
+// share it.
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	switch db := os.Getenv(EnvDatabase); db {
@@ -74,22 +71,16 @@ func DatabaseURL(t testing.TB) string {
 // configuration before the server opens.
 func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = DatabaseURL(t)
+	cfg := localserver.Config(DatabaseURL(t))
 	cfg.AdminEmail, cfg.AdminPassword = AdminEmail, AdminPassword
 	cfg.PasswordParams = FastPasswords
-	cfg.Stdout = io.Discard
-	cfg.Logger = slog.New(slog.DiscardHandler)
 	for _, f := range configure {
 		f(&cfg)
 	}
-	srv := server.New(cfg)
-	if err := srv.Open(context.Background()); err != nil {
-		srv.Close()
+	srv, err := localserver.Start(context.Background(), cfg)
+	if err != nil {
 		t.Fatalf("open server: %v", err)
 	}
-	go srv.Serve()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -103,11 +94,7 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 }
 
 // Response is a finished HTTP exchange.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type Response localserver.Response
 
 // JSON decodes the body into v, failing the test if it is not JSON.
 func (r *Response) JSON(t testing.TB, v any) {
@@ -129,41 +116,15 @@ func (r *Response) Map(t testing.TB) map[string]any {
 // other value (sent as JSON). headers are name/value pairs.
 func (e *Env) Request(method, path string, body any, headers ...string) *Response {
 	e.T.Helper()
-	var rd io.Reader
-	ct := ""
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			e.T.Fatal(err)
-		}
-		rd, ct = bytes.NewReader(data), "application/json"
-	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	resp, err := e.Client.Do(req)
+	r, err := e.client().Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		e.T.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	return (*Response)(r)
+}
+
+func (e *Env) client() *localserver.Client {
+	return &localserver.Client{URL: e.URL, HTTP: e.Client}
 }
 
 // As sends a request with a bearer token.
@@ -175,15 +136,11 @@ func (e *Env) As(tok, method, path string, body any, headers ...string) *Respons
 // Login runs the password grant and returns the access token.
 func (e *Env) Login(email, pw string) string {
 	e.T.Helper()
-	r := e.Request("POST", "/authorization", map[string]string{"username": email, "password": pw})
-	if r.Status != http.StatusOK {
-		e.T.Fatalf("login %s: %d %s", email, r.Status, r.Body)
+	tok, err := e.client().Login(context.Background(), email, pw)
+	if err != nil {
+		e.T.Fatal(err)
 	}
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	r.JSON(e.T, &out)
-	return out.AccessToken
+	return tok
 }
 
 // AdminToken logs in as the bootstrap admin.

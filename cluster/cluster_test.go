@@ -1,0 +1,115 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/cluster"
+	"github.com/gatehouse/gatehouse/internal/redistest"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/ratelimit/limitertest"
+)
+
+// limiter is the cluster's admission without a condition, as a Limiter.
+type limiter struct{ r *cluster.Redis }
+
+func (l limiter) Allow(ctx context.Context, account string, keys []string, lim ratelimit.Limits) (ratelimit.Decision, error) {
+	d, _, ok, err := l.r.Admit(ctx, nil, account, keys, lim)
+	if err == nil && !ok {
+		err = fmt.Errorf("not decided")
+	}
+	return d, err
+}
+
+// TestLimiter runs the limiter conformance suite against the admission
+// script.
+func TestLimiter(t *testing.T) {
+	redistest.Run(t, func(t *testing.T, b redistest.Backend) {
+		limitertest.Run(t, func(t *testing.T, clock func() time.Time) ratelimit.Limiter {
+			return limiter{cluster.NewRedis(b.Client, redistest.Prefix(t, b.Client), ratelimit.WithRedisClock(clock))}
+		})
+	})
+}
+
+var lim = ratelimit.Limits{Burst: 10, BurstWindow: time.Minute, Daily: 100, DailyWindow: 24 * time.Hour}
+
+// TestAdmitUnderState: a request is counted only when the account's shard
+// is in the expected state; otherwise nothing is counted and the shard's
+// state comes back. Every announcement changes every shard's state.
+func TestAdmitUnderState(t *testing.T) {
+	redistest.Run(t, testAdmitUnderState)
+}
+
+func testAdmitUnderState(t *testing.T, b redistest.Backend) {
+	c := b.Client
+	ctx := context.Background()
+	pfx := redistest.Prefix(t, c)
+	r := cluster.NewRedis(c, pfx)
+	const account = "acc_1"
+	i := r.Shard(account)
+	st, err := r.State(ctx, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Epoch == "" {
+		t.Fatalf("state %+v", st)
+	}
+	// The zero state, and an old one, count nothing.
+	for _, expect := range []gatehouse.ClusterState{{}, {Epoch: st.Epoch, N: st.N + 1}, {Epoch: "other", N: st.N}} {
+		_, got, ok, err := r.Admit(ctx, &expect, account, []string{"user:u"}, lim)
+		if err != nil || ok || got != st {
+			t.Fatalf("expect %+v: ok %v, state %+v, err %v; want not decided in %+v", expect, ok, got, err, st)
+		}
+	}
+	d, got, ok, err := r.Admit(ctx, &st, account, []string{"user:u"}, lim)
+	if err != nil || !ok || got != st || !d.Allowed || d.BurstRemaining != 9 {
+		t.Fatalf("under the current state: %+v %+v %v %v", d, got, ok, err)
+	}
+	if err := r.Announce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for j := range r.Shards() {
+		now, err := r.State(ctx, j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j == i && (now.Epoch != st.Epoch || now.N != st.N+1) {
+			t.Fatalf("shard %d after an announcement: %+v, was %+v", j, now, st)
+		}
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided under the state before the announcement")
+	}
+	d, _, ok, err = r.Admit(ctx, nil, account, []string{"user:u"}, lim)
+	if err != nil || !ok || d.BurstRemaining != 8 {
+		t.Fatalf("unconditional: %+v %v %v", d, ok, err)
+	}
+	// A lost shard comes back in a new epoch.
+	if err := c.Do(ctx, c.B().Del().Key(pfx+"gatehouse:generation:{"+cluster.Tag(i)+"}").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _, err = r.Admit(ctx, nil, account, []string{"user:u"}, lim)
+	if err != nil || got.Epoch == st.Epoch {
+		t.Fatalf("after the loss: %+v %v", got, err)
+	}
+}
+
+// TestTags: the shards' slots are spread over the slot space, one per
+// range, and an account's budgets share its shard's slot.
+func TestTags(t *testing.T) {
+	for i := range cluster.Shards {
+		slot := int(cluster.Slot("x{" + cluster.Tag(i) + "}y"))
+		if lo, hi := i*16384/cluster.Shards, (i+1)*16384/cluster.Shards; slot < lo || slot >= hi {
+			t.Errorf("shard %d: slot %d outside [%d, %d)", i, slot, lo, hi)
+		}
+	}
+	// Known slots (redis-cli cluster keyslot).
+	for key, want := range map[string]uint16{"foo": 12182, "{user1000}.following": 3443, "123456789": 12739} {
+		if got := cluster.Slot(key); got != want {
+			t.Errorf("slot of %q = %d, want %d", key, got, want)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package httpx
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+func TestSaneRequestID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"abc-123":                                  true,
+		"0f8fad5b-d9cb-469f-a165-70867728950e":     true,
+		"Root=1-67891233-abcdef012345678912345678": true,
+		"a/b+c=d@e:f_g.h":                          true,
+		"":                                         false,
+		strings.Repeat("a", 128):                   true,
+		strings.Repeat("a", 129):                   false,
+		"with space":                               false,
+		"new\nline":                                false,
+		`"quoted"`:                                 false,
+		"<script>":                                 false,
+		"é":                                        false,
+	} {
+		if got := saneRequestID(id); got != want {
+			t.Errorf("saneRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// logLine runs one request through ClientInfo and Log around h and returns
+// the answer and the request's log line.
+func logLine(t *testing.T, h http.Handler, r *http.Request) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
+	var buf strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	w := httptest.NewRecorder()
+	ClientInfo(nil, Log(logger, Recover(h))).ServeHTTP(w, r)
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["msg"] == "request" {
+			line = m
+		}
+	}
+	if line == nil {
+		t.Fatalf("no request line in %s", buf.String())
+	}
+	return w, line
+}
+
+func TestLogRequestID(t *testing.T) {
+	var seen string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) })
+	for _, tc := range []struct {
+		name   string
+		in     []string
+		honour bool
+	}{
+		{"sane id honoured", []string{"req-42.abc"}, true},
+		{"none: generated", nil, false},
+		{"too long: replaced", []string{strings.Repeat("x", 200)}, false},
+		{"bad characters: replaced", []string{"a b\tc"}, false},
+		{"sent twice: replaced", []string{"one", "two"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/x", nil)
+			for _, v := range tc.in {
+				r.Header.Add(RequestIDHeader, v)
+			}
+			w, line := logLine(t, h, r)
+			got := w.Header().Get(RequestIDHeader)
+			if got == "" || got != seen || line["request_id"] != got {
+				t.Fatalf("answer %q, handler %q, log %v", got, seen, line["request_id"])
+			}
+			if tc.honour != (len(tc.in) > 0 && got == tc.in[0]) {
+				t.Fatalf("id %q for %q", got, tc.in)
+			}
+			if !tc.honour && !saneRequestID(got) {
+				t.Fatalf("generated id %q is not sane", got)
+			}
+		})
+	}
+}
+
+func TestLogLineNamesPrincipalAndError(t *testing.T) {
+	p := &gatehouse.Principal{AccountID: "acc_1", User: &gatehouse.User{ID: "usr_1"}, Method: gatehouse.MethodAPIToken,
+		CredentialID: "atk_1", ClientID: "gci_1"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		RecordPrincipal(r.Context(), p)
+		Error(w, r, gatehouse.Forbidden("no"))
+	})
+	w, line := logLine(t, h, httptest.NewRequest("GET", "/v1/x?password=secret", nil))
+	if w.Code != 403 {
+		t.Fatalf("status %d", w.Code)
+	}
+	for k, want := range map[string]any{"status": 403.0, "account_id": "acc_1", "user_id": "usr_1", "auth_method": "api_token",
+		"credential_id": "atk_1", "client_id": "gci_1", "error": "forbidden", "path": "/v1/x", "remote": "192.0.2.1"} {
+		if line[k] != want {
+			t.Errorf("%s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["duration_ms"].(float64); !ok {
+		t.Errorf("duration_ms = %v", line["duration_ms"])
+	}
+	if strings.Contains(w.Body.String()+toJSON(line), "secret") {
+		t.Errorf("the query string reached the log: %v", line)
+	}
+}
+
+func TestRequestIDOnPanic(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	w, line := logLine(t, h, httptest.NewRequest("GET", "/", nil))
+	if w.Code != 500 || w.Header().Get(RequestIDHeader) == "" || line["error"] != gatehouse.EInternal {
+		t.Fatalf("%d %v %v", w.Code, w.Header(), line)
+	}
+}
+
+func TestPrefixPattern(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"", "GET /v1/me", "GET /v1/me"},
+		{"/gatehouse", "GET /v1/me", "GET /gatehouse/v1/me"},
+		{"/gatehouse", "/admin/", "/gatehouse/admin/"},
+		{"/a/b", "DELETE /v1/workspaces/{id}", "DELETE /a/b/v1/workspaces/{id}"},
+	} {
+		if got := PrefixPattern(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("PrefixPattern(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
+	}
+}
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestUnavailableIsAWarning checks that a backing service that cannot be
+// reached is answered 503 and logged as a warning with the request id.
+func TestUnavailableIsAWarning(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Error(w, r, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	})
+	w := httptest.NewRecorder()
+	ClientInfo(nil, Log(logger, h)).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
+	if w.Code != 503 {
+		t.Fatalf("status %d", w.Code)
+	}
+	id := w.Header().Get(RequestIDHeader)
+	if !strings.Contains(buf.String(), `"level":"WARN","msg":"backing service unavailable"`) || strings.Count(buf.String(), `"request_id":"`+id+`"`) != 2 {
+		t.Fatalf("log %s", buf.String())
+	}
+}

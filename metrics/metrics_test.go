@@ -1,0 +1,39 @@
+package metrics_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/metrics"
+)
+
+// TestServerErrors: every 5xx but 503 counts as a server error, and each
+// answer counts under its route and status.
+func TestServerErrors(t *testing.T) {
+	m := metrics.New()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		if code, _ := strconv.Atoi(r.PathValue("code")); code != http.StatusOK {
+			w.WriteHeader(code)
+		}
+		w.Write([]byte("body")) // 200 without WriteHeader
+	})
+	h := m.Middleware(mux)
+	for _, code := range []string{"200", "400", "500", "502", "503", "503", "504"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/status/"+code, nil))
+	}
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		"gatehouse_http_server_errors_total 3\n",
+		`gatehouse_http_requests_total{route="GET /status/{code}",status="200"} 1` + "\n",
+		`gatehouse_http_requests_total{route="GET /status/{code}",status="503"} 2` + "\n",
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package oauth
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// Endpoints serves RFC 7009 revocation, RFC 7662 introspection and RFC 8414
+// metadata. The rules are the service's; these handlers translate.
+type Endpoints struct {
+	Service *service.Service
+	Auth    *auth.Authenticator
+	// Issuer is the base URL the metadata advertises (the configured public
+	// URL, else one built from the listen address); never the request's
+	// Host.
+	Issuer string
+	// IssuerConfigured reports that Issuer is the configured public URL;
+	// only then may the metadata be cached publicly.
+	IssuerConfigured bool
+	// Grants are the grant types the token endpoint serves
+	// (Handler.Grants).
+	Grants []string
+}
+
+// caller authenticates the caller of revocation or introspection: a client
+// credential (HTTP Basic or body) or a bearer token, charged to the
+// caller's rate limit like any authenticated request. It returns nil when
+// the request carries neither. A client id without a secret is a public
+// client (RFC 7009 §2.1): it is not authenticated, and publicID returns it.
+func (e *Endpoints) caller(w http.ResponseWriter, r *http.Request, req *Request) (p *gatehouse.Principal, publicID string, err error) {
+	switch {
+	case req.ClientID != "" && req.ClientSecret == "":
+		return nil, req.ClientID, nil
+	case req.ClientID != "" || req.ClientSecret != "":
+		p, err = e.Service.ClientPrincipal(r.Context(), req.ClientID, req.ClientSecret)
+		if err == nil {
+			err = e.Auth.Charge(w, r, p)
+		}
+		return p, "", err
+	case req.Bearer:
+		p, err = e.Auth.Admit(w, r)
+		return p, "", err
+	}
+	return nil, "", nil
+}
+
+// parse reads a POST form or JSON request with a token parameter.
+func (e *Endpoints) parse(w http.ResponseWriter, r *http.Request) (*Request, string, bool) {
+	noStore(w)
+	req, err := ParseRequest(w, r, false)
+	if err != nil {
+		writeError(w, r, nil, err)
+		return nil, "", false
+	}
+	tok := req.Get("token")
+	if tok == "" {
+		writeError(w, r, req, gatehouse.Invalid("token is required"))
+		return nil, "", false
+	}
+	return req, tok, true
+}
+
+// Revoke serves POST /oauth/revoke (RFC 7009): see service.RevokeToken for
+// who may revoke what. The answer is 200 whether or not the token was
+// known.
+func (e *Endpoints) Revoke(w http.ResponseWriter, r *http.Request) {
+	req, tok, ok := e.parse(w, r)
+	if !ok {
+		return
+	}
+	caller, publicID, err := e.caller(w, r, req)
+	if err == nil {
+		err = e.Service.RevokeToken(r.Context(), caller, publicID, tok)
+	}
+	if err != nil {
+		writeError(w, r, req, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// Introspect serves POST /oauth/introspect (RFC 7662): see
+// service.Introspect.
+func (e *Endpoints) Introspect(w http.ResponseWriter, r *http.Request) {
+	req, tok, ok := e.parse(w, r)
+	if !ok {
+		return
+	}
+	caller, _, err := e.caller(w, r, req)
+	if err == nil && caller == nil {
+		err = gatehouse.Errorf(gatehouse.EInvalidClient, "Authenticate with a client credential or an admin token")
+	}
+	var out *service.Introspection
+	if err == nil {
+		out, err = e.Service.Introspect(r.Context(), caller, tok)
+	}
+	if err != nil {
+		writeError(w, r, req, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,72 @@
+package service
+
+import (
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
+)
+
+// Who may do what: every service method starts with one of these, and the
+// HTTP layers check nothing themselves.
+
+// RequireAdmin returns forbidden unless p is an admin of its account.
+func RequireAdmin(p *gatehouse.Principal) error {
+	if !p.IsAdmin() {
+		return gatehouse.Forbidden("This needs the admin role")
+	}
+	return nil
+}
+
+// requireAdminNow is RequireAdmin again inside a transaction that has
+// locked p's account. Every change of users locks the account row first,
+// so any demotion or disable of p's user has committed by now: read
+// afresh, an admin demoted or disabled while their request was in flight
+// changes no user (they cannot undo their own demotion in a race). The
+// anonymous admin of an API token passes.
+func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
+	if p.User == nil {
+		return nil
+	}
+	u, err := tx.User(p.AccountID, p.User.ID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && !(u.Active() && u.IsAdmin())) {
+		return gatehouse.Forbidden("This needs the admin role")
+	}
+	return err
+}
+
+// RequireUser returns forbidden unless p acts as a user (not the anonymous
+// admin of an API token).
+func RequireUser(p *gatehouse.Principal) error {
+	if p.User == nil {
+		return gatehouse.Forbidden("This needs a user; send the user header with the API token")
+	}
+	return nil
+}
+
+// RequireOperator returns forbidden unless p is the operator.
+func RequireOperator(p *gatehouse.Principal) error {
+	if !p.IsOperator() {
+		return gatehouse.Forbidden("Only the operator may manage accounts")
+	}
+	return nil
+}
+
+// lockUser reads again, inside tx, the user u a request authenticated as,
+// for a change that makes a credential on their behalf, and returns it
+// locked: its account, then its row, the order UpdateUser locks them in,
+// so the two cannot deadlock. A role removal or disable that committed
+// first is seen here; one that commits later sees the new credential.
+// The caller checks the role on the result. Forbidden if the user has been
+// disabled since the request authenticated.
+func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
+	if _, err := tx.Account(u.AccountID); err != nil {
+		return nil, err
+	}
+	cur, err := tx.User(u.AccountID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !cur.Active() || cur.Epoch != u.Epoch {
+		return nil, gatehouse.Forbidden("This user has been disabled")
+	}
+	return cur, nil
+}

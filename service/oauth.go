@@ -1,0 +1,110 @@
+package service
+
+import (
+	"context"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/token"
+)
+
+// RevokeToken revokes an access or refresh token (RFC 7009); revoking a
+// refresh token revokes its whole lineage. caller is who authenticated the
+// request, or nil when the request carries only the token itself (holding
+// a token is enough to revoke it). publicClientID is the client id a
+// public client sent without a secret (RFC 7009 §2.1): the token must have
+// been issued to it. A caller of another account, or one that is neither
+// the token's owner nor an admin of its account, revokes nothing. Unknown
+// tokens are not an error. Revocations by anyone but the token itself are
+// audited.
+func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, publicClientID, raw string) error {
+	it, err := s.issuedToken(ctx, raw)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if caller != nil && (caller.AccountID != it.AccountID || (!caller.IsAdmin() && caller.UserID() != it.UserID)) {
+		return nil
+	}
+	if publicClientID != "" && publicClientID != it.ClientID {
+		return nil
+	}
+	return s.update(ctx, func(tx *store.Tx) error {
+		if it.Kind == gatehouse.KindRefresh {
+			if err := tx.RevokeTokenFamily(it.FamilyID, s.now()); err != nil {
+				return err
+			}
+		} else if err := tx.RevokeToken(it.ID, s.now()); err != nil {
+			return err
+		}
+		if caller == nil || caller.CredentialID == it.ID {
+			return nil
+		}
+		return tx.Audit(s.audit(ctx, caller, "token.revoke", "token", it.ID,
+			map[string]string{"kind": string(it.Kind), "auth_method": string(it.Method), "user_id": it.UserID}))
+	})
+}
+
+// Introspection is the RFC 7662 answer.
+type Introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Username  string `json:"username,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
+	Method    string `json:"auth_method,omitempty"`
+}
+
+// Introspect describes a token (RFC 7662) to a caller that authenticated
+// with a developer's client credential or as an admin (forbidden
+// otherwise). A token that does not work, or belongs to another account,
+// is {"active":false}.
+func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, raw string) (*Introspection, error) {
+	if caller.Method != gatehouse.MethodClientCredentials && !caller.IsAdmin() {
+		return nil, gatehouse.Forbidden("Introspection needs a client credential or the admin role")
+	}
+	if token.Valid(raw, token.APIToken) {
+		return s.introspectAPIToken(ctx, caller, raw)
+	}
+	it, err := s.issuedToken(ctx, raw)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return &Introspection{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if it.AccountID != caller.AccountID || !tokenValid(it, s.clock()) {
+		return &Introspection{}, nil
+	}
+	p := &gatehouse.Principal{Account: it.Account, AccountID: it.AccountID, User: it.User, Method: it.Method, Scopes: tokenScopes(it)}
+	return &Introspection{Active: true, Scope: p.EffectiveScopes().String(), ClientID: it.ClientID, Username: it.User.Email, TokenType: "bearer",
+		Exp: it.ExpiresAt.Unix(), Iat: it.CreatedAt.Unix(), Sub: it.UserID, AccountID: it.AccountID, Method: string(it.Method)}, nil
+}
+
+// introspectAPIToken describes an API token: active while it works for
+// its account (the anonymous admin's scopes, as it would act without the
+// user header).
+func (s *Service) introspectAPIToken(ctx context.Context, caller *gatehouse.Principal, raw string) (*Introspection, error) {
+	// The answer must be current: read the cluster, whatever the hot path
+	// trusts.
+	if !token.Valid(raw, token.APIToken) {
+		return &Introspection{}, nil
+	}
+	p, err := s.apiTokenPrincipal(ctx, raw, "", false)
+	switch {
+	case err != nil && gatehouse.ErrorCode(err) != gatehouse.EInvalidToken:
+		return nil, err
+	case err != nil, p.AccountID != caller.AccountID:
+		return &Introspection{}, nil
+	}
+	out := &Introspection{Active: true, Scope: p.EffectiveScopes().String(), TokenType: "bearer", Sub: p.CredentialID,
+		AccountID: p.AccountID, Method: string(p.Method)}
+	if !p.ExpiresAt.IsZero() {
+		out.Exp = p.ExpiresAt.Unix()
+	}
+	return out, nil
+}

@@ -1,0 +1,292 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
+)
+
+// testTxReadsOwnWrites: Tx.Account, Tx.User and the other reads of a
+// transaction see what it wrote; readers outside see it only after commit.
+func testTxReadsOwnWrites(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	other := newAccount(t, s)
+	a := accountOf()
+	u := userOf(a, gatehouse.RoleAdmin)
+	outside := func() error { _, err := s.Account(ctx, a.ID); return err }
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateAccount(a); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(u); err != nil {
+			return err
+		}
+		if got, err := tx.Account(a.ID); err != nil || got.ID != a.ID || got.Name != a.Name || got.Status != gatehouse.AccountActive {
+			return fail("Tx.Account: %+v, %v", got, err)
+		}
+		if got, err := tx.User(a.ID, u.ID); err != nil || got.ID != u.ID || got.Email != u.Email || !got.IsAdmin() {
+			return fail("Tx.User: %+v, %v", got, err)
+		}
+		if _, err := tx.User(other.ID, u.ID); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+			return fail("Tx.User through another account: %v", err)
+		}
+		if got, err := tx.UserByEmail(strings.ToUpper(u.Email)); err != nil || got.ID != u.ID {
+			return fail("Tx.UserByEmail: %+v, %v", got, err)
+		}
+		if n, err := tx.CountActiveAdmins(a.ID); err != nil || n != 1 {
+			return fail("Tx.CountActiveAdmins: %d, %v", n, err)
+		}
+		if err := tx.CreateCredential(credentialOf(u)); err != nil {
+			return err
+		}
+		if n, err := tx.CountCredentials(u.ID); err != nil || n != 1 {
+			return fail("Tx.CountCredentials: %d, %v", n, err)
+		}
+		if err := outside(); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+			return fail("uncommitted account seen outside the transaction: %v", err)
+		}
+		return nil
+	})
+	if err := outside(); err != nil {
+		t.Fatalf("committed account: %v", err)
+	}
+}
+
+// testTxRollsBack: when the function of Update fails, nothing it wrote is
+// kept, audit entries and revocations included, and Update returns its
+// error.
+func testTxRollsBack(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	errFailed := errors.New("failed on purpose")
+	for _, tc := range []struct {
+		name string
+		last func(tx *store.Tx, f *fixture) error
+		want func(error) bool
+	}{
+		{"function fails", func(*store.Tx, *fixture) error { return errFailed },
+			func(err error) bool { return errors.Is(err, errFailed) }},
+		{"write fails", func(tx *store.Tx, f *fixture) error {
+			dup := userOf(f.account)
+			dup.Email = f.member.Email
+			return tx.CreateUser(dup)
+		}, func(err error) bool { return gatehouse.ErrorCode(err) == gatehouse.EConflict }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, s)
+			a := accountOf()
+			u := userOf(a)
+			cred, key, ws := credentialOf(f.member), apiTokenOf(f.account), workspaceOf(f.account, f.user.ID)
+			tok := tokenOf(f.user, gatehouse.KindAccess, gatehouse.MethodPassword, "", gatehouse.NewID("fam"))
+			disabled := *f.user
+			disabled.Status, disabled.Epoch = gatehouse.StatusDisabled, disabled.Epoch+1
+			err := s.Update(ctx, func(tx *store.Tx) error {
+				for _, write := range []func() error{
+					func() error { return tx.CreateAccount(a) },
+					func() error { return tx.CreateUser(u) },
+					func() error { return tx.CreateCredential(cred) },
+					func() error { return tx.CreateAPIToken(key) },
+					func() error { return tx.CreateWorkspace(ws) },
+					func() error { return tx.CreateTokens(tok) },
+					func() error {
+						return tx.Audit(&gatehouse.AuditEntry{AccountID: f.account.ID, Action: "user.disable", CreatedAt: at})
+					},
+					func() error {
+						return tx.Audit(&gatehouse.AuditEntry{AccountID: a.ID, Action: "account.create", CreatedAt: at})
+					},
+					func() error { return tx.UpdateUser(&disabled) },
+					func() error { return tx.RevokeTokenFamily(f.refresh.FamilyID, at) },
+					func() error { _, err := tx.DeleteCredentials(f.account.ID, f.user.ID, "", at); return err },
+					func() error { return tx.AddMember(f.workspace.ID, f.member.ID, at) },
+					func() error {
+						return tx.Audit(&gatehouse.AuditEntry{AccountID: f.account.ID, Action: "more", CreatedAt: at})
+					},
+				} {
+					if err := write(); err != nil {
+						return fail("a write before the failure: %v", err)
+					}
+				}
+				return tc.last(tx, f)
+			})
+			if !tc.want(err) {
+				t.Fatalf("Update returned %v", err)
+			}
+			for _, c := range []struct {
+				what string
+				err  error
+			}{
+				{"account", func() error { _, err := s.Account(ctx, a.ID); return err }()},
+				{"user", func() error { _, err := s.UserByEmail(ctx, u.Email); return err }()},
+				{"credential", func() error { _, err := s.CredentialByClientID(ctx, cred.ClientID); return err }()},
+				{"API token", func() error { _, err := s.APITokenByHash(ctx, key.Hash); return err }()},
+				{"workspace", func() error { _, err := s.Workspace(ctx, f.account.ID, ws.ID); return err }()},
+				{"token", func() error { _, err := s.TokenByHash(ctx, tok.Hash); return err }()},
+			} {
+				if gatehouse.ErrorCode(c.err) != gatehouse.ENotFound {
+					t.Errorf("%s of the failed transaction: %v, want not_found", c.what, c.err)
+				}
+			}
+			for _, accountID := range []string{f.account.ID, a.ID} {
+				if es, _, err := s.Audit(ctx, accountID, gatehouse.Page{}); err != nil || len(es) != 0 {
+					t.Errorf("audit of %s: %d entries, %v; want none", accountID, len(es), err)
+				}
+			}
+			if got, err := s.User(ctx, f.account.ID, f.user.ID); err != nil || got.Status != gatehouse.StatusActive || got.Epoch != f.user.Epoch {
+				t.Errorf("user after a rolled back disable: %+v, %v", got, err)
+			}
+			if it := issued(t, s, f.refresh.Hash); it.FamilyRevoked || it.RevokedAt != nil {
+				t.Errorf("family revoked by a rolled back transaction")
+			}
+			if _, err := s.CredentialByClientID(ctx, f.cred.ClientID); err != nil {
+				t.Errorf("credential deleted by a rolled back transaction: %v", err)
+			}
+			if ok, err := s.IsMember(ctx, f.workspace.ID, f.member.ID); err != nil || ok {
+				t.Errorf("membership of a rolled back transaction: %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+// testTxRevoking: a transaction is revoking exactly when it holds a
+// revoking verb; creates, audit entries and reads leave it unmarked.
+func testTxRevoking(t *testing.T, s *store.Store) {
+	for _, tc := range []struct {
+		name string
+		want bool
+		fn   func(tx *store.Tx, f *fixture) error
+	}{
+		{"nothing", false, func(*store.Tx, *fixture) error { return nil }},
+		{"reads", false, func(tx *store.Tx, f *fixture) error {
+			if _, err := tx.Account(f.account.ID); err != nil {
+				return err
+			}
+			if _, err := tx.User(f.account.ID, f.user.ID); err != nil {
+				return err
+			}
+			if _, err := tx.UserByEmail(f.user.Email); err != nil {
+				return err
+			}
+			if _, err := tx.CountActiveAdmins(f.account.ID); err != nil {
+				return err
+			}
+			_, err := tx.CountCredentials(f.user.ID)
+			return err
+		}},
+		{"ClaimBootstrap", false, func(tx *store.Tx, f *fixture) error { _, err := tx.ClaimBootstrap(f.account.ID); return err }},
+		{"CreateAccount", false, func(tx *store.Tx, _ *fixture) error { return tx.CreateAccount(accountOf()) }},
+		{"CreateUser", false, func(tx *store.Tx, f *fixture) error { return tx.CreateUser(userOf(f.account)) }},
+		{"CreateCredential", false, func(tx *store.Tx, f *fixture) error { return tx.CreateCredential(credentialOf(f.member)) }},
+		{"CreateAPIApplication", false, func(tx *store.Tx, f *fixture) error { return tx.CreateAPIApplication(applicationOf(f.member)) }},
+		{"CreateAPIToken", false, func(tx *store.Tx, f *fixture) error { return tx.CreateAPIToken(apiTokenOf(f.account)) }},
+		{"CreateTokens", false, func(tx *store.Tx, f *fixture) error {
+			return tx.CreateTokens(tokenOf(f.member, gatehouse.KindAccess, gatehouse.MethodPassword, "", gatehouse.NewID("fam")))
+		}},
+		{"CreateSession", false, func(tx *store.Tx, f *fixture) error { return tx.CreateSession(sessionOf(f.member)) }},
+		{"CreateWorkspace", false, func(tx *store.Tx, f *fixture) error { return tx.CreateWorkspace(workspaceOf(f.account, f.member.ID)) }},
+		{"AddMember", false, func(tx *store.Tx, f *fixture) error { return tx.AddMember(f.workspace.ID, f.member.ID, at) }},
+		{"Audit", false, func(tx *store.Tx, f *fixture) error {
+			return tx.Audit(&gatehouse.AuditEntry{AccountID: f.account.ID, Action: "user.create", CreatedAt: at})
+		}},
+		{"UpdateUser", true, func(tx *store.Tx, f *fixture) error {
+			u := *f.user
+			u.Name = "Renamed"
+			return tx.UpdateUser(&u)
+		}},
+		{"UpdateAccount", true, func(tx *store.Tx, f *fixture) error {
+			a := *f.account
+			a.Status = gatehouse.AccountSuspended
+			return tx.UpdateAccount(&a)
+		}},
+		{"UpdateAPIApplicationTTL", true, func(tx *store.Tx, f *fixture) error { return tx.UpdateAPIApplicationTTL(f.user.ID, 7) }},
+		{"DeleteAPIApplication", true, func(tx *store.Tx, f *fixture) error {
+			_, err := tx.DeleteAPIApplication(f.user.ID, at)
+			return err
+		}},
+		{"DeleteCredentials", true, func(tx *store.Tx, f *fixture) error {
+			_, err := tx.DeleteCredentials(f.account.ID, f.user.ID, f.cred.ID, at)
+			return err
+		}},
+		{"DeleteAPIToken", true, func(tx *store.Tx, f *fixture) error { return tx.DeleteAPIToken(f.account.ID, f.apiToken.ID) }},
+		{"RevokeToken", true, func(tx *store.Tx, f *fixture) error { return tx.RevokeToken(f.access.ID, at) }},
+		{"RevokeTokenFamily", true, func(tx *store.Tx, f *fixture) error { return tx.RevokeTokenFamily(f.refresh.FamilyID, at) }},
+		{"create then revoke", true, func(tx *store.Tx, f *fixture) error {
+			if err := tx.CreateCredential(credentialOf(f.member)); err != nil {
+				return err
+			}
+			return tx.RevokeToken(f.access.ID, at)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, s)
+			got := update(t, s, func(tx *store.Tx) error {
+				if tx.Revoking() {
+					return fail("revoking before any write")
+				}
+				return tc.fn(tx, f)
+			})
+			if got != tc.want {
+				t.Fatalf("Revoking() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUpdateSurvivesReopen: what Update committed, and what the
+// group-committed writes stored, is in the SQLite file after the store is
+// closed and opened again.
+func TestUpdateSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	open := func() *store.Store {
+		t.Helper()
+		s, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	s := open()
+	f := newFixture(t, s)
+	update(t, s, func(tx *store.Tx) error {
+		u := *f.member
+		u.Status, u.Epoch = gatehouse.StatusDisabled, 1
+		if err := tx.UpdateUser(&u); err != nil {
+			return err
+		}
+		return tx.Audit(&gatehouse.AuditEntry{AccountID: f.account.ID, Action: "user.disable", TargetID: u.ID, CreatedAt: at})
+	})
+	next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, f.refresh.FamilyID)
+	used := at.Add(time.Minute)
+	if won, err := s.RotateRefreshToken(ctx, f.refresh.ID, used, next); err != nil || !won {
+		t.Fatalf("rotate: %v, %v", won, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	s = open()
+	defer s.Close()
+	if got, err := s.User(ctx, f.account.ID, f.member.ID); err != nil || got.Status != gatehouse.StatusDisabled || got.Epoch != 1 {
+		t.Fatalf("user after reopening: %+v, %v", got, err)
+	}
+	if es, _, err := s.Audit(ctx, f.account.ID, gatehouse.Page{}); err != nil || len(es) != 1 || es[0].Action != "user.disable" {
+		t.Fatalf("audit after reopening: %+v, %v", es, err)
+	}
+	if it := issued(t, s, f.refresh.Hash); !sameTime(it.UsedAt, &used) {
+		t.Fatalf("rotated token used at %s after reopening, want %s", describeTime(it.UsedAt), describeTime(&used))
+	}
+	checkToken(t, issued(t, s, next.Hash).Token, next)
+	if _, _, _, err := s.SessionByHash(ctx, f.session.Hash); err != nil {
+		t.Fatalf("session after reopening: %v", err)
+	}
+}
