@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the embedded SQLite driver
+	sqlitedriver "modernc.org/sqlite" // the embedded SQLite driver
+	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -51,8 +54,9 @@ var sqlite = dialect{
 	name:   "sqlite",
 	driver: "sqlite",
 	isUnique: func(err error) bool {
-		return strings.Contains(err.Error(), "UNIQUE constraint failed") ||
-			strings.Contains(err.Error(), "PRIMARY KEY constraint failed")
+		var se *sqlitedriver.Error
+		return errors.As(err, &se) &&
+			(se.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY)
 	},
 	readConns:  8,
 	writeConns: 1,
@@ -71,67 +75,124 @@ type Store struct {
 	readStmts sync.Map
 	// writeStmts holds the prepared hot writes (see prepareHotWrites).
 	writeStmts sync.Map
-	// generation counts committed changes that can make a validated
-	// credential stop working (revocations, user and settings changes).
-	generation atomic.Uint64
 	closed     atomic.Bool
-	// batches feeds the group-commit writer of issued tokens.
+	// batches feeds the group-commit writer of issued tokens; it is nil
+	// once the writer is stopped. batchMu guards it: queuing holds it for
+	// reading, stopping for writing, so nothing is sent on it once closed.
+	batchMu     sync.RWMutex
 	batches     chan writeOp
 	batcherDone chan struct{}
-	// onChange, when set, is called after each such change (a cluster
-	// publishes it to the other nodes).
-	onChange func()
 }
 
-// Generation returns a number that grows with every committed change that
-// can make a credential stop working. Caches of validated credentials keep
-// an entry only while the generation is the one they saw when filling it.
-func (s *Store) Generation() uint64 { return s.generation.Load() }
-
-// Invalidate advances the generation, as if a revoking change had been
-// committed here. A cluster calls it when another node reports a change.
-func (s *Store) Invalidate() { s.generation.Add(1) }
-
-// OnChange sets a function called after every revoking change committed
-// through this store. Set it before serving.
-func (s *Store) OnChange(fn func()) { s.onChange = fn }
-
-// revokingTx runs fn in a write transaction and, once it has committed,
-// advances the generation and reports the change.
-func (s *Store) revokingTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	err := s.tx(ctx, fn)
-	// Advance even after a failed commit: it is cheap and never wrong.
-	s.generation.Add(1)
-	if err == nil && s.onChange != nil {
-		s.onChange()
-	}
-	return err
+// Location is where a store lives, as named by a database URL.
+type Location struct {
+	// Dialect is "sqlite" or "postgres".
+	Dialect string
+	// Path is the SQLite file, absolute.
+	Path string
+	// URL is the PostgreSQL URL as given.
+	URL string
 }
 
-// Open connects to the store named by url: a postgres:// URL for PostgreSQL,
-// anything else (a path, or sqlite:PATH) for an SQLite file, created with
-// its directory if missing. It does not migrate; call Migrate.
-func Open(ctx context.Context, url string) (*Store, error) {
-	if url == "" {
-		url = DefaultURL
+// String names the location for a log line: the SQLite file, or the
+// PostgreSQL URL without its password.
+func (l Location) String() string {
+	if l.Dialect == "sqlite" {
+		return l.Path
 	}
-	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
-		return openPostgres(ctx, url)
+	if u, err := neturl.Parse(l.URL); err == nil {
+		return u.Redacted()
 	}
-	return openSQLite(ctx, url)
+	return "postgres"
 }
 
-func openSQLite(ctx context.Context, url string) (*Store, error) {
-	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite://"), "sqlite:")
-	if path == "" {
-		return nil, errors.New("store: empty SQLite path")
+// ParseURL reads a database URL: postgres:// or postgresql:// for
+// PostgreSQL; sqlite:///abs/path, sqlite:path or a plain file path for
+// SQLite (made absolute against the working directory; empty means
+// DefaultURL). Any other scheme ("mysql://…") is an error, so that a typo
+// never becomes a fresh SQLite file.
+func ParseURL(raw string) (Location, error) {
+	if raw == "" {
+		raw = DefaultURL
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: create directory: %w", err)
+	scheme, rest, hasScheme := strings.Cut(raw, ":")
+	if !hasScheme || !isScheme(scheme) {
+		return sqliteLocation(raw)
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		if !strings.HasPrefix(rest, "//") {
+			return Location{}, fmt.Errorf("database URL %q: want postgres://user:password@host/db", redactURL(raw))
+		}
+		return Location{Dialect: "postgres", URL: raw}, nil
+	case "sqlite", "sqlite3":
+		// sqlite:///abs/path and sqlite://rel/path name a file like
+		// sqlite:path does.
+		return sqliteLocation(strings.TrimPrefix(rest, "//"))
+	}
+	return Location{}, fmt.Errorf("database URL scheme %q is not supported: use postgres://… for PostgreSQL, or sqlite:PATH or a file path for SQLite", scheme)
+}
+
+// isScheme reports whether s looks like a URL scheme (RFC 3986 §3.1) of
+// two characters or more (so that a Windows drive letter is a path).
+func isScheme(s string) bool {
+	if len(s) < 2 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
 		}
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+	return true
+}
+
+func sqliteLocation(path string) (Location, error) {
+	if path == "" {
+		return Location{}, errors.New("database URL: empty SQLite path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return Location{}, fmt.Errorf("database URL: SQLite path %q holds ? or #", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Location{}, fmt.Errorf("database URL: SQLite path %q: %w", path, err)
+	}
+	return Location{Dialect: "sqlite", Path: abs}, nil
+}
+
+// redactURL hides the password of a URL for an error message.
+func redactURL(raw string) string {
+	if u, err := neturl.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "…"
+}
+
+// Open connects to the store named by url (see ParseURL): PostgreSQL, or
+// an SQLite file, created with its directory if missing. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, url string) (*Store, error) {
+	loc, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if loc.Dialect == "postgres" {
+		return openPostgres(ctx, loc.URL)
+	}
+	return openSQLite(ctx, loc.Path)
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	// busy_timeout first: switching to WAL needs a lock that another
+	// process opening the same file may hold for a moment.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	s := &Store{d: sqlite}
 	var err error
@@ -146,12 +207,49 @@ func openSQLite(ctx context.Context, url string) (*Store, error) {
 	s.rdb.SetMaxOpenConns(sqlite.readConns)
 	s.rdb.SetMaxIdleConns(sqlite.readConns)
 	s.db.SetConnMaxIdleTime(0)
-	if err := s.Ping(ctx); err != nil {
+	if err := pingWhileBusy(ctx, s, sqliteOpenWait); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.startBatcher()
 	return s, nil
+}
+
+// sqliteOpenWait bounds how long opening an SQLite file waits for other
+// processes that hold it locked.
+const sqliteOpenWait = 15 * time.Second
+
+// pingWhileBusy pings s until it answers, retrying for up to wait while
+// SQLite reports the file busy. SQLite skips the busy handler in a few
+// places — switching the journal to WAL, reading a WAL index another
+// connection is rebuilding — so several processes opening one new file at
+// once can see SQLITE_BUSY despite busy_timeout.
+func pingWhileBusy(ctx context.Context, s *Store, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	delay := 5 * time.Millisecond
+	for {
+		err := s.Ping(ctx)
+		if err == nil || !isSQLiteBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// isSQLiteBusy reports whether err is SQLite's "database is locked" or
+// "table is locked", whatever the extended code.
+func isSQLiteBusy(err error) bool {
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	primary := se.Code() & 0xff
+	return primary == sqlitelib.SQLITE_BUSY || primary == sqlitelib.SQLITE_LOCKED
 }
 
 // Close closes the store's connections. It is safe to call on a store whose
@@ -372,17 +470,6 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-// limit clamps a page size into 1…200, defaulting to 50.
-func limit(p gatehouse.Page) int {
-	switch {
-	case p.Limit <= 0:
-		return 50
-	case p.Limit > 200:
-		return 200
-	}
-	return p.Limit
-}
-
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(...any) error }
 
@@ -407,4 +494,93 @@ func collect[T any](rows *sql.Rows, n int, scan func(scanner) (T, error), id fun
 		next = id(out[n-1])
 	}
 	return out, next, nil
+}
+
+// collectAll reads every row with scan.
+func collectAll[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// nullScopes encodes a scope set: NULL for unrestricted, else the
+// space-separated names ("" for the empty set).
+func nullScopes(ss gatehouse.Scopes) sql.NullString {
+	if ss == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: ss.String(), Valid: true}
+}
+
+// fromNullScopes decodes a scope set stored by nullScopes.
+func fromNullScopes(v sql.NullString) gatehouse.Scopes {
+	if !v.Valid {
+		return nil
+	}
+	if ss := gatehouse.ParseScopes(v.String); ss != nil {
+		return ss
+	}
+	return gatehouse.Scopes{}
+}
+
+// keyset is one page of a list ordered by id: the condition on id, its
+// argument and the order to read in. A list in descending order (newest
+// first) reads "after" as smaller ids. A page before an id is read in the
+// opposite order and turned round by collectPage.
+type keyset struct {
+	cond    string
+	arg     string
+	order   string
+	reverse bool
+}
+
+// pageKeyset returns the keyset of p for a list ordered by id, ascending
+// or descending.
+func pageKeyset(p gatehouse.Page, descending bool) keyset {
+	asc := keyset{cond: `id > ?`, arg: p.After, order: `ORDER BY id`}
+	desc := keyset{cond: `id < ?`, arg: p.After, order: `ORDER BY id DESC`}
+	if p.After == "" && p.Before == "" {
+		desc.arg = "~" // sorts after every id
+	}
+	if p.After == "" && p.Before != "" {
+		// Read backwards from Before.
+		asc, desc = keyset{cond: `id < ?`, arg: p.Before, order: `ORDER BY id DESC`, reverse: true},
+			keyset{cond: `id > ?`, arg: p.Before, order: `ORDER BY id`, reverse: true}
+	}
+	if descending {
+		return desc
+	}
+	return asc
+}
+
+// collectPage reads the rows of a keyset query that asked for n+1 rows and
+// returns the page in the list's order with the cursors beside it.
+func collectPage[T any](rows *sql.Rows, n int, k keyset, p gatehouse.Page, scan func(scanner) (T, error), id func(T) string) ([]T, gatehouse.Cursors, error) {
+	out, more, err := collect(rows, n, scan, id)
+	if err != nil {
+		return nil, gatehouse.Cursors{}, err
+	}
+	var c gatehouse.Cursors
+	if !k.reverse {
+		c.Next = more
+		if p.After != "" && len(out) > 0 {
+			c.Prev = id(out[0])
+		}
+		return out, c, nil
+	}
+	slices.Reverse(out)
+	if len(out) > 0 {
+		c.Next = id(out[len(out)-1])
+		if more != "" {
+			c.Prev = id(out[0])
+		}
+	}
+	return out, c, nil
 }
