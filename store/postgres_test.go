@@ -224,3 +224,67 @@ func describe(t *testing.T, driver, dsn, query string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestUsageCountsCarryOver builds a store as the release before per-credential
+// usage left it, with counts in usage_daily, then migrates it: a user's
+// counts keep their user, an API token's its token, all as served.
+func TestUsageCountsCarryOver(t *testing.T) {
+	for _, dialect := range []struct{ name, driver, url string }{
+		{"sqlite", "sqlite", filepath.Join(t.TempDir(), "old.db")},
+		{"postgres", "pgx", pgtest.Schema(t)},
+	} {
+		t.Run(dialect.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := dialect.url
+			if dialect.name == "sqlite" {
+				dsn = "file:" + dsn
+			}
+			db, err := sql.Open(dialect.driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			for version := 1; version <= 5; version++ {
+				files, _ := filepath.Glob(filepath.Join("migrations", dialect.name, fmt.Sprintf("%04d_*.sql", version)))
+				if len(files) != 1 {
+					t.Fatalf("migration %d: %v", version, files)
+				}
+				body, err := os.ReadFile(files[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.ExecContext(ctx, string(body)); err != nil {
+					t.Fatalf("%s: %v", files[0], err)
+				}
+				if _, err := db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, version)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO usage_daily (account_id, principal, day, count) VALUES
+				('acc_1', 'user:usr_1', '2026-01-01', 5), ('acc_1', 'apitoken:atk_1', '2026-01-01', 3), ('acc_2', 'user:usr_2', '2026-01-02', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+
+			s, err := store.Open(ctx, dialect.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Usage(ctx, "acc_1", "2026-01-01")
+			want := []store.UsageRow{
+				{Day: "2026-01-01", UserID: "", Credential: "api_token:atk_1", UsageCounts: store.UsageCounts{Served: 3}},
+				{Day: "2026-01-01", UserID: "usr_1", Credential: "", UsageCounts: store.UsageCounts{Served: 5}},
+			}
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("usage %v, %v; want %v", got, err, want)
+			}
+		})
+	}
+}

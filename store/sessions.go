@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -70,64 +69,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		_, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE id = ?`, id)
 		return err
 	})
-}
-
-// UsageKey names one principal's requests on one day (YYYY-MM-DD, UTC) in
-// one account.
-type UsageKey struct {
-	AccountID string
-	Principal gatehouse.RateKey
-	Day       string
-}
-
-// AddUsage adds counts of requests per principal and day. The principal is
-// stored in its String form, as it has been since the first release.
-func (s *Store) AddUsage(ctx context.Context, counts map[UsageKey]int64) error {
-	if len(counts) == 0 {
-		return nil
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		for k, n := range counts {
-			if _, err := s.exec(ctx, tx, `INSERT INTO usage_daily (account_id, principal, day, count) VALUES (?, ?, ?, ?)
-				ON CONFLICT (account_id, principal, day) DO UPDATE SET count = usage_daily.count + excluded.count`,
-				k.AccountID, k.Principal.String(), k.Day, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// UsageRow is one principal's requests on one day.
-type UsageRow struct {
-	Principal gatehouse.RateKey
-	Day       string
-	Count     int64
-}
-
-// Usage returns an account's usage since day (YYYY-MM-DD), by day.
-func (s *Store) Usage(ctx context.Context, accountID, since string) ([]UsageRow, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT principal, day, count FROM usage_daily WHERE account_id = ? AND day >= ? ORDER BY day, principal`), accountID, since)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []UsageRow
-	for rows.Next() {
-		var (
-			r         UsageRow
-			principal string
-			ok        bool
-		)
-		if err := rows.Scan(&principal, &r.Day, &r.Count); err != nil {
-			return nil, err
-		}
-		if r.Principal, ok = gatehouse.ParseRateKey(principal); !ok {
-			return nil, fmt.Errorf("store: usage of unknown principal %q", principal)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // KeepCredential moves the session or password-derived access token with

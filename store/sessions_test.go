@@ -116,29 +116,51 @@ func testKeepCredential(t *testing.T, s *store.Store) {
 	})
 }
 
-// testUsage: usage counts add up per account, principal and day, and read
-// back by day from a given one.
+// testUsage: usage counts add up per account, day, user and credential,
+// each outcome apart, and read back in order from a given day.
 func testUsage(t *testing.T, s *store.Store) {
 	ctx := t.Context()
 	a, b := newAccount(t, s), newAccount(t, s)
-	user := func(id string) gatehouse.RateKey { return gatehouse.RateKey{Kind: gatehouse.RateKindUser, ID: id} }
-	for _, counts := range []map[store.UsageKey]int64{
-		{{a.ID, user("1"), "2026-01-01"}: 2, {a.ID, user("1"), "2026-01-02"}: 1, {a.ID, user("2"), "2026-01-02"}: 5, {b.ID, user("9"), "2026-01-01"}: 7},
-		{{a.ID, user("1"), "2026-01-01"}: 3},
+	key := func(account, day, user, cred string) store.UsageKey { return store.UsageKey{account, day, user, cred} }
+	served := func(n int64) store.UsageCounts { return store.UsageCounts{Served: n} }
+	for _, counts := range []map[store.UsageKey]store.UsageCounts{
+		{
+			key(a.ID, "2026-01-01", "u1", "password:"):       served(2),
+			key(a.ID, "2026-01-02", "u1", "password:"):       served(1),
+			key(a.ID, "2026-01-02", "u2", "api_token:atk_1"): {Served: 4, Forbidden: 1},
+			key(a.ID, "2026-01-02", "", "api_token:atk_1"):   {Unauthorized: 2, Limited: 3},
+			key(b.ID, "2026-01-01", "u9", "password:"):       served(7),
+		},
+		{
+			key(a.ID, "2026-01-01", "u1", "password:"):       {Served: 3, Limited: 1},
+			key(a.ID, "2026-01-02", "u2", "api_token:atk_1"): {Forbidden: 2},
+		},
 		nil,
 	} {
 		if err := s.AddUsage(ctx, counts); err != nil {
 			t.Fatal(err)
 		}
 	}
+	row := func(day, user, cred string, c store.UsageCounts) store.UsageRow {
+		return store.UsageRow{day, user, cred, c}
+	}
 	for _, tc := range []struct {
 		name, account, since string
 		want                 []store.UsageRow
 	}{
-		{"all days", a.ID, "2026-01-01", []store.UsageRow{{user("1"), "2026-01-01", 5}, {user("1"), "2026-01-02", 1}, {user("2"), "2026-01-02", 5}}},
-		{"from the second day", a.ID, "2026-01-02", []store.UsageRow{{user("1"), "2026-01-02", 1}, {user("2"), "2026-01-02", 5}}},
+		{"all days", a.ID, "2026-01-01", []store.UsageRow{
+			row("2026-01-01", "u1", "password:", store.UsageCounts{Served: 5, Limited: 1}),
+			row("2026-01-02", "", "api_token:atk_1", store.UsageCounts{Unauthorized: 2, Limited: 3}),
+			row("2026-01-02", "u1", "password:", served(1)),
+			row("2026-01-02", "u2", "api_token:atk_1", store.UsageCounts{Served: 4, Forbidden: 3}),
+		}},
+		{"from the second day", a.ID, "2026-01-02", []store.UsageRow{
+			row("2026-01-02", "", "api_token:atk_1", store.UsageCounts{Unauthorized: 2, Limited: 3}),
+			row("2026-01-02", "u1", "password:", served(1)),
+			row("2026-01-02", "u2", "api_token:atk_1", store.UsageCounts{Served: 4, Forbidden: 3}),
+		}},
 		{"after the last day", a.ID, "2026-01-03", nil},
-		{"another account", b.ID, "2025-12-01", []store.UsageRow{{user("9"), "2026-01-01", 7}}},
+		{"another account", b.ID, "2025-12-01", []store.UsageRow{row("2026-01-01", "u9", "password:", served(7))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.Usage(ctx, tc.account, tc.since)
