@@ -143,3 +143,33 @@ func ErrorField(err error) (field, hint string) {
 	}
 	return e.Field, e.Hint
 }
+
+// RefusedCredential is the error refusing a credential that Gatehouse
+// recognises but that does not work now — an access token whose user or
+// application was disabled, an expired API token, an act-as header naming
+// nobody of the account — together with whose credential it is, so that
+// the request log and the usage counts can name it. Of is never to be
+// trusted: nothing was authenticated.
+type RefusedCredential struct {
+	Err error
+	Of  *Principal
+}
+
+// Error implements the error interface.
+func (e *RefusedCredential) Error() string { return e.Err.Error() }
+
+// Unwrap returns the refusal itself.
+func (e *RefusedCredential) Unwrap() error { return e.Err }
+
+// Refused returns err naming the credential of of (see RefusedCredential).
+func Refused(err error, of *Principal) error { return &RefusedCredential{Err: err, Of: of} }
+
+// RefusedPrincipal returns the principal of the RefusedCredential in err's
+// chain, or nil.
+func RefusedPrincipal(err error) *Principal {
+	var r *RefusedCredential
+	if errors.As(err, &r) {
+		return r.Of
+	}
+	return nil
+}

@@ -169,6 +169,9 @@ func (a *Authenticator) AdmitChecked(w http.ResponseWriter, r *http.Request, che
 	for range maxAttempts {
 		p, err := a.Authenticate(r)
 		if err != nil {
+			// A credential recognised but refused is named in the
+			// request log and the usage counts, never trusted.
+			httpx.RecordPrincipal(r.Context(), gatehouse.RefusedPrincipal(err))
 			return nil, err
 		}
 		httpx.RecordPrincipal(r.Context(), p)
@@ -197,6 +200,7 @@ func (a *Authenticator) AdmitChecked(w http.ResponseWriter, r *http.Request, che
 // validated against the cluster's current state), writing the rate-limit
 // headers; it returns an error when the request is refused.
 func (a *Authenticator) Charge(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	httpx.RecordPrincipal(r.Context(), p)
 	if a.limit == nil {
 		return nil
 	}

@@ -132,6 +132,27 @@ func (i *RequestInfo) SetPrincipal(p *gatehouse.Principal) {
 	i.mu.Unlock()
 }
 
+// Principal returns who the request acts as, as recorded by
+// SetPrincipal (for a refused credential, whose it is), or nil.
+func (i *RequestInfo) Principal() *gatehouse.Principal {
+	if i == nil {
+		return nil
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.principal
+}
+
+// ErrorCode returns the error code the request was answered with, or "".
+func (i *RequestInfo) ErrorCode() string {
+	if i == nil {
+		return ""
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.errCode
+}
+
 // SetErrorCode records the error code the request was answered with.
 func (i *RequestInfo) SetErrorCode(code string) {
 	if i == nil {
@@ -187,8 +208,10 @@ func RequestID(ctx context.Context) string {
 // writes one line per request: id, method, path (never the query string,
 // which may hold a password), status, size, duration in milliseconds,
 // client address, principal and credential ids, and error code. It must be
-// inside ClientInfo, which decides the client address.
-func Log(logger *slog.Logger, next http.Handler) http.Handler {
+// inside ClientInfo, which decides the client address. done, when not
+// nil, is called once each request has been answered, with its
+// RequestInfo and status, whatever the log level.
+func Log(logger *slog.Logger, done func(*RequestInfo, int), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
@@ -201,12 +224,15 @@ func Log(logger *slog.Logger, next http.Handler) http.Handler {
 		ctx = gatehouse.WithLoggerSource(ctx, info)
 		sw := &StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(ctx))
-		if !logger.Enabled(r.Context(), slog.LevelInfo) {
-			return
-		}
 		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
+		}
+		if done != nil {
+			done(info, status)
+		}
+		if !logger.Enabled(r.Context(), slog.LevelInfo) {
+			return
 		}
 		attrs := append([]slog.Attr{
 			slog.String("request_id", id),

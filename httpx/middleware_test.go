@@ -41,7 +41,7 @@ func logLine(t *testing.T, h http.Handler, r *http.Request) (*httptest.ResponseR
 	var buf strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	w := httptest.NewRecorder()
-	ClientInfo(nil, Log(logger, Recover(h))).ServeHTTP(w, r)
+	ClientInfo(nil, Log(logger, nil, Recover(h))).ServeHTTP(w, r)
 	var line map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -149,7 +149,7 @@ func TestUnavailableIsAWarning(t *testing.T) {
 		Error(w, r, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 	})
 	w := httptest.NewRecorder()
-	ClientInfo(nil, Log(logger, h)).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
+	ClientInfo(nil, Log(logger, nil, h)).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
 	if w.Code != 503 {
 		t.Fatalf("status %d", w.Code)
 	}

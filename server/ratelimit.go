@@ -6,7 +6,9 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // limit returns the authenticator's rate-limit hook: every authenticated
@@ -68,7 +70,30 @@ func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 			s.Metrics.RateLimited()
 			return &gatehouse.Error{Code: gatehouse.ERateLimitExceeded, Message: "Rate limit exceeded", RetryAfter: d.RetryAfter, Status: status}
 		}
-		s.usage.Record(p.AccountID, keys, time.Now())
 		return nil
 	}
+}
+
+// countUsage counts an answered request in the usage of the credential
+// that made it (or was refused): served, or refused as unauthorized,
+// forbidden or over the rate limit. A request refused because a backing
+// service was unavailable was neither served nor refused for its
+// credential's sake and is not counted.
+func (s *Server) countUsage(info *httpx.RequestInfo, status int) {
+	p := info.Principal()
+	if p == nil {
+		return
+	}
+	o := service.Served
+	switch code := info.ErrorCode(); {
+	case code == gatehouse.EUnavailable:
+		return
+	case code == gatehouse.ERateLimitExceeded:
+		o = service.Limited
+	case status == http.StatusUnauthorized:
+		o = service.Unauthorized
+	case status == http.StatusForbidden:
+		o = service.Forbidden
+	}
+	s.usage.Record(p, o, time.Now())
 }

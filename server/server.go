@@ -474,7 +474,7 @@ func (s *Server) routes() http.Handler {
 	}
 	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, fallback))
 	h = httpx.Recover(h)
-	h = httpx.Log(s.logger, h)
+	h = httpx.Log(s.logger, s.countUsage, h)
 	return httpx.ClientInfo(s.cfg.TrustedProxies, h)
 }
 

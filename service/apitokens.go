@@ -261,16 +261,16 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 	if err != nil {
 		return nil, err
 	}
-	if !a.Active() || !t.Usable(s.clock()) {
-		return nil, errInvalidAPIToken()
-	}
-	if !a.Settings.APITokensEnabled {
-		return nil, gatehouse.Errorf(gatehouse.EInvalidToken, "API tokens are turned off for this account")
-	}
 	p = &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID, CredentialName: t.Name,
 		Scopes: t.Scopes, Basis: s.basis(snap, a.ID)}
 	if t.ExpiresAt != nil {
 		p.ExpiresAt = *t.ExpiresAt
+	}
+	if !a.Active() || !t.Usable(s.clock()) {
+		return nil, gatehouse.Refused(errInvalidAPIToken(), p)
+	}
+	if !a.Settings.APITokensEnabled {
+		return nil, gatehouse.Refused(gatehouse.Errorf(gatehouse.EInvalidToken, "API tokens are turned off for this account"), p)
 	}
 	if actAs != "" {
 		u, err := s.store.UserByEmail(ctx, actAs)
@@ -278,7 +278,7 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 			return nil, err
 		}
 		if u == nil || !u.Active() || u.AccountID != a.ID {
-			return nil, gatehouse.Errorf(gatehouse.EInvalidUser, "The user header does not name an active user of this account")
+			return nil, gatehouse.Refused(gatehouse.Errorf(gatehouse.EInvalidUser, "The user header does not name an active user of this account"), p)
 		}
 		p.User, p.ActingAs = u, u.Email
 	}

@@ -184,12 +184,12 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 		}
 		return nil, err
 	}
-	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
-		return nil, errInvalidToken()
-	}
 	p = &gatehouse.Principal{
 		Account: it.Account, AccountID: it.Account.ID, User: it.User, Method: it.Method, CredentialID: it.ID,
 		ClientID: it.ClientID, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(snap, it.Account.ID),
+	}
+	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
+		return nil, gatehouse.Refused(errInvalidToken(), p)
 	}
 	s.principals.put(digest, snap.gen, p.Seal(), p.ExpiresAt)
 	return p, nil
