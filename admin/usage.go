@@ -11,31 +11,41 @@ import (
 
 var palette = []string{"#2b59c3", "#e8710a", "#1a7f37", "#b42318", "#8250df", "#0e7490", "#a16207", "#be185d"}
 
+// chartSeries is how many users the usage chart draws apart; the rest
+// share one bar segment.
+const chartSeries = 7
+
 type series struct {
 	Label, Color string
-	Total        int64
 }
 
 func (u *UI) usage(w http.ResponseWriter, r *http.Request, pg page) error {
-	dates, rows, err := u.svc.AccountUsage(r.Context(), pg.P, 14)
+	rep, err := u.svc.AccountUsage(r.Context(), pg.P, 14)
 	if err != nil {
 		return err
 	}
-	var legend []series
-	for i, s := range rows {
-		var total int64
-		for _, n := range s.Days {
-			total += n
+	drawn := rep.ByUser
+	if len(drawn) > chartSeries {
+		rest := service.DailyUsage{Label: fmt.Sprintf("%d others", len(drawn)-chartSeries), Days: map[string]int64{}}
+		for _, d := range drawn[chartSeries:] {
+			for day, n := range d.Days {
+				rest.Days[day] += n
+			}
 		}
-		legend = append(legend, series{s.Label, palette[i%len(palette)], total})
+		drawn = append(drawn[:chartSeries:chartSeries], rest)
+	}
+	var legend []series
+	for i, s := range drawn {
+		legend = append(legend, series{s.Label, palette[i%len(palette)]})
 	}
 	pg.Title, pg.Page = "Usage", "usage"
 	u.render(w, http.StatusOK, "usage", struct {
 		page
 		Dates  []string
-		Series []series
+		Legend []series
 		Chart  template.HTML
-	}{pg, dates, legend, chart(dates, rows)})
+		*service.UsageReport
+	}{pg, rep.Dates, legend, chart(rep.Dates, drawn), rep})
 	return nil
 }
 

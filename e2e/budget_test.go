@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // TestBudgetOneUserOneBudget attacks SPEC §5's "one user cannot escape
@@ -127,7 +128,7 @@ func attackBudget(t *testing.T, env *servertest.Env) (accountID, annID string) {
 	wg.Wait()
 	t.Logf("%d connections dialled after the start", extraDials.Load())
 
-	admitted := make([]int, len(credentials))
+	admitted, refusedBy := make([]int, len(credentials)), make([]int, len(credentials))
 	refused := 0
 	seen := map[string]int{}
 	for i, o := range outcomes {
@@ -137,6 +138,7 @@ func attackBudget(t *testing.T, env *servertest.Env) (accountID, annID string) {
 			seen[o.remaining]++
 		case o.status == http.StatusUnprocessableEntity && o.code == "rate_limit_exceeded":
 			refused++
+			refusedBy[o.credential]++
 			if o.remaining != "0" || o.retryAfter == "" {
 				t.Errorf("request %d refused with remaining %q, Retry-After %q", i, o.remaining, o.retryAfter)
 			}
@@ -174,12 +176,15 @@ func attackBudget(t *testing.T, env *servertest.Env) (accountID, annID string) {
 		}
 	}
 
-	// Usage counts each admitted request for Ann and for the token it came
-	// through.
-	want := map[gatehouse.RateKey]int64{
-		{Kind: gatehouse.RateKindUser, ID: annID}:            100,
-		{Kind: gatehouse.RateKindAPIToken, ID: tokens[0].ID}: int64(admitted[1] + 1),
-		{Kind: gatehouse.RateKindAPIToken, ID: tokens[1].ID}: int64(admitted[2] + 1),
+	// Usage counts each request once, as Ann's through the credential it
+	// came through, served or over the limit (the attack's refusals and
+	// the one after it), and the API tokens' own requests as nobody's.
+	want := map[usageOf]store.UsageCounts{
+		{annID, "password:"}:                 {Served: int64(admitted[0]), Limited: int64(refusedBy[0] + 1)},
+		{annID, "api_token:" + tokens[0].ID}: {Served: int64(admitted[1]), Limited: int64(refusedBy[1] + 1)},
+		{annID, "api_token:" + tokens[1].ID}: {Served: int64(admitted[2]), Limited: int64(refusedBy[2] + 1)},
+		{"", "api_token:" + tokens[0].ID}:    {Served: 1},
+		{"", "api_token:" + tokens[1].ID}:    {Served: 1},
 	}
 	waitForUsage(t, env, accountID, want)
 
@@ -267,20 +272,26 @@ func preconnected(t *testing.T, base string, n int) (c *http.Client, extra *atom
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, extra
 }
 
+// usageOf names the usage counts of requests made as a user (by id, or
+// "" for nobody) through a credential ("<method>:<id>").
+type usageOf struct{ user, credential string }
+
 // waitForUsage waits until the stored usage of today holds want for each
 // of its keys (the server flushes its counts every UsageFlushInterval).
-func waitForUsage(t *testing.T, env *servertest.Env, accountID string, want map[gatehouse.RateKey]int64) {
+func waitForUsage(t *testing.T, env *servertest.Env, accountID string, want map[usageOf]store.UsageCounts) {
 	t.Helper()
 	today := time.Now().UTC().Format(time.DateOnly)
-	var got map[gatehouse.RateKey]int64
+	var got map[usageOf]store.UsageCounts
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		rows, err := env.Server.Store.Usage(context.Background(), accountID, today)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = map[gatehouse.RateKey]int64{}
+		got = map[usageOf]store.UsageCounts{}
 		for _, r := range rows {
-			got[r.Principal] += r.Count
+			c := got[usageOf{r.UserID, r.Credential}]
+			c.Add(r.UsageCounts)
+			got[usageOf{r.UserID, r.Credential}] = c
 		}
 		done := true
 		for k, n := range want {
@@ -292,7 +303,7 @@ func waitForUsage(t *testing.T, env *servertest.Env, accountID string, want map[
 	}
 	var b strings.Builder
 	for k, n := range want {
-		b.WriteString(k.String() + "=" + strconv.FormatInt(got[k], 10) + " (want " + strconv.FormatInt(n, 10) + ") ")
+		fmt.Fprintf(&b, "\n%+v: %+v, want %+v", k, got[k], n)
 	}
-	t.Fatalf("usage: %s", b.String())
+	t.Fatalf("usage:%s", b.String())
 }
