@@ -490,6 +490,55 @@ func (r *race) useOnce(what string, send func() reply) {
 	}
 }
 
+// madeCredentials collects the client credentials racers created; list is
+// read once the race has run.
+type madeCredentials struct {
+	mu   sync.Mutex
+	list []credential
+}
+
+// makeCredentials starts n racers that create client credentials with tok
+// until the race ends. A credential created before the revocation answered
+// is collected (and passed to use, when not nil); a refusal (refused)
+// counts as one, and ends its racer once the revocation has answered; any
+// other answer, or a credential created after the revocation, fails the
+// test.
+func (r *race) makeCredentials(h *hammer, tok string, n int, refused func(reply) bool, use func(credential)) *madeCredentials {
+	made := &madeCredentials{}
+	for range n {
+		r.racer(func() {
+			for !r.over() {
+				rep, after := r.send(func() reply {
+					return h.as(tok, "POST", "/v1/credentials", map[string]string{"name": raceName()})
+				})
+				switch {
+				case rep.status == http.StatusCreated && !after:
+					var c credential
+					if err := json.Unmarshal(rep.body, &c); err != nil {
+						r.t.Errorf("credential %v: %v", rep, err)
+						return
+					}
+					made.mu.Lock()
+					made.list = append(made.list, c)
+					made.mu.Unlock()
+					if use != nil {
+						use(c)
+					}
+				case refused(rep):
+					r.refuse()
+					if after {
+						return
+					}
+				default:
+					r.t.Errorf("credential sent after=%v: %v", after, rep)
+					return
+				}
+			}
+		})
+	}
+	return made
+}
+
 // figures count what races did.
 type figures struct {
 	races     int // races run
@@ -660,47 +709,18 @@ func TestRevocationUserDisable(t *testing.T) {
 					func(rep reply) bool { return rep.is(http.StatusUnauthorized, "invalid_client") }, h.me)
 			})
 		}
-		var (
-			mu   sync.Mutex
-			made = []credential{c}
-		)
-		for range creators {
-			r.racer(func() {
-				for !r.over() {
-					rep, after := r.send(func() reply {
-						return h.as(userTok, "POST", "/v1/credentials", map[string]string{"name": raceName()})
-					})
-					switch {
-					case rep.status == http.StatusCreated && !after:
-						var c credential
-						if err := json.Unmarshal(rep.body, &c); err != nil {
-							t.Errorf("credential %v: %v", rep, err)
-							return
-						}
-						mu.Lock()
-						made = append(made, c)
-						mu.Unlock()
-					case rep.is(http.StatusUnauthorized, "invalid_token") || rep.is(http.StatusForbidden, "forbidden"):
-						r.refuse()
-						if after {
-							return
-						}
-					default:
-						t.Errorf("credential sent after=%v: %v", after, rep)
-						return
-					}
-				}
-			})
-		}
+		made := r.makeCredentials(h, userTok, creators, func(rep reply) bool {
+			return rep.is(http.StatusUnauthorized, "invalid_token") || rep.is(http.StatusForbidden, "forbidden")
+		}, nil)
 		r.revoke("disable", 200, func() reply { return h.as(op, "PATCH", "/v1/users/"+id, map[string]string{"status": "disabled"}) })
 		r.run()
 		checked := h.expectRefused("after the disable", r.access, app.ClientID, r.refresh)
-		each(made, func(c credential) {
+		each(append([]credential{c}, made.list...), func(c credential) {
 			if rep := h.clientGrant(c); !rep.is(http.StatusUnauthorized, "invalid_client") {
 				t.Errorf("credential %s of the disabled user grants: %v", c.Name, rep)
 			}
 		})
-		checked += len(made)
+		checked += 1 + len(made.list)
 
 		servertest.Expect(t, env.As(op, "PATCH", "/v1/users/"+id, map[string]string{"status": "active"}), 200, "")
 		checked += h.expectRefused("after re-enabling", r.access, app.ClientID, r.refresh)
@@ -713,7 +733,7 @@ func TestRevocationUserDisable(t *testing.T) {
 		// The credential itself was not revoked: it grants new tokens again.
 		servertest.Expect(t, env.As(accessToken(t, clientToken(env, c)), "GET", "/v1/me", nil), 200, "")
 		tl.add(r, checked)
-		tl.endRound(t, round, fmt.Sprintf("; %d credentials made in the race", len(made)-1))
+		tl.endRound(t, round, fmt.Sprintf("; %d credentials made in the race", len(made.list)))
 	}
 	tl.log(t)
 }
@@ -803,45 +823,16 @@ func TestRevocationDeveloperRemoval(t *testing.T) {
 					func(rep reply) bool { return rep.is(http.StatusUnauthorized, "invalid_client") }, h.me)
 			})
 		}
-		var (
-			mu   sync.Mutex
-			made []credential
-		)
-		for range creators {
-			r.racer(func() {
-				for !r.over() {
-					rep, after := r.send(func() reply {
-						return h.as(devTok, "POST", "/v1/credentials", map[string]string{"name": raceName()})
-					})
-					switch {
-					case rep.status == http.StatusCreated && !after:
-						var c credential
-						if err := json.Unmarshal(rep.body, &c); err != nil {
-							t.Errorf("credential %v: %v", rep, err)
-							return
-						}
-						mu.Lock()
-						made = append(made, c)
-						mu.Unlock()
-						if g := h.clientGrant(c); g.status == http.StatusOK {
-							tok := g.get("access_token")
-							r.obtain(tok, "")
-							r.useOnce("token of a credential made in the race", func() reply { return h.me(tok) })
-						} else if !g.is(http.StatusUnauthorized, "invalid_client") {
-							t.Errorf("grant of a credential made in the race: %v", g)
-						}
-					case rep.is(http.StatusForbidden, "forbidden"):
-						r.refuse()
-						if after {
-							return
-						}
-					default:
-						t.Errorf("credential sent after=%v: %v", after, rep)
-						return
-					}
+		made := r.makeCredentials(h, devTok, creators, func(rep reply) bool { return rep.is(http.StatusForbidden, "forbidden") },
+			func(c credential) {
+				if g := h.clientGrant(c); g.status == http.StatusOK {
+					tok := g.get("access_token")
+					r.obtain(tok, "")
+					r.useOnce("token of a credential made in the race", func() reply { return h.me(tok) })
+				} else if !g.is(http.StatusUnauthorized, "invalid_client") {
+					t.Errorf("grant of a credential made in the race: %v", g)
 				}
 			})
-		}
 		r.revoke("remove developer", 200, func() reply {
 			rep := h.as(op, "DELETE", "/v1/developers/"+devID+"?revoke_credentials=true", nil)
 			if rep.status == http.StatusOK && string(bytes.TrimSpace(rep.body)) != `{"active_credentials":0}` {
@@ -851,15 +842,15 @@ func TestRevocationDeveloperRemoval(t *testing.T) {
 		})
 		r.run()
 		checked := h.expectRefused("after the removal", r.access, "", nil)
-		each(append(cs, made...), func(c credential) {
+		each(append(cs, made.list...), func(c credential) {
 			if rep := h.clientGrant(c); !rep.is(http.StatusUnauthorized, "invalid_client") {
 				t.Errorf("after the removal, credential %s (%s) still grants: %v", c.ID, c.Name, rep)
 			}
 		})
-		checked += len(cs) + len(made)
+		checked += len(cs) + len(made.list)
 		servertest.Expect(t, env.As(devTok, "GET", "/v1/credentials", nil), 403, "forbidden")
 		tl.add(r, checked)
-		tl.endRound(t, round, fmt.Sprintf("; %d credentials made in the race", len(made)))
+		tl.endRound(t, round, fmt.Sprintf("; %d credentials made in the race", len(made.list)))
 	}
 	tl.log(t)
 }
