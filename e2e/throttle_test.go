@@ -186,29 +186,46 @@ func countOutcomes(rs []*servertest.Response, name func(*servertest.Response) st
 // volley with the right password among wrong ones is refused whole.
 func TestThrottleParallelGuesses(t *testing.T) {
 	env := servertest.Start(t)
-	var shots []volleyReq
-	for i := 0; i < 200; i++ {
-		shots = append(shots, grantShot(t, env.URL, i, servertest.AdminEmail, fmt.Sprintf("wrong %d", i), ""))
-	}
-	got := countOutcomes(volley(t, shots).resps, outcome)
-	if got["invalid_grant"] != throttle.DefaultUserAddrLimit || got["throttled"]+got["busy"] != 200-throttle.DefaultUserAddrLimit {
-		t.Fatalf("200 parallel guesses: %v; want %d checked, the rest refused", got, throttle.DefaultUserAddrLimit)
-	}
-	t.Logf("200 parallel guesses: %v", got)
-	shots = shots[:0]
-	for i := 0; i < 100; i++ {
-		pw := fmt.Sprintf("wrong %d", i)
-		if i == 50 {
-			pw = servertest.AdminPassword
+	guessVolleys(t, "guesses", 100, func(i int, pw string) volleyReq {
+		email := servertest.AdminEmail
+		if i >= 200 {
+			email = "Admin@Example.com " // the same user, spelt otherwise
 		}
-		shots = append(shots, grantShot(t, env.URL, i, "Admin@Example.com ", pw, ""))
-	}
-	if got := countOutcomes(volley(t, shots).resps, outcome); got["throttled"]+got["busy"] != 100 {
-		t.Fatalf("the right password among 100 guesses over the limit: %v", got)
-	}
+		return grantShot(t, env.URL, i, email, pw, "")
+	}, outcome)
 	r := env.Request("POST", "/authorization", map[string]string{"username": servertest.AdminEmail, "password": servertest.AdminPassword})
 	if outcome(r) != "throttled" {
 		t.Fatalf("the right password over the limit: %d %s", r.Status, r.Body)
+	}
+}
+
+// guessVolleys attacks one user's password through shot: 200 wrong
+// passwords released together must see exactly the throttle's allowance
+// checked and the rest refused (throttled, or busy while the hasher is
+// full); then n guesses over the limit, the right password among them, are
+// all refused. shot makes request i with password pw (i counts on from 200
+// in the second volley); outcome names an answer.
+func guessVolleys(t *testing.T, what string, n int, shot func(i int, pw string) volleyReq, outcome func(*servertest.Response) string) {
+	t.Helper()
+	var shots []volleyReq
+	for i := range 200 {
+		shots = append(shots, shot(i, fmt.Sprintf("wrong %d", i)))
+	}
+	got := countOutcomes(volley(t, shots).resps, outcome)
+	if got["invalid_grant"] != throttle.DefaultUserAddrLimit || got["throttled"]+got["busy"] != 200-throttle.DefaultUserAddrLimit {
+		t.Fatalf("200 parallel %s: %v; want %d checked, the rest refused", what, got, throttle.DefaultUserAddrLimit)
+	}
+	t.Logf("200 parallel %s: %v", what, got)
+	shots = shots[:0]
+	for i := range n {
+		pw := fmt.Sprintf("wrong %d", i)
+		if i == n/2 {
+			pw = servertest.AdminPassword
+		}
+		shots = append(shots, shot(200+i, pw))
+	}
+	if got := countOutcomes(volley(t, shots).resps, outcome); got["throttled"]+got["busy"] != n {
+		t.Fatalf("the right password among %d %s over the limit: %v", n, what, got)
 	}
 }
 
@@ -247,26 +264,7 @@ func TestThrottleParallelAdminLogin(t *testing.T) {
 		return volleyReq{formRequest(t, env.URL+"/admin/login", url.Values{"csrf": {csrf}, "email": {servertest.AdminEmail}, "password": {pw}},
 			"Cookie", "gatehouse_login_csrf="+cookie), ""}
 	}
-	var shots []volleyReq
-	for i := 0; i < 200; i++ {
-		shots = append(shots, login(fmt.Sprintf("wrong %d", i)))
-	}
-	got := countOutcomes(volley(t, shots).resps, loginOutcome)
-	if got["invalid_grant"] != throttle.DefaultUserAddrLimit || got["throttled"]+got["busy"] != 200-throttle.DefaultUserAddrLimit {
-		t.Fatalf("200 parallel sign-ins: %v; want %d checked, the rest refused", got, throttle.DefaultUserAddrLimit)
-	}
-	t.Logf("200 parallel sign-ins: %v", got)
-	shots = shots[:0]
-	for i := 0; i < 50; i++ {
-		pw := fmt.Sprintf("wrong %d", i)
-		if i == 25 {
-			pw = servertest.AdminPassword
-		}
-		shots = append(shots, login(pw))
-	}
-	if got := countOutcomes(volley(t, shots).resps, loginOutcome); got["throttled"]+got["busy"] != 50 {
-		t.Fatalf("the right password among 50 sign-ins over the limit: %v", got)
-	}
+	guessVolleys(t, "sign-ins", 50, func(_ int, pw string) volleyReq { return login(pw) }, loginOutcome)
 	// The password grant shares the count.
 	r := env.Request("POST", "/authorization", map[string]string{"username": servertest.AdminEmail, "password": servertest.AdminPassword})
 	if outcome(r) != "throttled" {
