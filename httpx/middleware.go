@@ -132,25 +132,16 @@ func (i *RequestInfo) SetPrincipal(p *gatehouse.Principal) {
 	i.mu.Unlock()
 }
 
-// Principal returns who the request acts as, as recorded by
-// SetPrincipal (for a refused credential, whose it is), or nil.
-func (i *RequestInfo) Principal() *gatehouse.Principal {
+// Result returns who the request acts as, as recorded by SetPrincipal
+// (for a refused credential, whose it is; nil for nobody), and the error
+// code it was answered with ("" for none).
+func (i *RequestInfo) Result() (*gatehouse.Principal, string) {
 	if i == nil {
-		return nil
+		return nil, ""
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.principal
-}
-
-// ErrorCode returns the error code the request was answered with, or "".
-func (i *RequestInfo) ErrorCode() string {
-	if i == nil {
-		return ""
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.errCode
+	return i.principal, i.errCode
 }
 
 // SetErrorCode records the error code the request was answered with.

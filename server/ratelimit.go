@@ -80,12 +80,12 @@ func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 // service was unavailable was neither served nor refused for its
 // credential's sake and is not counted.
 func (s *Server) countUsage(info *httpx.RequestInfo, status int) {
-	p := info.Principal()
+	p, code := info.Result()
 	if p == nil {
 		return
 	}
 	o := service.Served
-	switch code := info.ErrorCode(); {
+	switch {
 	case code == gatehouse.EUnavailable:
 		return
 	case code == gatehouse.ERateLimitExceeded:

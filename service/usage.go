@@ -194,7 +194,7 @@ func (s *Service) AccountUsage(ctx context.Context, p *gatehouse.Principal, days
 		// The password grant and counts of before credentials were
 		// recorded are told apart by their user.
 		which := r.Credential
-		if method, id, _ := strings.Cut(r.Credential, ":"); id == "" || method == "" {
+		if _, id, _ := strings.Cut(r.Credential, ":"); id == "" {
 			which += "\x00" + r.UserID
 		}
 		c := byCred[which]
