@@ -16,9 +16,12 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -61,21 +64,29 @@ if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
 end
 return redis.call('HINCRBY', KEYS[1], 'n', 1)
 `)
-	// admitScript reads the shard KEYS[1] (ARGV[1..2] as stateScript) and,
-	// when ARGV[3] is empty or the shard is in state {ARGV[3], ARGV[4]},
-	// runs the rate limiter over KEYS[2..] with ARGV[5..]. It answers
-	// {epoch, n} alone when it did not, or {epoch, n, decision…}.
+	// admitScript reads the shard KEYS[1] (ARGV[1..2] as stateScript) and
+	// decides a batch of requests over KEYS[2..] with ARGV[3..] (see
+	// ratelimit.RedisLua): a request whose two fields are empty always,
+	// one whose fields are an epoch and a counter only when the shard is
+	// in that state. It answers {epoch, n, decisions…}.
 	admitScript = rueidis.NewLuaScript(ratelimit.RedisLua + stateLua + `
 local e, n = state(KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] ~= '' and (ARGV[3] ~= e or ARGV[4] ~= n) then
-  return {e, n}
-end
-local out = ratelimit(KEYS, 1, ARGV, 4)
+local out = decide(KEYS, 1, ARGV, 2, function(epoch, count)
+  return epoch == '' or (epoch == e and count == n)
+end)
 table.insert(out, 1, n)
 table.insert(out, 1, e)
 return out
 `)
 )
+
+// maxBatch is the most requests one admission script decides.
+const maxBatch = 128
+
+// batchTimeout bounds one admission script's round trip. A batch is not
+// cancelled with the request that happens to send it, since it carries
+// other requests too.
+const batchTimeout = 5 * time.Second
 
 // Redis is the shared state of a cluster. It implements service.Cluster
 // and is safe for concurrent use.
@@ -86,6 +97,36 @@ type Redis struct {
 	// owed counts, per shard, announcements that failed after their
 	// change committed; the next successful read of the shard makes them.
 	owed [Shards]atomic.Int64
+	// queues hold, per shard, the admissions waiting for the script in
+	// flight (see Admit).
+	queues [Shards]queue
+}
+
+// queue is one shard's admissions: while one batch of them is in Redis,
+// the next gathers; the first of it sends it when the batch before
+// returns.
+type queue struct {
+	mu      sync.Mutex
+	busy    bool // a batch is in flight, or about to be sent
+	waiting []*admission
+}
+
+// admission is one request waiting in a queue, and then its answer.
+type admission struct {
+	expect  *gatehouse.ClusterState
+	account string
+	keys    []string
+	limits  ratelimit.Limits
+
+	d   ratelimit.Decision
+	st  gatehouse.ClusterState
+	ok  bool
+	err error
+
+	// done is signalled when the answer is in, or when the admission is
+	// to send the next batch (lead).
+	done chan struct{}
+	lead bool
 }
 
 var _ service.Cluster = (*Redis)(nil)
@@ -94,8 +135,8 @@ var _ service.Cluster = (*Redis)(nil)
 // (which may be empty, and must not contain "{"):
 //
 //	<prefix>gatehouse:generation:{<tag>}   shard of the generation (hash: epoch, n)
-//	<prefix>rl:{<tag>}<account>:b:<key>    burst log of a budget (ratelimit.Redis)
-//	<prefix>rl:{<tag>}<account>:d:<key>    daily buckets of a budget
+//	<prefix>rl:{<tag>}<account>:burst:<key>    burst log of a budget (ratelimit.Redis)
+//	<prefix>rl:{<tag>}<account>:daily:<key>    daily buckets of a budget
 //
 // where tag is the shard's hash tag (Tag; an account's budgets use its
 // shard's). The limiter options (a clock, in tests) apply to Admit. It
@@ -196,52 +237,119 @@ func (r *Redis) Announce(ctx context.Context) error {
 // nil the request is always decided; otherwise only when the shard is in
 // state *expect — when it is not, ok is false and nothing is counted. The
 // shard's state is returned either way.
+//
+// Concurrent requests of one shard share a script: while a batch is in
+// Redis the next one gathers, and is sent, whole, when it returns, so that
+// a busy node sends one script per round trip and shard rather than one
+// per request. The script decides a batch's requests one after the other,
+// each exactly as it would have alone.
 func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, account string, keys []string, l ratelimit.Limits) (d ratelimit.Decision, st gatehouse.ClusterState, ok bool, err error) {
-	call, err := r.limiter.Prepare(account, keys, l)
-	if err != nil {
-		return d, st, false, err
+	if account == "" || len(keys) == 0 {
+		return d, st, false, errNoKeys
 	}
 	i := Shard(account)
-	owed := r.owed[i].Load()
-	want, wantN := "", ""
-	if expect != nil {
-		// The zero state is never a shard's: "-" never equals an epoch.
-		want, wantN = expect.Epoch, strconv.FormatUint(expect.N, 10)
-		if want == "" {
-			want = "-"
+	a := &admission{expect: expect, account: account, keys: keys, limits: l, done: make(chan struct{}, 1)}
+	q := &r.queues[i]
+	q.mu.Lock()
+	q.waiting = append(q.waiting, a)
+	if q.busy {
+		q.mu.Unlock()
+		<-a.done
+		if !a.lead {
+			return a.d, a.st, a.ok, a.err
+		}
+		q.mu.Lock()
+	}
+	// a is the first waiting: send it and those after it.
+	q.busy = true
+	n := min(len(q.waiting), maxBatch)
+	batch := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	q.mu.Unlock()
+
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	r.admit(bctx, i, batch)
+	cancel()
+
+	q.mu.Lock()
+	var next *admission
+	if len(q.waiting) > 0 {
+		next = q.waiting[0]
+		next.lead = true
+	} else {
+		q.busy = false
+		q.waiting = nil
+	}
+	q.mu.Unlock()
+	for _, b := range batch[1:] {
+		b.done <- struct{}{}
+	}
+	if next != nil {
+		next.done <- struct{}{}
+	}
+	return a.d, a.st, a.ok, a.err
+}
+
+// errNoKeys is Admit's answer to a request without an account or keys.
+var errNoKeys = errors.New("cluster: a request needs an account and at least one key")
+
+// admit sends one batch of shard i's admissions and gives each its answer.
+func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
+	fail := func(err error) {
+		for _, a := range batch {
+			a.err = err
 		}
 	}
-	args := make([]string, 0, 4+len(call.Args))
-	args = append(args, newEpoch(), strconv.FormatInt(owed, 10), want, wantN)
-	args = append(args, call.Args...)
-	names := make([]string, 0, 1+len(call.Keys))
-	names = append(names, r.key(i))
-	names = append(names, call.Keys...)
-	res, err := admitScript.Exec(ctx, r.client, names, args).ToArray()
+	owed := r.owed[i].Load()
+	b := r.limiter.NewBatch([]string{r.key(i)}, []string{newEpoch(), strconv.FormatInt(owed, 10)})
+	for _, a := range batch {
+		want, wantN := "", ""
+		if a.expect != nil {
+			// The zero state is never a shard's: "-" never equals an epoch.
+			want, wantN = a.expect.Epoch, strconv.FormatUint(a.expect.N, 10)
+			if want == "" {
+				want = "-"
+			}
+		}
+		if err := r.limiter.Add(b, a.account, a.keys, a.limits, want, wantN); err != nil {
+			fail(err)
+			return
+		}
+	}
+	res, err := admitScript.Exec(ctx, r.client, b.Keys, b.Args).ToArray()
 	if err != nil {
-		return d, st, false, fmt.Errorf("cluster: admit: %w", err)
+		fail(fmt.Errorf("cluster: admit: %w", err))
+		return
 	}
 	r.settled(i, owed)
 	if len(res) < 2 {
-		return d, st, false, fmt.Errorf("cluster: unexpected answer of %d values", len(res))
+		fail(fmt.Errorf("cluster: unexpected answer of %d values", len(res)))
+		return
 	}
 	e, err1 := res[0].ToString()
 	n, err2 := res[1].ToString()
 	if err1 != nil || err2 != nil {
-		return d, st, false, fmt.Errorf("cluster: unexpected answer: %v %v", err1, err2)
+		fail(fmt.Errorf("cluster: unexpected answer: %v %v", err1, err2))
+		return
 	}
-	if st, err = parseState(e, n); err != nil {
-		return d, st, false, err
-	}
-	if len(res) == 2 {
-		return d, st, false, nil
+	st, err := parseState(e, n)
+	if err != nil {
+		fail(err)
+		return
 	}
 	nums := make([]int64, len(res)-2)
 	for j, v := range res[2:] {
 		if nums[j], err = v.AsInt64(); err != nil {
-			return d, st, false, fmt.Errorf("cluster: unexpected answer: %w", err)
+			fail(fmt.Errorf("cluster: unexpected answer: %w", err))
+			return
 		}
 	}
-	d, err = call.Decision(nums)
-	return d, st, err == nil, err
+	ds, err := b.Read(nums)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for j, a := range batch {
+		a.st, a.d, a.ok = st, ds[j].Decision, ds[j].Decided
+	}
 }

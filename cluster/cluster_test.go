@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +114,96 @@ func TestTags(t *testing.T) {
 			t.Errorf("slot of %q = %d, want %d", key, got, want)
 		}
 	}
+}
+
+// TestAdmitBatchesKeepRequestsApart releases requests of several accounts
+// together — several of them on one shard, so that their requests share
+// scripts — each account with limits of its own, and some requests
+// confirming a state the shard has left. Every account must admit exactly
+// its own limit, each remaining count once, under its own limits; no
+// request under the old state may be decided.
+func TestAdmitBatchesKeepRequestsApart(t *testing.T) {
+	redistest.Run(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		r := cluster.NewRedis(b.Client, redistest.Prefix(t, b.Client))
+		// Four accounts on shard 0, two elsewhere.
+		var accounts []string
+		for i := 0; len(accounts) < 6; i++ {
+			a := fmt.Sprintf("acc_%d", i)
+			if (cluster.Shard(a) == 0) == (len(accounts) < 4) {
+				accounts = append(accounts, a)
+			}
+		}
+		old, err := r.State(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Announce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			account string
+			stale   bool
+			d       ratelimit.Decision
+			ok      bool
+			err     error
+		}
+		const perAccount = 40
+		results := make(chan result, perAccount*len(accounts))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for n, a := range accounts {
+			l := ratelimit.Limits{Burst: 3 + n, BurstWindow: time.Minute, Daily: 1000, DailyWindow: 24 * time.Hour}
+			for j := range perAccount {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					var expect *gatehouse.ClusterState
+					stale := j%4 == 3 && cluster.Shard(a) == 0
+					if stale {
+						expect = &old
+					}
+					d, _, ok, err := r.Admit(ctx, expect, a, []string{"user:u"}, l)
+					results <- result{a, stale, d, ok, err}
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		remaining := map[string][]int{}
+		for res := range results {
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if res.stale {
+				if res.ok {
+					t.Errorf("%s: decided under a state the shard has left", res.account)
+				}
+				continue
+			}
+			if !res.ok {
+				t.Fatalf("%s: not decided", res.account)
+			}
+			want := 3 + slices.Index(accounts, res.account)
+			if res.d.Limits.Burst != want {
+				t.Errorf("%s: decided under a burst limit of %d, want %d", res.account, res.d.Limits.Burst, want)
+			}
+			if res.d.Allowed {
+				remaining[res.account] = append(remaining[res.account], res.d.BurstRemaining)
+			}
+		}
+		for n, a := range accounts {
+			got := remaining[a]
+			slices.Sort(got)
+			want := make([]int, 3+n)
+			for i := range want {
+				want[i] = i
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: admitted with remaining %v, want %v", a, got, want)
+			}
+		}
+	})
 }

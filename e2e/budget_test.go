@@ -52,7 +52,7 @@ func TestBudgetOneUserOneBudget(t *testing.T) {
 		keys := strings.Fields(string(out))
 		slices.Sort(keys)
 		tag := "{" + cluster.Tag(cluster.Shard(accountID)) + "}"
-		want := []string{"budget:rl:" + tag + accountID + ":b:user:" + annID, "budget:rl:" + tag + accountID + ":d:user:" + annID}
+		want := []string{"budget:rl:" + tag + accountID + ":burst:user:" + annID, "budget:rl:" + tag + accountID + ":daily:user:" + annID}
 		if !slices.Equal(keys, want) {
 			t.Fatalf("Ann's keys in Redis %q, want %q", keys, want)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -13,25 +12,26 @@ import (
 )
 
 // RedisLua is the limiter's Lua: it defines the local function
-// ratelimit(keys, ko, argv, ao), one decision over the budgets
-// keys[ko+1 ..] with the arguments argv[ao+1 .. ao+7]. Redis runs it on its
-// own; a larger script that must decide in the same atomic step (the
-// cluster's admission) runs it after keys and arguments of its own, from a
-// RedisCall.
+// decide(keys, ko, argv, ao, confirm), the decisions of a batch of
+// requests over the budgets keys[ko+1 ..] with the arguments
+// argv[ao+1 ..] (see redis.lua). Redis runs it on its own; a larger
+// script that must decide in the same atomic step (the cluster's
+// admission) runs it after keys and arguments of its own, from a
+// RedisBatch.
 //
 //go:embed redis.lua
 var RedisLua string
 
 // Redis is a Limiter shared by every node of a cluster: one atomic Lua
 // script per request, over all of its keys, keeps the same exact burst log
-// (a sorted set) and the same conservative daily buckets (a hash) per key
-// as Memory, in Redis. Time is Redis's own clock, so nodes need not agree
+// (a list of times, oldest first) and the same conservative daily buckets
+// (a hash, with their running total) per key as Memory, in Redis. Time is Redis's own clock, so nodes need not agree
 // on the time. It is safe for concurrent use.
 //
 // Key layout: key k of account a is stored as
 //
-//	<prefix>{<tag>}<a>:b:<k>   burst log
-//	<prefix>{<tag>}<a>:d:<k>   daily buckets
+//	<prefix>{<tag>}<a>:burst:<k>   burst log
+//	<prefix>{<tag>}<a>:daily:<k>   daily buckets
 //
 // where tag is a Redis Cluster hash tag: the account itself, or what
 // WithHashTag makes of it. Every key of one request (a user and the API
@@ -66,7 +66,8 @@ func WithRedisClock(now func() time.Time) RedisOption { return func(r *Redis) { 
 
 // NewRedis returns a limiter on client.
 func NewRedis(client rueidis.Client, opts ...RedisOption) *Redis {
-	r := &Redis{client: client, script: rueidis.NewLuaScript(RedisLua + "\nreturn ratelimit(KEYS, 0, ARGV, 0)\n"), prefix: "gatehouse:rl:"}
+	r := &Redis{client: client, script: rueidis.NewLuaScript(RedisLua + "\nreturn decide(KEYS, 0, ARGV, 0, function() return true end)\n"),
+		prefix: "gatehouse:rl:"}
 	for _, o := range opts {
 		o(r)
 	}
@@ -75,77 +76,167 @@ func NewRedis(client rueidis.Client, opts ...RedisOption) *Redis {
 
 var _ Limiter = (*Redis)(nil)
 
-// redisValues is how many numbers the script answers per key.
+// redisValues is how many numbers the script answers per budget.
 const redisValues = 5
 
-// RedisCall is one Allow prepared for the script: the budget keys and the
-// arguments of ratelimit (see RedisLua), and how to read its answer.
-type RedisCall struct {
+// RedisBatch is several requests, possibly of several accounts, prepared
+// for one script call that decides them one after the other, each as
+// Allow alone would (see RedisLua): the keys and arguments of decide, after
+// those of the caller's own script, and how to read its answer. A budget
+// used by several requests of the batch is read and written once.
+type RedisBatch struct {
 	Keys, Args []string
-	limits     Limits
+	// ko is the number of the caller's own keys.
+	ko    int
+	pairs map[string]int // budget burst-log key -> budget number
+	reqs  []batched
 }
 
-// Prepare returns the call for one request of account against keys under
-// l. It returns an error when account or keys is empty.
-func (r *Redis) Prepare(account string, keys []string, l Limits) (RedisCall, error) {
+// batched is what reading one request's answer needs.
+type batched struct {
+	limits  Limits
+	budgets int
+}
+
+// NewBatch starts a batch after the caller's own keys and arguments.
+func (r *Redis) NewBatch(keys, args []string) *RedisBatch {
+	now := ""
+	if r.now != nil {
+		now = strconv.FormatInt(r.now().UnixMicro(), 10)
+	}
+	b := &RedisBatch{Keys: keys, Args: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
+	return b
+}
+
+// Len returns the number of requests in the batch.
+func (b *RedisBatch) Len() int { return len(b.reqs) }
+
+// Add appends one request of account against keys under l. It is decided
+// only if the caller's script confirms the two fields (the plain limiter
+// confirms every request). It returns an error when account or keys is
+// empty.
+func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, field1, field2 string) error {
 	if account == "" || len(keys) == 0 {
-		return RedisCall{}, errNoKeys
+		return errNoKeys
 	}
 	tag := account
 	if r.tag != nil {
 		tag = r.tag(account)
 	}
 	base := r.prefix + "{" + tag + "}" + account + ":"
-	names := make([]string, 0, 2*len(keys))
+	span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
+	b.Args = append(b.Args, field1, field2, strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
+		strconv.FormatInt(span, 10), strconv.Itoa(l.Daily), "")
+	m := len(b.Args) - 1
+	n := 0
 	for i, k := range keys {
 		if slices.Contains(keys[:i], k) {
 			continue // a repeated key counts once
 		}
-		names = append(names, base+"b:"+k, base+"d:"+k)
-	}
-	now := ""
-	if r.now != nil {
-		now = strconv.FormatInt(r.now().UnixMicro(), 10)
-	}
-	span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
-	args := []string{now, strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
-		strconv.FormatInt(span, 10), strconv.Itoa(l.Daily), strconv.FormatUint(rand.Uint64(), 36), strconv.Itoa(DailyBuckets + 1)}
-	return RedisCall{Keys: names, Args: args, limits: l}, nil
-}
-
-// Decision reads the script's answer.
-func (c RedisCall) Decision(res []int64) (Decision, error) {
-	n, l := len(c.Keys)/2, c.limits
-	if len(res) != 1+redisValues*n {
-		return Decision{}, fmt.Errorf("ratelimit: redis: unexpected answer %v", res)
-	}
-	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
-	var d Decision
-	for i := range n {
-		v := res[1+redisValues*i:]
-		k := Decision{Allowed: res[0] == 1, Limits: l,
-			BurstRemaining: max(0, l.Burst-int(v[0])), DailyRemaining: max(0, l.Daily-int(v[1])),
-			BurstReset: us(v[2]), DailyReset: us(v[3]), RetryAfter: us(v[4])}
-		if i == 0 {
-			d = k
-		} else {
-			d.fold(k)
+		log := base + "burst:" + k
+		p, ok := b.pairs[log]
+		if !ok {
+			if b.pairs == nil {
+				b.pairs = map[string]int{}
+			}
+			b.Keys = append(b.Keys, log, base+"daily:"+k)
+			p = (len(b.Keys) - b.ko) / 2
+			b.pairs[log] = p
 		}
+		b.Args = append(b.Args, strconv.Itoa(p))
+		n++
 	}
-	return d, nil
+	b.Args[m] = strconv.Itoa(n)
+	b.reqs = append(b.reqs, batched{limits: l, budgets: n})
+	return nil
 }
 
-// Allow runs the script over the keys. An error means Redis could not be
-// reached or answered badly, or account or keys is empty; the caller must
-// refuse the request.
+// BatchDecision is the answer to one request of a batch: Decided is false
+// when the caller's script did not confirm it (nothing was counted).
+type BatchDecision struct {
+	Decided bool
+	Decision
+}
+
+// Read reads decide's answer: one BatchDecision per request, in order.
+func (b *RedisBatch) Read(res []int64) ([]BatchDecision, error) {
+	out := make([]BatchDecision, len(b.reqs))
+	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
+	for i, q := range b.reqs {
+		if len(res) == 0 {
+			return nil, fmt.Errorf("ratelimit: redis: answer ends at request %d of %d", i+1, len(b.reqs))
+		}
+		status := res[0]
+		res = res[1:]
+		if status == 0 {
+			continue
+		}
+		if status != 1 && status != 2 || len(res) < redisValues*q.budgets {
+			return nil, fmt.Errorf("ratelimit: redis: unexpected answer to request %d: %d", i+1, status)
+		}
+		l := q.limits
+		var d Decision
+		for j := range q.budgets {
+			v := res[redisValues*j:]
+			k := Decision{Allowed: status == 1, Limits: l,
+				BurstRemaining: max(0, l.Burst-int(v[0])), DailyRemaining: max(0, l.Daily-int(v[1])),
+				BurstReset: us(v[2]), DailyReset: us(v[3]), RetryAfter: us(v[4])}
+			if j == 0 {
+				d = k
+			} else {
+				d.fold(k)
+			}
+		}
+		res = res[redisValues*q.budgets:]
+		out[i] = BatchDecision{Decided: true, Decision: d}
+	}
+	if len(res) != 0 {
+		return nil, fmt.Errorf("ratelimit: redis: %d values past the last request", len(res))
+	}
+	return out, nil
+}
+
+// Allow decides one request in a script call of its own. An error means
+// Redis could not be reached or answered badly, or account or keys is
+// empty; the caller must refuse the request.
 func (r *Redis) Allow(ctx context.Context, account string, keys []string, l Limits) (Decision, error) {
-	c, err := r.Prepare(account, keys, l)
+	ds, err := r.AllowAll(ctx, []Request{{Account: account, Keys: keys, Limits: l}})
 	if err != nil {
 		return Decision{}, err
 	}
-	res, err := r.script.Exec(ctx, r.client, c.Keys, c.Args).AsIntSlice()
-	if err != nil {
-		return Decision{}, fmt.Errorf("ratelimit: redis: %w", err)
+	return ds[0], nil
+}
+
+// Request is one request for AllowAll.
+type Request struct {
+	Account string
+	Keys    []string
+	Limits  Limits
+}
+
+// AllowAll decides several requests, in order, in one script call: each
+// exactly as Allow would have, one after the other, at the same instant.
+func (r *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error) {
+	b := r.NewBatch(nil, nil)
+	for _, q := range reqs {
+		if err := r.Add(b, q.Account, q.Keys, q.Limits, "", ""); err != nil {
+			return nil, err
+		}
 	}
-	return c.Decision(res)
+	res, err := r.script.Exec(ctx, r.client, b.Keys, b.Args).AsIntSlice()
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	bd, err := b.Read(res)
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]Decision, len(bd))
+	for i, d := range bd {
+		if !d.Decided {
+			return nil, fmt.Errorf("ratelimit: redis: request %d not decided", i+1)
+		}
+		ds[i] = d.Decision
+	}
+	return ds, nil
 }

@@ -1,91 +1,212 @@
--- ratelimit(keys, ko, argv, ao): one rate-limit decision over a request's
--- budgets, atomically (see memory.go for the algorithm): the request is
--- admitted only if every budget has room in both windows, and is then
--- counted against every one; a refusal counts against none. The budgets
--- are keys[ko+1 ..], the arguments argv[ao+1 .. ao+7], so that a larger
--- script (the cluster's admission) can run it after keys of its own.
--- keys[ko+2i-1]: budget i's burst log (sorted set of admitted requests,
---                scored by time in µs)
--- keys[ko+2i]:   budget i's daily buckets (hash: bucket number -> count)
--- argv: now µs ('' = Redis's clock), burst window µs, burst limit,
---       bucket span µs, daily limit, unique member, buckets in the ring
--- Returns {allowed, then per budget: burst used, day used, burst reset µs,
---          daily reset µs, retry after µs (0 for a budget with room)}.
-local function ratelimit(keys, ko, argv, ao)
+-- decide(keys, ko, argv, ao, confirm): the rate-limit decisions of a batch
+-- of requests, one after the other, in one atomic step (see memory.go for
+-- the algorithm). Each request is admitted only if every one of its
+-- budgets has room in both windows, and is then counted against every
+-- one; a refusal counts against none. Deciding a batch is deciding its
+-- requests in turn, each in a call of its own, at the same instant.
+--
+-- keys[ko+2p-1]: budget p's burst log: a list of the admitted requests'
+--                times in µs, oldest first
+-- keys[ko+2p]:   budget p's daily buckets: a hash of bucket number ->
+--                count, beside 't' (their sum), 'lo' (the oldest
+--                non-empty bucket) and 'sp' (the span they are cut in)
+-- argv[ao+1], argv[ao+2]: now µs ('' = Redis's clock), buckets in the ring
+-- then per request: two fields for confirm, burst window µs, burst limit,
+--       bucket span µs, daily limit, m, and the numbers p of its m budgets
+--
+-- Returns, per request: 0 when confirm(field1, field2) is false (nothing
+-- decided, nothing counted); otherwise 1 (admitted) or 2 (refused) and,
+-- per budget: burst used, day used, burst reset µs, daily reset µs, retry
+-- after µs (0 for a budget with room).
+--
+-- Each budget is read once per batch and written once at its end, with a
+-- few O(1) calls: the log loses its expired head and gains a tail; the
+-- buckets are read through their running total, and walked only when one
+-- leaves the ring (once per span) or a refusal needs the wait.
+local function decide(keys, ko, argv, ao, confirm)
   local now = tonumber(argv[ao + 1])
   if now == nil then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   end
-  local bw, bl = tonumber(argv[ao + 2]), tonumber(argv[ao + 3])
-  local span, dl = tonumber(argv[ao + 4]), tonumber(argv[ao + 5])
-  local member, nb = argv[ao + 6], tonumber(argv[ao + 7])
-  local n = (#keys - ko) / 2
+  local nb = tonumber(argv[ao + 2])
 
-  local b = math.floor(now / span)
-  local oldest = b - nb + 1
-
-  -- Bring every budget up to now and see whether all have room.
-  local used, day, buckets = {}, {}, {}
-  local allowed = 1
-  for i = 1, n do
-    local log, days = keys[ko + 2 * i - 1], keys[ko + 2 * i]
-    redis.call('ZREMRANGEBYSCORE', log, '-inf', now - bw)
-    used[i] = redis.call('ZCARD', log)
-    local fields = redis.call('HGETALL', days)
-    local kb, d = {}, 0
-    for j = 1, #fields, 2 do
-      local k, c = tonumber(fields[j]), tonumber(fields[j + 1])
-      if k < oldest then
-        redis.call('HDEL', days, fields[j])
-      else
-        d = d + c
-        kb[#kb + 1] = {k, c}
-      end
-    end
-    day[i], buckets[i] = d, kb
-    if used[i] >= bl or d >= dl then allowed = 0 end
+  -- counts returns the counts of buckets from..to of a hash.
+  local function counts(days, from, to)
+    local names = {}
+    for k = from, to do names[#names + 1] = k end
+    if #names == 0 then return {} end
+    local v = redis.call('HMGET', days, unpack(names))
+    for j = 1, #v do v[j] = tonumber(v[j]) or 0 end
+    return v
   end
 
-  local out = {allowed}
-  for i = 1, n do
-    local log, days = keys[ko + 2 * i - 1], keys[ko + 2 * i]
-    local kb = buckets[i]
-    if allowed == 1 then
-      redis.call('ZADD', log, now, now .. ':' .. member)
-      redis.call('HINCRBY', days, tostring(b), 1)
-      used[i], day[i] = used[i] + 1, day[i] + 1
-      kb[#kb + 1] = {b, 1}
-    end
-    redis.call('PEXPIRE', log, math.floor(bw / 1000) + 1000)
-    redis.call('PEXPIRE', days, math.floor(nb * span / 1000) + 1000)
-
-    table.sort(kb, function(x, y) return x[1] < y[1] end)
-    local burstReset, dailyReset, retry = 0, 0, 0
-    local first = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
-    if #first > 0 then burstReset = tonumber(first[2]) + bw - now end
-    if #kb > 0 then dailyReset = (kb[1][1] + nb) * span - now end
-    if allowed == 0 then
-      if used[i] >= bl then
-        local e = redis.call('ZRANGE', log, used[i] - bl, used[i] - bl, 'WITHSCORES')
-        retry = tonumber(e[2]) + bw - now
-      end
-      if day[i] >= dl then
-        local left = day[i]
-        for _, kc in ipairs(kb) do
-          left = left - kc[2]
-          if left < dl then
-            retry = math.max(retry, (kc[1] + nb) * span - now)
-            break
-          end
+  -- load reads budget p, cut in buckets of span, and drops the buckets
+  -- that left the ring.
+  local function load(p, span)
+    local log, days = keys[ko + 2 * p - 1], keys[ko + 2 * p]
+    local b = math.floor(now / span)
+    local oldest = b - nb + 1
+    local v = redis.call('HMGET', days, 't', 'lo', 'sp', b)
+    local t, lo, cb = tonumber(v[1]) or 0, tonumber(v[2]) or b, tonumber(v[4]) or 0
+    if t > 0 and tonumber(v[3]) ~= span then
+      -- Cut in another span before: keep the count, in the newest bucket.
+      redis.call('DEL', days)
+      redis.call('HSET', days, 't', t, b, t, 'lo', b, 'sp', span)
+      redis.call('PEXPIRE', days, math.floor(nb * span / 1000) + 1000)
+      lo, cb = b, t
+    elseif t > 0 and lo < oldest then
+      -- Buckets left the ring: drop them and find the oldest left. (A
+      -- hash older than twice the ring, which its expiry should have
+      -- removed, is read whole rather than bucket by bucket.)
+      local present = {}
+      if b - lo > 2 * nb then
+        local all = redis.call('HGETALL', days)
+        for j = 1, #all, 2 do
+          local k = tonumber(all[j])
+          if k ~= nil then present[#present + 1] = {k, tonumber(all[j + 1])} end
+        end
+      else
+        local c = counts(days, lo, b)
+        for k = lo, b do
+          if c[k - lo + 1] > 0 then present[#present + 1] = {k, c[k - lo + 1]} end
         end
       end
+      local names, first = {}, nil
+      for _, kc in ipairs(present) do
+        if kc[1] < oldest then
+          t = t - kc[2]
+          names[#names + 1] = kc[1]
+        elseif first == nil or kc[1] < first then
+          first = kc[1]
+        end
+      end
+      if #names > 0 then redis.call('HDEL', days, unpack(names)) end
+      lo = first or b
+      redis.call('HSET', days, 't', t, 'lo', lo)
     end
-    out[#out + 1] = used[i]
-    out[#out + 1] = day[i]
-    out[#out + 1] = burstReset
-    out[#out + 1] = dailyReset
-    out[#out + 1] = retry
+    if t == 0 then lo = b end
+    local stored = redis.call('LLEN', log)
+    local last = nil
+    if stored > 0 then last = tonumber(redis.call('LINDEX', log, -1)) end
+    -- The log stays in time order even if a clock goes back: a request is
+    -- logged no earlier than the newest before it, so it leaves the
+    -- window later, never sooner.
+    local at = now
+    if last ~= nil and last > now then at = last end
+    return {log = log, days = days, span = span, b = b, t = t, lo = lo, cb = cb,
+            stored = stored, dropped = 0, last = last, at = at, pushed = 0, bw = 0}
   end
+
+  -- flush writes budget s back.
+  local function flush(s)
+    if s.dropped > 0 then redis.call('LPOP', s.log, s.dropped) end
+    if s.pushed > 0 then
+      local times = {}
+      for j = 1, s.pushed do times[j] = s.at end
+      redis.call('RPUSH', s.log, unpack(times))
+      redis.call('PEXPIRE', s.log, math.floor(s.bw / 1000) + 1000)
+      -- A new field is a new bucket (or a new hash): the hash must then
+      -- outlive it.
+      if redis.call('HSET', s.days, 't', s.t, s.b, s.cb, 'lo', s.lo, 'sp', s.span) > 0 then
+        redis.call('PEXPIRE', s.days, math.floor(nb * s.span / 1000) + 1000)
+      end
+    end
+  end
+
+  -- The budgets of the batch, by number, each read at its first use (and
+  -- again after being written, should a request cut it in another span).
+  local budgets = {}
+  local function budget(p, span)
+    local s = budgets[p]
+    if s == nil or s.span ~= span then
+      if s ~= nil then flush(s) end
+      s = load(p, span)
+      budgets[p] = s
+    end
+    return s
+  end
+
+  -- stored returns the k-th (from 0) logged time not yet dropped.
+  local function stored(s, k)
+    local i = s.dropped + k
+    if s.chunk == nil or i < s.from or i >= s.from + #s.chunk then
+      s.from = i
+      s.chunk = redis.call('LRANGE', s.log, i, i + 31)
+      for j = 1, #s.chunk do s.chunk[j] = tonumber(s.chunk[j]) end
+    end
+    return s.chunk[i - s.from + 1]
+  end
+
+  -- head drops the logged requests that left a burst window of bw and
+  -- returns the oldest time left among those logged before the batch.
+  local function head(s, bw)
+    local edge = now - bw
+    if s.last ~= nil and s.last <= edge then s.dropped = s.stored end
+    while s.dropped < s.stored do
+      local x = stored(s, 0)
+      if x > edge then return x end
+      s.dropped = s.dropped + 1
+    end
+    return nil
+  end
+
+  local out = {}
+  local i = ao + 3
+  while i <= #argv do
+    local bw, bl = tonumber(argv[i + 2]), tonumber(argv[i + 3])
+    local span, dl, m = tonumber(argv[i + 4]), tonumber(argv[i + 5]), tonumber(argv[i + 6])
+    if not confirm(argv[i], argv[i + 1]) then
+      out[#out + 1] = 0
+    else
+      local ss, heads, room = {}, {}, true
+      for j = 1, m do
+        local s = budget(tonumber(argv[i + 6 + j]), span)
+        ss[j], heads[j] = s, head(s, bw)
+        if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
+      end
+      out[#out + 1] = room and 1 or 2
+      for j = 1, m do
+        local s = ss[j]
+        if room then
+          s.pushed, s.t, s.cb = s.pushed + 1, s.t + 1, s.cb + 1
+          if s.b < s.lo then s.lo = s.b end
+          if bw > s.bw then s.bw = bw end
+        end
+        local used = s.stored - s.dropped + s.pushed
+        local oldest = heads[j]
+        if oldest == nil and s.pushed > 0 then oldest = s.at end
+        local burstReset, dailyReset, retry = 0, 0, 0
+        if oldest ~= nil then burstReset = oldest + bw - now end
+        if s.t > 0 then dailyReset = (s.lo + nb) * s.span - now end
+        if not room then
+          if used >= bl then
+            -- The request that must leave is the (used-limit+1)-th oldest.
+            local k, x = used - bl, s.at
+            if k < s.stored - s.dropped then x = stored(s, k) end
+            retry = x + bw - now
+          end
+          if s.t >= dl then
+            local left, c = s.t, counts(s.days, s.lo, s.b)
+            c[s.b - s.lo + 1] = s.cb
+            for k = s.lo, s.b do
+              left = left - c[k - s.lo + 1]
+              if left < dl then
+                retry = math.max(retry, (k + nb) * s.span - now)
+                break
+              end
+            end
+          end
+        end
+        out[#out + 1] = used
+        out[#out + 1] = s.t
+        out[#out + 1] = burstReset
+        out[#out + 1] = dailyReset
+        out[#out + 1] = retry
+      end
+    end
+    i = i + 7 + m
+  end
+  for _, s in pairs(budgets) do flush(s) end
   return out
 end

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -42,14 +43,27 @@ func TestRedisKeyLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(keys)
-	want := []string{prefix + "{acc_1}acc_1:b:apitoken:akt_1", prefix + "{acc_1}acc_1:b:user:usr_1",
-		prefix + "{acc_1}acc_1:d:apitoken:akt_1", prefix + "{acc_1}acc_1:d:user:usr_1"}
+	want := []string{prefix + "{acc_1}acc_1:burst:apitoken:akt_1", prefix + "{acc_1}acc_1:burst:user:usr_1",
+		prefix + "{acc_1}acc_1:daily:apitoken:akt_1", prefix + "{acc_1}acc_1:daily:user:usr_1"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys %q, want %q", keys, want)
 	}
 	for _, k := range keys {
 		if tag := hashTag(k); tag != "acc_1" {
 			t.Errorf("%s: hash tag %q", k, tag)
+		}
+		// Each key outlives what it counts: the log its burst window,
+		// the buckets the daily window.
+		ttl, err := c.Do(ctx, c.B().Pttl().Key(k).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := lim.BurstWindow
+		if strings.Contains(k, ":daily:") {
+			want = lim.DailyWindow
+		}
+		if got := time.Duration(ttl) * time.Millisecond; got < want || got > want+2*time.Hour {
+			t.Errorf("%s: expires in %s, want at least %s", k, got, want)
 		}
 	}
 }
@@ -85,6 +99,79 @@ func BenchmarkRedisAllow(b *testing.B) {
 		for pb.Next() {
 			l.Allow(context.Background(), "acc_bench", []string{fmt.Sprint(i % 100)}, lim)
 			i++
+		}
+	})
+}
+
+// TestRedisAgreesWithMemory drives the Redis limiter and the in-memory one
+// through the same long random schedule — bursts, idle gaps, whole windows
+// going by, daily buckets leaving the ring, requests over one or two keys,
+// batches of requests decided in one script — and requires the same
+// decision, to the microsecond, every time: the script keeps its counts in
+// another shape (a list, a hash with a running total) and reads and
+// writes each budget once per batch, but must decide exactly as the
+// reference does, one request after the other.
+func TestRedisAgreesWithMemory(t *testing.T) {
+	redistest.Run(t, func(t *testing.T, b redistest.Backend) {
+		for _, lim := range []ratelimit.Limits{
+			{Burst: 5, BurstWindow: 10 * time.Second, Daily: 40, DailyWindow: time.Hour},
+			{Burst: 30, BurstWindow: time.Second, Daily: 400, DailyWindow: 24 * time.Hour},
+			// A whole day's limit admitted, and then refused, within one batch.
+			{Burst: 1000, BurstWindow: time.Second, Daily: 6, DailyWindow: time.Hour},
+		} {
+			t.Run(fmt.Sprintf("burst %d per %s, %d per %s", lim.Burst, lim.BurstWindow, lim.Daily, lim.DailyWindow), func(t *testing.T) {
+				clock := limitertest.NewClock()
+				mem := ratelimit.NewMemory(ratelimit.WithClock(clock.Now), ratelimit.WithSweep(0))
+				red := ratelimit.NewRedis(b.Client, ratelimit.WithKeyPrefix(redistest.Prefix(t, b.Client)), ratelimit.WithRedisClock(clock.Now))
+				rng := rand.New(rand.NewPCG(1, uint64(lim.Burst)))
+				keySets := [][]string{{"user:a"}, {"user:b"}, {"apitoken:t", "user:a"}, {"user:a", "user:b"}}
+				// Mostly short steps; now and then a burst window, a daily
+				// bucket, a fifth of the day or the whole day goes by.
+				gaps := []time.Duration{0, time.Microsecond, 7 * time.Millisecond, 40 * time.Millisecond, 300 * time.Millisecond}
+				long := []time.Duration{lim.BurstWindow, lim.DailyWindow / 96, lim.DailyWindow / 5, lim.DailyWindow + lim.DailyWindow/96}
+				ctx := context.Background()
+				admitted, refused := 0, 0
+				for step := range 2000 {
+					switch r := rng.IntN(100); {
+					case r < 4:
+						clock.Add(long[rng.IntN(len(long))])
+					case r < 60:
+						clock.Add(gaps[rng.IntN(len(gaps))] + time.Duration(rng.IntN(1000))*time.Microsecond)
+					}
+					// A batch of one to a dozen requests in one script,
+					// decided as the reference decides them one by one.
+					batch := make([]ratelimit.Request, 1+rng.IntN(12)*rng.IntN(2))
+					for j := range batch {
+						batch[j] = ratelimit.Request{Account: "acc_diff", Keys: keySets[rng.IntN(len(keySets))], Limits: lim}
+					}
+					got, err := red.AllowAll(ctx, batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for j, q := range batch {
+						want, err := mem.Allow(ctx, q.Account, q.Keys, q.Limits)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got[j] != want {
+							t.Fatalf("step %d, request %d of %d, keys %v: redis %+v, memory %+v", step, j+1, len(batch), q.Keys, got[j], want)
+						}
+						if want.Allowed {
+							admitted++
+						} else {
+							refused++
+						}
+					}
+				}
+				// The schedule must have both admitted and refused a good
+				// share, or it compared nothing interesting.
+				if admitted < 40 || refused < 100 {
+					t.Fatalf("%d admitted, %d refused: the schedule does not exercise the limits", admitted, refused)
+				}
+				if testing.Verbose() {
+					t.Logf("%d admitted, %d refused", admitted, refused)
+				}
+			})
 		}
 	})
 }
