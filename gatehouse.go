@@ -226,15 +226,17 @@ type Principal struct {
 type sealedPrincipal struct {
 	effective Scopes
 	text      string
+	budgets   []string
 }
 
 // Seal works out once what is derived from p's fields — its effective
-// scopes — so that the requests sharing a cached principal do not, and
-// returns p. Call it when p is complete: a sealed principal must not be
-// changed, and the slices its methods return must not be modified.
+// scopes, its budgets' names — so that the requests sharing a cached
+// principal do not, and returns p. Call it when p is complete: a sealed
+// principal must not be changed, and the slices its methods return must
+// not be modified.
 func (p *Principal) Seal() *Principal {
 	eff := p.RoleScopes().Intersect(p.Scopes)
-	p.sealed = &sealedPrincipal{effective: eff, text: eff.String()}
+	p.sealed = &sealedPrincipal{effective: eff, text: eff.String(), budgets: p.budgets()}
 	return p
 }
 
@@ -325,6 +327,24 @@ func (p *Principal) RateKeys() []RateKey {
 		return []RateKey{{RateKindAPIToken, p.CredentialID}}
 	}
 	return []RateKey{{RateKindUser, p.User.ID}, {RateKindAPIToken, p.CredentialID}}
+}
+
+// Budgets returns the stored names (RateKey.String) of p's RateKeys: the
+// rate limiter's keys.
+func (p *Principal) Budgets() []string {
+	if p.sealed != nil {
+		return p.sealed.budgets
+	}
+	return p.budgets()
+}
+
+func (p *Principal) budgets() []string {
+	keys := p.RateKeys()
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.String()
+	}
+	return names
 }
 
 type principalKey struct{}

@@ -87,10 +87,17 @@ const redisValues = 5
 type RedisBatch struct {
 	Keys, Args []string
 	// ko is the number of the caller's own keys.
-	ko    int
-	pairs map[string]int // budget burst-log key -> budget number
-	reqs  []batched
+	ko      int
+	budgets map[budget]int // budget -> its number in the script
+	reqs    []batched
+	// limits and limitArgs are the last request's limits and their
+	// arguments: the requests of a batch mostly share them.
+	limits    Limits
+	limitArgs [4]string
 }
+
+// budget names one budget of a batch.
+type budget struct{ account, key string }
 
 // batched is what reading one request's answer needs.
 type batched struct {
@@ -119,29 +126,31 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	if account == "" || len(keys) == 0 {
 		return errNoKeys
 	}
-	tag := account
-	if r.tag != nil {
-		tag = r.tag(account)
+	if l != b.limits || b.limitArgs[0] == "" {
+		span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
+		b.limits, b.limitArgs = l, [4]string{strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
+			strconv.FormatInt(span, 10), strconv.Itoa(l.Daily)}
 	}
-	base := r.prefix + "{" + tag + "}" + account + ":"
-	span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
-	b.Args = append(b.Args, field1, field2, strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
-		strconv.FormatInt(span, 10), strconv.Itoa(l.Daily), "")
+	b.Args = append(b.Args, field1, field2, b.limitArgs[0], b.limitArgs[1], b.limitArgs[2], b.limitArgs[3], "")
 	m := len(b.Args) - 1
 	n := 0
 	for i, k := range keys {
 		if slices.Contains(keys[:i], k) {
 			continue // a repeated key counts once
 		}
-		log := base + "burst:" + k
-		p, ok := b.pairs[log]
+		p, ok := b.budgets[budget{account, k}]
 		if !ok {
-			if b.pairs == nil {
-				b.pairs = map[string]int{}
+			if b.budgets == nil {
+				b.budgets = map[budget]int{}
 			}
-			b.Keys = append(b.Keys, log, base+"daily:"+k)
+			tag := account
+			if r.tag != nil {
+				tag = r.tag(account)
+			}
+			base := r.prefix + "{" + tag + "}" + account + ":"
+			b.Keys = append(b.Keys, base+"burst:"+k, base+"daily:"+k)
 			p = (len(b.Keys) - b.ko) / 2
-			b.pairs[log] = p
+			b.budgets[budget{account, k}] = p
 		}
 		b.Args = append(b.Args, strconv.Itoa(p))
 		n++

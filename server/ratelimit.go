@@ -32,11 +32,7 @@ func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 	shared := s.cluster != nil && s.cfg.Limiter == nil
 	return func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal, confirm bool) error {
 		ctx := r.Context()
-		keys := p.RateKeys()
-		stored := make([]string, len(keys))
-		for i, k := range keys {
-			stored[i] = k.String()
-		}
+		stored := p.Budgets()
 		lim := ratelimit.FromSettings(p.Account.Settings.RateLimit)
 		var (
 			d   ratelimit.Decision
