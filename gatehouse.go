@@ -9,6 +9,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -227,6 +228,24 @@ type sealedPrincipal struct {
 	effective Scopes
 	text      string
 	budgets   []string
+	// answer is what Answer made, once.
+	answer atomic.Pointer[[]byte]
+}
+
+// Answer returns make's answer for p, made once per sealed principal and
+// shared by the requests that use it: for an answer that is a function of
+// the principal alone (GET /v1/me). A process must use one make only. An
+// unsealed principal's answer is made every time.
+func (p *Principal) Answer(make func(*Principal) []byte) []byte {
+	if p.sealed == nil {
+		return make(p)
+	}
+	if b := p.sealed.answer.Load(); b != nil {
+		return *b
+	}
+	b := make(p)
+	p.sealed.answer.Store(&b)
+	return b
 }
 
 // Seal works out once what is derived from p's fields — its effective

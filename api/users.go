@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -26,15 +27,30 @@ type Me struct {
 	Restricted bool `json:"restricted"`
 }
 
+// me answers with what a principal is; the answer depends on the
+// principal alone, so a cached principal's is encoded once.
 func (a *API) me(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	body := p.Answer(encodeMe)
+	if body == nil {
+		return errors.New("api: /v1/me cannot be encoded")
+	}
+	httpx.WriteJSONBody(w, http.StatusOK, body)
+	return nil
+}
+
+// encodeMe returns the JSON of p's Me, or nil if it cannot be encoded.
+func encodeMe(p *gatehouse.Principal) []byte {
 	out := Me{User: p.User, Account: p.Account, Roles: p.Roles(), AuthMethod: string(p.Method),
 		ActingAs: p.ActingAs, Anonymous: p.Anonymous(), ClientID: p.ClientID,
 		Scopes: p.EffectiveScopes(), Restricted: !p.Scopes.Unrestricted()}
 	if !p.ExpiresAt.IsZero() {
 		out.CredentialExpires = &p.ExpiresAt
 	}
-	httpx.WriteJSON(w, http.StatusOK, out)
-	return nil
+	b, err := httpx.EncodeJSON(out)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -559,5 +560,56 @@ func TestConcurrentBootstrap(t *testing.T) {
 	users, _, err := servers[0].Store.Users(context.Background(), accounts[0].ID, pageAll)
 	if err != nil || len(users) != 1 || !users[0].Operator {
 		t.Fatalf("users %v, %v", users, err)
+	}
+}
+
+// TestMeIsEachPrincipals: GET /v1/me is encoded once per cached
+// principal; requests of several users' tokens, released together, must
+// each get their own user's answer, and a new token after a change gets
+// the changed answer.
+func TestMeIsEachPrincipals(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	users := map[string]string{} // token -> user id
+	for i := range 4 {
+		email := fmt.Sprintf("me%d@example.com", i)
+		id := env.CreateUser(admin, email, "correct horse battery staple")
+		users[env.Login(email, "correct horse battery staple")] = id
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan string, 200)
+	for tok, id := range users {
+		for range 25 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				r := env.As(tok, "GET", "/v1/me", nil)
+				if r.Status != 200 {
+					errs <- fmt.Sprintf("status %d", r.Status)
+					return
+				}
+				if got := r.Map(t)["user"].(map[string]any)["id"]; got != id {
+					errs <- fmt.Sprintf("token of %s answered as %v", id, got)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// A renamed user's next token says the new name.
+	for tok, id := range users {
+		servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+id, map[string]any{"name": "Renamed"}), 200, "")
+		r := env.As(tok, "GET", "/v1/me", nil)
+		fresh := env.Login(r.Map(t)["user"].(map[string]any)["email"].(string), "correct horse battery staple")
+		if got := env.As(fresh, "GET", "/v1/me", nil).Map(t)["user"].(map[string]any)["name"]; got != "Renamed" {
+			t.Fatalf("after the rename: name %v", got)
+		}
+		break
 	}
 }

@@ -89,11 +89,25 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		buf.Reset()
 		buf.WriteString(`{"error":"internal_error","error_description":"Internal error"}` + "\n")
 	}
+	WriteJSONBody(w, status, buf.Bytes())
+}
+
+// EncodeJSON returns v's JSON encoding, as WriteJSON writes it.
+func EncodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteJSONBody writes body, a JSON encoding, with the given status.
+func WriteJSONBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }
 
 // jsonBuffers are WriteJSON's buffers, reused between answers.
