@@ -232,18 +232,18 @@ type sealedPrincipal struct {
 	answer atomic.Pointer[[]byte]
 }
 
-// Answer returns make's answer for p, made once per sealed principal and
-// shared by the requests that use it: for an answer that is a function of
-// the principal alone (GET /v1/me). A process must use one make only. An
-// unsealed principal's answer is made every time.
-func (p *Principal) Answer(make func(*Principal) []byte) []byte {
+// Answer returns render's answer for p, rendered once per sealed principal
+// and shared by the requests that use it: for an answer that is a function
+// of the principal alone (GET /v1/me). A process must use one render only.
+// An unsealed principal's answer is rendered every time.
+func (p *Principal) Answer(render func(*Principal) []byte) []byte {
 	if p.sealed == nil {
-		return make(p)
+		return render(p)
 	}
 	if b := p.sealed.answer.Load(); b != nil {
 		return *b
 	}
-	b := make(p)
+	b := render(p)
 	p.sealed.answer.Store(&b)
 	return b
 }

@@ -16,7 +16,6 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -245,7 +244,7 @@ func (r *Redis) Announce(ctx context.Context) error {
 // each exactly as it would have alone.
 func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, account string, keys []string, l ratelimit.Limits) (d ratelimit.Decision, st gatehouse.ClusterState, ok bool, err error) {
 	if account == "" || len(keys) == 0 {
-		return d, st, false, errNoKeys
+		return d, st, false, ratelimit.ErrNoKeys
 	}
 	i := Shard(account)
 	a := &admission{expect: expect, account: account, keys: keys, limits: l, done: make(chan struct{}, 1)}
@@ -289,9 +288,6 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, accou
 	}
 	return a.d, a.st, a.ok, a.err
 }
-
-// errNoKeys is Admit's answer to a request without an account or keys.
-var errNoKeys = errors.New("cluster: a request needs an account and at least one key")
 
 // admit sends one batch of shard i's admissions and gives each its answer.
 func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {

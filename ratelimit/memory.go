@@ -104,7 +104,7 @@ type entry struct {
 // then counts it against every key.
 func (m *Memory) Allow(_ context.Context, account string, keys []string, l Limits) (Decision, error) {
 	if account == "" || len(keys) == 0 {
-		return Decision{}, errNoKeys
+		return Decision{}, ErrNoKeys
 	}
 	if !m.started.Load() {
 		m.startSweep()

@@ -80,8 +80,8 @@ type Limiter interface {
 	Allow(ctx context.Context, account string, keys []string, l Limits) (Decision, error)
 }
 
-// errNoKeys is Allow's answer to a call without an account or keys.
-var errNoKeys = errors.New("ratelimit: a request needs an account and at least one key")
+// ErrNoKeys is the answer to a request without an account or keys.
+var ErrNoKeys = errors.New("ratelimit: a request needs an account and at least one key")
 
 // HeaderNames are the configurable names of the two X- headers.
 type HeaderNames struct{ BurstRemaining, DailyRemaining string }

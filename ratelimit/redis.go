@@ -111,12 +111,8 @@ func (r *Redis) NewBatch(keys, args []string) *RedisBatch {
 	if r.now != nil {
 		now = strconv.FormatInt(r.now().UnixMicro(), 10)
 	}
-	b := &RedisBatch{Keys: keys, Args: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
-	return b
+	return &RedisBatch{Keys: keys, Args: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
 }
-
-// Len returns the number of requests in the batch.
-func (b *RedisBatch) Len() int { return len(b.reqs) }
 
 // Add appends one request of account against keys under l. It is decided
 // only if the caller's script confirms the two fields (the plain limiter
@@ -124,7 +120,7 @@ func (b *RedisBatch) Len() int { return len(b.reqs) }
 // empty.
 func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, field1, field2 string) error {
 	if account == "" || len(keys) == 0 {
-		return errNoKeys
+		return ErrNoKeys
 	}
 	if l != b.limits || b.limitArgs[0] == "" {
 		span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
