@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"hash/crc32"
 	"strings"
+	"sync"
 )
 
 // Prefix identifies the kind of a token string.
@@ -136,27 +138,48 @@ func Hint(s string) string {
 // uses plain SHA-256. It is safe for concurrent use.
 type Digester struct {
 	key []byte
+	// macs holds keyed HMACs ready for reuse (*keyedMAC), so that a digest
+	// costs neither the key schedule nor an allocation.
+	macs sync.Pool
+}
+
+// keyedMAC is an HMAC under the Digester's key with scratch buffers for
+// the message and the sum.
+type keyedMAC struct {
+	mac      hash.Hash
+	buf, sum []byte
 }
 
 // NewDigester returns a Digester keyed with key (which may be empty).
 func NewDigester(key []byte) *Digester {
-	return &Digester{key: append([]byte(nil), key...)}
+	d := &Digester{key: append([]byte(nil), key...)}
+	d.macs.New = func() any { return &keyedMAC{mac: hmac.New(sha256.New, d.key)} }
+	return d
 }
 
 // Digest returns the lower-case hex digest of s.
 func (d *Digester) Digest(s string) string {
-	var sum [sha256.Size]byte
-	if d == nil || len(d.key) == 0 {
-		sum = sha256.Sum256([]byte(s))
-	} else {
-		m := hmac.New(sha256.New, d.key)
-		m.Write([]byte(s))
-		m.Sum(sum[:0])
-	}
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
+	if d == nil || len(d.key) == 0 {
+		sum := sha256.Sum256([]byte(s))
+		hex.Encode(out[:], sum[:])
+		return string(out[:])
+	}
+	m := d.macs.Get().(*keyedMAC)
+	m.buf = append(m.buf[:0], s...)
+	m.mac.Reset()
+	m.mac.Write(m.buf)
+	m.sum = m.mac.Sum(m.sum[:0])
+	hex.Encode(out[:], m.sum)
+	if cap(m.buf) <= maxPooledMessage {
+		d.macs.Put(m)
+	}
 	return string(out[:])
 }
+
+// maxPooledMessage bounds the scratch buffer a pooled HMAC keeps: a token
+// is well under it, and a huge string handed in is not kept.
+const maxPooledMessage = 1024
 
 // Equal compares a token string with a stored digest in constant time.
 func (d *Digester) Equal(s, digest string) bool {

@@ -1,8 +1,12 @@
 package token_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/crc32"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/token"
@@ -97,6 +101,41 @@ func TestDigester(t *testing.T) {
 	if !keyed.Equal(s, keyed.Digest(s)) || keyed.Equal(s, other.Digest(s)) || keyed.Equal(token.New(token.AccessToken), keyed.Digest(s)) {
 		t.Fatal("Equal wrong")
 	}
+}
+
+// TestDigestIsHMAC pins the keyed digest to HMAC-SHA-256 and the plain one
+// to SHA-256, for strings of every length up to past the pooled buffer's
+// bound, from many goroutines at once: the pooled HMACs must never mix
+// one string into another's digest.
+func TestDigestIsHMAC(t *testing.T) {
+	key := []byte("server key")
+	keyed, plain := token.NewDigester(key), token.NewDigester(nil)
+	want := func(k []byte, s string) string {
+		if k == nil {
+			sum := sha256.Sum256([]byte(s))
+			return hex.EncodeToString(sum[:])
+		}
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte(s))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 1100 {
+				s := strings.Repeat(string(rune('a'+g)), n%37) + strings.Repeat("x", n)
+				if got := keyed.Digest(s); got != want(key, s) {
+					t.Errorf("keyed digest of a %d-byte string: %s, want %s", len(s), got, want(key, s))
+					return
+				}
+				if got := plain.Digest(s); got != want(nil, s) {
+					t.Errorf("plain digest of a %d-byte string: %s", len(s), got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestParseDoesNotAllocate: Parse runs on every authenticated request.
