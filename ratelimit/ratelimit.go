@@ -146,10 +146,22 @@ func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	if int64(d.DailyRemaining)*int64(max(l.Burst, 1)) < int64(d.BurstRemaining)*int64(max(l.Daily, 1)) {
 		name, r, t = "daily", d.DailyRemaining, d.DailyReset
 	}
-	// One array holds the four values; each header gets a slice of it
-	// that cannot grow into the next.
-	v := [...]string{strconv.Itoa(d.BurstRemaining), strconv.Itoa(d.DailyRemaining), policyText(l),
-		`"` + name + `";r=` + strconv.Itoa(r) + ";t=" + strconv.Itoa(seconds(t))}
+	// One string holds the three counted values and one array the four
+	// header values; each header gets a slice of it that cannot grow into
+	// the next.
+	var buf [96]byte
+	b := strconv.AppendInt(buf[:0], int64(d.BurstRemaining), 10)
+	burstEnd := len(b)
+	b = strconv.AppendInt(b, int64(d.DailyRemaining), 10)
+	dailyEnd := len(b)
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(r), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(seconds(t)), 10)
+	counted := string(b)
+	v := [...]string{counted[:burstEnd], counted[burstEnd:dailyEnd], policyText(l), counted[dailyEnd:]}
 	vs := v[:]
 	h[textproto.CanonicalMIMEHeaderKey(names.BurstRemaining)] = vs[0:1:1]
 	h[textproto.CanonicalMIMEHeaderKey(names.DailyRemaining)] = vs[1:2:2]
