@@ -101,11 +101,24 @@ func EncodeJSON(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// WriteJSONBody writes body, a JSON encoding, with the given status.
+// jsonContentType is the Content-Type of every JSON answer. Each answer's
+// header gets a slice of it that cannot grow into anything else; net/http
+// never writes into a header's values.
+var jsonContentType = [1]string{"application/json"}
+
+// measuredBody is the size below which net/http holds a body until the
+// handler returns and then sends its Content-Length itself; a larger body
+// would be sent chunked, so WriteJSONBody declares its length.
+const measuredBody = 2048
+
+// WriteJSONBody writes body, a JSON encoding, with the given status and
+// its Content-Length.
 func WriteJSONBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Content-Type"] = jsonContentType[:1:1]
+	if len(body) >= measuredBody {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
