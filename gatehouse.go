@@ -6,7 +6,6 @@
 package gatehouse
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -364,34 +363,6 @@ func (p *Principal) budgets() []string {
 		names[i] = k.String()
 	}
 	return names
-}
-
-type principalKey struct{}
-
-// NewContext returns a context carrying p.
-func NewContext(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// FromContext returns the principal stored by NewContext, or nil.
-func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
-	return p
-}
-
-type clientAddrKey struct{}
-
-// WithClientAddr returns a copy of ctx carrying the client's address, which
-// the audit log records.
-func WithClientAddr(ctx context.Context, addr string) context.Context {
-	return context.WithValue(ctx, clientAddrKey{}, addr)
-}
-
-// ClientAddrFromContext returns the client address stored by WithClientAddr,
-// or "".
-func ClientAddrFromContext(ctx context.Context) string {
-	s, _ := ctx.Value(clientAddrKey{}).(string)
-	return s
 }
 
 // APIApplication is an admin's "Enable API Access" application (SPEC §3.1):

@@ -175,14 +175,13 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 				return
 			}
 		}
-		httpx.RecordPrincipal(r.Context(), p)
-		ctx := gatehouse.NewContext(r.Context(), p)
+		httpx.Admitted(r.Context(), p)
 		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper), Operator: p.IsOperator(),
 			Headers: u.headers}
 		if r.Method == http.MethodGet {
 			pg.Flash = u.flash(w, r)
 		}
-		if err := fn(w, r.WithContext(ctx), pg); err != nil {
+		if err := fn(w, r, pg); err != nil {
 			u.fail(w, r, pg, err)
 		}
 	})

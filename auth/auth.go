@@ -207,8 +207,8 @@ func (a *Authenticator) Charge(w http.ResponseWriter, r *http.Request, p *gateho
 	return a.limit(w, r, p, false)
 }
 
-// Require admits every request (Admit) and passes the principal to next in
-// the request context (gatehouse.FromContext). Requests that fail get the
+// Require admits every request (Admit) and passes it to next, where
+// gatehouse.FromContext returns its principal. Requests that fail get the
 // JSON error of SPEC §4.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +217,7 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 			httpx.Error(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(gatehouse.NewContext(r.Context(), p)))
+		httpx.Admitted(r.Context(), p)
+		next.ServeHTTP(w, r)
 	})
 }

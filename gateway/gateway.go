@@ -291,7 +291,7 @@ func (p *Proxy) Handler() http.Handler {
 				httpx.Error(w, r, err)
 				return
 			}
-			r = r.WithContext(gatehouse.NewContext(r.Context(), pr))
+			httpx.Admitted(r.Context(), pr)
 		}
 		d := newDeadlines(w, p.readIdle, p.writeIdle)
 		defer d.finish()

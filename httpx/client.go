@@ -1,14 +1,11 @@
 package httpx
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"github.com/gatehouse/gatehouse"
 )
 
 // TrustedProxies is the set of peers whose forwarding headers
@@ -213,30 +210,16 @@ func peerHost(remote string) string {
 	return host
 }
 
-type clientKey struct{}
-
-// ClientInfo works out each request's client once (ClientOf with trusted)
-// and stores it in the request context, where ClientAddr, IsHTTPS and the
-// audit log (gatehouse.ClientAddrFromContext) find it. It must wrap every
-// other middleware that asks who the client is.
-func ClientInfo(trusted TrustedProxies, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := ClientOf(r, trusted)
-		ctx := context.WithValue(r.Context(), clientKey{}, c)
-		next.ServeHTTP(w, r.WithContext(gatehouse.WithClientAddr(ctx, c.Addr)))
-	})
-}
-
-// clientFrom returns the client stored by ClientInfo; without it (a handler
-// served on its own) it is the TCP peer, trusting no header.
+// clientFrom returns the client Requests worked out; without it (a
+// handler served on its own) it is the TCP peer, trusting no header.
 func clientFrom(r *http.Request) Client {
-	if c, ok := r.Context().Value(clientKey{}).(Client); ok {
-		return c
+	if i := Info(r.Context()); i != nil {
+		return i.Client
 	}
 	return ClientOf(r, nil)
 }
 
-// ClientAddr returns the client's IP address as ClientInfo worked it out:
+// ClientAddr returns the client's IP address as Requests worked it out:
 // for the password throttle, the audit log and the logs. Forwarding
 // headers count only from trusted proxies.
 func ClientAddr(r *http.Request) string { return clientFrom(r).Addr }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -112,13 +113,13 @@ func TestClientOf(t *testing.T) {
 	}
 }
 
-// TestClientInfoIsTheOneAnswer checks that ClientAddr and IsHTTPS answer
-// what ClientInfo decided, and trust nothing without it.
-func TestClientInfoIsTheOneAnswer(t *testing.T) {
+// TestClientIsTheOneAnswer checks that ClientAddr and IsHTTPS answer what
+// Requests decided, and trust nothing without it.
+func TestClientIsTheOneAnswer(t *testing.T) {
 	trusted, _ := ParseTrustedProxies("127.0.0.1")
 	var addr string
 	var https bool
-	h := ClientInfo(trusted, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Requests(trusted, slog.New(slog.DiscardHandler), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, https = ClientAddr(r), IsHTTPS(r)
 	}))
 	r := httptest.NewRequest("GET", "/", nil)
@@ -131,6 +132,6 @@ func TestClientInfoIsTheOneAnswer(t *testing.T) {
 	}
 	// Without the middleware nothing is trusted.
 	if ClientAddr(r) != "127.0.0.1" || IsHTTPS(r) {
-		t.Fatalf("without ClientInfo: %q %v", ClientAddr(r), IsHTTPS(r))
+		t.Fatalf("without Requests: %q %v", ClientAddr(r), IsHTTPS(r))
 	}
 }

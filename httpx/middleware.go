@@ -93,24 +93,42 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// RequestInfo is what a request's log line tells beyond the request itself:
-// its id, who made it and how it ended. Log puts one in every request's
-// context; the authenticator fills in the principal and Error the error
-// code. Its methods are safe for concurrent use and do nothing on nil.
+// RequestInfo is everything Gatehouse keeps about one request beyond the
+// request itself, in one record made when it arrives (Requests): its id,
+// its client, who it acts as, and how it ended. It is the request's
+// gatehouse.RequestScope. Its methods are safe for concurrent use and
+// those that record do nothing on nil.
 type RequestInfo struct {
 	// ID is the request id, fixed when the request arrives.
 	ID string
+	// Client is who sent the request (ClientOf), fixed when it arrives.
+	Client Client
+	// Route is the pattern of the route that served the request ("" when
+	// none matched), Status the status it was answered with, Bytes the
+	// size of the body and Duration how long it took; they are set once
+	// the request has been answered.
+	Route    string
+	Status   int
+	Bytes    int
+	Duration time.Duration
 
-	mu        sync.Mutex
-	principal *gatehouse.Principal
-	errCode   string
+	// w records the answer's status and size.
+	w StatusWriter
+	// idHeader is the X-Request-Id value of the answer.
+	idHeader [1]string
 	// base is the server's logger; logger is base with the request id,
 	// made when first asked for (Logger).
-	base   *slog.Logger
+	base *slog.Logger
+
+	mu     sync.Mutex
 	logger *slog.Logger
+	// seen is whose credential the request carried, even refused;
+	// admitted is who it was admitted as.
+	seen, admitted *gatehouse.Principal
+	errCode        string
 }
 
-var _ gatehouse.LoggerSource = (*RequestInfo)(nil)
+var _ gatehouse.RequestScope = (*RequestInfo)(nil)
 
 // Logger returns the request's logger: the server's, with the request id.
 func (i *RequestInfo) Logger() *slog.Logger {
@@ -122,26 +140,48 @@ func (i *RequestInfo) Logger() *slog.Logger {
 	return i.logger
 }
 
-// SetPrincipal records who the request acts as.
+// ClientAddr returns the client's address (Client.Addr).
+func (i *RequestInfo) ClientAddr() string { return i.Client.Addr }
+
+// Principal returns who the request was admitted as (Admitted), or nil.
+func (i *RequestInfo) Principal() *gatehouse.Principal {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.admitted
+}
+
+// SetPrincipal records in the request's log line and usage whose
+// credential the request carried, whether or not it is admitted.
 func (i *RequestInfo) SetPrincipal(p *gatehouse.Principal) {
 	if i == nil || p == nil {
 		return
 	}
 	i.mu.Lock()
-	i.principal = p
+	i.seen = p
 	i.mu.Unlock()
 }
 
-// Result returns who the request acts as, as recorded by SetPrincipal
-// (for a refused credential, whose it is; nil for nobody), and the error
-// code it was answered with ("" for none).
+// Admit records that the request acts as p: gatehouse.FromContext returns
+// p from now on, and the log line names it.
+func (i *RequestInfo) Admit(p *gatehouse.Principal) {
+	if i == nil || p == nil {
+		return
+	}
+	i.mu.Lock()
+	i.seen, i.admitted = p, p
+	i.mu.Unlock()
+}
+
+// Result returns whose credential the request carried, as recorded by
+// SetPrincipal or Admit (for a refused credential, whose it is; nil for
+// nobody), and the error code it was answered with ("" for none).
 func (i *RequestInfo) Result() (*gatehouse.Principal, string) {
 	if i == nil {
 		return nil, ""
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.principal, i.errCode
+	return i.seen, i.errCode
 }
 
 // SetErrorCode records the error code the request was answered with.
@@ -158,10 +198,9 @@ func (i *RequestInfo) SetErrorCode(code string) {
 // principal is named by ids only: account, user, how it authenticated and
 // the id (never the secret) of the credential.
 func (i *RequestInfo) attrs() []slog.Attr {
-	i.mu.Lock()
-	defer i.mu.Unlock()
+	p, code := i.Result()
 	var out []slog.Attr
-	if p := i.principal; p != nil {
+	if p != nil {
 		out = append(out, slog.String("account_id", p.AccountID))
 		if p.User != nil {
 			out = append(out, slog.String("user_id", p.User.ID))
@@ -171,17 +210,16 @@ func (i *RequestInfo) attrs() []slog.Attr {
 			out = append(out, slog.String("client_id", p.ClientID))
 		}
 	}
-	if i.errCode != "" {
-		out = append(out, slog.String("error", i.errCode))
+	if code != "" {
+		out = append(out, slog.String("error", code))
 	}
 	return out
 }
 
-type requestInfoKey struct{}
-
-// Info returns the RequestInfo that Log put in ctx, or nil.
+// Info returns the RequestInfo of the request ctx belongs to (Requests),
+// or nil.
 func Info(ctx context.Context) *RequestInfo {
-	i, _ := ctx.Value(requestInfoKey{}).(*RequestInfo)
+	i, _ := gatehouse.RequestScopeOf(ctx).(*RequestInfo)
 	return i
 }
 
@@ -193,52 +231,66 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// Log gives every request an id (a sane incoming X-Request-Id, else a new
-// one), returns it in X-Request-Id on every answer, puts a RequestInfo and
-// a logger carrying the id in the request context (gatehouse.Logger), and
-// writes one line per request: id, method, path (never the query string,
-// which may hold a password), status, size, duration in milliseconds,
-// client address, principal and credential ids, and error code. It must be
-// inside ClientInfo, which decides the client address. done, when not
-// nil, is called once each request has been answered, with its
-// RequestInfo and status, whatever the log level.
-func Log(logger *slog.Logger, done func(*RequestInfo, int), next http.Handler) http.Handler {
+// Requests is the outermost middleware of a server. For each request it
+// makes one RequestInfo and puts it in the request's context, where
+// ClientAddr, IsHTTPS, RequestID, gatehouse.Logger,
+// gatehouse.ClientAddrFromContext and gatehouse.FromContext find it:
+//
+//   - it works out the client once (ClientOf with trusted);
+//   - it gives the request an id (a sane incoming X-Request-Id, else a new
+//     one) and returns it in X-Request-Id on every answer;
+//   - once the request is answered, it writes one log line: id, method,
+//     path (never the query string, which may hold a password), status,
+//     size, duration in milliseconds, client address, principal and
+//     credential ids, and error code;
+//   - then it calls done, when not nil, with the RequestInfo, whose Route,
+//     Status, Bytes and Duration are set by then, whatever the log level.
+//
+// Route is the pattern the http.ServeMux matched, so the mux must be
+// handed the request Requests passes on, not a copy.
+func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInfo), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get(RequestIDHeader)
-		if !saneRequestID(id) || len(r.Header.Values(RequestIDHeader)) != 1 {
-			id = newRequestID()
+		info := &RequestInfo{Client: ClientOf(r, trusted), base: logger}
+		info.ID = r.Header.Get(RequestIDHeader)
+		if !saneRequestID(info.ID) || len(r.Header.Values(RequestIDHeader)) != 1 {
+			info.ID = newRequestID()
 		}
-		w.Header().Set(RequestIDHeader, id)
-		info := &RequestInfo{ID: id, base: logger}
-		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-		ctx = gatehouse.WithLoggerSource(ctx, info)
-		sw := &StatusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		status := sw.Status
-		if status == 0 {
-			status = http.StatusOK
+		info.idHeader[0] = info.ID
+		w.Header()[RequestIDHeader] = info.idHeader[:1:1]
+		info.w.ResponseWriter = w
+		in := r.WithContext(gatehouse.WithRequestScope(r.Context(), info))
+		next.ServeHTTP(&info.w, in)
+		info.Route, info.Status, info.Bytes = in.Pattern, info.w.Status, info.w.Bytes
+		if info.Status == 0 {
+			info.Status = http.StatusOK
+		}
+		info.Duration = time.Since(start)
+		if logger.Enabled(r.Context(), slog.LevelInfo) {
+			attrs := append([]slog.Attr{
+				slog.String("request_id", info.ID),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", info.Status), slog.Int("bytes", info.Bytes),
+				slog.Float64("duration_ms", float64(info.Duration.Microseconds())/1000),
+				slog.String("remote", info.Client.Addr),
+			}, info.attrs()...)
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}
 		if done != nil {
-			done(info, status)
+			done(info)
 		}
-		if !logger.Enabled(r.Context(), slog.LevelInfo) {
-			return
-		}
-		attrs := append([]slog.Attr{
-			slog.String("request_id", id),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", status), slog.Int("bytes", sw.Bytes),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.String("remote", ClientAddr(r)),
-		}, info.attrs()...)
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 
-// RecordPrincipal notes in the request's log line who the request acts as.
-// Whoever authenticates a request calls it.
+// RecordPrincipal notes in the request's log line and usage whose
+// credential the request carried, admitted or refused. Whoever
+// authenticates a request calls it.
 func RecordPrincipal(ctx context.Context, p *gatehouse.Principal) { Info(ctx).SetPrincipal(p) }
+
+// Admitted records that the request ctx belongs to acts as p, for the
+// handlers below (gatehouse.FromContext) and the log line. Whoever admits
+// a request calls it.
+func Admitted(ctx context.Context, p *gatehouse.Principal) { Info(ctx).Admit(p) }
 
 // PrefixPattern puts prefix in front of the path of a ServeMux pattern:
 // PrefixPattern("/gatehouse", "GET /v1/me") is "GET /gatehouse/v1/me".

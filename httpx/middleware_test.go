@@ -1,12 +1,15 @@
 package httpx
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -34,14 +37,14 @@ func TestSaneRequestID(t *testing.T) {
 	}
 }
 
-// logLine runs one request through ClientInfo and Log around h and returns
+// logLine runs one request through Requests around h and returns
 // the answer and the request's log line.
 func logLine(t *testing.T, h http.Handler, r *http.Request) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
 	var buf strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	w := httptest.NewRecorder()
-	ClientInfo(nil, Log(logger, nil, Recover(h))).ServeHTTP(w, r)
+	Requests(nil, logger, nil, Recover(h)).ServeHTTP(w, r)
 	var line map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -117,6 +120,77 @@ func TestLogLineNamesPrincipalAndError(t *testing.T) {
 	}
 }
 
+// TestAdmittedIsTheRequestsPrincipal: gatehouse.FromContext answers the
+// principal a request was admitted as, and only that one: a credential
+// recorded but refused is named in the log line and never trusted, and
+// one request's principal never reaches another's, however many run at
+// once.
+func TestAdmittedIsTheRequestsPrincipal(t *testing.T) {
+	refused := &gatehouse.Principal{AccountID: "acc_r", Method: gatehouse.MethodPassword, CredentialID: "tok_r"}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gatehouse.FromContext(r.Context()) != nil {
+			t.Error("a principal before admission")
+		}
+		if r.URL.Query().Get("refuse") != "" {
+			RecordPrincipal(r.Context(), refused)
+			if gatehouse.FromContext(r.Context()) != nil {
+				t.Error("a refused credential's principal is trusted")
+			}
+			Error(w, r, gatehouse.Errorf(gatehouse.EInvalidToken, "no"))
+			return
+		}
+		id := r.URL.Query().Get("id")
+		Admitted(r.Context(), &gatehouse.Principal{AccountID: "acc_" + id, CredentialID: id})
+		if p := gatehouse.FromContext(r.Context()); p == nil || p.CredentialID != id {
+			t.Errorf("request %s acts as %+v", id, p)
+		}
+		if gatehouse.ClientAddrFromContext(r.Context()) != "192.0.2.1" {
+			t.Errorf("client %q", gatehouse.ClientAddrFromContext(r.Context()))
+		}
+	})
+	_, line := logLine(t, h, httptest.NewRequest("GET", "/x?refuse=1", nil))
+	if line["credential_id"] != "tok_r" || line["error"] != gatehouse.EInvalidToken {
+		t.Errorf("refused line %v", line)
+	}
+	_, line = logLine(t, h, httptest.NewRequest("GET", "/x?id=tok_a", nil))
+	if line["credential_id"] != "tok_a" || line["account_id"] != "acc_tok_a" {
+		t.Errorf("admitted line %v", line)
+	}
+	all := Requests(nil, slog.New(slog.DiscardHandler), nil, h)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for n := range 200 {
+				all.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", fmt.Sprintf("/x?id=tok_%d_%d", g, n), nil))
+			}
+		})
+	}
+	wg.Wait()
+	if gatehouse.FromContext(context.Background()) != nil || gatehouse.ClientAddrFromContext(context.Background()) != "" {
+		t.Error("a principal or client outside any request")
+	}
+}
+
+// TestRequestsTellsDone: done sees each request's route pattern, status,
+// size and duration.
+func TestRequestsTellsDone(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		w.Write([]byte("12345"))
+	})
+	var got *RequestInfo
+	h := Requests(nil, slog.New(slog.DiscardHandler), func(i *RequestInfo) { got = i }, mux)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/7", nil))
+	if got == nil || got.Route != "GET /items/{id}" || got.Status != http.StatusAccepted || got.Bytes != 5 || got.Duration <= 0 {
+		t.Fatalf("done saw %+v", got)
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nowhere", nil))
+	if got.Route != "" || got.Status != http.StatusNotFound {
+		t.Fatalf("unmatched: done saw route %q status %d", got.Route, got.Status)
+	}
+}
+
 func TestRequestIDOnPanic(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 	w, line := logLine(t, h, httptest.NewRequest("GET", "/", nil))
@@ -149,7 +223,7 @@ func TestUnavailableIsAWarning(t *testing.T) {
 		Error(w, r, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 	})
 	w := httptest.NewRecorder()
-	ClientInfo(nil, Log(logger, nil, h)).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
+	Requests(nil, logger, nil, h).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
 	if w.Code != 503 {
 		t.Fatalf("status %d", w.Code)
 	}

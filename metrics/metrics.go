@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/gatehouse/gatehouse/httpx"
 )
 
 // Metrics holds the collectors of one server. The zero value is not usable;
@@ -98,31 +96,21 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// Middleware counts and times every request by its route pattern (never
-// the raw path, which would explode the label space), and counts the 5xx
-// answers other than 503 as server errors: 503 means a backing service is
-// unavailable, which /readyz reports. It must wrap the ServeMux directly so
-// that the mux's pattern is visible on the request.
-func (m *Metrics) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &httpx.StatusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
-		status := sw.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		c := m.route(route, status)
-		c.requests.Inc()
-		c.duration.Observe(time.Since(start).Seconds())
-		if status >= 500 && status != http.StatusServiceUnavailable {
-			m.serverErrors.Inc()
-		}
-	})
+// Observe counts and times one answered request by its route pattern
+// ("" when no route matched; never the raw path, which would explode the
+// label space), and counts the 5xx answers other than 503 as server
+// errors: 503 means a backing service is unavailable, which /readyz
+// reports.
+func (m *Metrics) Observe(route string, status int, took time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	c := m.route(route, status)
+	c.requests.Inc()
+	c.duration.Observe(took.Seconds())
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		m.serverErrors.Inc()
+	}
 }
 
 // TokenIssued counts one token issued by grant.

@@ -1,12 +1,14 @@
 package metrics_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/metrics"
 )
 
@@ -21,16 +23,18 @@ func TestServerErrors(t *testing.T) {
 		}
 		w.Write([]byte("body")) // 200 without WriteHeader
 	})
-	h := m.Middleware(mux)
+	h := httpx.Requests(nil, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { m.Observe(i.Route, i.Status, i.Duration) }, mux)
 	for _, code := range []string{"200", "400", "500", "502", "503", "503", "504"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/status/"+code, nil))
 	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nowhere", nil))
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
 		"gatehouse_http_server_errors_total 3\n",
 		`gatehouse_http_requests_total{route="GET /status/{code}",status="200"} 1` + "\n",
 		`gatehouse_http_requests_total{route="GET /status/{code}",status="503"} 2` + "\n",
+		`gatehouse_http_requests_total{route="unmatched",status="404"} 1` + "\n",
 	} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("metrics lack %q", want)

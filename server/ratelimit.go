@@ -70,12 +70,14 @@ func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 	}
 }
 
-// countUsage counts an answered request in the usage of the credential
-// that made it (or was refused): served, or refused as unauthorized,
-// forbidden or over the rate limit. A request refused because a backing
-// service was unavailable was neither served nor refused for its
-// credential's sake and is not counted.
-func (s *Server) countUsage(info *httpx.RequestInfo, status int) {
+// answered counts an answered request in the metrics and in the usage of
+// the credential that made it (or was refused): served, or refused as
+// unauthorized, forbidden or over the rate limit. A request refused
+// because a backing service was unavailable was neither served nor
+// refused for its credential's sake and is not counted in the usage.
+func (s *Server) answered(info *httpx.RequestInfo) {
+	s.Metrics.Observe(info.Route, info.Status, info.Duration)
+	status := info.Status
 	p, code := info.Result()
 	if p == nil {
 		return

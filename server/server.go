@@ -472,10 +472,7 @@ func (s *Server) routes() http.Handler {
 			fallback = notUnder(prefix, fallback)
 		}
 	}
-	var h http.Handler = s.Metrics.Middleware(httpx.JSONMux(mux, fallback))
-	h = httpx.Recover(h)
-	h = httpx.Log(s.logger, s.countUsage, h)
-	return httpx.ClientInfo(s.cfg.TrustedProxies, h)
+	return httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(httpx.JSONMux(mux, fallback)))
 }
 
 // notUnder answers 404 for paths under prefix, which belong to Gatehouse,
