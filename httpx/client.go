@@ -205,6 +205,9 @@ func peerHost(remote string) string {
 		return remote
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Is4() {
+			return host // an IPv4 address parses only in its one written form
+		}
 		return a.Unmap().WithZone("").String()
 	}
 	return host

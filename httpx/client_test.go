@@ -135,3 +135,21 @@ func TestClientIsTheOneAnswer(t *testing.T) {
 		t.Fatalf("without Requests: %q %v", ClientAddr(r), IsHTTPS(r))
 	}
 }
+
+// TestPeerHost: the TCP peer's address in its one canonical form, however
+// the listener wrote it.
+func TestPeerHost(t *testing.T) {
+	for remote, want := range map[string]string{
+		"127.0.0.1:1234":           "127.0.0.1",
+		"198.51.100.9:80":          "198.51.100.9",
+		"[::ffff:198.51.100.9]:80": "198.51.100.9",
+		"[2001:DB8:0:0::1]:443":    "2001:db8::1",
+		"[fe80::1%eth0]:443":       "fe80::1",
+		"not an address":           "not an address",
+		"@:0":                      "@",
+	} {
+		if got := peerHost(remote); got != want {
+			t.Errorf("peerHost(%q) = %q, want %q", remote, got, want)
+		}
+	}
+}
