@@ -30,6 +30,13 @@ local function decide(keys, ko, argv, ao, confirm)
     now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   end
   local nb = tonumber(argv[ao + 2])
+  -- num reads a number argument; the requests of a batch mostly repeat
+  -- theirs, so each distinct string is converted once.
+  local num = setmetatable({}, {__index = function(t, k)
+    local v = tonumber(k)
+    t[k] = v
+    return v
+  end})
 
   -- counts returns the counts of buckets from..to of a hash.
   local function counts(days, from, to)
@@ -102,8 +109,9 @@ local function decide(keys, ko, argv, ao, confirm)
   local function flush(s)
     if s.dropped > 0 then redis.call('LPOP', s.log, s.dropped) end
     if s.pushed > 0 then
-      local times = {}
-      for j = 1, s.pushed do times[j] = s.at end
+      -- The batch's requests are logged at one time, written out once.
+      local at, times = string.format('%d', s.at), {}
+      for j = 1, s.pushed do times[j] = at end
       redis.call('RPUSH', s.log, unpack(times))
       redis.call('PEXPIRE', s.log, math.floor(s.bw / 1000) + 1000)
       -- A new field is a new bucket (or a new hash): the hash must then
@@ -151,21 +159,25 @@ local function decide(keys, ko, argv, ao, confirm)
     return nil
   end
 
-  local out = {}
-  local i = ao + 3
-  while i <= #argv do
-    local bw, bl = tonumber(argv[i + 2]), tonumber(argv[i + 3])
-    local span, dl, m = tonumber(argv[i + 4]), tonumber(argv[i + 5]), tonumber(argv[i + 6])
+  local out, no = {}, 0
+  -- A request's budgets and their oldest logged times, reused.
+  local ss, heads = {}, {}
+  local i, na = ao + 3, #argv
+  while i <= na do
+    local bw, bl = num[argv[i + 2]], num[argv[i + 3]]
+    local span, dl, m = num[argv[i + 4]], num[argv[i + 5]], num[argv[i + 6]]
     if not confirm(argv[i], argv[i + 1]) then
-      out[#out + 1] = 0
+      no = no + 1
+      out[no] = 0
     else
-      local ss, heads, room = {}, {}, true
+      local room = true
       for j = 1, m do
-        local s = budget(tonumber(argv[i + 6 + j]), span)
+        local s = budget(num[argv[i + 6 + j]], span)
         ss[j], heads[j] = s, head(s, bw)
         if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
       end
-      out[#out + 1] = room and 1 or 2
+      no = no + 1
+      out[no] = room and 1 or 2
       for j = 1, m do
         local s = ss[j]
         if room then
@@ -198,11 +210,8 @@ local function decide(keys, ko, argv, ao, confirm)
             end
           end
         end
-        out[#out + 1] = used
-        out[#out + 1] = s.t
-        out[#out + 1] = burstReset
-        out[#out + 1] = dailyReset
-        out[#out + 1] = retry
+        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = used, s.t, burstReset, dailyReset, retry
+        no = no + 5
       end
     end
     i = i + 7 + m

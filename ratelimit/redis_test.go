@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,49 @@ func BenchmarkRedisAllow(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkRedisAllowAll decides batches of 32 requests of one busy
+// budget, the shape of a busy cluster node's admissions, and reports the
+// Redis server's own time per request (from INFO commandstats): the part
+// of an admission that the script's work costs.
+func BenchmarkRedisAllowAll(b *testing.B) {
+	c := redistest.Client(b)
+	l := ratelimit.NewRedis(c, ratelimit.WithKeyPrefix(redistest.Prefix(b, c)))
+	lim := ratelimit.Limits{Burst: 1 << 20, BurstWindow: time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour}
+	reqs := make([]ratelimit.Request, 32)
+	for i := range reqs {
+		reqs[i] = ratelimit.Request{Account: "acc_bench", Keys: []string{"user:1"}, Limits: lim}
+	}
+	ctx := context.Background()
+	before := scriptMicros(b, c)
+	for b.Loop() {
+		if _, err := l.AllowAll(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((scriptMicros(b, c)-before)*1000/float64(b.N*len(reqs)), "redis-ns/req")
+}
+
+// scriptMicros returns the time Redis has spent in scripts, in µs.
+func scriptMicros(b *testing.B, c rueidis.Client) float64 {
+	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, f := range strings.Split(strings.TrimSpace(line), ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }
 
 // TestRedisAgreesWithMemory drives the Redis limiter and the in-memory one
