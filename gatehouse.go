@@ -226,6 +226,7 @@ type Principal struct {
 type sealedPrincipal struct {
 	effective Scopes
 	text      string
+	roles     string
 	budgets   []string
 	// answer is what Answer made, once.
 	answer atomic.Pointer[[]byte]
@@ -254,7 +255,7 @@ func (p *Principal) Answer(render func(*Principal) []byte) []byte {
 // not be modified.
 func (p *Principal) Seal() *Principal {
 	eff := p.RoleScopes().Intersect(p.Scopes)
-	p.sealed = &sealedPrincipal{effective: eff, text: eff.String(), budgets: p.budgets()}
+	p.sealed = &sealedPrincipal{effective: eff, text: eff.String(), roles: p.Roles().String(), budgets: p.budgets()}
 	return p
 }
 
@@ -297,6 +298,15 @@ func (p *Principal) Roles() Roles {
 		return Roles{RoleAdmin}
 	}
 	return p.User.Roles
+}
+
+// RolesText returns Roles().String(), worked out once for a sealed
+// principal.
+func (p *Principal) RolesText() string {
+	if p.sealed != nil {
+		return p.sealed.roles
+	}
+	return p.Roles().String()
 }
 
 // RateKind is what a RateKey names.

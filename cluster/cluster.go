@@ -298,11 +298,18 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 	}
 	owed := r.owed[i].Load()
 	b := r.limiter.NewBatch([]string{r.key(i)}, []string{newEpoch(), strconv.FormatInt(owed, 10)})
+	// The requests of a batch mostly expect one state: its counter is
+	// written out once.
+	var lastN uint64
+	lastNText := "0"
 	for _, a := range batch {
 		want, wantN := "", ""
 		if a.expect != nil {
+			if a.expect.N != lastN {
+				lastN, lastNText = a.expect.N, strconv.FormatUint(a.expect.N, 10)
+			}
 			// The zero state is never a shard's: "-" never equals an epoch.
-			want, wantN = a.expect.Epoch, strconv.FormatUint(a.expect.N, 10)
+			want, wantN = a.expect.Epoch, lastNText
 			if want == "" {
 				want = "-"
 			}

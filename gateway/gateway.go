@@ -32,15 +32,23 @@ const (
 	identityPrefix = "X-Gatehouse-"
 )
 
-// SetIdentity writes the principal's identity headers to h.
+// SetIdentity writes the principal's identity headers to h (whose other
+// values of these names it replaces). One array holds the values; each
+// header gets a slice of it that cannot grow into the next.
 func SetIdentity(h http.Header, p *gatehouse.Principal) {
-	h.Set(HeaderAccountID, p.AccountID)
-	h.Set(HeaderRoles, p.Roles().String())
-	h.Set(HeaderAuthMethod, string(p.Method))
-	h.Set(HeaderScopes, p.EffectiveScopesText())
+	v := [...]string{p.AccountID, p.RolesText(), string(p.Method), p.EffectiveScopesText(), "", ""}
+	n := 4
 	if p.User != nil {
-		h.Set(HeaderUserID, p.User.ID)
-		h.Set(HeaderUserEmail, p.User.Email)
+		v[4], v[5], n = p.User.ID, p.User.Email, 6
+	}
+	vs := v[:n]
+	h[HeaderAccountID] = vs[0:1:1]
+	h[HeaderRoles] = vs[1:2:2]
+	h[HeaderAuthMethod] = vs[2:3:3]
+	h[HeaderScopes] = vs[3:4:4]
+	if n == 6 {
+		h[HeaderUserID] = vs[4:5:5]
+		h[HeaderUserEmail] = vs[5:6:6]
 	}
 }
 

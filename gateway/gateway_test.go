@@ -99,3 +99,37 @@ func TestOriginalRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestSetIdentity: the identity headers, under their canonical names (so
+// that Header.Get finds them), replacing whatever a handler had set, and
+// without user headers for an API token's anonymous admin; a sealed
+// principal answers the same as an unsealed one.
+func TestSetIdentity(t *testing.T) {
+	user := &gatehouse.User{ID: "usr_1", Email: "ada@example.com", Roles: gatehouse.Roles{gatehouse.RoleAdmin, gatehouse.RoleDeveloper}}
+	for _, p := range []*gatehouse.Principal{
+		{AccountID: "acc_1", User: user, Method: gatehouse.MethodPassword, Scopes: gatehouse.Scopes{"users:read"}},
+		(&gatehouse.Principal{AccountID: "acc_1", User: user, Method: gatehouse.MethodPassword, Scopes: gatehouse.Scopes{"users:read"}}).Seal(),
+		{AccountID: "acc_2", Method: gatehouse.MethodAPIToken, Scopes: gatehouse.Scopes{"users:read"}},
+	} {
+		h := http.Header{}
+		h.Set(HeaderRoles, "made-up")
+		h.Set(HeaderUserID, "usr_forged")
+		SetIdentity(h, p)
+		want := map[string]string{HeaderAccountID: p.AccountID, HeaderRoles: p.Roles().String(),
+			HeaderAuthMethod: string(p.Method), HeaderScopes: "users:read"}
+		if p.User != nil {
+			want[HeaderUserID], want[HeaderUserEmail] = "usr_1", "ada@example.com"
+		} else {
+			want[HeaderUserID] = "usr_forged" // not ours to remove: StripClientHeaders does
+		}
+		for name, v := range want {
+			if http.CanonicalHeaderKey(name) != name || len(h.Values(name)) != 1 || h.Get(name) != v {
+				t.Errorf("%s: %q, want %q", name, h.Values(name), v)
+			}
+		}
+		h.Add(HeaderRoles, "appended")
+		if p.User != nil && h.Get(HeaderUserID) != "usr_1" {
+			t.Error("appending to one header changed another")
+		}
+	}
+}
