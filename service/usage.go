@@ -43,8 +43,10 @@ type usageKey struct {
 type Usage struct {
 	mu     sync.Mutex
 	counts map[usageKey]store.UsageCounts
-	day    string    // the UTC day of the last request counted…
-	dayEnd time.Time // …which ends here
+	// day is the UTC day of the last request counted, from dayStart to
+	// dayEnd.
+	day              string
+	dayStart, dayEnd time.Time
 }
 
 // NewUsage returns an empty counter.
@@ -62,9 +64,9 @@ func (u *Usage) Record(p *gatehouse.Principal, o Outcome, now time.Time) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if !now.Before(u.dayEnd) || now.Before(u.dayEnd.AddDate(0, 0, -1)) {
-		start := now.UTC().Truncate(24 * time.Hour)
-		u.day, u.dayEnd = start.Format(time.DateOnly), start.AddDate(0, 0, 1)
+	if !now.Before(u.dayEnd) || now.Before(u.dayStart) {
+		u.dayStart = now.UTC().Truncate(24 * time.Hour)
+		u.day, u.dayEnd = u.dayStart.Format(time.DateOnly), u.dayStart.AddDate(0, 0, 1)
 	}
 	k.day = u.day
 	c := u.counts[k]
