@@ -192,6 +192,7 @@ func (d *Digester) Digest(s string) string {
 	m.mac.Reset()
 	m.mac.Write(m.buf)
 	m.sum = m.mac.Sum(m.sum[:0])
+	clear(m.buf) // the message is a secret: not kept in the pool
 	hex.Encode(out[:], m.sum)
 	if cap(m.buf) <= maxPooledMessage {
 		d.macs.Put(m)
