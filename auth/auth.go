@@ -208,7 +208,9 @@ func (a *Authenticator) Charge(w http.ResponseWriter, r *http.Request, p *gateho
 }
 
 // Require admits every request (Admit) and passes it to next, where
-// gatehouse.FromContext returns its principal. Requests that fail get the
+// gatehouse.FromContext returns its principal (recorded on the request's
+// httpx.RequestInfo, so Require must run under httpx.Requests; without it
+// next sees no principal and fails closed). Requests that fail get the
 // JSON error of SPEC §4.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
