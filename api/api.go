@@ -5,6 +5,7 @@ package api
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -102,6 +103,10 @@ func (a *API) Register(mux *http.ServeMux) {
 func (a *API) scoped(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := gatehouse.FromContext(r.Context())
+		if p == nil { // served outside httpx.Requests: fail closed
+			httpx.Error(w, r, errors.New("api: a route served without an admitted principal"))
+			return
+		}
 		if rt.scope != "" {
 			if err := auth.RequireScope(w, p, rt.scope); err != nil {
 				httpx.Error(w, r, err)
