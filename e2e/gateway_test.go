@@ -267,3 +267,83 @@ func TestNginxAuthRequest(t *testing.T) {
 		t.Fatalf("no Retry-After through nginx: %v", last.Header)
 	}
 }
+
+// TestIdentityIsEachRequests attacks the identity headers with many
+// users' requests at once: 4 users' tokens (each user with other roles)
+// and a forged one send 120 requests, released together over connections
+// opened in advance, half through the gateway and half to forward auth.
+// Each admitted request must carry exactly its own user's identity, to the
+// upstream and in the forward-auth answer; the forged one is refused and
+// never reaches the upstream. It runs on a node with the in-memory limiter
+// and on one whose admissions are batched in Redis.
+func TestIdentityIsEachRequests(t *testing.T) {
+	t.Run("in memory", func(t *testing.T) { attackIdentity(t) })
+	t.Run("Redis", func(t *testing.T) {
+		rs := startRedis(t, "")
+		attackIdentity(t, func(c *server.Config) { c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:"+rs.port+"/0", "identity:" })
+	})
+}
+
+func attackIdentity(t *testing.T, opts ...func(*server.Config)) {
+	var hits atomic.Int64
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprintf(w, "%s|%s|%s", r.Header.Get("X-Gatehouse-User-Id"), r.Header.Get("X-Gatehouse-User-Email"),
+			r.Header.Get("X-Gatehouse-Roles"))
+	}))
+	t.Cleanup(echo.Close)
+	env := servertest.Start(t, append(opts, func(c *server.Config) { c.Upstream = echo.URL })...)
+	admin := env.AdminToken()
+	type user struct{ id, email, roles, token string }
+	var users []user
+	for i, roles := range [][]string{nil, {"developer"}, {"admin"}, {"admin", "developer"}} {
+		email := fmt.Sprintf("who%d@example.com", i)
+		id := env.CreateUser(admin, email, memberPW, roles...)
+		users = append(users, user{id, email, strings.Join(roles, ","), env.Login(email, memberPW)})
+	}
+	forged := users[0].token[:len(users[0].token)-1] + "x"
+	var reqs []*http.Request
+	var who []int // the user of each request; -1 for the forged token
+	for n := range 120 {
+		u, tok := n%5, forged
+		if u < 4 {
+			tok = users[u].token
+		} else {
+			u = -1
+		}
+		path := "/v1/auth/check"
+		if n%2 == 0 {
+			path = fmt.Sprintf("/orders/%d", n)
+		}
+		req, _ := http.NewRequest("GET", env.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Gatehouse-User-Id", "usr_forged") // never trusted
+		reqs, who = append(reqs, req), append(who, u)
+	}
+	answers := sendTogether(t, env, reqs...)
+	proxied := 0
+	for i, a := range answers {
+		if who[i] < 0 {
+			if a.Status != http.StatusUnauthorized || a.Header.Get("X-Gatehouse-User-Id") != "" {
+				t.Errorf("request %d with a forged token: %d %v", i, a.Status, a.Header)
+			}
+			continue
+		}
+		u := users[who[i]]
+		if a.Status != http.StatusOK {
+			t.Errorf("request %d of %s: status %d %s", i, u.email, a.Status, a.Body)
+			continue
+		}
+		got := a.Header.Get("X-Gatehouse-User-Id") + "|" + a.Header.Get("X-Gatehouse-User-Email") + "|" + a.Header.Get("X-Gatehouse-Roles")
+		if reqs[i].URL.Path != "/v1/auth/check" {
+			got = string(a.Body)
+			proxied++
+		}
+		if want := u.id + "|" + u.email + "|" + u.roles; got != want {
+			t.Errorf("request %d (%s) of %s carried the identity %q", i, reqs[i].URL.Path, want, got)
+		}
+	}
+	if hits.Load() != int64(proxied) {
+		t.Errorf("the upstream saw %d requests, want the %d admitted ones", hits.Load(), proxied)
+	}
+}

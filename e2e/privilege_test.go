@@ -122,9 +122,17 @@ func (s *uiSession) live() bool {
 	return !(status == http.StatusSeeOther && loc == "/admin/login")
 }
 
-// releaseTogether sends the requests at the same moment: each on its own connection,
-// opened beforehand, released together. It returns the statuses in order.
-func releaseTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) []int {
+// answer is one answer of sendTogether.
+type answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// sendTogether sends the requests at the same moment: each on its own
+// connection, opened beforehand, released together. It returns the
+// answers in order.
+func sendTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) []answer {
 	t.Helper()
 	clients := make([]*http.Client, len(reqs))
 	for i := range clients {
@@ -137,7 +145,7 @@ func releaseTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) [
 		resp.Body.Close()
 		t.Cleanup(clients[i].CloseIdleConnections)
 	}
-	statuses := make([]int, len(reqs))
+	answers := make([]answer, len(reqs))
 	errs := make([]error, len(reqs))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -149,9 +157,9 @@ func releaseTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) [
 				errs[i] = err
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			statuses[i] = resp.StatusCode
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			answers[i], errs[i] = answer{Status: resp.StatusCode, Header: resp.Header, Body: body}, err
 		})
 	}
 	close(start)
@@ -160,6 +168,17 @@ func releaseTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) [
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	return answers
+}
+
+// releaseTogether is sendTogether for the statuses alone.
+func releaseTogether(t *testing.T, env *servertest.Env, reqs ...*http.Request) []int {
+	t.Helper()
+	answers := sendTogether(t, env, reqs...)
+	statuses := make([]int, len(answers))
+	for i, a := range answers {
+		statuses[i] = a.Status
 	}
 	return statuses
 }
