@@ -23,10 +23,12 @@ import (
 var RedisLua string
 
 // Redis is a Limiter shared by every node of a cluster: one atomic Lua
-// script per request, over all of its keys, keeps the same exact burst log
-// (a list of times, oldest first) and the same conservative daily buckets
-// (a hash, with their running total) per key as Memory, in Redis. Time is Redis's own clock, so nodes need not agree
-// on the time. It is safe for concurrent use.
+// script per call (one request, or a batch decided one after the other),
+// over all of its keys, keeps the same exact burst log (a list of times,
+// oldest first) and the same conservative daily buckets (a hash, with
+// their running total) per key as Memory, in Redis. Time is Redis's own
+// clock, so nodes need not agree on the time. It is safe for concurrent
+// use.
 //
 // Key layout: key k of account a is stored as
 //
