@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/token"
 )
 
 // upstream is a test API that records the headers it receives.
@@ -270,10 +271,11 @@ func TestNginxAuthRequest(t *testing.T) {
 
 // TestIdentityIsEachRequests attacks the identity headers with many
 // users' requests at once: 4 users' tokens (each user with other roles)
-// and a forged one send 120 requests, released together over connections
-// opened in advance, half through the gateway and half to forward auth.
+// and a well-formed token never issued send 120 requests, released
+// together over connections opened in advance, half through the gateway
+// and half to forward auth.
 // Each admitted request must carry exactly its own user's identity, to the
-// upstream and in the forward-auth answer; the forged one is refused and
+// upstream and in the forward-auth answer; the unknown token is refused and
 // never reaches the upstream. It runs on a node with the in-memory limiter
 // and on one whose admissions are batched in Redis.
 func TestIdentityIsEachRequests(t *testing.T) {
@@ -301,11 +303,11 @@ func attackIdentity(t *testing.T, opts ...func(*server.Config)) {
 		id := env.CreateUser(admin, email, memberPW, roles...)
 		users = append(users, user{id, email, strings.Join(roles, ","), env.Login(email, memberPW)})
 	}
-	forged := users[0].token[:len(users[0].token)-1] + "x"
+	unknown := token.New(token.AccessToken) // well formed, never issued
 	var reqs []*http.Request
-	var who []int // the user of each request; -1 for the forged token
+	var who []int // the user of each request; -1 for the unknown token
 	for n := range 120 {
-		u, tok := n%5, forged
+		u, tok := n%5, unknown
 		if u < 4 {
 			tok = users[u].token
 		} else {
@@ -325,7 +327,7 @@ func attackIdentity(t *testing.T, opts ...func(*server.Config)) {
 	for i, a := range answers {
 		if who[i] < 0 {
 			if a.Status != http.StatusUnauthorized || a.Header.Get("X-Gatehouse-User-Id") != "" {
-				t.Errorf("request %d with a forged token: %d %v", i, a.Status, a.Header)
+				t.Errorf("request %d with an unknown token: %d %v", i, a.Status, a.Header)
 			}
 			continue
 		}
