@@ -85,17 +85,25 @@ const redisValues = 5
 // for one script call that decides them one after the other, each as
 // Allow alone would (see RedisLua): the keys and arguments of decide, after
 // those of the caller's own script, and how to read its answer. A budget
-// used by several requests of the batch is read and written once.
+// used by several requests of the batch is read and written once, and the
+// confirm fields and limits that its requests share are sent once.
 type RedisBatch struct {
-	Keys, Args []string
+	// Keys are the script's keys: the caller's, then two per budget.
+	Keys []string
+	// head is the caller's arguments, the clock and the ring's size.
+	head []string
 	// ko is the number of the caller's own keys.
 	ko      int
 	budgets map[budget]int // budget -> its number in the script
+	// pairs are the distinct confirm fields, and limits and limitArgs
+	// the distinct limits (four arguments each), in the order the
+	// requests first used them.
+	pairs     [][2]string
+	limits    []Limits
+	limitArgs []string
+	// reqArgs are the requests' own arguments.
+	reqArgs []string
 	reqs    []batched
-	// limits and limitArgs are the last request's limits and their
-	// arguments: the requests of a batch mostly share them.
-	limits    Limits
-	limitArgs [4]string
 }
 
 // budget names one budget of a batch.
@@ -113,7 +121,20 @@ func (r *Redis) NewBatch(keys, args []string) *RedisBatch {
 	if r.now != nil {
 		now = strconv.FormatInt(r.now().UnixMicro(), 10)
 	}
-	return &RedisBatch{Keys: keys, Args: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
+	return &RedisBatch{Keys: keys, head: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
+}
+
+// Args returns the script's arguments: the caller's, then decide's.
+func (b *RedisBatch) Args() []string {
+	args := make([]string, 0, len(b.head)+2+2*len(b.pairs)+len(b.limitArgs)+len(b.reqArgs))
+	args = append(args, b.head...)
+	args = append(args, strconv.Itoa(len(b.pairs)))
+	for _, p := range b.pairs {
+		args = append(args, p[0], p[1])
+	}
+	args = append(args, strconv.Itoa(len(b.limits)))
+	args = append(args, b.limitArgs...)
+	return append(args, b.reqArgs...)
 }
 
 // Add appends one request of account against keys under l. It is decided
@@ -124,13 +145,8 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	if account == "" || len(keys) == 0 {
 		return ErrNoKeys
 	}
-	if l != b.limits || b.limitArgs[0] == "" {
-		span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
-		b.limits, b.limitArgs = l, [4]string{strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
-			strconv.FormatInt(span, 10), strconv.Itoa(l.Daily)}
-	}
-	b.Args = append(b.Args, field1, field2, b.limitArgs[0], b.limitArgs[1], b.limitArgs[2], b.limitArgs[3], "")
-	m := len(b.Args) - 1
+	b.reqArgs = append(b.reqArgs, strconv.Itoa(b.pair(field1, field2)), strconv.Itoa(b.limitSet(l)), "")
+	m := len(b.reqArgs) - 1
 	n := 0
 	for i, k := range keys {
 		if slices.Contains(keys[:i], k) {
@@ -150,12 +166,40 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 			p = (len(b.Keys) - b.ko) / 2
 			b.budgets[budget{account, k}] = p
 		}
-		b.Args = append(b.Args, strconv.Itoa(p))
+		b.reqArgs = append(b.reqArgs, strconv.Itoa(p))
 		n++
 	}
-	b.Args[m] = strconv.Itoa(n)
+	b.reqArgs[m] = strconv.Itoa(n)
 	b.reqs = append(b.reqs, batched{limits: l, budgets: n})
 	return nil
+}
+
+// pair returns the number (from 1) of the confirm fields f1, f2 in b,
+// adding them if they are new. The newest are looked at first: the
+// requests of a batch mostly share them.
+func (b *RedisBatch) pair(f1, f2 string) int {
+	for i := len(b.pairs) - 1; i >= 0; i-- {
+		if b.pairs[i] == [2]string{f1, f2} {
+			return i + 1
+		}
+	}
+	b.pairs = append(b.pairs, [2]string{f1, f2})
+	return len(b.pairs)
+}
+
+// limitSet returns the number (from 1) of the limits l in b, adding them
+// if they are new.
+func (b *RedisBatch) limitSet(l Limits) int {
+	for i := len(b.limits) - 1; i >= 0; i-- {
+		if b.limits[i] == l {
+			return i + 1
+		}
+	}
+	span := max((l.DailyWindow.Microseconds()+DailyBuckets-1)/DailyBuckets, 1)
+	b.limits = append(b.limits, l)
+	b.limitArgs = append(b.limitArgs, strconv.FormatInt(l.BurstWindow.Microseconds(), 10), strconv.Itoa(l.Burst),
+		strconv.FormatInt(span, 10), strconv.Itoa(l.Daily))
+	return len(b.limits)
 }
 
 // BatchDecision is the answer to one request of a batch: Decided is false
@@ -230,7 +274,7 @@ func (r *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error
 			return nil, err
 		}
 	}
-	res, err := r.script.Exec(ctx, r.client, b.Keys, b.Args).AsIntSlice()
+	res, err := r.script.Exec(ctx, r.client, b.Keys, b.Args()).AsIntSlice()
 	if err != nil {
 		return nil, fmt.Errorf("ratelimit: redis: %w", err)
 	}

@@ -9,10 +9,14 @@
 --                times in µs, oldest first
 -- keys[ko+2p]:   budget p's daily buckets: a hash of bucket number ->
 --                count, beside 't' (their sum), 'lo' (the oldest
---                non-empty bucket) and 'sp' (the span they are cut in)
+--                non-empty bucket), 'sp' (the span they are cut in) and
+--                'la' (when the newest request counted was, µs)
 -- argv[ao+1], argv[ao+2]: now µs ('' = Redis's clock), buckets in the ring
--- then per request: two fields for confirm, burst window µs, burst limit,
---       bucket span µs, daily limit, m, and the numbers p of its m budgets
+-- then the batch's distinct confirm fields: their number, and two each
+-- then its distinct limits: their number, and four each (burst window µs,
+--       burst limit, bucket span µs, daily limit)
+-- then per request: the number of its confirm fields and of its limits
+--       (from 1), m, and the numbers p of its m budgets
 --
 -- Returns, per request: 0 when confirm(field1, field2) is false (nothing
 -- decided, nothing counted); otherwise 1 (admitted) or 2 (refused) and,
@@ -54,14 +58,22 @@ local function decide(keys, ko, argv, ao, confirm)
     local log, days = keys[ko + 2 * p - 1], keys[ko + 2 * p]
     local b = math.floor(now / span)
     local oldest = b - nb + 1
-    local v = redis.call('HMGET', days, 't', 'lo', 'sp', b)
+    local v = redis.call('HMGET', days, 't', 'lo', 'sp', b, 'la')
     local t, lo, cb = tonumber(v[1]) or 0, tonumber(v[2]) or b, tonumber(v[4]) or 0
     if t > 0 and tonumber(v[3]) ~= span then
-      -- Cut in another span before: keep the count, in the newest bucket.
+      -- Cut in another span before: keep the count, in the bucket of the
+      -- newest request counted (now's, if the hash predates 'la'), as
+      -- Memory does; gone if that bucket has left the ring.
+      local k = math.min(math.floor((tonumber(v[5]) or now) / span), b)
       redis.call('DEL', days)
-      redis.call('HSET', days, 't', t, b, t, 'lo', b, 'sp', span)
-      redis.call('PEXPIRE', days, math.floor(nb * span / 1000) + 1000)
-      lo, cb = b, t
+      if k < oldest then
+        t, cb = 0, 0
+      else
+        redis.call('HSET', days, 't', t, k, t, 'lo', k, 'sp', span, 'la', v[5] or string.format('%d', now))
+        redis.call('PEXPIRE', days, math.floor(nb * span / 1000) + 1000)
+        lo, cb = k, 0
+        if k == b then cb = t end
+      end
     elseif t > 0 and lo < oldest then
       -- Buckets left the ring: drop them and find the oldest left. (A
       -- hash older than twice the ring, which its expiry should have
@@ -102,7 +114,7 @@ local function decide(keys, ko, argv, ao, confirm)
     local at = now
     if last ~= nil and last > now then at = last end
     return {log = log, days = days, span = span, b = b, t = t, lo = lo, cb = cb,
-            stored = stored, dropped = 0, last = last, at = at, pushed = 0, bw = 0}
+            stored = stored, dropped = 0, last = last, at = at, pushed = 0, added = 0, bw = 0}
   end
 
   -- flush writes budget s back.
@@ -114,9 +126,11 @@ local function decide(keys, ko, argv, ao, confirm)
       for j = 1, s.pushed do times[j] = at end
       redis.call('RPUSH', s.log, unpack(times))
       redis.call('PEXPIRE', s.log, math.floor(s.bw / 1000) + 1000)
+    end
+    if s.added > 0 then
       -- A new field is a new bucket (or a new hash): the hash must then
       -- outlive it.
-      if redis.call('HSET', s.days, 't', s.t, s.b, s.cb, 'lo', s.lo, 'sp', s.span) > 0 then
+      if redis.call('HSET', s.days, 't', s.t, s.b, s.cb, 'lo', s.lo, 'sp', s.span, 'la', string.format('%d', s.at)) > 0 then
         redis.call('PEXPIRE', s.days, math.floor(nb * s.span / 1000) + 1000)
       end
     end
@@ -159,20 +173,41 @@ local function decide(keys, ko, argv, ao, confirm)
     return nil
   end
 
+  -- The batch's confirm fields, each confirmed once, and its limits.
+  local i = ao + 3
+  local confirmed, np = {}, tonumber(argv[i])
+  for k = 1, np do
+    confirmed[k] = confirm(argv[i + 2 * k - 1], argv[i + 2 * k])
+  end
+  i = i + 2 * np + 1
+  local limits, nl = {}, tonumber(argv[i])
+  for k = 1, nl do
+    local a = i + 4 * k - 4
+    limits[k] = {tonumber(argv[a + 1]), tonumber(argv[a + 2]), tonumber(argv[a + 3]), tonumber(argv[a + 4])}
+  end
+  i = i + 4 * nl + 1
+
   local out, no = {}, 0
   -- A request's budgets and their oldest logged times, reused.
   local ss, heads = {}, {}
-  local i, na = ao + 3, #argv
+  local na = #argv
   while i <= na do
-    local bw, bl = num[argv[i + 2]], num[argv[i + 3]]
-    local span, dl, m = num[argv[i + 4]], num[argv[i + 5]], num[argv[i + 6]]
-    if not confirm(argv[i], argv[i + 1]) then
+    local l, m = limits[num[argv[i + 1]]], num[argv[i + 2]]
+    local bw, bl, span, dl = l[1], l[2], l[3], l[4]
+    if not confirmed[num[argv[i]]] then
       no = no + 1
       out[no] = 0
     else
       local room = true
       for j = 1, m do
-        local s = budget(num[argv[i + 6 + j]], span)
+        local s = budget(num[argv[i + 2 + j]], span)
+        -- A lowered burst limit keeps only the newest requests, as
+        -- Memory does: the oldest logged first, then the batch's own.
+        local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
+        if over > 0 then
+          local old = math.min(over, s.stored - s.dropped)
+          s.dropped, s.pushed = s.dropped + old, s.pushed - (over - old)
+        end
         ss[j], heads[j] = s, head(s, bw)
         if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
       end
@@ -181,7 +216,7 @@ local function decide(keys, ko, argv, ao, confirm)
       for j = 1, m do
         local s = ss[j]
         if room then
-          s.pushed, s.t, s.cb = s.pushed + 1, s.t + 1, s.cb + 1
+          s.pushed, s.added, s.t, s.cb = s.pushed + 1, s.added + 1, s.t + 1, s.cb + 1
           if s.b < s.lo then s.lo = s.b end
           if bw > s.bw then s.bw = bw end
         end
@@ -214,7 +249,7 @@ local function decide(keys, ko, argv, ao, confirm)
         no = no + 5
       end
     end
-    i = i + 7 + m
+    i = i + 3 + m
   end
   for _, s in pairs(budgets) do flush(s) end
   return out

@@ -157,13 +157,23 @@ func scriptMicros(b *testing.B, c rueidis.Client) float64 {
 // reference does, one request after the other.
 func TestRedisAgreesWithMemory(t *testing.T) {
 	redistest.Run(t, func(t *testing.T, b redistest.Backend) {
-		for _, lim := range []ratelimit.Limits{
+		limits := []ratelimit.Limits{
 			{Burst: 5, BurstWindow: 10 * time.Second, Daily: 40, DailyWindow: time.Hour},
 			{Burst: 30, BurstWindow: time.Second, Daily: 400, DailyWindow: 24 * time.Hour},
 			// A whole day's limit admitted, and then refused, within one batch.
 			{Burst: 1000, BurstWindow: time.Second, Daily: 6, DailyWindow: time.Hour},
-		} {
-			t.Run(fmt.Sprintf("burst %d per %s, %d per %s", lim.Burst, lim.BurstWindow, lim.Daily, lim.DailyWindow), func(t *testing.T) {
+		}
+		// Each schedule draws every request's limits from its list; the
+		// last mixes them within batches, as an account whose settings
+		// change while its requests are in flight does.
+		schedules := [][]ratelimit.Limits{limits[0:1], limits[1:2], limits[2:3], limits}
+		for _, lims := range schedules {
+			lim := lims[0]
+			name := fmt.Sprintf("burst %d per %s, %d per %s", lim.Burst, lim.BurstWindow, lim.Daily, lim.DailyWindow)
+			if len(lims) > 1 {
+				name = "mixed limits"
+			}
+			t.Run(name, func(t *testing.T) {
 				clock := limitertest.NewClock()
 				mem := ratelimit.NewMemory(ratelimit.WithClock(clock.Now), ratelimit.WithSweep(0))
 				red := ratelimit.NewRedis(b.Client, ratelimit.WithKeyPrefix(redistest.Prefix(t, b.Client)), ratelimit.WithRedisClock(clock.Now))
@@ -186,7 +196,7 @@ func TestRedisAgreesWithMemory(t *testing.T) {
 					// decided as the reference decides them one by one.
 					batch := make([]ratelimit.Request, 1+rng.IntN(12)*rng.IntN(2))
 					for j := range batch {
-						batch[j] = ratelimit.Request{Account: "acc_diff", Keys: keySets[rng.IntN(len(keySets))], Limits: lim}
+						batch[j] = ratelimit.Request{Account: "acc_diff", Keys: keySets[rng.IntN(len(keySets))], Limits: lims[rng.IntN(len(lims))]}
 					}
 					got, err := red.AllowAll(ctx, batch)
 					if err != nil {
