@@ -247,7 +247,9 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, accou
 		return d, st, false, ratelimit.ErrNoKeys
 	}
 	i := Shard(account)
-	a := &admission{expect: expect, account: account, keys: keys, limits: l, done: make(chan struct{}, 1)}
+	a := admissions.Get().(*admission)
+	a.expect, a.account, a.keys, a.limits = expect, account, keys, l
+	defer a.release()
 	q := &r.queues[i]
 	q.mu.Lock()
 	q.waiting = append(q.waiting, a)
@@ -289,6 +291,18 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, accou
 	return a.d, a.st, a.ok, a.err
 }
 
+// admissions recycles admissions and their channels: a busy node makes
+// one per request.
+var admissions = sync.Pool{New: func() any { return &admission{done: make(chan struct{}, 1)} }}
+
+// release returns a, answered, to the pool: it is called by the request
+// that made it, once it has read its answer, when no batch refers to it
+// any longer (its sender signals done last).
+func (a *admission) release() {
+	*a = admission{done: a.done}
+	admissions.Put(a)
+}
+
 // admit sends one batch of shard i's admissions and gives each its answer.
 func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 	fail := func(err error) {
@@ -319,7 +333,7 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 			return
 		}
 	}
-	res, err := admitScript.Exec(ctx, r.client, b.Keys, b.Args).ToArray()
+	res, err := admitScript.Exec(ctx, r.client, b.Keys, b.Args()).ToArray()
 	if err != nil {
 		fail(fmt.Errorf("cluster: admit: %w", err))
 		return
