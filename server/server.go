@@ -688,18 +688,19 @@ func (s *Server) ConsoleAddr() string {
 // Shutdown or Close, on the main address and the console's; it returns nil
 // after a clean shutdown.
 func (s *Server) Serve() error {
-	errc := make(chan error, 1)
-	if s.console != nil {
-		go func() { errc <- serveOn(s.console, s.consoleListener, s.cert != nil) }()
+	if s.console == nil {
+		return serveOn(s.http, s.listener, s.cert != nil)
 	}
-	err := serveOn(s.http, s.listener, s.cert != nil)
-	if s.console != nil {
-		if err != nil {
-			s.console.Close()
-		}
-		err = errors.Join(err, <-errc)
+	// Both listeners, until both stop; one failing stops the other.
+	errc := make(chan error, 2)
+	go func() { errc <- serveOn(s.console, s.consoleListener, s.cert != nil) }()
+	go func() { errc <- serveOn(s.http, s.listener, s.cert != nil) }()
+	first := <-errc
+	if first != nil {
+		s.console.Close()
+		s.http.Close()
 	}
-	return err
+	return errors.Join(first, <-errc)
 }
 
 // serveOn serves srv on ln until it is shut down or closed.
