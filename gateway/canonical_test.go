@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/pathattack"
@@ -159,4 +161,50 @@ func TestStripOwnCookies(t *testing.T) {
 	if _, ok := h["Set-Cookie"]; ok {
 		t.Fatalf("kept %q", h["Set-Cookie"])
 	}
+}
+
+// FuzzCanonical: whatever Canonical accepts is one path to every server —
+// cleaning leaves it as it is, it holds no separator another server could
+// read, it is valid UTF-8 — and its rule does not depend on the case of
+// its ASCII letters.
+func FuzzCanonical(f *testing.F) {
+	for _, c := range pathattack.Cases {
+		f.Add(c.Method, c.Target)
+	}
+	f.Add("GET", "/a/%41/b/")
+	rs, err := ParseRoutes([]byte(pathattack.Rules), "yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, method, escaped string) {
+		tg, err := Canonical(method, escaped, nil)
+		if err != nil {
+			if gatehouse.ErrorCode(err) != gatehouse.EInvalidRequest {
+				t.Fatalf("refused with %v", err)
+			}
+			return
+		}
+		p := tg.Path
+		if !utf8.ValidString(p) || strings.ContainsAny(p, "\\;") || strings.Contains(p, "//") {
+			t.Fatalf("accepted %q as %q", escaped, p)
+		}
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && p != "/" {
+			clean += "/"
+		}
+		if clean != p {
+			t.Fatalf("accepted %q as %q, which cleaning makes %q", escaped, p, clean)
+		}
+		// ASCII letters in upper case (Unicode case mappings need not
+		// round-trip: ı upper-cases to I).
+		upper := Target{Methods: tg.Methods, Path: strings.Map(func(r rune) rune {
+			if 'a' <= r && r <= 'z' {
+				return r - 'a' + 'A'
+			}
+			return r
+		}, p)}
+		if a, b := rs.Match(tg), rs.Match(upper); !equalRule(a, b) {
+			t.Fatalf("%q matched %+v, in upper case %+v", p, a, b)
+		}
+	})
 }
