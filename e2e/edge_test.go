@@ -328,6 +328,23 @@ func TestConsoleOwnOrigin(t *testing.T) {
 		}
 		consoleForms(t, console)
 	})
+	t.Run("console-addr under the management prefix", func(t *testing.T) {
+		rec := newRecorder(t)
+		env := consoleEnv(t, rec, nil, func(c *server.Config) { c.ConsoleAddr, c.ManagementPrefix = "127.0.0.1:0", "/gatehouse" })
+		console := "http://" + env.Server.ConsoleAddr()
+		if r := get(console, "/gatehouse/admin/login", ""); r.Status != 200 || !strings.Contains(string(r.Body), `action="/gatehouse/admin/login"`) {
+			t.Fatalf("console under the prefix: %d %.200s", r.Status, r.Body)
+		}
+		if r := get(console, "/", ""); r.Status != 303 || r.Header.Get("Location") != "/gatehouse/admin" {
+			t.Fatalf("console root: %d %v", r.Status, r.Header)
+		}
+		servertest.Expect(t, get(env.URL, "/gatehouse/admin/login", ""), 404, "not_found")
+		servertest.Expect(t, get(console, "/admin/login", ""), 404, "not_found")
+		if rec.count() != 0 {
+			t.Fatal("a console path was proxied")
+		}
+		consoleForms(t, console+"/gatehouse")
+	})
 	t.Run("console-host", func(t *testing.T) {
 		rec := newRecorder(t)
 		env := consoleEnv(t, rec, nil, func(c *server.Config) { c.ConsoleHost = "console.example" })
