@@ -25,6 +25,7 @@ const (
 	EUnavailable          = "temporarily_unavailable"
 	EInternal             = "internal_error"
 	EBadGateway           = "bad_gateway"
+	EGatewayTimeout       = "gateway_timeout"
 	EInvalidClient        = "invalid_client"
 	EInvalidGrant         = "invalid_grant"
 	EUnauthorizedClient   = "unauthorized_client"

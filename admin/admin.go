@@ -30,11 +30,12 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Cookie names.
+// Cookie names: each starts with httpx.CookiePrefix, whose Set-Cookie the
+// gateway never lets an upstream send.
 const (
-	sessionCookie = "gatehouse_session"
-	loginCookie   = "gatehouse_login_csrf"
-	flashCookie   = "gatehouse_flash"
+	sessionCookie = httpx.CookiePrefix + "session"
+	loginCookie   = httpx.CookiePrefix + "login_csrf"
+	flashCookie   = httpx.CookiePrefix + "flash"
 )
 
 // Config is what the UI needs.
@@ -128,10 +129,21 @@ func (u *UI) Handler() http.Handler {
 	return secure(mux)
 }
 
-// secure sets the page security headers of SPEC §8 on every answer.
+// secure sets the page security headers of SPEC §8 on every answer, and
+// refuses a form post that a browser says comes from another origin
+// (Sec-Fetch-Site other than same-origin): a page of another port or
+// host of the same site — an API behind the gateway — may share the
+// console's cookies, SameSite or not, but may not post to it.
 func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+				h.Set("Cache-Control", "no-store")
+				http.Error(w, "cross-origin request refused", http.StatusForbidden)
+				return
+			}
+		}
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")

@@ -18,7 +18,7 @@ import (
 // never shows one twice.
 
 // secretCookie is the name of the cookie holding the key of reveal id.
-func secretCookie(id string) string { return "gatehouse_secret_" + id }
+func secretCookie(id string) string { return httpx.CookiePrefix + "secret_" + id }
 
 // shown is what a reveal page shows: what was made, its secret values and
 // where to go next.

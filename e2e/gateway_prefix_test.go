@@ -28,7 +28,11 @@ import (
 // discovery and health paths stay where they are.
 func TestGatewayManagementPrefix(t *testing.T) {
 	up := newUpstream(t)
-	env := servertest.Start(t, func(c *server.Config) { c.Upstream, c.ManagementPrefix = up.URL, "/gatehouse" })
+	// The console beside the API, to show its paths under the prefix (on
+	// its own origin: TestConsoleOwnOrigin).
+	env := servertest.Start(t, func(c *server.Config) {
+		c.Upstream, c.ManagementPrefix, c.ConsoleSameOrigin = up.URL, "/gatehouse", true
+	})
 	// The token endpoints stay at the root.
 	admin := env.AdminToken()
 	var me map[string]any

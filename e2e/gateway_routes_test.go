@@ -152,10 +152,11 @@ func TestGatewayRoutes(t *testing.T) {
 	if up.hits.Load() != hits+2 {
 		t.Fatalf("%d requests reached the upstream, want 2", up.hits.Load()-hits)
 	}
-	// A path that only looks public once normalised is not public.
+	// A path that only looks public is refused as ambiguous (every
+	// spelling: TestPathConfusion).
 	hits = up.hits.Load()
-	servertest.Expect(t, env.Request("POST", "/public/%2e%2e/v1/chains/c1/execute", "{}"), 401, "unauthorized")
-	servertest.Expect(t, env.Request("GET", "/public/..;/v1/chains/c1", nil), 401, "unauthorized")
+	servertest.Expect(t, env.Request("POST", "/public/%2e%2e/v1/chains/c1/execute", "{}"), 400, "invalid_request")
+	servertest.Expect(t, env.Request("GET", "/public/..;/v1/chains/c1", nil), 400, "invalid_request")
 	if up.hits.Load() != hits {
 		t.Fatal("a disguised path reached the upstream without credentials")
 	}
@@ -189,7 +190,7 @@ func TestForwardAuthRoutes(t *testing.T) {
 			t.Fatalf("public check answered %v", r.Header)
 		}
 	}
-	servertest.Expect(t, check("GET", "/public/../v1/chains/c1"), 401, "unauthorized")
+	servertest.Expect(t, check("GET", "/public/../v1/chains/c1"), 400, "invalid_request")
 	// No original request named: the default, authentication only.
 	servertest.Expect(t, env.Request("GET", "/v1/auth/check", nil, "X-API-Token", readOnly), 200, "")
 	servertest.Expect(t, env.Request("GET", "/v1/auth/check", nil), 401, "unauthorized")
@@ -220,7 +221,12 @@ func TestNginxGatewayRoutes(t *testing.T) {
 	if up.hits.Load() != 0 {
 		t.Fatal("refused request reached the upstream")
 	}
-	r = nginx.Request("POST", "/v1/chains/c1/execute", "{}", append([]string{"X-API-Token", executor}, spoofs...)...)
+	// A client's X-Gatehouse-* header is refused, never passed on.
+	servertest.Expect(t, nginx.Request("POST", "/v1/chains/c1/execute", "{}", append([]string{"X-API-Token", executor}, spoofs...)...), 400, "invalid_request")
+	if up.hits.Load() != 0 {
+		t.Fatal("a request with a client's X-Gatehouse-* header reached the upstream")
+	}
+	r = nginx.Request("POST", "/v1/chains/c1/execute", "{}", "X-API-Token", executor)
 	servertest.Expect(t, r, 200, "")
 	h := up.last()
 	if got := h.Values("X-Gatehouse-Scopes"); len(got) != 1 || got[0] != "chains:execute" {
@@ -234,8 +240,10 @@ func TestNginxGatewayRoutes(t *testing.T) {
 		t.Fatalf("upstream scopes %q", got)
 	}
 
-	// Public: no credentials needed, no identity header arrives.
-	r = nginx.Request("GET", "/public/docs", nil, spoofs...)
+	// Public: no credentials needed, no identity header arrives; a
+	// client's is refused there too.
+	servertest.Expect(t, nginx.Request("GET", "/public/docs", nil, spoofs...), 400, "invalid_request")
+	r = nginx.Request("GET", "/public/docs", nil)
 	servertest.Expect(t, r, 200, "")
 	if got := identityHeaders(up.last()); len(got) != 0 {
 		t.Fatalf("identity headers reached the upstream on a public path: %v", got)
@@ -243,7 +251,7 @@ func TestNginxGatewayRoutes(t *testing.T) {
 	// Not public: 401 as before; a disguised path is not public either.
 	hits := up.hits.Load()
 	servertest.Expect(t, nginx.Request("GET", "/v1/chains/c1", nil), 401, "unauthorized")
-	servertest.Expect(t, nginx.Request("POST", "/public/%2e%2e/v1/chains/c1/execute", "{}"), 401, "unauthorized")
+	servertest.Expect(t, nginx.Request("POST", "/public/%2e%2e/v1/chains/c1/execute", "{}"), 400, "invalid_request")
 	// A client naming another original request in the pair nginx does not
 	// set is refused, never let through as public.
 	servertest.Expect(t, nginx.Request("POST", "/v1/chains/c1/execute", "{}",

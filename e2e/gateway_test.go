@@ -247,8 +247,14 @@ func TestNginxAuthRequest(t *testing.T) {
 	if up.hits.Load() != hits {
 		t.Fatal("refused request reached the upstream")
 	}
+	// A client's identity header is refused before it can reach the API.
+	servertest.Expect(t, nginxEnv.As(ann, "GET", "/orders", nil, "X-Gatehouse-User-Id", "usr_evil"), 400, "invalid_request")
+	servertest.Expect(t, nginxEnv.As(ann, "GET", "/orders", nil, "x-gatehouse-plan", "gold"), 400, "invalid_request")
+	if up.hits.Load() != hits {
+		t.Fatal("a request with a client's X-Gatehouse-* header reached the upstream")
+	}
 	// Authenticated: the upstream sees the identity, not the credential.
-	r := nginxEnv.As(ann, "GET", "/orders", nil, "X-Gatehouse-User-Id", "usr_evil")
+	r := nginxEnv.As(ann, "GET", "/orders", nil)
 	servertest.Expect(t, r, 200, "")
 	h := up.last()
 	if h.Get("X-Gatehouse-User-Id") != id || h.Get("X-Gatehouse-User-Email") != "ann@example.com" || h.Get("Authorization") != "" {
@@ -319,7 +325,9 @@ func attackIdentity(t *testing.T, opts ...func(*server.Config)) {
 		}
 		req, _ := http.NewRequest("GET", env.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("X-Gatehouse-User-Id", "usr_forged") // never trusted
+		if path != "/v1/auth/check" {
+			req.Header.Set("X-Gatehouse-User-Id", "usr_forged") // never trusted (forward auth refuses it)
+		}
 		reqs, who = append(reqs, req), append(who, u)
 	}
 	answers := sendTogether(t, env, reqs...)

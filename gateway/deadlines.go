@@ -18,7 +18,8 @@ var errExchangeOver = errors.New("gateway: the exchange is over")
 // request they are lifted, and instead each read of the request body must
 // finish within read, and each write of the answer within write (per-request
 // deadlines through http.ResponseController). Header and idle timeouts are
-// untouched.
+// untouched. When the exchange has an end (the proxy timeout), no read
+// deadline lies beyond it, so that a body trickling in slowly is cut there.
 //
 // Read deadlines are touched only while the body is being read and never
 // after the handler returns: once the body is at its end the server reads
@@ -27,14 +28,15 @@ var errExchangeOver = errors.New("gateway: the exchange is over")
 type deadlines struct {
 	rc          *http.ResponseController
 	read, write time.Duration
+	end         time.Time // zero: none
 
 	mu    sync.Mutex
 	ended bool // the request body is at its end (or failed)
 	over  bool // the handler has returned (or is returning)
 }
 
-func newDeadlines(w http.ResponseWriter, read, write time.Duration) *deadlines {
-	d := &deadlines{rc: http.NewResponseController(w), read: read, write: write}
+func newDeadlines(w http.ResponseWriter, read, write time.Duration, end time.Time) *deadlines {
+	d := &deadlines{rc: http.NewResponseController(w), read: read, write: write, end: end}
 	// Writers without deadlines (tests' recorders) answer ErrNotSupported:
 	// there is nothing to lift then.
 	_ = d.rc.SetReadDeadline(time.Time{})
@@ -50,8 +52,17 @@ func (d *deadlines) beforeRead() bool {
 	if d.over {
 		return false
 	}
-	if !d.ended && d.read > 0 {
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.read))
+	if d.ended {
+		return true
+	}
+	t := d.end
+	if d.read > 0 {
+		if next := time.Now().Add(d.read); t.IsZero() || next.Before(t) {
+			t = next
+		}
+	}
+	if !t.IsZero() {
+		_ = d.rc.SetReadDeadline(t)
 	}
 	return true
 }

@@ -7,6 +7,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -54,22 +56,19 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 
 // ForwardAuth returns the handler of GET /v1/auth/check. It decides about
 // the original request the way the gateway does (admit): 200 with the
-// identity headers, or the authenticator's 401/403/422 answers; with
-// routes, it first reads the original request from OriginalRequest and
-// answers a public route 200 without looking at credentials or adding
-// identity headers.
+// identity headers, or the authenticator's 401/403/422 answers. It reads
+// the original request from OriginalRequest and refuses, with
+// invalid_request, one that Canonical refuses and a check that carries a
+// client's X-Gatehouse-* header (IsIdentityHeader), which the proxy would
+// otherwise pass on to the API. With routes, the original request's rule
+// applies (the default when the proxy names none), and a public route is
+// answered 200 without looking at credentials or adding identity headers.
 func ForwardAuth(a *auth.Authenticator, routes *Routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rule Rule
-		if routes != nil {
-			method, u, err := OriginalRequest(r.Header)
-			if err != nil {
-				httpx.Error(w, r, err)
-				return
-			}
-			if u != nil {
-				rule = routes.Match(method, u)
-			}
+		rule, err := checkedRule(r, routes)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
 		}
 		if !rule.Public {
 			p, err := admit(a, w, r, rule)
@@ -84,6 +83,28 @@ func ForwardAuth(a *auth.Authenticator, routes *Routes) http.Handler {
 	})
 }
 
+// checkedRule returns the rule of the original request a forward-auth
+// check names (see ForwardAuth).
+func checkedRule(r *http.Request, routes *Routes) (Rule, error) {
+	for name := range r.Header {
+		if IsIdentityHeader(name) {
+			return Rule{}, gatehouse.Invalid("The request carries a %s header; X-Gatehouse-* headers are Gatehouse's to send", name)
+		}
+	}
+	method, u, err := OriginalRequest(r.Header)
+	if err != nil {
+		return Rule{}, err
+	}
+	if u == nil {
+		return routes.Default(), nil
+	}
+	t, err := Canonical(method, u.EscapedPath(), r.Header)
+	if err != nil {
+		return Rule{}, err
+	}
+	return routes.Match(t), nil
+}
+
 // The headers through which a forward-auth proxy names the original
 // request: nginx auth_request configurations set the first pair, Traefik
 // ForwardAuth sends the second.
@@ -95,7 +116,7 @@ const (
 )
 
 // OriginalRequest returns the method and URL of the request a forward-auth
-// proxy asks about, from X-Original-Method and X-Original-URI or
+// proxy asks about (as sent: check them with Canonical), from X-Original-Method and X-Original-URI or
 // X-Forwarded-Method and X-Forwarded-Uri; a nil URL when neither URI
 // header is present. It returns invalid_request for a URI without its
 // method, a repeated or malformed header, and for both pairs naming
@@ -230,6 +251,12 @@ type Config struct {
 	// Routes are the route rules checked before proxying; nil: every
 	// request needs authentication and nothing more.
 	Routes *Routes
+	// Timeout bounds a proxied exchange from the moment it is admitted to
+	// its last byte, reading a slow request body included (SPEC §10.8,
+	// --proxy-timeout): when it passes, the upstream request is cancelled
+	// and the client gets 504 gateway_timeout (or, once the answer has
+	// begun, a cut connection). Zero means no bound.
+	Timeout time.Duration
 }
 
 // Proxy forwards authenticated requests to an upstream.
@@ -238,13 +265,14 @@ type Proxy struct {
 	routes              *Routes
 	proxy               *httputil.ReverseProxy
 	readIdle, writeIdle time.Duration
+	timeout             time.Duration
 }
 
 // NewProxy returns a proxy to cfg.Upstream that authenticates (and
 // rate-limits) with cfg.Auth under cfg.Routes.
 func NewProxy(cfg Config) *Proxy {
 	a := cfg.Auth
-	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle}
+	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle, timeout: cfg.Timeout}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(cfg.Upstream)
@@ -263,6 +291,12 @@ func NewProxy(cfg Config) *Proxy {
 			h.Del(a.APITokenHeader())
 			h.Del(a.UserEmailHeader())
 			StripClientHeaders(h, pr.In.Header["Connection"])
+			// The method the upstream sees is the one the rules saw.
+			for name := range h {
+				if IsMethodOverride(name) {
+					delete(h, name)
+				}
+			}
 			if who := gatehouse.FromContext(pr.In.Context()); who != nil {
 				SetIdentity(h, who)
 			}
@@ -271,6 +305,7 @@ func NewProxy(cfg Config) *Proxy {
 		ModifyResponse: func(res *http.Response) error {
 			// The answer carries Gatehouse's request id, already set.
 			res.Header.Del(httpx.RequestIDHeader)
+			stripOwnCookies(res.Header)
 			return nil
 		},
 		FlushInterval: -1, // stream answers as they come
@@ -281,6 +316,12 @@ func NewProxy(cfg Config) *Proxy {
 			DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.DeadlineExceeded) {
+				gatehouse.Logger(r.Context()).WarnContext(r.Context(), "proxied request cut at the proxy timeout", "method", r.Method, "path", r.URL.Path)
+				w.Header().Set("Connection", "close")
+				httpx.Error(w, r, gatehouse.Errorf(gatehouse.EGatewayTimeout, "The request took longer than the gateway allows"))
+				return
+			}
 			gatehouse.Logger(r.Context()).WarnContext(r.Context(), "upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			httpx.Error(w, r, gatehouse.Errorf(gatehouse.EBadGateway, "The upstream service did not answer"))
 		},
@@ -288,12 +329,19 @@ func NewProxy(cfg Config) *Proxy {
 	return p
 }
 
-// Handler returns the proxy behind its route rules: a public route's
-// request is proxied as it is, without authentication or rate limit;
-// every other request is admitted (admit) for its rule first.
+// Handler returns the proxy behind its route rules. A request Canonical
+// refuses is answered 400; a public route's request is proxied as it is,
+// without authentication or rate limit; every other request is admitted
+// (admit) for its rule first. A proxied exchange lasts at most the
+// configured Timeout, slow request bodies included.
 func (p *Proxy) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rule := p.routes.Match(r.Method, r.URL); !rule.Public {
+		t, err := Canonical(r.Method, r.URL.EscapedPath(), r.Header)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		if rule := p.routes.Match(t); !rule.Public {
 			pr, err := admit(p.auth, w, r, rule)
 			if err != nil {
 				httpx.Error(w, r, err)
@@ -301,11 +349,41 @@ func (p *Proxy) Handler() http.Handler {
 			}
 			httpx.Admitted(r.Context(), pr)
 		}
-		d := newDeadlines(w, p.readIdle, p.writeIdle)
+		var end time.Time
+		if p.timeout > 0 {
+			end = time.Now().Add(p.timeout)
+			ctx, cancel := context.WithDeadline(r.Context(), end)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		d := newDeadlines(w, p.readIdle, p.writeIdle, end)
 		defer d.finish()
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &deadlineBody{ReadCloser: r.Body, d: d}
 		}
 		p.proxy.ServeHTTP(&deadlineWriter{ResponseWriter: w, d: d}, r)
 	})
+}
+
+// stripOwnCookies removes from an upstream answer every Set-Cookie for a
+// cookie named like Gatehouse's own (httpx.IsGatehouseCookie), so that
+// the API cannot plant or replace the console's session or its CSRF
+// cookies.
+func stripOwnCookies(h http.Header) {
+	cs := h["Set-Cookie"]
+	if len(cs) == 0 {
+		return
+	}
+	kept := make([]string, 0, len(cs))
+	for _, c := range cs {
+		name, _, _ := strings.Cut(c, "=")
+		if !httpx.IsGatehouseCookie(strings.TrimSpace(name)) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }

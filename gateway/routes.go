@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -274,8 +274,17 @@ func (rs *Routes) add(r Rule, i int) (err error) {
 			err = errors.New(strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " "))
 		}
 	}()
-	rs.mux.Handle(r.Pattern, ruleHandler(i))
+	rs.mux.Handle(lowerPath(r.Pattern), ruleHandler(i))
 	return nil
+}
+
+// lowerPath returns a pattern with its path in lower case (Match compares
+// paths without regard to case); the method stays as it is.
+func lowerPath(pattern string) string {
+	if i := strings.IndexAny(pattern, " \t"); i >= 0 {
+		return pattern[:i+1] + strings.ToLower(pattern[i+1:])
+	}
+	return strings.ToLower(pattern)
 }
 
 // Len returns the number of rules, the default not counted.
@@ -286,71 +295,97 @@ func (rs *Routes) Len() int {
 	return len(rs.rules)
 }
 
-// Match returns the rule for a request of method to u: the rule whose
-// pattern http.ServeMux would choose for it, or the default when none
-// matches (the zero Rule without one, and always for a nil *Routes). The
-// path is matched once normalised as RFC 3986 allows and ServeMux does:
-// percent-encoded unreserved characters decoded, dot segments and repeated
-// slashes removed. A trailing-slash redirect is not a match. A public rule
-// counts only for a path cleaning leaves as it is, with no backslash or
-// semicolon and no encoded slash, backslash or semicolon, which a server
-// behind might read differently; another path gets the default instead.
-func (rs *Routes) Match(method string, u *url.URL) Rule {
-	if rs == nil || u == nil {
+// Default returns what a request matching no rule gets: the default's
+// scopes, or the zero Rule without a default (and for a nil *Routes).
+func (rs *Routes) Default() Rule {
+	if rs == nil {
 		return Rule{}
 	}
-	escaped := u.EscapedPath()
-	if !strings.HasPrefix(escaped, "/") {
-		return rs.def
-	}
-	norm, plain := normalPath(escaped)
-	nu := u
-	if norm != escaped {
-		var err error
-		if nu, err = url.Parse(norm); err != nil {
-			return rs.def
-		}
-	}
-	h, _ := rs.mux.Handler(&http.Request{Method: method, URL: nu})
-	i, ok := h.(ruleHandler)
-	if !ok {
-		return rs.def
-	}
-	r := rs.rules[i]
-	if r.Public && !plain {
-		return rs.def
-	}
-	return r
+	return rs.def
 }
 
-// normalPath returns escaped with percent-encoded unreserved characters
-// decoded (RFC 3986 §6.2.2.2) and cleaned as http.ServeMux cleans paths;
-// plain reports whether cleaning changed nothing and escaped holds no
-// character some servers read as a separator: '\', ';', or an encoded '/',
-// '\' or ';'.
-func normalPath(escaped string) (norm string, plain bool) {
-	// The common case: nothing to decode, no dot segment, no empty one.
-	if !strings.ContainsAny(escaped, `%\;`) && !strings.Contains(escaped, "//") && !strings.Contains(escaped, "/.") {
-		return escaped, true
+// Match returns the rule for a target: for each of its methods the rule
+// of its path (matchPath), and of these the strictest (Strictest). Paths
+// and patterns are compared without regard to case, so
+// /V1/Chains/c1/execute is matched as /v1/chains/c1/execute. A nil
+// *Routes has no rules: the zero Rule.
+func (rs *Routes) Match(t Target) Rule {
+	if rs == nil {
+		return Rule{}
 	}
-	var b strings.Builder
-	for i := 0; i < len(escaped); i++ {
-		c := escaped[i]
-		if c == '%' && i+2 < len(escaped) {
-			if d, ok := unhex2(escaped[i+1], escaped[i+2]); ok && unreserved(d) {
-				b.WriteByte(d)
-				i += 2
-				continue
-			}
+	p := strings.ToLower(t.Path)
+	var out Rule
+	for i, m := range t.Methods {
+		r := rs.matchPath(m, p)
+		if i == 0 {
+			out = r
+		} else {
+			out = Strictest(out, r)
 		}
-		b.WriteByte(c)
 	}
-	decoded := b.String()
-	norm = cleanPath(decoded)
-	lower := strings.ToLower(escaped)
-	plain = norm == decoded && !strings.ContainsAny(escaped, `\;`) &&
-		!strings.Contains(lower, "%2f") && !strings.Contains(lower, "%5c") && !strings.Contains(lower, "%3b")
-	return norm, plain
+	return out
+}
+
+// matchPath returns the rule of a lower-case path for one method, a path
+// and its trailing-slash twin being one path to servers that add or drop
+// the slash:
+//   - a path with a trailing slash gets the strictest of its own rule and
+//     that of the path without the slash, when a pattern matches it;
+//   - a path without one gets its own rule, made stricter by the twin's
+//     when a pattern matches the twin at its root (/ops/ for /ops, not
+//     /v1/chains/ for /v1/chains/c1/execute, which the path itself is
+//     under) or when no pattern matches the path itself.
+func (rs *Routes) matchPath(method, p string) Rule {
+	own, ownOK, _ := rs.match(method, p)
+	switch {
+	case p == "/":
+		return own
+	case strings.HasSuffix(p, "/"):
+		if twin, ok, _ := rs.match(method, p[:len(p)-1]); ok {
+			return Strictest(own, twin)
+		}
+		return own
+	}
+	if twin, ok, root := rs.match(method, p+"/"); ok && (root || !ownOK) {
+		return Strictest(own, twin)
+	}
+	return own
+}
+
+// match returns the rule ServeMux chooses for method and a lower-case
+// decoded path, or the default; ok reports a pattern matched, root that
+// it matched a path ending in "/" as its last segment rather than as a
+// subtree the path lies deeper in.
+func (rs *Routes) match(method, path string) (r Rule, ok, root bool) {
+	h, pattern := rs.mux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
+	i, ok := h.(ruleHandler)
+	if !ok {
+		return rs.def, false, false
+	}
+	if j := strings.IndexAny(pattern, " \t"); j >= 0 {
+		pattern = strings.TrimLeft(pattern[j:], " \t")
+	}
+	return rs.rules[i], true, strings.Count(pattern, "/") == strings.Count(path, "/")
+}
+
+// Strictest returns what satisfies both a and b: public only when both
+// are; otherwise every scope either requires (the pattern of the one that
+// requires more, for the record).
+func Strictest(a, b Rule) Rule {
+	switch {
+	case b.Public:
+		return a
+	case a.Public:
+		return b
+	}
+	if len(b.Scopes) > len(a.Scopes) {
+		a, b = b, a
+	}
+	if len(b.Scopes) == 0 {
+		return a
+	}
+	a.Scopes = gatehouse.NormalizeScopes(append(slices.Clone(a.Scopes), b.Scopes...))
+	return a
 }
 
 func unhex2(a, b byte) (byte, bool) {
@@ -369,25 +404,4 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
-}
-
-// unreserved reports whether c is an RFC 3986 unreserved character.
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-// cleanPath is http.ServeMux's path cleaning: path.Clean, keeping a
-// trailing slash.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
 }

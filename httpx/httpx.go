@@ -50,6 +50,8 @@ func Status(code string) int {
 		return http.StatusServiceUnavailable
 	case gatehouse.EBadGateway:
 		return http.StatusBadGateway
+	case gatehouse.EGatewayTimeout:
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }

@@ -68,6 +68,28 @@ type Config struct {
 	// endpoints, /authorization, /.well-known/…, /healthz, /readyz and
 	// /metrics stay where they are.
 	ManagementPrefix string
+	// ConsoleAddr, when set, is a second listen address that serves the
+	// console (the admin UI and its sign-in pages) and nothing else; the
+	// main address then does not serve it (SPEC §10.8).
+	ConsoleAddr string
+	// ConsoleHost, when set (e.g. "admin.example.com"), serves the console
+	// on the main address to requests whose Host is this name (any port),
+	// and never proxies such requests upstream; requests for other hosts
+	// do not get the console.
+	ConsoleHost string
+	// ConsoleSameOrigin serves the console on the main address beside a
+	// proxied API (Upstream), as before SPEC §10.8: any page of the API
+	// then shares the console's origin. Without it, with Upstream and
+	// neither ConsoleAddr nor ConsoleHost, the console is not served.
+	ConsoleSameOrigin bool
+	// ProxyTimeout bounds a proxied request's whole exchange, a slow
+	// request body included (DefaultProxyTimeout; gateway.Config.Timeout).
+	ProxyTimeout time.Duration
+	// MaxConnsPerIP is how many connections one client address may hold
+	// open at once (DefaultMaxConnsPerIP); connections beyond it are
+	// closed when accepted. Trusted proxies are exempt. Zero or less: no
+	// limit.
+	MaxConnsPerIP int
 
 	// PublicURL is the origin clients reach Gatehouse at
 	// ("https://auth.example.com"): the OAuth issuer and every URL
@@ -127,8 +149,16 @@ func DefaultConfig() Config {
 		UsageFlushInterval:   DefaultUsageFlushInterval,
 		ReadTimeout:          DefaultReadTimeout,
 		WriteTimeout:         DefaultWriteTimeout,
+		ProxyTimeout:         DefaultProxyTimeout,
+		MaxConnsPerIP:        DefaultMaxConnsPerIP,
 	}
 }
+
+// Defaults of the gateway's bounds (SPEC §10.8).
+const (
+	DefaultProxyTimeout  = 60 * time.Second
+	DefaultMaxConnsPerIP = 256
+)
 
 // The HTTP server's timeouts. Read and write are configurable; the others
 // are fixed.
@@ -162,13 +192,19 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}} {
+	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"proxy-timeout", c.ProxyTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s must not be negative (got %s)", d.name, d.v)
 		}
 	}
 	if c.RateLimitStatus != 0 && (c.RateLimitStatus < 400 || c.RateLimitStatus > 599) {
 		return fmt.Errorf("rate-limit-status %d is not a 4xx or 5xx status", c.RateLimitStatus)
+	}
+	if c.ConsoleSameOrigin && (c.ConsoleAddr != "" || c.ConsoleHost != "") {
+		return errors.New("console-same-origin goes alone: it serves the console on the main address, which console-addr and console-host take it away from")
+	}
+	if c.ConsoleHost != "" && !validHostName(c.ConsoleHost) {
+		return fmt.Errorf("console-host %q must be a host name such as admin.example.com, without scheme, port or path", c.ConsoleHost)
 	}
 	if c.RedisURL != "" {
 		if _, err := cluster.ClientOption(c.RedisURL); err != nil {
@@ -234,6 +270,20 @@ func CheckManagementPrefix(p string) error {
 	return nil
 }
 
+// validHostName reports whether h is a DNS name or IP address, as a Host
+// header names it without its port.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c == '-' || c == '.' || c == ':' || c == '[' || c == ']' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return !strings.Contains(h, ":") || net.ParseIP(strings.Trim(h, "[]")) != nil
+}
+
 func parseUpstream(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -270,6 +320,9 @@ type Server struct {
 	handler      http.Handler
 	http         *http.Server
 	listener     net.Listener
+	// console serves the console on ConsoleAddr (nil without it).
+	console         *http.Server
+	consoleListener net.Listener
 	// cert is the TLS certificate, when the server speaks HTTPS itself.
 	cert *certificate
 	// issuer is the base of every advertised URL: the public URL, or one
@@ -293,6 +346,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.ProxyTimeout == 0 {
+		cfg.ProxyTimeout = DefaultProxyTimeout
 	}
 	return &Server{cfg: cfg, logger: cfg.Logger}
 }
@@ -374,7 +430,18 @@ func (s *Server) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.listener = ln
+	s.listener = httpx.LimitConnsPerIP(ln, s.cfg.MaxConnsPerIP, s.cfg.TrustedProxies)
+	if s.cfg.ConsoleAddr != "" {
+		cln, err := net.Listen("tcp", s.cfg.ConsoleAddr)
+		if err != nil {
+			return fmt.Errorf("console-addr: %w", err)
+		}
+		s.consoleListener = httpx.LimitConnsPerIP(cln, s.cfg.MaxConnsPerIP, s.cfg.TrustedProxies)
+	}
+	if s.upstream != nil && s.cfg.ConsoleAddr == "" && s.cfg.ConsoleHost == "" && !s.cfg.ConsoleSameOrigin {
+		s.logger.Warn("the admin console is not served: with --upstream it needs an origin of its own, away from the API's pages; " +
+			"set --console-addr (a second listen address) or --console-host (a host name of its own), or --console-same-origin to serve it beside the API anyway")
+	}
 	s.issuer, _ = ParsePublicURL(s.cfg.PublicURL) // checked by Validate
 	if s.issuer == "" {
 		s.issuer = s.URL()
@@ -382,9 +449,22 @@ func (s *Server) Open(ctx context.Context) error {
 			s.logger.Warn("no public URL set: OAuth metadata advertises the listen address; set --public-url to the address clients use", "advertised", s.issuer)
 		}
 	}
-	s.handler = s.routes()
-	s.http = &http.Server{
-		Handler:           s.handler,
+	var console http.Handler
+	s.handler, console = s.routes()
+	s.http = s.httpServer(s.handler)
+	if s.consoleListener != nil {
+		s.console = s.httpServer(console)
+	}
+	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
+	go s.flushUsage()
+	return nil
+}
+
+// httpServer returns the HTTP server of one listener, with the timeouts
+// and limits of SPEC §8.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
@@ -393,11 +473,9 @@ func (s *Server) Open(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	if s.cert != nil {
-		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.get}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.cert.get}
 	}
-	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
-	go s.flushUsage()
-	return nil
+	return srv
 }
 
 // isLoopback reports whether host is localhost or a loopback address.
@@ -423,9 +501,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// routes builds the whole HTTP handler from what Open made; it changes
-// nothing on s.
-func (s *Server) routes() http.Handler {
+// routes builds the whole HTTP handler from what Open made, and the
+// console's own handler for ConsoleAddr; it changes nothing on s.
+func (s *Server) routes() (main, console http.Handler) {
 	svc := s.Service
 
 	mux := http.NewServeMux()
@@ -461,18 +539,69 @@ func (s *Server) routes() http.Handler {
 	if prefix != "" {
 		ui = http.StripPrefix(prefix, ui)
 	}
-	mux.Handle(prefix+"/admin", ui)
-	mux.Handle(prefix+"/admin/", ui)
+	// The console keeps its own origin (SPEC §10.8): on the main address
+	// only without a gateway or when asked to, else to its host name
+	// alone, or on its own address; where it is not served its paths are
+	// still Gatehouse's, never proxied.
+	here := notServed
+	switch {
+	case s.cfg.ConsoleHost != "":
+		here = forHost(s.cfg.ConsoleHost, ui, notServed)
+	case s.cfg.ConsoleAddr != "":
+	case s.upstream == nil || s.cfg.ConsoleSameOrigin:
+		here = ui
+	}
+	mux.Handle(prefix+"/admin", here)
+	mux.Handle(prefix+"/admin/", here)
 
 	var fallback http.Handler
 	if s.upstream != nil {
 		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Auth: s.Auth,
-			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes}).Handler()
+			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes, Timeout: s.cfg.ProxyTimeout}).Handler()
 		if prefix != "" {
 			fallback = notUnder(prefix, fallback)
 		}
+		if s.cfg.ConsoleHost != "" {
+			// The console's host name never shows the API's pages.
+			fallback = forHost(s.cfg.ConsoleHost, notServed, fallback)
+		}
 	}
-	return httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(httpx.JSONMux(mux, fallback)))
+	main = httpx.JSONMux(mux, fallback)
+	if s.upstream != nil {
+		main = gateway.Canonicalize(main)
+	}
+	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(main))
+	if s.cfg.ConsoleAddr != "" {
+		cmux := http.NewServeMux()
+		cmux.Handle(prefix+"/admin", ui)
+		cmux.Handle(prefix+"/admin/", ui)
+		cmux.Handle("GET /{$}", http.RedirectHandler(prefix+"/admin", http.StatusSeeOther))
+		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(httpx.JSONMux(cmux, nil)))
+	}
+	return main, console
+}
+
+// notServed answers a console path where the console is not served.
+var notServed http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	httpx.Error(w, r, gatehouse.Errorf(gatehouse.ENotFound, "The console is not served here"))
+})
+
+// forHost sends requests whose Host names host (any port, any case) to
+// yes, the others to no.
+func forHost(host string, yes, no http.Handler) http.Handler {
+	host = strings.TrimSuffix(host, ".")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Host
+		if hp, _, err := net.SplitHostPort(h); err == nil {
+			h = hp
+		}
+		h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+		if strings.EqualFold(h, strings.Trim(host, "[]")) {
+			yes.ServeHTTP(w, r)
+			return
+		}
+		no.ServeHTTP(w, r)
+	})
 }
 
 // notUnder answers 404 for paths under prefix, which belong to Gatehouse,
@@ -526,14 +655,61 @@ func (s *Server) URL() string {
 // the public URL, or URL when none is set.
 func (s *Server) Issuer() string { return s.issuer }
 
-// Serve serves HTTP (HTTPS and HTTP/2 with a TLS certificate) until
-// Shutdown or Close; it returns nil after a clean shutdown.
-func (s *Server) Serve() error {
-	var err error
+// ConsoleURL returns where the console is served (after Open): its own
+// address, its host name on the main address, or the main address; ""
+// when it is not served.
+func (s *Server) ConsoleURL() string {
+	scheme := "http://"
 	if s.cert != nil {
-		err = s.http.ServeTLS(s.listener, "", "")
+		scheme = "https://"
+	}
+	path := s.cfg.ManagementPrefix + "/admin"
+	switch {
+	case s.consoleListener != nil:
+		return scheme + s.consoleListener.Addr().String() + path
+	case s.cfg.ConsoleHost != "":
+		return scheme + s.cfg.ConsoleHost + path
+	case s.upstream == nil || s.cfg.ConsoleSameOrigin:
+		return s.issuer + path
+	}
+	return ""
+}
+
+// ConsoleAddr returns the console's own listen address (after Open), or
+// "" without one.
+func (s *Server) ConsoleAddr() string {
+	if s.consoleListener == nil {
+		return ""
+	}
+	return s.consoleListener.Addr().String()
+}
+
+// Serve serves HTTP (HTTPS and HTTP/2 with a TLS certificate) until
+// Shutdown or Close, on the main address and the console's; it returns nil
+// after a clean shutdown.
+func (s *Server) Serve() error {
+	if s.console == nil {
+		return serveOn(s.http, s.listener, s.cert != nil)
+	}
+	// Both listeners, until both stop; one failing stops the other.
+	errc := make(chan error, 2)
+	go func() { errc <- serveOn(s.console, s.consoleListener, s.cert != nil) }()
+	go func() { errc <- serveOn(s.http, s.listener, s.cert != nil) }()
+	first := <-errc
+	if first != nil {
+		s.console.Close()
+		s.http.Close()
+	}
+	return errors.Join(first, <-errc)
+}
+
+// serveOn serves srv on ln until it is shut down or closed.
+func serveOn(srv *http.Server, ln net.Listener, tls bool) error {
+	var err error
+	if tls {
+		err = srv.ServeTLS(ln, "", "")
 	} else {
-		err = s.http.Serve(s.listener)
+		err = srv.Serve(ln)
 	}
 	if !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -555,6 +731,9 @@ func (s *Server) ReloadTLS() error {
 // (or ctx to end), then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.console != nil {
+		errs = append(errs, s.console.Shutdown(ctx))
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
@@ -614,6 +793,11 @@ func (s *Server) release() error {
 // a failed Open.
 func (s *Server) Close() error {
 	var errs []error
+	if s.console != nil {
+		errs = append(errs, s.console.Close())
+	} else if s.consoleListener != nil {
+		errs = append(errs, s.consoleListener.Close())
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Close())
 	} else if s.listener != nil {

@@ -156,7 +156,7 @@ func serve(ctx context.Context, cfg server.Config) error {
 	}
 	version, revision := buildVersion()
 	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "url", srv.Issuer(),
-		"admin_ui", srv.Issuer()+cfg.ManagementPrefix+"/admin", "tls", cfg.TLSCert != "",
+		"admin_ui", srv.ConsoleURL(), "tls", cfg.TLSCert != "",
 		"trusted_proxies", cfg.TrustedProxies.String(), "version", version, "revision", revision)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
@@ -218,6 +218,20 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	str(&cfg.Upstream, "upstream", "GATEHOUSE_UPSTREAM", "gateway mode: proxy authenticated requests that match no Gatehouse route to this URL")
 	str(&cfg.GatewayRoutes, "gateway-routes", "GATEHOUSE_GATEWAY_ROUTES", "JSON or YAML file of route rules for the gateway and /v1/auth/check: the scopes a method and path need, or public")
 	str(&cfg.ManagementPrefix, "management-prefix", "GATEHOUSE_MANAGEMENT_PREFIX", "path prefix (e.g. /gatehouse) for the management API, the sample resource, /v1/auth/check and /admin")
+	str(&cfg.ConsoleAddr, "console-addr", "GATEHOUSE_CONSOLE_ADDR", "second listen address serving the admin console alone (with --upstream, the console needs an origin of its own)")
+	str(&cfg.ConsoleHost, "console-host", "GATEHOUSE_CONSOLE_HOST", "host name (e.g. admin.example.com) to which the main address serves the admin console, and never the upstream")
+	var envErr error
+	if v := getenv("GATEHOUSE_CONSOLE_SAME_ORIGIN"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = fmt.Errorf("GATEHOUSE_CONSOLE_SAME_ORIGIN: %q is not true or false", v)
+		}
+		cfg.ConsoleSameOrigin = b
+	}
+	fs.BoolVar(&cfg.ConsoleSameOrigin, "console-same-origin", cfg.ConsoleSameOrigin,
+		"serve the admin console beside the upstream's pages, on one origin (not recommended) ($GATEHOUSE_CONSOLE_SAME_ORIGIN)")
+	maxConns := strconv.Itoa(cfg.MaxConnsPerIP)
+	str(&maxConns, "max-conns-per-ip", "GATEHOUSE_MAX_CONNS_PER_IP", "most connections one client address may hold open (trusted proxies exempt; 0: no limit)")
 	str(&cfg.PublicURL, "public-url", "GATEHOUSE_PUBLIC_URL", "origin clients use (e.g. https://auth.example.com): the OAuth issuer and every advertised URL")
 	proxies := ""
 	str(&proxies, "trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are believed")
@@ -233,10 +247,12 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		{&cfg.RefreshGrace, "refresh-grace", cfg.RefreshGrace.String()},
 		{&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout.String()},
 		{&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout.String()},
+		{&cfg.ProxyTimeout, "proxy-timeout", cfg.ProxyTimeout.String()},
 	}
 	str(&durations[0].text, "refresh-grace", "GATEHOUSE_REFRESH_GRACE", "how long a used refresh token may be retried before reuse revokes its lineage")
 	str(&durations[1].text, "read-timeout", "GATEHOUSE_READ_TIMEOUT", "longest time to read a whole request (a proxied request: each read of its body)")
 	str(&durations[2].text, "write-timeout", "GATEHOUSE_WRITE_TIMEOUT", "longest time to write a whole answer (a proxied request: each write of its answer)")
+	str(&durations[3].text, "proxy-timeout", "GATEHOUSE_PROXY_TIMEOUT", "longest time a proxied request may last, its request body and answer included")
 	if err := fs.Parse(args); err != nil {
 		return cfg, lo, err
 	}
@@ -255,7 +271,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 		*d.p = v
 	}
+	if envErr != nil {
+		return cfg, lo, envErr
+	}
 	var err error
+	if cfg.MaxConnsPerIP, err = strconv.Atoi(maxConns); err != nil || cfg.MaxConnsPerIP < 0 {
+		return cfg, lo, fmt.Errorf("max-conns-per-ip: %q is not a number of connections (0: no limit)", maxConns)
+	}
 	if cfg.RateLimitStatus, err = strconv.Atoi(rlStatus); err != nil || cfg.RateLimitStatus < 400 || cfg.RateLimitStatus > 599 {
 		return cfg, lo, fmt.Errorf("rate-limit-status: %q is not a 4xx or 5xx status", rlStatus)
 	}

@@ -178,6 +178,16 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		{name: "prefix over the token endpoint", args: []string{"--management-prefix", "/oauth/x"}, want: "stays where it is"},
 		{name: "prefix with dots", args: []string{"--management-prefix", "/a/../b"}, want: "management-prefix"},
 		{name: "upstream", args: []string{"--upstream", "localhost:9000"}, want: "upstream"},
+		{name: "zero proxy timeout", args: []string{"--proxy-timeout", "0s"}, want: "proxy-timeout: must be longer than zero"},
+		{name: "proxy timeout from the environment", env: map[string]string{"GATEHOUSE_PROXY_TIMEOUT": "soon"}, want: "proxy-timeout"},
+		{name: "max conns not a number", args: []string{"--max-conns-per-ip", "many"}, want: "max-conns-per-ip"},
+		{name: "max conns negative", env: map[string]string{"GATEHOUSE_MAX_CONNS_PER_IP": "-1"}, want: "max-conns-per-ip"},
+		{name: "max conns off", args: []string{"--max-conns-per-ip", "0"}},
+		{name: "console host with a port", args: []string{"--console-host", "admin.example.com:8443"}, want: "console-host"},
+		{name: "console host URL", args: []string{"--console-host", "https://admin.example.com"}, want: "console-host"},
+		{name: "console host", args: []string{"--console-host", "admin.example.com"}},
+		{name: "same origin and console addr", args: []string{"--console-same-origin", "--console-addr", "127.0.0.1:9090"}, want: "console-same-origin goes alone"},
+		{name: "same origin not a boolean", env: map[string]string{"GATEHOUSE_CONSOLE_SAME_ORIGIN": "yes please"}, want: "GATEHOUSE_CONSOLE_SAME_ORIGIN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := parseConfig("serve", tc.args, env(tc.env), io.Discard)
@@ -190,6 +200,36 @@ func TestConfigRefusesNonsense(t *testing.T) {
 				t.Fatalf("error %q lacks %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEdgeSettings reads the console and gateway bounds from flags and
+// from the environment, and their defaults.
+func TestEdgeSettings(t *testing.T) {
+	cfg, _, err := parseConfig("serve", nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ProxyTimeout != 60*time.Second || cfg.MaxConnsPerIP != 256 || cfg.ConsoleSameOrigin || cfg.ConsoleAddr != "" || cfg.ConsoleHost != "" {
+		t.Fatalf("defaults %+v", cfg)
+	}
+	cfg, _, err = parseConfig("serve", []string{"--console-same-origin", "--max-conns-per-ip", "10"}, env(map[string]string{
+		"GATEHOUSE_PROXY_TIMEOUT": "90s", "GATEHOUSE_MAX_CONNS_PER_IP": "5",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ProxyTimeout != 90*time.Second || cfg.MaxConnsPerIP != 10 || !cfg.ConsoleSameOrigin {
+		t.Fatalf("config %+v", cfg)
+	}
+	cfg, _, err = parseConfig("serve", nil, env(map[string]string{
+		"GATEHOUSE_CONSOLE_ADDR": "127.0.0.1:9090", "GATEHOUSE_CONSOLE_HOST": "Admin.Example.com", "GATEHOUSE_CONSOLE_SAME_ORIGIN": "false",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ConsoleAddr != "127.0.0.1:9090" || cfg.ConsoleHost != "Admin.Example.com" || cfg.ConsoleSameOrigin {
+		t.Fatalf("config %+v", cfg)
 	}
 }
 
