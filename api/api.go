@@ -89,6 +89,25 @@ func (a *API) routes() []route {
 	}
 }
 
+// Route is one route of the API as the OpenAPI document describes it:
+// its method, its path without the management prefix (with {name} for a
+// path parameter), and the scope a credential needs ("" for none).
+type Route struct {
+	Method, Path string
+	Scope        gatehouse.Scope
+}
+
+// Routes returns the route table (the one Register serves), for the
+// OpenAPI document and the test that every route has its entry there.
+func Routes() []Route {
+	var out []Route
+	for _, rt := range (&API{}).routes() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, Route{Method: method, Path: path, Scope: rt.scope})
+	}
+	return out
+}
+
 // Register adds the API's routes to mux. Each passes through the
 // authenticator (and its rate limit), then the scope check.
 func (a *API) Register(mux *http.ServeMux) {

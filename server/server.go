@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
+	"github.com/gatehouse/gatehouse/openapi"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/service"
@@ -525,6 +526,14 @@ func (s *Server) routes() (main, console http.Handler) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	// The OpenAPI document; a route missing from it fails the openapi
+	// package's tests, not the server.
+	doc, _, err := openapi.Build(api.Routes(), openapi.Options{Issuer: s.issuer, Prefix: s.cfg.ManagementPrefix,
+		APITokenHeader: s.Auth.APITokenHeader(), UserEmailHeader: s.Auth.UserEmailHeader(), RateLimitStatus: s.cfg.RateLimitStatus})
+	if err != nil {
+		panic(err) // openapi.yaml is embedded: its tests catch this
+	}
+	mux.Handle("GET /openapi.json", openapi.Handler(doc))
 	// The management API, the sample resource, forward auth and the admin
 	// UI sit under the management prefix (none by default).
 	prefix := s.cfg.ManagementPrefix

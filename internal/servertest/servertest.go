@@ -1,7 +1,7 @@
 // Package servertest starts a real Gatehouse server on a free port with an
 // SQLite store in a temporary directory, and gives tests a small HTTP client
 // for it: internal/localserver's, failing the test where that returns an
-// error.
+// error, or where an answer breaks the server's OpenAPI document.
 //
 // With GATEHOUSE_TEST_DATABASE=postgres in the environment, the store is
 // instead a fresh schema of the PostgreSQL test database (see
@@ -44,6 +44,8 @@ type Env struct {
 	DatabaseURL string
 	// DBPath is the SQLite file, or empty on PostgreSQL.
 	DBPath string
+
+	contract contract // the server's OpenAPI document, for every answer
 }
 
 // EnvDatabase is the environment variable that chooses the tests' store:
@@ -113,13 +115,16 @@ func (r *Response) Map(t testing.TB) map[string]any {
 }
 
 // Request sends a request. body may be nil, a string (sent as is), or any
-// other value (sent as JSON). headers are name/value pairs.
+// other value (sent as JSON). headers are name/value pairs. An answer the
+// server's OpenAPI document does not allow fails the test (see
+// checkContract).
 func (e *Env) Request(method, path string, body any, headers ...string) *Response {
 	e.T.Helper()
 	r, err := e.client().Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		e.T.Fatalf("%s %s: %v", method, path, err)
 	}
+	e.checkContract(method, path, headers, r)
 	return (*Response)(r)
 }
 
