@@ -254,3 +254,14 @@ func (s *Store) LiveTokens(ctx context.Context, f TokenFilter, now time.Time) (m
 	}
 	return out, rows.Err()
 }
+
+// TokenFamily returns the kind and refresh family of the token with id, or
+// not_found.
+func (t *Tx) TokenFamily(id string) (gatehouse.TokenKind, string, error) {
+	var kind, family string
+	err := t.row(`SELECT kind, family_id FROM tokens WHERE id = ?`, id).Scan(&kind, &family)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", gatehouse.NotFound("token")
+	}
+	return gatehouse.TokenKind(kind), family, err
+}

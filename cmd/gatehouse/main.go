@@ -4,6 +4,8 @@
 //	gatehouse migrate   apply database migrations and exit
 //	gatehouse version   print the version and VCS revision (also --version)
 //	gatehouse recover   break-glass: make an e-mail an operator-admin with a new password
+//	gatehouse audit-export          every account's audit log as JSON lines
+//	gatehouse reapply-revocations   re-apply revocations after a restore
 //
 // Every setting is a flag and a GATEHOUSE_* environment variable; a flag
 // given on the command line wins over the environment.
@@ -93,6 +95,8 @@ commands:
   version   print the version
   bench     measure the server under load and print a table
   recover   break-glass: make --email an active operator-admin with a new password
+  audit-export         write every account's audit log (after --since) as JSON lines
+  reapply-revocations  after a restore: re-apply the revocations of --audit FILE made after --since
 
 Run "gatehouse serve -h" for the settings.
 `
@@ -135,6 +139,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "recover":
 		return runRecover(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "audit-export":
+		return runAuditExport(ctx, args[1:], getenv, stdout, stderr)
+	case "reapply-revocations":
+		return runReapplyRevocations(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
