@@ -144,12 +144,15 @@ func revokeFamily(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Ti
 	if f == "" {
 		return false, nil
 	}
+	if done, err := tx.FamilyRevoked(f); err != nil || done {
+		return false, err
+	}
 	return true, tx.RevokeTokenFamily(f, now)
 }
 
 func revokeIssuedToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
-	kind, family, err := tx.TokenFamily(e.TargetID)
-	if err != nil {
+	kind, family, revoked, err := tx.TokenFamily(e.TargetID)
+	if err != nil || revoked {
 		return false, err
 	}
 	if kind == gatehouse.KindRefresh {
@@ -158,9 +161,22 @@ func revokeIssuedToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 	return true, tx.RevokeToken(e.TargetID, now)
 }
 
+func apiTokensOff(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if e.Details["enabled"] != "false" {
+		return false, nil
+	}
+	a, err := tx.Account(e.TargetID)
+	if err != nil || !a.Settings.APITokensEnabled {
+		return false, err
+	}
+	a.Settings.APITokensEnabled = false
+	return true, tx.UpdateAccount(a)
+}
+
 // reapplyUserUpdate re-applies what a user change took away: a disable
 // (new epochs, no API access application), the loss of the admin role (no
-// API access application), a new password (see forgetPassword).
+// API access application), a new password (see forgetPassword; only while
+// the user has not changed since the entry).
 func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
 	u, err := tx.User(e.AccountID, e.TargetID)
 	if err != nil {
@@ -175,12 +191,14 @@ func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 	if roles, ok := e.Details["roles"]; ok && !slices.Contains(strings.Fields(strings.ReplaceAll(roles, ",", " ")), string(gatehouse.RoleAdmin)) {
 		dropApp = true
 	}
-	if e.Details["password"] == "changed" {
+	if e.Details["password"] == "changed" && u.UpdatedAt.Before(e.CreatedAt) {
 		u.PasswordHash, changed = "", true
 		u.PasswordEpoch++
 	}
 	if changed {
-		u.UpdatedAt = now
+		// Dated as the change re-applied, so a later entry of the same
+		// user still applies and this one does not twice.
+		u.UpdatedAt = e.CreatedAt
 		if err := tx.UpdateUser(u); err != nil {
 			return false, err
 		}
@@ -198,12 +216,14 @@ func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 // forgetPassword re-applies a password change whose new hash the restored
 // store does not hold: the user keeps no password and every
 // password-derived token and session ends.
-func forgetPassword(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+func forgetPassword(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
 	u, err := tx.User(e.AccountID, e.TargetID)
-	if err != nil {
+	if err != nil || !u.UpdatedAt.Before(e.CreatedAt) {
+		// Changed since (a new password set after the restore, or this
+		// entry re-applied already): nothing to take away.
 		return false, err
 	}
-	u.PasswordHash, u.UpdatedAt = "", now
+	u.PasswordHash, u.UpdatedAt = "", e.CreatedAt
 	u.PasswordEpoch++
 	return true, tx.UpdateUser(u)
 }
