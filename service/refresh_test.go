@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -46,12 +47,15 @@ type refreshWorld struct {
 	clock *clock
 	admin *gatehouse.Principal
 	app   *service.APIAccessIssued
+	// path is the SQLite file.
+	path string
 }
 
 func newRefreshWorld(t *testing.T) *refreshWorld {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
+	path := filepath.Join(t.TempDir(), "g.db")
+	st, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func newRefreshWorld(t *testing.T) *refreshWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &refreshWorld{t: t, svc: svc, st: st, clock: c, admin: admin, app: app}
+	return &refreshWorld{t: t, svc: svc, st: st, clock: c, admin: admin, app: app, path: path}
 }
 
 // refresh presents rt from the client address addr.
@@ -282,4 +286,54 @@ func TestRefreshConcurrent(t *testing.T) {
 			t.Fatalf("%d reuses audited, want 1 to %d", got, n-1)
 		}
 	})
+}
+
+// TestRefreshStampedWhenWritten: a rotation that waits out a stalled store
+// — another connection holds SQLite's write lock while 30 s pass on the
+// clock — marks the token used when its write happens, not when the
+// request began. The client's retry right after the stall is inside the
+// grace period and gets the committed pair; nothing is revoked (stamping
+// at the start made that retry look 30 s late, and revoked the lineage).
+func TestRefreshStampedWhenWritten(t *testing.T) {
+	w := newRefreshWorld(t)
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", w.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out *service.Issued
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := w.refresh("198.51.100.7", w.app.RefreshToken)
+		done <- result{out, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the rotation is waiting for the lock
+	w.clock.add(30 * time.Second)
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	first := <-done
+	if first.err != nil {
+		t.Fatalf("the stalled refresh: %v", first.err)
+	}
+	it, err := w.st.TokenByHash(ctx, token.NewDigester(nil).Digest(w.app.RefreshToken))
+	if err != nil || !it.UsedAt.Equal(w.clock.now()) {
+		t.Fatalf("used at %v, want the time of the write %v (%v)", it.UsedAt, w.clock.now(), err)
+	}
+	again := w.mustRefresh("198.51.100.7", w.app.RefreshToken)
+	if again.RefreshToken != first.out.RefreshToken || len(w.audited(service.AuditLineageRevoked)) != 0 || !w.works(again.AccessToken) {
+		t.Fatal("the retry after the stall did not get the committed pair")
+	}
 }
