@@ -57,7 +57,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// Every other kind of secret: refresh tokens, client secrets, API tokens.
 	app := enableAPIAccess(t, env, admin, nil)
 	refresh(env, app.ClientID, app.RefreshToken)
-	refresh(env, app.ClientID, app.RefreshToken) // reuse: logged as a refusal
+	refresh(env, app.ClientID, app.RefreshToken) // a retry: answered with the same pair
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/developers/"+env.CreateUser(admin, "dev@example.com", memberPW), nil), 204, "")
 	var c credential
 	env.As(env.Login("dev@example.com", memberPW), "POST", "/v1/credentials", map[string]string{"name": "x"}).JSON(t, &c)

@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/openapi"
 	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/prune"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
@@ -126,6 +127,15 @@ type Config struct {
 	// PasswordParams are the argon2id parameters; zero means the defaults.
 	PasswordParams password.Params
 
+	// Retention is how long audit entries, usage counts and used refresh
+	// tokens are kept before pruning deletes them (prune.DefaultRetention);
+	// PruneInterval is how often this node tries to prune (zero: the
+	// default; negative: never).
+	Retention, PruneInterval time.Duration
+	// CacheSize bounds the in-memory caches, in bytes of their estimated
+	// size (service.DefaultCacheBytes).
+	CacheSize int64
+
 	// Stdout receives the one-time bootstrap message; nil means os.Stdout.
 	Stdout io.Writer
 	// Logger receives structured logs; nil means slog.Default().
@@ -148,6 +158,8 @@ func DefaultConfig() Config {
 		BurstRemainingHeader: ratelimit.DefaultHeaderNames().BurstRemaining,
 		DailyRemainingHeader: ratelimit.DefaultHeaderNames().DailyRemaining,
 		UsageFlushInterval:   DefaultUsageFlushInterval,
+		Retention:            prune.DefaultRetention,
+		CacheSize:            service.DefaultCacheBytes,
 		ReadTimeout:          DefaultReadTimeout,
 		WriteTimeout:         DefaultWriteTimeout,
 		ProxyTimeout:         DefaultProxyTimeout,
@@ -193,10 +205,16 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"proxy-timeout", c.ProxyTimeout}} {
+	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"proxy-timeout", c.ProxyTimeout}, {"retention", c.Retention}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s must not be negative (got %s)", d.name, d.v)
 		}
+	}
+	if c.Retention != 0 && c.Retention < c.RefreshGrace {
+		return fmt.Errorf("retention %s must not be shorter than refresh-grace %s", c.Retention, c.RefreshGrace)
+	}
+	if c.CacheSize < 0 {
+		return fmt.Errorf("cache-size must not be negative (got %d)", c.CacheSize)
 	}
 	if c.RateLimitStatus != 0 && (c.RateLimitStatus < 400 || c.RateLimitStatus > 599) {
 		return fmt.Errorf("rate-limit-status %d is not a 4xx or 5xx status", c.RateLimitStatus)
@@ -316,6 +334,9 @@ type Server struct {
 	usage     *service.Usage
 	stopUsage chan struct{}
 	usageDone chan struct{}
+	// stopPrune stops the pruner and pruneDone closes when it has.
+	stopPrune context.CancelFunc
+	pruneDone chan struct{}
 	// closeLimiter stops a limiter the server made itself.
 	closeLimiter func() error
 	handler      http.Handler
@@ -417,6 +438,7 @@ func (s *Server) Open(ctx context.Context) error {
 	s.Service = service.New(service.Config{
 		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
 		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.cluster != nil && s.cfg.Limiter == nil, OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
+		CacheBytes: s.cfg.CacheSize,
 	})
 	if err := s.bootstrap(ctx); err != nil {
 		return err
@@ -458,6 +480,9 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	s.stopUsage, s.usageDone = make(chan struct{}), make(chan struct{})
 	go s.flushUsage()
+	if s.cfg.PruneInterval >= 0 {
+		s.startPruning()
+	}
 	return nil
 }
 
@@ -778,9 +803,27 @@ func (s *Server) writeUsage() {
 	}
 }
 
+// startPruning starts the pruner (package prune): expired and ended rows
+// are deleted continuously, by one node of a cluster at a time.
+func (s *Server) startPruning() {
+	p := prune.New(prune.Config{Store: s.Store, Retention: s.cfg.Retention, RefreshGrace: s.cfg.RefreshGrace,
+		Interval: s.cfg.PruneInterval, Pause: 10 * time.Millisecond, Logger: s.logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopPrune, s.pruneDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.pruneDone)
+		p.Run(ctx)
+	}()
+}
+
 // release closes what Open made besides the HTTP server.
 func (s *Server) release() error {
 	var errs []error
+	if s.stopPrune != nil {
+		s.stopPrune()
+		<-s.pruneDone
+		s.stopPrune = nil
+	}
 	if s.stopUsage != nil {
 		close(s.stopUsage)
 		<-s.usageDone

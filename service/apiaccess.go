@@ -172,96 +172,6 @@ func (s *Service) RevokeAPIAccess(ctx context.Context, p *gatehouse.Principal) e
 	})
 }
 
-func invalidRefresh() error {
-	return gatehouse.Errorf(gatehouse.EInvalidGrant, "The refresh token is invalid, expired, revoked or already used")
-}
-
-// RefreshGrant exchanges a refresh token of an API access application for
-// a new access token and a new refresh token (SPEC §3.1). Each refresh
-// token works once, even under concurrent use. A used one presented again
-// is invalid_grant; presented later than the grace period after its use,
-// it also revokes its whole lineage (RFC 9700 §4.14.2). The new tokens are
-// issued under the user's epochs and the application's client id read
-// before the rotation, so a disable or an application deletion that
-// commits meanwhile ends them too.
-//
-// scope, when not empty, narrows the new tokens (RFC 6749 §6: at most what
-// the refresh token was granted; invalid_scope otherwise).
-func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string) (*Issued, error) {
-	if !token.Valid(raw, token.RefreshToken) {
-		return nil, invalidRefresh()
-	}
-	it, err := s.store.TokenByHash(ctx, s.digester.Digest(raw))
-	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
-		return nil, invalidRefresh()
-	} else if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	if it.Kind != gatehouse.KindRefresh || it.Method != gatehouse.MethodAPIAccess || it.ClientID != clientID {
-		return nil, invalidRefresh()
-	}
-	if it.UsedAt != nil && it.RevokedAt == nil && !it.FamilyRevoked {
-		return nil, s.refreshReused(ctx, it, now)
-	}
-	if !tokenValid(it, now) {
-		return nil, invalidRefresh()
-	}
-	app, err := s.apiApplication(ctx, it.UserID)
-	if err != nil || app.ClientID != it.ClientID {
-		if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
-			return nil, err
-		}
-		return nil, invalidRefresh()
-	}
-	granted := tokenScopes(it)
-	narrowed, err := narrowRequest((&gatehouse.Principal{Account: it.Account, User: it.User, Method: it.Method}).RoleScopes().Intersect(granted), scope)
-	if err != nil {
-		return nil, err
-	}
-	out, next := s.newPair(it.User, app, it.FamilyID)
-	for _, t := range next {
-		t.Scopes = it.Scopes.Intersect(narrowed)
-	}
-	won, err := s.store.RotateRefreshToken(ctx, it.ID, now, next...)
-	if err != nil {
-		return nil, err
-	}
-	if !won {
-		// Another request used it a moment ago: inside the grace period.
-		return nil, invalidRefresh()
-	}
-	out.Scope = granted.Intersect(narrowed).String()
-	s.touch(ctx, "app\x00"+app.ClientID, func(at time.Time) error { return s.store.TouchAPIApplication(ctx, app.ClientID, at) })
-	return out, nil
-}
-
-// refreshReused handles a used refresh token presented again: after the
-// grace period its whole lineage is revoked and audited, in one
-// transaction.
-func (s *Service) refreshReused(ctx context.Context, it *store.IssuedToken, now time.Time) error {
-	if now.Sub(*it.UsedAt) <= s.refreshGrace {
-		return invalidRefresh()
-	}
-	s.logger.Warn("refresh token reuse detected; revoking its lineage",
-		"account_id", it.AccountID, "user_id", it.UserID, "client_id", it.ClientID, "family_id", it.FamilyID)
-	err := s.update(ctx, func(tx *store.Tx) error {
-		if err := tx.RevokeTokenFamily(it.FamilyID, now); err != nil {
-			return err
-		}
-		return tx.Audit(&gatehouse.AuditEntry{
-			ID: gatehouse.NewID("aud"), AccountID: it.AccountID, ActorID: it.UserID, Actor: "reuse-detection",
-			Action: "api_access.lineage_revoked", TargetType: "api_application", TargetID: it.ClientID,
-			RemoteAddr: gatehouse.ClientAddrFromContext(ctx), CreatedAt: now,
-			Details: map[string]string{"family_id": it.FamilyID},
-		})
-	})
-	if err != nil {
-		return err
-	}
-	return invalidRefresh()
-}
-
 // apiApplication returns a user's application, from memory while no
 // revoking change has happened since it was read.
 func (s *Service) apiApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
@@ -318,7 +228,7 @@ func (s *Service) APIAccessStatus(ctx context.Context, p *gatehouse.Principal) (
 	if out.LiveTokens, err = s.liveTokens(ctx, store.TokenFilter{ClientID: app.ClientID}, s.clock()); err != nil {
 		return nil, err
 	}
-	es, _, err := s.store.FindAudit(ctx, p.AccountID, gatehouse.AuditFilter{Action: "api_access.lineage_revoked", Target: app.ClientID},
+	es, _, err := s.store.FindAudit(ctx, p.AccountID, gatehouse.AuditFilter{Action: AuditLineageRevoked, Target: app.ClientID},
 		gatehouse.Page{Limit: 1})
 	if err != nil {
 		return nil, err

@@ -4,34 +4,51 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse"
 )
+
+// DefaultCacheBytes is the default bound, in bytes, of the service's
+// in-memory caches together (--cache-size).
+const DefaultCacheBytes = 128 << 20
 
 // cache is the one bounded in-memory cache of the service: validated
 // credentials, API access applications, last-use marks. An entry is used
 // only while the cache generation is the one read before the entry's value
 // was read from the store, so any revoking change (on this node, or
 // announced by another) drops every entry at once; an entry with an expiry
-// is dropped when it passes. It holds at most max entries and is safe for
-// concurrent use.
+// is dropped when it passes. It holds at most maxBytes of entries by their
+// estimated size (see put) and is safe for concurrent use.
 type cache[V any] struct {
-	shards [64]cacheShard[V]
-	max    int
-	seed   maphash.Seed
+	shards   [64]cacheShard[V]
+	maxBytes int64
+	// size estimates what a value holds beyond the entry itself.
+	size func(V) int
+	seed maphash.Seed
 }
 
 type cacheShard[V any] struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry[V]
+	bytes   int64
 }
 
 type cacheEntry[V any] struct {
 	v       V
 	gen     uint64
 	expires time.Time // zero: never
+	size    int64
 }
 
-func newCache[V any](max int) *cache[V] {
-	c := &cache[V]{max: max, seed: maphash.MakeSeed()}
+// entryOverhead is what an entry costs besides its key's bytes and its
+// value's estimate: the map's slot and hash, the key's header, the entry
+// struct.
+const entryOverhead = 112
+
+// newCache returns a cache of at most maxBytes; size estimates a value's
+// own bytes (nil: none beyond the entry).
+func newCache[V any](maxBytes int64, size func(V) int) *cache[V] {
+	c := &cache[V]{maxBytes: maxBytes, size: size, seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]cacheEntry[V]{}
 	}
@@ -57,29 +74,94 @@ func (c *cache[V]) get(key string, gen uint64, now time.Time) (V, bool) {
 }
 
 // put stores v under key for generation gen until expires (zero: no
-// expiry).
+// expiry). A shard over its share of the bound drops the entries of older
+// generations first, then others in the map's (random) order, until the
+// new entry fits; an entry larger than a whole shard's share is not kept.
 func (c *cache[V]) put(key string, gen uint64, v V, expires time.Time) {
+	n := int64(len(key) + entryOverhead)
+	if c.size != nil {
+		n += int64(c.size(v))
+	}
+	budget := c.maxBytes / int64(len(c.shards))
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if len(sh.entries) >= c.max/len(c.shards) {
-		// Full: drop stale entries, or everything if none is stale.
+	if old, ok := sh.entries[key]; ok {
+		delete(sh.entries, key)
+		sh.bytes -= old.size
+	}
+	if n > budget {
+		return
+	}
+	if sh.bytes+n > budget {
 		for k, e := range sh.entries {
 			if e.gen != gen {
 				delete(sh.entries, k)
+				sh.bytes -= e.size
 			}
 		}
-		if len(sh.entries) >= c.max/len(c.shards) {
-			clear(sh.entries)
+		for k, e := range sh.entries {
+			if sh.bytes+n <= budget {
+				break
+			}
+			delete(sh.entries, k)
+			sh.bytes -= e.size
 		}
 	}
-	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, expires: expires}
+	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, expires: expires, size: n}
+	sh.bytes += n
 }
 
 // drop removes key.
 func (c *cache[V]) drop(key string) {
 	sh := c.shard(key)
 	sh.mu.Lock()
-	delete(sh.entries, key)
+	if e, ok := sh.entries[key]; ok {
+		delete(sh.entries, key)
+		sh.bytes -= e.size
+	}
 	sh.mu.Unlock()
+}
+
+// usage returns the estimated bytes and the number of entries held.
+func (c *cache[V]) usage() (bytes int64, entries int) {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		bytes, entries = bytes+sh.bytes, entries+len(sh.entries)
+		sh.mu.RUnlock()
+	}
+	return bytes, entries
+}
+
+// principalBytes estimates what a cached principal holds: its structs
+// (principal, user, account and settings, the sealed part and the answer
+// to /v1/me that Answer makes later) and every string and list it points
+// to. Measured against the heap by TestCacheBytesUnderChurn.
+func principalBytes(p *gatehouse.Principal) int {
+	const fixed = 1600 // structs, slice headers, the answer's fixed part
+	n := fixed + len(p.AccountID) + len(p.CredentialID) + len(p.CredentialName) + len(p.ClientID) + len(p.ActingAs) + scopesBytes(p.Scopes)
+	if u := p.User; u != nil {
+		// Strings of the user appear again in the answer.
+		n += 2*(len(u.ID)+len(u.AccountID)+len(u.Email)+len(u.Name)) + len(u.PasswordHash) + 24*len(u.Roles)
+	}
+	if a := p.Account; a != nil {
+		n += 2*(len(a.ID)+len(a.Name)) + 2*scopesBytes(a.Settings.CustomScopes)
+	}
+	// The sealed effective scopes and their text.
+	return n + 2*scopesBytes(p.Scopes)
+}
+
+// scopesBytes estimates a list of scopes: each one's header and bytes.
+func scopesBytes(s gatehouse.Scopes) int {
+	n := 0
+	for _, sc := range s {
+		n += 16 + len(sc)
+	}
+	return n
+}
+
+// appBytes estimates a cached API access application.
+func appBytes(a *gatehouse.APIApplication) int {
+	return 256 + len(a.ID) + len(a.AccountID) + len(a.UserID) + len(a.ClientID) + len(a.CreatedBy) + scopesBytes(a.Scopes)
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// OnCacheLookup, when set, is told whether each credential look-up was
 	// served from the cache (for metrics).
 	OnCacheLookup func(hit bool)
+	// CacheBytes bounds the in-memory caches together, by the estimated
+	// size of what they hold; zero means DefaultCacheBytes.
+	CacheBytes int64
 	// Logger receives warnings (reuse detection, unannounced changes); nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -88,18 +91,21 @@ type Service struct {
 	lastUsed   *cache[struct{}]
 }
 
-// CacheSize bounds the number of entries of each in-memory cache.
-const CacheSize = 200_000
-
 // New returns a Service for cfg. It has no side effects.
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, passwords: cfg.Passwords, digester: cfg.Digester, throttle: cfg.Throttle, clock: cfg.Now,
 		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
-		principals: newCache[*gatehouse.Principal](CacheSize),
-		apps:       newCache[*gatehouse.APIApplication](CacheSize),
-		lastUsed:   newCache[struct{}](CacheSize),
 	}
+	total := cfg.CacheBytes
+	if total <= 0 {
+		total = DefaultCacheBytes
+	}
+	// Validated credentials get most of the bound; applications and
+	// last-use marks are few and small.
+	s.principals = newCache(total*7/8, principalBytes)
+	s.apps = newCache(total/16, appBytes)
+	s.lastUsed = newCache[struct{}](total/16, nil)
 	if s.clock == nil {
 		s.clock = time.Now
 	}

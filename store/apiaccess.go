@@ -4,15 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
 
 // useRefreshSQL is the refresh compare-and-swap: only one caller can see
-// a row affected, and never for a token of a revoked family.
-const useRefreshSQL = `UPDATE tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = tokens.family_id)`
+// a row affected, and never for a token of a revoked family. It returns
+// the time it stamped, which the dialect takes from the database's clock
+// (see usedAtExpr).
+const useRefreshSQL = `UPDATE tokens SET used_at = %s WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = tokens.family_id) RETURNING used_at`
 
 const appColumns = `id, account_id, user_id, client_id, access_token_ttl_days, created_at, scopes, created_by, last_used_at`
 
@@ -89,12 +92,35 @@ func (t *Tx) DeleteAPIApplication(userID string, at time.Time) (bool, error) {
 	return n > 0, err
 }
 
+// RefreshRetry is what a refresh rotation keeps, for the grace period
+// only, so that a retry of the same refresh token by the same client gets
+// the pair the rotation committed: the client's address, the successor
+// refresh token's id and the successor pair sealed with a key that only a
+// holder of the used refresh token can derive (the store never sees it).
+type RefreshRetry struct {
+	TokenID     string
+	ClientAddr  string
+	SuccessorID string
+	Sealed      string
+	// CreatedAt is when the rotation used the token (its used_at).
+	CreatedAt time.Time
+}
+
 // RotateRefreshToken marks refresh token id used and stores its
-// successors, atomically: the conditional update lets exactly one of any
-// number of concurrent callers win. won is false (and nothing is stored)
-// when the token was already used or revoked. The rotation is group
-// committed but synced to disk before it returns: a lost rotation would
-// bring the used refresh token back.
+// successors and retry (when not nil; its TokenID and CreatedAt are set
+// here), atomically: the conditional update lets exactly one of any number
+// of concurrent callers win. won is false (and nothing is stored) when the
+// token was already used or revoked. The rotation is group committed but
+// synced to disk before it returns: a lost rotation would bring the used
+// refresh token back.
+//
+// The token is marked used by the transaction that stores its successors
+// and at the moment that transaction writes it, never earlier: used_at is
+// the later of now() called inside the transaction and, on PostgreSQL, the
+// database's clock when the statement runs, so a write that waited out a
+// stall (in the batch queue, for a connection, or in the network) is
+// stamped when it happened, and a client's retry right after the stall is
+// still inside the grace period.
 //
 // On PostgreSQL the rotation first takes the key-share lock on the account
 // row that the successors' foreign key needs anyway, before it locks the
@@ -102,7 +128,7 @@ func (t *Tx) DeleteAPIApplication(userID string, at time.Time) (bool, error) {
 // then marks its tokens revoked (disabling a user, or removing their admin
 // role, drops their application) takes the two in the same order, so the
 // two cannot deadlock.
-func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time, next ...*gatehouse.Token) (won bool, err error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() time.Time, retry *RefreshRetry, next ...*gatehouse.Token) (won bool, err error) {
 	err = s.batched(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
 		if s.d.name == postgres.name && len(next) > 0 {
@@ -110,15 +136,43 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, at time.Time,
 				return err
 			}
 		}
-		res, err := s.exec(ctx, tx, useRefreshSQL, micros(at), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		var used int64
+		err := tx.QueryRowContext(ctx, s.q(fmt.Sprintf(useRefreshSQL, s.d.usedAtExpr)), micros(now().UTC()), id).Scan(&used)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		won = true
-		return s.insertTokens(ctx, tx, next...)
+		if err := s.insertTokens(ctx, tx, next...); err != nil {
+			return err
+		}
+		if retry == nil {
+			return nil
+		}
+		retry.TokenID, retry.CreatedAt = id, fromMicros(used)
+		_, err = s.exec(ctx, tx, `INSERT INTO refresh_retries (token_id, client_addr, successor_id, sealed, created_at) VALUES (?, ?, ?, ?, ?)`,
+			retry.TokenID, retry.ClientAddr, retry.SuccessorID, retry.Sealed, used)
+		return err
 	})
 	return won && err == nil, err
+}
+
+// RefreshRetry returns what the rotation of refresh token id kept for
+// retries, or not_found (none, or already pruned).
+func (s *Store) RefreshRetry(ctx context.Context, id string) (*RefreshRetry, error) {
+	var (
+		r       RefreshRetry
+		created int64
+	)
+	err := s.readRow(ctx, `SELECT token_id, client_addr, successor_id, sealed, created_at FROM refresh_retries WHERE token_id = ?`, id).
+		Scan(&r.TokenID, &r.ClientAddr, &r.SuccessorID, &r.Sealed, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("refresh retry")
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.CreatedAt = fromMicros(created)
+	return &r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -85,4 +86,25 @@ func scanAudit(sc scanner) (*gatehouse.AuditEntry, error) {
 	}
 	e.CreatedAt = fromMicros(created)
 	return &e, nil
+}
+
+// AuditSince calls fn with every audit entry of every account made after
+// since, oldest first (for exports that outlive the database, such as
+// re-applying revocations after a restore).
+func (s *Store) AuditSince(ctx context.Context, since time.Time, fn func(*gatehouse.AuditEntry) error) error {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit_log WHERE created_at > ? ORDER BY created_at, id`), micros(since))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

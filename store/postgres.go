@@ -28,6 +28,9 @@ var postgres = dialect{
 	readConns:    20, // one pool serves reads and writes
 	writeConns:   20,
 	maxIdleConns: 10,
+	// The database's clock when the statement runs, if later: a statement
+	// held in the network is stamped when it arrives.
+	usedAtExpr: `GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`,
 }
 
 // openPostgres opens a pool on the PostgreSQL database named by url, a

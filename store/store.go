@@ -48,6 +48,9 @@ type dialect struct {
 	readConns    int
 	writeConns   int
 	maxIdleConns int
+	// usedAtExpr is what a refresh rotation stamps as used_at, given the
+	// time the caller read inside the transaction as its one parameter.
+	usedAtExpr string
 }
 
 var sqlite = dialect{
@@ -60,6 +63,8 @@ var sqlite = dialect{
 	},
 	readConns:  8,
 	writeConns: 1,
+	// The one writer runs the statement in this process, when it runs.
+	usedAtExpr: `?`,
 }
 
 // Store is Gatehouse's SQL store. It is safe for concurrent use. The zero

@@ -254,3 +254,26 @@ func (s *Store) LiveTokens(ctx context.Context, f TokenFilter, now time.Time) (m
 	}
 	return out, rows.Err()
 }
+
+// TokenFamily returns the kind and refresh family of the token with id,
+// and whether it is revoked (itself or its family), or not_found.
+func (t *Tx) TokenFamily(id string) (kind gatehouse.TokenKind, familyID string, revoked bool, err error) {
+	var (
+		k       string
+		at      sql.NullInt64
+		revFams int
+	)
+	err = t.row(`SELECT kind, family_id, revoked_at, (SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = tokens.family_id)
+		FROM tokens WHERE id = ?`, id).Scan(&k, &familyID, &at, &revFams)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, gatehouse.NotFound("token")
+	}
+	return gatehouse.TokenKind(k), familyID, at.Valid || revFams > 0, err
+}
+
+// FamilyRevoked reports whether the refresh family is revoked.
+func (t *Tx) FamilyRevoked(familyID string) (bool, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM revoked_families WHERE family_id = ?`, familyID).Scan(&n)
+	return n > 0, err
+}

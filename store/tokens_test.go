@@ -265,7 +265,8 @@ func testRotateExactlyOnce(t *testing.T, s *store.Store) {
 	for round := range rounds {
 		next := make([]*gatehouse.Token, racers)
 		won := make([]bool, racers)
-		used := at.Add(time.Duration(round+1) * time.Second)
+		// Ahead of the real clock: PostgreSQL stamps the later of the two.
+		used := time.Now().UTC().Truncate(time.Microsecond).Add(time.Hour + time.Duration(round+1)*time.Second)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range next {
@@ -273,7 +274,7 @@ func testRotateExactlyOnce(t *testing.T, s *store.Store) {
 			wg.Go(func() {
 				<-start
 				var err error
-				if won[i], err = s.RotateRefreshToken(t.Context(), cur.ID, used, next[i]); err != nil {
+				if won[i], err = s.RotateRefreshToken(t.Context(), cur.ID, clockAt(used), nil, next[i]); err != nil {
 					t.Errorf("round %d, rotation %d: %v", round, i, err)
 				}
 			})
@@ -317,7 +318,7 @@ func testRotateRefused(t *testing.T, s *store.Store) {
 	}{
 		{"used", func(t *testing.T, f *fixture) *gatehouse.Token {
 			next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, f.refresh.FamilyID)
-			if won, err := s.RotateRefreshToken(t.Context(), f.refresh.ID, at, next); err != nil || !won {
+			if won, err := s.RotateRefreshToken(t.Context(), f.refresh.ID, clockAt(at), nil, next); err != nil || !won {
 				t.Fatalf("first rotation: %v, %v", won, err)
 			}
 			return f.refresh
@@ -342,7 +343,7 @@ func testRotateRefused(t *testing.T, s *store.Store) {
 			cur := tc.prepare(t, f)
 			before := issued(t, s, cur.Hash)
 			next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, cur.FamilyID)
-			won, err := s.RotateRefreshToken(t.Context(), cur.ID, at.Add(time.Hour), next)
+			won, err := s.RotateRefreshToken(t.Context(), cur.ID, clockAt(at.Add(time.Hour)), nil, next)
 			if err != nil || won {
 				t.Fatalf("rotation: won %v, %v; want refused without error", won, err)
 			}
@@ -354,7 +355,7 @@ func testRotateRefused(t *testing.T, s *store.Store) {
 	t.Run("unknown", func(t *testing.T) {
 		f := newFixture(t, s)
 		next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, f.refresh.FamilyID)
-		if won, err := s.RotateRefreshToken(t.Context(), gatehouse.NewID("tok"), at, next); err != nil || won {
+		if won, err := s.RotateRefreshToken(t.Context(), gatehouse.NewID("tok"), clockAt(at), nil, next); err != nil || won {
 			t.Fatalf("rotation of an unknown token: won %v, %v", won, err)
 		}
 	})
@@ -397,3 +398,6 @@ func testLiveTokens(t *testing.T, s *store.Store) {
 		t.Fatalf("after revoking the family %v, want %v", got, want)
 	}
 }
+
+// clockAt is a clock stopped at t.
+func clockAt(t time.Time) func() time.Time { return func() time.Time { return t } }

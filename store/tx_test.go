@@ -267,7 +267,7 @@ func TestUpdateSurvivesReopen(t *testing.T) {
 	})
 	next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, f.refresh.FamilyID)
 	used := at.Add(time.Minute)
-	if won, err := s.RotateRefreshToken(ctx, f.refresh.ID, used, next); err != nil || !won {
+	if won, err := s.RotateRefreshToken(ctx, f.refresh.ID, clockAt(used), nil, next); err != nil || !won {
 		t.Fatalf("rotate: %v, %v", won, err)
 	}
 	if err := s.Close(); err != nil {

@@ -4,6 +4,8 @@
 //	gatehouse migrate   apply database migrations and exit
 //	gatehouse version   print the version and VCS revision (also --version)
 //	gatehouse recover   break-glass: make an e-mail an operator-admin with a new password
+//	gatehouse audit-export          every account's audit log as JSON lines
+//	gatehouse reapply-revocations   re-apply revocations after a restore
 //
 // Every setting is a flag and a GATEHOUSE_* environment variable; a flag
 // given on the command line wins over the environment.
@@ -93,6 +95,8 @@ commands:
   version   print the version
   bench     measure the server under load and print a table
   recover   break-glass: make --email an active operator-admin with a new password
+  audit-export         write every account's audit log (after --since) as JSON lines
+  reapply-revocations  after a restore: re-apply the revocations of --audit FILE made after --since
 
 Run "gatehouse serve -h" for the settings.
 `
@@ -135,6 +139,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "recover":
 		return runRecover(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "audit-export":
+		return runAuditExport(ctx, args[1:], getenv, stdout, stderr)
+	case "reapply-revocations":
+		return runReapplyRevocations(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -253,6 +261,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	str(&durations[1].text, "read-timeout", "GATEHOUSE_READ_TIMEOUT", "longest time to read a whole request (a proxied request: each read of its body)")
 	str(&durations[2].text, "write-timeout", "GATEHOUSE_WRITE_TIMEOUT", "longest time to write a whole answer (a proxied request: each write of its answer)")
 	str(&durations[3].text, "proxy-timeout", "GATEHOUSE_PROXY_TIMEOUT", "longest time a proxied request may last, its request body and answer included")
+	retention, cacheSize := "90d", "128MiB"
+	str(&retention, "retention", "GATEHOUSE_RETENTION", "how long audit entries, usage counts and used refresh tokens are kept (e.g. 90d, 720h)")
+	str(&cacheSize, "cache-size", "GATEHOUSE_CACHE_SIZE", "bound of the in-memory caches, in bytes (e.g. 128MiB, 1GiB)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, lo, err
 	}
@@ -277,6 +288,12 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	var err error
 	if cfg.MaxConnsPerIP, err = strconv.Atoi(maxConns); err != nil || cfg.MaxConnsPerIP < 0 {
 		return cfg, lo, fmt.Errorf("max-conns-per-ip: %q is not a number of connections (0: no limit)", maxConns)
+	}
+	if cfg.Retention, err = parseDays(retention); err != nil || cfg.Retention <= 0 {
+		return cfg, lo, fmt.Errorf("retention: %q is not a positive duration (e.g. 90d, 720h)", retention)
+	}
+	if cfg.CacheSize, err = parseBytes(cacheSize); err != nil || cfg.CacheSize < 1<<20 {
+		return cfg, lo, fmt.Errorf("cache-size: %q is not a size of at least 1MiB (e.g. 128MiB, 1GiB)", cacheSize)
 	}
 	if cfg.RateLimitStatus, err = strconv.Atoi(rlStatus); err != nil || cfg.RateLimitStatus < 400 || cfg.RateLimitStatus > 599 {
 		return cfg, lo, fmt.Errorf("rate-limit-status: %q is not a 4xx or 5xx status", rlStatus)
@@ -309,4 +326,39 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseDays is time.ParseDuration that also takes whole days ("90d").
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// byteUnits are the suffixes parseBytes takes, longest first.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+// parseBytes reads a size in bytes: a whole number, with an optional unit
+// (B, KB, MB, GB, KiB, MiB, GiB).
+func parseBytes(s string) (int64, error) {
+	unit := int64(1)
+	for _, u := range byteUnits {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, unit = strings.TrimSpace(v), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<50)/unit {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return n * unit, nil
 }

@@ -188,6 +188,15 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		{name: "console host", args: []string{"--console-host", "admin.example.com"}},
 		{name: "same origin and console addr", args: []string{"--console-same-origin", "--console-addr", "127.0.0.1:9090"}, want: "console-same-origin goes alone"},
 		{name: "same origin not a boolean", env: map[string]string{"GATEHOUSE_CONSOLE_SAME_ORIGIN": "yes please"}, want: "GATEHOUSE_CONSOLE_SAME_ORIGIN"},
+		{name: "retention in days", args: []string{"--retention", "30d"}},
+		{name: "retention in hours", env: map[string]string{"GATEHOUSE_RETENTION": "720h"}},
+		{name: "retention zero", args: []string{"--retention", "0d"}, want: "retention"},
+		{name: "retention words", args: []string{"--retention", "a month"}, want: "retention"},
+		{name: "retention shorter than the grace", args: []string{"--retention", "1s", "--refresh-grace", "5s"}, want: "shorter than refresh-grace"},
+		{name: "cache size", args: []string{"--cache-size", "64MiB"}},
+		{name: "cache size in bytes", env: map[string]string{"GATEHOUSE_CACHE_SIZE": "200000000"}},
+		{name: "cache size too small", args: []string{"--cache-size", "1KB"}, want: "cache-size"},
+		{name: "cache size unit", args: []string{"--cache-size", "64 parsecs"}, want: "cache-size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := parseConfig("serve", tc.args, env(tc.env), io.Discard)
@@ -230,6 +239,18 @@ func TestEdgeSettings(t *testing.T) {
 	}
 	if cfg.ConsoleAddr != "127.0.0.1:9090" || cfg.ConsoleHost != "Admin.Example.com" || cfg.ConsoleSameOrigin {
 		t.Fatalf("config %+v", cfg)
+	}
+}
+
+// TestConfigSizes: --retention and --cache-size are read as meant.
+func TestConfigSizes(t *testing.T) {
+	cfg, _, err := parseConfig("serve", []string{"--retention", "30d", "--cache-size", "64MiB"}, env(nil), io.Discard)
+	if err != nil || cfg.Retention != 30*24*time.Hour || cfg.CacheSize != 64<<20 {
+		t.Fatalf("retention %s, cache size %d, %v", cfg.Retention, cfg.CacheSize, err)
+	}
+	cfg, _, err = parseConfig("serve", nil, env(nil), io.Discard)
+	if err != nil || cfg.Retention != 90*24*time.Hour || cfg.CacheSize != 128<<20 {
+		t.Fatalf("defaults: retention %s, cache size %d, %v", cfg.Retention, cfg.CacheSize, err)
 	}
 }
 

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+)
+
+// refreshShot is a refresh request for volley, from the client address
+// from.
+func refreshShot(t *testing.T, env *servertest.Env, from, clientID, rt string) volleyReq {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"grant_type": "refresh_token", "client_id": clientID, "refresh_token": rt})
+	req, err := http.NewRequest("POST", env.URL+"/oauth/token", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return volleyReq{req: req, from: from}
+}
+
+// refreshFrom sends one refresh from the client address from.
+func refreshFrom(t *testing.T, env *servertest.Env, from, clientID, rt string) *servertest.Response {
+	t.Helper()
+	return volley(t, []volleyReq{refreshShot(t, env, from, clientID, rt)}).resps[0]
+}
+
+// refreshed decodes a 200 refresh answer.
+func refreshed(t *testing.T, r *servertest.Response) apiAccess {
+	t.Helper()
+	servertest.Expect(t, r, http.StatusOK, "")
+	var out apiAccess
+	r.JSON(t, &out)
+	return out
+}
+
+// TestRefreshRetrySafe: a retry by the same client inside the grace period
+// gets the pair the first attempt committed, and nothing is revoked.
+func TestRefreshRetrySafe(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	app := enableAPIAccess(t, env, admin, nil)
+	first := refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, app.RefreshToken))
+	again := refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, app.RefreshToken))
+	if again.AccessToken != first.AccessToken || again.RefreshToken != first.RefreshToken {
+		t.Fatalf("the retry got another pair")
+	}
+	servertest.Expect(t, env.As(again.AccessToken, "GET", "/v1/me", nil), 200, "")
+	e := findAudit(t, auditEntries(t, env, admin), "api_access.refresh_retried")
+	if e["remote_addr"] != loopback(1) {
+		t.Fatalf("retry audited as %v", e)
+	}
+	refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, again.RefreshToken))
+}
+
+// TestRefreshThiefFirst: a thief who refreshes a stolen refresh token
+// first, from another address, gets a pair that stops working the moment
+// the real client presents the same token inside the grace period; the
+// reuse is audited with both addresses.
+func TestRefreshThiefFirst(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	app := enableAPIAccess(t, env, admin, nil)
+	thief, client := loopback(66), loopback(7)
+	stolen := refreshed(t, refreshFrom(t, env, thief, app.ClientID, app.RefreshToken))
+	servertest.Expect(t, env.As(stolen.AccessToken, "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, refreshFrom(t, env, client, app.ClientID, app.RefreshToken), 400, "invalid_grant")
+	servertest.Expect(t, env.As(stolen.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+	servertest.Expect(t, refreshFrom(t, env, thief, app.ClientID, stolen.RefreshToken), 400, "invalid_grant")
+	e := findAudit(t, auditEntries(t, env, admin), "api_access.lineage_revoked")
+	details, _ := e["details"].(map[string]any)
+	if e["remote_addr"] != client || details["used_by"] != thief {
+		t.Fatalf("reuse audited as %v", e)
+	}
+}
+
+// TestRefreshConcurrentAddresses: 40 presentations of one refresh token
+// at once, each over a connection opened in advance. From 40 client
+// addresses exactly one succeeds and the lineage is revoked; from one
+// address, exactly one rotation commits and every answer is its pair.
+func TestRefreshConcurrentAddresses(t *testing.T) {
+	const n = 40
+	t.Run("many clients", func(t *testing.T) {
+		env := servertest.Start(t)
+		app := enableAPIAccess(t, env, env.AdminToken(), nil)
+		shots := make([]volleyReq, n)
+		for i := range shots {
+			shots[i] = refreshShot(t, env, loopback(i), app.ClientID, app.RefreshToken)
+		}
+		var won []apiAccess
+		for _, r := range volley(t, shots).resps {
+			switch r.Status {
+			case http.StatusOK:
+				won = append(won, refreshed(t, r))
+			default:
+				servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d refreshes succeeded, want exactly one", len(won))
+		}
+		servertest.Expect(t, env.As(won[0].AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+	})
+	t.Run("one client", func(t *testing.T) {
+		env := servertest.Start(t)
+		app := enableAPIAccess(t, env, env.AdminToken(), nil)
+		rt := app.RefreshToken
+		for round := range 3 {
+			shots := make([]volleyReq, n)
+			for i := range shots {
+				shots[i] = refreshShot(t, env, loopback(1), app.ClientID, rt)
+			}
+			var pair apiAccess
+			for i, r := range volley(t, shots).resps {
+				got := refreshed(t, r)
+				if i == 0 {
+					pair = got
+				} else if got.RefreshToken != pair.RefreshToken || got.AccessToken != pair.AccessToken {
+					t.Fatalf("round %d: two rotations committed", round)
+				}
+			}
+			servertest.Expect(t, env.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
+			rt = pair.RefreshToken
+		}
+	})
+}

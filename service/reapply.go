@@ -1,0 +1,246 @@
+package service
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
+)
+
+// Reapplied is what ReapplyRevocations did: how many entries it re-applied
+// by action, and how many it passed over (not revoking, before the
+// backup's time, or of something the restored store does not hold).
+type Reapplied struct {
+	Applied map[string]int `json:"applied"`
+	Skipped int            `json:"skipped"`
+}
+
+// reapply re-applies one revoking audit entry inside tx; it reports false
+// when the entry revokes nothing that the store holds.
+type reapply func(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error)
+
+// revokingActions are the audit actions that take something away, and how
+// each is re-applied after a restore. What cannot be brought back exactly
+// is taken away further: a rolled credential's restored secret is the
+// retired one, so the credential is deleted; a changed password's restored
+// hash is the old one, so the user is left with none (an admin sets a new
+// one) and every password-derived credential ends.
+var revokingActions = map[string]reapply{
+	"credential.delete":     deleteCredential,
+	"credential.roll":       deleteCredential,
+	"credential.update":     disableCredential,
+	"credential.revoke_all": deleteUserCredentials,
+	"api_token.revoke":      deleteAPIToken,
+	"api_token.update":      disableAPIToken,
+	"api_access.revoke":     deleteAPIAccess,
+	AuditLineageRevoked:     revokeFamily,
+	"token.revoke":          revokeIssuedToken,
+	"user.update":           reapplyUserUpdate,
+	"user.password_change":  forgetPassword,
+	"user.sessions_end":     endSessions,
+	"account.update":        suspendAccount,
+}
+
+// RevokingActions returns the audit actions ReapplyRevocations re-applies.
+func RevokingActions() []string {
+	out := make([]string, 0, len(revokingActions))
+	for a := range revokingActions {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReapplyRevocations re-applies, oldest first, every revoking entry of an
+// exported audit log made after since (a backup's time), each in its own
+// transaction that every node's cache follows: after a restore, what had
+// been revoked since the backup is refused again. It is idempotent:
+// entries whose target the store no longer holds, or holds revoked
+// already, change nothing more. For the operator's command line only.
+func (s *Service) ReapplyRevocations(ctx context.Context, entries []*gatehouse.AuditEntry, since time.Time) (*Reapplied, error) {
+	es := slices.Clone(entries)
+	slices.SortStableFunc(es, func(a, b *gatehouse.AuditEntry) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	out := &Reapplied{Applied: map[string]int{}}
+	for _, e := range es {
+		fn, ok := revokingActions[e.Action]
+		if !ok || !e.CreatedAt.After(since) {
+			out.Skipped++
+			continue
+		}
+		applied := false
+		err := s.update(ctx, func(tx *store.Tx) (err error) {
+			applied, err = fn(s, tx, e, s.now())
+			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+				applied, err = false, nil
+			}
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+		if applied {
+			out.Applied[e.Action]++
+		} else {
+			out.Skipped++
+		}
+	}
+	return out, nil
+}
+
+func deleteCredential(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	c, err := tx.AccountCredential(e.AccountID, e.TargetID)
+	if err != nil {
+		return false, err
+	}
+	n, err := tx.DeleteCredentials(e.AccountID, c.UserID, c.ID, now)
+	return n > 0, err
+}
+
+func disableCredential(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if e.Details["enabled"] != "false" {
+		return false, nil
+	}
+	c, err := tx.AccountCredential(e.AccountID, e.TargetID)
+	if err != nil || !c.Enabled {
+		return false, err
+	}
+	c.Enabled = false
+	return true, tx.UpdateCredential(c)
+}
+
+func deleteUserCredentials(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	n, err := tx.DeleteCredentials(e.AccountID, e.TargetID, "", now)
+	return n > 0, err
+}
+
+func deleteAPIToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if err := tx.DeleteAPIToken(e.AccountID, e.TargetID); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func disableAPIToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if e.Details["enabled"] != "false" {
+		return false, nil
+	}
+	k, err := tx.APIToken(e.AccountID, e.TargetID)
+	if err != nil || !k.Enabled {
+		return false, err
+	}
+	k.Enabled = false
+	return true, tx.UpdateAPIToken(k)
+}
+
+func deleteAPIAccess(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	return tx.DeleteAPIApplication(e.TargetID, now)
+}
+
+func revokeFamily(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	f := e.Details["family_id"]
+	if f == "" {
+		return false, nil
+	}
+	if done, err := tx.FamilyRevoked(f); err != nil || done {
+		return false, err
+	}
+	return true, tx.RevokeTokenFamily(f, now)
+}
+
+func revokeIssuedToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	kind, family, revoked, err := tx.TokenFamily(e.TargetID)
+	if err != nil || revoked {
+		return false, err
+	}
+	if kind == gatehouse.KindRefresh {
+		return true, tx.RevokeTokenFamily(family, now)
+	}
+	return true, tx.RevokeToken(e.TargetID, now)
+}
+
+func apiTokensOff(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if e.Details["enabled"] != "false" {
+		return false, nil
+	}
+	a, err := tx.Account(e.TargetID)
+	if err != nil || !a.Settings.APITokensEnabled {
+		return false, err
+	}
+	a.Settings.APITokensEnabled = false
+	return true, tx.UpdateAccount(a)
+}
+
+// reapplyUserUpdate re-applies what a user change took away: a disable
+// (new epochs, no API access application), the loss of the admin role (no
+// API access application), a new password (see forgetPassword; only while
+// the user has not changed since the entry).
+func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	u, err := tx.User(e.AccountID, e.TargetID)
+	if err != nil {
+		return false, err
+	}
+	changed, dropApp := false, false
+	if e.Details["status"] == string(gatehouse.StatusDisabled) && u.Active() {
+		u.Status, changed, dropApp = gatehouse.StatusDisabled, true, true
+		u.Epoch++
+		u.PasswordEpoch++
+	}
+	if roles, ok := e.Details["roles"]; ok && !slices.Contains(strings.Fields(strings.ReplaceAll(roles, ",", " ")), string(gatehouse.RoleAdmin)) {
+		dropApp = true
+	}
+	if e.Details["password"] == "changed" && u.UpdatedAt.Before(e.CreatedAt) {
+		u.PasswordHash, changed = "", true
+		u.PasswordEpoch++
+	}
+	if changed {
+		// Dated as the change re-applied, so a later entry of the same
+		// user still applies and this one does not twice.
+		u.UpdatedAt = e.CreatedAt
+		if err := tx.UpdateUser(u); err != nil {
+			return false, err
+		}
+	}
+	if dropApp {
+		dropped, err := tx.DeleteAPIApplication(u.ID, now)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || dropped
+	}
+	return changed, nil
+}
+
+// forgetPassword re-applies a password change whose new hash the restored
+// store does not hold: the user keeps no password and every
+// password-derived token and session ends.
+func forgetPassword(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	u, err := tx.User(e.AccountID, e.TargetID)
+	if err != nil || !u.UpdatedAt.Before(e.CreatedAt) {
+		// Changed since (a new password set after the restore, or this
+		// entry re-applied already): nothing to take away.
+		return false, err
+	}
+	u.PasswordHash, u.UpdatedAt = "", e.CreatedAt
+	u.PasswordEpoch++
+	return true, tx.UpdateUser(u)
+}
+
+func endSessions(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	n, err := tx.DeleteSessions(e.TargetID, "")
+	return n > 0, err
+}
+
+func suspendAccount(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if e.Details["status"] != string(gatehouse.AccountSuspended) {
+		return false, nil
+	}
+	a, err := tx.Account(e.TargetID)
+	if err != nil || !a.Active() {
+		return false, err
+	}
+	a.Status = gatehouse.AccountSuspended
+	return true, tx.UpdateAccount(a)
+}
