@@ -30,6 +30,10 @@ func envOfFlag(f *flag.Flag) string {
 	return "GATEHOUSE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 }
 
+// inspectFlags, when set (by tests), is shown the flag set a config file
+// is applied to: the tests build a file holding every setting from it.
+var inspectFlags func(*flag.FlagSet)
+
 var envInUsage = regexp.MustCompile(`\(\$([A-Z0-9_]+)\)\s*$`)
 
 // applyConfigFile reads the YAML file at path, a mapping of flag names to
@@ -40,6 +44,9 @@ var envInUsage = regexp.MustCompile(`\(\$([A-Z0-9_]+)\)\s*$`)
 // repeated name, a nested mapping, a second document, or a value its flag
 // refuses is an error naming the file and the line.
 func applyConfigFile(fs *flag.FlagSet, path string, getenv func(string) string) error {
+	if inspectFlags != nil {
+		inspectFlags(fs)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
