@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // settingValues are a valid value, other than the default, of each
@@ -235,5 +237,43 @@ func TestEnvOfFlag(t *testing.T) {
 		if !strings.Contains(f.Usage, "($"+want+")") {
 			t.Errorf("--%s does not name $%s", f.Name, want)
 		}
+	}
+}
+
+// TestComposeFile: compose.yaml is YAML, and every GATEHOUSE_* variable it
+// sets is a setting of "gatehouse serve".
+func TestComposeFile(t *testing.T) {
+	data, err := os.ReadFile("../../compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range serveFlags(t) {
+		known[envOfFlag(f)] = true
+	}
+	nodes := 0
+	for name, s := range compose.Services {
+		for k := range s.Environment {
+			if strings.HasPrefix(k, "GATEHOUSE_") {
+				if !known[k] {
+					t.Errorf("%s: %s is not a setting", name, k)
+				}
+				if k == "GATEHOUSE_REDIS_URL" {
+					nodes++
+				}
+			}
+		}
+	}
+	if nodes != 2 || compose.Services["postgres"].Image == "" || compose.Services["redis"].Image == "" {
+		t.Fatalf("compose.yaml is not two nodes on PostgreSQL and Redis: %+v", compose.Services)
 	}
 }
