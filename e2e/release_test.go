@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/internal/testenv"
 )
 
@@ -25,6 +26,9 @@ import (
 func TestReleaseScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a release")
+	}
+	if os.Getenv(servertest.EnvDatabase) == "postgres" {
+		t.Skip("a release does not depend on the store; run once, on SQLite")
 	}
 	testenv.RequireTool(t, "bash")
 	testenv.RequireTool(t, "git")
