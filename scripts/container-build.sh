@@ -40,7 +40,9 @@ mkdir "$ctx/data"
 
 format=()
 if [ "$engine" = podman ]; then
-  format=(--format docker) # HEALTHCHECK is a Docker image setting; OCI images drop it
+  # HEALTHCHECK is a Docker image setting (OCI images drop it); no
+  # intermediate images are kept.
+  format=(--format docker --layers=false)
 fi
 "$engine" build "${format[@]}" --platform "linux/$arch" \
   --build-arg TARGETARCH="$arch" --build-arg VERSION="$version" --build-arg REVISION="$revision" \
