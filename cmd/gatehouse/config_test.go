@@ -14,6 +14,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/localserver"
+	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // settingValues are a valid value, other than the default, of each
@@ -276,4 +280,50 @@ func TestComposeFile(t *testing.T) {
 	if nodes != 2 || compose.Services["postgres"].Image == "" || compose.Services["redis"].Image == "" {
 		t.Fatalf("compose.yaml is not two nodes on PostgreSQL and Redis: %+v", compose.Services)
 	}
+}
+
+// TestRecoverReadsConfigFile: the break-glass command finds the store
+// through serve's config file, unless its own flag names another.
+func TestRecoverReadsConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	inFile, onFlag := filepath.Join(dir, "file.db"), filepath.Join(dir, "flag.db")
+	for _, db := range []string{inFile, onFlag} {
+		cfg := localserver.Config(db)
+		cfg.PasswordParams = servertest.FastPasswords
+		srv, err := localserver.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+	}
+	file := writeConfig(t, "addr: 0.0.0.0:8080\nops-addr: 127.0.0.1:9090\nlog-format: json\ndatabase-url: "+strconv.Quote(inFile)+"\n")
+	var out strings.Builder
+	if err := Main(context.Background(), []string{"recover", "--email", "ops@example.com", "--config", file}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ops@example.com is now an active operator-admin") || !hasUser(t, inFile, "ops@example.com") || hasUser(t, onFlag, "ops@example.com") {
+		t.Fatalf("recover with the file: %q", out.String())
+	}
+	err := Main(context.Background(), []string{"recover", "--email", "dev@example.com", "--database-url", onFlag},
+		env(map[string]string{"GATEHOUSE_CONFIG": file}), io.Discard, io.Discard)
+	if err != nil || !hasUser(t, onFlag, "dev@example.com") || hasUser(t, inFile, "dev@example.com") {
+		t.Fatalf("recover with the flag over the file: %v", err)
+	}
+	// A file with a wrong key stops recover too.
+	err = Main(context.Background(), []string{"recover", "--email", "ops@example.com", "--config", writeConfig(t, "databse-url: x\n")}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// hasUser reports whether the SQLite store at path has a user with email.
+func hasUser(t *testing.T, path, email string) bool {
+	t.Helper()
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.UserByEmail(context.Background(), email)
+	return err == nil
 }
