@@ -187,6 +187,9 @@ func serve(ctx context.Context, cfg server.Config) error {
 	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "url", srv.Issuer(),
 		"admin_ui", srv.ConsoleURL(), "tls", cfg.TLSCert != "",
 		"trusted_proxies", cfg.TrustedProxies.String(), "version", version, "revision", revision)
+	if ops := srv.OpsAddr(); ops != "" {
+		cfg.Logger.Info("ops listener: /metrics, /healthz and /readyz", "ops_addr", ops)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	for {
