@@ -56,6 +56,8 @@ func settingValues(dir string) map[string][2]string {
 		"console-same-origin":    {"true", "true"},
 		"proxy-timeout":          {"2m", "2m"},
 		"max-conns-per-ip":       {"64", "64"},
+		"retention":              {"30d", "30d"},
+		"cache-size":             {"256MiB", "256MiB"},
 	}
 }
 
