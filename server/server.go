@@ -111,6 +111,9 @@ type Config struct {
 	// writing its answer (proxied requests get per-read and per-write
 	// deadlines of the same lengths instead); zero means the defaults.
 	ReadTimeout, WriteTimeout time.Duration
+	// OpsAddr, when set, is a second listen address (plain HTTP) for
+	// /metrics, /healthz and /readyz, which then answer 404 on Addr.
+	OpsAddr string
 	// RedisURL, when set, makes this node part of a cluster: rate limits
 	// and cache invalidation go through Redis (redis:// or rediss:// for
 	// one Redis, redis+cluster:// or rediss+cluster:// for a Redis
@@ -345,6 +348,10 @@ type Server struct {
 	// console serves the console on ConsoleAddr (nil without it).
 	console         *http.Server
 	consoleListener net.Listener
+	// ops and opsListener serve the operations endpoints on
+	// Config.OpsAddr (nil without one).
+	ops         *http.Server
+	opsListener net.Listener
 	// cert is the TLS certificate, when the server speaks HTTPS itself.
 	cert *certificate
 	// issuer is the base of every advertised URL: the public URL, or one
@@ -465,6 +472,9 @@ func (s *Server) Open(ctx context.Context) error {
 		s.logger.Warn("the admin console is not served: with --upstream it needs an origin of its own, away from the API's pages; " +
 			"set --console-addr (a second listen address) or --console-host (a host name of its own), or --console-same-origin to serve it beside the API anyway")
 	}
+	if err := s.openOps(); err != nil {
+		return err
+	}
 	s.issuer, _ = ParsePublicURL(s.cfg.PublicURL) // checked by Validate
 	if s.issuer == "" {
 		s.issuer = s.URL()
@@ -546,11 +556,7 @@ func (s *Server) routes() (main, console http.Handler) {
 	mux.Handle("/oauth/token", tokens)
 	mux.Handle("/v1/oauth/token", tokens)
 	mux.HandleFunc("POST /authorization", tokens.Authorization)
-	mux.Handle("GET /metrics", s.Metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	s.publicOps(mux)
 	// The OpenAPI document; a route missing from it fails the openapi
 	// package's tests, not the server.
 	doc, _, err := openapi.Build(api.Routes(), openapi.Options{Issuer: s.issuer, Prefix: s.cfg.ManagementPrefix,
@@ -722,6 +728,7 @@ func (s *Server) ConsoleAddr() string {
 // Shutdown or Close, on the main address and the console's; it returns nil
 // after a clean shutdown.
 func (s *Server) Serve() error {
+	go s.serveOps()
 	if s.console == nil {
 		return serveOn(s.http, s.listener, s.cert != nil)
 	}
@@ -770,6 +777,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.ops != nil {
+		errs = append(errs, s.ops.Shutdown(ctx))
 	}
 	return errors.Join(append(errs, s.release())...)
 }
@@ -854,6 +864,12 @@ func (s *Server) Close() error {
 		errs = append(errs, s.http.Close())
 	} else if s.listener != nil {
 		errs = append(errs, s.listener.Close())
+	}
+	if s.ops != nil {
+		errs = append(errs, s.ops.Close())
+	}
+	if s.opsListener != nil {
+		s.opsListener.Close() // already closed once served
 	}
 	return errors.Join(append(errs, s.release())...)
 }

@@ -6,9 +6,11 @@
 //	gatehouse recover   break-glass: make an e-mail an operator-admin with a new password
 //	gatehouse audit-export          every account's audit log as JSON lines
 //	gatehouse reapply-revocations   re-apply revocations after a restore
+//	gatehouse healthcheck  GET /healthz of the configured server; exit 0 or 1
 //
-// Every setting is a flag and a GATEHOUSE_* environment variable; a flag
-// given on the command line wins over the environment.
+// Every setting is a flag, a GATEHOUSE_* environment variable and a key of
+// the --config YAML file; a flag given on the command line wins over the
+// environment, which wins over the file.
 package main
 
 import (
@@ -36,12 +38,20 @@ import (
 // over the module version in the build information.
 var Version = ""
 
+// Revision, when set at build time with -ldflags "-X main.Revision=…" (as
+// scripts/release.sh does), wins over the VCS revision in the build
+// information.
+var Revision = ""
+
 // buildVersion returns the version (Version, else the main module's version
 // from the build information: a tag, or "(devel)" for a build of a
 // checkout) and the VCS revision the binary was built from ("unknown" when
 // the build recorded none; "-modified" when the tree had changes).
 func buildVersion() (version, revision string) {
 	version, revision = Version, "unknown"
+	if Revision != "" {
+		revision = Revision
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		if version == "" {
@@ -67,6 +77,9 @@ func buildVersion() (version, revision string) {
 	if modified && revision != "unknown" {
 		revision += "-modified"
 	}
+	if Revision != "" {
+		revision = Revision
+	}
 	return version, revision
 }
 
@@ -83,6 +96,10 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		}
+		var exit *exitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.code)
+		}
 		os.Exit(2)
 	}
 }
@@ -97,6 +114,8 @@ commands:
   recover   break-glass: make --email an active operator-admin with a new password
   audit-export         write every account's audit log (after --since) as JSON lines
   reapply-revocations  after a restore: re-apply the revocations of --audit FILE made after --since
+  healthcheck          GET /healthz of the configured server (on --ops-addr, if set);
+                       exit 0 when it answers 200, else 1
 
 Run "gatehouse serve -h" for the settings.
 `
@@ -143,6 +162,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return runAuditExport(ctx, args[1:], getenv, stdout, stderr)
 	case "reapply-revocations":
 		return runReapplyRevocations(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -166,6 +187,9 @@ func serve(ctx context.Context, cfg server.Config) error {
 	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "url", srv.Issuer(),
 		"admin_ui", srv.ConsoleURL(), "tls", cfg.TLSCert != "",
 		"trusted_proxies", cfg.TrustedProxies.String(), "version", version, "revision", revision)
+	if ops := srv.OpsAddr(); ops != "" {
+		cfg.Logger.Info("ops listener: /metrics, /healthz and /readyz", "ops_addr", ops)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	for {
@@ -210,6 +234,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		}
 		fs.StringVar(p, flagName, *p, help+" ($"+env+")")
 	}
+	configPath := ""
+	str(&configPath, configFlag, configFileEnv, "YAML file of settings, named as these flags without the dashes (flags and the environment win over it)")
+	str(&cfg.OpsAddr, "ops-addr", "GATEHOUSE_OPS_ADDR", "second listen address (plain HTTP) for /metrics, /healthz and /readyz, which then answer 404 on --addr")
 	str(&cfg.Addr, "addr", "GATEHOUSE_ADDR", "listen address")
 	str(&cfg.DatabaseURL, "database-url", "GATEHOUSE_DATABASE_URL", "SQLite file path (or sqlite:PATH, sqlite:///abs/path) or postgres:// URL")
 	str(&cfg.AdminEmail, "admin-email", "GATEHOUSE_ADMIN_EMAIL", "bootstrap operator-admin e-mail")
@@ -269,6 +296,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if fs.NArg() > 0 {
 		return cfg, lo, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if configPath != "" {
+		if err := applyConfigFile(fs, configPath, getenv); err != nil {
+			return cfg, lo, err
+		}
 	}
 	for _, d := range durations {
 		v, err := time.ParseDuration(d.text)

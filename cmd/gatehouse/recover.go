@@ -42,8 +42,27 @@ func runRecover(ctx context.Context, args []string, getenv func(string) string, 
 	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "the cluster's Redis, told of the change so every node drops its cache ($GATEHOUSE_REDIS_URL)")
 	email := fs.String("email", "", "e-mail of the user to make an active operator-admin (created in the default account if absent)")
 	fromStdin := fs.Bool("password-stdin", false, "read the new password from standard input instead of generating one")
+	configPath := getenv(configFileEnv)
+	fs.StringVar(&configPath, configFlag, configPath, "the YAML settings file of gatehouse serve, for its database-url, redis-url, redis-prefix and token-key ($"+configFileEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if configPath != "" {
+		// The file's settings under the environment's, as serve reads
+		// them; this command's flags win over both.
+		file, _, err := parseConfig("recover", []string{"--" + configFlag, configPath}, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if !given["database-url"] {
+			cfg.DatabaseURL = file.DatabaseURL
+		}
+		if !given["redis-url"] {
+			cfg.RedisURL = file.RedisURL
+		}
+		cfg.RedisPrefix, cfg.TokenKey = file.RedisPrefix, file.TokenKey
 	}
 	if *email == "" {
 		return errors.New("recover: --email is required")

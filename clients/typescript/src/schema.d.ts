@@ -48,7 +48,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 200 while the process runs */
+        /**
+         * 200 while the process runs
+         * @description With --ops-addr, served on the ops listener only, and 404 here.
+         */
         get: operations["healthz"];
         put?: never;
         post?: never;
@@ -136,7 +139,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 200 when the store (and Redis, in a cluster) answers */
+        /**
+         * 200 when the store (and Redis, in a cluster) answers
+         * @description With --ops-addr, served on the ops listener only, and 404 here.
+         */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -1112,6 +1118,18 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
         };
     };
     introspect: {
@@ -1489,6 +1507,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ready"];
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
                 };
             };
             /** @description Not ready */
