@@ -122,11 +122,21 @@ func (u *UI) Handler() http.Handler {
 	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /admin/login", u.loginPage)
 	mux.HandleFunc("POST /admin/login", u.login)
-	mux.Handle("POST /admin/logout", u.session(u.logout))
-	mux.Handle("GET /admin", u.session(u.home))
-	mux.Handle("GET /admin/{$}", u.session(u.home))
 	u.routes(mux)
-	return secure(mux)
+	return secure(u.checked(mux))
+}
+
+// checked refuses, with 400, a request whose path ids or query parameters
+// are not text (httpx.CheckInput): the one place the UI checks them,
+// before a session or anything else is read.
+func (u *UI) checked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := httpx.CheckInput(r); err != nil {
+			u.fail(w, r, page{}, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // secure sets the page security headers of SPEC §8 on every answer, and
