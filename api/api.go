@@ -52,6 +52,7 @@ func (a *API) routes() []route {
 		{"POST /v1/users", usersW, a.createUser},
 		{"GET /v1/users/{id}", usersR, a.getUser},
 		{"PATCH /v1/users/{id}", usersW, a.updateUser},
+		{"DELETE /v1/users/{id}", usersW, a.deleteUser},
 		{"DELETE /v1/users/{id}/throttle", usersW, a.clearThrottle},
 		{"GET /v1/workspaces", wsR, a.listWorkspaces},
 		{"POST /v1/workspaces", wsW, a.createWorkspace},
@@ -86,6 +87,7 @@ func (a *API) routes() []route {
 		{"GET /v1/accounts", accW, a.listAccounts},
 		{"GET /v1/accounts/{id}", accW, a.getAccount},
 		{"PATCH /v1/accounts/{id}", accW, a.updateAccount},
+		{"DELETE /v1/accounts/{id}/users/{user_id}", accW, a.deleteAccountUser},
 	}
 }
 
