@@ -46,6 +46,8 @@ func (u *UI) table() []route {
 		{"POST /admin/users/{id}/password", u.resetPassword},
 		{"POST /admin/users/{id}/throttle", u.clearThrottle},
 		{"POST /admin/users/{id}/sessions/end", u.endSessions},
+		{"GET /admin/users/{id}/delete", u.confirmDeleteUser},
+		{"POST /admin/users/{id}/delete", u.deleteUser},
 		// API access.
 		{"GET /admin/api-access", u.apiAccess},
 		{"POST /admin/api-access/enable", u.enableAPIAccess},

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -168,4 +169,50 @@ func meAccount(t *testing.T, env *servertest.Env, tok string) string {
 	r := env.As(tok, "GET", "/v1/me", nil)
 	servertest.Expect(t, r, http.StatusOK, "")
 	return r.Map(t)["account"].(map[string]any)["id"].(string)
+}
+
+// TestConsoleDeletesUser deletes a user from the console: a confirmation
+// page says what ends and what the audit log keeps, only its form
+// deletes, and the user's session ends. Disabling a user who has no
+// session does not speak of "0 admin UI sessions".
+func TestConsoleDeletesUser(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	annID := env.CreateUser(admin, "ann@example.com", memberPW)
+	bobID := env.CreateUser(admin, "bob@example.com", memberPW)
+	ann := uiSignIn(t, env, "ann@example.com", memberPW)
+	s := uiSignIn(t, env, servertest.AdminEmail, servertest.AdminPassword)
+
+	_, page, _ := s.get("/admin/users/" + annID)
+	if !strings.Contains(page, "/admin/users/"+annID+"/delete") {
+		t.Fatal("the user page has no delete link")
+	}
+	status, page, _ := s.get("/admin/users/" + annID + "/delete")
+	if status != http.StatusOK || !strings.Contains(page, "Delete ann@example.com?") || !strings.Contains(page, "audit log keeps") {
+		t.Fatalf("confirmation: %d %.300s", status, page)
+	}
+	// A post that did not come from the confirmation changes nothing.
+	if status, _, loc := s.post("/admin/users/"+annID+"/delete", url.Values{}); status != http.StatusSeeOther || loc != "/admin/users/"+annID+"/delete" {
+		t.Fatalf("unconfirmed delete: %d to %q", status, loc)
+	}
+	servertest.Expect(t, env.As(admin, "GET", "/v1/users/"+annID, nil), http.StatusOK, "")
+	s.get("/admin/users/" + annID + "/delete")
+	if status, _, loc := s.post("/admin/users/"+annID+"/delete", url.Values{"confirmed": {"yes"}}); status != http.StatusSeeOther || loc != "/admin/users" {
+		t.Fatalf("delete: %d to %q", status, loc)
+	}
+	servertest.Expect(t, env.As(admin, "GET", "/v1/users/"+annID, nil), http.StatusNotFound, "not_found")
+	if ann.live() {
+		t.Fatal("the deleted user's console session still works")
+	}
+	if e := findAudit(t, auditEntries(t, env, admin), "user.delete"); e["target_id"] != annID {
+		t.Fatalf("audit %v", e)
+	}
+
+	// Bob has no session and no token: the disable confirmation says
+	// nothing of zero sessions or tokens.
+	s.get("/admin/users/" + bobID)
+	_, page, _ = s.post("/admin/users/"+bobID, url.Values{"status": {"disabled"}})
+	if !strings.Contains(page, "Disable bob@example.com?") || strings.Contains(page, " 0 admin UI session") || strings.Contains(page, " 0 live token") {
+		t.Fatalf("disable confirmation: %s", between(page, "<main", "</main>"))
+	}
 }
