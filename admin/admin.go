@@ -302,11 +302,17 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	u.loginForm(w, r, http.StatusOK, loginErrors[r.URL.Query().Get("error")])
 }
 
-// loginForm renders the sign-in form with a fresh CSRF token.
+// loginForm renders the sign-in form with a fresh CSRF token. After a
+// refused sign-in the form keeps the e-mail address that was typed (never
+// the password).
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	csrf := rand.Text()
 	u.setCookie(w, r, loginCookie, csrf, 600)
-	u.render(w, status, "login", page{Title: "Sign in", CSRF: csrf, Error: msg})
+	pg := page{Title: "Sign in", CSRF: csrf, Error: msg}
+	if r.Method == http.MethodPost {
+		pg.Form = &form{name: "login", values: url.Values{"email": {r.PostForm.Get("email")}}}
+	}
+	u.render(w, status, "login", pg)
 }
 
 // loginRefused answers a sign-in that was not checked — throttled (429) or
@@ -354,7 +360,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	switch gatehouse.ErrorCode(err) {
 	case "":
 	case gatehouse.EInvalidGrant:
-		u.redirect(w, r, "/admin/login?error=credentials")
+		u.loginForm(w, r, http.StatusUnauthorized, loginErrors["credentials"])
 		return
 	case gatehouse.ETooManyAttempts, gatehouse.EUnavailable:
 		u.loginRefused(w, r, err)

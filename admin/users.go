@@ -231,15 +231,12 @@ func (u *UI) userChangeConfirmation(ch *service.UserChange, posted url.Values) c
 	x := ch.User
 	c := confirmation{Action: "/admin/users/" + x.ID, Cancel: "/admin/users/" + x.ID,
 		Hidden: url.Values{"role": posted["role"], "status": {posted.Get("status")}}}
-	who := x.Email
-	if ch.Self {
-		who = "you"
-	}
+	who := subject(x.Email, ch.Self)
 	names := credentialNames(ch.Credentials)
 	switch {
 	case ch.Disables:
 		c.Question = "Disable " + x.Email + "?"
-		c.Stops = append(c.Stops, capitalize(who)+" can no longer sign in, here or with the password grant.")
+		c.Stops = append(c.Stops, who+" can no longer sign in, here or with the password grant.")
 		if ch.Sessions > 0 {
 			c.Stops = append(c.Stops, fmt.Sprintf("Their %s now.", agree(ch.Sessions, "admin UI session", "admin UI sessions", "ends", "end")))
 		}
@@ -287,6 +284,16 @@ func credentialNames(cs []*gatehouse.Credential) string {
 		parts = append(parts, c.Name+" ("+c.ClientID+")")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// subject is who a sentence of a confirmation starts with: "You" for the
+// admin themselves, else the address exactly as it is written (an
+// address is never capitalised: "ops@example.com" stays so).
+func subject(email string, self bool) string {
+	if self {
+		return "You"
+	}
+	return email
 }
 
 // capitalize makes the first letter of a sentence upper case.
@@ -338,14 +345,11 @@ func (u *UI) confirmDeleteUser(w http.ResponseWriter, r *http.Request, pg page) 
 	if err != nil {
 		return err
 	}
-	who := x.Email
-	if x.ID == pg.P.UserID() {
-		who = "you"
-	}
+	who := subject(x.Email, x.ID == pg.P.UserID())
 	u.confirm(w, pg, confirmation{
 		Question: "Delete " + x.Email + "?",
 		Stops: []string{
-			capitalize(who) + " can no longer sign in, here or with the password grant; every admin UI session and token ends at once, on every node.",
+			who + " can no longer sign in, here or with the password grant; every admin UI session and token ends at once, on every node.",
 			"Their client credentials and API access application are deleted, with every token they issued.",
 			fmt.Sprintf("API tokens that act as %s with the %s header are refused.", x.Email, u.headers.UserEmail),
 			"They leave every workspace. This cannot be undone.",

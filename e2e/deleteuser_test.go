@@ -174,7 +174,8 @@ func meAccount(t *testing.T, env *servertest.Env, tok string) string {
 // TestConsoleDeletesUser deletes a user from the console: a confirmation
 // page says what ends and what the audit log keeps, only its form
 // deletes, and the user's session ends. Disabling a user who has no
-// session does not speak of "0 admin UI sessions".
+// session does not speak of "0 admin UI sessions", nor capitalise their
+// address.
 func TestConsoleDeletesUser(t *testing.T) {
 	env := servertest.Start(t)
 	admin := env.AdminToken()
@@ -212,7 +213,9 @@ func TestConsoleDeletesUser(t *testing.T) {
 	// nothing of zero sessions or tokens.
 	s.get("/admin/users/" + bobID)
 	_, page, _ = s.post("/admin/users/"+bobID, url.Values{"status": {"disabled"}})
-	if !strings.Contains(page, "Disable bob@example.com?") || strings.Contains(page, " 0 admin UI session") || strings.Contains(page, " 0 live token") {
+	// An address starts a sentence as it is written, never capitalised.
+	if !strings.Contains(page, "Disable bob@example.com?") || !strings.Contains(page, "bob@example.com can no longer sign in") ||
+		strings.Contains(page, "Bob@example.com") || strings.Contains(page, " 0 admin UI session") || strings.Contains(page, " 0 live token") {
 		t.Fatalf("disable confirmation: %s", between(page, "<main", "</main>"))
 	}
 }
