@@ -120,8 +120,8 @@ func (u *UI) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /admin/login", u.loginPage)
-	mux.HandleFunc("POST /admin/login", u.login)
+	mux.HandleFunc(loginPagePattern, u.loginPage)
+	mux.HandleFunc(loginPattern, u.login)
 	u.routes(mux)
 	return secure(u.checked(mux))
 }

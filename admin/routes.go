@@ -16,11 +16,18 @@ func (u *UI) routes(mux *http.ServeMux) {
 	}
 }
 
+// The sign-in routes, served without a session.
+const (
+	loginPagePattern = "GET /admin/login"
+	loginPattern     = "POST /admin/login"
+)
+
 // Patterns returns the pattern ("METHOD /admin/path/{wildcard}") of every
-// page of the UI that needs a session, in the order of the route table.
-// Tests walk it so that a new page is covered by default.
+// page of the UI: the sign-in routes, then every page that needs a
+// session, in the order of the route table. Tests walk it so that a new
+// page is covered by default.
 func Patterns() []string {
-	var out []string
+	out := []string{loginPagePattern, loginPattern}
 	for _, rt := range (&UI{}).table() {
 		out = append(out, rt.pattern)
 	}
