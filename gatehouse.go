@@ -68,10 +68,13 @@ func ParseRoles(s string) Roles {
 // UserStatus is whether a user may sign in and use tokens.
 type UserStatus string
 
-// The user statuses.
+// The user statuses. A deleted user is never shown or found again: the
+// row stays, under its id, only so that the audit log and what it
+// created keep naming it; its address is free for a new user.
 const (
 	StatusActive   UserStatus = "active"
 	StatusDisabled UserStatus = "disabled"
+	StatusDeleted  UserStatus = "deleted"
 )
 
 // AccountStatus is whether an account's users and credentials may be used.

@@ -120,13 +120,23 @@ func (u *UI) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /admin/login", u.loginPage)
-	mux.HandleFunc("POST /admin/login", u.login)
-	mux.Handle("POST /admin/logout", u.session(u.logout))
-	mux.Handle("GET /admin", u.session(u.home))
-	mux.Handle("GET /admin/{$}", u.session(u.home))
+	mux.HandleFunc(loginPagePattern, u.loginPage)
+	mux.HandleFunc(loginPattern, u.login)
 	u.routes(mux)
-	return secure(mux)
+	return secure(u.checked(mux))
+}
+
+// checked refuses, with 400, a request whose path ids or query parameters
+// are not text (httpx.CheckInput): the one place the UI checks them,
+// before a session or anything else is read.
+func (u *UI) checked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := httpx.CheckInput(r); err != nil {
+			u.fail(w, r, page{}, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // secure sets the page security headers of SPEC §8 on every answer, and
@@ -292,11 +302,17 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	u.loginForm(w, r, http.StatusOK, loginErrors[r.URL.Query().Get("error")])
 }
 
-// loginForm renders the sign-in form with a fresh CSRF token.
+// loginForm renders the sign-in form with a fresh CSRF token. After a
+// refused sign-in the form keeps the e-mail address that was typed (never
+// the password).
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	csrf := rand.Text()
 	u.setCookie(w, r, loginCookie, csrf, 600)
-	u.render(w, status, "login", page{Title: "Sign in", CSRF: csrf, Error: msg})
+	pg := page{Title: "Sign in", CSRF: csrf, Error: msg}
+	if r.Method == http.MethodPost {
+		pg.Form = &form{name: "login", values: url.Values{"email": {r.PostForm.Get("email")}}}
+	}
+	u.render(w, status, "login", pg)
 }
 
 // loginRefused answers a sign-in that was not checked — throttled (429) or
@@ -344,7 +360,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	switch gatehouse.ErrorCode(err) {
 	case "":
 	case gatehouse.EInvalidGrant:
-		u.redirect(w, r, "/admin/login?error=credentials")
+		u.loginForm(w, r, http.StatusUnauthorized, loginErrors["credentials"])
 		return
 	case gatehouse.ETooManyAttempts, gatehouse.EUnavailable:
 		u.loginRefused(w, r, err)

@@ -2,54 +2,91 @@ package admin
 
 import "net/http"
 
+// route is one page of a signed-in session.
+type route struct {
+	pattern string
+	fn      handlerFunc
+}
+
 // routes adds the pages. Every POST needs the session's CSRF token (see
 // session); every destructive one asks on a confirmation page first.
 func (u *UI) routes(mux *http.ServeMux) {
-	h := func(pattern string, fn handlerFunc) { mux.Handle(pattern, u.session(fn)) }
-	// Everyone's own account.
-	h("GET /admin/me", u.me)
-	h("POST /admin/me/password", u.changePassword)
-	h("POST /admin/me/sessions/end", u.endOwnSessions)
-	h("GET /admin/secrets/{id}", u.secretPage)
-	// Users.
-	h("GET /admin/users", u.users)
-	h("POST /admin/users", u.createUser)
-	h("GET /admin/users/{id}", u.user)
-	h("POST /admin/users/{id}", u.updateUser)
-	h("POST /admin/users/{id}/password", u.resetPassword)
-	h("POST /admin/users/{id}/throttle", u.clearThrottle)
-	h("POST /admin/users/{id}/sessions/end", u.endSessions)
-	// API access.
-	h("GET /admin/api-access", u.apiAccess)
-	h("POST /admin/api-access/enable", u.enableAPIAccess)
-	h("POST /admin/api-access/lifetime", u.apiAccessLifetime)
-	h("POST /admin/api-access/reissue", u.reissueAPIAccess)
-	h("GET /admin/api-access/revoke", u.confirmRevokeAPIAccess)
-	h("POST /admin/api-access/revoke", u.revokeAPIAccess)
-	// Extensions and API tokens.
-	h("GET /admin/extensions", u.extensions)
-	h("POST /admin/extensions/api-tokens", u.toggleAPITokens)
-	h("GET /admin/extensions/api-tokens/off", u.confirmAPITokensOff)
-	h("POST /admin/api-tokens", u.createAPIToken)
-	h("GET /admin/api-tokens/{id}/revoke", u.confirmRevokeAPIToken)
-	h("POST /admin/api-tokens/{id}/revoke", u.revokeAPIToken)
-	// Developers and client credentials.
-	h("GET /admin/developers", u.developers)
-	h("POST /admin/developers", u.addDeveloper)
-	h("GET /admin/developers/{id}/remove", u.confirmRemoveDeveloper)
-	h("POST /admin/developers/{id}/remove", u.removeDeveloper)
-	h("GET /admin/credentials", u.credentials)
-	h("POST /admin/credentials", u.createCredential)
-	h("GET /admin/credentials/{id}/delete", u.confirmDeleteCredential)
-	h("POST /admin/credentials/{id}/delete", u.deleteCredential)
-	// Account settings, usage and the audit log.
-	h("GET /admin/settings", u.settings)
-	h("POST /admin/settings", u.saveSettings)
-	h("GET /admin/usage", u.usage)
-	h("GET /admin/audit", u.audit)
-	h("GET /admin/audit/export", u.exportAudit)
-	// The operator's accounts.
-	h("GET /admin/accounts", u.accounts)
-	h("POST /admin/accounts", u.createAccount)
-	h("POST /admin/accounts/{id}", u.updateAccount)
+	for _, rt := range u.table() {
+		mux.Handle(rt.pattern, u.session(rt.fn))
+	}
+}
+
+// The sign-in routes, served without a session.
+const (
+	loginPagePattern = "GET /admin/login"
+	loginPattern     = "POST /admin/login"
+)
+
+// Patterns returns the pattern ("METHOD /admin/path/{wildcard}") of every
+// page of the UI: the sign-in routes, then every page that needs a
+// session, in the order of the route table. Tests walk it so that a new
+// page is covered by default.
+func Patterns() []string {
+	out := []string{loginPagePattern, loginPattern}
+	for _, rt := range (&UI{}).table() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+// table is the one table of the pages that need a session.
+func (u *UI) table() []route {
+	return []route{
+		{"POST /admin/logout", u.logout},
+		{"GET /admin", u.home},
+		{"GET /admin/{$}", u.home},
+		// Everyone's own account.
+		{"GET /admin/me", u.me},
+		{"POST /admin/me/password", u.changePassword},
+		{"POST /admin/me/sessions/end", u.endOwnSessions},
+		{"GET /admin/secrets/{id}", u.secretPage},
+		// Users.
+		{"GET /admin/users", u.users},
+		{"POST /admin/users", u.createUser},
+		{"GET /admin/users/{id}", u.user},
+		{"POST /admin/users/{id}", u.updateUser},
+		{"POST /admin/users/{id}/password", u.resetPassword},
+		{"POST /admin/users/{id}/throttle", u.clearThrottle},
+		{"POST /admin/users/{id}/sessions/end", u.endSessions},
+		{"GET /admin/users/{id}/delete", u.confirmDeleteUser},
+		{"POST /admin/users/{id}/delete", u.deleteUser},
+		// API access.
+		{"GET /admin/api-access", u.apiAccess},
+		{"POST /admin/api-access/enable", u.enableAPIAccess},
+		{"POST /admin/api-access/lifetime", u.apiAccessLifetime},
+		{"POST /admin/api-access/reissue", u.reissueAPIAccess},
+		{"GET /admin/api-access/revoke", u.confirmRevokeAPIAccess},
+		{"POST /admin/api-access/revoke", u.revokeAPIAccess},
+		// Extensions and API tokens.
+		{"GET /admin/extensions", u.extensions},
+		{"POST /admin/extensions/api-tokens", u.toggleAPITokens},
+		{"GET /admin/extensions/api-tokens/off", u.confirmAPITokensOff},
+		{"POST /admin/api-tokens", u.createAPIToken},
+		{"GET /admin/api-tokens/{id}/revoke", u.confirmRevokeAPIToken},
+		{"POST /admin/api-tokens/{id}/revoke", u.revokeAPIToken},
+		// Developers and client credentials.
+		{"GET /admin/developers", u.developers},
+		{"POST /admin/developers", u.addDeveloper},
+		{"GET /admin/developers/{id}/remove", u.confirmRemoveDeveloper},
+		{"POST /admin/developers/{id}/remove", u.removeDeveloper},
+		{"GET /admin/credentials", u.credentials},
+		{"POST /admin/credentials", u.createCredential},
+		{"GET /admin/credentials/{id}/delete", u.confirmDeleteCredential},
+		{"POST /admin/credentials/{id}/delete", u.deleteCredential},
+		// Account settings, usage and the audit log.
+		{"GET /admin/settings", u.settings},
+		{"POST /admin/settings", u.saveSettings},
+		{"GET /admin/usage", u.usage},
+		{"GET /admin/audit", u.audit},
+		{"GET /admin/audit/export", u.exportAudit},
+		// The operator's accounts.
+		{"GET /admin/accounts", u.accounts},
+		{"POST /admin/accounts", u.createAccount},
+		{"POST /admin/accounts/{id}", u.updateAccount},
+	}
 }

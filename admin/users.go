@@ -231,18 +231,19 @@ func (u *UI) userChangeConfirmation(ch *service.UserChange, posted url.Values) c
 	x := ch.User
 	c := confirmation{Action: "/admin/users/" + x.ID, Cancel: "/admin/users/" + x.ID,
 		Hidden: url.Values{"role": posted["role"], "status": {posted.Get("status")}}}
-	who := x.Email
-	if ch.Self {
-		who = "you"
-	}
+	who := subject(x.Email, ch.Self)
 	names := credentialNames(ch.Credentials)
 	switch {
 	case ch.Disables:
 		c.Question = "Disable " + x.Email + "?"
-		c.Stops = append(c.Stops, capitalize(who)+" can no longer sign in, here or with the password grant.")
-		c.Stops = append(c.Stops, fmt.Sprintf("Their %s now.", agree(ch.Sessions, "admin UI session", "admin UI sessions", "ends", "end")))
-		c.Stops = append(c.Stops, fmt.Sprintf("Their %s working for good; enabling %s again brings none back.",
-			agree(ch.Tokens, "live token", "live tokens", "stops", "stop"), map[bool]string{true: "yourself", false: "them"}[ch.Self]))
+		c.Stops = append(c.Stops, who+" can no longer sign in, here or with the password grant.")
+		if ch.Sessions > 0 {
+			c.Stops = append(c.Stops, fmt.Sprintf("Their %s now.", agree(ch.Sessions, "admin UI session", "admin UI sessions", "ends", "end")))
+		}
+		if ch.Tokens > 0 {
+			c.Stops = append(c.Stops, fmt.Sprintf("Their %s working for good; enabling %s again brings none back.",
+				agree(ch.Tokens, "live token", "live tokens", "stops", "stop"), map[bool]string{true: "yourself", false: "them"}[ch.Self]))
+		}
 		if len(ch.Credentials) > 0 {
 			c.Stops = append(c.Stops, fmt.Sprintf("Their %s (%s) can no longer get tokens while the user is disabled.",
 				plural(len(ch.Credentials), "client credential", "client credentials"), names))
@@ -285,6 +286,16 @@ func credentialNames(cs []*gatehouse.Credential) string {
 	return strings.Join(parts, ", ")
 }
 
+// subject is who a sentence of a confirmation starts with: "You" for the
+// admin themselves, else the address exactly as it is written (an
+// address is never capitalised: "ops@example.com" stays so).
+func subject(email string, self bool) string {
+	if self {
+		return "You"
+	}
+	return email
+}
+
 // capitalize makes the first letter of a sentence upper case.
 func capitalize(s string) string {
 	if s == "" {
@@ -321,5 +332,58 @@ func (u *UI) endSessions(w http.ResponseWriter, r *http.Request, pg page) error 
 		return err
 	}
 	u.done(w, r, "/admin/users/"+id, capitalize(plural(n, "session", "sessions"))+" ended.")
+	return nil
+}
+
+// confirmDeleteUser asks before deleting a user, saying what ends and
+// what the audit log keeps.
+func (u *UI) confirmDeleteUser(w http.ResponseWriter, r *http.Request, pg page) error {
+	if err := service.RequireAdmin(pg.P); err != nil {
+		return err
+	}
+	x, err := u.svc.User(r.Context(), pg.P, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	who := subject(x.Email, x.ID == pg.P.UserID())
+	u.confirm(w, pg, confirmation{
+		Question: "Delete " + x.Email + "?",
+		Stops: []string{
+			who + " can no longer sign in, here or with the password grant; every admin UI session and token ends at once, on every node.",
+			"Their client credentials and API access application are deleted, with every token they issued.",
+			fmt.Sprintf("API tokens that act as %s with the %s header are refused.", x.Email, u.headers.UserEmail),
+			"They leave every workspace. This cannot be undone.",
+		},
+		Keeps: []string{
+			"The audit log keeps every entry by or about them, under their id " + x.ID + ".",
+			"The address " + x.Email + " is free again: a new user may be created with it.",
+		},
+		Action:  "/admin/users/" + x.ID + "/delete",
+		Cancel:  "/admin/users/" + x.ID,
+		Buttons: []button{{Label: "Delete " + x.Email, Danger: true}},
+	})
+	return nil
+}
+
+// deleteUser deletes a user after the confirmation page.
+func (u *UI) deleteUser(w http.ResponseWriter, r *http.Request, pg page) error {
+	id := r.PathValue("id")
+	if !isConfirmed(r) {
+		u.redirect(w, r, "/admin/users/"+id+"/delete")
+		return nil
+	}
+	x, err := u.svc.User(r.Context(), pg.P, id)
+	if err != nil {
+		return err
+	}
+	if err := u.svc.DeleteUser(r.Context(), pg.P, id); err != nil {
+		return err
+	}
+	if x.ID == pg.P.UserID() {
+		u.clearCookie(w, r, sessionCookie)
+		u.redirect(w, r, "/admin/login")
+		return nil
+	}
+	u.done(w, r, "/admin/users", "Deleted "+x.Email+"; every credential of theirs has ended.")
 	return nil
 }

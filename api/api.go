@@ -52,6 +52,7 @@ func (a *API) routes() []route {
 		{"POST /v1/users", usersW, a.createUser},
 		{"GET /v1/users/{id}", usersR, a.getUser},
 		{"PATCH /v1/users/{id}", usersW, a.updateUser},
+		{"DELETE /v1/users/{id}", usersW, a.deleteUser},
 		{"DELETE /v1/users/{id}/throttle", usersW, a.clearThrottle},
 		{"GET /v1/workspaces", wsR, a.listWorkspaces},
 		{"POST /v1/workspaces", wsW, a.createWorkspace},
@@ -86,6 +87,7 @@ func (a *API) routes() []route {
 		{"GET /v1/accounts", accW, a.listAccounts},
 		{"GET /v1/accounts/{id}", accW, a.getAccount},
 		{"PATCH /v1/accounts/{id}", accW, a.updateAccount},
+		{"DELETE /v1/accounts/{id}/users/{user_id}", accW, a.deleteAccountUser},
 	}
 }
 
@@ -108,12 +110,31 @@ func Routes() []Route {
 	return out
 }
 
-// Register adds the API's routes to mux. Each passes through the
-// authenticator (and its rate limit), then the scope check.
+// Register adds the API's routes to mux. Each checks its path and query
+// (checked), then passes through the authenticator (and its rate limit),
+// then the scope check.
 func (a *API) Register(mux *http.ServeMux) {
 	for _, rt := range a.routes() {
-		mux.Handle(httpx.PrefixPattern(a.Prefix, rt.pattern), a.Auth.Require(a.scoped(rt)))
+		mux.Handle(httpx.PrefixPattern(a.Prefix, rt.pattern), checked(a.Auth.Require(a.scoped(rt))))
 	}
+}
+
+// checked refuses, with 400 invalid_request, a request whose path ids or
+// query parameters are not text (httpx.CheckInput), or whose limit or
+// cursor is not one this server issues (page): the one place the API
+// checks them, before authentication and before anything else reads them.
+func checked(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := httpx.CheckInput(r)
+		if err == nil {
+			_, err = page(r)
+		}
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // scoped answers a route after checking its scope: a credential without
@@ -164,7 +185,7 @@ func page(r *http.Request) (gatehouse.Page, error) {
 	}
 	if v := q.Get("cursor"); v != "" {
 		b, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || len(b) == 0 {
+		if err != nil || len(b) == 0 || httpx.CheckText("cursor", string(b)) != nil {
 			return p, gatehouse.Invalid("cursor is not one this server issued")
 		}
 		if before, ok := strings.CutPrefix(string(b), beforeMark); ok {

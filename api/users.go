@@ -59,6 +59,9 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Pri
 		return err
 	}
 	q := r.URL.Query()
+	if q.Has("email") || q.Has("all_accounts") {
+		return a.userByEmail(w, r, p)
+	}
 	f := gatehouse.UserFilter{Query: q.Get("q"), Role: gatehouse.Role(q.Get("role")), Status: gatehouse.UserStatus(q.Get("status"))}
 	users, c, err := a.Service.Users(r.Context(), p, f, pg)
 	if err != nil {
@@ -105,6 +108,76 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Pr
 
 func (a *API) clearThrottle(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	if _, err := a.Service.ClearThrottle(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+// FoundUser is a user found by address in any account, with the account
+// that holds it (GET /v1/users?email=E&all_accounts=true).
+type FoundUser struct {
+	*gatehouse.User
+	Account AccountRef `json:"account"`
+}
+
+// AccountRef names an account.
+type AccountRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// userByEmail answers GET /v1/users?email=E: the list of the one user of
+// the caller's account with that address (none when there is none), or,
+// with all_accounts=true (the operator only), of any account, naming it.
+func (a *API) userByEmail(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	q := r.URL.Query()
+	email := q.Get("email")
+	if email == "" {
+		return gatehouse.Invalid("email is required with all_accounts")
+	}
+	var all bool
+	switch v := q.Get("all_accounts"); v {
+	case "", "false":
+	case "true":
+		all = true
+	default:
+		return gatehouse.Invalid("all_accounts must be true or false")
+	}
+	if all {
+		u, acc, err := a.Service.UserAnywhere(r.Context(), p, email)
+		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+			writeList(w, []FoundUser{}, "")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		writeList(w, []FoundUser{{User: u, Account: AccountRef{ID: acc.ID, Name: acc.Name}}}, "")
+		return nil
+	}
+	u, err := a.Service.UserByEmail(r.Context(), p, email)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		writeList(w, []*gatehouse.User{}, "")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeList(w, []*gatehouse.User{u}, "")
+	return nil
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := a.Service.DeleteUser(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	noContent(w)
+	return nil
+}
+
+func (a *API) deleteAccountUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := a.Service.DeleteAccountUser(r.Context(), p, r.PathValue("id"), r.PathValue("user_id")); err != nil {
 		return err
 	}
 	noContent(w)

@@ -50,11 +50,12 @@ func TestAPIAccessLifecycle(t *testing.T) {
 	}
 	servertest.Expect(t, env.As(admin, "POST", "/v1/api-access", nil), http.StatusConflict, "conflict")
 
-	// GET shows no secret.
+	// GET shows no secret, and the access token's use above as the last.
 	r := env.As(admin, "GET", "/v1/api-access", nil)
 	var view map[string]any
 	r.JSON(t, &view)
-	if view["enabled"] != true || view["client_id"] != app.ClientID || view["access_token_ttl_days"] != 1.0 || view["created_at"] == nil || view["scopes"] != nil || len(view) != 5 {
+	if view["enabled"] != true || view["client_id"] != app.ClientID || view["access_token_ttl_days"] != 1.0 || view["created_at"] == nil || view["scopes"] != nil ||
+		view["last_used_at"] == nil || len(view) != 6 {
 		t.Fatalf("view %s", r.Body)
 	}
 	// The lifetime applies to tokens issued from then on.

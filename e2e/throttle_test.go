@@ -245,7 +245,7 @@ func loginOutcome(r *servertest.Response) string {
 	switch loc := r.Header.Get("Location"); {
 	case r.Status == 303 && loc == "/admin":
 		return "session"
-	case r.Status == 303 && loc == "/admin/login?error=credentials":
+	case r.Status == 401 && bytes.Contains(r.Body, []byte("Wrong e-mail or password")):
 		return "invalid_grant"
 	case r.Status == 429 && retryAfter(r) > 0 && bytes.Contains(r.Body, []byte("Too many failed attempts")):
 		return "throttled"

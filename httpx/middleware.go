@@ -62,9 +62,26 @@ func (w *StatusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// RequestIDHeader carries a request's id: honoured from the client when it
-// looks sane, sent back on every answer, and passed to the upstream.
+// RequestIDHeader carries a request's id: honoured from a trusted proxy
+// when it looks sane, sent back on every answer, and passed to the
+// upstream.
 const RequestIDHeader = "X-Request-Id"
+
+// requestIDs returns the id of r and, when r's own X-Request-Id was not
+// taken, that id for the log line ("" when there is none or it is not
+// sane). An incoming id is taken only from a trusted proxy (proxied), and
+// only when it is sane and sent once: anyone else could make one request
+// wear another's id in the logs and upstream.
+func requestIDs(r *http.Request, proxied bool) (id, client string) {
+	in := r.Header.Values(RequestIDHeader)
+	if len(in) != 1 || !saneRequestID(in[0]) {
+		return newRequestID(), ""
+	}
+	if proxied {
+		return in[0], ""
+	}
+	return newRequestID(), in[0]
+}
 
 // maxRequestIDLen bounds an incoming request id.
 const maxRequestIDLen = 128
@@ -107,6 +124,9 @@ func newRequestID() string {
 type RequestInfo struct {
 	// ID is the request id, fixed when the request arrives.
 	ID string
+	// ClientID is the X-Request-Id the client sent when it was not taken
+	// as ID (the client is not a trusted proxy), for the log line only.
+	ClientID string
 	// Client is who sent the request (ClientOf), fixed when it arrives.
 	Client Client
 	// Route is the pattern of the route that served the request ("" when
@@ -243,8 +263,9 @@ func RequestID(ctx context.Context) string {
 // gatehouse.ClientAddrFromContext and gatehouse.FromContext find it:
 //
 //   - it works out the client once (ClientOf with trusted);
-//   - it gives the request an id (a sane incoming X-Request-Id, else a new
-//     one) and returns it in X-Request-Id on every answer;
+//   - it gives the request an id (a sane incoming X-Request-Id from a
+//     trusted proxy, else a new one; a client's own is logged as
+//     client_request_id) and returns it in X-Request-Id on every answer;
 //   - once the request is answered, it writes one log line: id, method,
 //     path (never the query string, which may hold a password), status,
 //     size, duration in milliseconds, client address, principal and
@@ -258,10 +279,7 @@ func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInf
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &RequestInfo{Client: ClientOf(r, trusted), base: logger}
-		info.ID = r.Header.Get(RequestIDHeader)
-		if !saneRequestID(info.ID) || len(r.Header.Values(RequestIDHeader)) != 1 {
-			info.ID = newRequestID()
-		}
+		info.ID, info.ClientID = requestIDs(r, info.Client.Proxied)
 		info.idHeader[0] = info.ID
 		w.Header()[RequestIDHeader] = info.idHeader[:1:1]
 		info.w.ResponseWriter = w
@@ -280,6 +298,9 @@ func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInf
 				slog.Float64("duration_ms", float64(info.Duration.Microseconds())/1000),
 				slog.String("remote", info.Client.Addr),
 			}, info.attrs()...)
+			if info.ClientID != "" {
+				attrs = append(attrs, slog.String("client_request_id", info.ClientID))
+			}
 			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 		}
 		if done != nil {

@@ -41,10 +41,16 @@ func TestSaneRequestID(t *testing.T) {
 // the answer and the request's log line.
 func logLine(t *testing.T, h http.Handler, r *http.Request) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
+	return logLineVia(t, nil, h, r)
+}
+
+// logLineVia is logLine with the server trusting the proxies trusted.
+func logLineVia(t *testing.T, trusted TrustedProxies, h http.Handler, r *http.Request) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
 	var buf strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	w := httptest.NewRecorder()
-	Requests(nil, logger, nil, Recover(h)).ServeHTTP(w, r)
+	Requests(trusted, logger, nil, Recover(h)).ServeHTTP(w, r)
 	var line map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -64,29 +70,40 @@ func logLine(t *testing.T, h http.Handler, r *http.Request) (*httptest.ResponseR
 func TestLogRequestID(t *testing.T) {
 	var seen string
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = RequestID(r.Context()) })
+	// httptest's requests come from 192.0.2.1.
+	proxy, err := ParseTrustedProxies("192.0.2.1/32")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name   string
-		in     []string
-		honour bool
+		name    string
+		trusted TrustedProxies
+		in      []string
+		honour  bool
+		logged  string // client_request_id in the log line
 	}{
-		{"sane id honoured", []string{"req-42.abc"}, true},
-		{"none: generated", nil, false},
-		{"too long: replaced", []string{strings.Repeat("x", 200)}, false},
-		{"bad characters: replaced", []string{"a b\tc"}, false},
-		{"sent twice: replaced", []string{"one", "two"}, false},
+		{"sane id from a trusted proxy honoured", proxy, []string{"req-42.abc"}, true, ""},
+		{"sane id from a client: replaced, logged", nil, []string{"victim-req-123"}, false, "victim-req-123"},
+		{"none: generated", proxy, nil, false, ""},
+		{"too long: replaced", proxy, []string{strings.Repeat("x", 200)}, false, ""},
+		{"bad characters: replaced", proxy, []string{"a b\tc"}, false, ""},
+		{"sent twice: replaced", proxy, []string{"one", "two"}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/x", nil)
 			for _, v := range tc.in {
 				r.Header.Add(RequestIDHeader, v)
 			}
-			w, line := logLine(t, h, r)
+			w, line := logLineVia(t, tc.trusted, h, r)
 			got := w.Header().Get(RequestIDHeader)
 			if got == "" || got != seen || line["request_id"] != got {
 				t.Fatalf("answer %q, handler %q, log %v", got, seen, line["request_id"])
 			}
 			if tc.honour != (len(tc.in) > 0 && got == tc.in[0]) {
 				t.Fatalf("id %q for %q", got, tc.in)
+			}
+			if logged, _ := line["client_request_id"].(string); logged != tc.logged {
+				t.Fatalf("client_request_id %q, want %q", logged, tc.logged)
 			}
 			if !tc.honour && !saneRequestID(got) {
 				t.Fatalf("generated id %q is not sane", got)

@@ -43,8 +43,6 @@ const (
 	// MaxLen bounds the password length accepted, so that hashing cost stays
 	// bounded for any input.
 	MaxLen = 1024
-	// MinLen is the shortest password accepted when one is set.
-	MinLen = 8
 )
 
 // ErrMismatch is returned by Verify when the password does not match.
@@ -238,15 +236,4 @@ func (h *Hasher) dummyHash() string {
 		h.dummy = encode(h.params, b[:saltLen], b[saltLen:])
 	})
 	return h.dummy
-}
-
-// Validate returns an error if pw is not acceptable as a new password.
-func Validate(pw string) error {
-	switch {
-	case len(pw) < MinLen:
-		return fmt.Errorf("password must be at least %d characters", MinLen)
-	case len(pw) > MaxLen:
-		return fmt.Errorf("password must be at most %d bytes", MaxLen)
-	}
-	return nil
 }

@@ -75,11 +75,3 @@ func TestDefaultLimits(t *testing.T) {
 		t.Fatalf("a hash bigger than the budget: %+v", l)
 	}
 }
-
-func TestValidate(t *testing.T) {
-	for pw, ok := range map[string]bool{"short": false, "12345678": true, strings.Repeat("x", password.MaxLen): true, strings.Repeat("x", password.MaxLen+1): false} {
-		if (password.Validate(pw) == nil) != ok {
-			t.Errorf("Validate(len %d) = %v", len(pw), password.Validate(pw))
-		}
-	}
-}

@@ -12,6 +12,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/identity"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/throttle"
@@ -245,6 +247,9 @@ func checkEmail(field, v string) (string, error) {
 	if v == "" {
 		return "", gatehouse.InvalidField(field, "Enter an e-mail address.", "%s is required", field)
 	}
+	if err := identity.CheckEmail(v); err != nil {
+		return "", refused(field, err)
+	}
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Address != v || len(v) > MaxEmailLen || !strings.Contains(v, "@") {
 		return "", gatehouse.InvalidField(field, "Enter a plain e-mail address, such as ann@example.com.", "%s must be a plain e-mail address", field)
@@ -254,16 +259,27 @@ func checkEmail(field, v string) (string, error) {
 
 // hashPassword validates a new password and returns its hash.
 func (s *Service) hashPassword(ctx context.Context, field, pw string) (string, error) {
-	if err := password.Validate(pw); err != nil {
-		return "", gatehouse.InvalidField(field, passwordHint(pw), "%s: %s", field, err.Error())
+	if err := checkNewPassword(field, pw); err != nil {
+		return "", err
 	}
 	return s.passwords.Hash(ctx, pw)
 }
 
-// passwordHint says why password.Validate refused pw, for a person.
-func passwordHint(pw string) string {
-	if len(pw) < password.MinLen {
-		return fmt.Sprintf("Use at least %d characters.", password.MinLen)
+// checkNewPassword returns an invalid_request error about field, naming
+// the rule, when pw may not be a new password (identity.CheckPassword).
+func checkNewPassword(field, pw string) error {
+	if err := identity.CheckPassword(pw); err != nil {
+		return refused(field, err)
 	}
-	return fmt.Sprintf("Use at most %d bytes.", password.MaxLen)
+	return nil
+}
+
+// refused turns an identity rule's refusal of field into an
+// invalid_request error that names the field and the rule.
+func refused(field string, err error) error {
+	var r *identity.Refusal
+	if !errors.As(err, &r) {
+		return err
+	}
+	return gatehouse.InvalidField(field, r.Hint, "%s: %s", field, r.Rule)
 }

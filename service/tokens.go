@@ -175,6 +175,7 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	digest := s.digester.Digest(raw)
 	p, snap, err := s.principal(ctx, digest, true)
 	if p != nil || err != nil {
+		s.touchParent(ctx, p)
 		return p, err
 	}
 	it, err := s.store.TokenByHash(ctx, digest)
@@ -192,7 +193,31 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 		return nil, gatehouse.Refused(errInvalidToken(), p)
 	}
 	s.principals.put(digest, snap.gen, p.Seal(), p.ExpiresAt)
+	s.touchParent(ctx, p)
 	return p, nil
+}
+
+// touchParent records the use of an access token as a use of the
+// credential it was issued to (SPEC §10.8 "Last use"): its API access
+// application, or its client credential. Like every last-use mark it is
+// written at most once per LastUsedResolution per credential, so using a
+// token costs no store write per request.
+func (s *Service) touchParent(ctx context.Context, p *gatehouse.Principal) {
+	if p == nil || p.ClientID == "" {
+		return
+	}
+	switch p.Method {
+	case gatehouse.MethodAPIAccess:
+		s.touchApp(ctx, p.ClientID)
+	case gatehouse.MethodClientCredentials:
+		s.touch(ctx, "crdc\x00"+p.ClientID, func(at time.Time) error { return s.store.TouchCredentialByClientID(ctx, p.ClientID, at) })
+	}
+}
+
+// touchApp records a use of the API access application clientID (the
+// same mark its refresh writes).
+func (s *Service) touchApp(ctx context.Context, clientID string) {
+	s.touch(ctx, "app\x00"+clientID, func(at time.Time) error { return s.store.TouchAPIApplication(ctx, clientID, at) })
 }
 
 // issuedToken looks up an access or refresh token string for revocation

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
 )
 
@@ -195,8 +194,8 @@ func (s *Service) checkUserPatch(ctx context.Context, patch UserPatch, hash bool
 		return c, gatehouse.InvalidField("status", "Choose active or disabled.", "status must be active or disabled")
 	}
 	if patch.Password != nil {
-		if err := password.Validate(*patch.Password); err != nil {
-			return c, gatehouse.InvalidField("password", passwordHint(*patch.Password), "password: %s", err.Error())
+		if err := checkNewPassword("password", *patch.Password); err != nil {
+			return c, err
 		}
 		if hash {
 			if c.pwHash, err = s.passwords.Hash(ctx, *patch.Password); err != nil {
@@ -344,8 +343,8 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal,
 	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
 		return gatehouse.Forbidden("Change your password with your password, from a sign-in")
 	}
-	if err := password.Validate(next); err != nil {
-		return gatehouse.InvalidField("new_password", passwordHint(next), "new_password: %s", err.Error())
+	if err := checkNewPassword("new_password", next); err != nil {
+		return err
 	}
 	if _, _, err := s.CheckPassword(ctx, p.User.Email, current, from); err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.EInvalidGrant {

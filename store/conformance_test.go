@@ -34,6 +34,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"users_by_email":            testUserByEmail,
 	"users_list_paging":         testUsersPaging,
 	"users_find":                testUsersFind,
+	"users_delete":              testUserDelete,
 	"users_count_active_admins": testCountActiveAdmins,
 	// tx.go
 	"tx_reads_its_own_writes": testTxReadsOwnWrites,

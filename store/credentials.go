@@ -73,6 +73,17 @@ func (s *Store) TouchCredential(ctx context.Context, id string, at time.Time) er
 	})
 }
 
+// TouchCredentialByClientID records when a client credential, named by
+// its client id, was last used (one of its access tokens); a time earlier
+// than the one recorded changes nothing.
+func (s *Store) TouchCredentialByClientID(ctx context.Context, clientID string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `UPDATE client_credentials SET last_used_at = ? WHERE client_id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+			micros(at), clientID, micros(at))
+		return err
+	})
+}
+
 // Credentials lists a user's credentials.
 func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gatehouse.Page) ([]*gatehouse.Credential, string, error) {
 	n := p.Size()

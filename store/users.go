@@ -5,9 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
+
+// notDeleted is the condition that hides deleted users from every read
+// by id, address or list (gatehouse.StatusDeleted).
+const notDeleted = `status <> 'deleted'`
 
 const userColumns = `id, account_id, email, name, status, roles, operator, password_hash, epoch, password_epoch, created_at, updated_at`
 
@@ -49,7 +54,7 @@ func (t *Tx) CreateUser(u *gatehouse.User) error {
 // User returns a user of the given account, or not_found; users of other
 // accounts are not found.
 func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User, error) {
-	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ?`, id, accountID))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}
@@ -59,7 +64,7 @@ func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User
 // User returns a user of the given account inside the transaction, locked
 // until it ends, or not_found.
 func (t *Tx) User(accountID, id string) (*gatehouse.User, error) {
-	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ?`+t.forUpdate(), id, accountID))
+	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted+t.forUpdate(), id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}
@@ -95,7 +100,7 @@ func (s *Store) Users(ctx context.Context, accountID string, p gatehouse.Page) (
 // userFilter returns the conditions and arguments of f, after the
 // account's.
 func userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
-	where, args := `account_id = ?`, []any{accountID}
+	where, args := `account_id = ? AND `+notDeleted, []any{accountID}
 	if f.Query != "" {
 		like := "%" + likeEscaper.Replace(strings.ToLower(f.Query)) + "%"
 		where += ` AND (email_key LIKE ? ESCAPE '!' OR LOWER(name) LIKE ? ESCAPE '!')`
@@ -194,4 +199,31 @@ func (t *Tx) UpdateUser(u *gatehouse.User) error {
 		return gatehouse.NotFound("user")
 	}
 	return nil
+}
+
+// DeletedEmailKey is the address key a deleted user's row keeps: it frees
+// the address (no address, which always holds "@", has this key) and stays
+// unique.
+func DeletedEmailKey(id string) string { return "deleted:" + id }
+
+// DeleteUser deletes user u of its account as of at: the row stays under
+// its id with status deleted, no roles, no password and both epochs
+// advanced (every token and session of the user stops working, and any
+// issued while this commits), its address freed (DeletedEmailKey), and the
+// user leaves every workspace. It returns not_found when u is not there
+// or deleted already. It is revoking. The caller deletes the user's
+// client credentials and API access application in the same transaction.
+func (t *Tx) DeleteUser(u *gatehouse.User, at time.Time) error {
+	t.revokes()
+	res, err := t.exec(`UPDATE users SET status = ?, email_key = ?, roles = '', operator = 0, password_hash = '',
+		epoch = epoch + 1, password_epoch = password_epoch + 1, updated_at = ? WHERE id = ? AND account_id = ? AND `+notDeleted,
+		string(gatehouse.StatusDeleted), DeletedEmailKey(u.ID), micros(at), u.ID, u.AccountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return gatehouse.NotFound("user")
+	}
+	_, err = t.exec(`DELETE FROM workspace_members WHERE user_id = ?`, u.ID)
+	return err
 }

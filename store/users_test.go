@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,4 +353,33 @@ func testUsersFind(t *testing.T, s *store.Store) {
 			t.Fatalf("page before the last %v %+v", mid, c4)
 		}
 	})
+}
+
+// testUserDelete: deleting a user is revoking; the user is found by no
+// read (id, address, list, count), cannot be deleted twice, and its
+// address is free for a new user in any case.
+func testUserDelete(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s)
+	keep := newUser(t, s, a, gatehouse.RoleAdmin)
+	u := newUser(t, s, a)
+	at := time.Now().UTC()
+	if !update(t, s, func(tx *store.Tx) error { return tx.DeleteUser(u, at) }) {
+		t.Fatal("deleting a user is not revoking")
+	}
+	wantCode(t, func() error { _, err := s.User(ctx, a.ID, u.ID); return err }(), gatehouse.ENotFound)
+	wantCode(t, s.Update(ctx, func(tx *store.Tx) error { _, err := tx.User(a.ID, u.ID); return err }), gatehouse.ENotFound)
+	wantCode(t, func() error { _, err := s.UserByEmail(ctx, u.Email); return err }(), gatehouse.ENotFound)
+	list, _, err := s.FindUsers(ctx, a.ID, gatehouse.UserFilter{}, gatehouse.Page{Limit: 200})
+	if err != nil || len(list) != 1 || list[0].ID != keep.ID {
+		t.Fatalf("list after the delete: %v %v", list, err)
+	}
+	if n, err := s.CountUsers(ctx, a.ID, gatehouse.UserFilter{}); err != nil || n != 1 {
+		t.Fatalf("count after the delete: %d %v", n, err)
+	}
+	wantCode(t, s.Update(ctx, func(tx *store.Tx) error { return tx.DeleteUser(u, at) }), gatehouse.ENotFound)
+	// The address is free, in any case.
+	again := userOf(a)
+	again.Email = strings.ToUpper(u.Email)
+	createUser(t, s, again)
 }
