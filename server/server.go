@@ -848,6 +848,11 @@ func (s *Server) release() error {
 		s.redis = nil
 	}
 	errs = append(errs, s.Store.Close())
+	// A buffered log (logx) holds the last requests' lines: write them out
+	// now that no request is in flight.
+	if f, ok := s.logger.Handler().(interface{ Flush() error }); ok {
+		f.Flush()
+	}
 	return errors.Join(errs...)
 }
 
