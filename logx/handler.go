@@ -225,7 +225,7 @@ func needsQuoting(s string) bool {
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b != '\\' && (b == ' ' || b == '=' || !safe(b)) {
+			if !bare[b] {
 				return true
 			}
 			i++
@@ -242,7 +242,18 @@ func needsQuoting(s string) bool {
 
 // safe reports whether an ASCII byte is written as itself in a JSON
 // string: everything but the control characters, " and \.
-func safe(b byte) bool { return b >= 0x20 && b != '"' && b != '\\' }
+func safe(b byte) bool { return jsonSafe[b] }
+
+// jsonSafe and bare are, for each ASCII byte, whether it is written as
+// itself in a JSON string, and whether it leaves a text value unquoted
+// (safe in JSON, or a backslash; not a space or =).
+var jsonSafe, bare = func() (j, t [utf8.RuneSelf]bool) {
+	for b := range utf8.RuneSelf {
+		j[b] = b >= 0x20 && b != '"' && b != '\\'
+		t[b] = b == '\\' || (j[b] && b != ' ' && b != '=')
+	}
+	return j, t
+}()
 
 const hexDigits = "0123456789abcdef"
 

@@ -3,6 +3,7 @@ package logx
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -262,4 +263,33 @@ func fmtSscan(s, prefix string, v *int) (int, error) {
 	n, err := strconv.Atoi(strings.TrimPrefix(s, prefix))
 	*v = n
 	return 1, err
+}
+
+// BenchmarkRequestLine is one request's log line, as Requests writes it,
+// into a buffered Writer over a discarding output.
+func BenchmarkRequestLine(b *testing.B) {
+	for _, json := range []bool{false, true} {
+		b.Run(map[bool]string{false: "text", true: "json"}[json], func(b *testing.B) {
+			h := New(NewWriter(io.Discard, time.Hour), json, slog.LevelInfo)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					l := h.Line(ctx, slog.LevelInfo, "request")
+					l.String("request_id", "0123456789abcdef01234567")
+					l.String("method", "GET")
+					l.String("path", "/v1/me")
+					l.Int("status", 200)
+					l.Int("bytes", 120)
+					l.Float("duration_ms", 0.123)
+					l.String("remote", "127.0.0.1")
+					l.String("account_id", "acc_06h3t36rqsdcwzt0af35tyssn4")
+					l.String("user_id", "usr_06h3t36rramz26xj3xqys00yzw")
+					l.String("auth_method", "password")
+					l.String("credential_id", "tok_06h3t36rramz26xj3xqys00yzw")
+					l.End(false)
+				}
+			})
+		})
+	}
 }
