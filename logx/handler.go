@@ -13,11 +13,12 @@ import (
 )
 
 // Handler is a slog.Handler writing slog's text or JSON format to a Writer.
-// Warnings and errors are flushed at once; other lines wait at most the
-// Writer's interval. A Handler made by New (not one derived with
-// WithAttrs or WithGroup) also hands out Lines, which write the same bytes
-// as slog without slog's per-attribute work. It is safe for concurrent
-// use.
+// What is logged through slog is flushed at once. A Handler made by New
+// (not one derived with WithAttrs or WithGroup) also hands out Lines, for
+// the line written once per request: they write the same bytes as slog
+// without slog's per-attribute work, and wait in the Writer's buffer (at
+// most its interval) unless ended with a flush or at warning level or
+// above. It is safe for concurrent use.
 type Handler struct {
 	inner slog.Handler
 	w     *Writer
@@ -50,13 +51,13 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 	return level >= h.level.Level()
 }
 
-// Handle writes r; a warning or an error is flushed before Handle returns.
+// Handle writes r and flushes it, with every line before it, before it
+// returns: lines logged through slog (start, stop, reloads, warnings,
+// errors) are rare and wanted at once; only Lines wait in the buffer.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.inner.Handle(ctx, r)
-	if r.Level >= slog.LevelWarn {
-		if ferr := h.w.Flush(); err == nil {
-			err = ferr
-		}
+	if ferr := h.w.Flush(); err == nil {
+		err = ferr
 	}
 	return err
 }

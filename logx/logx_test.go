@@ -165,31 +165,46 @@ func (s *slowBuffer) snapshot() (string, int) {
 	return s.b.String(), s.writes
 }
 
-// TestWriterBuffersAndFlushes: info lines wait in the buffer (no write
-// until a flush), a warning flushes everything before it at once, a 5xx
-// line asked to flush does too, and Close leaves nothing behind; lines
-// from many goroutines arrive whole and in each goroutine's order.
+// TestWriterBuffersAndFlushes: request lines wait in the buffer (no write
+// until a flush); a line logged through slog (a warning, a start-up line)
+// flushes everything before it at once, and so does a 5xx line ended with
+// a flush; Close leaves nothing behind; lines from many goroutines arrive
+// whole and in each goroutine's order.
 func TestWriterBuffersAndFlushes(t *testing.T) {
 	out := &slowBuffer{}
 	w := NewWriter(out, time.Hour) // the timer never fires in this test
 	log := slog.New(New(w, false, slog.LevelInfo))
-	log.Info("one")
-	log.Debug("hidden")
+	h := log.Handler().(*Handler)
+	ctx := context.Background()
+	l := h.Line(ctx, slog.LevelInfo, "request")
+	l.Int("status", 200)
+	l.End(false)
+	if h.Line(ctx, slog.LevelDebug, "request") != nil {
+		t.Fatal("a line below the level")
+	}
 	if s, n := out.snapshot(); n != 0 || s != "" {
-		t.Fatalf("an info line was written at once: %d writes, %q", n, s)
+		t.Fatalf("a request line was written at once: %d writes, %q", n, s)
 	}
 	log.With("request_id", "r1").Warn("refresh token reused")
-	if s, n := out.snapshot(); n != 1 || !strings.Contains(s, "msg=one") || !strings.Contains(s, "msg=\"refresh token reused\" request_id=r1") {
+	if s, n := out.snapshot(); n != 1 || !strings.Contains(s, "msg=request status=200\n") || !strings.Contains(s, "msg=\"refresh token reused\" request_id=r1") {
 		t.Fatalf("a warning did not flush at once: %d writes, %q", n, s)
 	}
-	h := log.Handler().(*Handler)
-	l := h.Line(context.Background(), slog.LevelInfo, "request")
+	log.Info("TLS certificate reloaded")
+	if s, _ := out.snapshot(); !strings.HasSuffix(s, "msg=\"TLS certificate reloaded\"\n") {
+		t.Fatalf("an info line through slog waits: %q", s)
+	}
+	l = h.Line(ctx, slog.LevelInfo, "request")
 	l.Int("status", 503)
 	l.End(true)
 	if s, _ := out.snapshot(); !strings.HasSuffix(s, "status=503\n") {
 		t.Fatalf("a line ended with flush is not out: %q", s)
 	}
-	if h.WithAttrs(nil).(*Handler).Line(context.Background(), slog.LevelInfo, "x") != nil {
+	l = h.Line(ctx, slog.LevelWarn, "request")
+	l.End(false)
+	if s, _ := out.snapshot(); !strings.HasSuffix(s, "level=WARN msg=request\n") {
+		t.Fatalf("a warning line is not out: %q", s)
+	}
+	if h.WithAttrs(nil).(*Handler).Line(ctx, slog.LevelInfo, "x") != nil {
 		t.Fatal("a derived handler hands out lines that would lose its attributes")
 	}
 
@@ -249,7 +264,8 @@ func TestWriterFlushesOnItsOwn(t *testing.T) {
 	out := &slowBuffer{}
 	w := NewWriter(out, 10*time.Millisecond)
 	defer w.Close()
-	slog.New(New(w, true, nil)).Info("tick")
+	l := New(w, true, nil).Line(context.Background(), slog.LevelInfo, "tick")
+	l.End(false)
 	for {
 		if s, _ := out.snapshot(); strings.Contains(s, `"msg":"tick"`) {
 			return

@@ -1,8 +1,9 @@
 // Package logx is the server's log: slog's text and JSON handlers writing
-// through a buffered Writer that reaches its output at most every
-// FlushInterval, at once for warnings and errors, and on Close; and Line,
-// an allocation-free encoder of a log line in exactly the bytes slog's
-// handler would write, for the line written once per request.
+// through a buffered Writer, and Line, an allocation-free encoder of a log
+// line in exactly the bytes slog's handler would write, for the line
+// written once per request. Request lines wait in the buffer at most
+// FlushInterval (a 5xx line, or one at warning level, not at all); lines
+// logged through slog, and the buffer on Close, are written out at once.
 package logx
 
 import (
