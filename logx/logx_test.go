@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -308,4 +310,55 @@ func BenchmarkRequestLine(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkRequestLineToFile compares, writing to a file, one request's
+// line as the server wrote it before logx (slog's text handler, a write
+// per line, attributes built per request) with a Line into a Writer.
+func BenchmarkRequestLineToFile(b *testing.B) {
+	attrs := func() []slog.Attr {
+		return []slog.Attr{slog.String("request_id", "0123456789abcdef01234567"), slog.String("method", "GET"),
+			slog.String("path", "/v1/me"), slog.Int("status", 200), slog.Int("bytes", 120), slog.Float64("duration_ms", 0.123),
+			slog.String("remote", "127.0.0.1"), slog.String("account_id", "acc_06h3t36rqsdcwzt0af35tyssn4"),
+			slog.String("user_id", "usr_06h3t36rramz26xj3xqys00yzw"), slog.String("auth_method", "password"),
+			slog.String("credential_id", "tok_06h3t36rramz26xj3xqys00yzw")}
+	}
+	ctx := context.Background()
+	b.Run("slog, a write per line", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		logger := slog.New(slog.NewTextHandler(f, nil))
+		b.ReportAllocs()
+		for b.Loop() {
+			logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs()...)
+		}
+	})
+	b.Run("logx", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		w := NewWriter(f, FlushInterval)
+		defer w.Close()
+		h := New(w, false, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			l := h.Line(ctx, slog.LevelInfo, "request")
+			for _, a := range attrs() {
+				switch a.Value.Kind() {
+				case slog.KindString:
+					l.String(a.Key, a.Value.String())
+				case slog.KindInt64:
+					l.Int(a.Key, int(a.Value.Int64()))
+				default:
+					l.Float(a.Key, a.Value.Float64())
+				}
+			}
+			l.End(false)
+		}
+	})
 }
