@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/localserver"
+	"github.com/gatehouse/gatehouse/logx"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -31,6 +33,11 @@ type Options struct {
 	// baseline (their setup included).
 	CPUProfile io.Writer
 	Out        io.Writer
+	// LogLevel is the server's log level. The zero value, info, is the
+	// shipped configuration: a line per request, in the text format, to a
+	// file in the bench's temporary directory (as `gatehouse serve
+	// 2>file`). Warn turns the request log off.
+	LogLevel slog.Level
 }
 
 // Row is one benchmark scenario: setup prepares it against the running
@@ -81,6 +88,14 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 	bareURL := "http://" + ln.Addr().String() + "/"
 
 	cfg := localserver.Config(opt.DatabaseURL)
+	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	var closeLog func() error
+	cfg.Logger, closeLog = logx.Open(logFile, false, opt.LogLevel)
+	defer closeLog()
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
 	}
@@ -165,6 +180,11 @@ func calibrate(ctx context.Context, opt Options, sc Scenario) time.Duration {
 func Print(w io.Writer, results []Result, opt Options) {
 	if w == nil || len(results) == 0 {
 		return
+	}
+	if opt.LogLevel <= slog.LevelInfo {
+		fmt.Fprintf(w, "Server as shipped: request log on (text, level %s, buffered, to a file).\n\n", opt.LogLevel)
+	} else {
+		fmt.Fprintf(w, "Request log OFF (level %s): not the shipped configuration.\n\n", opt.LogLevel)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\treq/s\tvs baseline\tp50\tp99\tp99 vs baseline\tserver CPU/req\tallocs/req\terrors\t\n")

@@ -26,7 +26,6 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/ratelimit"
-	"github.com/gatehouse/gatehouse/service"
 )
 
 // stateLua defines state(key, epoch, owed): it returns the shard's epoch
@@ -87,8 +86,9 @@ const maxBatch = 128
 // other requests too.
 const batchTimeout = 5 * time.Second
 
-// Redis is the shared state of a cluster. It implements service.Cluster
-// and is safe for concurrent use.
+// Redis is the shared state of a cluster. It implements the service's
+// Cluster interface (asserted where it is wired, in server) and is safe
+// for concurrent use.
 type Redis struct {
 	client  rueidis.Client
 	prefix  string
@@ -127,8 +127,6 @@ type admission struct {
 	done chan struct{}
 	lead bool
 }
-
-var _ service.Cluster = (*Redis)(nil)
 
 // NewRedis returns the shared state on client with every key under prefix
 // (which may be empty, and must not contain "{"):

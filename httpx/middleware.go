@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/logx"
 )
 
 // Recover turns a panic in next into a logged 500 internal_error answer, so
@@ -220,26 +221,70 @@ func (i *RequestInfo) SetErrorCode(code string) {
 	i.mu.Unlock()
 }
 
-// attrs returns the principal and error attributes of the log line. The
-// principal is named by ids only: account, user, how it authenticated and
-// the id (never the secret) of the credential.
-func (i *RequestInfo) attrs() []slog.Attr {
+// fields receives the fields of a request's log line: a logx.Line, or
+// attrList for any other slog handler.
+type fields interface {
+	String(key, v string)
+	Int(key string, v int)
+	Float(key string, v float64)
+}
+
+// logFields writes the request's log line fields to f, in order: id,
+// method, path, status, size, duration, client, then the principal named
+// by ids only (account, user, how it authenticated and the id, never the
+// secret, of the credential) and the error code.
+func (i *RequestInfo) logFields(f fields, method, path string) {
+	f.String("request_id", i.ID)
+	f.String("method", method)
+	f.String("path", path)
+	f.Int("status", i.Status)
+	f.Int("bytes", i.Bytes)
+	f.Float("duration_ms", float64(i.Duration.Microseconds())/1000)
+	f.String("remote", i.Client.Addr)
 	p, code := i.Result()
-	var out []slog.Attr
 	if p != nil {
-		out = append(out, slog.String("account_id", p.AccountID))
+		f.String("account_id", p.AccountID)
 		if p.User != nil {
-			out = append(out, slog.String("user_id", p.User.ID))
+			f.String("user_id", p.User.ID)
 		}
-		out = append(out, slog.String("auth_method", string(p.Method)), slog.String("credential_id", p.CredentialID))
+		f.String("auth_method", string(p.Method))
+		f.String("credential_id", p.CredentialID)
 		if p.ClientID != "" {
-			out = append(out, slog.String("client_id", p.ClientID))
+			f.String("client_id", p.ClientID)
 		}
 	}
 	if code != "" {
-		out = append(out, slog.String("error", code))
+		f.String("error", code)
 	}
-	return out
+	if i.ClientID != "" {
+		f.String("client_request_id", i.ClientID)
+	}
+}
+
+// attrList collects fields as slog attributes.
+type attrList []slog.Attr
+
+func (a *attrList) String(k, v string)        { *a = append(*a, slog.String(k, v)) }
+func (a *attrList) Int(k string, v int)       { *a = append(*a, slog.Int(k, v)) }
+func (a *attrList) Float(k string, v float64) { *a = append(*a, slog.Float64(k, v)) }
+
+// logRequest writes the request's log line at info: through a logx.Line
+// when the server logs through logx (no allocation, no system call: the
+// line is buffered, and flushed at once for a 5xx answer), else through
+// the logger's handler.
+func (i *RequestInfo) logRequest(ctx context.Context, logger *slog.Logger, r *http.Request) {
+	if h, ok := logger.Handler().(*logx.Handler); ok {
+		if l := h.Line(ctx, slog.LevelInfo, "request"); l != nil {
+			i.logFields(l, r.Method, r.URL.Path)
+			l.End(i.Status >= 500)
+			return
+		}
+	}
+	if logger.Enabled(ctx, slog.LevelInfo) {
+		attrs := make(attrList, 0, 14)
+		i.logFields(&attrs, r.Method, r.URL.Path)
+		logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	}
 }
 
 // Info returns the RequestInfo of the request ctx belongs to (Requests),
@@ -269,7 +314,9 @@ func RequestID(ctx context.Context) string {
 //   - once the request is answered, it writes one log line: id, method,
 //     path (never the query string, which may hold a password), status,
 //     size, duration in milliseconds, client address, principal and
-//     credential ids, and error code;
+//     credential ids, and error code (through a logx.Line when logger's
+//     handler is a logx.Handler: no allocation, buffered, flushed at once
+//     for a 5xx answer);
 //   - then it calls done, when not nil, with the RequestInfo, whose Route,
 //     Status, Bytes and Duration are set by then, whatever the log level.
 //
@@ -290,19 +337,7 @@ func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInf
 			info.Status = http.StatusOK
 		}
 		info.Duration = time.Since(start)
-		if logger.Enabled(r.Context(), slog.LevelInfo) {
-			attrs := append([]slog.Attr{
-				slog.String("request_id", info.ID),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", info.Status), slog.Int("bytes", info.Bytes),
-				slog.Float64("duration_ms", float64(info.Duration.Microseconds())/1000),
-				slog.String("remote", info.Client.Addr),
-			}, info.attrs()...)
-			if info.ClientID != "" {
-				attrs = append(attrs, slog.String("client_request_id", info.ClientID))
-			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-		}
+		info.logRequest(r.Context(), logger, r)
 		if done != nil {
 			done(info)
 		}

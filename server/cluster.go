@@ -7,8 +7,21 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/gatehouse/gatehouse/cluster"
+	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/throttle"
 )
+
+// The cluster's shared state is the service's Cluster.
+var _ service.Cluster = (*cluster.Redis)(nil)
+
+// limiterConfirms reports whether the cluster charges every request (a
+// cluster node with no limiter configured in its place): its admission
+// script then also confirms that a cached principal still rests on its
+// shard's state, so the service may serve principals from its cache
+// without reading the shard first (service.Config.LimiterConfirms), and
+// the rate-limit hook must pass that state to the script (limit). It is
+// the one place this is decided.
+func (s *Server) limiterConfirms() bool { return s.cluster != nil && s.cfg.Limiter == nil }
 
 // openRedis connects to Redis for a cluster: the shared rate limiter, the
 // shared sign-in throttle and the shared cache generation. A single Redis

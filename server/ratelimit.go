@@ -29,7 +29,7 @@ import (
 func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 	names := ratelimit.HeaderNames{BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader}.Canonical()
 	status := s.cfg.RateLimitStatus
-	shared := s.cluster != nil && s.cfg.Limiter == nil
+	shared := s.limiterConfirms()
 	return func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal, confirm bool) error {
 		ctx := r.Context()
 		stored := p.Budgets()

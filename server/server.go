@@ -444,7 +444,7 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	s.Service = service.New(service.Config{
 		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
-		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.cluster != nil && s.cfg.Limiter == nil, OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
+		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.limiterConfirms(), OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
 		CacheBytes: s.cfg.CacheSize,
 	})
 	if err := s.bootstrap(ctx); err != nil {
@@ -848,6 +848,11 @@ func (s *Server) release() error {
 		s.redis = nil
 	}
 	errs = append(errs, s.Store.Close())
+	// A buffered log (logx) holds the last requests' lines: write them out
+	// now that no request is in flight.
+	if f, ok := s.logger.Handler().(interface{ Flush() error }); ok {
+		f.Flush()
+	}
 	return errors.Join(errs...)
 }
 

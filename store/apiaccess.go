@@ -131,8 +131,8 @@ type RefreshRetry struct {
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() time.Time, retry *RefreshRetry, next ...*gatehouse.Token) (won bool, err error) {
 	err = s.batched(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
-		if s.d.name == postgres.name && len(next) > 0 {
-			if _, err := tx.ExecContext(ctx, s.q(`SELECT 1 FROM accounts WHERE id = ? FOR KEY SHARE`), next[0].AccountID); err != nil {
+		if s.d.lockAccountKey != "" && len(next) > 0 {
+			if _, err := tx.ExecContext(ctx, s.q(s.d.lockAccountKey), next[0].AccountID); err != nil {
 				return err
 			}
 		}

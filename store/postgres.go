@@ -24,7 +24,11 @@ var postgres = dialect{
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 	},
-	lockMigrate:  fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrateLockKey)),
+	lockMigrate: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrateLockKey)),
+	// READ COMMITTED: a read that a write depends on locks its rows.
+	lockRows:       " FOR UPDATE",
+	lockAccountKey: `SELECT 1 FROM accounts WHERE id = ? FOR KEY SHARE`,
+	// synchronous_commit is on by default: every commit is synced.
 	readConns:    20, // one pool serves reads and writes
 	writeConns:   20,
 	maxIdleConns: 10,

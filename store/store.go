@@ -40,14 +40,25 @@ const DefaultURL = "data/gatehouse.db"
 // dialect isolates what differs between SQL engines: the driver, how
 // placeholders are written, and how a unique violation is reported.
 type dialect struct {
-	name         string
-	driver       string
-	numbered     bool // placeholders are $1, $2… instead of ?
-	isUnique     func(error) bool
-	lockMigrate  string // statement run first in the migration transaction
-	readConns    int
-	writeConns   int
-	maxIdleConns int
+	name        string
+	driver      string
+	numbered    bool // placeholders are $1, $2… instead of ?
+	isUnique    func(error) bool
+	lockMigrate string // statement run first in the migration transaction
+	// lockRows is the suffix that locks the rows a read inside a
+	// transaction returns until it ends ("" where write transactions are
+	// serialised already).
+	lockRows string
+	// lockAccountKey, when set, is run with an account id before a refresh
+	// rotation: it takes the lock on the account row that the successors'
+	// foreign key needs anyway, first (see RotateRefreshToken).
+	lockAccountKey string
+	// syncOn and syncOff, when set, switch a connection to commits synced
+	// to disk and back (see durableTx); empty where every commit is.
+	syncOn, syncOff string
+	readConns       int
+	writeConns      int
+	maxIdleConns    int
 	// usedAtExpr is what a refresh rotation stamps as used_at, given the
 	// time the caller read inside the transaction as its one parameter.
 	usedAtExpr string
@@ -61,6 +72,8 @@ var sqlite = dialect{
 		return errors.As(err, &se) &&
 			(se.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY)
 	},
+	syncOn:     `PRAGMA synchronous = FULL`,
+	syncOff:    `PRAGMA synchronous = NORMAL`,
 	readConns:  8,
 	writeConns: 1,
 	// The one writer runs the statement in this process, when it runs.

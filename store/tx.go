@@ -36,12 +36,7 @@ func (t *Tx) row(query string, args ...any) *sql.Row {
 // forUpdate returns the suffix that locks the rows a read inside a
 // transaction returns until it ends: PostgreSQL needs it at READ COMMITTED;
 // SQLite's write transactions are serialised already (BEGIN IMMEDIATE).
-func (t *Tx) forUpdate() string {
-	if t.s.d.name == postgres.name {
-		return " FOR UPDATE"
-	}
-	return ""
-}
+func (t *Tx) forUpdate() string { return t.s.d.lockRows }
 
 // Update runs fn in one write transaction and commits it when fn returns
 // nil; any error rolls everything back. Its commit is on disk before Update
@@ -79,18 +74,18 @@ func (s *Store) Changes(ctx context.Context) (int64, error) {
 // write connection is taken, switched to FULL for this one transaction and
 // switched back.
 func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if s.d.name != sqlite.name {
-		return s.tx(ctx, fn) // PostgreSQL: synchronous_commit is on by default
+	if s.d.syncOn == "" {
+		return s.tx(ctx, fn) // every commit is synced already
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+	if _, err := conn.ExecContext(ctx, s.d.syncOn); err != nil {
 		return err
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
+	defer conn.ExecContext(context.WithoutCancel(ctx), s.d.syncOff)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -26,8 +27,13 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	only := fs.String("rows", "", "run only the rows whose name contains one of these comma-separated words (the baseline always runs)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the rows (not the baseline's) to this file")
 	wrk := fs.String("wrk", "", "path of wrk, to drive every row with it instead of the built-in load generator (e.g. /usr/bin/wrk)")
+	logLevel := fs.String("log-level", "info", "the server's log level: info (as shipped: a line per request) or warn (request log off)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	level, ok := logLevels[strings.ToLower(*logLevel)]
+	if !ok {
+		return fmt.Errorf("log-level: %q is not debug, info, warn or error", *logLevel)
 	}
 	if *scale {
 		_, err := bench.Scale(ctx, bench.ScaleOptions{Tokens: *tokens, Principals: *principals, Samples: 10_000,
@@ -55,7 +61,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		})
 	}
 	_, err := bench.Main(ctx, bench.Options{
-		Concurrency: *conc, Duration: *dur, Out: stdout, Wrk: *wrk, CPUProfile: profile,
+		Concurrency: *conc, Duration: *dur, Out: stdout, Wrk: *wrk, CPUProfile: profile, LogLevel: level,
 		DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"),
 	}, rows)
 	return err

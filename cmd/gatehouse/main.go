@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/logx"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/store"
 )
@@ -152,7 +153,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		cfg.Stdout = stdout
-		cfg.Logger = newLogger(stderr, opts.logFormat, opts.level)
+		var closeLog func() error
+		cfg.Logger, closeLog = logx.Open(stderr, opts.logFormat == "json", opts.level)
+		defer closeLog()
 		return serve(ctx, cfg)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
@@ -350,14 +353,6 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return cfg, lo, err
 	}
 	return cfg, lo, nil
-}
-
-func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // parseDays is time.ParseDuration that also takes whole days ("90d").

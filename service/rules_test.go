@@ -1,0 +1,493 @@
+package service_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/token"
+)
+
+// The rules of the service, one table each, on a real SQLite store in a
+// temporary directory: who may change whom, what a change ends, how
+// refresh tokens and scopes behave. Each case starts from a fresh store.
+
+// rules is a service on a fresh SQLite store with its bootstrap operator
+// and a clock the test moves.
+type rules struct {
+	t   *testing.T
+	ctx context.Context
+	svc *service.Service
+	op  *gatehouse.Principal
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+// grace is the refresh grace of the rules' service.
+const grace = 5 * time.Second
+
+func newRules(t *testing.T) *rules {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := &rules{t: t, ctx: ctx, now: time.Now()}
+	r.svc = service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+		Digester: token.NewDigester(nil), RefreshGrace: grace, Now: r.clock, Logger: slog.New(slog.DiscardHandler)})
+	if _, _, err := r.svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
+		t.Fatal(err)
+	}
+	r.op = r.as("op@example.com")
+	return r
+}
+
+func (r *rules) clock() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.now
+}
+
+// wait moves the clock forward by d.
+func (r *rules) wait(d time.Duration) {
+	r.mu.Lock()
+	r.now = r.now.Add(d)
+	r.mu.Unlock()
+}
+
+// signIn runs the password grant for email and returns the access token.
+func (r *rules) signIn(email string) string {
+	r.t.Helper()
+	out, _, err := r.svc.PasswordGrant(r.ctx, email, pw, "192.0.2.1", "")
+	if err != nil {
+		r.t.Fatalf("sign in %s: %v", email, err)
+	}
+	return out.AccessToken
+}
+
+// as is the principal of a fresh password sign-in of email.
+func (r *rules) as(email string) *gatehouse.Principal {
+	r.t.Helper()
+	p, err := r.svc.AccessPrincipal(r.ctx, r.signIn(email))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return p
+}
+
+// user makes a user of the operator's account with roles and returns it.
+func (r *rules) user(email string, roles ...gatehouse.Role) *gatehouse.User {
+	r.t.Helper()
+	u, err := r.svc.CreateUser(r.ctx, r.op, service.NewUser{Email: email, Password: pw, Roles: roles})
+	if err != nil {
+		r.t.Fatalf("create %s: %v", email, err)
+	}
+	return u
+}
+
+// code is the error code of err, "" for none.
+func code(err error) string {
+	if err == nil {
+		return ""
+	}
+	return gatehouse.ErrorCode(err)
+}
+
+var (
+	admin     = gatehouse.RoleAdmin
+	developer = gatehouse.RoleDeveloper
+)
+
+// TestLastAdminStays: the account's last active admin can be neither
+// disabled nor demoted, not even by themselves; a second active admin
+// makes both possible, and a disabled admin does not count.
+func TestLastAdminStays(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		others []gatehouse.UserStatus // the account's other admins
+		patch  service.UserPatch
+		fellow bool // the first other admin makes the change (else boss)
+		want   string
+	}{
+		{"the only admin disables themselves", nil, service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}, false, gatehouse.EConflict},
+		{"the only admin drops the admin role", nil, service.UserPatch{Roles: &[]gatehouse.Role{developer}}, false, gatehouse.EConflict},
+		{"the only admin drops every role", nil, service.UserPatch{Roles: &[]gatehouse.Role{}}, false, gatehouse.EConflict},
+		{"the other admin is disabled", []gatehouse.UserStatus{gatehouse.StatusDisabled}, service.UserPatch{Roles: &[]gatehouse.Role{}}, false, gatehouse.EConflict},
+		{"another active admin: demote themselves", []gatehouse.UserStatus{gatehouse.StatusActive}, service.UserPatch{Roles: &[]gatehouse.Role{developer}}, false, ""},
+		{"another active admin: demotes boss", []gatehouse.UserStatus{gatehouse.StatusActive}, service.UserPatch{Roles: &[]gatehouse.Role{}}, true, ""},
+		{"another active admin: disables boss", []gatehouse.UserStatus{gatehouse.StatusActive}, service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}, true, ""},
+		{"the only admin renames themselves", nil, service.UserPatch{Name: ptr("Boss")}, false, ""},
+		{"the only admin sets a new password", nil, service.UserPatch{Password: ptr("another long password")}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			// An account of its own, whose first admin is boss.
+			_, boss, err := r.svc.CreateAccount(r.ctx, r.op, service.NewAccount{Name: "acme", AdminEmail: "boss@acme.example", AdminPassword: pw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bp := r.as("boss@acme.example")
+			by := bp
+			for i, st := range tc.others {
+				email := string(rune('a'+i)) + "@acme.example"
+				u, err := r.svc.CreateUser(r.ctx, bp, service.NewUser{Email: email, Password: pw, Roles: []gatehouse.Role{admin}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 && tc.fellow {
+					by = r.as(email)
+				}
+				if _, err := r.svc.UpdateUser(r.ctx, bp, u.ID, service.UserPatch{Status: ptr(st)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = r.svc.UpdateUser(r.ctx, by, boss.ID, tc.patch)
+			if code(err) != tc.want {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if tc.want != "" {
+				after, err := r.svc.User(r.ctx, bp, boss.ID)
+				if err != nil || !after.Active() || !after.IsAdmin() {
+					t.Fatalf("refused, yet boss is now %+v (%v)", after, err)
+				}
+			}
+		})
+	}
+}
+
+// TestOperatorOnlyChanges: only the operator changes the operator —
+// another admin of the operator's account cannot rename, disable, demote
+// or set the password of the operator — while the operator and the admin
+// may change the admin.
+func TestOperatorOnlyChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		byOperator bool // else by ann, an admin who is not the operator
+		target     string
+		patch      service.UserPatch
+		want       string
+	}{
+		{"admin renames the operator", false, "op", service.UserPatch{Name: ptr("x")}, gatehouse.EForbidden},
+		{"admin disables the operator", false, "op", service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}, gatehouse.EForbidden},
+		{"admin demotes the operator", false, "op", service.UserPatch{Roles: &[]gatehouse.Role{}}, gatehouse.EForbidden},
+		{"admin sets the operator's password", false, "op", service.UserPatch{Password: ptr("another long password")}, gatehouse.EForbidden},
+		{"operator renames themselves", true, "op", service.UserPatch{Name: ptr("Op")}, ""},
+		{"operator disables the admin", true, "ann", service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}, ""},
+		{"admin renames themselves", false, "ann", service.UserPatch{Name: ptr("Ann")}, ""},
+		{"admin renames a plain user", false, "bob", service.UserPatch{Name: ptr("Bob")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			ids := map[string]string{"op": r.op.User.ID, "ann": r.user("ann@example.com", admin).ID, "bob": r.user("bob@example.com").ID}
+			by := r.op
+			if !tc.byOperator {
+				by = r.as("ann@example.com")
+			}
+			before, err := r.svc.User(r.ctx, r.op, ids[tc.target])
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.svc.UpdateUser(r.ctx, by, ids[tc.target], tc.patch)
+			if code(err) != tc.want {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			after, _ := r.svc.User(r.ctx, r.op, ids[tc.target])
+			if tc.want != "" && (after.Name != before.Name || after.Status != before.Status || after.PasswordEpoch != before.PasswordEpoch || after.Roles.String() != before.Roles.String()) {
+				t.Fatalf("refused, yet changed: %+v → %+v", before, after)
+			}
+		})
+	}
+	t.Run("admin makes no one the operator's peer", func(t *testing.T) {
+		// Operator rights never pass through a non-operator admin's
+		// principal.
+		r := newRules(t)
+		r.user("ann@example.com", admin)
+		if _, _, err := r.svc.CreateAccount(r.ctx, r.as("ann@example.com"), service.NewAccount{Name: "x", AdminEmail: "x@x.example", AdminPassword: pw}); code(err) != gatehouse.EForbidden {
+			t.Fatalf("a non-operator admin made an account: %v", err)
+		}
+	})
+}
+
+// TestDeveloperRemoval: removing the developer role — through SetDeveloper
+// or a role change — keeps the user's client credentials working unless
+// told to revoke them, and never touches their other credentials.
+func TestDeveloperRemoval(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		roleEdit  bool // UpdateUser's roles (else SetDeveloper)
+		revoke    bool
+		ccWorks   bool
+		wantCount int
+	}{
+		{"SetDeveloper, keep", false, false, true, 1},
+		{"SetDeveloper, revoke", false, true, false, 0},
+		{"role change, keep", true, false, true, 1},
+		{"role change, revoke", true, true, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			u := r.user("dev@example.com", developer)
+			dev := r.as("dev@example.com")
+			pwTok := r.signIn("dev@example.com")
+			cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "ci"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.roleEdit {
+				_, err = r.svc.UpdateUser(r.ctx, r.op, u.ID, service.UserPatch{Roles: &[]gatehouse.Role{}, RevokeCredentials: tc.revoke})
+			} else {
+				_, err = r.svc.SetDeveloper(r.ctx, r.op, u.ID, false, tc.revoke)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errTok := r.svc.AccessPrincipal(r.ctx, cc.AccessToken)
+			_, errGrant := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			if (errTok == nil) != tc.ccWorks || (errGrant == nil) != tc.ccWorks {
+				t.Fatalf("client credentials: token %v, grant %v; want working %v", errTok, errGrant, tc.ccWorks)
+			}
+			if n, err := r.svc.CredentialCount(r.ctx, r.op, u.ID); err != nil || n != tc.wantCount {
+				t.Fatalf("%d credentials (%v), want %d", n, err, tc.wantCount)
+			}
+			if _, err := r.svc.AccessPrincipal(r.ctx, pwTok); err != nil {
+				t.Fatalf("the user's own sign-in ended: %v", err)
+			}
+		})
+	}
+}
+
+// TestRefreshReuse: a used refresh token presented again inside the grace
+// is refused and ends nothing; after the grace it is refused and ends its
+// whole lineage (the tokens of the rotation included), not the user's
+// other credentials nor a new lineage.
+func TestRefreshReuse(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		after        time.Duration
+		lineageLives bool
+	}{
+		{"at once", 0, true},
+		{"inside the grace", grace - time.Second, true},
+		{"at the end of the grace", grace, true},
+		{"after the grace", grace + time.Second, false},
+		{"minutes after", 10 * time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			app, err := r.svc.EnableAPIAccess(r.ctx, r.op, service.APIAccessInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pwTok := r.signIn("op@example.com")
+			next, err := r.svc.RefreshGrant(r.ctx, app.ClientID, app.RefreshToken, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.wait(tc.after)
+			if _, err := r.svc.RefreshGrant(r.ctx, app.ClientID, app.RefreshToken, ""); code(err) != gatehouse.EInvalidGrant {
+				t.Fatalf("reuse: %v, want invalid_grant", err)
+			}
+			_, errAccess := r.svc.AccessPrincipal(r.ctx, next.AccessToken)
+			_, errRefresh := r.svc.RefreshGrant(r.ctx, app.ClientID, next.RefreshToken, "")
+			if (errAccess == nil) != tc.lineageLives || (errRefresh == nil) != tc.lineageLives {
+				t.Fatalf("the rotation's tokens: access %v, refresh %v; want alive %v", errAccess, errRefresh, tc.lineageLives)
+			}
+			if _, err := r.svc.AccessPrincipal(r.ctx, pwTok); err != nil {
+				t.Fatalf("the user's password token ended: %v", err)
+			}
+			// A new lineage of the same application works.
+			again, err := r.svc.ReissueAPIAccess(r.ctx, r.as("op@example.com"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.svc.RefreshGrant(r.ctx, again.ClientID, again.RefreshToken, ""); err != nil {
+				t.Fatalf("a new lineage: %v", err)
+			}
+		})
+	}
+}
+
+// TestScopesNarrowAndCover: a credential grants only scopes its maker
+// holds and the account knows; a change only narrows; a token asks only
+// for scopes its credential grants.
+func TestScopesNarrowAndCover(t *testing.T) {
+	rd, wr := gatehouse.ScopeWorkspacesRead, gatehouse.ScopeWorkspacesWrite
+	t.Run("grant", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			maker string // "admin" or "developer"
+			scope []gatehouse.Scope
+			want  string
+		}{
+			{"admin grants a scope they hold", "admin", []gatehouse.Scope{gatehouse.ScopeSettingsRead}, ""},
+			{"developer grants a scope they hold", "developer", []gatehouse.Scope{rd, gatehouse.ScopeCredentialsRead}, ""},
+			{"developer grants an admin's scope", "developer", []gatehouse.Scope{gatehouse.ScopeSettingsRead}, gatehouse.EForbidden},
+			{"an unknown scope", "admin", []gatehouse.Scope{"billing:read"}, gatehouse.EInvalidRequest},
+			{"no scope at all", "developer", []gatehouse.Scope{}, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := newRules(t)
+				r.user("ann@example.com", admin, developer)
+				r.user("dev@example.com", developer)
+				maker := r.as("ann@example.com")
+				if tc.maker == "developer" {
+					maker = r.as("dev@example.com")
+				}
+				_, err := r.svc.CreateCredential(r.ctx, maker, service.CredentialInput{Name: "c", Scopes: &tc.scope})
+				if code(err) != tc.want {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+			})
+		}
+	})
+	t.Run("change", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			to   []gatehouse.Scope
+			want string
+		}{
+			{"narrower", []gatehouse.Scope{rd}, ""},
+			{"the same", []gatehouse.Scope{rd, wr}, ""},
+			{"empty", []gatehouse.Scope{}, ""},
+			{"wider", []gatehouse.Scope{rd, wr, gatehouse.ScopeUsersRead}, gatehouse.EInvalidRequest},
+			{"sideways", []gatehouse.Scope{gatehouse.ScopeUsersRead}, gatehouse.EInvalidRequest},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := newRules(t)
+				r.user("dev@example.com", developer)
+				dev := r.as("dev@example.com")
+				cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "c", Scopes: &[]gatehouse.Scope{rd, wr}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := r.svc.UpdateCredential(r.ctx, dev, cred.ID, service.CredentialPatch{Scopes: &tc.to})
+				if code(err) != tc.want {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				if tc.want == "" && c.Scopes.String() != gatehouse.NormalizeScopes(tc.to).String() {
+					t.Fatalf("scopes %v, want %v", c.Scopes, tc.to)
+				}
+			})
+		}
+	})
+	t.Run("token request", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, scope, want, got string
+		}{
+			{"nothing asked: everything granted", "", "", "workspaces:read workspaces:write"},
+			{"narrower", "workspaces:read", "", "workspaces:read"},
+			{"more than granted", "workspaces:read users:read", gatehouse.EInvalidScope, ""},
+			{"unknown", "billing:read", gatehouse.EInvalidScope, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := newRules(t)
+				r.user("dev@example.com", developer)
+				cred, err := r.svc.CreateCredential(r.ctx, r.as("dev@example.com"), service.CredentialInput{Name: "c", Scopes: &[]gatehouse.Scope{rd, wr}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, tc.scope)
+				if code(err) != tc.want {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				if err == nil && out.Scope != tc.got {
+					t.Fatalf("scope %q, want %q", out.Scope, tc.got)
+				}
+				if err == nil {
+					p, err := r.svc.AccessPrincipal(r.ctx, out.AccessToken)
+					if err != nil || p.EffectiveScopes().String() != tc.got {
+						t.Fatalf("the token acts with %v (%v), want %q", p.EffectiveScopes(), err, tc.got)
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestPasswordEpochs: a new password ends every password-derived token and
+// admin UI session of the user, except the one making the change when it
+// is the user's own; the user's separate credentials keep working, and the
+// new password signs in.
+func TestPasswordEpochs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// by: "admin" (another admin sets it), "self" (UpdateUser with
+		// the user's own password token), "own" (ChangeOwnPassword).
+		by            string
+		makerSurvives bool
+	}{
+		{"another admin sets it", "admin", false},
+		{"the user sets it as an admin", "self", true},
+		{"the user changes their own", "own", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			u := r.user("ann@example.com", admin, developer)
+			other := r.signIn("ann@example.com")
+			maker := r.signIn("ann@example.com")
+			session, _, err := r.svc.Login(r.ctx, "ann@example.com", pw, "192.0.2.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ann, err := r.svc.AccessPrincipal(r.ctx, maker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, err := r.svc.EnableAPIAccess(r.ctx, ann, service.APIAccessInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred, err := r.svc.CreateCredential(r.ctx, ann, service.CredentialInput{Name: "ci"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const next = "another long password"
+			switch tc.by {
+			case "admin":
+				_, err = r.svc.UpdateUser(r.ctx, r.op, u.ID, service.UserPatch{Password: ptr(next)})
+			case "self":
+				_, err = r.svc.UpdateUser(r.ctx, ann, u.ID, service.UserPatch{Password: ptr(next)})
+			default:
+				err = r.svc.ChangeOwnPassword(r.ctx, ann, pw, next, "192.0.2.1")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			works := func(err error) bool { return err == nil }
+			_, errOther := r.svc.AccessPrincipal(r.ctx, other)
+			_, errMaker := r.svc.AccessPrincipal(r.ctx, maker)
+			_, _, errSession := r.svc.SessionPrincipal(r.ctx, session)
+			_, errApp := r.svc.AccessPrincipal(r.ctx, app.AccessToken)
+			_, errCred := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			got := map[string]bool{"other sign-in": works(errOther), "maker": works(errMaker), "session": works(errSession),
+				"API access": works(errApp), "client credential": works(errCred)}
+			want := map[string]bool{"other sign-in": false, "maker": tc.makerSurvives, "session": false, "API access": true, "client credential": true}
+			if !equal(got, want) {
+				t.Fatalf("after the change: %v, want %v", got, want)
+			}
+			if _, _, err := r.svc.PasswordGrant(r.ctx, "ann@example.com", pw, "192.0.2.1", ""); err == nil {
+				t.Fatal("the old password still signs in")
+			}
+			if _, _, err := r.svc.PasswordGrant(r.ctx, "ann@example.com", next, "192.0.2.1", ""); err != nil {
+				t.Fatalf("the new password: %v", err)
+			}
+		})
+	}
+}
