@@ -53,8 +53,14 @@ func (s *Store) startBatcher() {
 
 // writeGroup runs a group in one transaction; if that fails, each op is
 // retried alone so that one failing write fails only its own caller.
+//
+// The group's transaction is bounded by the store's timeout, and so is
+// each retry; when the group failed because the database is unavailable,
+// every op gets that error at once rather than a retry that would wait
+// out the timeout again.
 func (s *Store) writeGroup(group []writeOp) {
-	ctx := context.Background()
+	ctx, cancel := s.bound(context.Background())
+	defer cancel()
 	s.prepareHotWrites(ctx)
 	commit := s.tx
 	for _, op := range group {
@@ -81,7 +87,7 @@ func (s *Store) writeGroup(group []writeOp) {
 		}
 		return nil
 	})
-	if err == nil || len(group) == 1 {
+	if err == nil || len(group) == 1 || IsUnavailable(err) {
 		for _, op := range group {
 			op.done <- err
 		}
@@ -92,7 +98,9 @@ func (s *Store) writeGroup(group []writeOp) {
 		if op.durable {
 			commit = s.durableTx
 		}
-		op.done <- commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
+		octx, cancel := s.bound(context.Background())
+		op.done <- commit(octx, func(tx *sql.Tx) error { return op.fn(octx, tx) })
+		cancel()
 	}
 }
 
@@ -103,8 +111,11 @@ func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.C
 	return s.queue(ctx, writeOp{fn: fn, durable: durable})
 }
 
-// queue runs op through the batch writer, as batched.
+// queue runs op through the batch writer, as batched. Waiting for room in
+// the queue is bounded by the store's timeout, and so is the write.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()

@@ -87,6 +87,27 @@ type Store struct {
 	batchMu     sync.RWMutex
 	batches     chan writeOp
 	batcherDone chan struct{}
+	// timeout bounds every call (see bound).
+	timeout time.Duration
+}
+
+// DefaultTimeout is how long, by default, one store call may take before
+// it fails as unavailable (see Options.Timeout).
+const DefaultTimeout = 2 * time.Second
+
+// Options are the store's settings beyond its URL.
+type Options struct {
+	// Timeout bounds each call of the store — a read, a write
+	// transaction, a batch of issued tokens — so that a lost or stalled
+	// database fails the call (as unavailable, see IsUnavailable) rather
+	// than holding it; zero means DefaultTimeout. Migrations are not
+	// bounded.
+	Timeout time.Duration
+}
+
+// bound returns ctx with the store's deadline (or ctx's own, if earlier).
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
 }
 
 // Location is where a store lives, as named by a database URL.
@@ -181,17 +202,25 @@ func redactURL(raw string) string {
 // an SQLite file, created with its directory if missing. It does not
 // migrate; call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with opts.
+func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 	loc, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	if loc.Dialect == "postgres" {
-		return openPostgres(ctx, loc.URL)
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
 	}
-	return openSQLite(ctx, loc.Path)
+	if loc.Dialect == "postgres" {
+		return openPostgres(ctx, loc.URL, opts)
+	}
+	return openSQLite(ctx, loc.Path, opts)
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
@@ -199,7 +228,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// process opening the same file may hold for a moment.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	s := &Store{d: sqlite}
+	s := &Store{d: sqlite, timeout: opts.Timeout}
 	var err error
 	if s.db, err = sql.Open(sqlite.driver, dsn); err != nil {
 		return nil, err
@@ -371,7 +400,7 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 // hot path then skips SQL compilation.
 func (s *Store) prepared(ctx context.Context, cache *sync.Map, db *sql.DB, query string) (*sql.Stmt, error) {
 	if s.closed.Load() {
-		return nil, errors.New("store: closed")
+		return nil, errClosed
 	}
 	if v, ok := cache.Load(query); ok {
 		return v.(*sql.Stmt), nil

@@ -50,8 +50,11 @@ func (t *Tx) forUpdate() string {
 // are never lost to a crash once acknowledged.
 //
 // A revoking transaction also advances the store's change counter
-// (Changes) before it commits.
+// (Changes) before it commits. The whole transaction, commit included, is
+// bounded by the store's timeout (Options.Timeout).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.durableTx(ctx, func(tx *sql.Tx) error {
 		t := &Tx{s: s, ctx: ctx, tx: tx}
 		if err := fn(t); err != nil {
@@ -69,6 +72,8 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // Changes returns the number of revoking transactions ever committed to
 // the store, by any process.
 func (s *Store) Changes(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.readRow(ctx, `SELECT n FROM changes WHERE name = 'revoking'`).Scan(&n)
 	return n, err
