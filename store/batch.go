@@ -111,14 +111,15 @@ func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.C
 	return s.queue(ctx, writeOp{fn: fn, durable: durable})
 }
 
-// queue runs op through the batch writer, as batched. Waiting for room in
-// the queue is bounded by the store's timeout, and so is the write.
+// queue runs op through the batch writer, as batched. The writer bounds
+// each group by the store's timeout, so the wait for room in the queue
+// and for the write is bounded too.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
 		return s.durableTx(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 	}
 	done := make(chan error, 1)
