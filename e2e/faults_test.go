@@ -106,7 +106,7 @@ type faultLedger struct {
 	live, revoked map[string]bool
 	// counts of answers by kind, and the problems found.
 	ok, unavailable, refused int
-	problems               []string
+	problems                 []string
 }
 
 func newFaultLedger() *faultLedger {
@@ -150,6 +150,13 @@ func (l *faultLedger) pick(revoked bool) string {
 		return tok
 	}
 	return ""
+}
+
+// counts returns how many answers so far were served and unavailable.
+func (l *faultLedger) counts() (ok, unavailable int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok, l.unavailable
 }
 
 func (l *faultLedger) report(t *testing.T) {
@@ -325,8 +332,10 @@ func TestFaultsPostgresCluster(t *testing.T) {
 		for i, m := range modes {
 			proxies[i].Set(m)
 		}
-		t.Logf("%s for %s", name, d)
+		ok, unavailable := l.counts()
 		time.Sleep(d)
+		ok2, unavailable2 := l.counts()
+		t.Logf("%s for %s: %d served, %d unavailable", name, d, ok2-ok, unavailable2-unavailable)
 	}
 	phase("warm-up", 1500*time.Millisecond, faultproxy.Pass, faultproxy.Pass)
 	phase("node A's database connections reset", time.Second, faultproxy.Reset, faultproxy.Pass)
@@ -335,9 +344,11 @@ func TestFaultsPostgresCluster(t *testing.T) {
 	phase("healed", 1500*time.Millisecond, faultproxy.Pass, faultproxy.Pass)
 	phase("A held, B reset", 2*faultStoreTimeout, faultproxy.Blackhole, faultproxy.Reset)
 	phase("healed", 1500*time.Millisecond, faultproxy.Pass, faultproxy.Pass)
-	t.Log("Redis killed")
+	ok, unavailable := l.counts()
 	rs.stop()
 	time.Sleep(2 * time.Second)
+	ok2, unavailable2 := l.counts()
+	t.Logf("Redis killed for 2s: %d served, %d unavailable", ok2-ok, unavailable2-unavailable)
 	startRedis(t, rs.port)
 	phase("Redis back", 2*time.Second)
 	cancel()

@@ -54,14 +54,17 @@ func (s *Store) startBatcher() {
 // writeGroup runs a group in one transaction; if that fails, each op is
 // retried alone so that one failing write fails only its own caller.
 //
-// The group's transaction is bounded by the store's timeout, and so is
-// each retry; when the group failed because the database is unavailable,
+// Each step of the group's transaction (and of each retry) is bounded by
+// the store's timeout (see watch); when the group failed because the
+// database is unavailable,
 // every op gets that error at once rather than a retry that would wait
 // out the timeout again.
 func (s *Store) writeGroup(group []writeOp) {
-	ctx, cancel := s.bound(context.Background())
+	pctx, pcancel := s.bound(context.Background())
+	s.prepareHotWrites(pctx)
+	pcancel()
+	ctx, cancel := s.watch(context.Background())
 	defer cancel()
-	s.prepareHotWrites(ctx)
 	commit := s.tx
 	for _, op := range group {
 		if op.durable {
@@ -98,7 +101,7 @@ func (s *Store) writeGroup(group []writeOp) {
 		if op.durable {
 			commit = s.durableTx
 		}
-		octx, cancel := s.bound(context.Background())
+		octx, cancel := s.watch(context.Background())
 		op.done <- commit(octx, func(tx *sql.Tx) error { return op.fn(octx, tx) })
 		cancel()
 	}
@@ -118,7 +121,7 @@ func (s *Store) queue(ctx context.Context, op writeOp) error {
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()
-		ctx, cancel := s.bound(ctx)
+		ctx, cancel := s.watch(ctx)
 		defer cancel()
 		return s.durableTx(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 	}

@@ -105,9 +105,43 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// bound returns ctx with the store's deadline (or ctx's own, if earlier).
+// bound returns ctx with the store's deadline (or ctx's own, if earlier):
+// for one read, one statement.
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
+}
+
+// watchdog ends a transaction's context when one of its steps — taking
+// the connection, a statement, the commit — takes longer than the store's
+// timeout: each step is bounded, not their sum, so that a transaction of
+// many quick statements is not cut short while a stalled one is.
+type watchdog struct {
+	timer *time.Timer
+	d     time.Duration
+}
+
+type watchdogKey struct{}
+
+// watch returns ctx watched by a watchdog (see kick), and the function
+// that stops it, to call when the transaction is over.
+func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{d: s.timeout}
+	w.timer = time.AfterFunc(s.timeout, func() {
+		cancel(fmt.Errorf("store: a step took longer than %s: %w", s.timeout, context.DeadlineExceeded))
+	})
+	return context.WithValue(ctx, watchdogKey{}, w), func() {
+		w.timer.Stop()
+		cancel(nil)
+	}
+}
+
+// kick starts a new step of the transaction watched in ctx, if any: the
+// step has the store's timeout from now.
+func kick(ctx context.Context) {
+	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
+		w.timer.Reset(w.d)
+	}
 }
 
 // Location is where a store lives, as named by a database URL.
@@ -356,11 +390,13 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	kick(ctx)
 	return tx.Commit()
 }
 
 // exec runs one statement on tx with the dialect's placeholders.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	kick(ctx)
 	if v, ok := s.writeStmts.Load(query); ok {
 		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
 	}

@@ -30,6 +30,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 
 // row runs a one-row read inside the transaction.
 func (t *Tx) row(query string, args ...any) *sql.Row {
+	kick(t.ctx)
 	return t.tx.QueryRowContext(t.ctx, t.s.q(query), args...)
 }
 
@@ -50,10 +51,11 @@ func (t *Tx) forUpdate() string {
 // are never lost to a crash once acknowledged.
 //
 // A revoking transaction also advances the store's change counter
-// (Changes) before it commits. The whole transaction, commit included, is
-// bounded by the store's timeout (Options.Timeout).
+// (Changes) before it commits. Each of its steps — taking the connection,
+// each statement, the commit — is bounded by the store's timeout
+// (Options.Timeout).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.watch(ctx)
 	defer cancel()
 	return s.durableTx(ctx, func(tx *sql.Tx) error {
 		t := &Tx{s: s, ctx: ctx, tx: tx}
@@ -104,5 +106,6 @@ func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	kick(ctx)
 	return tx.Commit()
 }

@@ -35,7 +35,7 @@ func (c UsageCounts) Refused() int64 { return c.Unauthorized + c.Forbidden + c.L
 
 // AddUsage adds counts of requests to the stored ones.
 func (s *Store) AddUsage(ctx context.Context, counts map[UsageKey]UsageCounts) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.watch(ctx)
 	defer cancel()
 	if len(counts) == 0 {
 		return nil
