@@ -46,9 +46,16 @@ func (s *Service) Run(ctx context.Context) {
 			defer wg.Done()
 			t := time.NewTicker(s.changePoll / 2)
 			defer t.Stop()
+			failing := false // logged once when it starts and once when it ends
 			for {
-				if err := s.pollChanges(ctx); err != nil && ctx.Err() == nil {
-					s.logger.Warn("could not read the store's change counter", "err", err)
+				err := s.pollChanges(ctx)
+				switch {
+				case err != nil && !failing && ctx.Err() == nil:
+					s.logger.Warn("cannot read the store's change counter; cached credentials are not served until it can", "err", err)
+					failing = true
+				case err == nil && failing:
+					s.logger.Info("the store's change counter is readable again")
+					failing = false
 				}
 				select {
 				case <-ctx.Done():
