@@ -20,8 +20,13 @@ type tcpProxy struct {
 	p            *faultproxy.Proxy
 }
 
+// start starts the proxy, or lets traffic pass again after a cut.
 func (p *tcpProxy) start(t *testing.T) {
 	t.Helper()
+	if p.p != nil {
+		p.p.Set(faultproxy.Pass)
+		return
+	}
 	fp, err := faultproxy.Start(p.target)
 	if err != nil {
 		t.Fatal(err)
