@@ -54,7 +54,8 @@ func TestCrashSafety(t *testing.T) {
 		// Load: log in repeatedly and disable users, until killed.
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		for w := 0; w < 4; w++ {
+		// Workers 0–3 log in (0 also disables users); worker 4 revokes.
+		for w := 0; w < 5; w++ {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
@@ -62,13 +63,14 @@ func TestCrashSafety(t *testing.T) {
 					mu.Lock()
 					u := users[len(users)-1-(n*4+w)%6]
 					mu.Unlock()
-					if w == 1 && n%2 == 1 {
-						// The newest token of any user not yet revoked.
+					if w == 4 {
+						// The newest of every user's second tokens not yet
+						// revoked (the others stay live).
 						mu.Lock()
 						var tok string
 						for _, v := range users {
-							for _, c := range v.tokens {
-								if !revoked[c] && !unknown[c] {
+							for i, c := range v.tokens {
+								if i%2 == 1 && !revoked[c] && !unknown[c] {
 									tok = c
 								}
 							}
@@ -78,6 +80,7 @@ func TestCrashSafety(t *testing.T) {
 						}
 						mu.Unlock()
 						if tok == "" {
+							time.Sleep(10 * time.Millisecond) // nothing to revoke yet
 							continue
 						}
 						a := faultCall(p.url, "POST", "/oauth/revoke", "", map[string]string{"token": tok})
