@@ -165,6 +165,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() ti
 // RefreshRetry returns what the rotation of refresh token id kept for
 // retries, or not_found (none, or already pruned).
 func (s *Store) RefreshRetry(ctx context.Context, id string) (*RefreshRetry, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var (
 		r       RefreshRetry
 		created int64
