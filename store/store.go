@@ -136,6 +136,21 @@ func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc)
 	}
 }
 
+// awaitWriter pauses the watchdog of ctx, if any, while an SQLite write
+// transaction waits for the store's one write connection: that is a queue
+// of this process's own writes, each of whose steps is bounded, not a
+// stalled dependency, and a burst of writes must not turn into 503s. The
+// next kick starts the watchdog again. (PostgreSQL's pool wait stays
+// bounded.)
+func (s *Store) awaitWriter(ctx context.Context) {
+	if s.d.name != sqlite.name {
+		return
+	}
+	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
+		w.timer.Stop()
+	}
+}
+
 // kick starts a new step of the transaction watched in ctx, if any: the
 // step has the store's timeout from now.
 func kick(ctx context.Context) {
@@ -382,10 +397,12 @@ func (s *Store) q(query string) string {
 
 // tx runs fn in a write transaction and commits if fn returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.awaitWriter(ctx)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	kick(ctx)
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err

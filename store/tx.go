@@ -89,10 +89,12 @@ func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.d.name != sqlite.name {
 		return s.tx(ctx, fn) // PostgreSQL: synchronous_commit is on by default
 	}
+	s.awaitWriter(ctx)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
+	kick(ctx)
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return err
