@@ -79,6 +79,8 @@ func (s *Store) TouchCredential(ctx context.Context, id string, at time.Time) er
 // its client id, was last used (one of its access tokens); a time earlier
 // than the one recorded changes nothing.
 func (s *Store) TouchCredentialByClientID(ctx context.Context, clientID string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE client_credentials SET last_used_at = ? WHERE client_id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 			micros(at), clientID, micros(at))
