@@ -233,10 +233,23 @@ func (u *UI) message(w http.ResponseWriter, status int, title, msg string) {
 // fail shows an error: forbidden and not-found as pages, anything else
 // generic.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, pg page, err error) {
+	if httpx.ClientGone(r, err) {
+		httpx.Info(r.Context()).SetErrorCode(httpx.ECanceled)
+		w.WriteHeader(httpx.StatusClientClosed)
+		return
+	}
+	if httpx.Unavailable(err) {
+		// A backing service is away: 503 with Retry-After, as the API
+		// answers (httpx.Error), never a 500.
+		u.logger.Warn("admin request: backing service unavailable", "path", r.URL.Path, "err", err)
+		err = gatehouse.Errorf(gatehouse.EUnavailable, "The service is unavailable for a moment; try again shortly.")
+		w.Header().Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(httpx.DefaultRetryAfter)))
+	}
 	code := gatehouse.ErrorCode(err)
 	status := httpx.Status(code)
 	msg := gatehouse.ErrorMessage(err)
-	if status >= 500 {
+	httpx.Info(r.Context()).SetErrorCode(code)
+	if status >= 500 && code != gatehouse.EUnavailable {
 		u.logger.Error("admin request failed", "path", r.URL.Path, "err", err)
 	}
 	pg.Title = errorTitle(status)

@@ -1,66 +1,42 @@
 package e2e
 
 import (
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/faultproxy"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/token"
 )
 
-// tcpProxy forwards a local port to PostgreSQL and can cut every
-// connection, to make the database unreachable for a server.
+// tcpProxy forwards a local port to a backing service through a
+// faultproxy.Proxy and can cut every connection, open and new, to make
+// the service unreachable for a server.
 type tcpProxy struct {
 	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
+	p            *faultproxy.Proxy
 }
 
+// start starts the proxy, or lets traffic pass again after a cut.
 func (p *tcpProxy) start(t *testing.T) {
 	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
+	if p.p != nil {
+		p.p.Set(faultproxy.Pass)
+		return
+	}
+	fp, err := faultproxy.Start(p.target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
-		}
-	}()
+	t.Cleanup(func() { fp.Close() })
+	p.p, p.addr = fp, fp.Addr()
 }
 
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
+// cut resets every connection, and every new one from now on.
+func (p *tcpProxy) cut() { p.p.Set(faultproxy.Reset) }
 
 // TestPostgresOutage: with PostgreSQL unreachable, requests get 503 and
 // /readyz says so; when it is back, requests are served again.

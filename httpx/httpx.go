@@ -6,19 +6,18 @@ package httpx
 import (
 	"bytes"
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // MaxBodyBytes is the largest request body Gatehouse reads (SPEC §8).
@@ -128,17 +127,39 @@ func WriteJSONBody(w http.ResponseWriter, status int, body []byte) {
 // jsonBuffers are WriteJSON's buffers, reused between answers.
 var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// StatusClientClosed is the status recorded (in the log line and the
+// metrics, never seen by anyone) for a request whose client went away
+// before it was answered — nginx's 499. It is not a server error.
+const StatusClientClosed = 499
+
+// ECanceled is the code recorded for such a request.
+const ECanceled = "client_closed_request"
+
+// DefaultRetryAfter is the Retry-After of a 503 that names no wait of its
+// own.
+const DefaultRetryAfter = time.Second
+
 // Error writes err as a JSON error answer. Errors that are not
 // *gatehouse.Error are logged with the request and answered as a generic
-// internal error, so internals never reach the client. Unauthorized and
-// invalid-token answers carry the WWW-Authenticate value of SPEC §4, and
-// errors with a RetryAfter carry Retry-After. The code goes to the
-// request's log line; an unreachable backing service and a throttled
-// password attempt are also logged as warnings.
+// internal error, so internals never reach the client — except a failure
+// of a backing service (store.IsUnavailable: a lost or stalled
+// connection, a full disk, a read-only database), which is a 503 like the
+// service's own temporarily_unavailable, and a request whose client has
+// gone, which is recorded as 499 and neither logged nor counted as a
+// server error. Unauthorized and invalid-token answers carry the
+// WWW-Authenticate value of SPEC §4; every 503 and every error with a
+// RetryAfter carries Retry-After. The code goes to the request's log
+// line; an unreachable backing service and a throttled password attempt
+// are also logged as warnings.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	log := gatehouse.Logger(ctx)
-	if unavailable(err) {
+	if ClientGone(r, err) {
+		Info(ctx).SetErrorCode(ECanceled)
+		w.WriteHeader(StatusClientClosed)
+		return
+	}
+	if store.IsUnavailable(err) {
 		log.WarnContext(ctx, "backing service unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		err = gatehouse.Errorf(gatehouse.EUnavailable, "A backing service is unavailable; try again shortly")
 	}
@@ -167,23 +188,28 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 			status = ge.Status
 		}
 	}
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(DefaultRetryAfter)))
+	}
 	WriteJSON(w, status, ErrorBody{Error: code, Description: Description(gatehouse.ErrorMessage(err))})
 }
 
-// unavailable reports whether err is a technical failure to reach a
-// backing service (the database, Redis): a network error, a broken
-// connection or a timeout. Those are 503, not 500 — the request may work
-// again shortly.
-func unavailable(err error) bool {
-	var (
-		ge *gatehouse.Error
-		ne net.Error
-	)
-	if err == nil || errors.As(err, &ge) {
+// Unavailable reports whether err is a failure of a backing service to be
+// answered 503 (see Error): the service's temporarily_unavailable, or a
+// technical failure that store.IsUnavailable recognises.
+func Unavailable(err error) bool {
+	return gatehouse.ErrorCode(err) == gatehouse.EUnavailable || store.IsUnavailable(err)
+}
+
+// ClientGone reports whether r's client went away (its context was
+// canceled) and err is what that makes of a call (a canceled or
+// interrupted call, or one refused as unavailable): it failed because
+// nobody waits for it, not because anything is wrong.
+func ClientGone(r *http.Request, err error) bool {
+	if !errors.Is(r.Context().Err(), context.Canceled) {
 		return false
 	}
-	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+	return Unavailable(err)
 }
 
 // readBody reads at most MaxBodyBytes of r's body and checks that it is

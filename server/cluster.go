@@ -39,7 +39,9 @@ func (s *Server) openRedis(ctx context.Context) error {
 		}
 		s.logger.Warn("redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
-	s.cluster = cluster.NewRedis(s.redis, s.cfg.RedisPrefix)
-	s.signIn = throttle.NewRedis(s.redis, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
+	// Every command has the store's deadline (--store-timeout).
+	timed := cluster.WithTimeout(s.redis, s.cfg.StoreTimeout)
+	s.cluster = cluster.NewRedis(timed, s.cfg.RedisPrefix)
+	s.signIn = throttle.NewRedis(timed, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
 	return nil
 }

@@ -74,7 +74,8 @@ func (s *Server) limit(l ratelimit.Limiter) auth.LimitFunc {
 // the credential that made it (or was refused): served, or refused as
 // unauthorized, forbidden or over the rate limit. A request refused
 // because a backing service was unavailable was neither served nor
-// refused for its credential's sake and is not counted in the usage.
+// refused for its credential's sake and is not counted in the usage, nor
+// is one whose client went away.
 func (s *Server) answered(info *httpx.RequestInfo) {
 	s.Metrics.Observe(info.Route, info.Status, info.Duration)
 	status := info.Status
@@ -84,7 +85,7 @@ func (s *Server) answered(info *httpx.RequestInfo) {
 	}
 	o := service.Served
 	switch {
-	case code == gatehouse.EUnavailable:
+	case code == gatehouse.EUnavailable, code == httpx.ECanceled:
 		return
 	case code == gatehouse.ERateLimitExceeded:
 		o = service.Limited

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +124,11 @@ type Config struct {
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
+	// StoreTimeout bounds every call to the store and to Redis: a lost or
+	// stalled one fails within it and the request is answered 503 with
+	// Retry-After (store.DefaultTimeout when zero).
+	StoreTimeout time.Duration
+
 	// UsageFlushInterval is how often the per-day usage counts are written
 	// to the store (DefaultUsageFlushInterval).
 	UsageFlushInterval time.Duration
@@ -163,6 +169,7 @@ func DefaultConfig() Config {
 		UsageFlushInterval:   DefaultUsageFlushInterval,
 		Retention:            prune.DefaultRetention,
 		CacheSize:            service.DefaultCacheBytes,
+		StoreTimeout:         store.DefaultTimeout,
 		ReadTimeout:          DefaultReadTimeout,
 		WriteTimeout:         DefaultWriteTimeout,
 		ProxyTimeout:         DefaultProxyTimeout,
@@ -208,7 +215,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"proxy-timeout", c.ProxyTimeout}, {"retention", c.Retention}} {
+	}{{"refresh-grace", c.RefreshGrace}, {"read-timeout", c.ReadTimeout}, {"write-timeout", c.WriteTimeout}, {"proxy-timeout", c.ProxyTimeout}, {"retention", c.Retention}, {"store-timeout", c.StoreTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s must not be negative (got %s)", d.name, d.v)
 		}
@@ -340,6 +347,10 @@ type Server struct {
 	// stopPrune stops the pruner and pruneDone closes when it has.
 	stopPrune context.CancelFunc
 	pruneDone chan struct{}
+	// stopService ends the service's background work (service.Run);
+	// serviceDone is closed when it has.
+	stopService context.CancelFunc
+	serviceDone chan struct{}
 	// closeLimiter stops a limiter the server made itself.
 	closeLimiter func() error
 	handler      http.Handler
@@ -379,6 +390,9 @@ func New(cfg Config) *Server {
 	if cfg.ProxyTimeout == 0 {
 		cfg.ProxyTimeout = DefaultProxyTimeout
 	}
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = store.DefaultTimeout
+	}
 	return &Server{cfg: cfg, logger: cfg.Logger}
 }
 
@@ -405,7 +419,7 @@ func (s *Server) Open(ctx context.Context) error {
 		_, err := os.Stat(loc.Path)
 		fresh = errors.Is(err, fs.ErrNotExist)
 	}
-	st, err := store.Open(ctx, s.cfg.DatabaseURL)
+	st, err := store.OpenWith(ctx, s.cfg.DatabaseURL, store.Options{Timeout: s.cfg.StoreTimeout})
 	if err != nil {
 		return err
 	}
@@ -493,6 +507,13 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.cfg.PruneInterval >= 0 {
 		s.startPruning()
 	}
+	var bg context.Context
+	bg, s.stopService = context.WithCancel(context.Background())
+	s.serviceDone = make(chan struct{})
+	go func() {
+		defer close(s.serviceDone)
+		s.Service.Run(bg)
+	}()
 	return nil
 }
 
@@ -656,11 +677,19 @@ func notUnder(prefix string, next http.Handler) http.Handler {
 	})
 }
 
+// ready answers /readyz: 200 when the store answers and takes a write
+// (a full disk or a read-only database is not ready, though reads still
+// work) and, in a cluster, Redis answers; 503 with Retry-After otherwise.
+// Each check has the store's deadline.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	out, status := map[string]any{"status": "ok", "store": true}, http.StatusOK
-	if err := s.Store.Ping(ctx); err != nil {
+	err := s.Store.Ping(ctx)
+	if err == nil {
+		err = s.Store.CheckWrite(ctx)
+	}
+	if err != nil {
 		gatehouse.Logger(ctx).WarnContext(ctx, "store not ready", "err", err)
 		out["store"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 	}
@@ -672,6 +701,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			gatehouse.Logger(ctx).WarnContext(ctx, "redis not ready", "err", err)
 			out["redis"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(httpx.DefaultRetryAfter)))
 	}
 	httpx.WriteJSON(w, status, out)
 }
@@ -833,6 +865,11 @@ func (s *Server) release() error {
 		s.stopPrune()
 		<-s.pruneDone
 		s.stopPrune = nil
+	}
+	if s.stopService != nil {
+		s.stopService()
+		<-s.serviceDone
+		s.stopService = nil
 	}
 	if s.stopUsage != nil {
 		close(s.stopUsage)

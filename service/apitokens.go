@@ -205,6 +205,7 @@ func (s *Service) APITokens(ctx context.Context, p *gatehouse.Principal, page ga
 	if err := RequireAdmin(p); err != nil {
 		return nil, "", err
 	}
+	s.settleTouches(ctx)
 	return s.store.APITokens(ctx, p.AccountID, page)
 }
 
@@ -289,21 +290,7 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 
 // touchAPIToken writes last_used_at at most once per LastUsedResolution.
 func (s *Service) touchAPIToken(ctx context.Context, id string) {
-	s.touch(ctx, "atk\x00"+id, func(at time.Time) error { return s.store.TouchAPIToken(ctx, id, at) })
-}
-
-// touch runs write (a last_used_at update) at most once per
-// LastUsedResolution for key, so that using a credential does not cost a
-// store write per request.
-func (s *Service) touch(ctx context.Context, key string, write func(at time.Time) error) {
-	now := s.clock()
-	if _, ok := s.lastUsed.get(key, 0, now); ok {
-		return
-	}
-	s.lastUsed.put(key, 0, struct{}{}, now.Add(LastUsedResolution))
-	if err := write(now.UTC()); err != nil {
-		s.lastUsed.drop(key)
-	}
+	s.touchLater(ctx, "atk\x00"+id, func(ctx context.Context, at time.Time) error { return s.store.TouchAPIToken(ctx, id, at) })
 }
 
 // APITokensCreatedBy lists the API tokens a user of p's account created

@@ -295,6 +295,7 @@ func (s *Service) Credentials(ctx context.Context, p *gatehouse.Principal, userI
 	if err != nil {
 		return nil, "", err
 	}
+	s.settleTouches(ctx)
 	return s.store.Credentials(ctx, p.AccountID, owner, page)
 }
 
@@ -433,7 +434,7 @@ func (s *Service) ClientPrincipal(ctx context.Context, clientID, secret string) 
 // touchCredential writes a client credential's last_used_at at most once
 // per LastUsedResolution.
 func (s *Service) touchCredential(ctx context.Context, id string) {
-	s.touch(ctx, "crd\x00"+id, func(at time.Time) error { return s.store.TouchCredential(ctx, id, at) })
+	s.touchLater(ctx, "crd\x00"+id, func(ctx context.Context, at time.Time) error { return s.store.TouchCredential(ctx, id, at) })
 }
 
 func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) (*gatehouse.Principal, error) {

@@ -46,13 +46,16 @@ type snapshot struct {
 // epoch).
 type generations struct {
 	cur atomic.Pointer[snapshot]
-	// polledAt (unix nanoseconds) and changes are the last read of the
-	// store's change counter.
-	polledAt atomic.Int64
-	changes  atomic.Int64
+	// changes is the store's change counter as last read, and confirmed
+	// when the last successful read of it began (monotonic nanoseconds
+	// since base; 0: never).
+	changes   atomic.Int64
+	confirmed atomic.Int64
+	base      time.Time
 }
 
 func (g *generations) init(shards int) {
+	g.base = time.Now()
 	g.cur.Store(&snapshot{seen: make([]gatehouse.ClusterState, shards)})
 }
 
@@ -93,30 +96,54 @@ func (g *generations) observe(i int, st gatehouse.ClusterState) *snapshot {
 // recover, a script on the database) empties its caches within that time.
 const DefaultChangePoll = time.Second
 
-// pollChanges reads the store's change counter when the last read is older
-// than the poll interval (one request does it; the others go on), and
-// advances the generation when it moved. A failed read is left to the
-// look-ups that follow, which reach the store themselves.
-func (s *Service) pollChanges(ctx context.Context) {
-	now, last := s.clock().UnixNano(), s.gen.polledAt.Load()
-	if now-last < int64(s.changePoll) || !s.gen.polledAt.CompareAndSwap(last, now) {
-		return
-	}
+// since returns the monotonic time since g was made.
+func (g *generations) since() int64 { return int64(time.Since(g.base)) }
+
+// pollChanges reads the store's change counter (within the store's
+// deadline) and advances the generation when it moved; only then does it
+// record when the read began as the latest confirmation.
+func (s *Service) pollChanges(ctx context.Context) error {
+	start := s.gen.since()
 	n, err := s.store.Changes(ctx)
 	if err != nil {
-		return
+		return err
 	}
 	if s.gen.changes.Swap(n) != n {
 		s.gen.advance()
 	}
+	for {
+		c := s.gen.confirmed.Load()
+		if c >= start || s.gen.confirmed.CompareAndSwap(c, start) {
+			return nil
+		}
+	}
 }
 
-// generation returns the snapshot to use for a look-up that starts now;
-// with a cluster it first reads one shard's state (any shard: every
-// announcement advances all of them), and answers 503 when it cannot.
+// confirmChanges makes sure the change counter was read less than the
+// poll interval ago, so that nothing cached hides a change made outside
+// any node for longer than that. The background poll (Run) keeps it so
+// and no request waits for it; only when that poll has fallen behind —
+// the store is slow or away — does a request read the counter itself,
+// within the store's deadline, and a failure is 503: a request is never
+// admitted from a cache whose currency cannot be confirmed.
+func (s *Service) confirmChanges(ctx context.Context) error {
+	if c := s.gen.confirmed.Load(); s.changePoll < 0 || c != 0 && s.gen.since()-c < int64(s.changePoll) {
+		return nil
+	}
+	if err := s.pollChanges(ctx); err != nil {
+		gatehouse.Logger(ctx).WarnContext(ctx, "store change counter unavailable", "err", err)
+		return gatehouse.Errorf(gatehouse.EUnavailable, "The store is unavailable; try again shortly")
+	}
+	return nil
+}
+
+// generation returns the snapshot to use for a look-up that starts now,
+// once confirmChanges has; with a cluster it first reads one shard's
+// state (any shard: every announcement advances all of them), and answers
+// 503 when it cannot.
 func (s *Service) generation(ctx context.Context) (*snapshot, error) {
-	if s.changePoll > 0 {
-		s.pollChanges(ctx)
+	if err := s.confirmChanges(ctx); err != nil {
+		return nil, err
 	}
 	if s.cluster == nil {
 		return s.gen.load(), nil
@@ -140,8 +167,8 @@ func (s *Service) generation(ctx context.Context) (*snapshot, error) {
 // state, and an unreachable cluster is 503 here as everywhere.
 func (s *Service) principal(ctx context.Context, key string, unconfirmed bool) (*gatehouse.Principal, *snapshot, error) {
 	if unconfirmed && s.cluster != nil && s.limiterConfirms {
-		if s.changePoll > 0 {
-			s.pollChanges(ctx)
+		if err := s.confirmChanges(ctx); err != nil {
+			return nil, nil, err
 		}
 		if p, ok := s.principals.get(key, s.gen.load().gen, s.clock()); ok {
 			s.cacheHit(true)

@@ -91,6 +91,7 @@ type Service struct {
 	principals *cache[*gatehouse.Principal]
 	apps       *cache[*gatehouse.APIApplication]
 	lastUsed   *cache[struct{}]
+	touches    touches
 }
 
 // New returns a Service for cfg. It has no side effects.
@@ -98,6 +99,7 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, passwords: cfg.Passwords, digester: cfg.Digester, throttle: cfg.Throttle, clock: cfg.Now,
 		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
+		touches: touches{wake: make(chan struct{}, 1)},
 	}
 	total := cfg.CacheBytes
 	if total <= 0 {

@@ -58,6 +58,8 @@ func (t *Tx) ClaimBootstrap(accountID string) (bool, error) {
 
 // Account returns the account with the given id, or not_found.
 func (s *Store) Account(ctx context.Context, id string) (*gatehouse.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	a, err := scanAccount(s.readRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("account")
@@ -78,6 +80,8 @@ func (t *Tx) Account(id string) (*gatehouse.Account, error) {
 
 // Accounts lists all accounts, for the operator.
 func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Account, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n := p.Size()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+accountColumns+` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`), p.After, n+1)
 	if err != nil {

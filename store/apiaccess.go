@@ -43,6 +43,8 @@ func (t *Tx) CreateAPIApplication(a *gatehouse.APIApplication) error {
 
 // TouchAPIApplication records when an API access application was last used.
 func (s *Store) TouchAPIApplication(ctx context.Context, clientID string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE api_applications SET last_used_at = ? WHERE client_id = ?`, micros(at), clientID)
 		return err
@@ -51,6 +53,8 @@ func (s *Store) TouchAPIApplication(ctx context.Context, clientID string, at tim
 
 // APIApplication returns the user's application, or not_found.
 func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	a, err := scanApp(s.readRow(ctx, `SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API access")
@@ -161,6 +165,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() ti
 // RefreshRetry returns what the rotation of refresh token id kept for
 // retries, or not_found (none, or already pruned).
 func (s *Store) RefreshRetry(ctx context.Context, id string) (*RefreshRetry, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var (
 		r       RefreshRetry
 		created int64

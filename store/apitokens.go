@@ -62,6 +62,8 @@ func (t *Tx) UpdateAPIToken(k *gatehouse.APIToken) error {
 
 // APITokens lists an account's API tokens.
 func (s *Store) APITokens(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.APIToken, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n := p.Size()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`),
 		accountID, p.After, n+1)
@@ -73,6 +75,8 @@ func (s *Store) APITokens(ctx context.Context, accountID string, p gatehouse.Pag
 
 // APITokenByHash returns the API token with the digest, or not_found.
 func (s *Store) APITokenByHash(ctx context.Context, hash string) (*gatehouse.APIToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	t, err := scanAPIToken(s.readRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API token")
@@ -131,6 +135,8 @@ func (t *Tx) deleteMintedBy(accountID, id string) error {
 
 // TouchAPIToken records when an API token was last used.
 func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(at), id)
 		return err
@@ -140,6 +146,8 @@ func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) erro
 // APITokensCreatedBy lists the account's API tokens that a user made
 // (created or rolled, as the audit log records), in id order.
 func (s *Store) APITokensCreatedBy(ctx context.Context, accountID, userID string) ([]*gatehouse.APIToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND id IN
 		(SELECT target_id FROM audit_log WHERE account_id = ? AND actor_id = ? AND action IN (?, ?)) ORDER BY id`),
 		accountID, accountID, userID, "api_token.create", "api_token.roll")
@@ -162,6 +170,8 @@ func (t *Tx) APITokenNameTaken(accountID, name, except string, now time.Time) (b
 
 // APITokenByID returns an account's API token, or not_found.
 func (s *Store) APITokenByID(ctx context.Context, accountID, id string) (*gatehouse.APIToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	t, err := scanAPIToken(s.readRow(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE id = ? AND account_id = ?`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("API token")
@@ -172,6 +182,8 @@ func (s *Store) APITokenByID(ctx context.Context, accountID, id string) (*gateho
 // MintedBy returns the API tokens minted through API token id, and how
 // many client credentials and API access applications were.
 func (s *Store) MintedBy(ctx context.Context, accountID, id string) ([]*gatehouse.APIToken, int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE created_by = ? AND account_id = ? ORDER BY id`), id, accountID)
 	if err != nil {
 		return nil, 0, err
@@ -189,6 +201,8 @@ func (s *Store) MintedBy(ctx context.Context, accountID, id string) ([]*gatehous
 // CountMinted counts the account's client credentials made through an
 // API token.
 func (s *Store) CountMinted(ctx context.Context, accountID string) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM client_credentials WHERE created_by <> '' AND account_id = ?`), accountID).Scan(&n)
 	return n, err

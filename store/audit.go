@@ -34,6 +34,8 @@ func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 
 // Audit lists an account's audit log, newest first.
 func (s *Store) Audit(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.AuditEntry, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	es, c, err := s.FindAudit(ctx, accountID, gatehouse.AuditFilter{}, p)
 	return es, c.Next, err
 }
@@ -41,6 +43,8 @@ func (s *Store) Audit(ctx context.Context, accountID string, p gatehouse.Page) (
 // FindAudit lists the entries of an account's audit log that match f,
 // one page, newest first: "after" is older, "before" newer.
 func (s *Store) FindAudit(ctx context.Context, accountID string, f gatehouse.AuditFilter, p gatehouse.Page) ([]*gatehouse.AuditEntry, gatehouse.Cursors, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n, k := p.Size(), pageKeyset(p, true)
 	where, args := `account_id = ?`, []any{accountID}
 	if f.Actor != "" {

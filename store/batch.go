@@ -53,9 +53,18 @@ func (s *Store) startBatcher() {
 
 // writeGroup runs a group in one transaction; if that fails, each op is
 // retried alone so that one failing write fails only its own caller.
+//
+// Each step of the group's transaction (and of each retry) is bounded by
+// the store's timeout (see watch); when the group failed because the
+// database is unavailable,
+// every op gets that error at once rather than a retry that would wait
+// out the timeout again.
 func (s *Store) writeGroup(group []writeOp) {
-	ctx := context.Background()
-	s.prepareHotWrites(ctx)
+	pctx, pcancel := s.bound(context.Background())
+	s.prepareHotWrites(pctx)
+	pcancel()
+	ctx, cancel := s.watch(context.Background())
+	defer cancel()
 	commit := s.tx
 	for _, op := range group {
 		if op.durable {
@@ -81,7 +90,7 @@ func (s *Store) writeGroup(group []writeOp) {
 		}
 		return nil
 	})
-	if err == nil || len(group) == 1 {
+	if err == nil || len(group) == 1 || IsUnavailable(err) {
 		for _, op := range group {
 			op.done <- err
 		}
@@ -92,7 +101,9 @@ func (s *Store) writeGroup(group []writeOp) {
 		if op.durable {
 			commit = s.durableTx
 		}
-		op.done <- commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
+		octx, cancel := s.watch(context.Background())
+		op.done <- commit(octx, func(tx *sql.Tx) error { return op.fn(octx, tx) })
+		cancel()
 	}
 }
 
@@ -103,11 +114,15 @@ func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.C
 	return s.queue(ctx, writeOp{fn: fn, durable: durable})
 }
 
-// queue runs op through the batch writer, as batched.
+// queue runs op through the batch writer, as batched. The writer bounds
+// each group by the store's timeout, so the wait for room in the queue
+// and for the write is bounded too.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()
+		ctx, cancel := s.watch(ctx)
+		defer cancel()
 		return s.durableTx(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 	}
 	done := make(chan error, 1)

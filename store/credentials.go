@@ -67,6 +67,8 @@ func (t *Tx) UpdateCredential(c *gatehouse.Credential) error {
 
 // TouchCredential records when a client credential was last used.
 func (s *Store) TouchCredential(ctx context.Context, id string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE client_credentials SET last_used_at = ? WHERE id = ?`, micros(at), id)
 		return err
@@ -77,6 +79,8 @@ func (s *Store) TouchCredential(ctx context.Context, id string, at time.Time) er
 // its client id, was last used (one of its access tokens); a time earlier
 // than the one recorded changes nothing.
 func (s *Store) TouchCredentialByClientID(ctx context.Context, clientID string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE client_credentials SET last_used_at = ? WHERE client_id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 			micros(at), clientID, micros(at))
@@ -86,6 +90,8 @@ func (s *Store) TouchCredentialByClientID(ctx context.Context, clientID string, 
 
 // Credentials lists a user's credentials.
 func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gatehouse.Page) ([]*gatehouse.Credential, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n := p.Size()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+credentialColumns+` FROM client_credentials
 		WHERE account_id = ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?`), accountID, userID, p.After, n+1)
@@ -97,6 +103,8 @@ func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gat
 
 // CountCredentials returns how many credentials a user has.
 func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int
 	err := s.readRow(ctx, `SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`, userID).Scan(&n)
 	return n, err
@@ -113,6 +121,8 @@ func (t *Tx) CountCredentials(userID string) (int, error) {
 // CredentialByClientID returns the credential with the client id, or
 // not_found.
 func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gatehouse.Credential, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials WHERE client_id = ?`, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("credential")
@@ -158,6 +168,8 @@ func (t *Tx) AccountCredential(accountID, id string) (*gatehouse.Credential, err
 // CredentialByID returns a credential of the account, whoever owns it, or
 // not_found.
 func (s *Store) CredentialByID(ctx context.Context, accountID, id string) (*gatehouse.Credential, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ?`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("credential")

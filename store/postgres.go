@@ -42,7 +42,7 @@ var postgres = dialect{
 // search_path, are sent to the server as run-time parameters, so
 // "postgres://host/db?search_path=gatehouse" keeps the tables in the schema
 // gatehouse (which must exist).
-func openPostgres(ctx context.Context, url string) (*Store, error) {
+func openPostgres(ctx context.Context, url string, opts Options) (*Store, error) {
 	db, err := sql.Open(postgres.driver, url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)
@@ -51,7 +51,7 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 	db.SetMaxIdleConns(postgres.maxIdleConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
-	s := &Store{d: postgres, db: db, rdb: db}
+	s := &Store{d: postgres, db: db, rdb: db, timeout: opts.Timeout}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: open PostgreSQL: %w", err)

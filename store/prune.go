@@ -72,8 +72,9 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs, batch int) (map[string]int
 	out := map[string]int{}
 	for _, r := range pruneRules {
 		args := append(r.args(c), batch)
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, s.q(r.query), args...)
+		bctx, cancel := s.watch(ctx) // each batch's steps have the store's deadline
+		err := s.tx(bctx, func(tx *sql.Tx) error {
+			res, err := s.exec(bctx, tx, r.query, args...)
 			if err != nil {
 				return err
 			}
@@ -81,6 +82,7 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs, batch int) (map[string]int
 			out[r.name] = int(n)
 			return err
 		})
+		cancel()
 		if err != nil {
 			return out, err
 		}
@@ -94,6 +96,8 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs, batch int) (map[string]int
 // lease, so it works alike on SQLite and on PostgreSQL, where nodes of a
 // cluster share it.
 func (s *Store) TakeLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)

@@ -31,6 +31,8 @@ func (t *Tx) CreateSession(se *Session) error {
 
 // SessionByHash returns a session with its user and account, or not_found.
 func (s *Store) SessionByHash(ctx context.Context, hash string) (*Session, *gatehouse.User, *gatehouse.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	row := s.readRow(ctx, (`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch, ` +
 		prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `
 		FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = u.account_id WHERE s.token_hash = ?`), hash)
@@ -65,6 +67,8 @@ func (f rowScanner) Scan(dst ...any) error { return f(dst...) }
 
 // DeleteSession ends a session.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `DELETE FROM sessions WHERE id = ?`, id)
 		return err
@@ -90,6 +94,8 @@ func (t *Tx) KeepCredential(id string, method gatehouse.AuthMethod, u *gatehouse
 // Sessions returns a user's sessions that still work at now (not expired,
 // begun under the user's current epochs), newest first.
 func (s *Store) Sessions(ctx context.Context, userID string, now time.Time) ([]*Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.user_id = ? AND s.expires_at > ? AND s.user_epoch = u.epoch AND s.password_epoch = u.password_epoch

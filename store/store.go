@@ -100,6 +100,76 @@ type Store struct {
 	batchMu     sync.RWMutex
 	batches     chan writeOp
 	batcherDone chan struct{}
+	// timeout bounds every call (see bound).
+	timeout time.Duration
+}
+
+// DefaultTimeout is how long, by default, one store call may take before
+// it fails as unavailable (see Options.Timeout).
+const DefaultTimeout = 2 * time.Second
+
+// Options are the store's settings beyond its URL.
+type Options struct {
+	// Timeout bounds each call of the store — a read, a write
+	// transaction, a batch of issued tokens — so that a lost or stalled
+	// database fails the call (as unavailable, see IsUnavailable) rather
+	// than holding it; zero means DefaultTimeout. Migrations are not
+	// bounded.
+	Timeout time.Duration
+}
+
+// bound returns ctx with the store's deadline (or ctx's own, if earlier):
+// for one read, one statement.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// watchdog ends a transaction's context when one of its steps — taking
+// the connection, a statement, the commit — takes longer than the store's
+// timeout: each step is bounded, not their sum, so that a transaction of
+// many quick statements is not cut short while a stalled one is.
+type watchdog struct {
+	timer *time.Timer
+	d     time.Duration
+}
+
+type watchdogKey struct{}
+
+// watch returns ctx watched by a watchdog (see kick), and the function
+// that stops it, to call when the transaction is over.
+func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{d: s.timeout}
+	w.timer = time.AfterFunc(s.timeout, func() {
+		cancel(fmt.Errorf("store: a step took longer than %s: %w", s.timeout, context.DeadlineExceeded))
+	})
+	return context.WithValue(ctx, watchdogKey{}, w), func() {
+		w.timer.Stop()
+		cancel(nil)
+	}
+}
+
+// awaitWriter pauses the watchdog of ctx, if any, while an SQLite write
+// transaction waits for the store's one write connection: that is a queue
+// of this process's own writes, each of whose steps is bounded, not a
+// stalled dependency, and a burst of writes must not turn into 503s. The
+// next kick starts the watchdog again. (PostgreSQL's pool wait stays
+// bounded.)
+func (s *Store) awaitWriter(ctx context.Context) {
+	if s.d.name != sqlite.name {
+		return
+	}
+	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
+		w.timer.Stop()
+	}
+}
+
+// kick starts a new step of the transaction watched in ctx, if any: the
+// step has the store's timeout from now.
+func kick(ctx context.Context) {
+	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
+		w.timer.Reset(w.d)
+	}
 }
 
 // Location is where a store lives, as named by a database URL.
@@ -194,17 +264,25 @@ func redactURL(raw string) string {
 // an SQLite file, created with its directory if missing. It does not
 // migrate; call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with opts.
+func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 	loc, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	if loc.Dialect == "postgres" {
-		return openPostgres(ctx, loc.URL)
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
 	}
-	return openSQLite(ctx, loc.Path)
+	if loc.Dialect == "postgres" {
+		return openPostgres(ctx, loc.URL, opts)
+	}
+	return openSQLite(ctx, loc.Path, opts)
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
@@ -212,7 +290,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// process opening the same file may hold for a moment.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	s := &Store{d: sqlite}
+	s := &Store{d: sqlite, timeout: opts.Timeout}
 	var err error
 	if s.db, err = sql.Open(sqlite.driver, dsn); err != nil {
 		return nil, err
@@ -332,19 +410,23 @@ func (s *Store) q(query string) string {
 
 // tx runs fn in a write transaction and commits if fn returns nil.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.awaitWriter(ctx)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	kick(ctx)
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
 	}
+	kick(ctx)
 	return tx.Commit()
 }
 
 // exec runs one statement on tx with the dialect's placeholders.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	kick(ctx)
 	if v, ok := s.writeStmts.Load(query); ok {
 		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
 	}
@@ -384,7 +466,7 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 // hot path then skips SQL compilation.
 func (s *Store) prepared(ctx context.Context, cache *sync.Map, db *sql.DB, query string) (*sql.Stmt, error) {
 	if s.closed.Load() {
-		return nil, errors.New("store: closed")
+		return nil, errClosed
 	}
 	if v, ok := cache.Load(query); ok {
 		return v.(*sql.Stmt), nil

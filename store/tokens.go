@@ -139,6 +139,8 @@ var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumn
 // TokenByHash returns the token with the given digest and what decides its
 // validity, or not_found. It decides nothing itself.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	row := s.readRow(ctx, tokenByHashSQL, hash)
 	var (
 		it                   IssuedToken
@@ -224,6 +226,8 @@ type TokenFilter struct {
 // refresh family. (What an issued token comes from is checked again on
 // every use; this count is for people deciding on a change.)
 func (s *Store) LiveTokens(ctx context.Context, f TokenFilter, now time.Time) (map[gatehouse.AuthMethod]int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	where, args := `t.revoked_at IS NULL AND t.expires_at > ?`, []any{micros(now)}
 	if f.UserID != "" {
 		where, args = where+` AND t.user_id = ?`, append(args, f.UserID)

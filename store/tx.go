@@ -30,6 +30,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 
 // row runs a one-row read inside the transaction.
 func (t *Tx) row(query string, args ...any) *sql.Row {
+	kick(t.ctx)
 	return t.tx.QueryRowContext(t.ctx, t.s.q(query), args...)
 }
 
@@ -45,8 +46,12 @@ func (t *Tx) forUpdate() string { return t.s.d.lockRows }
 // are never lost to a crash once acknowledged.
 //
 // A revoking transaction also advances the store's change counter
-// (Changes) before it commits.
+// (Changes) before it commits. Each of its steps — taking the connection,
+// each statement, the commit — is bounded by the store's timeout
+// (Options.Timeout).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	ctx, cancel := s.watch(ctx)
+	defer cancel()
 	return s.durableTx(ctx, func(tx *sql.Tx) error {
 		t := &Tx{s: s, ctx: ctx, tx: tx}
 		if err := fn(t); err != nil {
@@ -64,6 +69,8 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // Changes returns the number of revoking transactions ever committed to
 // the store, by any process.
 func (s *Store) Changes(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.readRow(ctx, `SELECT n FROM changes WHERE name = 'revoking'`).Scan(&n)
 	return n, err
@@ -77,10 +84,12 @@ func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.d.syncOn == "" {
 		return s.tx(ctx, fn) // every commit is synced already
 	}
+	s.awaitWriter(ctx)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
+	kick(ctx)
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, s.d.syncOn); err != nil {
 		return err
@@ -94,5 +103,6 @@ func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	kick(ctx)
 	return tx.Commit()
 }

@@ -35,6 +35,8 @@ func (c UsageCounts) Refused() int64 { return c.Unauthorized + c.Forbidden + c.L
 
 // AddUsage adds counts of requests to the stored ones.
 func (s *Store) AddUsage(ctx context.Context, counts map[UsageKey]UsageCounts) error {
+	ctx, cancel := s.watch(ctx)
+	defer cancel()
 	if len(counts) == 0 {
 		return nil
 	}
@@ -65,6 +67,8 @@ type UsageRow struct {
 // Usage returns an account's usage since day (YYYY-MM-DD), ordered by day,
 // user and credential.
 func (s *Store) Usage(ctx context.Context, accountID, since string) ([]UsageRow, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT day, user_id, credential, served, unauthorized, forbidden, limited
 		FROM usage_counts WHERE account_id = ? AND day >= ? ORDER BY day, user_id, credential`), accountID, since)
 	if err != nil {

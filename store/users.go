@@ -54,6 +54,8 @@ func (t *Tx) CreateUser(u *gatehouse.User) error {
 // User returns a user of the given account, or not_found; users of other
 // accounts are not found.
 func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
@@ -74,6 +76,8 @@ func (t *Tx) User(accountID, id string) (*gatehouse.User, error) {
 // UserByEmail returns the user with the given e-mail in any account,
 // compared case-insensitively, or not_found.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*gatehouse.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, gatehouse.EmailKey(email)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
@@ -93,6 +97,8 @@ func (t *Tx) UserByEmail(email string) (*gatehouse.User, error) {
 
 // Users lists the users of an account in id order.
 func (s *Store) Users(ctx context.Context, accountID string, p gatehouse.Page) ([]*gatehouse.User, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	users, c, err := s.FindUsers(ctx, accountID, gatehouse.UserFilter{}, p)
 	return users, c.Next, err
 }
@@ -131,6 +137,8 @@ var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 // order: the query matches a part of the e-mail address or the name in any
 // case, the role one whole role (or no role for gatehouse.RoleMember).
 func (s *Store) FindUsers(ctx context.Context, accountID string, f gatehouse.UserFilter, p gatehouse.Page) ([]*gatehouse.User, gatehouse.Cursors, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n, k := p.Size(), pageKeyset(p, false)
 	where, args := userFilter(accountID, f)
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE `+where+` AND `+k.cond+` `+k.order+` LIMIT ?`),
@@ -143,6 +151,8 @@ func (s *Store) FindUsers(ctx context.Context, accountID string, f gatehouse.Use
 
 // CountUsers counts the users of an account that match f (see FindUsers).
 func (s *Store) CountUsers(ctx context.Context, accountID string, f gatehouse.UserFilter) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	where, args := userFilter(accountID, f)
 	var n int
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM users WHERE `+where), args...).Scan(&n)
@@ -159,6 +169,8 @@ func (t *Tx) CountActiveAdmins(accountID string) (int, error) {
 
 // CountActiveAdmins counts the account's active users with the admin role.
 func (s *Store) CountActiveAdmins(ctx context.Context, accountID string) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(activeRolesSQL), accountID, string(gatehouse.StatusActive))
 	return countAdmins(rows, err)
 }

@@ -32,6 +32,8 @@ func (t *Tx) CreateWorkspace(w *gatehouse.Workspace) error {
 
 // Workspace returns a workspace of the given account, or not_found.
 func (s *Store) Workspace(ctx context.Context, accountID, id string) (*gatehouse.Workspace, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	w, err := scanWorkspace(s.readRow(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE id = ? AND account_id = ?`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("workspace")
@@ -42,6 +44,8 @@ func (s *Store) Workspace(ctx context.Context, accountID, id string) (*gatehouse
 // Workspaces lists an account's workspaces in id order: all of them when
 // userID is empty, else those the user owns or is a member of.
 func (s *Store) Workspaces(ctx context.Context, accountID, userID string, p gatehouse.Page) ([]*gatehouse.Workspace, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	n := p.Size()
 	var (
 		rows *sql.Rows
@@ -80,6 +84,8 @@ func (t *Tx) DeleteWorkspace(accountID, id string) error {
 
 // IsMember reports whether the user is a member of the workspace.
 func (s *Store) IsMember(ctx context.Context, workspaceID, userID string) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int
 	err := s.readRow(ctx, `SELECT COUNT(*) FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID).Scan(&n)
 	return n > 0, err
@@ -87,6 +93,8 @@ func (s *Store) IsMember(ctx context.Context, workspaceID, userID string) (bool,
 
 // Members lists the user ids of a workspace's members, in id order.
 func (s *Store) Members(ctx context.Context, workspaceID string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT user_id FROM workspace_members WHERE workspace_id = ? ORDER BY user_id`), workspaceID)
 	if err != nil {
 		return nil, err

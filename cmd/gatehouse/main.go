@@ -286,11 +286,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		{&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout.String()},
 		{&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout.String()},
 		{&cfg.ProxyTimeout, "proxy-timeout", cfg.ProxyTimeout.String()},
+		{&cfg.StoreTimeout, "store-timeout", cfg.StoreTimeout.String()},
 	}
 	str(&durations[0].text, "refresh-grace", "GATEHOUSE_REFRESH_GRACE", "how long a used refresh token may be retried before reuse revokes its lineage")
 	str(&durations[1].text, "read-timeout", "GATEHOUSE_READ_TIMEOUT", "longest time to read a whole request (a proxied request: each read of its body)")
 	str(&durations[2].text, "write-timeout", "GATEHOUSE_WRITE_TIMEOUT", "longest time to write a whole answer (a proxied request: each write of its answer)")
 	str(&durations[3].text, "proxy-timeout", "GATEHOUSE_PROXY_TIMEOUT", "longest time a proxied request may last, its request body and answer included")
+	str(&durations[4].text, "store-timeout", "GATEHOUSE_STORE_TIMEOUT", "longest time one database or Redis call may take before the request is answered 503 with Retry-After")
 	retention, cacheSize := "90d", "128MiB"
 	str(&retention, "retention", "GATEHOUSE_RETENTION", "how long audit entries, usage counts and used refresh tokens are kept (e.g. 90d, 720h)")
 	str(&cacheSize, "cache-size", "GATEHOUSE_CACHE_SIZE", "bound of the in-memory caches, in bytes (e.g. 128MiB, 1GiB)")
