@@ -71,6 +71,8 @@ type SettingsView struct {
 	PasswordGrantEnabled      bool                        `json:"password_grant_enabled"`
 	CustomScopes              gatehouse.Scopes            `json:"custom_scopes"`
 	MaxCredentialLifetimeDays int                         `json:"max_credential_lifetime_days"`
+	MaxCredentialsPerUser     int                         `json:"max_credentials_per_user"`
+	MaxAPITokensPerAccount    int                         `json:"max_api_tokens_per_account"`
 }
 
 func settingsView(s gatehouse.Settings) SettingsView {
@@ -79,7 +81,8 @@ func settingsView(s gatehouse.Settings) SettingsView {
 		cs = gatehouse.Scopes{}
 	}
 	return SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
-		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays}
+		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays,
+		MaxCredentialsPerUser: s.MaxCredentialsPerUser, MaxAPITokensPerAccount: s.MaxAPITokensPerAccount}
 }
 
 func (a *API) getSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
