@@ -227,8 +227,9 @@ func (ss Scopes) String() string {
 }
 
 // RoleScopes returns the scopes a principal's roles allow right now, with
-// the account's custom scopes (the platform's own API) allowed to every
-// user: a member reads and writes workspaces and reads users; a developer
+// the account's custom scopes allowed to every user, and the platform
+// scopes the operator granted the account to the roles its admins mapped
+// them to (Settings.RoleScopes): a member reads and writes workspaces and reads users; a developer
 // also manages their credentials; an admin (and the anonymous admin of an
 // API token) also manages users, credentials and settings and reads the
 // audit log; the operator also manages accounts.
@@ -246,6 +247,7 @@ func (p *Principal) RoleScopes() Scopes {
 	}
 	if p.Account != nil {
 		out = append(out, p.Account.Settings.CustomScopes...)
+		out = append(out, p.Account.Settings.platformScopesOf(roles, p.User == nil)...)
 	}
 	return NormalizeScopes(out)
 }

@@ -22,6 +22,40 @@ type Settings struct {
 	MaxCredentialsPerUser int `json:"max_credentials_per_user"`
 	// MaxAPITokensPerAccount bounds the account's live API tokens.
 	MaxAPITokensPerAccount int `json:"max_api_tokens_per_account"`
+	// PlatformScopes are the platform scopes (SPEC §10.8: named by the
+	// gateway's route rules or --platform-scopes) the operator granted
+	// the account; admins cannot change them.
+	PlatformScopes Scopes `json:"platform_scopes"`
+	// RoleScopes maps a role ("admin", "developer", or "member": every
+	// user) to the granted platform scopes its users hold.
+	RoleScopes map[string]Scopes `json:"role_scopes"`
+}
+
+// The keys of Settings.RoleScopes: the roles, and "member" for every user.
+const RoleScopeMember = "member"
+
+// RoleScopeKeys lists the keys RoleScopes takes.
+var RoleScopeKeys = []string{string(RoleAdmin), string(RoleDeveloper), RoleScopeMember}
+
+// platformScopesOf returns the platform scopes the account's users with
+// roles (anonymous: an API token's anonymous admin) hold: those mapped to
+// their roles that the operator granted the account.
+func (s Settings) platformScopesOf(roles Roles, anonymous bool) Scopes {
+	var out Scopes
+	add := func(key string) {
+		for _, sc := range s.RoleScopes[key] {
+			if slices.Contains(s.PlatformScopes, sc) {
+				out = append(out, sc)
+			}
+		}
+	}
+	if !anonymous {
+		add(RoleScopeMember)
+	}
+	for _, r := range roles {
+		add(string(r))
+	}
+	return out
 }
 
 // RateLimitSettings are the two rolling windows of SPEC §5.
@@ -81,6 +115,7 @@ type SettingsPatch struct {
 	MaxCredentialLifetimeDays *int                 `json:"max_credential_lifetime_days"`
 	MaxCredentialsPerUser     *int                 `json:"max_credentials_per_user"`
 	MaxAPITokensPerAccount    *int                 `json:"max_api_tokens_per_account"`
+	RoleScopes                *map[string][]Scope  `json:"role_scopes"`
 }
 
 // Bounds on custom scopes and credential lifetimes.
@@ -149,6 +184,29 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 	}
 	if err := check("max_credential_lifetime_days", p.MaxCredentialLifetimeDays, 0, MaxCredentialLifetimeDaysMax, &out.MaxCredentialLifetimeDays); err != nil {
 		return s, err
+	}
+	if p.RoleScopes != nil {
+		rs := map[string]Scopes{}
+		for k, v := range *p.RoleScopes {
+			if !slices.Contains(RoleScopeKeys, k) {
+				return s, InvalidField("role_scopes", "Map admin, developer or member.", "role_scopes: %q is not admin, developer or member", safeASCII(k))
+			}
+			ss, err := CheckScopes("role_scopes."+k, v)
+			if err != nil {
+				return s, err
+			}
+			for _, sc := range ss {
+				if !slices.Contains(out.PlatformScopes, sc) {
+					return s, InvalidField("role_scopes", fmt.Sprintf("%s is not a platform scope granted to this account.", sc),
+						"role_scopes.%s: %s is not a platform scope the operator granted to this account", k, sc)
+				}
+			}
+			if ss == nil {
+				ss = Scopes{}
+			}
+			rs[k] = ss
+		}
+		out.RoleScopes = rs
 	}
 	if err := check("max_credentials_per_user", p.MaxCredentialsPerUser, 1, MaxCredentialsPerUserMax, &out.MaxCredentialsPerUser); err != nil {
 		return s, err

@@ -311,3 +311,80 @@ func TestMintedDieWithParentOnTwoNodes(t *testing.T) {
 		check("extension on again", c, true, true)
 	})
 }
+
+// platformRoutes name the platform scopes ops:admin and chains:execute.
+const platformRoutes = `{"routes": [
+  {"pattern": "/ops/", "scopes": ["ops:admin"]},
+  {"pattern": "POST /v1/chains/{id}/execute", "scopes": ["chains:execute"]}
+]}`
+
+// TestPlatformScopesAreTheOperators attacks SPEC §10.8 "Platform scopes
+// are the operator's": a tenant naming a platform scope (from the route
+// rules or --platform-scopes) among its custom scopes, mapping one it was
+// not granted, or granting itself one, is refused; the operator's grant
+// and the admin's role mapping decide who passes a platform route, and
+// taking the grant back ends it at once. An account that named a platform
+// scope among its custom scopes before the server knew it loses it at the
+// next start, keeping its other custom scopes. Both stores.
+func TestPlatformScopesAreTheOperators(t *testing.T) {
+	routes := writeRoutes(t, "routes.json", platformRoutes)
+	env := servertest.Start(t, func(c *server.Config) {
+		c.GatewayRoutes, c.PlatformScopes = routes, server.ParsePlatformScopes("billing:admin")
+	})
+	op := env.AdminToken()
+	bID, bAdmin := env.CreateAccount(op, "tenant b", "admin@b.example", memberPW)
+	check := func(tok, method, uri string) int {
+		return env.Request("GET", "/v1/auth/check", nil, "Authorization", "Bearer "+tok, "X-Forwarded-Method", method, "X-Forwarded-Uri", uri).Status
+	}
+	for _, sc := range []string{"ops:admin", "chains:execute", "billing:admin"} {
+		servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"reports:read", sc}}), 400, "invalid_request")
+		servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"role_scopes": map[string][]string{"member": {sc}}}), 400, "invalid_request")
+		servertest.Expect(t, env.As(bAdmin, "PATCH", "/v1/accounts/"+bID, map[string]any{"platform_scopes": []string{sc}}), 403, "forbidden")
+	}
+	servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"reports:read"}}), 200, "")
+	env.CreateUser(bAdmin, "member@b.example", memberPW)
+	env.CreateUser(bAdmin, "dev@b.example", memberPW, "developer")
+	member, dev := env.Login("member@b.example", memberPW), env.Login("dev@b.example", memberPW)
+	for _, tok := range []string{bAdmin, member, dev} {
+		if st := check(tok, "GET", "/ops/secret"); st != 403 {
+			t.Fatalf("/ops/ before any grant: %d", st)
+		}
+	}
+
+	// The operator grants; only a platform scope of this server.
+	servertest.Expect(t, env.As(op, "PATCH", "/v1/accounts/"+bID, map[string]any{"platform_scopes": []string{"reports:read"}}), 400, "invalid_request")
+	servertest.Expect(t, env.As(op, "PATCH", "/v1/accounts/"+bID, map[string]any{"platform_scopes": []string{"ops:admin"}}), 200, "")
+	if st := check(dev, "GET", "/ops/secret"); st != 403 {
+		t.Fatalf("granted to the account but mapped to no role: %d", st)
+	}
+	servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"role_scopes": map[string][]string{"developer": {"ops:admin"}}}), 200, "")
+	if st := check(dev, "GET", "/ops/secret"); st != 200 {
+		t.Fatalf("a developer with ops:admin mapped: %d", st)
+	}
+	if st := check(member, "GET", "/ops/secret"); st != 403 {
+		t.Fatalf("a member without the mapping: %d", st)
+	}
+	// Taken back: refused at once.
+	servertest.Expect(t, env.As(op, "PATCH", "/v1/accounts/"+bID, map[string]any{"platform_scopes": []string{}}), 200, "")
+	if st := check(dev, "GET", "/ops/secret"); st != 403 {
+		t.Fatalf("after the grant is taken back: %d", st)
+	}
+}
+
+// TestPlatformScopesMigration: custom scopes stored before the server
+// named them platform scopes stop being granted at the next start; the
+// account's other custom scopes stay.
+func TestPlatformScopesMigration(t *testing.T) {
+	before := servertest.Start(t)
+	op := before.AdminToken()
+	_, bAdmin := before.CreateAccount(op, "tenant b", "admin@b.example", memberPW)
+	servertest.Expect(t, before.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"ops:admin", "reports:read"}}), 200, "")
+	routes := writeRoutes(t, "routes.json", platformRoutes)
+	after := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.GatewayRoutes = before.DatabaseURL, routes })
+	bAdmin = after.Login("admin@b.example", memberPW)
+	if got := after.As(bAdmin, "GET", "/v1/settings", nil).Map(t)["custom_scopes"]; len(got.([]any)) != 1 || got.([]any)[0] != "reports:read" {
+		t.Fatalf("custom scopes after the start: %v", got)
+	}
+	r := after.Request("GET", "/v1/auth/check", nil, "Authorization", "Bearer "+bAdmin, "X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/ops/x")
+	servertest.Expect(t, r, 403, "")
+}

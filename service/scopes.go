@@ -9,8 +9,8 @@ import (
 )
 
 // grantScopes returns the scopes a new credential made by p gets. Asked
-// for (requested not nil), each must be a built-in scope or one of the
-// account's custom scopes (invalid_request otherwise) and held by p right
+// for (requested not nil), each must be a built-in scope, one of the
+// account's custom scopes or a platform scope granted to it (invalid_request otherwise) and held by p right
 // now (forbidden otherwise: nobody grants what they do not hold). Not
 // asked for, the new credential gets p's own credential scopes: nil, that
 // is unrestricted, only when p itself is unrestricted.
@@ -27,12 +27,12 @@ func grantScopes(p *gatehouse.Principal, requested *[]gatehouse.Scope) (gatehous
 	}
 	var custom gatehouse.Scopes
 	if p.Account != nil {
-		custom = p.Account.Settings.CustomScopes
+		custom = append(slices.Clone(p.Account.Settings.CustomScopes), p.Account.Settings.PlatformScopes...)
 	}
 	held := p.EffectiveScopes()
 	for _, sc := range want {
 		if !slices.Contains(gatehouse.BuiltinScopes, sc) && !slices.Contains(custom, sc) {
-			return nil, gatehouse.Invalid("Unknown scope %s; use a built-in scope or one of the account's custom_scopes", safeText(string(sc)))
+			return nil, gatehouse.Invalid("Unknown scope %s; use a built-in scope, one of the account's custom_scopes or a platform scope granted to it", safeText(string(sc)))
 		}
 		if !held.Allows(sc) {
 			return nil, gatehouse.Forbidden("You cannot grant the scope %s: you do not hold it", sc)
