@@ -686,6 +686,8 @@ export interface components {
         };
         AccountPatch: {
             name?: string;
+            /** @description the platform scopes granted to the account (replaces the grant) */
+            platform_scopes?: string[];
             status?: components["schemas"]["AccountStatus"];
         };
         /** @enum {string} */
@@ -858,13 +860,25 @@ export interface components {
         Scopes: string[] | null;
         Settings: {
             custom_scopes: string[] | null;
+            /** @description live API tokens the account may hold */
+            max_api_tokens_per_account: number;
             /** @description 0 for no limit */
             max_credential_lifetime_days: number;
+            /** @description live client credentials one user may hold */
+            max_credentials_per_user: number;
             password_grant_enabled: boolean;
+            /** @description the platform scopes the operator granted the account (read-only) */
+            platform_scopes: string[];
             rate_limit: {
                 burst: number;
                 burst_window_seconds: number;
                 daily: number;
+            };
+            /** @description which granted platform scopes the users of each role hold (member is every user) */
+            role_scopes: {
+                admin?: string[];
+                developer?: string[];
+                member?: string[];
             };
             token_lifetimes: {
                 client_credentials_seconds: number;
@@ -873,12 +887,19 @@ export interface components {
         };
         SettingsPatch: {
             custom_scopes?: string[];
+            max_api_tokens_per_account?: number;
             max_credential_lifetime_days?: number;
+            max_credentials_per_user?: number;
             password_grant_enabled?: boolean;
             rate_limit?: {
                 burst?: number;
                 burst_window_seconds?: number;
                 daily?: number;
+            };
+            role_scopes?: {
+                admin?: string[];
+                developer?: string[];
+                member?: string[];
             };
             token_lifetimes?: {
                 client_credentials_seconds?: number;
@@ -1022,7 +1043,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description Error: invalid_grant, invalid_request, unauthorized_client */
+            /** @description Error: invalid_grant, invalid_request, invalid_scope, unauthorized_client */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1030,7 +1051,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_grant" | "invalid_request" | "unauthorized_client";
+                        error?: "invalid_grant" | "invalid_request" | "invalid_scope" | "unauthorized_client";
                     };
                 };
             };
@@ -2614,7 +2635,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: conflict */
+            /** @description Error: conflict, limit_reached */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2622,7 +2643,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "conflict";
+                        error?: "conflict" | "limit_reached";
                     };
                 };
             };
@@ -3429,7 +3450,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: conflict */
+            /** @description Error: conflict, limit_reached */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3437,7 +3458,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "conflict";
+                        error?: "conflict" | "limit_reached";
                     };
                 };
             };
