@@ -19,6 +19,7 @@ const (
 	ENotFound             = "not_found"
 	EMethodNotAllowed     = "method_not_allowed"
 	EConflict             = "conflict"
+	ELimitReached         = "limit_reached"
 	EPayloadTooLarge      = "payload_too_large"
 	ERateLimitExceeded    = "rate_limit_exceeded"
 	ETooManyAttempts      = "too_many_attempts"

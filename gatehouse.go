@@ -211,6 +211,12 @@ type Principal struct {
 	ActingAs string
 	// ExpiresAt is when the credential stops working; zero for none.
 	ExpiresAt time.Time
+	// CredentialExpires is when the credential the request came through
+	// stops working — the API token, or the client credential of a
+	// client-credentials token, bounded by every API token it was minted
+	// through — nil when it does not expire. Nobody acts on a credential
+	// that outlives their own (SPEC §10.8).
+	CredentialExpires *time.Time
 	// Scopes limits what the credential may do (SPEC §9.1); nil means
 	// unrestricted. What a request may do is EffectiveScopes.
 	Scopes Scopes

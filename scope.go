@@ -1,6 +1,7 @@
 package gatehouse
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -32,23 +33,96 @@ var BuiltinScopes = Scopes{
 	ScopeAuditRead, ScopeAccountsWrite,
 }
 
-// MaxScopeLen bounds the length of one scope name.
-const MaxScopeLen = 100
+// Bounds on scope lists (SPEC §10.8 "Bounded work"): a list a client sends
+// holds at most MaxScopes names, each of 1 to MaxScopeLen characters from
+// [A-Za-z0-9:._-].
+const (
+	MaxScopes   = 100
+	MaxScopeLen = 64
+)
 
 // ValidScopeName reports whether s is a well-formed scope name: 1 to
-// MaxScopeLen printable ASCII characters other than space, '"' and '\'
-// (RFC 6749 §3.3's scope-token).
+// MaxScopeLen characters from [A-Za-z0-9:._-].
 func ValidScopeName(s string) bool {
 	if s == "" || len(s) > MaxScopeLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ':', c == '.', c == '_', c == '-':
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// CheckScopes is the one check of a scope list a client sends (a JSON
+// list of a credential, a settings change): the count first, before any
+// other work, then each name's shape, then a sort and dedupe in
+// O(n log n). field names the list in the error (invalid_request). nil
+// stays nil (unrestricted).
+func CheckScopes(field string, in []Scope) (Scopes, error) {
+	if in == nil {
+		return nil, nil
+	}
+	if len(in) > MaxScopes {
+		return nil, tooManyScopes(field)
+	}
+	for _, s := range in {
+		if !ValidScopeName(string(s)) {
+			return nil, badScope(field, string(s))
+		}
+	}
+	return NormalizeScopes(in), nil
+}
+
+// ParseScopeParam is CheckScopes for a space-separated list (the OAuth
+// scope parameter): it stops reading at the first name past MaxScopes, so
+// a request of any size costs at most MaxScopes+1 names of work. "" is the
+// empty set.
+func ParseScopeParam(field, s string) (Scopes, error) {
+	out := make([]Scope, 0, 8)
+	for rest := s; ; {
+		rest = strings.TrimLeft(rest, " ")
+		if rest == "" {
+			break
+		}
+		if len(out) == MaxScopes {
+			return nil, tooManyScopes(field)
+		}
+		name, after, _ := strings.Cut(rest, " ")
+		if !ValidScopeName(name) {
+			return nil, badScope(field, name)
+		}
+		out, rest = append(out, Scope(name)), after
+	}
+	return NormalizeScopes(out), nil
+}
+
+func tooManyScopes(field string) error {
+	return InvalidField(field, fmt.Sprintf("Give at most %d scopes.", MaxScopes), "%s may hold at most %d scopes", field, MaxScopes)
+}
+
+func badScope(field, name string) error {
+	shown := name
+	if len(shown) > 20 {
+		shown = shown[:20] + "..."
+	}
+	return InvalidField(field,
+		fmt.Sprintf("Scope names are 1 to %d characters of letters, digits and : . _ -", MaxScopeLen),
+		"%s: '%s' is not a scope name (1 to %d characters of A-Z a-z 0-9 : . _ -)", field, safeASCII(shown), MaxScopeLen)
+}
+
+// safeASCII keeps the printable ASCII of s (for error messages).
+func safeASCII(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // Scopes is a set of scopes, kept sorted and without duplicates. The nil
@@ -56,23 +130,28 @@ func ValidScopeName(s string) bool {
 // allows none.
 type Scopes []Scope
 
-// NormalizeScopes returns ss sorted and deduplicated, nil only for nil.
+// NormalizeScopes returns ss sorted and deduplicated, nil only for nil, in
+// O(n log n).
 func NormalizeScopes(ss []Scope) Scopes {
+	return normalizeScopes(ss, func(a, b Scope) int { return strings.Compare(string(a), string(b)) })
+}
+
+// normalizeScopes is NormalizeScopes with the comparison given (a test
+// counts the comparisons).
+func normalizeScopes(ss []Scope, cmp func(a, b Scope) int) Scopes {
 	if ss == nil {
 		return nil
 	}
-	out := make(Scopes, 0, len(ss))
-	for _, s := range ss {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
+	out := slices.Clone(Scopes(ss))
+	if out == nil {
+		out = Scopes{}
 	}
-	slices.Sort(out)
-	return out
+	slices.SortFunc(out, cmp)
+	return slices.Compact(out)
 }
 
-// ParseScopes splits a space-separated scope list (the OAuth "scope"
-// parameter, the stored form); "" is the empty set.
+// ParseScopes splits a space-separated scope list in the stored form
+// (written by Gatehouse itself, so not checked); "" is the empty set.
 func ParseScopes(s string) Scopes {
 	fields := strings.Fields(s)
 	out := make([]Scope, len(fields))
@@ -148,8 +227,9 @@ func (ss Scopes) String() string {
 }
 
 // RoleScopes returns the scopes a principal's roles allow right now, with
-// the account's custom scopes (the platform's own API) allowed to every
-// user: a member reads and writes workspaces and reads users; a developer
+// the account's custom scopes allowed to every user, and the platform
+// scopes the operator granted the account to the roles its admins mapped
+// them to (Settings.RoleScopes): a member reads and writes workspaces and reads users; a developer
 // also manages their credentials; an admin (and the anonymous admin of an
 // API token) also manages users, credentials and settings and reads the
 // audit log; the operator also manages accounts.
@@ -167,6 +247,7 @@ func (p *Principal) RoleScopes() Scopes {
 	}
 	if p.Account != nil {
 		out = append(out, p.Account.Settings.CustomScopes...)
+		out = append(out, p.Account.Settings.platformScopesOf(roles, p.User == nil)...)
 	}
 	return NormalizeScopes(out)
 }

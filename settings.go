@@ -18,6 +18,44 @@ type Settings struct {
 	// MaxCredentialLifetimeDays, when not zero, bounds the expires_at of
 	// new API tokens and client credentials.
 	MaxCredentialLifetimeDays int `json:"max_credential_lifetime_days"`
+	// MaxCredentialsPerUser bounds the live client credentials of one user.
+	MaxCredentialsPerUser int `json:"max_credentials_per_user"`
+	// MaxAPITokensPerAccount bounds the account's live API tokens.
+	MaxAPITokensPerAccount int `json:"max_api_tokens_per_account"`
+	// PlatformScopes are the platform scopes (SPEC §10.8: named by the
+	// gateway's route rules or --platform-scopes) the operator granted
+	// the account; admins cannot change them.
+	PlatformScopes Scopes `json:"platform_scopes"`
+	// RoleScopes maps a role ("admin", "developer", or "member": every
+	// user) to the granted platform scopes its users hold.
+	RoleScopes map[string]Scopes `json:"role_scopes"`
+}
+
+// The keys of Settings.RoleScopes: the roles, and "member" for every user.
+const RoleScopeMember = "member"
+
+// RoleScopeKeys lists the keys RoleScopes takes.
+var RoleScopeKeys = []string{string(RoleAdmin), string(RoleDeveloper), RoleScopeMember}
+
+// platformScopesOf returns the platform scopes the account's users with
+// roles (anonymous: an API token's anonymous admin) hold: those mapped to
+// their roles that the operator granted the account.
+func (s Settings) platformScopesOf(roles Roles, anonymous bool) Scopes {
+	var out Scopes
+	add := func(key string) {
+		for _, sc := range s.RoleScopes[key] {
+			if slices.Contains(s.PlatformScopes, sc) {
+				out = append(out, sc)
+			}
+		}
+	}
+	if !anonymous {
+		add(RoleScopeMember)
+	}
+	for _, r := range roles {
+		add(string(r))
+	}
+	return out
 }
 
 // RateLimitSettings are the two rolling windows of SPEC §5.
@@ -37,9 +75,11 @@ type TokenLifetimes struct {
 // DefaultSettings returns the settings of a new account.
 func DefaultSettings() Settings {
 	return Settings{
-		RateLimit:            RateLimitSettings{Daily: 50000, Burst: 100, BurstWindowSeconds: 20},
-		TokenLifetimes:       TokenLifetimes{PasswordSeconds: 3600, ClientCredentialsSeconds: 3599},
-		PasswordGrantEnabled: true,
+		RateLimit:              RateLimitSettings{Daily: 50000, Burst: 100, BurstWindowSeconds: 20},
+		TokenLifetimes:         TokenLifetimes{PasswordSeconds: 3600, ClientCredentialsSeconds: 3599},
+		PasswordGrantEnabled:   true,
+		MaxCredentialsPerUser:  DefaultMaxCredentialsPerUser,
+		MaxAPITokensPerAccount: DefaultMaxAPITokensPerAccount,
 	}
 }
 
@@ -73,12 +113,24 @@ type SettingsPatch struct {
 	PasswordGrantEnabled      *bool                `json:"password_grant_enabled"`
 	CustomScopes              *[]Scope             `json:"custom_scopes"`
 	MaxCredentialLifetimeDays *int                 `json:"max_credential_lifetime_days"`
+	MaxCredentialsPerUser     *int                 `json:"max_credentials_per_user"`
+	MaxAPITokensPerAccount    *int                 `json:"max_api_tokens_per_account"`
+	RoleScopes                *map[string][]Scope  `json:"role_scopes"`
 }
 
 // Bounds on custom scopes and credential lifetimes.
 const (
-	MaxCustomScopes              = 100
+	MaxCustomScopes              = MaxScopes
 	MaxCredentialLifetimeDaysMax = 3650
+)
+
+// Ceilings on credentials (SPEC §10.8 "Bounded work"): their defaults and
+// the most an admin may set. Over the ceiling, creating is limit_reached.
+const (
+	DefaultMaxCredentialsPerUser  = 100
+	DefaultMaxAPITokensPerAccount = 500
+	MaxCredentialsPerUserMax      = 10_000
+	MaxAPITokensPerAccountMax     = 100_000
 )
 
 // Apply returns s with the patch applied, or an invalid_request error naming
@@ -118,21 +170,48 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 		out.PasswordGrantEnabled = *p.PasswordGrantEnabled
 	}
 	if p.CustomScopes != nil {
-		cs := NormalizeScopes(*p.CustomScopes)
-		if len(cs) > MaxCustomScopes {
-			return s, InvalidField("custom_scopes", fmt.Sprintf("Give at most %d scopes.", MaxCustomScopes),
-				"custom_scopes may hold at most %d scopes", MaxCustomScopes)
+		cs, err := CheckScopes("custom_scopes", *p.CustomScopes)
+		if err != nil {
+			return s, err
 		}
 		for _, c := range cs {
-			if !ValidScopeName(string(c)) || slices.Contains(BuiltinScopes, c) {
-				return s, InvalidField("custom_scopes",
-					fmt.Sprintf("%q cannot be a scope: use new names of 1 to %d characters, without quotes, one per line.", string(c), MaxScopeLen),
-					"custom_scopes: each must be a new scope name of 1 to %d printable characters without spaces or quotes", MaxScopeLen)
+			if slices.Contains(BuiltinScopes, c) {
+				return s, InvalidField("custom_scopes", fmt.Sprintf("%s is a built-in scope; use a new name.", c),
+					"custom_scopes: %s is a built-in scope", c)
 			}
 		}
 		out.CustomScopes = cs
 	}
 	if err := check("max_credential_lifetime_days", p.MaxCredentialLifetimeDays, 0, MaxCredentialLifetimeDaysMax, &out.MaxCredentialLifetimeDays); err != nil {
+		return s, err
+	}
+	if p.RoleScopes != nil {
+		rs := map[string]Scopes{}
+		for k, v := range *p.RoleScopes {
+			if !slices.Contains(RoleScopeKeys, k) {
+				return s, InvalidField("role_scopes", "Map admin, developer or member.", "role_scopes: %q is not admin, developer or member", safeASCII(k))
+			}
+			ss, err := CheckScopes("role_scopes."+k, v)
+			if err != nil {
+				return s, err
+			}
+			for _, sc := range ss {
+				if !slices.Contains(out.PlatformScopes, sc) {
+					return s, InvalidField("role_scopes", fmt.Sprintf("%s is not a platform scope granted to this account.", sc),
+						"role_scopes.%s: %s is not a platform scope the operator granted to this account", k, sc)
+				}
+			}
+			if ss == nil {
+				ss = Scopes{}
+			}
+			rs[k] = ss
+		}
+		out.RoleScopes = rs
+	}
+	if err := check("max_credentials_per_user", p.MaxCredentialsPerUser, 1, MaxCredentialsPerUserMax, &out.MaxCredentialsPerUser); err != nil {
+		return s, err
+	}
+	if err := check("max_api_tokens_per_account", p.MaxAPITokensPerAccount, 1, MaxAPITokensPerAccountMax, &out.MaxAPITokensPerAccount); err != nil {
 		return s, err
 	}
 	return out, nil

@@ -71,6 +71,10 @@ type SettingsView struct {
 	PasswordGrantEnabled      bool                        `json:"password_grant_enabled"`
 	CustomScopes              gatehouse.Scopes            `json:"custom_scopes"`
 	MaxCredentialLifetimeDays int                         `json:"max_credential_lifetime_days"`
+	MaxCredentialsPerUser     int                         `json:"max_credentials_per_user"`
+	MaxAPITokensPerAccount    int                         `json:"max_api_tokens_per_account"`
+	PlatformScopes            gatehouse.Scopes            `json:"platform_scopes"`
+	RoleScopes                map[string]gatehouse.Scopes `json:"role_scopes"`
 }
 
 func settingsView(s gatehouse.Settings) SettingsView {
@@ -78,8 +82,17 @@ func settingsView(s gatehouse.Settings) SettingsView {
 	if cs == nil {
 		cs = gatehouse.Scopes{}
 	}
-	return SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
-		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays}
+	v := SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
+		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays,
+		MaxCredentialsPerUser: s.MaxCredentialsPerUser, MaxAPITokensPerAccount: s.MaxAPITokensPerAccount,
+		PlatformScopes: s.PlatformScopes, RoleScopes: s.RoleScopes}
+	if v.PlatformScopes == nil {
+		v.PlatformScopes = gatehouse.Scopes{}
+	}
+	if v.RoleScopes == nil {
+		v.RoleScopes = map[string]gatehouse.Scopes{}
+	}
+	return v
 }
 
 func (a *API) getSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -46,11 +46,14 @@ func writeRoutes(t *testing.T, name, text string) string {
 	return p
 }
 
-// routeTokens defines the custom scope chains:execute and makes two API
-// tokens: one limited to workspaces:read, one to chains:execute.
+// routeTokens grants the account the platform scope chains:execute (the
+// operator), maps it to admins and members, and makes two API tokens: one limited to
+// workspaces:read, one to chains:execute.
 func routeTokens(t *testing.T, env *servertest.Env, admin string) (readOnly, executor string) {
 	t.Helper()
-	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"chains:execute"}}), 200, "")
+	accountID := env.As(admin, "GET", "/v1/me", nil).Map(t)["account"].(map[string]any)["id"].(string)
+	servertest.Expect(t, env.As(admin, "PATCH", "/v1/accounts/"+accountID, map[string]any{"platform_scopes": []string{"chains:execute"}}), 200, "")
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"role_scopes": map[string][]string{"admin": {"chains:execute"}, "member": {"chains:execute"}}}), 200, "")
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
 	make := func(name, scope string) string {
 		r := env.As(admin, "POST", "/v1/api-tokens", map[string]any{"name": name, "scopes": []string{scope}})

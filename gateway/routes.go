@@ -405,3 +405,16 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// Scopes returns every scope the rules (and the default) require: the
+// platform's own scopes (SPEC §10.8), which only the operator grants.
+func (rs *Routes) Scopes() gatehouse.Scopes {
+	if rs == nil {
+		return nil
+	}
+	var out []gatehouse.Scope
+	for _, r := range append([]Rule{rs.def}, rs.rules...) {
+		out = append(out, r.Scopes...)
+	}
+	return gatehouse.NormalizeScopes(out)
+}

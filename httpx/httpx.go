@@ -37,7 +37,7 @@ func Status(code string) int {
 		return http.StatusNotFound
 	case gatehouse.EMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case gatehouse.EConflict:
+	case gatehouse.EConflict, gatehouse.ELimitReached:
 		return http.StatusConflict
 	case gatehouse.EPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -65,6 +65,10 @@ type Config struct {
 	// the scopes a method and path need, or that they are public. Without
 	// it every request needs authentication and nothing more.
 	GatewayRoutes string
+	// PlatformScopes are platform scopes besides those GatewayRoutes
+	// names (--platform-scopes): granted to accounts only by the
+	// operator, never an account's custom scope (SPEC §10.8).
+	PlatformScopes []gatehouse.Scope
 	// ManagementPrefix, when set (e.g. "/gatehouse"), moves the management
 	// API, the sample resource, /v1/auth/check and /admin under it, so that
 	// the gateway can pass the API's own /v1/… paths upstream. The OAuth
@@ -240,10 +244,25 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	for _, sc := range c.PlatformScopes {
+		if !gatehouse.ValidScopeName(string(sc)) {
+			return fmt.Errorf("platform-scopes: %q is not a scope name (1 to %d characters of A-Z a-z 0-9 : . _ -)", sc, gatehouse.MaxScopeLen)
+		}
+	}
 	if strings.Contains(c.RedisPrefix, "{") {
 		return fmt.Errorf("redis-prefix %q must not contain \"{\" (Redis Cluster hash tags are Gatehouse's)", c.RedisPrefix)
 	}
 	return nil
+}
+
+// ParsePlatformScopes reads the --platform-scopes list: names separated by
+// commas or spaces.
+func ParsePlatformScopes(s string) []gatehouse.Scope {
+	var out []gatehouse.Scope
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, gatehouse.Scope(f))
+	}
+	return out
 }
 
 // ParsePublicURL checks a public URL and returns it without a trailing
@@ -459,9 +478,12 @@ func (s *Server) Open(ctx context.Context) error {
 	s.Service = service.New(service.Config{
 		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
 		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.limiterConfirms(), OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
-		CacheBytes: s.cfg.CacheSize,
+		CacheBytes: s.cfg.CacheSize, PlatformScopes: append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...),
 	})
 	if err := s.bootstrap(ctx); err != nil {
+		return err
+	}
+	if _, err := s.Service.SeparatePlatformScopes(ctx); err != nil {
 		return err
 	}
 	s.usage = service.NewUsage()

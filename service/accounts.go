@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"slices"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -81,6 +83,9 @@ func (s *Service) Account(ctx context.Context, p *gatehouse.Principal, id string
 type AccountPatch struct {
 	Name   *string                  `json:"name"`
 	Status *gatehouse.AccountStatus `json:"status"`
+	// PlatformScopes replaces the platform scopes granted to the account
+	// (each must be one of Config.PlatformScopes).
+	PlatformScopes *[]gatehouse.Scope `json:"platform_scopes"`
 }
 
 // UpdateAccount renames, suspends or reactivates an account. Operators
@@ -101,6 +106,13 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 	if st := patch.Status; st != nil && *st != gatehouse.AccountActive && *st != gatehouse.AccountSuspended {
 		return nil, gatehouse.Invalid("status must be active or suspended")
 	}
+	var platform gatehouse.Scopes
+	if patch.PlatformScopes != nil {
+		var err error
+		if platform, err = s.checkPlatformScopes(*patch.PlatformScopes); err != nil {
+			return nil, err
+		}
+	}
 	var out *gatehouse.Account
 	err := s.update(ctx, func(tx *store.Tx) error {
 		a, err := tx.Account(id)
@@ -116,6 +128,9 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 				return gatehouse.Errorf(gatehouse.EConflict, "The operator's own account cannot be suspended")
 			}
 			a.Status, details["status"] = *patch.Status, string(*patch.Status)
+		}
+		if patch.PlatformScopes != nil {
+			a.Settings.PlatformScopes, details["platform_scopes"] = platform, scopesText(platform)
 		}
 		if err := tx.UpdateAccount(a); err != nil {
 			return err
@@ -134,6 +149,87 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 		return tx.Audit(&mirror)
 	})
 	return out, err
+}
+
+// checkPlatformScopes checks a grant of platform scopes: each must be a
+// platform scope of this server.
+func (s *Service) checkPlatformScopes(in []gatehouse.Scope) (gatehouse.Scopes, error) {
+	ss, err := gatehouse.CheckScopes("platform_scopes", in)
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range ss {
+		if !slices.Contains(s.platformScopes, sc) {
+			return nil, gatehouse.InvalidField("platform_scopes", fmt.Sprintf("%s is not a platform scope of this server.", sc),
+				"platform_scopes: %s is not a platform scope (name it in --gateway-routes or --platform-scopes)", sc)
+		}
+	}
+	if ss == nil {
+		ss = gatehouse.Scopes{}
+	}
+	return ss, nil
+}
+
+// SeparatePlatformScopes removes the platform scopes from every account's
+// custom_scopes (SPEC §10.8: an account can never grant itself a platform
+// scope), once the server knows them, at start. The other custom scopes
+// are kept as they are; each removal is audited in the account's log and
+// the operator grants platform scopes with UpdateAccount. It returns how
+// many accounts changed.
+func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
+	if len(s.platformScopes) == 0 {
+		return 0, nil
+	}
+	changed := 0
+	page := gatehouse.Page{Limit: gatehouse.MaxPageSize}
+	for {
+		accounts, next, err := s.store.Accounts(ctx, page)
+		if err != nil {
+			return changed, err
+		}
+		for _, acc := range accounts {
+			if !slices.ContainsFunc(acc.Settings.CustomScopes, func(sc gatehouse.Scope) bool { return slices.Contains(s.platformScopes, sc) }) {
+				continue
+			}
+			err := s.update(ctx, func(tx *store.Tx) error {
+				a, err := tx.Account(acc.ID)
+				if err != nil {
+					return err
+				}
+				var keep, removed gatehouse.Scopes
+				for _, sc := range a.Settings.CustomScopes {
+					if slices.Contains(s.platformScopes, sc) {
+						removed = append(removed, sc)
+					} else {
+						keep = append(keep, sc)
+					}
+				}
+				if len(removed) == 0 {
+					return nil
+				}
+				if keep == nil {
+					keep = gatehouse.Scopes{}
+				}
+				a.Settings.CustomScopes = keep
+				if err := tx.UpdateAccount(a); err != nil {
+					return err
+				}
+				changed++
+				s.logger.Warn("removed platform scopes from an account's custom scopes; grant them with PATCH /v1/accounts/{id} {\"platform_scopes\"}",
+					"account_id", a.ID, "scopes", removed.String())
+				return tx.Audit(&gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: a.ID, Actor: "platform-scopes",
+					Action: "settings.platform_scopes_separated", TargetType: "account", TargetID: a.ID, CreatedAt: s.now(),
+					Details: map[string]string{"removed": removed.String()}})
+			})
+			if err != nil {
+				return changed, err
+			}
+		}
+		if next == "" {
+			return changed, nil
+		}
+		page.After = next
+	}
 }
 
 // Bootstrap makes the account "default" and its operator-admin when the

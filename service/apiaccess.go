@@ -73,6 +73,9 @@ type APIAccessInput struct {
 // checked again in the transaction that stores the application); conflict
 // if it exists; scopes as grantScopes allows.
 func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, in APIAccessInput) (*APIAccessIssued, error) {
+	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
 	u, err := apiAccessAdmin(p)
 	if err != nil {
 		return nil, err
@@ -86,6 +89,9 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 	}
 	scopes, err := grantScopes(p, in.Scopes)
 	if err != nil {
+		return nil, err
+	}
+	if err := mayActOnApp(p, u, scopes); err != nil {
 		return nil, err
 	}
 	app := &gatehouse.APIApplication{ID: gatehouse.NewID("app"), AccountID: u.AccountID, UserID: u.ID,
@@ -140,6 +146,9 @@ func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, d
 	if err := checkTTLDays(days); err != nil {
 		return nil, err
 	}
+	if err := s.mayActOnOwnApp(ctx, p, u); err != nil {
+		return nil, err
+	}
 	err = s.update(ctx, func(tx *store.Tx) error {
 		if err := tx.UpdateAPIApplicationTTL(u.ID, days); err != nil {
 			return err
@@ -160,6 +169,9 @@ func (s *Service) RevokeAPIAccess(ctx context.Context, p *gatehouse.Principal) e
 	if err != nil {
 		return err
 	}
+	if err := s.mayActOnOwnApp(ctx, p, u); err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *store.Tx) error {
 		found, err := tx.DeleteAPIApplication(u.ID, s.now())
 		if err != nil {
@@ -170,6 +182,26 @@ func (s *Service) RevokeAPIAccess(ctx context.Context, p *gatehouse.Principal) e
 		}
 		return tx.Audit(s.audit(ctx, p, "api_access.revoke", "user", u.ID, nil))
 	})
+}
+
+// mayActOnApp is mayActOn for the API access application of admin u
+// limited to scopes. An application has no expiry of its own (one minted
+// through an API token lives only as long as that token's chain), so only
+// the scopes are compared.
+func mayActOnApp(p *gatehouse.Principal, u *gatehouse.User, scopes gatehouse.Scopes) error {
+	return mayActOn(&gatehouse.Principal{Account: p.Account, AccountID: p.AccountID, User: p.User, Method: p.Method,
+		Scopes: p.Scopes}, userReach(p.Account, u, scopes), nil)
+}
+
+// mayActOnOwnApp is mayActOnApp for u's existing application, if any.
+func (s *Service) mayActOnOwnApp(ctx context.Context, p *gatehouse.Principal, u *gatehouse.User) error {
+	app, err := s.store.APIApplication(ctx, u.ID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return mayActOnApp(p, u, app.Scopes)
 }
 
 // apiApplication returns a user's application, from memory while no
@@ -250,6 +282,9 @@ func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) 
 	}
 	app, err := s.store.APIApplication(ctx, u.ID)
 	if err != nil {
+		return nil, err
+	}
+	if err := mayActOnApp(p, u, app.Scopes); err != nil {
 		return nil, err
 	}
 	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))

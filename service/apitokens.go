@@ -68,6 +68,9 @@ type APITokenInput struct {
 // while the extension is off; scopes and expiry as grantScopes and
 // grantExpiry allow.
 func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in APITokenInput) (*NewAPIToken, error) {
+	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
 	on, err := s.APITokensExtension(ctx, p)
 	if err != nil {
 		return nil, err
@@ -87,10 +90,17 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 	if err != nil {
 		return nil, err
 	}
+	if err := mayActOn(p, apiTokenReach(p.Account, &gatehouse.APIToken{Scopes: scopes}), expires); err != nil {
+		return nil, err
+	}
 	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Scopes: scopes,
 		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
 	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", func(tx *store.Tx) error {
-		if _, err := tx.Account(p.AccountID); err != nil { // lock: see APITokenNameTaken
+		a, err := tx.Account(p.AccountID) // lock: see APITokenNameTaken and apiTokenRoom
+		if err != nil {
+			return err
+		}
+		if err := apiTokenRoom(tx, a, t.CreatedAt); err != nil {
 			return err
 		}
 		return apiTokenNameFree(tx, t, "", t.CreatedAt)
@@ -142,11 +152,19 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
+	if err := checkScopesFirst(patch.Scopes); err != nil {
+		return nil, err
+	}
 	var out *gatehouse.APIToken
 	err := s.update(ctx, func(tx *store.Tx) error {
 		t, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
 			return err
+		}
+		if patch.actsOn() {
+			if err := mayActOn(p, apiTokenReach(p.Account, t), t.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		details, err := s.applyPatch(patch, &t.Name, &t.Enabled, &t.Scopes, &t.ExpiresAt)
 		if err != nil {
@@ -169,9 +187,12 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 	return out, err
 }
 
-// RollAPIToken makes a new API token with the same name, scopes and expiry
-// as token id, which stops working overlapSeconds later (0: at once).
-// Admins only.
+// RollAPIToken makes a new API token with the same name and scopes as
+// token id, which stops working overlapSeconds later (0: at once). The new
+// token expires when the old one did, bounded like a new token by the
+// account's max_credential_lifetime_days, and takes over everything minted
+// through the old one. Admins only, and only on a token p may act on
+// (mayActOn).
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
@@ -182,22 +203,46 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 	}
 	next := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Enabled: true, CreatedAt: s.now()}
 	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", func(tx *store.Tx) error {
+		a := p.Account
 		old, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
 			return err
 		}
-		next.Name, next.Scopes, next.ExpiresAt, next.CreatedBy = old.Name, old.Scopes, old.ExpiresAt, old.CreatedBy
+		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
+			return err
+		}
+		next.Name, next.Scopes, next.CreatedBy = old.Name, old.Scopes, old.CreatedBy
+		next.ExpiresAt = earliest(old.ExpiresAt, s.lifetimeLimit(a))
 		until := s.now().Add(overlap)
 		if old.ExpiresAt == nil || until.Before(*old.ExpiresAt) {
 			old.ExpiresAt = &until
 		}
-		return tx.UpdateAPIToken(old)
+		if err := tx.UpdateAPIToken(old); err != nil {
+			return err
+		}
+		return tx.Audit(s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
+			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}))
+	}, func(tx *store.Tx) error {
+		return tx.ReparentMinted(p.AccountID, id, next.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewAPIToken{ID: next.ID, Name: next.Name, Token: raw, Prefix: next.Prefix, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt,
 		CreatedAt: next.CreatedAt}, nil
+}
+
+// apiTokenRoom returns limit_reached when account a (locked in tx) has
+// max_api_tokens_per_account live API tokens already.
+func apiTokenRoom(tx *store.Tx, a *gatehouse.Account, now time.Time) error {
+	n, err := tx.CountAPITokens(a.ID, now)
+	if err != nil {
+		return err
+	}
+	if max := a.Settings.MaxAPITokensPerAccount; n >= max {
+		return gatehouse.Errorf(gatehouse.ELimitReached, "This account has %d API tokens, its limit (max_api_tokens_per_account); delete one first", max)
+	}
+	return nil
 }
 
 // APITokens lists the account's API tokens (never the token). Admins only.
@@ -209,12 +254,20 @@ func (s *Service) APITokens(ctx context.Context, p *gatehouse.Principal, page ga
 	return s.store.APITokens(ctx, p.AccountID, page)
 }
 
-// DeleteAPIToken revokes an API token for good. Admins only.
+// DeleteAPIToken revokes an API token for good, and everything minted
+// through it. Admins only, and only a token p may act on (mayActOn).
 func (s *Service) DeleteAPIToken(ctx context.Context, p *gatehouse.Principal, id string) error {
 	if err := RequireAdmin(p); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		t, err := tx.APIToken(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if err := mayActOn(p, apiTokenReach(p.Account, t), t.ExpiresAt); err != nil {
+			return err
+		}
 		if err := tx.DeleteAPIToken(p.AccountID, id); err != nil {
 			return err
 		}
@@ -264,10 +317,18 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 	}
 	p = &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID, CredentialName: t.Name,
 		Scopes: t.Scopes, Basis: s.basis(snap, a.ID)}
-	if t.ExpiresAt != nil {
-		p.ExpiresAt = *t.ExpiresAt
+	lineage, err := s.store.Lineage(ctx, t.AccountID, t.CreatedBy)
+	if err != nil {
+		return nil, err
 	}
-	if !a.Active() || !t.Usable(s.clock()) {
+	p.CredentialExpires = t.ExpiresAt
+	if t.CreatedBy != "" {
+		p.CredentialExpires = earliest(t.ExpiresAt, lineage.ExpiresAt)
+	}
+	if p.CredentialExpires != nil {
+		p.ExpiresAt = *p.CredentialExpires
+	}
+	if !a.Active() || !t.Usable(s.clock()) || !mintedLive(t.CreatedBy, lineage, a, s.clock()) {
 		return nil, gatehouse.Refused(errInvalidAPIToken(), p)
 	}
 	if !a.Settings.APITokensEnabled {

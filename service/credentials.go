@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -104,6 +105,9 @@ type CredentialInput struct {
 // is either removed by it or refused (forbidden). Scopes and expiry as
 // grantScopes and grantExpiry allow.
 func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, in CredentialInput) (*NewCredential, error) {
+	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err
@@ -120,6 +124,9 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 	if err != nil {
 		return nil, err
 	}
+	if err := mayActOn(p, userReach(p.Account, u, scopes), expires); err != nil {
+		return nil, err
+	}
 	secret := token.New(token.ClientSecret)
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: u.AccountID, UserID: u.ID, Name: name,
 		ClientID: token.New(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
@@ -131,6 +138,9 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 		}
 		if !cur.Roles.Has(gatehouse.RoleDeveloper) {
 			return gatehouse.Forbidden("This needs the developer role")
+		}
+		if err := credentialRoom(tx, p.Account, cur, c.CreatedAt); err != nil {
+			return err
 		}
 		if err := credentialNameFree(tx, c, "", c.CreatedAt); err != nil {
 			return err
@@ -162,6 +172,25 @@ func credentialNameFree(tx *store.Tx, c *gatehouse.Credential, except string, no
 	return nil
 }
 
+// credentialRoom returns limit_reached when user u (locked in tx) has the
+// max_credentials_per_user of account a live credentials already. The
+// account's settings are as the request authenticated under; a change of
+// the ceiling that commits meanwhile is seen by the next creation.
+func credentialRoom(tx *store.Tx, a *gatehouse.Account, u *gatehouse.User, now time.Time) error {
+	max := gatehouse.DefaultMaxCredentialsPerUser
+	if a != nil {
+		max = a.Settings.MaxCredentialsPerUser
+	}
+	n, err := tx.CountLiveCredentials(u.ID, now)
+	if err != nil {
+		return err
+	}
+	if n >= max {
+		return gatehouse.Errorf(gatehouse.ELimitReached, "This user has %d client credentials, the limit (max_credentials_per_user); delete one first", max)
+	}
+	return nil
+}
+
 // nameTaken is the conflict of a name already in use by a live
 // credential of the same owner.
 func nameTaken(what string) error {
@@ -174,6 +203,9 @@ func nameTaken(what string) error {
 // credential and every token from it are refused until it is enabled
 // again, on every node.
 func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, id string, patch CredentialPatch) (*gatehouse.Credential, error) {
+	if err := checkScopesFirst(patch.Scopes); err != nil {
+		return nil, err
+	}
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err
@@ -183,6 +215,11 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 		c, err := tx.Credential(p.AccountID, u.ID, id)
 		if err != nil {
 			return err
+		}
+		if patch.actsOn() {
+			if err := mayActOn(p, userReach(p.Account, u, c.Scopes), c.ExpiresAt); err != nil {
+				return err
+			}
 		}
 		details, err := s.applyPatch(patch, &c.Name, &c.Enabled, &c.Scopes, &c.ExpiresAt)
 		if err != nil {
@@ -216,16 +253,22 @@ type RolledSecret struct {
 // working.
 const MaxRollOverlap = 30 * 24 * time.Hour
 
+// checkOverlap bounds a roll's overlap_seconds before it becomes a
+// duration (a value past MaxRollOverlap, however large, is
+// invalid_request, never a wrapped-around duration).
 func checkOverlap(seconds int) (time.Duration, error) {
-	d := time.Duration(seconds) * time.Second
-	if seconds < 0 || d > MaxRollOverlap {
-		return 0, gatehouse.Invalid("overlap_seconds must be from 0 to %d", int(MaxRollOverlap/time.Second))
+	if max := int(MaxRollOverlap / time.Second); seconds < 0 || seconds > max {
+		return 0, gatehouse.InvalidField("overlap_seconds", fmt.Sprintf("Enter a whole number from 0 to %d.", max),
+			"overlap_seconds must be from 0 to %d", max)
 	}
-	return d, nil
+	return time.Duration(seconds) * time.Second, nil
 }
 
 // RollCredential gives one of p's user's credentials a new secret: same
 // client id, the old secret accepted for overlap more (0: not at all).
+// The credential's expiry is bounded like a new one's by the account's
+// max_credential_lifetime_days; only a credential p may act on
+// (mayActOn).
 func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
 	u, err := requireDeveloper(p)
 	if err != nil {
@@ -238,10 +281,15 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 	secret := token.New(token.ClientSecret)
 	var out *RolledSecret
 	err = s.update(ctx, func(tx *store.Tx) error {
+		a := p.Account
 		c, err := tx.Credential(p.AccountID, u.ID, id)
 		if err != nil {
 			return err
 		}
+		if err := mayActOn(p, userReach(a, u, c.Scopes), c.ExpiresAt); err != nil {
+			return err
+		}
+		c.ExpiresAt = earliest(c.ExpiresAt, s.lifetimeLimit(a))
 		c.PrevSecretHash, c.PrevSecretExpiresAt = "", nil
 		if overlap > 0 {
 			until := s.now().Add(overlap)
@@ -252,8 +300,11 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		out = &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}
-		return tx.Audit(s.audit(ctx, p, "credential.roll", "credential", c.ID,
-			map[string]string{"overlap_seconds": strconv.Itoa(overlapSeconds)}))
+		details := map[string]string{"overlap_seconds": strconv.Itoa(int(overlap / time.Second))}
+		if c.ExpiresAt != nil {
+			details["expires_at"] = c.ExpiresAt.Format(time.RFC3339)
+		}
+		return tx.Audit(s.audit(ctx, p, "credential.roll", "credential", c.ID, details))
 	})
 	return out, err
 }
@@ -354,6 +405,13 @@ func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, 
 		if err := mayManageCredential(p, c); err != nil {
 			return err
 		}
+		owner, err := tx.User(p.AccountID, c.UserID)
+		if err != nil {
+			return err
+		}
+		if err := mayActOn(p, userReach(p.Account, owner, c.Scopes), c.ExpiresAt); err != nil {
+			return err
+		}
 		if _, err := tx.DeleteCredentials(p.AccountID, c.UserID, c.ID, s.now()); err != nil {
 			return err
 		}
@@ -374,6 +432,9 @@ func invalidClient() error {
 // empty, narrows the token (RFC 6749 §3.3): a scope the credential does not
 // grant is invalid_scope.
 func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, scope string) (*Issued, error) {
+	if _, err := requestedScopes(scope); err != nil {
+		return nil, err
+	}
 	p, err := s.ClientPrincipal(ctx, clientID, secret)
 	if err != nil {
 		return nil, err
@@ -393,16 +454,30 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, 
 		Scope: p.Scopes.Intersect(narrowed).String()}, nil
 }
 
+// requestedScopes parses an OAuth scope parameter, before any other work
+// of a grant (gatehouse.ParseScopeParam: bounded, linear): nil for "",
+// invalid_scope for a malformed or too long list.
+func requestedScopes(scope string) (gatehouse.Scopes, error) {
+	if scope == "" {
+		return nil, nil
+	}
+	want, err := gatehouse.ParseScopeParam("scope", scope)
+	if err != nil {
+		return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "%s", gatehouse.ErrorMessage(err))
+	}
+	return want, nil
+}
+
 // narrowRequest parses an OAuth scope parameter against what the client
 // may do: "" asks for nothing narrower (nil); any scope not in allowed is
 // invalid_scope.
 func narrowRequest(allowed gatehouse.Scopes, scope string) (gatehouse.Scopes, error) {
-	if scope == "" {
-		return nil, nil
+	want, err := requestedScopes(scope)
+	if err != nil || want == nil {
+		return want, err
 	}
-	want := gatehouse.ParseScopes(scope)
 	for _, sc := range want {
-		if !gatehouse.ValidScopeName(string(sc)) || !allowed.Allows(sc) {
+		if !allowed.Allows(sc) {
 			return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "The requested scope is not granted to this client")
 		}
 	}
@@ -459,14 +534,22 @@ func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) 
 	if err != nil {
 		return nil, err
 	}
-	if !u.Active() || !a.Active() || (c.CreatedBy != "" && !a.Settings.APITokensEnabled) {
+	lineage, err := s.store.Lineage(ctx, c.AccountID, c.CreatedBy)
+	if err != nil {
+		return nil, err
+	}
+	if !u.Active() || !a.Active() || !mintedLive(c.CreatedBy, lineage, a, now) {
 		return nil, invalidClient()
 	}
 	p := &gatehouse.Principal{Account: a, AccountID: a.ID, User: u, Method: gatehouse.MethodClientCredentials,
-		CredentialID: c.ID, ClientID: c.ClientID, Scopes: c.Scopes}
-	// Cached no longer than the credential, or the rolled secret, works.
-	if c.ExpiresAt != nil {
-		p.ExpiresAt = *c.ExpiresAt
+		CredentialID: c.ID, ClientID: c.ClientID, Scopes: c.Scopes, CredentialExpires: c.ExpiresAt}
+	if c.CreatedBy != "" {
+		p.CredentialExpires = earliest(c.ExpiresAt, lineage.ExpiresAt)
+	}
+	// Cached no longer than the credential (and what it was minted
+	// through), or the rolled secret, works.
+	if p.CredentialExpires != nil {
+		p.ExpiresAt = *p.CredentialExpires
 	}
 	if previous && !current && (p.ExpiresAt.IsZero() || c.PrevSecretExpiresAt.Before(p.ExpiresAt)) {
 		p.ExpiresAt = *c.PrevSecretExpiresAt

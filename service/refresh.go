@@ -40,6 +40,9 @@ func invalidRefresh() error {
 // scope, when not empty, narrows the new tokens (RFC 6749 §6: at most what
 // the refresh token was granted; invalid_scope otherwise).
 func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string) (*Issued, error) {
+	if _, err := requestedScopes(scope); err != nil {
+		return nil, err
+	}
 	if !token.Valid(raw, token.RefreshToken) {
 		return nil, invalidRefresh()
 	}

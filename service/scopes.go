@@ -9,8 +9,8 @@ import (
 )
 
 // grantScopes returns the scopes a new credential made by p gets. Asked
-// for (requested not nil), each must be a built-in scope or one of the
-// account's custom scopes (invalid_request otherwise) and held by p right
+// for (requested not nil), each must be a built-in scope, one of the
+// account's custom scopes or a platform scope granted to it (invalid_request otherwise) and held by p right
 // now (forbidden otherwise: nobody grants what they do not hold). Not
 // asked for, the new credential gets p's own credential scopes: nil, that
 // is unrestricted, only when p itself is unrestricted.
@@ -18,18 +18,21 @@ func grantScopes(p *gatehouse.Principal, requested *[]gatehouse.Scope) (gatehous
 	if requested == nil {
 		return p.Scopes, nil
 	}
-	want := gatehouse.NormalizeScopes(*requested)
+	want, err := gatehouse.CheckScopes("scopes", *requested)
+	if err != nil {
+		return nil, err
+	}
 	if want == nil {
 		want = gatehouse.Scopes{}
 	}
 	var custom gatehouse.Scopes
 	if p.Account != nil {
-		custom = p.Account.Settings.CustomScopes
+		custom = append(slices.Clone(p.Account.Settings.CustomScopes), p.Account.Settings.PlatformScopes...)
 	}
 	held := p.EffectiveScopes()
 	for _, sc := range want {
 		if !slices.Contains(gatehouse.BuiltinScopes, sc) && !slices.Contains(custom, sc) {
-			return nil, gatehouse.Invalid("Unknown scope %s; use a built-in scope or one of the account's custom_scopes", safeText(string(sc)))
+			return nil, gatehouse.Invalid("Unknown scope %s; use a built-in scope, one of the account's custom_scopes or a platform scope granted to it", safeText(string(sc)))
 		}
 		if !held.Allows(sc) {
 			return nil, gatehouse.Forbidden("You cannot grant the scope %s: you do not hold it", sc)
@@ -41,7 +44,10 @@ func grantScopes(p *gatehouse.Principal, requested *[]gatehouse.Scope) (gatehous
 // narrowScopes checks a change of a credential's scopes: only narrowing is
 // allowed (a set its current scopes cover).
 func narrowScopes(cur gatehouse.Scopes, requested []gatehouse.Scope) (gatehouse.Scopes, error) {
-	next := gatehouse.NormalizeScopes(requested)
+	next, err := gatehouse.CheckScopes("scopes", requested)
+	if err != nil {
+		return nil, err
+	}
 	if next == nil {
 		next = gatehouse.Scopes{}
 	}
@@ -53,19 +59,11 @@ func narrowScopes(cur gatehouse.Scopes, requested []gatehouse.Scope) (gatehouse.
 
 // grantExpiry returns when a new API token or client credential made by p
 // expires: the requested time (in the future), bounded by the account's
-// max_credential_lifetime_days and, for a credential minted through an API
-// token, by that token's own expiry — which is also the default.
+// max_credential_lifetime_days and by the expiry of p's own credential
+// (an API token or client credential) — which is also the default.
 func (s *Service) grantExpiry(p *gatehouse.Principal, requested *time.Time) (*time.Time, error) {
 	now := s.now()
-	var limit *time.Time
-	if p.Account != nil && p.Account.Settings.MaxCredentialLifetimeDays > 0 {
-		l := now.AddDate(0, 0, p.Account.Settings.MaxCredentialLifetimeDays)
-		limit = &l
-	}
-	if p.Method == gatehouse.MethodAPIToken && !p.ExpiresAt.IsZero() && (limit == nil || p.ExpiresAt.Before(*limit)) {
-		l := p.ExpiresAt.UTC()
-		limit = &l
-	}
+	limit := earliest(s.lifetimeLimit(p.Account), p.CredentialExpires)
 	if requested == nil {
 		return limit, nil
 	}
@@ -77,6 +75,56 @@ func (s *Service) grantExpiry(p *gatehouse.Principal, requested *time.Time) (*ti
 		return nil, gatehouse.Invalid("expires_at must be at most %s", limit.Format(time.RFC3339))
 	}
 	return &at, nil
+}
+
+// lifetimeLimit is the latest expiry a credential made or rolled now may
+// have in account a (max_credential_lifetime_days), or nil.
+func (s *Service) lifetimeLimit(a *gatehouse.Account) *time.Time {
+	if a == nil || a.Settings.MaxCredentialLifetimeDays <= 0 {
+		return nil
+	}
+	l := s.now().AddDate(0, 0, a.Settings.MaxCredentialLifetimeDays).UTC()
+	return &l
+}
+
+// earliest returns the earlier of two expiries (nil: never).
+func earliest(a, b *time.Time) *time.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.Before(*b):
+		return a
+	}
+	return b
+}
+
+// mayActOn is the one rule for acting on a credential (SPEC §10.8 "Nobody
+// acts on more than they hold"): creating, rolling, updating (enabled,
+// scopes, expires_at) or deleting an API token, client credential or API
+// access application whose effective scopes are reach and which expires
+// at expires (nil: never) needs p's effective scopes to cover reach and
+// p's own credential not to expire before it. Forbidden otherwise, before
+// anything changes.
+func mayActOn(p *gatehouse.Principal, reach gatehouse.Scopes, expires *time.Time) error {
+	if !p.EffectiveScopes().Covers(reach) {
+		return gatehouse.Forbidden("This credential can do more than yours: you cannot act on it")
+	}
+	if ce := p.CredentialExpires; ce != nil && (expires == nil || ce.Before(*expires)) {
+		return gatehouse.Forbidden("This credential outlives yours: you cannot act on it")
+	}
+	return nil
+}
+
+// apiTokenReach is what API token t of account a may do: the anonymous
+// admin's scopes, narrowed by t's.
+func apiTokenReach(a *gatehouse.Account, t *gatehouse.APIToken) gatehouse.Scopes {
+	return (&gatehouse.Principal{Account: a, AccountID: a.ID}).RoleScopes().Intersect(t.Scopes)
+}
+
+// userReach is what a credential of owner (in account a) limited to
+// scopes may do: the owner's role scopes, narrowed by scopes.
+func userReach(a *gatehouse.Account, owner *gatehouse.User, scopes gatehouse.Scopes) gatehouse.Scopes {
+	return (&gatehouse.Principal{Account: a, AccountID: a.ID, User: owner}).RoleScopes().Intersect(scopes)
 }
 
 // earlierExpiry checks a change of a credential's expiry: only earlier
@@ -99,6 +147,22 @@ func mintedBy(p *gatehouse.Principal) string {
 		return p.CredentialID
 	}
 	return ""
+}
+
+// checkScopesFirst checks a requested scope list before any other work of
+// a request (count, then shape; gatehouse.CheckScopes).
+func checkScopesFirst(requested *[]gatehouse.Scope) error {
+	if requested == nil {
+		return nil
+	}
+	_, err := gatehouse.CheckScopes("scopes", *requested)
+	return err
+}
+
+// actsOn reports whether a patch changes what a credential can do or how
+// long (enabled, scopes, expires_at): the changes mayActOn governs.
+func (patch CredentialPatch) actsOn() bool {
+	return patch.Enabled != nil || patch.Scopes != nil || patch.ExpiresAt != nil
 }
 
 // safeText shortens client-sent text before it appears in a message, and

@@ -70,6 +70,10 @@ type Config struct {
 	// Logger receives warnings (reuse detection, unannounced changes); nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// PlatformScopes are the platform's own scopes (SPEC §10.8: those the
+	// gateway's route rules name and --platform-scopes lists): granted to
+	// accounts only by the operator, never an account's custom scope.
+	PlatformScopes gatehouse.Scopes
 }
 
 // Service implements the business rules over a store. Construct it with
@@ -86,6 +90,7 @@ type Service struct {
 	changePoll      time.Duration
 	onCacheLookup   func(hit bool)
 	logger          *slog.Logger
+	platformScopes  gatehouse.Scopes
 
 	gen        generations
 	principals *cache[*gatehouse.Principal]
@@ -99,7 +104,8 @@ func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, passwords: cfg.Passwords, digester: cfg.Digester, throttle: cfg.Throttle, clock: cfg.Now,
 		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
-		touches: touches{wake: make(chan struct{}, 1)},
+		touches:        touches{wake: make(chan struct{}, 1)},
+		platformScopes: gatehouse.NormalizeScopes(cfg.PlatformScopes),
 	}
 	total := cfg.CacheBytes
 	if total <= 0 {

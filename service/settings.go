@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +29,28 @@ func (s *Service) Settings(ctx context.Context, p *gatehouse.Principal) (gatehou
 func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, patch gatehouse.SettingsPatch) (gatehouse.Settings, error) {
 	if err := RequireAdmin(p); err != nil {
 		return gatehouse.Settings{}, err
+	}
+	// Scope lists are checked before any other work.
+	if patch.CustomScopes != nil {
+		if _, err := gatehouse.CheckScopes("custom_scopes", *patch.CustomScopes); err != nil {
+			return gatehouse.Settings{}, err
+		}
+		for _, sc := range *patch.CustomScopes {
+			if slices.Contains(s.platformScopes, sc) {
+				return gatehouse.Settings{}, gatehouse.InvalidField("custom_scopes", fmt.Sprintf("%s is a platform scope: the operator grants it.", sc),
+					"custom_scopes: %s is a platform scope; the operator grants it to the account (platform_scopes) and admins map it to roles (role_scopes)", sc)
+			}
+		}
+	}
+	if patch.RoleScopes != nil {
+		if len(*patch.RoleScopes) > len(gatehouse.RoleScopeKeys) {
+			return gatehouse.Settings{}, gatehouse.Invalid("role_scopes maps at most admin, developer and member")
+		}
+		for k, v := range *patch.RoleScopes {
+			if _, err := gatehouse.CheckScopes("role_scopes."+k, v); err != nil {
+				return gatehouse.Settings{}, err
+			}
+		}
 	}
 	var next gatehouse.Settings
 	err := s.update(ctx, func(tx *store.Tx) error {

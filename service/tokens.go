@@ -50,6 +50,9 @@ func invalidCredentials() error {
 // narrows the token to scopes the user's roles allow (invalid_scope
 // otherwise).
 func (s *Service) PasswordGrant(ctx context.Context, username, pw, from, scope string) (*Issued, *gatehouse.User, error) {
+	if _, err := requestedScopes(scope); err != nil {
+		return nil, nil, err
+	}
 	u, a, err := s.CheckPassword(ctx, username, pw, from)
 	if err != nil {
 		return nil, nil, err
@@ -188,11 +191,12 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	p = &gatehouse.Principal{
 		Account: it.Account, AccountID: it.Account.ID, User: it.User, Method: it.Method, CredentialID: it.ID,
 		ClientID: it.ClientID, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(snap, it.Account.ID),
+		CredentialExpires: tokenCredentialExpires(it),
 	}
 	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
 		return nil, gatehouse.Refused(errInvalidToken(), p)
 	}
-	s.principals.put(digest, snap.gen, p.Seal(), p.ExpiresAt)
+	s.principals.put(digest, snap.gen, p.Seal(), cacheUntil(p.ExpiresAt, p.CredentialExpires))
 	s.touchParent(ctx, p)
 	return p, nil
 }

@@ -18,7 +18,12 @@ import (
 //   - its parent still exists, is enabled and has not expired: the client
 //     credential or API access application named by its client id (an API
 //     access token also needs its user to be an admin);
-//   - its refresh family has not been revoked.
+//   - its refresh family has not been revoked;
+//   - if its parent was minted through an API token, every API token of
+//     that chain exists, is enabled and has not expired, and the
+//     account's API tokens extension is on (SPEC §10.8: nothing minted
+//     through an API token outlives it). A roll moves the chain to the
+//     new token (store.Tx.ReparentMinted).
 //
 // Nothing here depends on a flag written onto the token by a revocation, so
 // a token inserted concurrently with a revoking change is judged by the
@@ -36,8 +41,40 @@ func tokenValid(it *store.IssuedToken, now time.Time) bool {
 		return false
 	case t.Method == gatehouse.MethodAPIAccess && !u.IsAdmin():
 		return false
+	case !mintedLive(it.Parent.MintedBy, it.Parent.Lineage, a, now):
+		return false
 	}
 	return true
+}
+
+// mintedLive is the rule for what was minted through API token by (""
+// for nothing): its chain of API tokens is live and the account's API
+// tokens extension is on.
+func mintedLive(by string, l store.Lineage, a *gatehouse.Account, now time.Time) bool {
+	return by == "" || (l.Live(now) && a.Settings.APITokensEnabled)
+}
+
+// tokenCredentialExpires is when the credential behind an issued token
+// stops working: its client credential's expiry, bounded by the API
+// tokens it was minted through (nil: never).
+func tokenCredentialExpires(it *store.IssuedToken) *time.Time {
+	var at *time.Time
+	if it.Method == gatehouse.MethodClientCredentials {
+		at = it.Parent.ExpiresAt
+	}
+	if it.Parent.MintedBy != "" {
+		at = earliest(at, it.Parent.Lineage.ExpiresAt)
+	}
+	return at
+}
+
+// cacheUntil is how long a principal may be cached: until its own expiry
+// (zero: none) or its credential's, whichever comes first.
+func cacheUntil(expires time.Time, credential *time.Time) time.Time {
+	if credential != nil && (expires.IsZero() || credential.Before(expires)) {
+		return *credential
+	}
+	return expires
 }
 
 // sessionValid is the same rule for an admin UI session: active account

@@ -207,3 +207,78 @@ func (s *Store) CountMinted(ctx context.Context, accountID string) (int, error) 
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM client_credentials WHERE created_by <> '' AND account_id = ?`), accountID).Scan(&n)
 	return n, err
 }
+
+// CountAPITokens counts, inside the transaction, an account's API tokens
+// that have not expired at now (the ceiling max_api_tokens_per_account).
+// Lock the account first (Tx.Account) so the count holds until commit.
+func (t *Tx) CountAPITokens(accountID string, now time.Time) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND (expires_at IS NULL OR expires_at > ?)`,
+		accountID, micros(now)).Scan(&n)
+	return n, err
+}
+
+// ReparentMinted makes everything minted through API token from (API
+// tokens, client credentials, API access applications) minted through
+// to instead: a rolled token's successor takes over what it minted, so
+// that those die with the successor, not with the token it replaced. It is
+// revoking.
+func (t *Tx) ReparentMinted(accountID, from, to string) error {
+	t.revokes()
+	for _, table := range []string{"api_tokens", "client_credentials", "api_applications"} {
+		if _, err := t.exec(`UPDATE `+table+` SET created_by = ? WHERE created_by = ? AND account_id = ?`, to, from, accountID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lineage is the state of the chain of API tokens something was minted
+// through: the API token named by its created_by, the token that one was
+// minted through, and so on. What was minted works only while every link
+// exists, is enabled and has not expired (SPEC §10.8).
+type Lineage struct {
+	// Complete is false when a link is missing (deleted) or the chain is
+	// deeper than MaxLineage.
+	Complete bool
+	// Enabled is whether every link is enabled.
+	Enabled bool
+	// ExpiresAt is the earliest expiry of a link (nil: none expires).
+	ExpiresAt *time.Time
+}
+
+// Live reports whether what the lineage holds up still works at now.
+func (l Lineage) Live(now time.Time) bool {
+	return l.Complete && l.Enabled && (l.ExpiresAt == nil || now.Before(*l.ExpiresAt))
+}
+
+// MaxLineage bounds how many API tokens deep a chain of mintings is
+// followed; a deeper chain counts as broken.
+const MaxLineage = 32
+
+// lineageSQL follows created_by from one API token up to a token minted
+// by nobody, in one statement.
+const lineageSQL = `WITH RECURSIVE chain(id, created_by, enabled, expires_at, depth) AS (
+	SELECT id, created_by, enabled, expires_at, 1 FROM api_tokens WHERE id = ? AND account_id = ?
+	UNION ALL
+	SELECT k.id, k.created_by, k.enabled, k.expires_at, chain.depth + 1 FROM api_tokens k JOIN chain ON k.id = chain.created_by
+	WHERE k.account_id = ? AND chain.created_by <> '' AND chain.depth < ?)
+	SELECT COUNT(*), COALESCE(MIN(enabled), 0), MIN(expires_at),
+		COALESCE((SELECT created_by FROM chain ORDER BY depth DESC LIMIT 1), 'missing') FROM chain`
+
+// Lineage reads the chain of API tokens from id (an API token of the
+// account) up; id "" is the empty chain, complete.
+func (s *Store) Lineage(ctx context.Context, accountID, id string) (Lineage, error) {
+	if id == "" {
+		return Lineage{Complete: true, Enabled: true}, nil
+	}
+	var (
+		n, enabled int
+		expires    sql.NullInt64
+		top        string
+	)
+	if err := s.readRow(ctx, lineageSQL, id, accountID, accountID, MaxLineage).Scan(&n, &enabled, &expires, &top); err != nil {
+		return Lineage{}, err
+	}
+	return Lineage{Complete: n > 0 && top == "", Enabled: enabled != 0, ExpiresAt: fromNullMicros(expires)}, nil
+}

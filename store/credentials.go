@@ -187,3 +187,14 @@ func (t *Tx) CredentialNameTaken(accountID, userID, name, except string, now tim
 		AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, name, except, micros(now)).Scan(&n)
 	return n > 0, err
 }
+
+// CountLiveCredentials counts, inside the transaction, a user's client
+// credentials that have not expired at now (the ceiling
+// max_credentials_per_user). Lock the user first so the count holds until
+// commit.
+func (t *Tx) CountLiveCredentials(userID string, now time.Time) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE user_id = ? AND (expires_at IS NULL OR expires_at > ?)`,
+		userID, micros(now)).Scan(&n)
+	return n, err
+}

@@ -124,12 +124,18 @@ type Parent struct {
 	Scopes gatehouse.Scopes
 	// ID is the credential's id or the application's client id.
 	ID string
+	// MintedBy is the API token the parent was minted through ("" for
+	// none), and Lineage the state of that token's chain: the parent, and
+	// every token it issued, works only while the chain is live and the
+	// account's API tokens extension is on.
+	MintedBy string
+	Lineage  Lineage
 }
 
 // tokenByHashSQL reads a token with its user, account, parent and family
 // in one statement.
 var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
-	c.id, c.enabled, c.expires_at, c.scopes, p.client_id, p.scopes,
+	c.id, c.enabled, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
 	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id)
 	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
 	LEFT JOIN client_credentials c ON t.method = '` + string(gatehouse.MethodClientCredentials) + `' AND c.client_id = t.client_id
@@ -149,6 +155,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		credScopes, appScope sql.NullString
 		credEnabled          sql.NullInt64
 		credExpires          sql.NullInt64
+		credBy, appBy        sql.NullString
 		err                  error
 	)
 	it.Token, err = scanToken(rowScanner(func(tokenDst ...any) error {
@@ -157,7 +164,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 			var accErr error
 			it.Account, accErr = scanAccount(rowScanner(func(accDst ...any) error {
 				return row.Scan(append(append(append(tokenDst, userDst...), accDst...),
-					&credID, &credEnabled, &credExpires, &credScopes, &appClient, &appScope, &family)...)
+					&credID, &credEnabled, &credExpires, &credScopes, &credBy, &appClient, &appScope, &appBy, &family)...)
 			}))
 			return accErr
 		}))
@@ -172,13 +179,18 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 	switch it.Method {
 	case gatehouse.MethodClientCredentials:
 		it.Parent = Parent{Live: credID.Valid, Enabled: credEnabled.Int64 != 0, ExpiresAt: fromNullMicros(credExpires),
-			Scopes: fromNullScopes(credScopes), ID: credID.String}
+			Scopes: fromNullScopes(credScopes), ID: credID.String, MintedBy: credBy.String}
 	case gatehouse.MethodAPIAccess:
-		it.Parent = Parent{Live: appClient.Valid, Enabled: true, Scopes: fromNullScopes(appScope), ID: appClient.String}
+		it.Parent = Parent{Live: appClient.Valid, Enabled: true, Scopes: fromNullScopes(appScope), ID: appClient.String, MintedBy: appBy.String}
 	default:
 		it.Parent = Parent{Live: true, Enabled: true}
 	}
 	it.FamilyRevoked = family > 0
+	// Read after the token and its parent: a revoking change of the chain
+	// that committed before this read is seen here.
+	if it.Parent.Lineage, err = s.Lineage(ctx, it.AccountID, it.Parent.MintedBy); err != nil {
+		return nil, err
+	}
 	return &it, nil
 }
 

@@ -271,6 +271,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	maxConns := strconv.Itoa(cfg.MaxConnsPerIP)
 	str(&maxConns, "max-conns-per-ip", "GATEHOUSE_MAX_CONNS_PER_IP", "most connections one client address may hold open (trusted proxies exempt; 0: no limit)")
 	str(&cfg.PublicURL, "public-url", "GATEHOUSE_PUBLIC_URL", "origin clients use (e.g. https://auth.example.com): the OAuth issuer and every advertised URL")
+	platform := ""
+	str(&platform, "platform-scopes", "GATEHOUSE_PLATFORM_SCOPES", "comma-separated platform scopes besides those --gateway-routes names: granted to accounts only by the operator")
 	proxies := ""
 	str(&proxies, "trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are believed")
 	str(&cfg.TLSCert, "tls-cert", "GATEHOUSE_TLS_CERT", "PEM certificate chain file: serve HTTPS and HTTP/2 (read again on SIGHUP)")
@@ -348,6 +350,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 			return cfg, lo, fmt.Errorf("header name %q is not valid", h)
 		}
 	}
+	cfg.PlatformScopes = server.ParsePlatformScopes(platform)
 	if cfg.TrustedProxies, err = httpx.ParseTrustedProxies(proxies); err != nil {
 		return cfg, lo, fmt.Errorf("trusted-proxies: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/internal/testcert"
+	"github.com/gatehouse/gatehouse/server"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -429,5 +430,22 @@ func TestServeTLSReloadsOnSIGHUP(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlatformScopesFlag reads --platform-scopes (commas or spaces) over
+// GATEHOUSE_PLATFORM_SCOPES, and a malformed name stops the server.
+func TestPlatformScopesFlag(t *testing.T) {
+	cfg, _, err := parseConfig("serve", []string{"--platform-scopes", "ops:admin, billing.read"},
+		env(map[string]string{"GATEHOUSE_PLATFORM_SCOPES": "env:x"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(cfg.PlatformScopes); string(got) != `["ops:admin","billing.read"]` {
+		t.Fatalf("platform scopes %s", got)
+	}
+	cfg.PlatformScopes = server.ParsePlatformScopes("ok bad/name")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "platform-scopes") {
+		t.Fatalf("a malformed platform scope: %v", err)
 	}
 }

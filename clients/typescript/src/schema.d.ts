@@ -190,6 +190,26 @@ export interface paths {
         patch: operations["updateAccount"];
         trace?: never;
     };
+    "/v1/accounts/{id}/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a user of any account (operator), as DELETE /v1/users/{id} does */
+        delete: operations["deleteAccountUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-access": {
         parameters: {
             query?: never;
@@ -518,7 +538,8 @@ export interface paths {
         get: operations["getUser"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a user (admin); every credential of theirs ends, the address is freed, the audit log is kept */
+        delete: operations["deleteUser"];
         options?: never;
         head?: never;
         /** Change a user (admin) */
@@ -686,6 +707,8 @@ export interface components {
         };
         AccountPatch: {
             name?: string;
+            /** @description the platform scopes granted to the account (replaces the grant) */
+            platform_scopes?: string[];
             status?: components["schemas"]["AccountStatus"];
         };
         /** @enum {string} */
@@ -750,6 +773,23 @@ export interface components {
         };
         Extensions: {
             api_tokens: components["schemas"]["Extension"];
+        };
+        FoundUserList: {
+            data: {
+                account: {
+                    id: string;
+                    name: string;
+                };
+                account_id: string;
+                created_at: components["schemas"]["Time"];
+                email: string;
+                id: string;
+                name: string;
+                operator: boolean;
+                roles: components["schemas"]["Role"][];
+                status: components["schemas"]["UserStatus"];
+                updated_at: components["schemas"]["Time"];
+            }[];
         };
         Health: {
             /** @enum {string} */
@@ -858,13 +898,25 @@ export interface components {
         Scopes: string[] | null;
         Settings: {
             custom_scopes: string[] | null;
+            /** @description live API tokens the account may hold */
+            max_api_tokens_per_account: number;
             /** @description 0 for no limit */
             max_credential_lifetime_days: number;
+            /** @description live client credentials one user may hold */
+            max_credentials_per_user: number;
             password_grant_enabled: boolean;
+            /** @description the platform scopes the operator granted the account (read-only) */
+            platform_scopes: string[];
             rate_limit: {
                 burst: number;
                 burst_window_seconds: number;
                 daily: number;
+            };
+            /** @description which granted platform scopes the users of each role hold (member is every user) */
+            role_scopes: {
+                admin?: string[];
+                developer?: string[];
+                member?: string[];
             };
             token_lifetimes: {
                 client_credentials_seconds: number;
@@ -873,12 +925,19 @@ export interface components {
         };
         SettingsPatch: {
             custom_scopes?: string[];
+            max_api_tokens_per_account?: number;
             max_credential_lifetime_days?: number;
+            max_credentials_per_user?: number;
             password_grant_enabled?: boolean;
             rate_limit?: {
                 burst?: number;
                 burst_window_seconds?: number;
                 daily?: number;
+            };
+            role_scopes?: {
+                admin?: string[];
+                developer?: string[];
+                member?: string[];
             };
             token_lifetimes?: {
                 client_credentials_seconds?: number;
@@ -1022,7 +1081,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description Error: invalid_grant, invalid_request, unauthorized_client */
+            /** @description Error: invalid_grant, invalid_request, invalid_scope, unauthorized_client */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1030,7 +1089,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_grant" | "invalid_request" | "unauthorized_client";
+                        error?: "invalid_grant" | "invalid_request" | "invalid_scope" | "unauthorized_client";
                     };
                 };
             };
@@ -2005,6 +2064,127 @@ export interface operations {
             };
         };
     };
+    deleteAccountUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
     getAPIAccess: {
         parameters: {
             query?: never;
@@ -2614,7 +2794,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: conflict */
+            /** @description Error: conflict, limit_reached */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2622,7 +2802,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "conflict";
+                        error?: "conflict" | "limit_reached";
                     };
                 };
             };
@@ -3429,7 +3609,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: conflict */
+            /** @description Error: conflict, limit_reached */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3437,7 +3617,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "conflict";
+                        error?: "conflict" | "limit_reached";
                     };
                 };
             };
@@ -4851,6 +5031,10 @@ export interface operations {
                 q?: string;
                 role?: "admin" | "developer" | "member";
                 status?: components["schemas"]["UserStatus"];
+                /** @description an exact address (any case): the list of the one user of the caller's account with it, or none */
+                email?: string;
+                /** @description with email, search every account and name the account (operator only) */
+                all_accounts?: "true" | "false";
             };
             header?: never;
             path?: never;
@@ -4858,13 +5042,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of users */
+            /** @description A page of users; with email and all_accounts=true, the user holding the address and its account */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserPage"];
+                    "application/json": components["schemas"]["UserPage"] | components["schemas"]["FoundUserList"];
                 };
             };
             /** @description Error: invalid_request */
@@ -5134,6 +5318,126 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
                     };
                 };
             };
