@@ -26,6 +26,9 @@ func (s *Server) openRedis(ctx context.Context) error {
 		}
 		s.logger.Warn("redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
+	if s.tracing.Enabled() {
+		s.redis = cluster.Traced(s.redis)
+	}
 	s.cluster = cluster.NewRedis(s.redis, s.cfg.RedisPrefix)
 	s.signIn = throttle.NewRedis(s.redis, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
 	return nil
