@@ -5,7 +5,6 @@ import (
 	"database/sql"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/tracing"
 )
 
 // writeOp is one caller's write waiting for the batch writer. fn runs
@@ -100,14 +99,14 @@ func (s *Store) writeGroup(group []writeOp) {
 // batched runs fn through the batch writer (or in its own transaction when
 // there is none); durable asks for its commit to be synced to disk. Once queued the write happens; the caller waits for it
 // even if ctx ends, so an answer never claims less than what was stored.
-func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
-	ctx, span := s.span(ctx)
-	defer func() { tracing.End(span, err) }()
+func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	return s.queue(ctx, writeOp{fn: fn, durable: durable})
 }
 
 // queue runs op through the batch writer, as batched.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
+	ctx, span := s.span(ctx)
+	defer span.End()
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()

@@ -13,9 +13,10 @@ import (
 
 // span starts the span of one store call under a traced request: one per
 // read (readRow), write transaction (tx, durableTx) or queued write
-// (batched), named by the store method that made it ("store.TokenByHash",
-// "store.Update"). It carries the engine's name and nothing of the query
-// or its arguments. Without a traced request it costs an atomic load.
+// (queue), named by the store method that made it ("store.TokenByHash",
+// "store.Update"; a transaction of Update also names the function that
+// asked for it, e.g. code.function.name "CreateUser"). It carries the
+// engine's name and nothing of the query or its arguments. Without a traced request it costs an atomic load.
 func (s *Store) span(ctx context.Context) (context.Context, trace.Span) {
 	if !tracing.Traced(ctx) {
 		return ctx, noSpan
@@ -24,7 +25,12 @@ func (s *Store) span(ctx context.Context) (context.Context, trace.Span) {
 	if system == "postgres" {
 		system = "postgresql"
 	}
-	return tracing.Start(ctx, "store."+storeCaller(), attribute.String("db.system.name", system))
+	name, asker := storeCaller()
+	attrs := []attribute.KeyValue{attribute.String("db.system.name", system)}
+	if asker != "" {
+		attrs = append(attrs, attribute.String("code.function.name", asker))
+	}
+	return tracing.Start(ctx, "store."+name, attrs...)
 }
 
 // noSpan is the span of an untraced call: it records nothing.
@@ -35,18 +41,29 @@ var noSpan = trace.SpanFromContext(context.Background())
 var helpers = map[string]bool{"span": true, "storeCaller": true, "readRow": true, "tx": true, "durableTx": true, "batched": true, "queue": true}
 
 // storeCaller returns the name of the first function up the stack that is
-// not one of the helpers.
-func storeCaller() string {
-	var pcs [8]uintptr
+// not one of the helpers, and for Update the first after it that is not
+// the service's own update helper.
+func storeCaller() (name, asker string) {
+	var pcs [16]uintptr
 	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs[:])])
 	for {
 		f, more := frames.Next()
-		name := f.Function[strings.LastIndexByte(f.Function, '.')+1:]
-		if !helpers[name] && !strings.HasPrefix(name, "func") {
-			return name
+		fn := f.Function[strings.LastIndexByte(f.Function, '.')+1:]
+		switch {
+		case helpers[fn] || strings.HasPrefix(fn, "func"):
+		case name == "":
+			name = fn
+			if fn != "Update" {
+				return name, ""
+			}
+		case fn != "update":
+			return name, fn
 		}
 		if !more {
-			return "call"
+			if name == "" {
+				name = "call"
+			}
+			return name, ""
 		}
 	}
 }
