@@ -38,6 +38,7 @@ import (
 	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 	"github.com/gatehouse/gatehouse/tracing"
+	"github.com/gatehouse/gatehouse/tracing/serverspan"
 )
 
 // Config is everything the server needs; cmd/gatehouse fills it from flags
@@ -622,13 +623,13 @@ func (s *Server) routes() (main, console http.Handler) {
 	if s.upstream != nil {
 		main = gateway.Canonicalize(main)
 	}
-	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, s.tracing.Handler(httpx.Recover(main)))
+	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(main)))
 	if s.cfg.ConsoleAddr != "" {
 		cmux := http.NewServeMux()
 		cmux.Handle(prefix+"/admin", ui)
 		cmux.Handle(prefix+"/admin/", ui)
 		cmux.Handle("GET /{$}", http.RedirectHandler(prefix+"/admin", http.StatusSeeOther))
-		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, s.tracing.Handler(httpx.Recover(httpx.JSONMux(cmux, nil))))
+		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(httpx.JSONMux(cmux, nil))))
 	}
 	return main, console
 }

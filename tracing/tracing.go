@@ -1,9 +1,9 @@
 // Package tracing is Gatehouse's OpenTelemetry tracing: a tracer provider
 // exporting over OTLP/HTTP, configured by the standard OTEL_* environment
-// variables and off when none asks for it (FromEnv); the server span of
-// each request (Handler), the child spans of the store, Redis, password
-// hashing (Start) and the upstream call with its W3C traceparent
-// (Transport).
+// variables and off when none asks for it (FromEnv); the child spans of
+// the store, Redis and password hashing (Start) and the upstream call with
+// its W3C traceparent (Transport). The server span of each request is
+// tracing/serverspan's.
 //
 // With tracing off nothing is wrapped and Start returns at once: the hot
 // path pays one atomic load. No span attribute ever holds a secret: spans
@@ -29,8 +29,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/gatehouse/gatehouse/httpx"
 )
 
 // scope names Gatehouse's tracer (the instrumentation scope).
@@ -138,79 +136,18 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	return t.tp.Shutdown(ctx)
 }
 
-// Handler wraps next, the handler inside httpx.Requests, with a server
-// span per request. A W3C traceparent (and tracestate) from the client is
-// taken as the span's parent, whoever sent it: a trace id decides nothing
-// but which trace the spans join (see docs/deploy.md, "Tracing"). The span
-// is named by the method and the route pattern that served the request;
-// it carries the request id, the status, and the account, user and
-// credential ids of whoever the credential belonged to, nothing a client
-// wrote besides the method and request id.
-//
-// Route is read back from the request the mux saw: Handler copies the
-// pattern onto r, which httpx.Requests reads for its log line.
-func (t *Tracing) Handler(next http.Handler) http.Handler {
-	if t == nil {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		method := knownMethod(r.Method)
-		ctx, span := t.tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(method)))
-		defer span.End()
-		in := r.WithContext(ctx)
-		next.ServeHTTP(w, in)
-		r.Pattern = in.Pattern
-		if in.Pattern != "" {
-			route := in.Pattern
-			if _, path, ok := strings.Cut(route, " "); ok {
-				route = path
-			}
-			span.SetName(method + " " + route)
-			span.SetAttributes(semconv.HTTPRoute(route))
-		}
-		answered(ctx, span, w)
-	})
+// Tracer returns the provider's tracer, for the server span (serverspan).
+func (t *Tracing) Tracer() trace.Tracer { return t.tracer }
+
+// Extract returns ctx with the remote span context of a W3C traceparent
+// (and tracestate) in h, if any.
+func Extract(ctx context.Context, h http.Header) context.Context {
+	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
 }
 
-// answered records on span how the request ended: its status (from the
-// httpx.StatusWriter httpx.Requests hands on), its request id, the ids of
-// whose credential it carried and its error code.
-func answered(ctx context.Context, span trace.Span, w http.ResponseWriter) {
-	status := http.StatusOK
-	if sw, ok := w.(*httpx.StatusWriter); ok && sw.Status != 0 {
-		status = sw.Status
-	}
-	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
-	if status >= 500 {
-		span.SetStatus(codes.Error, "")
-	}
-	info := httpx.Info(ctx)
-	if info == nil {
-		return
-	}
-	attrs := []attribute.KeyValue{attribute.String("gatehouse.request_id", info.ID)}
-	p, code := info.Result()
-	if p != nil {
-		attrs = append(attrs, attribute.String("gatehouse.account_id", p.AccountID),
-			attribute.String("gatehouse.auth_method", string(p.Method)))
-		if p.User != nil {
-			attrs = append(attrs, attribute.String("gatehouse.user_id", p.User.ID))
-		}
-		if p.CredentialID != "" {
-			attrs = append(attrs, attribute.String("gatehouse.credential_id", p.CredentialID))
-		}
-	}
-	if code != "" {
-		attrs = append(attrs, attribute.String("gatehouse.error", code))
-	}
-	span.SetAttributes(attrs...)
-}
-
-// knownMethod returns m when it is a standard HTTP method, else "_OTHER"
+// Method returns m when it is a standard HTTP method, else "_OTHER"
 // (OpenTelemetry's convention): a made-up method is not a span name.
-func knownMethod(m string) string {
+func Method(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
@@ -265,7 +202,7 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	}
 	parent := trace.SpanFromContext(req.Context())
-	method := knownMethod(req.Method)
+	method := Method(req.Method)
 	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(method), semconv.ServerAddress(req.URL.Hostname())}
 	ctx, span := parent.TracerProvider().Tracer(scope).Start(req.Context(), method+" upstream",
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
