@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/tracing"
 )
 
 // Identity header names.
@@ -310,11 +311,13 @@ func NewProxy(cfg Config) *Proxy {
 		},
 		FlushInterval: -1, // stream answers as they come
 		// Keep enough idle connections to the upstream for a busy API.
-		Transport: &http.Transport{
+		// Under a traced request the upstream call is a span of its own and
+		// the upstream gets its traceparent.
+		Transport: tracing.Transport(&http.Transport{
 			Proxy: nil, MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 			ForceAttemptHTTP2: true, ResponseHeaderTimeout: 60 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		},
+		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				gatehouse.Logger(r.Context()).WarnContext(r.Context(), "proxied request cut at the proxy timeout", "method", r.Method, "path", r.URL.Path)

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/tracing"
 )
 
 // Params are argon2id cost parameters.
@@ -152,6 +153,8 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
+	_, span := tracing.Start(ctx, "password.Hash")
+	defer span.End()
 	select {
 	case h.run <- struct{}{}:
 	case <-ctx.Done():
@@ -202,6 +205,8 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) error {
 	if err != nil {
 		return errors.New("malformed key")
 	}
+	_, span := tracing.Start(ctx, "password.Verify")
+	defer span.End()
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return err

@@ -39,6 +39,9 @@ func (s *Server) openRedis(ctx context.Context) error {
 		}
 		s.logger.Warn("redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
+	if s.tracing.Enabled() {
+		s.redis = cluster.Traced(s.redis)
+	}
 	// Every command has the store's deadline (--store-timeout).
 	timed := cluster.WithTimeout(s.redis, s.cfg.StoreTimeout)
 	s.cluster = cluster.NewRedis(timed, s.cfg.RedisPrefix)

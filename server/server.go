@@ -38,6 +38,8 @@ import (
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
+	"github.com/gatehouse/gatehouse/tracing"
+	"github.com/gatehouse/gatehouse/tracing/serverspan"
 )
 
 // Config is everything the server needs; cmd/gatehouse fills it from flags
@@ -387,6 +389,9 @@ type Server struct {
 	// issuer is the base of every advertised URL: the public URL, or one
 	// built from the listen address.
 	issuer string
+	// tracing exports traces when the OTEL_* environment asks for it
+	// (nil: off).
+	tracing *tracing.Tracing
 }
 
 // New returns an unopened server; it has no side effects.
@@ -431,6 +436,14 @@ func (s *Server) Open(ctx context.Context) error {
 		}
 		s.gatewayRoutes = routes
 		s.logger.Info("gateway routes loaded", "file", s.cfg.GatewayRoutes, "routes", routes.Len())
+	}
+	// So does an OTEL_* setting that asks for traces Gatehouse cannot send.
+	var err error
+	if s.tracing, err = tracing.FromEnv(ctx); err != nil {
+		return err
+	}
+	if s.tracing.Enabled() {
+		s.logger.Info("tracing on: spans are exported over OTLP/HTTP as the OTEL_* environment says")
 	}
 	loc, _ := store.ParseURL(s.cfg.DatabaseURL) // checked by Validate
 	fresh := false
@@ -653,13 +666,13 @@ func (s *Server) routes() (main, console http.Handler) {
 	if s.upstream != nil {
 		main = gateway.Canonicalize(main)
 	}
-	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(main))
+	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(main)))
 	if s.cfg.ConsoleAddr != "" {
 		cmux := http.NewServeMux()
 		cmux.Handle(prefix+"/admin", ui)
 		cmux.Handle(prefix+"/admin/", ui)
 		cmux.Handle("GET /{$}", http.RedirectHandler(prefix+"/admin", http.StatusSeeOther))
-		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(httpx.JSONMux(cmux, nil)))
+		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(httpx.JSONMux(cmux, nil))))
 	}
 	return main, console
 }
@@ -911,6 +924,13 @@ func (s *Server) release() error {
 	// now that no request is in flight.
 	if f, ok := s.logger.Handler().(interface{ Flush() error }); ok {
 		f.Flush()
+	}
+	if s.tracing != nil {
+		// The spans still buffered go out, within a bound.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.tracing.Shutdown(ctx))
+		cancel()
+		s.tracing = nil
 	}
 	return errors.Join(errs...)
 }

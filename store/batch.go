@@ -118,6 +118,8 @@ func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.C
 // each group by the store's timeout, so the wait for room in the queue
 // and for the write is bounded too.
 func (s *Store) queue(ctx context.Context, op writeOp) error {
+	ctx, span := s.span(ctx)
+	defer span.End()
 	s.batchMu.RLock()
 	if s.batches == nil {
 		s.batchMu.RUnlock()

@@ -29,6 +29,7 @@ import (
 	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/tracing"
 )
 
 //go:embed migrations
@@ -409,7 +410,9 @@ func (s *Store) q(query string) string {
 }
 
 // tx runs fn in a write transaction and commits if fn returns nil.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	ctx, span := s.span(ctx)
+	defer func() { tracing.End(span, err) }()
 	s.awaitWriter(ctx)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -454,6 +457,8 @@ func (s *Store) prepareHotWrites(ctx context.Context) {
 
 // readRow runs a one-row read on the read pool with a prepared statement.
 func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx, span := s.span(ctx)
+	defer span.End()
 	stmt, err := s.prepared(ctx, &s.readStmts, s.rdb, query)
 	if err != nil {
 		// Let the row carry the error: QueryRowContext on the pool does.

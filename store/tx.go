@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+
+	"github.com/gatehouse/gatehouse/tracing"
 )
 
 // Tx is a write transaction opened by Update. Its methods write inside it;
@@ -80,10 +82,12 @@ func (s *Store) Changes(ctx context.Context) (int64, error) {
 // SQLite allows changing synchronous only outside a transaction, so the
 // write connection is taken, switched to FULL for this one transaction and
 // switched back.
-func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if s.d.syncOn == "" {
 		return s.tx(ctx, fn) // every commit is synced already
 	}
+	ctx, span := s.span(ctx)
+	defer func() { tracing.End(span, err) }()
 	s.awaitWriter(ctx)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
