@@ -10,15 +10,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/redis/rueidis"
-
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/cluster"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/server"
-	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/store"
-	"github.com/gatehouse/gatehouse/token"
 )
 
 // runRecover is the break-glass command: it works on the store directly,
@@ -80,36 +73,11 @@ func runRecover(ctx context.Context, args []string, getenv func(string) string, 
 		pw = rand.Text()
 	}
 
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	svc, closeAll, err := openOffline(ctx, cfg.DatabaseURL, cfg.RedisURL, cfg.RedisPrefix, cfg.TokenKey)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	var shared service.Cluster
-	if cfg.RedisURL != "" {
-		opt, err := cluster.ClientOption(cfg.RedisURL)
-		if err != nil {
-			return err
-		}
-		client, err := rueidis.NewClient(opt)
-		if err != nil {
-			if client != nil {
-				client.Close()
-			}
-			return fmt.Errorf("redis: %w", err)
-		}
-		defer client.Close()
-		shared = cluster.NewRedis(client, cfg.RedisPrefix)
-	}
-	var key []byte
-	if cfg.TokenKey != "" {
-		key = []byte(cfg.TokenKey)
-	}
-	svc := service.New(service.Config{Store: st, Passwords: password.New(password.DefaultParams),
-		Digester: token.NewDigester(key), Cluster: shared})
+	defer closeAll()
 	u, err := svc.Recover(ctx, *email, pw)
 	if err != nil {
 		return fmt.Errorf("recover: %s", errorText(err))

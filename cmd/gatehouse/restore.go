@@ -11,14 +11,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/cluster"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
-	"github.com/gatehouse/gatehouse/token"
 )
 
 // storeFlags are the settings of the commands that work on the store
@@ -104,32 +99,11 @@ func runReapplyRevocations(ctx context.Context, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, f.databaseURL)
+	svc, closeAll, err := openOffline(ctx, f.databaseURL, f.redisURL, f.redisPrefix, f.tokenKey)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	var shared service.Cluster
-	if f.redisURL != "" {
-		opt, err := cluster.ClientOption(f.redisURL)
-		if err != nil {
-			return err
-		}
-		client, err := rueidis.NewClient(opt)
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		defer client.Close()
-		shared = cluster.NewRedis(client, f.redisPrefix)
-	}
-	var key []byte
-	if f.tokenKey != "" {
-		key = []byte(f.tokenKey)
-	}
-	svc := service.New(service.Config{Store: st, Passwords: password.New(password.DefaultParams), Digester: token.NewDigester(key), Cluster: shared})
+	defer closeAll()
 	out, err := svc.ReapplyRevocations(ctx, entries, t)
 	if err != nil {
 		return fmt.Errorf("reapply-revocations: %s", errorText(err))
