@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
-	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -31,14 +29,7 @@ type lp struct {
 func newLP(t *testing.T) *lp {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	w := &lp{t: t, ctx: ctx}
 	w.now.Store(time.Now().UnixMicro())
 	w.svc = service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
@@ -51,6 +42,7 @@ func newLP(t *testing.T) *lp {
 		t.Fatal(err)
 	}
 	w.op = w.login("op@example.com")
+	var err error
 	if w.bob, err = w.svc.CreateUser(ctx, w.op, service.NewUser{Email: "bob@example.com", Password: pw,
 		Roles: []gatehouse.Role{gatehouse.RoleAdmin, gatehouse.RoleDeveloper}}); err != nil {
 		t.Fatal(err)
