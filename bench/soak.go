@@ -47,12 +47,12 @@ type SoakOptions struct {
 
 // SoakSample is one sample of a soak.
 type SoakSample struct {
-	At          time.Duration
-	Requests    int64 // in the interval
-	Errors      int64 // answers other than the one expected, transport errors
-	RSSBytes    int64
-	DBBytes     int64
-	TokensAlive int64 // access tokens issued in the last token lifetime
+	At       time.Duration
+	Requests int64 // in the interval
+	Errors   int64 // answers other than the one expected, transport errors
+	RSSBytes int64
+	DBBytes  int64
+	Issued   int64 // access tokens issued in the interval
 }
 
 // SoakResult is what a soak measured.
@@ -256,13 +256,8 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 
 	fmt.Fprintf(out, "soak: %s at %d req/s offered over %d connections, token lifetime %d s, sampled every %s (server pid %d, %s)\n",
 		opt.Duration, opt.Rate, opt.Concurrency, opt.TokenLifetime, opt.Interval, srv.cmd.Process.Pid, storeName(opt.DatabaseURL))
-	fmt.Fprintf(out, "%8s %9s %7s %9s %9s %13s\n", "t", "req/s", "errors", "RSS MiB", "DB MiB", "tokens alive")
-	type mark struct {
-		at     time.Time
-		issued int64
-	}
-	var marks []mark
-	var lastReqs, lastErrs int64
+	fmt.Fprintf(out, "%8s %9s %7s %9s %9s %9s\n", "t", "req/s", "errors", "RSS MiB", "DB MiB", "issued")
+	var lastReqs, lastErrs, lastIssued int64
 	tick := time.NewTicker(opt.Interval)
 	defer tick.Stop()
 	for done := false; !done; {
@@ -272,13 +267,6 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 			done = true
 		}
 		now := time.Now()
-		alive := issued.Load()
-		for _, m := range marks { // less those issued before the lifetime
-			if now.Sub(m.at) > time.Duration(opt.TokenLifetime)*time.Second {
-				alive = issued.Load() - m.issued
-			}
-		}
-		marks = append(marks, mark{now, issued.Load()})
 		if done && now.Sub(start) < opt.Interval/2 && len(res.Samples) > 0 {
 			break // the ticker's last sample was the end
 		}
@@ -286,17 +274,17 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 		if err != nil {
 			return res, err
 		}
-		r, e := reqs.Load(), errs.Load()
+		r, e, i := reqs.Load(), errs.Load(), issued.Load()
 		s := SoakSample{At: now.Sub(start).Round(time.Second), Requests: r - lastReqs, Errors: e - lastErrs,
-			RSSBytes: srv.RSS(), DBBytes: db, TokensAlive: alive}
-		lastReqs, lastErrs = r, e
+			RSSBytes: srv.RSS(), DBBytes: db, Issued: i - lastIssued}
+		lastReqs, lastErrs, lastIssued = r, e, i
 		res.Samples = append(res.Samples, s)
 		elapsed := s.At
 		if len(res.Samples) > 1 {
 			elapsed = s.At - res.Samples[len(res.Samples)-2].At
 		}
-		fmt.Fprintf(out, "%8s %9.0f %7d %9.1f %9.1f %13d\n", s.At, float64(s.Requests)/elapsed.Seconds(), s.Errors,
-			float64(s.RSSBytes)/(1<<20), float64(s.DBBytes)/(1<<20), s.TokensAlive)
+		fmt.Fprintf(out, "%8s %9.0f %7d %9.1f %9.1f %9d\n", s.At, float64(s.Requests)/elapsed.Seconds(), s.Errors,
+			float64(s.RSSBytes)/(1<<20), float64(s.DBBytes)/(1<<20), s.Issued)
 	}
 	wg.Wait()
 	res.Requests, res.Errors = reqs.Load(), errs.Load()
