@@ -258,8 +258,8 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 			Revocations: revoked.Load(), RevocationsFailed: revokeFailed.Load(), RevocationsUnavailable: revoke503.Load(), Duration: time.Since(start)}
 	}
 
-	fmt.Fprintf(out, "churn: two gatehouse serve processes on PostgreSQL and Redis; %d principals' GET /v1/me over %d connections split between them; %s phases\n",
-		opt.Principals, opt.Concurrency, opt.Duration)
+	fmt.Fprintf(out, "churn: two gatehouse serve processes on PostgreSQL and Redis; %d principals' GET /v1/me over %d connections split between them; %s phases (server pids %d, %d)\n",
+		opt.Principals, opt.Concurrency, opt.Duration, nodes[0].cmd.Process.Pid, nodes[1].cmd.Process.Pid)
 	fmt.Fprintf(out, "%-10s %12s %9s %6s %8s %9s %12s\n", "phase", "revocations", "req/s", "503s", "errors", "revoked", "failed (503)")
 	var quiet, churn ChurnPhase
 	for round := 0; round < opt.Rounds; round++ {
