@@ -267,7 +267,7 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 			done = true
 		}
 		now := time.Now()
-		if done && now.Sub(start) < opt.Interval/2 && len(res.Samples) > 0 {
+		if done && len(res.Samples) > 0 && now.Sub(start)-res.Samples[len(res.Samples)-1].At < opt.Interval/2 {
 			break // the ticker's last sample was the end
 		}
 		db, err := size(ctx)
