@@ -3,9 +3,15 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/redistest"
 )
 
 // TestBenchRuns runs every row briefly so the bench command keeps working.
@@ -38,4 +44,78 @@ func TestScaleRuns(t *testing.T) {
 	if res.ColdP99 <= 0 || res.RSSBytes <= 0 || !strings.Contains(out.String(), "cold validation") {
 		t.Fatalf("result %+v\n%s", res, out.String())
 	}
+}
+
+// buildGatehouse builds cmd/gatehouse, the server the soak and churn
+// modes run as processes.
+func buildGatehouse(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gatehouse")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/gatehouse").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSoakRuns runs the soak briefly on both stores so the soak mode keeps
+// working: every request answered as expected, tokens issued, the server
+// process's RSS and the database's size read at every sample.
+func TestSoakRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a server process for 20 s")
+	}
+	bin := buildGatehouse(t)
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			opt := SoakOptions{Binary: bin, Duration: 20 * time.Second, Interval: 5 * time.Second, Rate: 100, Concurrency: 4, Stderr: os.Stderr}
+			if store == "postgres" {
+				opt.DatabaseURL = pgtest.Schema(t)
+			}
+			var out bytes.Buffer
+			opt.Out = &out
+			res, err := Soak(context.Background(), opt)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if res.Requests == 0 || res.Errors != 0 || len(res.Samples) < 3 {
+				t.Fatalf("%d requests, %d errors, %d samples\n%s", res.Requests, res.Errors, len(res.Samples), out.String())
+			}
+			var issued int64
+			for _, s := range res.Samples {
+				if s.RSSBytes <= 0 || s.DBBytes <= 0 {
+					t.Fatalf("sample %+v\n%s", s, out.String())
+				}
+				issued += s.Issued
+			}
+			if issued == 0 || !strings.Contains(out.String(), "Last third against middle third") {
+				t.Fatalf("%d tokens issued\n%s", issued, out.String())
+			}
+			t.Log("\n" + out.String())
+		})
+	}
+}
+
+// TestChurnRuns runs the churn benchmark briefly on two nodes so the churn
+// mode keeps working: both phases measured, revocations done.
+func TestChurnRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two server processes")
+	}
+	redistest.Client(t) // skips (fails under CI) without Redis
+	bin := buildGatehouse(t)
+	var out bytes.Buffer
+	res, err := Churn(context.Background(), ChurnOptions{Binary: bin, DatabaseURL: pgtest.Schema(t), RedisURL: redistest.URL(),
+		Duration: 2 * time.Second, Rate: 20, Concurrency: 4, Principals: 2, Rounds: 1, Out: &out, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(res.Phases) != 2 || res.Phases[0].Requests == 0 || res.Phases[1].Requests == 0 || res.Phases[1].Revocations == 0 {
+		t.Fatalf("%+v\n%s", res, out.String())
+	}
+	for _, p := range res.Phases {
+		if p.Errors != 0 {
+			t.Fatalf("phase %+v: answers other than 200 and 503\n%s", p, out.String())
+		}
+	}
+	t.Log("\n" + out.String())
 }

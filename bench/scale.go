@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -145,19 +144,4 @@ func Scale(ctx context.Context, opt ScaleOptions) (ScaleResult, error) {
 
 // rss returns the resident set size of this process, or 0 where /proc is
 // missing.
-func rss() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func rss() int64 { return rssOf("/proc/self/status") }

@@ -31,6 +31,9 @@ type cacheShard[V any] struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry[V]
 	bytes   int64
+	// puts counts the puts since the shard was last swept, and kept the
+	// entries the sweep left (see put).
+	puts, kept int
 }
 
 type cacheEntry[V any] struct {
@@ -110,7 +113,24 @@ func (c *cache[V]) put(key string, gen uint64, v V, expires time.Time) {
 	}
 	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, expires: expires, size: n}
 	sh.bytes += n
+	// Once a shard has had as many puts as its last sweep left entries, it
+	// drops those that can never be used again (expired, or of an older
+	// generation): memory follows what is live, not what passed through,
+	// at a cost of about two entries visited per put.
+	if sh.puts++; sh.puts >= max(sh.kept, minSweep) {
+		now := time.Now()
+		for k, e := range sh.entries {
+			if e.gen != gen || (!e.expires.IsZero() && !now.Before(e.expires)) {
+				delete(sh.entries, k)
+				sh.bytes -= e.size
+			}
+		}
+		sh.puts, sh.kept = 0, len(sh.entries)
+	}
 }
+
+// minSweep is the fewest puts between two sweeps of a shard.
+const minSweep = 64
 
 // drop removes key.
 func (c *cache[V]) drop(key string) {

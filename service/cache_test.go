@@ -97,3 +97,34 @@ func TestCacheDropsStaleFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheSweepsDeadEntries: a cache far from its bound does not keep
+// entries that can never be used again. 200,000 puts of already expired
+// entries and of an older generation's leave at most a couple of sweeps'
+// worth in each shard, and live entries stay.
+func TestCacheSweepsDeadEntries(t *testing.T) {
+	c := newCache[struct{}](1<<30, nil)
+	live := make([]string, 100)
+	for i := range live {
+		live[i] = fmt.Sprintf("live%d", i)
+		c.put(live[i], 2, struct{}{}, time.Now().Add(time.Hour))
+	}
+	past := time.Now().Add(-time.Second)
+	for i := range 200_000 {
+		c.put(fmt.Sprintf("dead%d", i), 2, struct{}{}, past)
+	}
+	if _, n := c.usage(); n > len(c.shards)*(2*minSweep)+len(live) {
+		t.Fatalf("%d entries held after 200,000 expired ones passed through", n)
+	}
+	c.put("stale", 1, struct{}{}, time.Time{})
+	for i := range 200_000 {
+		c.put(fmt.Sprintf("next%d", i), 3, struct{}{}, past)
+	}
+	if _, ok := c.get("stale", 1, time.Now()); ok {
+		t.Fatal("an entry of an older generation outlived many sweeps")
+	}
+	c.put("fresh", 3, struct{}{}, time.Time{})
+	if _, ok := c.get("fresh", 3, time.Now()); !ok {
+		t.Fatal("a live entry was not kept")
+	}
+}

@@ -28,7 +28,22 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the rows (not the baseline's) to this file")
 	wrk := fs.String("wrk", "", "path of wrk, to drive every row with it instead of the built-in load generator (e.g. /usr/bin/wrk)")
 	logLevel := fs.String("log-level", "info", "the server's log level: info (as shipped: a line per request) or warn (request log off)")
+	soak := fs.Duration("soak", 0, "soak mode for this long (e.g. 10m): a steady mix against a gatehouse serve process, its RSS and database size every -soak-interval")
+	soakRate := fs.Int("soak-rate", 400, "requests per second offered in soak mode")
+	soakInterval := fs.Duration("soak-interval", 30*time.Second, "how often soak mode samples RSS and database size")
+	churn := fs.Bool("churn", false, "churn mode: two gatehouse serve processes on GATEHOUSE_BENCH_DATABASE_URL (PostgreSQL) and GATEHOUSE_BENCH_REDIS_URL; unrelated principals' throughput with and without revocations, -d per phase")
+	churnRate := fs.Int("churn-rate", 100, "revocations per second in churn mode")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *churn {
+		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Concurrency: *conc,
+			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"), Out: stdout, Stderr: stderr})
+		return err
+	}
+	if *soak > 0 {
+		_, err := bench.Soak(ctx, bench.SoakOptions{Duration: *soak, Rate: *soakRate, Interval: *soakInterval,
+			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), Out: stdout, Stderr: stderr})
 		return err
 	}
 	level, ok := logLevels[strings.ToLower(*logLevel)]

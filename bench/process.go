@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// processAdminPassword is the bootstrap admin's password of the processes
+// the soak and churn modes start.
+const processAdminPassword = "bench process admin password"
+
+// node is a `gatehouse serve` process started by the bench.
+type node struct {
+	cmd *exec.Cmd
+	URL string
+}
+
+// startNode starts bin serve on a free loopback port with flags and waits
+// until it answers /healthz. The process dies with the bench (Stop, or
+// SIGKILL when the bench process itself dies).
+func startNode(ctx context.Context, bin string, stderr io.Writer, flags ...string) (*node, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr}, flags...)...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_ADMIN_PASSWORD="+processAdminPassword)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	setPdeathsig(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	n := &node{cmd: cmd, URL: "http://" + addr}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(n.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return n, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			n.Stop()
+			return nil, fmt.Errorf("gatehouse serve did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop ends the process: SIGTERM, then SIGKILL after 10 s.
+func (n *node) Stop() {
+	if n.cmd.Process == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	n.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// RSS returns the process's resident set size from /proc/PID/status, or 0.
+func (n *node) RSS() int64 { return rssOf("/proc/" + strconv.Itoa(n.cmd.Process.Pid) + "/status") }
+
+// rssOf reads VmRSS from a /proc status file, in bytes, or 0.
+func rssOf(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
