@@ -50,6 +50,9 @@ func Scale(ctx context.Context, opt ScaleOptions) (ScaleResult, error) {
 		cfg.DatabaseURL = filepath.Join(dir, "scale.db")
 	}
 	cfg.AdminPassword = benchPassword
+	// The tokens are stored in statements of thousands of rows, a bulk load
+	// no request makes: the store's per-step deadline is a minute here.
+	cfg.StoreTimeout = time.Minute
 	limiter := ratelimit.NewMemory()
 	defer limiter.Close()
 	cfg.Limiter = limiter
