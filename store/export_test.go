@@ -21,6 +21,6 @@ func (s *Store) Rebind(query string) string { return s.q(query) }
 var TokenByHashSQL = tokenByHashSQL
 
 // UserFilterSQL is the condition and arguments of a user search.
-func UserFilterSQL(accountID string, f gatehouse.UserFilter) (string, []any) {
-	return userFilter(accountID, f)
+func (s *Store) UserFilterSQL(accountID string, f gatehouse.UserFilter) (string, []any) {
+	return s.userFilter(accountID, f)
 }
