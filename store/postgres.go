@@ -35,6 +35,8 @@ var postgres = dialect{
 	// The database's clock when the statement runs, if later: a statement
 	// held in the network is stamped when it arrives.
 	usedAtExpr: `GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`,
+	// Lowercased in the database's locale, compared byte-wise.
+	nameKey: `(LOWER(name) COLLATE "C")`,
 }
 
 // openPostgres opens a pool on the PostgreSQL database named by url, a

@@ -63,6 +63,9 @@ type dialect struct {
 	// usedAtExpr is what a refresh rotation stamps as used_at, given the
 	// time the caller read inside the transaction as its one parameter.
 	usedAtExpr string
+	// nameKey is the lowercased name that user search compares, exactly
+	// as its index (0008_user_search) computes it.
+	nameKey string
 }
 
 var sqlite = dialect{
@@ -79,6 +82,7 @@ var sqlite = dialect{
 	writeConns: 1,
 	// The one writer runs the statement in this process, when it runs.
 	usedAtExpr: `?`,
+	nameKey:    `LOWER(name)`,
 }
 
 // Store is Gatehouse's SQL store. It is safe for concurrent use. The zero

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -104,13 +105,18 @@ func (s *Store) Users(ctx context.Context, accountID string, p gatehouse.Page) (
 }
 
 // userFilter returns the conditions and arguments of f, after the
-// account's.
-func userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
+// account's. The query is a prefix of the e-mail address or of the name in
+// any case, matched as a range of the lowercased column so that an index
+// serves it on both stores (migration 0008_user_search): every string that
+// begins with q sorts, byte-wise, from q to q followed by the highest code
+// point.
+func (s *Store) userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
 	where, args := `account_id = ? AND `+notDeleted, []any{accountID}
 	if f.Query != "" {
-		like := "%" + likeEscaper.Replace(strings.ToLower(f.Query)) + "%"
-		where += ` AND (email_key LIKE ? ESCAPE '!' OR LOWER(name) LIKE ? ESCAPE '!')`
-		args = append(args, like, like)
+		lo := strings.ToLower(f.Query)
+		hi := lo + string(utf8.MaxRune)
+		where += ` AND ((email_key >= ? AND email_key < ?) OR (` + s.d.nameKey + ` >= ? AND ` + s.d.nameKey + ` < ?))`
+		args = append(args, lo, hi, lo, hi)
 	}
 	switch f.Role {
 	case "":
@@ -134,13 +140,13 @@ func userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
 var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // FindUsers lists the users of an account that match f, one page in id
-// order: the query matches a part of the e-mail address or the name in any
-// case, the role one whole role (or no role for gatehouse.RoleMember).
+// order: the query matches the beginning of the e-mail address or of the
+// name in any case, the role one whole role (or no role for gatehouse.RoleMember).
 func (s *Store) FindUsers(ctx context.Context, accountID string, f gatehouse.UserFilter, p gatehouse.Page) ([]*gatehouse.User, gatehouse.Cursors, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n, k := p.Size(), pageKeyset(p, false)
-	where, args := userFilter(accountID, f)
+	where, args := s.userFilter(accountID, f)
 	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE `+where+` AND `+k.cond+` `+k.order+` LIMIT ?`),
 		append(args, k.arg, n+1)...)
 	if err != nil {
@@ -153,7 +159,7 @@ func (s *Store) FindUsers(ctx context.Context, accountID string, f gatehouse.Use
 func (s *Store) CountUsers(ctx context.Context, accountID string, f gatehouse.UserFilter) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	where, args := userFilter(accountID, f)
+	where, args := s.userFilter(accountID, f)
 	var n int
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM users WHERE `+where), args...).Scan(&n)
 	return n, err

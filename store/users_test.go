@@ -289,10 +289,14 @@ func testUsersFind(t *testing.T, s *store.Store) {
 		want []*gatehouse.User
 	}{
 		{"all", gatehouse.UserFilter{}, []*gatehouse.User{ann, bob, cat, dev}},
-		{"email part any case", gatehouse.UserFilter{Query: "ANN.LEE"}, []*gatehouse.User{ann}},
-		{"name part", gatehouse.UserFilter{Query: "therine"}, []*gatehouse.User{cat}},
-		{"percent is literal", gatehouse.UserFilter{Query: "100%"}, []*gatehouse.User{bob}},
-		{"underscore is literal", gatehouse.UserFilter{Query: "e_x"}, []*gatehouse.User{cat}},
+		{"email prefix any case", gatehouse.UserFilter{Query: "ANN.LEE"}, []*gatehouse.User{ann}},
+		{"name prefix any case", gatehouse.UserFilter{Query: "cATH"}, []*gatehouse.User{cat}},
+		{"a part inside is not a prefix", gatehouse.UserFilter{Query: "therine"}, nil},
+		{"percent is literal", gatehouse.UserFilter{Query: "bob 100%"}, []*gatehouse.User{bob}},
+		{"percent matches nothing else", gatehouse.UserFilter{Query: "bob%"}, nil},
+		{"underscore is literal", gatehouse.UserFilter{Query: "Catherine_"}, []*gatehouse.User{cat}},
+		{"underscore matches nothing else", gatehouse.UserFilter{Query: "Cat_"}, nil},
+		{"a whole e-mail address", gatehouse.UserFilter{Query: cat.Email}, []*gatehouse.User{cat}},
 		{"no match", gatehouse.UserFilter{Query: "zz%"}, nil},
 		{"admins", gatehouse.UserFilter{Role: gatehouse.RoleAdmin}, []*gatehouse.User{ann, dev}},
 		{"developers", gatehouse.UserFilter{Role: gatehouse.RoleDeveloper}, []*gatehouse.User{bob, dev}},
