@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/leak"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/openapi"
@@ -361,10 +362,14 @@ type Server struct {
 	cluster *cluster.Redis
 	// signIn is the shared sign-in throttle of a cluster (nil: the
 	// service's own, in memory).
-	signIn    throttle.Throttle
-	usage     *service.Usage
-	stopUsage chan struct{}
-	usageDone chan struct{}
+	signIn throttle.Throttle
+	// leakReports counts bulk leak reports per client address (shared
+	// through Redis in a cluster); bulk serves them.
+	leakReports throttle.Throttle
+	bulk        *leak.Bulk
+	usage       *service.Usage
+	stopUsage   chan struct{}
+	usageDone   chan struct{}
 	// stopPrune stops the pruner and pruneDone closes when it has.
 	stopPrune context.CancelFunc
 	pruneDone chan struct{}
@@ -480,6 +485,9 @@ func (s *Server) Open(ctx context.Context) error {
 		}
 		shared = s.cluster
 	}
+	if s.leakReports == nil {
+		s.leakReports = throttle.NewMemory(leak.Rules())
+	}
 	if s.limiter == nil && s.cluster == nil {
 		mem := ratelimit.NewMemory()
 		s.limiter, s.closeLimiter = mem, mem.Close
@@ -499,6 +507,7 @@ func (s *Server) Open(ctx context.Context) error {
 	if _, err := s.Service.SeparatePlatformScopes(ctx); err != nil {
 		return err
 	}
+	s.bulk = leak.NewBulk(s.Service, s.leakReports, s.logger)
 	s.usage = service.NewUsage()
 	s.Auth = auth.New(auth.Config{
 		Tokens: s.Service, APITokens: s.Service,
@@ -626,6 +635,7 @@ func (s *Server) routes() (main, console http.Handler) {
 	prefix := s.cfg.ManagementPrefix
 	(&api.API{Service: svc, Auth: s.Auth, Prefix: prefix}).Register(mux)
 	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Auth, s.gatewayRoutes))
+	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/credentials/revoke"), s.bulk)
 	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")
 	var ui http.Handler = admin.New(admin.Config{Service: svc, Logger: s.logger,
 		Prefix: prefix, SecureCookies: publicHTTPS, Headers: admin.Headers{
@@ -847,6 +857,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.ops != nil {
 		errs = append(errs, s.ops.Shutdown(ctx))
+	}
+	if s.bulk != nil {
+		s.bulk.Wait()
 	}
 	return errors.Join(append(errs, s.release())...)
 }

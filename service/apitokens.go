@@ -193,6 +193,8 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // account's max_credential_lifetime_days, and takes over everything minted
 // through the old one. Admins only, and only on a token p may act on
 // (mayActOn).
+// A token revoked for good (leaked) is rolled the same way and stays
+// revoked.
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
@@ -211,7 +213,7 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
 			return err
 		}
-		next.Name, next.Scopes, next.CreatedBy = old.Name, old.Scopes, old.CreatedBy
+		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
 		next.ExpiresAt = earliest(old.ExpiresAt, s.lifetimeLimit(a))
 		until := s.now().Add(overlap)
 		if old.ExpiresAt == nil || until.Before(*old.ExpiresAt) {

@@ -269,6 +269,8 @@ func checkOverlap(seconds int) (time.Duration, error) {
 // The credential's expiry is bounded like a new one's by the account's
 // max_credential_lifetime_days; only a credential p may act on
 // (mayActOn).
+// A credential revoked for good is rolled into a new one instead (see
+// rollRevokedCredential).
 func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
 	u, err := requireDeveloper(p)
 	if err != nil {
@@ -287,6 +289,10 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		if err := mayActOn(p, userReach(a, u, c.Scopes), c.ExpiresAt); err != nil {
+			return err
+		}
+		if c.RevokedAt != nil {
+			out, err = s.rollRevokedCredential(ctx, tx, p, c, secret)
 			return err
 		}
 		c.ExpiresAt = earliest(c.ExpiresAt, s.lifetimeLimit(a))
