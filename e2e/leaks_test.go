@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -280,4 +281,44 @@ func TestLeakBulkRevoke(t *testing.T) {
 			t.Fatalf("429 without Retry-After: %v", r.Header)
 		}
 	}
+}
+
+// TestLeakTokenPrefix: a node started with --token-prefix acme on the
+// store of a node without it issues acme_ secrets of every kind, each
+// matched by its kind's printed pattern; every secret issued before under
+// the default prefix keeps working there; the new ones are revoked by
+// possession like any other.
+func TestLeakTokenPrefix(t *testing.T) {
+	old := servertest.Start(t)
+	f := newLeakFixture(t, old)
+	acme := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.TokenPrefix = old.DatabaseURL, "acme" })
+	for kind, ok := range f.works(t, acme) {
+		if !ok { // the refresh token is used here for the first time
+			t.Errorf("the %s issued under the default prefix does not work with --token-prefix acme", kind)
+		}
+	}
+
+	admin := acme.AdminToken()
+	var tok apiToken
+	acme.As(admin, "POST", "/v1/api-tokens", map[string]string{"name": "acme"}).JSON(t, &tok)
+	dev := acme.Login("dev@example.com", memberPW)
+	var cred credential
+	acme.As(dev, "POST", "/v1/credentials", map[string]string{"name": "acme"}).JSON(t, &cred)
+	servertest.Expect(t, acme.As(admin, "DELETE", "/v1/api-access", nil), 204, "")
+	app := enableAPIAccess(t, acme, admin, nil)
+	issued := map[token.Prefix]string{token.APIToken: tok.Token, token.ClientSecret: cred.ClientSecret, token.ClientID: cred.ClientID,
+		token.AccessToken: app.AccessToken, token.RefreshToken: app.RefreshToken}
+	for _, k := range token.Kinds {
+		s := issued[k.Prefix]
+		re := regexp.MustCompile(token.Pattern("acme", k.Prefix))
+		if re.FindString(" "+s+" ") != s || !strings.HasPrefix(s, "acme_") {
+			t.Errorf("%s %q does not match %s", k.Name, s, re)
+		}
+	}
+	servertest.Expect(t, acme.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 200, "")
+	servertest.Expect(t, old.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 200, "")
+	accessToken(t, clientToken(old, cred))
+	servertest.Expect(t, acme.Request("POST", "/oauth/revoke", map[string]string{"token": tok.Token}), 200, "")
+	servertest.Expect(t, acme.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 401, "invalid_token")
+	servertest.Expect(t, acme.As(app.AccessToken, "GET", "/v1/me", nil), 200, "")
 }

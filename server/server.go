@@ -128,6 +128,9 @@ type Config struct {
 	// Cluster; see cluster.ClientOption). RedisPrefix prefixes every key
 	// (tests isolate themselves with it); it must not contain "{".
 	RedisURL, RedisPrefix string
+	// TokenPrefix is the deployment name new secrets carry
+	// (--token-prefix, SPEC §10.1); empty means the default prefixes.
+	TokenPrefix string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
@@ -250,6 +253,11 @@ func (c Config) Validate() error {
 	for _, sc := range c.PlatformScopes {
 		if !gatehouse.ValidScopeName(string(sc)) {
 			return fmt.Errorf("platform-scopes: %q is not a scope name (1 to %d characters of A-Z a-z 0-9 : . _ -)", sc, gatehouse.MaxScopeLen)
+		}
+	}
+	if c.TokenPrefix != "" {
+		if err := token.CheckDeployment(c.TokenPrefix); err != nil {
+			return err
 		}
 	}
 	if strings.Contains(c.RedisPrefix, "{") {
@@ -500,6 +508,7 @@ func (s *Server) Open(ctx context.Context) error {
 		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
 		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.limiterConfirms(), OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
 		CacheBytes: s.cfg.CacheSize, PlatformScopes: append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...),
+		TokenPrefix: s.cfg.TokenPrefix,
 	})
 	if err := s.bootstrap(ctx); err != nil {
 		return err

@@ -128,7 +128,7 @@ func apiTokenNameFree(tx *store.Tx, t *gatehouse.APIToken, except string, now ti
 // storeAPIToken gives t a fresh secret and stores it with its audit entry;
 // it returns the secret, shown once.
 func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *gatehouse.APIToken, action string, also ...func(*store.Tx) error) (string, error) {
-	raw := token.New(token.APIToken)
+	raw := s.mint(token.APIToken)
 	t.Prefix, t.Hash = token.Hint(raw), s.digester.Digest(raw)
 	err := s.update(ctx, func(tx *store.Tx) error {
 		for _, f := range also {

@@ -127,9 +127,9 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 	if err := mayActOn(p, userReach(p.Account, u, scopes), expires); err != nil {
 		return nil, err
 	}
-	secret := token.New(token.ClientSecret)
+	secret := s.mint(token.ClientSecret)
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: u.AccountID, UserID: u.ID, Name: name,
-		ClientID: token.New(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
+		ClientID: s.mint(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
 		Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
 	err = s.update(ctx, func(tx *store.Tx) error {
 		cur, err := lockUser(tx, u)
@@ -280,7 +280,7 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 	if err != nil {
 		return nil, err
 	}
-	secret := token.New(token.ClientSecret)
+	secret := s.mint(token.ClientSecret)
 	var out *RolledSecret
 	err = s.update(ctx, func(tx *store.Tx) error {
 		a := p.Account

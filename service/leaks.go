@@ -191,7 +191,7 @@ func (s *Service) announceLeak(ctx context.Context, accountID, targetType, targe
 // new secret. The revoked one stays listed, refused.
 func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, old *gatehouse.Credential, secret string) (*RolledSecret, error) {
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: old.AccountID, UserID: old.UserID, Name: old.Name,
-		ClientID: token.New(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
+		ClientID: s.mint(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
 		Enabled: true, CreatedBy: old.CreatedBy, CreatedAt: s.now()}
 	if err := tx.CreateCredential(c); err != nil {
 		return nil, err
@@ -202,3 +202,7 @@ func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *ga
 	}
 	return &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}, nil
 }
+
+// mint returns a fresh secret or client id of kind p under the
+// deployment's prefix.
+func (s *Service) mint(p token.Prefix) string { return token.NewWith(s.tokenPrefix, p) }
