@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/token"
@@ -321,4 +323,62 @@ func TestLeakTokenPrefix(t *testing.T) {
 	servertest.Expect(t, acme.Request("POST", "/oauth/revoke", map[string]string{"token": tok.Token}), 200, "")
 	servertest.Expect(t, acme.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 401, "invalid_token")
 	servertest.Expect(t, acme.As(app.AccessToken, "GET", "/v1/me", nil), 200, "")
+}
+
+// TestLeakCanary: a canary API token used from three addresses is answered byte for byte like an
+// unknown token, and each use leaves a credential.canary_used entry with
+// the address, user agent and path.
+func TestLeakCanary(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
+	admin := env.AdminToken()
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	r := env.As(admin, "POST", "/v1/api-tokens", map[string]any{"name": "deploy key", "canary": true})
+	servertest.Expect(t, r, 201, "")
+	var canary apiToken
+	r.JSON(t, &canary)
+	if !token.Valid(canary.Token, token.APIToken) {
+		t.Fatalf("canary %q does not look like an API token", canary.Token)
+	}
+	unknown := token.New(token.APIToken)
+	same := func(a, b *servertest.Response) {
+		t.Helper()
+		if a.Status != 401 || a.Status != b.Status || string(a.Body) != string(b.Body) ||
+			a.Header.Get("WWW-Authenticate") != b.Header.Get("WWW-Authenticate") || a.Header.Get("Content-Type") != b.Header.Get("Content-Type") {
+			t.Fatalf("canary answered %d %v %s, unknown token %d %v %s", a.Status, a.Header, a.Body, b.Status, b.Header, b.Body)
+		}
+	}
+	for i, from := range []string{"203.0.113.7", "198.51.100.2", "2001:db8::9"} {
+		ua := "curl/8." + strconv.Itoa(i)
+		path := "/v1/workspaces"
+		same(env.Request("GET", path, nil, "X-API-Token", canary.Token, "X-Forwarded-For", from, "User-Agent", ua),
+			env.Request("GET", path, nil, "X-API-Token", unknown, "X-Forwarded-For", from, "User-Agent", ua))
+	}
+	var uses []map[string]any
+	for _, e := range auditEntries(t, env, admin) {
+		if e["action"] == "credential.canary_used" {
+			uses = append(uses, e["details"].(map[string]any))
+			if e["target_id"] != canary.ID {
+				t.Errorf("entry %v", e)
+			}
+		}
+	}
+	if len(uses) != 3 {
+		t.Fatalf("%d canary entries, want 3: %v", len(uses), uses)
+	}
+	seen := map[string]bool{}
+	for _, d := range uses {
+		seen[d["client_addr"].(string)] = true
+		if !strings.HasPrefix(d["user_agent"].(string), "curl/8.") || d["path"] != "/v1/workspaces" {
+			t.Errorf("details %v", d)
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("addresses %v", seen)
+	}
+	// Listed as a canary for its admins.
+	var toks struct{ Data []map[string]any }
+	env.As(admin, "GET", "/v1/api-tokens", nil).JSON(t, &toks)
+	if len(toks.Data) != 1 || toks.Data[0]["canary"] != true {
+		t.Fatalf("list %v", toks.Data)
+	}
 }

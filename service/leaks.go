@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -177,13 +178,57 @@ func (s *Service) leaked(ctx context.Context, out LeakOutcome, a *gatehouse.Acco
 	if err != nil {
 		return LeakOutcome{Kind: out.Kind, Known: true}, err
 	}
-	s.announceLeak(ctx, a.ID, targetType, targetID, details)
+	s.announce(ctx, "credential.leaked", a.ID, targetType, targetID, details)
 	return out, nil
 }
 
-// announceLeak is where a leak becomes an event (credential.leaked, SPEC
-// §10.2) once events exist; the audit entry is written already.
-func (s *Service) announceLeak(ctx context.Context, accountID, targetType, targetID string, details map[string]string) {
+// announce is where a leak or a canary's use becomes an event of the
+// account (credential.leaked, credential.canary_used: SPEC §10.2) once
+// events exist; its audit entry is written already.
+func (s *Service) announce(ctx context.Context, event, accountID, targetType, targetID string, details map[string]string) {
+}
+
+// requestDetails is what the HTTP layer's request scope tells about a
+// request besides its client address (httpx.RequestInfo).
+type requestDetails interface {
+	UserAgent() string
+	Path() string
+}
+
+// maxCanaryText bounds the user agent and path a canary's entry keeps.
+const maxCanaryText = 512
+
+// canaryUsed audits a use of canary token t — credential.canary_used, with
+// the client address, user agent and path — and returns the answer to
+// give, exactly that of an unknown token. The entry is written even when
+// the answer is then refused; failing to write it is an error (logged).
+func (s *Service) canaryUsed(ctx context.Context, t *gatehouse.APIToken) error {
+	details := map[string]string{"name": t.Name, "prefix": t.Prefix, "client_addr": gatehouse.ClientAddrFromContext(ctx)}
+	if rd, ok := gatehouse.RequestScopeOf(ctx).(requestDetails); ok {
+		details["user_agent"], details["path"] = clip(rd.UserAgent(), maxCanaryText), clip(rd.Path(), maxCanaryText)
+	}
+	err := s.store.Update(ctx, func(tx *store.Tx) error {
+		e := s.audit(ctx, nil, "credential.canary_used", "api_token", t.ID, details)
+		e.AccountID, e.Actor = t.AccountID, "canary"
+		return tx.Audit(e)
+	})
+	if err != nil {
+		gatehouse.Logger(ctx).Error("a canary token was used but its audit entry could not be written", "api_token", t.ID, "err", err)
+	} else {
+		s.announce(ctx, "credential.canary_used", t.AccountID, "api_token", t.ID, details)
+	}
+	return errInvalidAPIToken()
+}
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // rollRevokedCredential replaces a credential revoked for good with a new
