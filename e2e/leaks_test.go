@@ -1,8 +1,21 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -381,4 +394,147 @@ func TestLeakCanary(t *testing.T) {
 	if len(toks.Data) != 1 || toks.Data[0]["canary"] != true {
 		t.Fatalf("list %v", toks.Data)
 	}
+}
+
+// githubSigner signs batches as GitHub's secret scanning does, with a
+// P-256 key the test makes, published in a key file of GitHub's shape.
+type githubSigner struct {
+	key  *ecdsa.PrivateKey
+	id   string
+	file string
+}
+
+func newGitHubSigner(t *testing.T) *githubSigner {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &githubSigner{key: key, id: "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a", file: filepath.Join(t.TempDir(), "keys.json")}
+	doc, _ := json.Marshal(map[string]any{"public_keys": []map[string]any{
+		{"key_identifier": s.id, "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "is_current": true}}})
+	if err := os.WriteFile(s.file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *githubSigner) sign(t *testing.T, body []byte) string {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	sig, err := ecdsa.SignASN1(rand.Reader, s.key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(sig)
+}
+
+// post sends a batch with the given key id and signature.
+func postGitHub(env *servertest.Env, body []byte, id, sig string) *servertest.Response {
+	return env.Request("POST", "/v1/secret-scanning/github", string(body), "Content-Type", "application/json",
+		"Github-Public-Key-Identifier", id, "Github-Public-Key-Signature", sig)
+}
+
+// TestLeakGitHubSecretScanning: a batch signed exactly as GitHub signs,
+// with a key from a key file, kills the reported secrets on both nodes and
+// labels each token; the same batch with a flipped byte, a wrong key id,
+// no signature, or re-serialised is 401 and revokes nothing. An account
+// whose leak_policy is notify is told (audited), its secret left working.
+func TestLeakGitHubSecretScanning(t *testing.T) {
+	signer := newGitHubSigner(t)
+	rs := startRedis(t, "")
+	cfg := func(c *server.Config) {
+		c.RedisURL, c.RedisPrefix, c.GitHubScanningKeys = "redis://127.0.0.1:"+rs.port+"/0", "gh:", signer.file
+	}
+	a := servertest.Start(t, cfg)
+	b := servertest.Start(t, cfg, func(c *server.Config) { c.DatabaseURL = a.DatabaseURL })
+	f := newLeakFixture(t, a)
+	unknown := token.New(token.APIToken)
+	batch, _ := json.Marshal([]map[string]string{
+		{"token": f.apiTok.Token, "type": "gatehouse_api_token", "url": "https://github.com/o/r/blob/abc/.env", "source": "content"},
+		{"token": f.cred.ClientSecret, "type": "gatehouse_client_secret", "url": "https://github.com/o/r/commit/abc", "source": "commit"},
+		{"token": unknown, "type": "gatehouse_api_token", "url": "https://gist.github.com/x", "source": "gist"},
+	})
+	sig := signer.sign(t, batch)
+
+	// Refused: nothing revoked.
+	flipped := append([]byte(nil), batch...)
+	flipped[len(flipped)/2] ^= 1
+	var pretty bytes.Buffer
+	json.Indent(&pretty, batch, "", "  ")
+	for name, r := range map[string]*servertest.Response{
+		"flipped byte":   postGitHub(a, flipped, signer.id, sig),
+		"wrong key id":   postGitHub(a, batch, "0000", sig),
+		"no signature":   postGitHub(a, batch, signer.id, ""),
+		"re-serialised":  postGitHub(b, pretty.Bytes(), signer.id, sig),
+		"not base64 DER": postGitHub(b, batch, signer.id, "bm90IGEgc2lnbmF0dXJl"),
+	} {
+		if r.Status != 401 {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	for kind, ok := range f.works(t, b) {
+		if !ok && kind != "refresh_token" {
+			t.Fatalf("%s revoked by a refused batch", kind)
+		}
+	}
+
+	r := postGitHub(b, batch, signer.id, sig)
+	servertest.Expect(t, r, 200, "")
+	var labels []map[string]string
+	r.JSON(t, &labels)
+	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+	want := []map[string]string{
+		{"token_hash": hash(f.apiTok.Token), "token_type": "gatehouse_api_token", "label": "true_positive"},
+		{"token_hash": hash(f.cred.ClientSecret), "token_type": "gatehouse_client_secret", "label": "true_positive"},
+		{"token_hash": hash(unknown), "token_type": "gatehouse_api_token", "label": "false_positive"},
+	}
+	if fmt.Sprint(labels) != fmt.Sprint(want) {
+		t.Fatalf("labels %v, want %v", labels, want)
+	}
+	for name, env := range map[string]*servertest.Env{"a": a, "b": b} {
+		works := f.works(t, env)
+		if works["api_token"] || works["client_secret"] || works["issued_by_cred"] {
+			t.Errorf("node %s: reported secrets still work: %v", name, works)
+		}
+	}
+	found := 0
+	for _, e := range auditEntries(t, a, f.admin) {
+		if d, _ := e["details"].(map[string]any); e["action"] == "credential.leaked" && d["reported_via"] == "github_secret_scanning" {
+			found++
+			if d["url"] == "" || d["source"] == "" || d["action"] != "revoked" {
+				t.Errorf("entry %v", e)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d GitHub entries, want 2", found)
+	}
+
+	// notify: audited, left working.
+	r = a.As(f.admin, "PUT", "/v1/settings", map[string]string{"leak_policy": "notify"})
+	servertest.Expect(t, r, 200, "")
+	if r.Map(t)["leak_policy"] != "notify" {
+		t.Fatalf("settings %s", r.Body)
+	}
+	var spare apiToken
+	a.As(f.admin, "POST", "/v1/api-tokens", map[string]string{"name": "spare"}).JSON(t, &spare)
+	one, _ := json.Marshal([]map[string]string{{"token": spare.Token, "type": "t", "url": "u", "source": "content"}})
+	r = postGitHub(a, one, signer.id, signer.sign(t, one))
+	servertest.Expect(t, r, 200, "")
+	servertest.Expect(t, b.Request("GET", "/v1/me", nil, "X-API-Token", spare.Token), 200, "")
+	notified := false
+	for _, e := range auditEntries(t, a, f.admin) {
+		if d, _ := e["details"].(map[string]any); e["action"] == "credential.leaked" && e["target_id"] == spare.ID && d["action"] == "notified" {
+			notified = true
+		}
+	}
+	if !notified {
+		t.Error("no notified entry under leak_policy notify")
+	}
+	servertest.Expect(t, a.As(f.admin, "PUT", "/v1/settings", map[string]string{"leak_policy": "ignore"}), 400, "invalid_request")
 }

@@ -131,6 +131,9 @@ type Config struct {
 	// TokenPrefix is the deployment name new secrets carry
 	// (--token-prefix, SPEC §10.1); empty means the default prefixes.
 	TokenPrefix string
+	// GitHubScanningKeys is where GitHub's secret scanning keys are read:
+	// a URL or a file (--github-scanning-keys; empty: GitHub's).
+	GitHubScanningKeys string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
@@ -375,6 +378,7 @@ type Server struct {
 	// through Redis in a cluster); bulk serves them.
 	leakReports throttle.Throttle
 	bulk        *leak.Bulk
+	githubKeys  *leak.GitHubKeys
 	usage       *service.Usage
 	stopUsage   chan struct{}
 	usageDone   chan struct{}
@@ -517,6 +521,7 @@ func (s *Server) Open(ctx context.Context) error {
 		return err
 	}
 	s.bulk = leak.NewBulk(s.Service, s.leakReports, s.logger)
+	s.githubKeys = leak.NewGitHubKeys(s.cfg.GitHubScanningKeys)
 	s.usage = service.NewUsage()
 	s.Auth = auth.New(auth.Config{
 		Tokens: s.Service, APITokens: s.Service,
@@ -645,6 +650,7 @@ func (s *Server) routes() (main, console http.Handler) {
 	(&api.API{Service: svc, Auth: s.Auth, Prefix: prefix}).Register(mux)
 	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Auth, s.gatewayRoutes))
 	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/credentials/revoke"), s.bulk)
+	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/secret-scanning/github"), &leak.GitHub{Service: svc, Keys: s.githubKeys})
 	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")
 	var ui http.Handler = admin.New(admin.Config{Service: svc, Logger: s.logger,
 		Prefix: prefix, SecureCookies: publicHTTPS, Headers: admin.Headers{
