@@ -1,4 +1,4 @@
--- As store/migrations/sqlite/0007_leaks.sql.
+-- As store/migrations/sqlite/0008_leaks.sql.
 ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT;
 ALTER TABLE api_tokens ADD COLUMN revoked_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE api_tokens ADD COLUMN canary INTEGER NOT NULL DEFAULT 0;
