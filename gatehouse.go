@@ -418,12 +418,21 @@ type Credential struct {
 	// PrevSecretExpiresAt.
 	PrevSecretHash      string     `json:"-"`
 	PrevSecretExpiresAt *time.Time `json:"-"`
+	// RevokedAt and RevokedReason mark a credential revoked for good
+	// (RevokedLeaked: its secret was reported found); nothing brings it
+	// back, and it stays listed so that its owner can roll it.
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	RevokedReason string     `json:"revoked_reason,omitempty"`
 }
 
-// Usable reports whether the credential may authenticate at now: enabled
-// and not expired.
+// RevokedLeaked is the revoked_reason of a credential or API token whose
+// secret was reported found (SPEC §10.1).
+const RevokedLeaked = "leaked"
+
+// Usable reports whether the credential may authenticate at now: enabled,
+// not revoked and not expired.
 func (c *Credential) Usable(now time.Time) bool {
-	return c.Enabled && (c.ExpiresAt == nil || now.Before(*c.ExpiresAt))
+	return c.Enabled && c.RevokedAt == nil && (c.ExpiresAt == nil || now.Before(*c.ExpiresAt))
 }
 
 // APIToken is a named static token of an account (SPEC §3.2). Prefix is a
@@ -441,12 +450,18 @@ type APIToken struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	// CreatedBy is the API token this one was minted through, if any.
 	CreatedBy string `json:"-"`
+	// RevokedAt and RevokedReason: as for Credential.
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	RevokedReason string     `json:"revoked_reason,omitempty"`
+	// Canary marks a token that never authorises: every use is audited
+	// (SPEC §10.1). It is never shown in answers to whoever holds it.
+	Canary bool `json:"canary,omitempty"`
 }
 
-// Usable reports whether the API token may authenticate at now: enabled
-// and not expired.
+// Usable reports whether the API token may authenticate at now: enabled,
+// not revoked, not a canary and not expired.
 func (t *APIToken) Usable(now time.Time) bool {
-	return t.Enabled && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
+	return t.Enabled && t.RevokedAt == nil && !t.Canary && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
 }
 
 // UserFilter narrows a list of users; the zero value matches every user.

@@ -29,6 +29,10 @@ type Settings struct {
 	// RoleScopes maps a role ("admin", "developer", or "member": every
 	// user) to the granted platform scopes its users hold.
 	RoleScopes map[string]Scopes `json:"role_scopes"`
+	// LeakPolicy is what a secret of the account reported found by GitHub
+	// secret scanning does: LeakRevoke (the default) or LeakNotify (audit
+	// only). SPEC §10.1.
+	LeakPolicy string `json:"leak_policy"`
 }
 
 // The keys of Settings.RoleScopes: the roles, and "member" for every user.
@@ -58,6 +62,12 @@ func (s Settings) platformScopesOf(roles Roles, anonymous bool) Scopes {
 	return out
 }
 
+// The leak policies.
+const (
+	LeakRevoke = "revoke"
+	LeakNotify = "notify"
+)
+
 // RateLimitSettings are the two rolling windows of SPEC §5.
 type RateLimitSettings struct {
 	Daily              int `json:"daily"`
@@ -80,6 +90,7 @@ func DefaultSettings() Settings {
 		PasswordGrantEnabled:   true,
 		MaxCredentialsPerUser:  DefaultMaxCredentialsPerUser,
 		MaxAPITokensPerAccount: DefaultMaxAPITokensPerAccount,
+		LeakPolicy:             LeakRevoke,
 	}
 }
 
@@ -116,6 +127,7 @@ type SettingsPatch struct {
 	MaxCredentialsPerUser     *int                 `json:"max_credentials_per_user"`
 	MaxAPITokensPerAccount    *int                 `json:"max_api_tokens_per_account"`
 	RoleScopes                *map[string][]Scope  `json:"role_scopes"`
+	LeakPolicy                *string              `json:"leak_policy"`
 }
 
 // Bounds on custom scopes and credential lifetimes.
@@ -213,6 +225,12 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 	}
 	if err := check("max_api_tokens_per_account", p.MaxAPITokensPerAccount, 1, MaxAPITokensPerAccountMax, &out.MaxAPITokensPerAccount); err != nil {
 		return s, err
+	}
+	if p.LeakPolicy != nil {
+		if *p.LeakPolicy != LeakRevoke && *p.LeakPolicy != LeakNotify {
+			return s, InvalidField("leak_policy", "Choose revoke or notify.", "leak_policy must be revoke or notify")
+		}
+		out.LeakPolicy = *p.LeakPolicy
 	}
 	return out, nil
 }

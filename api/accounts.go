@@ -75,6 +75,7 @@ type SettingsView struct {
 	MaxAPITokensPerAccount    int                         `json:"max_api_tokens_per_account"`
 	PlatformScopes            gatehouse.Scopes            `json:"platform_scopes"`
 	RoleScopes                map[string]gatehouse.Scopes `json:"role_scopes"`
+	LeakPolicy                string                      `json:"leak_policy"`
 }
 
 func settingsView(s gatehouse.Settings) SettingsView {
@@ -85,7 +86,7 @@ func settingsView(s gatehouse.Settings) SettingsView {
 	v := SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
 		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays,
 		MaxCredentialsPerUser: s.MaxCredentialsPerUser, MaxAPITokensPerAccount: s.MaxAPITokensPerAccount,
-		PlatformScopes: s.PlatformScopes, RoleScopes: s.RoleScopes}
+		PlatformScopes: s.PlatformScopes, RoleScopes: s.RoleScopes, LeakPolicy: s.LeakPolicy}
 	if v.PlatformScopes == nil {
 		v.PlatformScopes = gatehouse.Scopes{}
 	}

@@ -314,9 +314,12 @@ func TestRevocationAndIntrospection(t *testing.T) {
 	if string(r.Body) != `{"active":false}`+"\n" {
 		t.Fatalf("other account introspection %s", r.Body)
 	}
-	// ... and cannot revoke it.
+	// ... but holding it is proof enough to revoke it (SPEC §10.1): a 200
+	// never leaves it working.
 	servertest.Expect(t, env.Request("POST", "/oauth/revoke", body, append(hdr, "Authorization", "Bearer "+other)...), 200, "")
-	servertest.Expect(t, env.As(tok, "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, env.As(tok, "GET", "/v1/me", nil), 401, "invalid_token")
+	tok = accessToken(t, clientToken(env, c))
+	body, _ = form(url.Values{"token": {tok}})
 
 	// Revocation with the token itself; unknown tokens get 200 too.
 	servertest.Expect(t, env.Request("POST", "/oauth/revoke", body, hdr...), 200, "")

@@ -141,6 +141,8 @@ type RequestInfo struct {
 
 	// w records the answer's status and size.
 	w StatusWriter
+	// userAgent and path are the request's, fixed when it arrives.
+	userAgent, path string
 	// idHeader is the X-Request-Id value of the answer.
 	idHeader [1]string
 	// base is the server's logger; logger is base with the request id,
@@ -169,6 +171,12 @@ func (i *RequestInfo) Logger() *slog.Logger {
 
 // ClientAddr returns the client's address (Client.Addr).
 func (i *RequestInfo) ClientAddr() string { return i.Client.Addr }
+
+// UserAgent returns the request's User-Agent header.
+func (i *RequestInfo) UserAgent() string { return i.userAgent }
+
+// Path returns the request's URL path.
+func (i *RequestInfo) Path() string { return i.path }
 
 // Principal returns who the request was admitted as (Admitted), or nil.
 func (i *RequestInfo) Principal() *gatehouse.Principal {
@@ -325,7 +333,7 @@ func RequestID(ctx context.Context) string {
 func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInfo), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &RequestInfo{Client: ClientOf(r, trusted), base: logger}
+		info := &RequestInfo{Client: ClientOf(r, trusted), base: logger, userAgent: r.UserAgent(), path: r.URL.Path}
 		info.ID, info.ClientID = requestIDs(r, info.Client.Proxied)
 		info.idHeader[0] = info.ID
 		w.Header()[RequestIDHeader] = info.idHeader[:1:1]

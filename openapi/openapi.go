@@ -62,6 +62,10 @@ const (
 	extAuth = "x-gatehouse-authenticated"
 	// extRootServer marks a path served outside the management prefix.
 	extRootServer = "x-gatehouse-root"
+	// extPublic marks an operation of openapi.yaml under the management
+	// prefix that takes no credential and is not in the API's route
+	// table (e.g. /v1/credentials/revoke).
+	extPublic = "x-gatehouse-public"
 )
 
 // Security scheme names.
@@ -133,6 +137,8 @@ func Build(routes []api.Route, opts Options) (doc []byte, missing []string, err 
 			case op[extAuth] == true:
 				delete(op, extAuth)
 				secure(op, "", false)
+			case op[extPublic] == true:
+				delete(op, extPublic)
 			case !root && !served[m+" "+path]:
 				missing = append(missing, "operation "+strings.ToUpper(m)+" "+path+" in openapi.yaml is no route of the API")
 				delete(item, m)

@@ -7,6 +7,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/gatehouse/gatehouse/cluster"
+	"github.com/gatehouse/gatehouse/leak"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/throttle"
 )
@@ -46,5 +47,6 @@ func (s *Server) openRedis(ctx context.Context) error {
 	timed := cluster.WithTimeout(s.redis, s.cfg.StoreTimeout)
 	s.cluster = cluster.NewRedis(timed, s.cfg.RedisPrefix)
 	s.signIn = throttle.NewRedis(timed, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
+	s.leakReports = throttle.NewRedis(timed, leak.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"lk:"))
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/leak"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/openapi"
@@ -127,6 +128,12 @@ type Config struct {
 	// Cluster; see cluster.ClientOption). RedisPrefix prefixes every key
 	// (tests isolate themselves with it); it must not contain "{".
 	RedisURL, RedisPrefix string
+	// TokenPrefix is the deployment name new secrets carry
+	// (--token-prefix, SPEC §10.1); empty means the default prefixes.
+	TokenPrefix string
+	// GitHubScanningKeys is where GitHub's secret scanning keys are read:
+	// a URL or a file (--github-scanning-keys; empty: GitHub's).
+	GitHubScanningKeys string
 	// Limiter, when set, replaces the in-memory rate limiter.
 	Limiter ratelimit.Limiter
 
@@ -251,6 +258,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("platform-scopes: %q is not a scope name (1 to %d characters of A-Z a-z 0-9 : . _ -)", sc, gatehouse.MaxScopeLen)
 		}
 	}
+	if c.TokenPrefix != "" {
+		if err := token.CheckDeployment(c.TokenPrefix); err != nil {
+			return err
+		}
+	}
 	if strings.Contains(c.RedisPrefix, "{") {
 		return fmt.Errorf("redis-prefix %q must not contain \"{\" (Redis Cluster hash tags are Gatehouse's)", c.RedisPrefix)
 	}
@@ -361,10 +373,15 @@ type Server struct {
 	cluster *cluster.Redis
 	// signIn is the shared sign-in throttle of a cluster (nil: the
 	// service's own, in memory).
-	signIn    throttle.Throttle
-	usage     *service.Usage
-	stopUsage chan struct{}
-	usageDone chan struct{}
+	signIn throttle.Throttle
+	// leakReports counts bulk leak reports per client address (shared
+	// through Redis in a cluster); bulk serves them.
+	leakReports throttle.Throttle
+	bulk        *leak.Bulk
+	githubKeys  *leak.GitHubKeys
+	usage       *service.Usage
+	stopUsage   chan struct{}
+	usageDone   chan struct{}
 	// stopPrune stops the pruner and pruneDone closes when it has.
 	stopPrune context.CancelFunc
 	pruneDone chan struct{}
@@ -480,6 +497,9 @@ func (s *Server) Open(ctx context.Context) error {
 		}
 		shared = s.cluster
 	}
+	if s.leakReports == nil {
+		s.leakReports = throttle.NewMemory(leak.Rules())
+	}
 	if s.limiter == nil && s.cluster == nil {
 		mem := ratelimit.NewMemory()
 		s.limiter, s.closeLimiter = mem, mem.Close
@@ -492,6 +512,7 @@ func (s *Server) Open(ctx context.Context) error {
 		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
 		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.limiterConfirms(), OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
 		CacheBytes: s.cfg.CacheSize, PlatformScopes: append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...),
+		TokenPrefix: s.cfg.TokenPrefix,
 	})
 	if err := s.bootstrap(ctx); err != nil {
 		return err
@@ -499,6 +520,8 @@ func (s *Server) Open(ctx context.Context) error {
 	if _, err := s.Service.SeparatePlatformScopes(ctx); err != nil {
 		return err
 	}
+	s.bulk = leak.NewBulk(s.Service, s.leakReports, s.logger)
+	s.githubKeys = leak.NewGitHubKeys(s.cfg.GitHubScanningKeys)
 	s.usage = service.NewUsage()
 	s.Auth = auth.New(auth.Config{
 		Tokens: s.Service, APITokens: s.Service,
@@ -626,6 +649,8 @@ func (s *Server) routes() (main, console http.Handler) {
 	prefix := s.cfg.ManagementPrefix
 	(&api.API{Service: svc, Auth: s.Auth, Prefix: prefix}).Register(mux)
 	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Auth, s.gatewayRoutes))
+	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/credentials/revoke"), s.bulk)
+	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/secret-scanning/github"), &leak.GitHub{Service: svc, Keys: s.githubKeys})
 	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")
 	var ui http.Handler = admin.New(admin.Config{Service: svc, Logger: s.logger,
 		Prefix: prefix, SecureCookies: publicHTTPS, Headers: admin.Headers{
@@ -847,6 +872,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.ops != nil {
 		errs = append(errs, s.ops.Shutdown(ctx))
+	}
+	if s.bulk != nil {
+		s.bulk.Wait()
 	}
 	return errors.Join(append(errs, s.release())...)
 }

@@ -52,7 +52,7 @@ func checkTTLDays(days int) error {
 func (s *Service) newPair(u *gatehouse.User, app *gatehouse.APIApplication, familyID string) (*Issued, []*gatehouse.Token) {
 	ttl := time.Duration(app.AccessTokenTTLDays) * 24 * time.Hour
 	rawAccess, access := s.newAccess(u, gatehouse.MethodAPIAccess, app.ClientID, familyID, ttl)
-	rawRefresh := token.New(token.RefreshToken)
+	rawRefresh := s.mint(token.RefreshToken)
 	refresh := *access
 	refresh.ID, refresh.Kind, refresh.Hash = gatehouse.NewID("tok"), gatehouse.KindRefresh, s.digester.Digest(rawRefresh)
 	refresh.ExpiresAt = access.CreatedAt.Add(RefreshTokenLifetime)
@@ -95,7 +95,7 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 		return nil, err
 	}
 	app := &gatehouse.APIApplication{ID: gatehouse.NewID("app"), AccountID: u.AccountID, UserID: u.ID,
-		ClientID: token.New(token.ClientID), AccessTokenTTLDays: days, Scopes: scopes, CreatedBy: mintedBy(p), CreatedAt: s.now()}
+		ClientID: s.mint(token.ClientID), AccessTokenTTLDays: days, Scopes: scopes, CreatedBy: mintedBy(p), CreatedAt: s.now()}
 	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// An application made while the user loses the admin role would

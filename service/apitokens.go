@@ -48,7 +48,9 @@ func (s *Service) APITokensExtension(ctx context.Context, p *gatehouse.Principal
 
 // NewAPIToken is a freshly made API token; the token is shown once.
 type NewAPIToken struct {
-	ID        string           `json:"id"`
+	ID string `json:"id"`
+	// Canary is set on a canary token (see APITokenInput.Canary).
+	Canary    bool             `json:"canary,omitempty"`
 	Name      string           `json:"name"`
 	Token     string           `json:"token"`
 	Prefix    string           `json:"prefix"`
@@ -62,6 +64,9 @@ type APITokenInput struct {
 	Name      string             `json:"name"`
 	Scopes    *[]gatehouse.Scope `json:"scopes"`
 	ExpiresAt *time.Time         `json:"expires_at"`
+	// Canary makes a token that never authorises: it is refused exactly
+	// like an unknown token and every use is audited (SPEC §10.1).
+	Canary bool `json:"canary"`
 }
 
 // CreateAPIToken makes a named API token. Admins only; extension_disabled
@@ -94,7 +99,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 		return nil, err
 	}
 	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Scopes: scopes,
-		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
+		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now(), Canary: in.Canary}
 	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", func(tx *store.Tx) error {
 		a, err := tx.Account(p.AccountID) // lock: see APITokenNameTaken and apiTokenRoom
 		if err != nil {
@@ -108,7 +113,8 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 	if err != nil {
 		return nil, err
 	}
-	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt}, nil
+	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt,
+		Canary: t.Canary}, nil
 }
 
 // apiTokenNameFree returns conflict, about the name, when t's account has
@@ -128,7 +134,7 @@ func apiTokenNameFree(tx *store.Tx, t *gatehouse.APIToken, except string, now ti
 // storeAPIToken gives t a fresh secret and stores it with its audit entry;
 // it returns the secret, shown once.
 func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *gatehouse.APIToken, action string, also ...func(*store.Tx) error) (string, error) {
-	raw := token.New(token.APIToken)
+	raw := s.mint(token.APIToken)
 	t.Prefix, t.Hash = token.Hint(raw), s.digester.Digest(raw)
 	err := s.update(ctx, func(tx *store.Tx) error {
 		for _, f := range also {
@@ -193,6 +199,8 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // account's max_credential_lifetime_days, and takes over everything minted
 // through the old one. Admins only, and only on a token p may act on
 // (mayActOn).
+// A token revoked for good (leaked) is rolled the same way and stays
+// revoked.
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
@@ -211,7 +219,7 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
 			return err
 		}
-		next.Name, next.Scopes, next.CreatedBy = old.Name, old.Scopes, old.CreatedBy
+		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
 		next.ExpiresAt = earliest(old.ExpiresAt, s.lifetimeLimit(a))
 		until := s.now().Add(overlap)
 		if old.ExpiresAt == nil || until.Before(*old.ExpiresAt) {
@@ -310,6 +318,9 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 		return nil, errInvalidAPIToken()
 	} else if err != nil {
 		return nil, err
+	}
+	if t.Canary {
+		return nil, s.canaryUsed(ctx, t)
 	}
 	a, err := s.store.Account(ctx, t.AccountID)
 	if err != nil {

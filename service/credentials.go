@@ -127,9 +127,9 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 	if err := mayActOn(p, userReach(p.Account, u, scopes), expires); err != nil {
 		return nil, err
 	}
-	secret := token.New(token.ClientSecret)
+	secret := s.mint(token.ClientSecret)
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: u.AccountID, UserID: u.ID, Name: name,
-		ClientID: token.New(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
+		ClientID: s.mint(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: scopes, ExpiresAt: expires,
 		Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now()}
 	err = s.update(ctx, func(tx *store.Tx) error {
 		cur, err := lockUser(tx, u)
@@ -269,6 +269,8 @@ func checkOverlap(seconds int) (time.Duration, error) {
 // The credential's expiry is bounded like a new one's by the account's
 // max_credential_lifetime_days; only a credential p may act on
 // (mayActOn).
+// A credential revoked for good is rolled into a new one instead (see
+// rollRevokedCredential).
 func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
 	u, err := requireDeveloper(p)
 	if err != nil {
@@ -278,7 +280,7 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 	if err != nil {
 		return nil, err
 	}
-	secret := token.New(token.ClientSecret)
+	secret := s.mint(token.ClientSecret)
 	var out *RolledSecret
 	err = s.update(ctx, func(tx *store.Tx) error {
 		a := p.Account
@@ -287,6 +289,10 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		if err := mayActOn(p, userReach(a, u, c.Scopes), c.ExpiresAt); err != nil {
+			return err
+		}
+		if c.RevokedAt != nil {
+			out, err = s.rollRevokedCredential(ctx, tx, p, c, secret)
 			return err
 		}
 		c.ExpiresAt = earliest(c.ExpiresAt, s.lifetimeLimit(a))

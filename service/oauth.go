@@ -8,27 +8,34 @@ import (
 	"github.com/gatehouse/gatehouse/token"
 )
 
-// RevokeToken revokes an access or refresh token (RFC 7009); revoking a
-// refresh token revokes its whole lineage. caller is who authenticated the
-// request, or nil when the request carries only the token itself (holding
-// a token is enough to revoke it). publicClientID is the client id a
-// public client sent without a secret (RFC 7009 §2.1): the token must have
-// been issued to it. A caller of another account, or one that is neither
-// the token's owner nor an admin of its account, revokes nothing. Unknown
-// tokens are not an error. Revocations by anyone but the token itself are
-// audited.
+// RevokeToken revokes any secret this server issued (RFC 7009, SPEC §6 and
+// §10.1); revoking a refresh token revokes its whole lineage. caller is who
+// authenticated the request, or nil when the request carries only the
+// token itself (holding a token is enough to revoke it). publicClientID is
+// the client id a public client sent without a secret (RFC 7009 §2.1).
+// An access or refresh token revoked by its owner, an admin of its account
+// or itself is revoked as before (audited unless by itself); any other
+// secret — an API token, a client secret, a console session — and a token
+// presented by anyone else is revoked by possession as leaked (see
+// RevokeLeaked). Unknown tokens are not an error, and nothing answered
+// success still works.
 func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, publicClientID, raw string) error {
+	if kind, ok := token.Parse(raw); ok && kind != token.AccessToken && kind != token.RefreshToken {
+		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
+		return err
+	}
 	it, err := s.issuedToken(ctx, raw)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	if caller != nil && (caller.AccountID != it.AccountID || (!caller.IsAdmin() && caller.UserID() != it.UserID)) {
-		return nil
-	}
-	if publicClientID != "" && publicClientID != it.ClientID {
-		return nil
+	if (caller != nil && (caller.AccountID != it.AccountID || (!caller.IsAdmin() && caller.UserID() != it.UserID))) ||
+		(publicClientID != "" && publicClientID != it.ClientID) {
+		// Not the owner's: possession is proof enough (SPEC §10.1), and
+		// answering 200 while it still works is never allowed.
+		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
+		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
 		if it.Kind == gatehouse.KindRefresh {

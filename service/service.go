@@ -74,6 +74,9 @@ type Config struct {
 	// gateway's route rules name and --platform-scopes lists): granted to
 	// accounts only by the operator, never an account's custom scope.
 	PlatformScopes gatehouse.Scopes
+	// TokenPrefix is the deployment name new secrets carry (SPEC §10.1,
+	// token.NewWith); empty means the default prefixes.
+	TokenPrefix string
 }
 
 // Service implements the business rules over a store. Construct it with
@@ -91,6 +94,7 @@ type Service struct {
 	onCacheLookup   func(hit bool)
 	logger          *slog.Logger
 	platformScopes  gatehouse.Scopes
+	tokenPrefix     string
 
 	gen        generations
 	principals *cache[*gatehouse.Principal]
@@ -106,6 +110,7 @@ func New(cfg Config) *Service {
 		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
 		touches:        touches{wake: make(chan struct{}, 1)},
 		platformScopes: gatehouse.NormalizeScopes(cfg.PlatformScopes),
+		tokenPrefix:    cfg.TokenPrefix,
 	}
 	total := cfg.CacheBytes
 	if total <= 0 {

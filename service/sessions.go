@@ -23,7 +23,7 @@ func (s *Service) Login(ctx context.Context, email, pw, from string) (cookie, cs
 	if err != nil {
 		return "", "", err
 	}
-	cookie = token.New(token.Session)
+	cookie = s.mint(token.Session)
 	now := s.now()
 	se := &store.Session{ID: gatehouse.NewID("ses"), Hash: s.digester.Digest(cookie), UserID: u.ID,
 		CSRF: rand.Text(), CreatedAt: now, ExpiresAt: now.Add(SessionLifetime),

@@ -25,7 +25,7 @@ type Issued struct {
 // newAccess returns a fresh access token string and its row, issued under
 // u's current epochs.
 func (s *Service) newAccess(u *gatehouse.User, method gatehouse.AuthMethod, clientID, familyID string, ttl time.Duration) (string, *gatehouse.Token) {
-	raw := token.New(token.AccessToken)
+	raw := s.mint(token.AccessToken)
 	now := s.now()
 	t := &gatehouse.Token{
 		ID: gatehouse.NewID("tok"), AccountID: u.AccountID, UserID: u.ID, Kind: gatehouse.KindAccess,

@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by`
+const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by, revoked_at, revoked_reason, canary`
 
 func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 	var (
@@ -18,10 +18,14 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 		used, expires sql.NullInt64
 		scopes        sql.NullString
 		enabled       int
+		revoked       sql.NullInt64
+		canary        int
 	)
-	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used, &scopes, &expires, &enabled, &t.CreatedBy); err != nil {
+	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used, &scopes, &expires, &enabled, &t.CreatedBy,
+		&revoked, &t.RevokedReason, &canary); err != nil {
 		return nil, err
 	}
+	t.RevokedAt, t.Canary = fromNullMicros(revoked), canary != 0
 	t.CreatedAt, t.LastUsedAt, t.ExpiresAt = fromMicros(created), fromNullMicros(used), fromNullMicros(expires)
 	t.Scopes, t.Enabled = fromNullScopes(scopes), enabled != 0
 	return &t, nil
@@ -29,9 +33,10 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 
 // CreateAPIToken stores an API token.
 func (t *Tx) CreateAPIToken(k *gatehouse.APIToken) error {
-	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.AccountID, k.Name, k.Prefix, k.Hash, micros(k.CreatedAt), nullMicros(k.LastUsedAt),
-		nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.CreatedBy)
+		nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.CreatedBy,
+		nullMicros(k.RevokedAt), k.RevokedReason, boolInt(k.Canary))
 	return t.s.conflict(err, "API token")
 }
 
@@ -164,7 +169,7 @@ func (s *Store) APITokensCreatedBy(ctx context.Context, accountID, userID string
 func (t *Tx) APITokenNameTaken(accountID, name, except string, now time.Time) (bool, error) {
 	var n int
 	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
-		AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, except, micros(now)).Scan(&n)
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, except, micros(now)).Scan(&n)
 	return n > 0, err
 }
 

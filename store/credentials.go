@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at`
+const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at, revoked_at, revoked_reason`
 
 func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 	var (
@@ -18,11 +18,13 @@ func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 		expires, used, prevExpires sql.NullInt64
 		scopes                     sql.NullString
 		enabled                    int
+		revoked                    sql.NullInt64
 	)
 	if err := sc.Scan(&c.ID, &c.AccountID, &c.UserID, &c.Name, &c.ClientID, &c.SecretHash, &created,
-		&scopes, &expires, &enabled, &c.CreatedBy, &used, &c.PrevSecretHash, &prevExpires); err != nil {
+		&scopes, &expires, &enabled, &c.CreatedBy, &used, &c.PrevSecretHash, &prevExpires, &revoked, &c.RevokedReason); err != nil {
 		return nil, err
 	}
+	c.RevokedAt = fromNullMicros(revoked)
 	c.CreatedAt, c.ExpiresAt, c.LastUsedAt, c.PrevSecretExpiresAt = fromMicros(created), fromNullMicros(expires), fromNullMicros(used), fromNullMicros(prevExpires)
 	c.Scopes, c.Enabled = fromNullScopes(scopes), enabled != 0
 	return &c, nil
@@ -30,10 +32,10 @@ func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 
 // CreateCredential stores a client credential.
 func (t *Tx) CreateCredential(c *gatehouse.Credential) error {
-	_, err := t.exec(`INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.AccountID, c.UserID, c.Name, c.ClientID, c.SecretHash, micros(c.CreatedAt),
 		nullScopes(c.Scopes), nullMicros(c.ExpiresAt), boolInt(c.Enabled), c.CreatedBy, nullMicros(c.LastUsedAt),
-		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt))
+		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt), nullMicros(c.RevokedAt), c.RevokedReason)
 	return t.s.conflict(err, "credential")
 }
 
@@ -184,7 +186,7 @@ func (s *Store) CredentialByID(ctx context.Context, accountID, id string) (*gate
 func (t *Tx) CredentialNameTaken(accountID, userID, name, except string, now time.Time) (bool, error) {
 	var n int
 	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE account_id = ? AND user_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
-		AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, name, except, micros(now)).Scan(&n)
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, name, except, micros(now)).Scan(&n)
 	return n > 0, err
 }
 

@@ -135,7 +135,7 @@ type Parent struct {
 // tokenByHashSQL reads a token with its user, account, parent and family
 // in one statement.
 var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
-	c.id, c.enabled, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
+	c.id, CASE WHEN c.revoked_at IS NULL THEN c.enabled ELSE 0 END, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
 	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id)
 	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
 	LEFT JOIN client_credentials c ON t.method = '` + string(gatehouse.MethodClientCredentials) + `' AND c.client_id = t.client_id

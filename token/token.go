@@ -46,22 +46,26 @@ var prefixes = []Prefix{AccessToken, RefreshToken, APIToken, ClientSecret, Clien
 func New(p Prefix) string {
 	var b [Len]byte
 	copy(b[:], p)
-	body := b[prefixLen : prefixLen+bodyLen]
+	fill(b[prefixLen : prefixLen+bodyLen])
+	sum := checksum(string(b[:prefixLen+bodyLen]))
+	copy(b[prefixLen+bodyLen:], sum[:])
+	return string(b[:])
+}
+
+// fill writes random base62 symbols into body.
+func fill(body []byte) {
 	var rnd [64]byte
 	n := 0
-	for n < bodyLen {
+	for n < len(body) {
 		_, _ = rand.Read(rnd[:])
 		for _, c := range rnd {
 			// 248 = 4*62: rejection sampling keeps every symbol equally likely.
-			if c < 248 && n < bodyLen {
+			if c < 248 && n < len(body) {
 				body[n] = alphabet[c%62]
 				n++
 			}
 		}
 	}
-	sum := checksum(string(b[:prefixLen+bodyLen]))
-	copy(b[prefixLen+bodyLen:], sum[:])
-	return string(b[:])
 }
 
 // checksum returns the checksum of a token's prefix and body: their CRC-32
@@ -103,12 +107,13 @@ var crcTables = func() (t [8][256]uint32) {
 	return t
 }()
 
-// Parse reports the prefix of s if s is a well-formed token string: a known
-// prefix, the exact length, the base62 alphabet and a matching checksum.
-// It makes no store look-up and does not allocate.
+// Parse reports the kind of s if s is a well-formed token string: a known
+// prefix — a kind's own (gat_ …) or a deployment's (acme_at_ …, see
+// NewWith) —, the exact length, the base62 alphabet and a matching
+// checksum. It makes no store look-up and does not allocate.
 func Parse(s string) (Prefix, bool) {
 	if len(s) != Len {
-		return "", false
+		return parseDeployment(s)
 	}
 	var p Prefix
 	for _, known := range prefixes {
@@ -147,8 +152,12 @@ const hintLen = 4
 
 // Hint returns a short, non-secret prefix of s for display in lists: the
 // kind prefix and the first four characters of the body, such as
-// "gak_Ab3x". A string too short to be a token is returned as it is.
+// "gak_Ab3x" or "acme_ak_Ab3x". A string too short to be a token is
+// returned as it is.
 func Hint(s string) string {
+	if len(s) > Len && len(s) >= bodyLen+checksumLen {
+		return s[:len(s)-bodyLen-checksumLen+hintLen]
+	}
 	if len(s) < prefixLen+hintLen {
 		return s
 	}

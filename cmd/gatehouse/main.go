@@ -112,6 +112,7 @@ commands:
   migrate   apply database migrations and exit
   version   print the version
   bench     measure the server under load and print a table
+  token-patterns  print, per kind, the regular expression a secret scanner should use
   recover   break-glass: make --email an active operator-admin with a new password
   audit-export         write every account's audit log (after --since) as JSON lines
   reapply-revocations  after a restore: re-apply the revocations of --audit FILE made after --since
@@ -167,6 +168,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return runReapplyRevocations(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
+	case "token-patterns":
+		return tokenPatterns(args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -252,6 +255,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	rlStatus := strconv.Itoa(cfg.RateLimitStatus)
 	str(&rlStatus, "rate-limit-status", "GATEHOUSE_RATE_LIMIT_STATUS", "HTTP status of a refusal for the rate limit (e.g. 429)")
 	str(&cfg.RedisURL, "redis-url", "GATEHOUSE_REDIS_URL", "redis://… for a cluster: shared rate limits and revocation (empty: in memory)")
+	str(&cfg.TokenPrefix, "token-prefix", "GATEHOUSE_TOKEN_PREFIX", "deployment name new secrets start with (acme: acme_ak_…); 2-12 of a-z0-9, starting with a letter")
+	str(&cfg.GitHubScanningKeys, "github-scanning-keys", "GATEHOUSE_GITHUB_SCANNING_KEYS", "URL or file of GitHub's secret scanning public keys (empty: GitHub's URL)")
 	str(&cfg.RedisPrefix, "redis-prefix", "GATEHOUSE_REDIS_PREFIX", "prefix of every Redis key (to share one Redis between clusters)")
 	str(&cfg.Upstream, "upstream", "GATEHOUSE_UPSTREAM", "gateway mode: proxy authenticated requests that match no Gatehouse route to this URL")
 	str(&cfg.GatewayRoutes, "gateway-routes", "GATEHOUSE_GATEWAY_ROUTES", "JSON or YAML file of route rules for the gateway and /v1/auth/check: the scopes a method and path need, or public")

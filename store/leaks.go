@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// RevokeAPITokenForGood marks an API token revoked at at with reason,
+// unless it already is; it reports whether it changed it. The token is
+// kept (listed, rollable) but nothing authenticates with it again:
+// UpdateAPIToken never writes these columns. It is revoking.
+func (t *Tx) RevokeAPITokenForGood(accountID, id string, at time.Time, reason string) (bool, error) {
+	t.revokes()
+	res, err := t.exec(`UPDATE api_tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
+		micros(at), reason, id, accountID)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// RevokeCredentialForGood marks a client credential revoked at at with
+// reason, unless it already is, and marks the tokens it issued revoked
+// (for lists and introspection: validity follows the credential); it
+// reports whether it changed the credential. It is revoking.
+func (t *Tx) RevokeCredentialForGood(accountID, id string, at time.Time, reason string) (bool, error) {
+	t.revokes()
+	res, err := t.exec(`UPDATE client_credentials SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
+		micros(at), reason, id, accountID)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	_, err = t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND method = ?
+		AND client_id IN (SELECT client_id FROM client_credentials WHERE id = ? AND account_id = ?)`,
+		micros(at), string(gatehouse.MethodClientCredentials), id, accountID)
+	return true, err
+}
+
+// CredentialBySecretHash returns the client credential whose current or
+// rolled-over secret has the digest, or not_found.
+func (s *Store) CredentialBySecretHash(ctx context.Context, hash string) (*gatehouse.Credential, error) {
+	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials
+		WHERE secret_hash = ? OR prev_secret_hash = ? ORDER BY id LIMIT 1`, hash, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("credential")
+	}
+	return c, err
+}
+
+// EndSession deletes a session inside the transaction and reports whether
+// it was there.
+func (t *Tx) EndSession(id string) (bool, error) {
+	t.revokes()
+	res, err := t.exec(`DELETE FROM sessions WHERE id = ?`, id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
