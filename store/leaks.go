@@ -12,10 +12,12 @@ import (
 // RevokeAPITokenForGood marks an API token revoked at at with reason,
 // unless it already is; it reports whether it changed it. The token is
 // kept (listed, rollable) but nothing authenticates with it again:
-// UpdateAPIToken never writes these columns. It is revoking.
+// UpdateAPIToken never writes these columns. It is also disabled, so that
+// a node of the previous release, which knows no revoked_at, refuses it
+// too during a rolling upgrade. It is revoking.
 func (t *Tx) RevokeAPITokenForGood(accountID, id string, at time.Time, reason string) (bool, error) {
 	t.revokes()
-	res, err := t.exec(`UPDATE api_tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
+	res, err := t.exec(`UPDATE api_tokens SET revoked_at = ?, revoked_reason = ?, enabled = 0 WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
 		micros(at), reason, id, accountID)
 	if err != nil {
 		return false, err
@@ -25,12 +27,13 @@ func (t *Tx) RevokeAPITokenForGood(accountID, id string, at time.Time, reason st
 }
 
 // RevokeCredentialForGood marks a client credential revoked at at with
-// reason, unless it already is, and marks the tokens it issued revoked
+// reason, unless it already is (disabled too, for a node of the previous
+// release during a rolling upgrade), and marks the tokens it issued revoked
 // (for lists and introspection: validity follows the credential); it
 // reports whether it changed the credential. It is revoking.
 func (t *Tx) RevokeCredentialForGood(accountID, id string, at time.Time, reason string) (bool, error) {
 	t.revokes()
-	res, err := t.exec(`UPDATE client_credentials SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
+	res, err := t.exec(`UPDATE client_credentials SET revoked_at = ?, revoked_reason = ?, enabled = 0 WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
 		micros(at), reason, id, accountID)
 	if err != nil {
 		return false, err
