@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -319,7 +320,11 @@ func NewProxy(cfg Config) *Proxy {
 			DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		}),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.DeadlineExceeded) {
+			// The exchange ran out of its time, whichever read or write
+			// noticed first: the context, the connection's deadline, or the
+			// request body cut at it.
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+				errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 				gatehouse.Logger(r.Context()).WarnContext(r.Context(), "proxied request cut at the proxy timeout", "method", r.Method, "path", r.URL.Path)
 				w.Header().Set("Connection", "close")
 				httpx.Error(w, r, gatehouse.Errorf(gatehouse.EGatewayTimeout, "The request took longer than the gateway allows"))
