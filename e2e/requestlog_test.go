@@ -93,7 +93,7 @@ func TestRequestLogLosesNothingOnShutdown(t *testing.T) {
 	<-stopped
 
 	logged := map[string]int{}
-	reqID := regexp.MustCompile(` request_id=(load-\S+)`)
+	reqID := regexp.MustCompile(` client_request_id=(load-\S+)`) // the client's id, logged beside the one Gatehouse made
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if m := reqID.FindStringSubmatch(line); m != nil && strings.Contains(line, " msg=request ") {
 			logged[m[1]]++
