@@ -323,8 +323,7 @@ func NewProxy(cfg Config) *Proxy {
 			// The exchange ran out of its time, whichever read or write
 			// noticed first: the context, the connection's deadline, or the
 			// request body cut at it.
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-				errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || pastDeadline(r.Context()) {
 				gatehouse.Logger(r.Context()).WarnContext(r.Context(), "proxied request cut at the proxy timeout", "method", r.Method, "path", r.URL.Path)
 				w.Header().Set("Connection", "close")
 				httpx.Error(w, r, gatehouse.Errorf(gatehouse.EGatewayTimeout, "The request took longer than the gateway allows"))
@@ -371,6 +370,13 @@ func (p *Proxy) Handler() http.Handler {
 		}
 		p.proxy.ServeHTTP(&deadlineWriter{ResponseWriter: w, d: d}, r)
 	})
+}
+
+// pastDeadline reports whether ctx has a deadline (the proxy timeout's)
+// and it has passed, whether or not its timer has fired yet.
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // stripOwnCookies removes from an upstream answer every Set-Cookie for a

@@ -342,6 +342,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/credentials/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report found secrets; each is revoked (docs/leak-response.md)
+         * @description No credential: holding a secret is the proof. 1 to 1000 strings of any kind — access, refresh or API tokens, client secrets. A well-formed request is always answered 202 {}, whatever it held; the secrets are revoked just after. At most 60 requests per client address per hour.
+         */
+        post: operations["reportLeakedCredentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/credentials/{id}": {
         parameters: {
             query?: never;
@@ -483,6 +503,26 @@ export interface paths {
          * @description Grants password, refresh_token and client_credentials. Clients authenticate with HTTP Basic (client_id:client_secret) or with client_id and client_secret in the body. Every answer carries Cache-Control no-store.
          */
         post: operations["tokenV1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/secret-scanning/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * GitHub secret scanning partner alerts (docs/leak-response.md)
+         * @description A JSON array of {token, type, url, source}, signed by GitHub with ECDSA P-256 / SHA-256 over the raw body (Github-Public-Key-Identifier, Github-Public-Key-Signature). Each token is revoked, or only audited, as its account's leak_policy says.
+         */
+        post: operations["githubSecretScanning"];
         delete?: never;
         options?: never;
         head?: never;
@@ -672,6 +712,8 @@ export interface components {
             access_token_ttl_days: number;
         };
         APIToken: {
+            /** @description A canary: never authorises, every use audited */
+            canary?: boolean;
             created_at: components["schemas"]["Time"];
             enabled: boolean;
             expires_at: components["schemas"]["TimeOrNull"];
@@ -679,9 +721,15 @@ export interface components {
             last_used_at: components["schemas"]["TimeOrNull"];
             name: string;
             prefix: string;
+            /** @description When it was revoked for good (docs/leak-response.md) */
+            revoked_at?: components["schemas"]["Time"];
+            /** @enum {string} */
+            revoked_reason?: "leaked";
             scopes: components["schemas"]["Scopes"];
         };
         APITokenInput: {
+            /** @description A canary: never authorises, every use audited (docs/leak-response.md) */
+            canary?: boolean;
             expires_at?: components["schemas"]["Time"];
             name: string;
             scopes?: components["schemas"]["ScopeList"];
@@ -742,6 +790,10 @@ export interface components {
             id: string;
             last_used_at: components["schemas"]["TimeOrNull"];
             name: string;
+            /** @description When it was revoked for good (docs/leak-response.md) */
+            revoked_at?: components["schemas"]["Time"];
+            /** @enum {string} */
+            revoked_reason?: "leaked";
             scopes: components["schemas"]["Scopes"];
             user_id: string;
         };
@@ -840,6 +892,7 @@ export interface components {
             token_endpoint_auth_methods_supported: string[];
         };
         NewAPIToken: {
+            canary?: boolean;
             created_at: components["schemas"]["Time"];
             expires_at: components["schemas"]["TimeOrNull"];
             id: string;
@@ -898,6 +951,11 @@ export interface components {
         Scopes: string[] | null;
         Settings: {
             custom_scopes: string[] | null;
+            /**
+             * @description What a secret reported by GitHub secret scanning does (docs/leak-response.md)
+             * @enum {string}
+             */
+            leak_policy?: "revoke" | "notify";
             /** @description live API tokens the account may hold */
             max_api_tokens_per_account: number;
             /** @description 0 for no limit */
@@ -925,6 +983,8 @@ export interface components {
         };
         SettingsPatch: {
             custom_scopes?: string[];
+            /** @enum {string} */
+            leak_policy?: "revoke" | "notify";
             max_api_tokens_per_account?: number;
             max_credential_lifetime_days?: number;
             max_credentials_per_user?: number;
@@ -3675,6 +3735,96 @@ export interface operations {
             };
         };
     };
+    reportLeakedCredentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    credentials: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted; nothing about what the strings were */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: too_many_attempts */
+            429: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
     deleteCredential: {
         parameters: {
             query?: never;
@@ -4781,6 +4931,102 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "too_many_attempts";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    githubSecretScanning: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    source?: string;
+                    token?: string;
+                    type?: string;
+                    url?: string;
+                }[];
+            };
+        };
+        responses: {
+            /** @description One label per token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        label: "true_positive" | "false_positive";
+                        token_hash: string;
+                        token_type: string;
+                    }[];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
                     };
                 };
             };
