@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,19 +83,9 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	if opt.Rounds <= 0 {
 		opt.Rounds = 2
 	}
-	out := opt.Out
-	if out == nil {
-		out = io.Discard
-	}
-	if opt.Stderr == nil {
-		opt.Stderr = io.Discard
-	}
-	bin := opt.Binary
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return res, err
-		}
+	out, bin, err := processDefaults(&opt.Stderr, opt.Out, opt.Binary)
+	if err != nil {
+		return res, err
 	}
 	flags := []string{"--database-url", opt.DatabaseURL, "--redis-url", opt.RedisURL,
 		"--redis-prefix", fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano()), "--log-level", "warn"}

@@ -92,3 +92,22 @@ func rssOf(path string) int64 {
 	}
 	return 0
 }
+
+// processDefaults fills what the modes that run server processes (soak,
+// churn) leave unset: their report and the servers' standard error go
+// nowhere, and the server binary is this one.
+func processDefaults(stderr *io.Writer, out io.Writer, binary string) (io.Writer, string, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	if *stderr == nil {
+		*stderr = io.Discard
+	}
+	if binary == "" {
+		var err error
+		if binary, err = os.Executable(); err != nil {
+			return nil, "", err
+		}
+	}
+	return out, binary, nil
+}

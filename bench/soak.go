@@ -93,19 +93,9 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 	if opt.Bound <= 0 {
 		opt.Bound = 0.10
 	}
-	out := opt.Out
-	if out == nil {
-		out = io.Discard
-	}
-	if opt.Stderr == nil {
-		opt.Stderr = io.Discard
-	}
-	bin := opt.Binary
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return res, err
-		}
+	out, bin, err := processDefaults(&opt.Stderr, opt.Out, opt.Binary)
+	if err != nil {
+		return res, err
 	}
 	dir, err := os.MkdirTemp("", "gatehouse-soak")
 	if err != nil {
