@@ -32,6 +32,20 @@ const (
 	EUnauthorizedClient   = "unauthorized_client"
 	EUnsupportedGrantType = "unsupported_grant_type"
 	EInvalidScope         = "invalid_scope"
+	// EInvalidTarget refuses a resource indicator (RFC 8707 §2).
+	EInvalidTarget = "invalid_target"
+	// EInvalidRedirectURI and EInvalidClientMetadata refuse a client's
+	// registration (RFC 7591 §3.2.2).
+	EInvalidRedirectURI    = "invalid_redirect_uri"
+	EInvalidClientMetadata = "invalid_client_metadata"
+	EIPNotAllowed          = "ip_not_allowed"
+	EQuotaExceeded         = "quota_exceeded"
+	// The device authorization grant's answers while polling (RFC 8628
+	// §3.5).
+	EAuthorizationPending = "authorization_pending"
+	ESlowDown             = "slow_down"
+	EAccessDenied         = "access_denied"
+	EExpiredToken         = "expired_token"
 )
 
 // Error is the one error type that reaches users. Code is one of the E*

@@ -24,13 +24,15 @@ const (
 	ScopeSettingsWrite    Scope = "settings:write"
 	ScopeAuditRead        Scope = "audit:read"
 	ScopeAccountsWrite    Scope = "accounts:write"
+	// ScopeUsageRead reads the account's usage counts (SPEC §10.5).
+	ScopeUsageRead Scope = "usage:read"
 )
 
 // BuiltinScopes lists the built-in scopes, in a stable order.
 var BuiltinScopes = Scopes{
 	ScopeWorkspacesRead, ScopeWorkspacesWrite, ScopeUsersRead, ScopeUsersWrite,
 	ScopeCredentialsRead, ScopeCredentialsWrite, ScopeSettingsRead, ScopeSettingsWrite,
-	ScopeAuditRead, ScopeAccountsWrite,
+	ScopeAuditRead, ScopeAccountsWrite, ScopeWebhooksRead, ScopeWebhooksWrite, ScopeUsageRead,
 }
 
 // Bounds on scope lists (SPEC §10.8 "Bounded work"): a list a client sends
@@ -240,7 +242,7 @@ func (p *Principal) RoleScopes() Scopes {
 		out = append(out, ScopeCredentialsRead, ScopeCredentialsWrite)
 	}
 	if roles.Has(RoleAdmin) {
-		out = append(out, ScopeUsersWrite, ScopeSettingsRead, ScopeSettingsWrite, ScopeAuditRead)
+		out = append(out, ScopeUsersWrite, ScopeSettingsRead, ScopeSettingsWrite, ScopeAuditRead, ScopeWebhooksRead, ScopeWebhooksWrite, ScopeUsageRead)
 	}
 	if p.IsOperator() {
 		out = append(out, ScopeAccountsWrite)

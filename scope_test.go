@@ -88,3 +88,26 @@ func TestNormalizeLinear(t *testing.T) {
 		t.Fatalf("comparisons: %d for 1,000 names, %d for 100,000 (ratio %.0f): not linearithmic", small, large, ratio)
 	}
 }
+
+func TestResourceKey(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"https://api.example.com", "https://api.example.com", true},
+		{"https://API.example.com/", "https://api.example.com", true},
+		{"HTTP://127.0.0.1:8080/mcp", "http://127.0.0.1:8080/mcp", true},
+		{"https://api.example.com/mcp#x", "", false},
+		{"https://api.example.com/?q=1", "", false},
+		{"/relative", "", false},
+		{"urn:example:thing", "", false},
+		{"ftp://example.com", "", false},
+		{"https://user@example.com", "", false},
+		{"", "", false},
+	} {
+		got, ok := ResourceKey(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ResourceKey(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

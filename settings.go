@@ -33,6 +33,38 @@ type Settings struct {
 	// secret scanning does: LeakRevoke (the default) or LeakNotify (audit
 	// only). SPEC §10.1.
 	LeakPolicy string `json:"leak_policy"`
+	// RequireMFA is who of the account must sign in to the console with a
+	// second factor (SPEC §10.6): MFANone (the default; "" reads as it),
+	// MFAAdmins or MFAEveryone.
+	RequireMFA string `json:"require_mfa"`
+	// ThirdPartyApps is which third-party applications the account's
+	// users may authorise (SPEC §10.3): AppsAny, AppsApproved (the
+	// default; "" reads as it) or AppsNone.
+	ThirdPartyApps string `json:"third_party_apps"`
+	// SSO is the account's OpenID Connect single sign-on, nil when it has
+	// none. It is kept apart from the other settings (the client secret
+	// is sealed) and filled in by the service; the account's stored
+	// settings never hold it.
+	SSO *SSOSettings `json:"sso"`
+}
+
+// The require_mfa policies.
+const (
+	MFANone     = "none"
+	MFAAdmins   = "admins"
+	MFAEveryone = "everyone"
+)
+
+// MFARequired reports whether the account's policy requires a user with
+// roles to have a second factor.
+func (s Settings) MFARequired(roles Roles) bool {
+	switch s.RequireMFA {
+	case MFAEveryone:
+		return true
+	case MFAAdmins:
+		return roles.Has(RoleAdmin)
+	}
+	return false
 }
 
 // The keys of Settings.RoleScopes: the roles, and "member" for every user.
@@ -91,6 +123,8 @@ func DefaultSettings() Settings {
 		MaxCredentialsPerUser:  DefaultMaxCredentialsPerUser,
 		MaxAPITokensPerAccount: DefaultMaxAPITokensPerAccount,
 		LeakPolicy:             LeakRevoke,
+		RequireMFA:             MFANone,
+		ThirdPartyApps:         AppsApproved,
 	}
 }
 
@@ -128,6 +162,11 @@ type SettingsPatch struct {
 	MaxAPITokensPerAccount    *int                 `json:"max_api_tokens_per_account"`
 	RoleScopes                *map[string][]Scope  `json:"role_scopes"`
 	LeakPolicy                *string              `json:"leak_policy"`
+	RequireMFA                *string              `json:"require_mfa"`
+	ThirdPartyApps            *string              `json:"third_party_apps"`
+	// SSO changes the single sign-on; the service applies it (Apply
+	// ignores it), since its secret is sealed and its issuer discovered.
+	SSO *SSOPatch `json:"sso"`
 }
 
 // Bounds on custom scopes and credential lifetimes.
@@ -231,6 +270,18 @@ func (p SettingsPatch) Apply(s Settings) (Settings, error) {
 			return s, InvalidField("leak_policy", "Choose revoke or notify.", "leak_policy must be revoke or notify")
 		}
 		out.LeakPolicy = *p.LeakPolicy
+	}
+	if p.RequireMFA != nil {
+		if *p.RequireMFA != MFANone && *p.RequireMFA != MFAAdmins && *p.RequireMFA != MFAEveryone {
+			return s, InvalidField("require_mfa", "Choose none, admins or everyone.", "require_mfa must be none, admins or everyone")
+		}
+		out.RequireMFA = *p.RequireMFA
+	}
+	if p.ThirdPartyApps != nil {
+		if v := *p.ThirdPartyApps; v != AppsAny && v != AppsApproved && v != AppsNone {
+			return s, InvalidField("third_party_apps", "Choose any, approved or none.", "third_party_apps must be any, approved or none")
+		}
+		out.ThirdPartyApps = *p.ThirdPartyApps
 	}
 	return out, nil
 }

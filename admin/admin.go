@@ -54,6 +54,9 @@ type Config struct {
 	// Headers are the header names the server is configured with, shown
 	// on the pages that explain how to use a credential.
 	Headers Headers
+	// Issuer is the server's issuer, sent as iss with every
+	// authorization response (RFC 9207).
+	Issuer string
 }
 
 // Headers are the configurable header names the pages mention.
@@ -70,13 +73,14 @@ type UI struct {
 	prefix        string
 	secureCookies bool
 	headers       Headers
+	issuer        string
 	pages         map[string]*template.Template
 }
 
 // New returns the UI of cfg.
 func New(cfg Config) *UI {
 	u := &UI{svc: cfg.Service, logger: cfg.Logger, prefix: cfg.Prefix,
-		secureCookies: cfg.SecureCookies, headers: cfg.Headers, pages: map[string]*template.Template{}}
+		secureCookies: cfg.SecureCookies, headers: cfg.Headers, issuer: cfg.Issuer, pages: map[string]*template.Template{}}
 	if u.logger == nil {
 		u.logger = slog.Default()
 	}
@@ -112,6 +116,9 @@ type page struct {
 	Form *form
 	// Headers are the configured header names.
 	Headers Headers
+	// Next is where sign-in returns to (an authorization page), if not
+	// the console's home.
+	Next string
 }
 
 // Handler returns the UI's routes, all under /admin; mount it at the
@@ -122,6 +129,13 @@ func (u *UI) Handler() http.Handler {
 	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", http.FileServerFS(static)))
 	mux.HandleFunc(loginPagePattern, u.loginPage)
 	mux.HandleFunc(loginPattern, u.login)
+	mux.HandleFunc(loginCodePagePattern, u.loginCodePage)
+	mux.HandleFunc(loginCodePattern, u.loginCode)
+	mux.HandleFunc(ssoPagePattern, u.ssoPage)
+	mux.HandleFunc(ssoPattern, u.sso)
+	mux.HandleFunc(ssoCallbackPattern, u.ssoCallback)
+	mux.HandleFunc(loginPasskeyOptionsPattern, u.loginPasskeyOptions)
+	mux.HandleFunc(loginPasskeyPattern, u.loginPasskey)
 	u.routes(mux)
 	return secure(u.checked(mux))
 }
@@ -174,14 +188,14 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
 		if err != nil {
-			u.redirect(w, r, "/admin/login")
+			u.toLogin(w, r)
 			return
 		}
 		p, csrf, err := u.svc.SessionPrincipal(r.Context(), c.Value)
 		if err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.EInvalidToken {
 				u.clearCookie(w, r, sessionCookie)
-				u.redirect(w, r, "/admin/login")
+				u.toLogin(w, r)
 				return
 			}
 			u.fail(w, r, page{}, err)
@@ -198,6 +212,18 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 			}
 		}
 		httpx.Admitted(r.Context(), p)
+		if !mfaAllowed(r.URL.Path) {
+			must, err := u.svc.MustEnrol(r.Context(), p)
+			if err != nil {
+				u.fail(w, r, page{}, err)
+				return
+			}
+			if must {
+				// The account requires a second factor: enrol first.
+				u.redirect(w, r, "/admin/me/mfa")
+				return
+			}
+		}
 		pg := page{P: p, CSRF: csrf, Admin: p.IsAdmin(), Developer: p.User.Roles.Has(gatehouse.RoleDeveloper), Operator: p.IsOperator(),
 			Headers: u.headers}
 		if r.Method == http.MethodGet {
@@ -207,6 +233,22 @@ func (u *UI) session(fn handlerFunc) http.Handler {
 			u.fail(w, r, pg, err)
 		}
 	})
+}
+
+// toLogin sends the browser to the sign-in page; from an authorization
+// page (GET), sign-in returns there.
+func (u *UI) toLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == authorizePath {
+		if next := safeNext(authorizePath + "?" + r.URL.RawQuery); next != "" {
+			u.redirect(w, r, "/admin/login?next="+url.QueryEscape(next))
+			return
+		}
+	}
+	if r.Method == http.MethodGet && r.URL.Path == devicePath {
+		u.redirect(w, r, "/admin/login?next="+url.QueryEscape(deviceNext(r)))
+		return
+	}
+	u.redirect(w, r, "/admin/login")
 }
 
 // render writes a page.
@@ -279,7 +321,9 @@ func errorTitle(status int) string {
 // the next page in a short-lived cookie (not the URL, where a crafted link
 // could put words on the page).
 func (u *UI) done(w http.ResponseWriter, r *http.Request, path, msg string) {
-	u.setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
+	if msg != "" {
+		u.setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
+	}
 	u.redirect(w, r, path)
 }
 
@@ -308,6 +352,7 @@ func (u *UI) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 // loginErrors are the sign-in page's messages by code.
 var loginErrors = map[string]string{
 	"credentials": "Wrong e-mail or password.",
+	"expired":     "The sign-in expired; sign in again.",
 }
 
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -321,11 +366,15 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	csrf := rand.Text()
 	u.setCookie(w, r, loginCookie, csrf, 600)
-	pg := page{Title: "Sign in", CSRF: csrf, Error: msg}
+	pg := page{Title: "Sign in", CSRF: csrf, Error: msg, Next: safeNext(r.URL.Query().Get("next"))}
 	if r.Method == http.MethodPost {
+		pg.Next = safeNext(r.PostForm.Get("next"))
 		pg.Form = &form{name: "login", values: url.Values{"email": {r.PostForm.Get("email")}}}
 	}
-	u.render(w, status, "login", pg)
+	u.render(w, status, "login", struct {
+		page
+		PasskeysOn bool
+	}{pg, u.svc.PasskeysAvailable()})
 }
 
 // loginRefused answers a sign-in that was not checked — throttled (429) or
@@ -360,19 +409,17 @@ func inWords(d time.Duration) string {
 // login checks the password and starts a new session: a fresh id every
 // time, never one the browser brought.
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	if err := httpx.ParseForm(w, r); err != nil {
-		u.fail(w, r, page{}, err)
+	if !u.signInForm(w, r) {
 		return
 	}
-	c, err := r.Cookie(loginCookie)
-	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
-		u.message(w, http.StatusForbidden, "Request refused", "The sign-in form's security token is missing or out of date. Reload the page and try again.")
-		return
-	}
-	cookie, _, err := u.svc.Login(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), httpx.ClientAddr(r))
+	step, err := u.svc.SignIn(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), httpx.ClientAddr(r))
 	switch gatehouse.ErrorCode(err) {
 	case "":
 	case gatehouse.EInvalidGrant:
+		if errors.Is(err, service.ErrSSORequired) {
+			u.loginForm(w, r, http.StatusForbidden, "This account signs in with single sign-on: use Sign in with SSO.")
+			return
+		}
 		u.loginForm(w, r, http.StatusUnauthorized, loginErrors["credentials"])
 		return
 	case gatehouse.ETooManyAttempts, gatehouse.EUnavailable:
@@ -382,9 +429,17 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, page{}, err)
 		return
 	}
-	u.clearCookie(w, r, loginCookie)
-	u.setCookie(w, r, sessionCookie, cookie, int(service.SessionLifetime.Seconds()))
-	u.redirect(w, r, "/admin")
+	if step.Pending != "" {
+		// A second factor follows; the CSRF cookie serves that form too.
+		u.setCookie(w, r, signInCookie, step.Pending, int(service.SignInLifetime.Seconds()))
+		to := "/admin/login/code"
+		if next := safeNext(r.PostForm.Get("next")); next != "" {
+			to += "?" + url.Values{"next": {next}}.Encode()
+		}
+		u.redirect(w, r, to)
+		return
+	}
+	u.signedIn(w, r, step.Session)
 }
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, pg page) error {
@@ -399,13 +454,15 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request, pg page) error {
 // home sends each user to where their roles start: admins to the users,
 // developers to their credentials, everyone else to their own account.
 func (u *UI) home(w http.ResponseWriter, r *http.Request, pg page) error {
+	to := "/admin/me"
 	switch {
 	case pg.Admin:
-		u.redirect(w, r, "/admin/users")
+		to = "/admin/users"
 	case pg.Developer:
-		u.redirect(w, r, "/admin/credentials")
-	default:
-		u.redirect(w, r, "/admin/me")
+		to = "/admin/credentials"
 	}
+	// A message for the home page (one of a new sign-in) goes on to the
+	// page the home page is.
+	u.done(w, r, to, pg.Flash)
 	return nil
 }

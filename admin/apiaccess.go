@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -19,13 +20,18 @@ func (u *UI) apiAccessPage(w http.ResponseWriter, r *http.Request, pg page, stat
 	// Reuse detection is news while no token of the application works.
 	reuse := st.ReuseDetected != nil && st.LiveTokens == 0
 	pg.Title, pg.Page = "API access", "api-access"
+	var pv planView
+	if st.App != nil {
+		pv = newPlanView(pg, st.App.Plan, true, "/admin/api-access/plan")
+	}
 	u.render(w, status, "apiaccess", struct {
 		page
 		*service.APIAccessState
 		Reuse bool
 		Min   int
 		Max   int
-	}{pg, st, reuse, service.MinAPIAccessTTLDays, service.MaxAPIAccessTTLDays})
+		Plan  planView
+	}{pg, st, reuse, service.MinAPIAccessTTLDays, service.MaxAPIAccessTTLDays, pv})
 	return nil
 }
 
@@ -81,7 +87,7 @@ func (u *UI) apiAccessLifetime(w http.ResponseWriter, r *http.Request, pg page) 
 	if err != nil {
 		return refused(err)
 	}
-	if _, err := u.svc.UpdateAPIAccess(r.Context(), pg.P, n); err != nil {
+	if _, err := u.svc.UpdateAPIAccess(r.Context(), pg.P, &n, plan.Patch{}); err != nil {
 		return refused(err)
 	}
 	u.done(w, r, "/admin/api-access", fmt.Sprintf("New access tokens will last %s.", plural(n, "day", "days")))
@@ -121,4 +127,15 @@ func (u *UI) revokeAPIAccess(w http.ResponseWriter, r *http.Request, pg page) er
 	}
 	u.done(w, r, "/admin/api-access", "API access revoked; its tokens no longer work.")
 	return nil
+}
+
+// apiAccessPlan sets or clears the plan of the admin's own API access
+// application.
+func (u *UI) apiAccessPlan(w http.ResponseWriter, r *http.Request, pg page) error {
+	return u.savePlan(w, r, pg, true, func(p plan.Patch) error {
+		_, err := u.svc.UpdateAPIAccess(r.Context(), pg.P, nil, p)
+		return err
+	}, func(pg page, status int) error {
+		return u.apiAccessPage(w, r, pg, status)
+	}, "/admin/api-access", "your API access application")
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -101,4 +102,75 @@ func (u *UI) deleteCredential(w http.ResponseWriter, r *http.Request, pg page) e
 	}
 	u.done(w, r, credentialBack(pg.P, c), "Credential "+c.Name+" deleted; its tokens no longer work.")
 	return nil
+}
+
+// rollCredential gives a credential a new secret at once (a leaked one is
+// rolled into a new credential with the same name and scopes) and shows
+// it, once.
+func (u *UI) rollCredential(w http.ResponseWriter, r *http.Request, pg page) error {
+	c, err := u.svc.Credential(r.Context(), pg.P, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s, err := u.svc.RollCredential(r.Context(), pg.P, c.ID, 0)
+	if err != nil {
+		return err
+	}
+	return u.reveal(w, r, pg, shown{
+		Heading: "Credential " + c.Name + " rolled",
+		Warning: "Keep the client secret safe. It is shown only this once; Gatehouse stores only a hash.",
+		Values: []secret{{Label: "Client id", ID: "new-client-id", Value: s.ClientID},
+			{Label: "Client secret", ID: "new-client-secret", Value: s.ClientSecret, Secret: true}},
+		Notes:  []string{"The old secret no longer works. Put the new one where the old one was used."},
+		Back:   credentialBack(pg.P, c),
+		BackTo: "Back to the credentials",
+	})
+}
+
+func (u *UI) credential(w http.ResponseWriter, r *http.Request, pg page) error {
+	return u.credentialPage(w, r, pg, http.StatusOK)
+}
+
+// credentialPage shows one credential with its plan. Its owner changes
+// the plan; an admin looking at another user's credential sees it.
+func (u *UI) credentialPage(w http.ResponseWriter, r *http.Request, pg page, status int) error {
+	ctx := r.Context()
+	c, err := u.svc.Credential(ctx, pg.P, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	back, backTo, owner := credentialBack(pg.P, c), "API credentials", ""
+	pv := newPlanView(pg, c.Plan, true, "/admin/credentials/"+c.ID+"/plan")
+	if c.UserID != pg.P.UserID() {
+		x, err := u.svc.User(ctx, pg.P, c.UserID)
+		if err != nil {
+			return err
+		}
+		backTo, owner = x.Email, x.Email
+		pv.Action, pv.Note = "", "Only its owner changes the plan of a client credential; a plan set on "+x.Email+" counts every request of theirs."
+	}
+	pg.Title, pg.Page = "Credential "+c.Name, "credentials"
+	u.render(w, status, "credential", struct {
+		page
+		Cred                *gatehouse.Credential
+		Owner, Back, BackTo string
+		Plan                planView
+	}{pg, c, owner, back, backTo, pv})
+	return nil
+}
+
+// credentialPlan sets or clears the plan of one of the developer's own
+// credentials.
+func (u *UI) credentialPlan(w http.ResponseWriter, r *http.Request, pg page) error {
+	id := r.PathValue("id")
+	c, err := u.svc.Credential(r.Context(), pg.P, id)
+	if err != nil {
+		return err
+	}
+	return u.savePlan(w, r, pg, true, func(p plan.Patch) error {
+		_, err := u.svc.UpdateCredential(r.Context(), pg.P, id, service.CredentialPatch{Patch: p})
+		return err
+	}, func(pg page, status int) error {
+		return u.credentialPage(w, r, pg, status)
+	}, "/admin/credentials/"+id, "the credential "+c.Name)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -134,4 +135,57 @@ func (u *UI) revokeAPIToken(w http.ResponseWriter, r *http.Request, pg page) err
 	}
 	u.done(w, r, "/admin/extensions", "Token revoked.")
 	return nil
+}
+
+// rollAPIToken replaces an API token with a new one at once (a leaked one
+// is rolled into a new token with the same name and scopes) and shows it,
+// once.
+func (u *UI) rollAPIToken(w http.ResponseWriter, r *http.Request, pg page) error {
+	t, err := u.svc.RollAPIToken(r.Context(), pg.P, r.PathValue("id"), 0)
+	if err != nil {
+		return err
+	}
+	return u.reveal(w, r, pg, shown{
+		Heading: "API token " + t.Name + " rolled",
+		Warning: "Keep this token safe. It is shown only this once; Gatehouse stores only a hash and cannot show it again.",
+		Values:  []secret{{Label: "API token " + t.Name, ID: "api-token", Value: t.Token, Secret: true}},
+		Notes:   []string{"The old token no longer works. Put the new one where the old one was used."},
+		Back:    "/admin/extensions",
+		BackTo:  "Back to extensions",
+	})
+}
+
+func (u *UI) apiToken(w http.ResponseWriter, r *http.Request, pg page) error {
+	return u.apiTokenPage(w, r, pg, http.StatusOK)
+}
+
+// apiTokenPage shows one API token with its plan and the form that
+// changes it.
+func (u *UI) apiTokenPage(w http.ResponseWriter, r *http.Request, pg page, status int) error {
+	t, err := u.svc.APIToken(r.Context(), pg.P, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	pg.Title, pg.Page = "API token "+t.Name, "extensions"
+	u.render(w, status, "apitoken", struct {
+		page
+		Token *gatehouse.APIToken
+		Plan  planView
+	}{pg, t, newPlanView(pg, t.Plan, true, "/admin/api-tokens/"+t.ID+"/plan")})
+	return nil
+}
+
+// apiTokenPlan sets or clears the plan of an API token.
+func (u *UI) apiTokenPlan(w http.ResponseWriter, r *http.Request, pg page) error {
+	id := r.PathValue("id")
+	t, err := u.svc.APIToken(r.Context(), pg.P, id)
+	if err != nil {
+		return err
+	}
+	return u.savePlan(w, r, pg, true, func(p plan.Patch) error {
+		_, err := u.svc.UpdateAPIToken(r.Context(), pg.P, id, service.CredentialPatch{Patch: p})
+		return err
+	}, func(pg page, status int) error {
+		return u.apiTokenPage(w, r, pg, status)
+	}, "/admin/api-tokens/"+id, "the API token "+t.Name)
 }

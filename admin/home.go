@@ -36,14 +36,19 @@ func (u *UI) mePage(w http.ResponseWriter, r *http.Request, pg page, status int)
 			return err
 		}
 	}
+	grants, _, err := u.svc.Authorizations(ctx, pg.P, "", gatehouse.Page{Limit: gatehouse.MaxPageSize})
+	if err != nil {
+		return err
+	}
 	pg.Title, pg.Page = "Your account", "me"
 	u.render(w, status, "me", struct {
 		page
-		Sessions    []service.SessionInfo
-		Tokens      int
-		Credentials []*gatehouse.Credential
-		APIAccess   *gatehouse.APIApplication
-	}{pg, sessions, tokens, creds, app})
+		Sessions       []service.SessionInfo
+		Tokens         int
+		Credentials    []*gatehouse.Credential
+		APIAccess      *gatehouse.APIApplication
+		Authorizations []*gatehouse.Authorization
+	}{pg, sessions, tokens, creds, app, grants})
 	return nil
 }
 

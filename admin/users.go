@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -134,11 +135,16 @@ type userView struct {
 	APIAccess   *gatehouse.APIApplication
 	APITokens   []*gatehouse.APIToken
 	Sessions    []service.SessionInfo
+	MFA         *service.MFAStatus
 	Tokens      int
-	ByThem      []*gatehouse.AuditEntry
-	AboutThem   []*gatehouse.AuditEntry
-	AuditByURL  string
-	AuditOnURL  string
+	// Authorizations are the third-party applications they authorised.
+	Authorizations []*gatehouse.Authorization
+	ByThem         []*gatehouse.AuditEntry
+	AboutThem      []*gatehouse.AuditEntry
+	AuditByURL     string
+	AuditOnURL     string
+	// Plan is the user's plan and the form that changes it.
+	Plan planView
 }
 
 func (u *UI) user(w http.ResponseWriter, r *http.Request, pg page) error {
@@ -169,7 +175,13 @@ func (u *UI) userPage(w http.ResponseWriter, r *http.Request, pg page, status in
 	if v.Sessions, err = u.svc.Sessions(ctx, pg.P, x.ID); err != nil {
 		return err
 	}
+	if v.MFA, err = u.svc.UserSecondFactors(ctx, pg.P, x.ID); err != nil {
+		return err
+	}
 	if v.Tokens, _, err = u.svc.UserTokenCount(ctx, pg.P, x.ID); err != nil {
+		return err
+	}
+	if v.Authorizations, _, err = u.svc.Authorizations(ctx, pg.P, x.ID, gatehouse.Page{Limit: gatehouse.MaxPageSize}); err != nil {
 		return err
 	}
 	recent := gatehouse.Page{Limit: 10}
@@ -183,6 +195,7 @@ func (u *UI) userPage(w http.ResponseWriter, r *http.Request, pg page, status in
 	v.AuditOnURL = u.path("/admin/audit?" + url.Values{"target": {x.ID}}.Encode())
 	pg.Title, pg.Page = x.Email, "users"
 	v.page = pg
+	v.Plan = newPlanView(pg, x.Plan, false, "/admin/users/"+x.ID+"/plan")
 	u.render(w, status, "user", v)
 	return nil
 }
@@ -316,6 +329,22 @@ func (u *UI) resetPassword(w http.ResponseWriter, r *http.Request, pg page) erro
 	return nil
 }
 
+// userPlan sets or clears the rate limit and quota of a user: every
+// request made as them counts against it.
+func (u *UI) userPlan(w http.ResponseWriter, r *http.Request, pg page) error {
+	id := r.PathValue("id")
+	x, err := u.svc.User(r.Context(), pg.P, id)
+	if err != nil {
+		return err
+	}
+	return u.savePlan(w, r, pg, false, func(p plan.Patch) error {
+		_, err := u.svc.UpdateUser(r.Context(), pg.P, id, service.UserPatch{Patch: p})
+		return err
+	}, func(pg page, status int) error {
+		return u.userPage(w, r, pg, status)
+	}, "/admin/users/"+id, x.Email)
+}
+
 func (u *UI) clearThrottle(w http.ResponseWriter, r *http.Request, pg page) error {
 	nu, err := u.svc.ClearThrottle(r.Context(), pg.P, r.PathValue("id"))
 	if err != nil {
@@ -385,5 +414,41 @@ func (u *UI) deleteUser(w http.ResponseWriter, r *http.Request, pg page) error {
 		return nil
 	}
 	u.done(w, r, "/admin/users", "Deleted "+x.Email+"; every credential of theirs has ended.")
+	return nil
+}
+
+// confirmResetMFA asks before removing a user's second factors.
+func (u *UI) confirmResetMFA(w http.ResponseWriter, r *http.Request, pg page) error {
+	if err := service.RequireAdmin(pg.P); err != nil {
+		return err
+	}
+	x, err := u.svc.User(r.Context(), pg.P, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	u.confirm(w, pg, confirmation{
+		Question: "Reset the second factor of " + x.Email + "?",
+		Stops: []string{
+			"Their authenticator app and recovery codes stop working: they sign in with their password alone until they set up a new one.",
+		},
+		Keeps:   []string{"Their sessions, tokens and credentials keep working. An account that requires a second factor leads them to set one up at their next page."},
+		Action:  "/admin/users/" + x.ID + "/mfa/reset",
+		Cancel:  "/admin/users/" + x.ID,
+		Buttons: []button{{Label: "Reset second factor", Danger: true}},
+	})
+	return nil
+}
+
+// resetMFA removes a user's second factors, once confirmed.
+func (u *UI) resetMFA(w http.ResponseWriter, r *http.Request, pg page) error {
+	id := r.PathValue("id")
+	if !isConfirmed(r) {
+		u.redirect(w, r, "/admin/users/"+id+"/mfa/reset")
+		return nil
+	}
+	if err := u.svc.ResetSecondFactors(r.Context(), pg.P, id); err != nil {
+		return err
+	}
+	u.done(w, r, "/admin/users/"+id, "Second factor reset.")
 	return nil
 }

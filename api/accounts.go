@@ -76,6 +76,10 @@ type SettingsView struct {
 	PlatformScopes            gatehouse.Scopes            `json:"platform_scopes"`
 	RoleScopes                map[string]gatehouse.Scopes `json:"role_scopes"`
 	LeakPolicy                string                      `json:"leak_policy"`
+	RequireMFA                string                      `json:"require_mfa"`
+	ThirdPartyApps            string                      `json:"third_party_apps"`
+	// SSO is the account's single sign-on, null when it has none.
+	SSO *gatehouse.SSOSettings `json:"sso"`
 }
 
 func settingsView(s gatehouse.Settings) SettingsView {
@@ -86,7 +90,11 @@ func settingsView(s gatehouse.Settings) SettingsView {
 	v := SettingsView{RateLimit: s.RateLimit, TokenLifetimes: s.TokenLifetimes, PasswordGrantEnabled: s.PasswordGrantEnabled,
 		CustomScopes: cs, MaxCredentialLifetimeDays: s.MaxCredentialLifetimeDays,
 		MaxCredentialsPerUser: s.MaxCredentialsPerUser, MaxAPITokensPerAccount: s.MaxAPITokensPerAccount,
-		PlatformScopes: s.PlatformScopes, RoleScopes: s.RoleScopes, LeakPolicy: s.LeakPolicy}
+		PlatformScopes: s.PlatformScopes, RoleScopes: s.RoleScopes, LeakPolicy: s.LeakPolicy, RequireMFA: s.RequireMFA,
+		ThirdPartyApps: s.AppsPolicy(), SSO: s.SSO}
+	if v.RequireMFA == "" {
+		v.RequireMFA = gatehouse.MFANone
+	}
 	if v.PlatformScopes == nil {
 		v.PlatformScopes = gatehouse.Scopes{}
 	}

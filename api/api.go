@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/service"
@@ -19,7 +20,7 @@ import (
 // API holds the handlers' dependencies.
 type API struct {
 	Service *service.Service
-	Auth    *auth.Authenticator
+	Admit   *admission.Admitter
 	// Prefix goes in front of every route's path (the management prefix,
 	// e.g. "/gatehouse"); empty serves the SPEC's paths.
 	Prefix string
@@ -45,15 +46,30 @@ func (a *API) routes() []route {
 		credR, credW   = gatehouse.ScopeCredentialsRead, gatehouse.ScopeCredentialsWrite
 		setR, setW     = gatehouse.ScopeSettingsRead, gatehouse.ScopeSettingsWrite
 		audit, accW    = gatehouse.ScopeAuditRead, gatehouse.ScopeAccountsWrite
+		whR, whW       = gatehouse.ScopeWebhooksRead, gatehouse.ScopeWebhooksWrite
 	)
 	return []route{
 		{"GET /v1/me", "", a.me},
+		{"GET /v1/me/mfa", "", a.getMFA},
+		{"POST /v1/me/mfa/totp", "", a.enrolTOTP},
+		{"POST /v1/me/mfa/totp/confirm", "", a.confirmTOTP},
+		{"DELETE /v1/me/mfa/totp", "", a.disableTOTP},
+		{"GET /v1/me/mfa/passkeys", "", a.listPasskeys},
+		{"POST /v1/me/mfa/passkeys/options", "", a.beginPasskey},
+		{"POST /v1/me/mfa/passkeys", "", a.addPasskey},
+		{"PATCH /v1/me/mfa/passkeys/{id}", "", a.renamePasskey},
+		{"DELETE /v1/me/mfa/passkeys/{id}", "", a.removePasskey},
+		{"GET /v1/me/sessions", "", a.mySessions},
+		{"DELETE /v1/me/sessions/{id}", "", a.endMySession},
 		{"GET /v1/users", usersR, a.listUsers},
 		{"POST /v1/users", usersW, a.createUser},
 		{"GET /v1/users/{id}", usersR, a.getUser},
 		{"PATCH /v1/users/{id}", usersW, a.updateUser},
 		{"DELETE /v1/users/{id}", usersW, a.deleteUser},
 		{"DELETE /v1/users/{id}/throttle", usersW, a.clearThrottle},
+		{"GET /v1/users/{id}/sessions", usersR, a.userSessions},
+		{"DELETE /v1/users/{id}/sessions", usersW, a.endUserSessions},
+		{"DELETE /v1/users/{id}/mfa", usersW, a.resetMFA},
 		{"GET /v1/workspaces", wsR, a.listWorkspaces},
 		{"POST /v1/workspaces", wsW, a.createWorkspace},
 		{"GET /v1/workspaces/{id}", wsR, a.getWorkspace},
@@ -80,14 +96,35 @@ func (a *API) routes() []route {
 		{"PATCH /v1/api-tokens/{id}", credW, a.updateAPIToken},
 		{"POST /v1/api-tokens/{id}/roll", credW, a.rollAPIToken},
 		{"DELETE /v1/api-tokens/{id}", credW, a.deleteAPIToken},
+		{"POST /v1/apps", credW, a.createApp},
+		{"GET /v1/apps", credR, a.listApps},
+		{"GET /v1/apps/{id}", credR, a.getApp},
+		{"PATCH /v1/apps/{id}", credW, a.updateApp},
+		{"POST /v1/apps/{id}/roll", credW, a.rollApp},
+		{"DELETE /v1/apps/{id}", credW, a.deleteApp},
+		{"PUT /v1/apps/{id}/approval", setW, a.approveApp},
+		{"GET /v1/me/authorizations", "", a.listAuthorizations("")},
+		{"DELETE /v1/me/authorizations/{client_id}", "", a.revokeAuthorization},
+		{"GET /v1/users/{id}/authorizations", usersR, a.listAuthorizations("")},
+		{"DELETE /v1/users/{id}/authorizations/{client_id}", usersW, a.revokeAuthorization},
 		{"GET /v1/settings", setR, a.getSettings},
 		{"PUT /v1/settings", setW, a.updateSettings},
 		{"GET /v1/audit", audit, a.listAudit},
+		{"GET /v1/usage", gatehouse.ScopeUsageRead, a.listUsage},
 		{"POST /v1/accounts", accW, a.createAccount},
 		{"GET /v1/accounts", accW, a.listAccounts},
 		{"GET /v1/accounts/{id}", accW, a.getAccount},
 		{"PATCH /v1/accounts/{id}", accW, a.updateAccount},
 		{"DELETE /v1/accounts/{id}/users/{user_id}", accW, a.deleteAccountUser},
+		{"GET /v1/webhooks", whR, a.listWebhooks},
+		{"POST /v1/webhooks", whW, a.createWebhook},
+		{"GET /v1/webhooks/{id}", whR, a.getWebhook},
+		{"PATCH /v1/webhooks/{id}", whW, a.updateWebhook},
+		{"DELETE /v1/webhooks/{id}", whW, a.deleteWebhook},
+		{"POST /v1/webhooks/{id}/roll-secret", whW, a.rollWebhookSecret},
+		{"POST /v1/webhooks/{id}/test", whW, a.testWebhook},
+		{"GET /v1/webhooks/{id}/deliveries", whR, a.listDeliveries},
+		{"POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", whW, a.redeliver},
 	}
 }
 
@@ -115,7 +152,7 @@ func Routes() []Route {
 // then the scope check.
 func (a *API) Register(mux *http.ServeMux) {
 	for _, rt := range a.routes() {
-		mux.Handle(httpx.PrefixPattern(a.Prefix, rt.pattern), checked(a.Auth.Require(a.scoped(rt))))
+		mux.Handle(httpx.PrefixPattern(a.Prefix, rt.pattern), checked(a.Admit.Require(a.scoped(rt))))
 	}
 }
 

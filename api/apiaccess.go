@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/service"
 )
 
@@ -13,6 +14,7 @@ import (
 // service.APIAccessInput).
 type APIAccessInput struct {
 	AccessTokenTTLDays *int `json:"access_token_ttl_days"`
+	plan.Patch
 }
 
 // APIAccessView is the answer of GET /v1/api-access: never a secret.
@@ -23,6 +25,7 @@ type APIAccessView struct {
 	Scopes             gatehouse.Scopes `json:"scopes"`
 	LastUsedAt         *time.Time       `json:"last_used_at,omitempty"`
 	CreatedAt          *time.Time       `json:"created_at,omitempty"`
+	gatehouse.Plan
 }
 
 func (a *API) enableAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -47,7 +50,7 @@ func (a *API) getAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	out := APIAccessView{}
 	if app != nil {
 		out = APIAccessView{Enabled: true, ClientID: app.ClientID, AccessTokenTTLDays: app.AccessTokenTTLDays, Scopes: app.Scopes,
-			LastUsedAt: app.LastUsedAt, CreatedAt: &app.CreatedAt}
+			LastUsedAt: app.LastUsedAt, CreatedAt: &app.CreatedAt, Plan: app.Plan}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -58,14 +61,12 @@ func (a *API) updateAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err := httpx.DecodeJSON(w, r, &in, false); err != nil {
 		return err
 	}
-	if in.AccessTokenTTLDays == nil {
-		return gatehouse.Invalid("access_token_ttl_days is required")
-	}
-	app, err := a.Service.UpdateAPIAccess(r.Context(), p, *in.AccessTokenTTLDays)
+	app, err := a.Service.UpdateAPIAccess(r.Context(), p, in.AccessTokenTTLDays, in.Patch)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, APIAccessView{Enabled: true, ClientID: app.ClientID, AccessTokenTTLDays: app.AccessTokenTTLDays, CreatedAt: &app.CreatedAt})
+	httpx.WriteJSON(w, http.StatusOK, APIAccessView{Enabled: true, ClientID: app.ClientID, AccessTokenTTLDays: app.AccessTokenTTLDays, CreatedAt: &app.CreatedAt,
+		Plan: app.Plan})
 	return nil
 }
 

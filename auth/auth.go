@@ -1,11 +1,11 @@
-// Package auth turns a request's credentials into a gatehouse.Principal and
-// guards the API with it: bearer access tokens and API tokens with the
-// act-as-user header.
+// Package auth turns a request's credentials into a gatehouse.Principal:
+// bearer access tokens and API tokens with the act-as-user header; and
+// checks a principal's scopes. Admitting a request (charging it,
+// confirming it against the cluster) is package admission's.
 package auth
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -27,23 +27,6 @@ type APITokenValidator interface {
 	APITokenPrincipal(ctx context.Context, raw, actAs string) (*gatehouse.Principal, error)
 }
 
-// LimitFunc applies the rate limit to an authenticated request: it writes
-// the rate-limit headers and returns an error when the request is refused.
-// With confirm set, p comes from Authenticate and may rest on this node's
-// last view of the cluster (gatehouse.Principal.Basis): the LimitFunc then
-// counts the request only if the cluster is still in that state, and
-// returns ErrStale, having counted nothing, when it is not.
-type LimitFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal, confirm bool) error
-
-// ErrStale is a LimitFunc's answer for a principal validated under a
-// cluster state that has changed since: Admit validates the credential
-// again and charges it anew.
-var ErrStale = errors.New("auth: the principal was validated under an earlier cluster state")
-
-// maxAttempts bounds how often Admit validates one request when the
-// cluster keeps changing under it.
-const maxAttempts = 3
-
 // Config is what an Authenticator needs.
 type Config struct {
 	Tokens Validator
@@ -53,8 +36,6 @@ type Config struct {
 	// act-as-user headers; empty means DefaultAPITokenHeader and
 	// DefaultUserEmailHeader.
 	APITokenHeader, UserEmailHeader string
-	// Limit, when set, rate-limits every authenticated request.
-	Limit LimitFunc
 }
 
 // The default header names of SPEC §3.2.
@@ -69,13 +50,12 @@ type Authenticator struct {
 	tokens                          Validator
 	apiTokens                       APITokenValidator
 	apiTokenHeader, userEmailHeader string
-	limit                           LimitFunc
 }
 
 // New returns an Authenticator for cfg.
 func New(cfg Config) *Authenticator {
 	a := &Authenticator{tokens: cfg.Tokens, apiTokens: cfg.APITokens, apiTokenHeader: cfg.APITokenHeader,
-		userEmailHeader: cfg.UserEmailHeader, limit: cfg.Limit}
+		userEmailHeader: cfg.UserEmailHeader}
 	if a.apiTokenHeader == "" {
 		a.apiTokenHeader = DefaultAPITokenHeader
 	}
@@ -144,82 +124,4 @@ func (a *Authenticator) Authenticate(r *http.Request) (*gatehouse.Principal, err
 		return a.apiTokens.APITokenPrincipal(r.Context(), apiToken, actAs)
 	}
 	return nil, gatehouse.Errorf(gatehouse.EUnauthorized, "Authentication required")
-}
-
-// Admit authenticates r and charges it to its principal's rate limit,
-// which confirms the principal against the cluster (see LimitFunc): every
-// request authenticated by its headers goes through here. When the
-// cluster changed since the principal was validated, the request is
-// validated again (a few times at most, then refused with 503).
-func (a *Authenticator) Admit(w http.ResponseWriter, r *http.Request) (*gatehouse.Principal, error) {
-	return a.AdmitChecked(w, r, nil)
-}
-
-// Check decides about an authenticated request before it is charged to
-// the rate limit, so that a request it refuses costs its principal
-// nothing, like every other refusal. It may set headers on w for its
-// refusal.
-type Check func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error
-
-// AdmitChecked is Admit with check (when not nil) made between
-// authentication and the rate limit: a request check refuses is not
-// charged. When the cluster turns out to have changed, the request is
-// validated and checked again.
-func (a *Authenticator) AdmitChecked(w http.ResponseWriter, r *http.Request, check Check) (*gatehouse.Principal, error) {
-	for range maxAttempts {
-		p, err := a.Authenticate(r)
-		if err != nil {
-			// A credential recognised but refused is named in the
-			// request log and the usage counts, never trusted.
-			httpx.RecordPrincipal(r.Context(), gatehouse.RefusedPrincipal(err))
-			return nil, err
-		}
-		httpx.RecordPrincipal(r.Context(), p)
-		if check != nil {
-			if err := check(w, r, p); err != nil {
-				return nil, err
-			}
-		}
-		if a.limit == nil {
-			return p, nil
-		}
-		err = a.limit(w, r, p, true)
-		if errors.Is(err, ErrStale) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
-	return nil, &gatehouse.Error{Code: gatehouse.EUnavailable, Message: "The cluster state keeps changing; try again shortly"}
-}
-
-// Charge applies the rate limit to a request of p authenticated some other
-// way (a client credential on the revocation or introspection endpoint,
-// validated against the cluster's current state), writing the rate-limit
-// headers; it returns an error when the request is refused.
-func (a *Authenticator) Charge(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	httpx.RecordPrincipal(r.Context(), p)
-	if a.limit == nil {
-		return nil
-	}
-	return a.limit(w, r, p, false)
-}
-
-// Require admits every request (Admit) and passes it to next, where
-// gatehouse.FromContext returns its principal (recorded on the request's
-// httpx.RequestInfo, so Require must run under httpx.Requests; without it
-// next sees no principal and fails closed). Requests that fail get the
-// JSON error of SPEC §4.
-func (a *Authenticator) Require(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Admit(w, r)
-		if err != nil {
-			httpx.Error(w, r, err)
-			return
-		}
-		httpx.Admitted(r.Context(), p)
-		next.ServeHTTP(w, r)
-	})
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/localserver"
 )
 
@@ -116,8 +117,11 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The victims hold thousands of credentials between them: the ceiling
+	// goes up to its highest.
 	if _, err := call(0, "PUT", "/v1/settings", admin, map[string]any{
-		"rate_limit": map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}}, http.StatusOK); err != nil {
+		"rate_limit":               map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1},
+		"max_credentials_per_user": gatehouse.MaxCredentialsPerUserMax}, http.StatusOK); err != nil {
 		return res, err
 	}
 	user := func(i int, prefix string) (string, error) {

@@ -20,6 +20,7 @@ func DefaultRows() []Row {
 		{Name: "GET /v1/auth/check (forward auth)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: get(e.URL+"/v1/auth/check", "Authorization", "Bearer "+e.AdminToken), Want: http.StatusOK}, nil
 		}},
+		{Name: "GET /v1/auth/check (plans: limits, quota)", Setup: setupPlans},
 		{Name: "gateway → baseline handler", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: get(e.URL+"/api/anything", "Authorization", "Bearer "+e.AdminToken), Want: http.StatusOK}, nil
 		}},
@@ -71,6 +72,44 @@ func setupClientCredentials(ctx context.Context, e *Env, _ int) (Scenario, error
 	}
 	body := url.Values{"grant_type": {"client_credentials"}, "client_id": {c["client_id"].(string)}, "client_secret": {c["client_secret"].(string)}}.Encode()
 	return Scenario{Want: http.StatusOK, Next: func(int, int) *http.Request { return formPost(e.URL+"/oauth/token", body) }}, nil
+}
+
+// setupPlans makes a developer with a rate limit of their own and a
+// credential with a rate limit and a monthly quota (SPEC §10.5), all far
+// above what the run sends, and returns forward-auth checks with the
+// credential's token: each request counts against the account's budgets,
+// both plans' and the quota, in the same one step as without plans.
+func setupPlans(ctx context.Context, e *Env, _ int) (Scenario, error) {
+	huge := map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}
+	u, err := e.Do("POST", "/v1/users", e.AdminToken, map[string]any{"email": "bench-plans@example.com", "password": benchPassword, "roles": []string{"developer"}}, http.StatusCreated)
+	if err != nil {
+		return Scenario{}, err
+	}
+	if _, err := e.Do("PATCH", "/v1/users/"+u["id"].(string), e.AdminToken, map[string]any{"rate_limit": huge}, http.StatusOK); err != nil {
+		return Scenario{}, err
+	}
+	dev, err := e.Login("bench-plans@example.com", benchPassword)
+	if err != nil {
+		return Scenario{}, err
+	}
+	c, err := e.Do("POST", "/v1/credentials", dev, map[string]any{"name": "bench-plans", "rate_limit": huge,
+		"quota": map[string]any{"limit": 1_000_000_000, "period": "month"}}, http.StatusCreated)
+	if err != nil {
+		return Scenario{}, err
+	}
+	body := url.Values{"grant_type": {"client_credentials"}, "client_id": {c["client_id"].(string)}, "client_secret": {c["client_secret"].(string)}}.Encode()
+	resp, err := http.DefaultClient.Do(formPost(e.URL+"/oauth/token", body).WithContext(ctx))
+	if err != nil {
+		return Scenario{}, err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+		return Scenario{}, fmt.Errorf("plans: token: %d %v", resp.StatusCode, err)
+	}
+	return Scenario{Next: get(e.URL+"/v1/auth/check", "Authorization", "Bearer "+tok.AccessToken), Want: http.StatusOK}, nil
 }
 
 // setupRefresh gives every worker an admin with API access and refreshes

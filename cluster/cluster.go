@@ -1,21 +1,24 @@
 // Package cluster keeps the shared state of a Gatehouse cluster in Redis:
-// the cache generation — a counter that every node advances after a
-// revoking change, paired with an epoch, a random id written whenever the
-// counter has to be created, so that whatever Redis loses (a restart
-// without persistence, a failover to a lagging replica, FLUSHDB) shows as a
-// new state that no node has seen, never as an old one — and, beside it,
-// the rate-limit budgets, so that one script per request both charges the
-// request and reads the generation (Admit).
+// the doorbell — a value that every node sets to a fresh random one after
+// a revoking change has committed (the others then read what changed from
+// the store's revocation log), paired with an epoch, a random id written
+// whenever the hash has to be created, so that whatever Redis loses (a
+// restart without persistence, FLUSHDB) shows as a new state — and, beside
+// it, the rate-limit budgets, so that one script per request both charges
+// the request and reads the doorbell (Admit). Random values, not a
+// counter: a Redis that goes back in time (a failover to a lagging
+// replica) and is rung again never repeats a state a node has seen.
 //
-// The generation is kept in Shards copies (shards), each a Redis hash
-// {epoch, n} under its own hash tag, and every Announce advances all of
-// them; an account's budgets carry its shard's tag, so that they share a
-// Redis Cluster slot with that shard and no key is read by every request.
+// The doorbell is kept in Shards copies (shards), each a Redis hash
+// {epoch, n} under its own hash tag, and every Announce rings all of them;
+// an account's budgets carry its shard's tag, so that they share a Redis
+// Cluster slot with that shard and no key is read by every request.
 package cluster
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"sync"
@@ -28,49 +31,110 @@ import (
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
-// stateLua defines state(key, epoch, owed): it returns the shard's epoch
-// and counter, creating the hash in a new epoch (the given one) when it is
-// missing, after adding what this node still owes it.
-const stateLua = `
-local function state(key, epoch, owed)
+// stateLua defines state(key, rings, epoch, ring): it returns the shard's
+// epoch and value, creating the hash in a new epoch (the given one) when
+// it is missing, after ringing it with the value ring, touching every
+// subject, when this node still owes the shard a ring (ring is "" when it
+// does not). ringLua defines ringAt(key, rings, value, slots), which
+// rings: the shard's value becomes value and its list of recent rings
+// gains "value previous-value slots" (see gatehouse.SubjectSlots),
+// keeping the newest 256.
+const ringLua = `
+local function ringAt(key, rings, value, slots)
+  local prev = redis.call('HGET', key, 'n') or '0'
+  redis.call('HSET', key, 'n', value)
+  redis.call('RPUSH', rings, value .. ' ' .. prev .. ' ' .. slots)
+  redis.call('LTRIM', rings, -256, -1)
+end
+`
+
+const stateLua = ringLua + `
+local function state(key, rings, epoch, ring)
   local v = redis.call('HMGET', key, 'epoch', 'n')
   local e, n = v[1], v[2]
   if not e then
     redis.call('HSET', key, 'epoch', epoch, 'n', 0)
     e, n = epoch, '0'
   end
-  if tonumber(owed) > 0 then
-    n = redis.call('HINCRBY', key, 'n', owed)
+  if ring ~= '' then
+    ringAt(key, rings, ring, '*')
+    n = ring
   end
   return e, tostring(n)
 end
 `
 
+// A shard lists its 256 most recent rings (ringLua): a request validated
+// under a state more rings ago is looked up again.
+
 var (
-	// stateScript answers {epoch, n} of the shard KEYS[1] (ARGV: new
-	// epoch, owed).
+	// stateScript answers {epoch, n} of the shard KEYS[1] (its rings
+	// KEYS[2]; ARGV: new epoch, owed ring or "").
 	stateScript = rueidis.NewLuaScript(stateLua + `
-local e, n = state(KEYS[1], ARGV[1], ARGV[2])
+local e, n = state(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return {e, n}
 `)
-	// announceScript advances the shard KEYS[1], in a new epoch (ARGV[1])
-	// when it is missing.
-	announceScript = rueidis.NewLuaScript(`
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'n', 1)
-  return 1
-end
-return redis.call('HINCRBY', KEYS[1], 'n', 1)
+	// announceScript rings the shard KEYS[1] (its rings KEYS[2]): its
+	// value becomes ARGV[2], in a new epoch (ARGV[1]) when it is missing,
+	// touching the slots ARGV[3].
+	announceScript = rueidis.NewLuaScript(ringLua + `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+ringAt(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
+return 1
 `)
-	// admitScript reads the shard KEYS[1] (ARGV[1..2] as stateScript) and
-	// decides a batch of requests over KEYS[2..] with ARGV[3..] (see
-	// ratelimit.RedisLua): a request whose two fields are empty always,
-	// one whose fields are an epoch and a counter only when the shard is
-	// in that state. It answers {epoch, n, decisions…}.
+	// admitScript reads the shard KEYS[1] (its rings KEYS[2]; ARGV[1..2]
+	// as stateScript) and decides a batch of requests over KEYS[3..] with
+	// ARGV[3..] (see ratelimit.RedisLua): a request whose two fields are
+	// empty always; one whose fields are an epoch and "value|slots" when
+	// the shard is in that epoch and either has that value or was rung
+	// since, every ring since is listed, and none touched any of the slots
+	// (a request resting on what no revocation since touched is as valid
+	// as it was). It answers {epoch, n, decisions…}.
 	admitScript = rueidis.NewLuaScript(ratelimit.RedisLua + stateLua + `
-local e, n = state(KEYS[1], ARGV[1], ARGV[2])
-local out = decide(KEYS, 1, ARGV, 2, function(epoch, count)
-  return epoch == '' or (epoch == e and count == n)
+local e, n = state(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+local rings
+-- untouched reports whether the shard went from value since to its value
+-- now through listed rings alone, none of which touched the slots: each
+-- entry is "value previous-value slots", and a ring that was not listed
+-- (a node of the previous release adds 1 to the value) breaks the chain.
+local function untouched(since, slots)
+  if slots == '' then
+    return false
+  end
+  if not rings then
+    rings = redis.call('LRANGE', KEYS[2], 0, -1)
+  end
+  local cur = n
+  for i = #rings, 1, -1 do
+    local value, prev, touched = string.match(rings[i], '^(%S+) (%S+) (%S+)$')
+    if value ~= cur or touched == '*' then
+      return false
+    end
+    for slot in string.gmatch(slots, '%d+') do
+      if string.find(touched, ',' .. slot .. ',', 1, true) then
+        return false
+      end
+    end
+    if prev == since then
+      return true
+    end
+    cur = prev
+  end
+  return false
+end
+local out = decide(KEYS, 2, ARGV, 2, function(epoch, want)
+  if epoch == '' then
+    return true
+  end
+  if epoch ~= e then
+    return false
+  end
+  local bar = string.find(want, '|', 1, true)
+  local count, slots = want, ''
+  if bar then
+    count, slots = string.sub(want, 1, bar - 1), string.sub(want, bar + 1)
+  end
+  return count == n or untouched(count, slots)
 end)
 table.insert(out, 1, n)
 table.insert(out, 1, e)
@@ -93,8 +157,8 @@ type Redis struct {
 	client  rueidis.Client
 	prefix  string
 	limiter *ratelimit.Redis
-	// owed counts, per shard, announcements that failed after their
-	// change committed; the next successful read of the shard makes them.
+	// owed counts, per shard, rings that failed after their change
+	// committed; the next successful read of the shard makes one.
 	owed [Shards]atomic.Int64
 	// queues hold, per shard, the admissions waiting for the script in
 	// flight (see Admit).
@@ -113,6 +177,7 @@ type queue struct {
 // admission is one request waiting in a queue, and then its answer.
 type admission struct {
 	expect  *gatehouse.ClusterState
+	rests   string
 	account string
 	keys    []string
 	limits  ratelimit.Limits
@@ -131,7 +196,7 @@ type admission struct {
 // NewRedis returns the shared state on client with every key under prefix
 // (which may be empty, and must not contain "{"):
 //
-//	<prefix>gatehouse:generation:{<tag>}   shard of the generation (hash: epoch, n)
+//	<prefix>gatehouse:generation:{<tag>}   shard of the doorbell (hash: epoch, n)
 //	<prefix>rl:{<tag>}<account>:burst:<key>    burst log of a budget (ratelimit.Redis)
 //	<prefix>rl:{<tag>}<account>:daily:<key>    daily buckets of a budget
 //
@@ -144,11 +209,34 @@ func NewRedis(client rueidis.Client, prefix string, opts ...ratelimit.RedisOptio
 	return &Redis{client: client, prefix: prefix, limiter: ratelimit.NewRedis(client, opts...)}
 }
 
-// key returns the Redis key of shard i of the generation.
+// key returns the Redis key of shard i of the doorbell.
 func (r *Redis) key(i int) string { return r.prefix + "gatehouse:generation:{" + tags[i] + "}" }
+
+// rings returns the Redis key of shard i's list of recent rings.
+func (r *Redis) rings(i int) string { return r.prefix + "gatehouse:rings:{" + tags[i] + "}" }
+
+// keys returns shard i's two keys.
+func (r *Redis) keys(i int) []string { return []string{r.key(i), r.rings(i)} }
 
 // newEpoch returns a fresh random epoch id.
 func newEpoch() string { return rand.Text() }
+
+// newRing returns a fresh random doorbell value: a decimal below 2^62, so
+// that a node of the previous release, which adds 1 to it, still can.
+func newRing() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:])>>2|1, 10)
+}
+
+// ringArg is the ring argument of the state script: a fresh value when
+// this node owes the shard rings, "" otherwise.
+func ringArg(owed int64) string {
+	if owed > 0 {
+		return newRing()
+	}
+	return ""
+}
 
 // Shards returns the number of shards.
 func (r *Redis) Shards() int { return Shards }
@@ -160,7 +248,7 @@ func (r *Redis) Shard(account string) int { return Shard(account) }
 // any announcement this node still owes it.
 func (r *Redis) State(ctx context.Context, i int) (gatehouse.ClusterState, error) {
 	owed := r.owed[i].Load()
-	res, err := stateScript.Exec(ctx, r.client, []string{r.key(i)}, []string{newEpoch(), strconv.FormatInt(owed, 10)}).AsStrSlice()
+	res, err := stateScript.Exec(ctx, r.client, r.keys(i), []string{newEpoch(), ringArg(owed)}).AsStrSlice()
 	if err != nil {
 		return gatehouse.ClusterState{}, fmt.Errorf("cluster: read generation: %w", err)
 	}
@@ -193,7 +281,7 @@ func (r *Redis) Settle(ctx context.Context) error {
 	calls := make([]rueidis.LuaExec, Shards)
 	for i := range calls {
 		owed[i] = r.owed[i].Load()
-		calls[i] = rueidis.LuaExec{Keys: []string{r.key(i)}, Args: []string{newEpoch(), strconv.FormatInt(owed[i], 10)}}
+		calls[i] = rueidis.LuaExec{Keys: r.keys(i), Args: []string{newEpoch(), ringArg(owed[i])}}
 	}
 	var first error
 	for i, res := range stateScript.ExecMulti(ctx, r.client, calls...) {
@@ -208,14 +296,19 @@ func (r *Redis) Settle(ctx context.Context) error {
 	return first
 }
 
-// Announce advances every shard of the shared generation, in one
-// pipelined round trip. When a shard cannot be advanced, the node owes it
-// the announcement and makes it with its next successful read of that
-// shard.
-func (r *Redis) Announce(ctx context.Context) error {
+// Announce rings every shard of the doorbell for a revocation that
+// touched subjects, in one pipelined round trip. When a shard cannot be
+// rung, the node owes it a ring and makes it, touching every subject,
+// with its next successful read of that shard.
+func (r *Redis) Announce(ctx context.Context, subjects []string) error {
+	slots := gatehouse.SubjectSlots(subjects...)
+	if len(subjects) == 0 {
+		slots = gatehouse.SubjectAll
+	}
+	value := newRing()
 	calls := make([]rueidis.LuaExec, Shards)
 	for i := range calls {
-		calls[i] = rueidis.LuaExec{Keys: []string{r.key(i)}, Args: []string{newEpoch()}}
+		calls[i] = rueidis.LuaExec{Keys: r.keys(i), Args: []string{newEpoch(), value, slots}}
 	}
 	var first error
 	for i, res := range announceScript.ExecMulti(ctx, r.client, calls...) {
@@ -232,21 +325,23 @@ func (r *Redis) Announce(ctx context.Context) error {
 // Admit charges one request of account to its budgets keys under l and
 // reads the state of the account's shard, in one script. With expect
 // nil the request is always decided; otherwise only when the shard is in
-// state *expect — when it is not, ok is false and nothing is counted. The
-// shard's state is returned either way.
+// state *expect, or was rung since only for revocations that touched none
+// of the subject slots rests (gatehouse.SubjectSlots; "" for none known)
+// — otherwise ok is false and nothing is counted. The shard's state is
+// returned either way.
 //
 // Concurrent requests of one shard share a script: while a batch is in
 // Redis the next one gathers, and is sent, whole, when it returns, so that
 // a busy node sends one script per round trip and shard rather than one
 // per request. The script decides a batch's requests one after the other,
 // each exactly as it would have alone.
-func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, account string, keys []string, l ratelimit.Limits) (d ratelimit.Decision, st gatehouse.ClusterState, ok bool, err error) {
+func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests, account string, keys []string, l ratelimit.Limits) (d ratelimit.Decision, st gatehouse.ClusterState, ok bool, err error) {
 	if account == "" || len(keys) == 0 {
 		return d, st, false, ratelimit.ErrNoKeys
 	}
 	i := Shard(account)
 	a := admissions.Get().(*admission)
-	a.expect, a.account, a.keys, a.limits = expect, account, keys, l
+	a.expect, a.rests, a.account, a.keys, a.limits = expect, rests, account, keys, l
 	defer a.release()
 	q := &r.queues[i]
 	q.mu.Lock()
@@ -309,7 +404,7 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		}
 	}
 	owed := r.owed[i].Load()
-	b := r.limiter.NewBatch([]string{r.key(i)}, []string{newEpoch(), strconv.FormatInt(owed, 10)})
+	b := r.limiter.NewBatch(r.keys(i), []string{newEpoch(), ringArg(owed)})
 	// The requests of a batch mostly expect one state: its counter is
 	// written out once.
 	var lastN uint64
@@ -324,6 +419,9 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 			want, wantN = a.expect.Epoch, lastNText
 			if want == "" {
 				want = "-"
+			}
+			if a.rests != "" && a.rests != gatehouse.SubjectAll {
+				wantN += "|" + a.rests
 			}
 		}
 		if err := r.limiter.Add(b, a.account, a.keys, a.limits, want, wantN); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 type limiter struct{ r *cluster.Redis }
 
 func (l limiter) Allow(ctx context.Context, account string, keys []string, lim ratelimit.Limits) (ratelimit.Decision, error) {
-	d, _, ok, err := l.r.Admit(ctx, nil, account, keys, lim)
+	d, _, ok, err := l.r.Admit(ctx, nil, "", account, keys, lim)
 	if err == nil && !ok {
 		err = fmt.Errorf("not decided")
 	}
@@ -61,16 +62,16 @@ func testAdmitUnderState(t *testing.T, b redistest.Backend) {
 	}
 	// The zero state, and an old one, count nothing.
 	for _, expect := range []gatehouse.ClusterState{{}, {Epoch: st.Epoch, N: st.N + 1}, {Epoch: "other", N: st.N}} {
-		_, got, ok, err := r.Admit(ctx, &expect, account, []string{"user:u"}, lim)
+		_, got, ok, err := r.Admit(ctx, &expect, "", account, []string{"user:u"}, lim)
 		if err != nil || ok || got != st {
 			t.Fatalf("expect %+v: ok %v, state %+v, err %v; want not decided in %+v", expect, ok, got, err, st)
 		}
 	}
-	d, got, ok, err := r.Admit(ctx, &st, account, []string{"user:u"}, lim)
+	d, got, ok, err := r.Admit(ctx, &st, "", account, []string{"user:u"}, lim)
 	if err != nil || !ok || got != st || !d.Allowed || d.BurstRemaining != 9 {
 		t.Fatalf("under the current state: %+v %+v %v %v", d, got, ok, err)
 	}
-	if err := r.Announce(ctx); err != nil {
+	if err := r.Announce(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	for j := range r.Shards() {
@@ -78,22 +79,64 @@ func testAdmitUnderState(t *testing.T, b redistest.Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j == i && (now.Epoch != st.Epoch || now.N != st.N+1) {
+		if j == i && (now.Epoch != st.Epoch || now.N == st.N) {
 			t.Fatalf("shard %d after an announcement: %+v, was %+v", j, now, st)
 		}
 	}
-	if _, _, ok, _ := r.Admit(ctx, &st, account, []string{"user:u"}, lim); ok {
+	if _, _, ok, _ := r.Admit(ctx, &st, "", account, []string{"user:u"}, lim); ok {
 		t.Fatal("decided under the state before the announcement")
 	}
-	d, _, ok, err = r.Admit(ctx, nil, account, []string{"user:u"}, lim)
-	if err != nil || !ok || d.BurstRemaining != 8 {
+	// An announcement that touched everything: nobody's old state holds.
+	rests := gatehouse.SubjectSlots(gatehouse.UserSubject("u1"), gatehouse.AccountSubject(account))
+	if _, _, ok, _ := r.Admit(ctx, &st, rests, account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided under an old state after a ring that touched everything")
+	}
+	// Rings that touch other subjects leave a request resting on u1 as
+	// valid as it was; one that touches u1 does not.
+	st, _ = r.State(ctx, i)
+	for k := range 3 {
+		if err := r.Announce(ctx, []string{gatehouse.UserSubject("other" + strconv.Itoa(k)), gatehouse.CredentialSubject("c" + strconv.Itoa(k))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, ok, err := r.Admit(ctx, &st, rests, account, []string{"user:u"}, lim); !ok || err != nil {
+		t.Fatalf("after rings touching others: decided %v, %v; want decided", ok, err)
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, "", account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided under an old state with no subjects named")
+	}
+	// A ring the list does not hold (a node of the previous release adds
+	// 1 to the value) says nothing of what it touched.
+	key := pfx + "gatehouse:generation:{" + cluster.Tag(i) + "}"
+	if err := c.Do(ctx, c.B().Hincrby().Key(key).Field("n").Increment(1).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, rests, account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided after a ring that was not listed")
+	}
+	// Nor after a listed ring that came after it: the chain is broken.
+	if err := r.Announce(ctx, []string{gatehouse.UserSubject("other")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, rests, account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided across a ring that was not listed")
+	}
+	st, _ = r.State(ctx, i)
+	if err := r.Announce(ctx, []string{gatehouse.UserSubject("u1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, rests, account, []string{"user:u"}, lim); ok {
+		t.Fatal("decided after a ring that touched the request's user")
+	}
+	d, _, ok, err = r.Admit(ctx, nil, "", account, []string{"user:u"}, lim)
+	if err != nil || !ok || d.BurstRemaining != 7 {
 		t.Fatalf("unconditional: %+v %v %v", d, ok, err)
 	}
 	// A lost shard comes back in a new epoch.
 	if err := c.Do(ctx, c.B().Del().Key(pfx+"gatehouse:generation:{"+cluster.Tag(i)+"}").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	_, got, _, err = r.Admit(ctx, nil, account, []string{"user:u"}, lim)
+	_, got, _, err = r.Admit(ctx, nil, "", account, []string{"user:u"}, lim)
 	if err != nil || got.Epoch == st.Epoch {
 		t.Fatalf("after the loss: %+v %v", got, err)
 	}
@@ -138,7 +181,7 @@ func TestAdmitBatchesKeepRequestsApart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Announce(ctx); err != nil {
+		if err := r.Announce(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 		type result struct {
@@ -164,7 +207,7 @@ func TestAdmitBatchesKeepRequestsApart(t *testing.T) {
 					if stale {
 						expect = &old
 					}
-					d, _, ok, err := r.Admit(ctx, expect, a, []string{"user:u"}, l)
+					d, _, ok, err := r.Admit(ctx, expect, "", a, []string{"user:u"}, l)
 					results <- result{a, stale, d, ok, err}
 				}()
 			}

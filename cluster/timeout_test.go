@@ -47,7 +47,7 @@ func TestTimeoutOnStalledRedis(t *testing.T) {
 		if _, err := r.State(ctx, 1); err == nil {
 			t.Fatalf("%s: state read", m)
 		}
-		if err := r.Announce(ctx); err == nil {
+		if err := r.Announce(ctx, nil); err == nil {
 			t.Fatalf("%s: announce made", m)
 		}
 		p.Set(faultproxy.Pass)

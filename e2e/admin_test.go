@@ -28,7 +28,7 @@ func browser(t *testing.T) context.Context {
 }
 
 // browserFor is browser for a test that may drive it for up to timeout.
-func browserFor(t *testing.T, timeout time.Duration) context.Context {
+func browserFor(t *testing.T, timeout time.Duration, flags ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := testenv.RequireTool(t, "chromium", "chromium-browser", "google-chrome")
 	// Chromium may still write its profile while it exits, so the profile
@@ -42,6 +42,7 @@ func browserFor(t *testing.T, timeout time.Duration) context.Context {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 900))
+	opts = append(opts, flags...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, timeout)

@@ -179,7 +179,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		code, wwwAuth                    string
 	}{
 		{"missing grant_type", "POST", "client_id=a", form, "", 400, "invalid_request", ""},
-		{"unknown grant_type", "POST", "grant_type=authorization_code&code=x", form, "", 400, "unsupported_grant_type", ""},
+		{"unknown grant_type", "POST", "grant_type=urn:example:unknown&code=x", form, "", 400, "unsupported_grant_type", ""},
 		{"repeated parameter", "POST", "grant_type=client_credentials&grant_type=client_credentials&client_id=" + c.ClientID + "&client_secret=" + c.ClientSecret, form, "", 400, "invalid_request", ""},
 		{"basic and body credentials", "POST", "grant_type=client_credentials&client_secret=" + c.ClientSecret, form, basic(c.ClientID, c.ClientSecret), 400, "invalid_request", ""},
 		{"no client authentication", "POST", "grant_type=client_credentials", form, "", 401, "invalid_client", ""},
@@ -349,7 +349,9 @@ func TestMetadata(t *testing.T) {
 	servertest.Expect(t, r, 200, "")
 	m := r.Map(t)
 	if m["issuer"] != env.URL || m["token_endpoint"] != env.URL+"/oauth/token" || m["revocation_endpoint"] != env.URL+"/oauth/revoke" ||
-		m["introspection_endpoint"] != env.URL+"/oauth/introspect" || len(m["grant_types_supported"].([]any)) != 3 {
+		m["introspection_endpoint"] != env.URL+"/oauth/introspect" || len(m["grant_types_supported"].([]any)) != 5 ||
+		m["device_authorization_endpoint"] != env.URL+"/oauth/device_authorization" ||
+		m["authorization_endpoint"] != env.URL+"/oauth/authorize" {
 		t.Fatalf("metadata %s", r.Body)
 	}
 }

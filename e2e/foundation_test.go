@@ -332,7 +332,7 @@ func TestSettings(t *testing.T) {
 	env := servertest.Start(t)
 	admin := env.AdminToken()
 	r := env.As(admin, "GET", "/v1/settings", nil)
-	want := `{"rate_limit":{"daily":50000,"burst":100,"burst_window_seconds":20},"token_lifetimes":{"password_seconds":3600,"client_credentials_seconds":3599},"password_grant_enabled":true,"custom_scopes":[],"max_credential_lifetime_days":0,"max_credentials_per_user":100,"max_api_tokens_per_account":500,"platform_scopes":[],"role_scopes":{},"leak_policy":"revoke"}` + "\n"
+	want := `{"rate_limit":{"daily":50000,"burst":100,"burst_window_seconds":20},"token_lifetimes":{"password_seconds":3600,"client_credentials_seconds":3599},"password_grant_enabled":true,"custom_scopes":[],"max_credential_lifetime_days":0,"max_credentials_per_user":100,"max_api_tokens_per_account":500,"platform_scopes":[],"role_scopes":{},"leak_policy":"revoke","require_mfa":"none","third_party_apps":"approved","sso":null}` + "\n"
 	if string(r.Body) != want {
 		t.Fatalf("settings %s", r.Body)
 	}

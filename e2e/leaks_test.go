@@ -340,10 +340,13 @@ func TestLeakTokenPrefix(t *testing.T) {
 
 // TestLeakCanary: a canary API token used from three addresses is answered byte for byte like an
 // unknown token, and each use leaves a credential.canary_used entry with
-// the address, user agent and path.
+// the address, user agent and path, and sends a credential.canary_used
+// event with them.
 func TestLeakCanary(t *testing.T) {
-	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
+	env := servertest.Start(t, insecureWebhooks, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
 	admin := env.AdminToken()
+	rc := newReceiver(t, nil)
+	servertest.Expect(t, env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": rc.URL, "events": []string{"credential.canary_used"}}), 201, "")
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
 	r := env.As(admin, "POST", "/v1/api-tokens", map[string]any{"name": "deploy key", "canary": true})
 	servertest.Expect(t, r, 201, "")
@@ -387,6 +390,21 @@ func TestLeakCanary(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Errorf("addresses %v", seen)
+	}
+	// One event per use, each naming where it came from.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rc.all()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	events := map[string]bool{}
+	for _, d := range rc.all() {
+		if d.Event.Type != "credential.canary_used" || d.Event.Data["path"] != "/v1/workspaces" || !strings.HasPrefix(d.Event.Data["user_agent"], "curl/8.") {
+			t.Errorf("event %s", d.Body)
+		}
+		events[d.Event.Data["client_addr"]] = true
+	}
+	if len(events) != 3 {
+		t.Fatalf("canary events from %v, want the three addresses", events)
 	}
 	// Listed as a canary for its admins.
 	var toks struct{ Data []map[string]any }
@@ -537,4 +555,52 @@ func TestLeakGitHubSecretScanning(t *testing.T) {
 		t.Error("no notified entry under leak_policy notify")
 	}
 	servertest.Expect(t, a.As(f.admin, "PUT", "/v1/settings", map[string]string{"leak_policy": "ignore"}), 400, "invalid_request")
+}
+
+// TestLeakBulkRevokeVolley: 90 bulk reports released together over
+// connections opened in advance, split between two nodes, from one client
+// address: exactly the hour's 60 are taken (202), the other 30 are 429
+// with Retry-After, and every credential named by a taken report is
+// revoked — the limit holds when requests arrive all at once, not only
+// one at a time.
+func TestLeakBulkRevokeVolley(t *testing.T) {
+	a, b := twoLeakNodes(t)
+	f := newLeakFixture(t, a)
+	// One live API token per shot: whichever shots are taken, each
+	// revokes its own.
+	toks := make([]apiToken, 90)
+	for i := range toks {
+		a.As(f.admin, "POST", "/v1/api-tokens", map[string]string{"name": "volley-" + strconv.Itoa(i)}).JSON(t, &toks[i])
+	}
+	shots := make([]volleyReq, len(toks))
+	for i, tok := range toks {
+		env := a
+		if i%2 == 1 {
+			env = b
+		}
+		body, _ := json.Marshal(map[string][]string{"credentials": {tok.Token}})
+		shots[i] = volleyReq{req: jsonRequest(t, env.URL+"/v1/credentials/revoke", string(body))}
+	}
+	res := volley(t, shots)
+	taken, refused := 0, 0
+	for i, r := range res.resps {
+		switch r.Status {
+		case 202:
+			taken++
+			if w := a.As(toks[i].Token, "GET", "/v1/me", nil); w.Status != 401 {
+				t.Errorf("shot %d was taken but its API token still answers %d", i, w.Status)
+			}
+		case 429:
+			refused++
+			servertest.Expect(t, r, 429, "too_many_attempts")
+			if retryAfter(r) <= 0 {
+				t.Errorf("429 without Retry-After: %v", r.Header)
+			}
+		default:
+			t.Errorf("shot %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if taken != 60 || refused != 30 {
+		t.Fatalf("%d reports taken and %d refused of 90 released together; want exactly 60 and 30", taken, refused)
+	}
 }

@@ -131,7 +131,7 @@ func checkMigrated(t *testing.T, dbURL string) {
 
 // revokeAcross makes principals through via, checks that other sees and
 // serves them, revokes each through via and checks that other refuses it
-// on the very next request.
+// on the very next request, after an unrelated revocation through other.
 func revokeAcross(t *testing.T, tag string, via, other *process, admin string) {
 	t.Helper()
 	both := []*process{via, other}
@@ -198,18 +198,37 @@ func revokeAcross(t *testing.T, tag string, via, other *process, admin string) {
 	mustStatus("enable API access", 201, st)
 	served("API access token", bearer(app["access_token"].(string)))
 
+	// nudge makes an unrelated revoking change through other, between a
+	// revocation through via and the check on other: a ring of this
+	// release after one of the previous release must not hide it.
+	bystander := user("bystander", nil)
+	status := "disabled"
+	nudge := func() {
+		t.Helper()
+		mustStatus("nudge", 200, first(other.send(t, "PATCH", "/v1/users/"+bystander, map[string]any{"status": status}, bearer(admin)...)))
+		if status == "disabled" {
+			status = "active"
+		} else {
+			status = "disabled"
+		}
+	}
+
 	// Revoke each through via; other refuses it at once.
 	mustStatus("delete credential", 204, first(via.send(t, "DELETE", "/v1/credentials/"+cred["id"].(string), nil, bearer(dev)...)))
+	nudge()
 	mustStatus("deleted credential's token on the other node", 401, first(other.send(t, "GET", "/v1/me", nil, bearer(ccToken)...)))
 	mustStatus("deleted credential's grant on the other node", 401, first(other.send(t, "POST", "/oauth/token", grant)))
 
 	mustStatus("delete API token", 204, first(via.send(t, "DELETE", "/v1/api-tokens/"+apiTok["id"].(string), nil, bearer(admin)...)))
+	nudge()
 	mustStatus("deleted API token on the other node", 401, first(other.send(t, "GET", "/v1/me", nil, apiHeader...)))
 
 	mustStatus("disable member", 200, first(via.send(t, "PATCH", "/v1/users/"+memberID, map[string]any{"status": "disabled"}, bearer(admin)...)))
+	nudge()
 	mustStatus("disabled member on the other node", 401, first(other.send(t, "GET", "/v1/me", nil, bearer(member)...)))
 
 	mustStatus("revoke API access", 204, first(via.send(t, "DELETE", "/v1/api-access", nil, bearer(owner)...)))
+	nudge()
 	mustStatus("revoked API access token on the other node", 401, first(other.send(t, "GET", "/v1/me", nil, bearer(app["access_token"].(string))...)))
 	st, _ = other.send(t, "POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {app["refresh_token"].(string)}, "client_id": {app["client_id"].(string)}})
 	if st != 400 && st != 401 {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/tracing"
@@ -32,8 +33,12 @@ const (
 	HeaderAuthMethod = "X-Gatehouse-Auth-Method"
 	// HeaderScopes carries what the request may do, space-separated: the
 	// credential's scopes intersected with the roles' (SPEC §9.1).
-	HeaderScopes   = "X-Gatehouse-Scopes"
-	identityPrefix = "X-Gatehouse-"
+	HeaderScopes = "X-Gatehouse-Scopes"
+	// HeaderExternalID carries the external id of the credential, or of
+	// its user when the credential has none (SPEC §10.5); absent when
+	// neither has one.
+	HeaderExternalID = "X-Gatehouse-External-Id"
+	identityPrefix   = "X-Gatehouse-"
 )
 
 // SetIdentity writes the principal's identity headers to h (whose other
@@ -54,6 +59,11 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 		h[HeaderUserID] = vs[4:5:5]
 		h[HeaderUserEmail] = vs[5:6:6]
 	}
+	if p.ExternalID != "" {
+		h[HeaderExternalID] = []string{p.ExternalID}
+	} else {
+		delete(h, HeaderExternalID)
+	}
 }
 
 // ForwardAuth returns the handler of GET /v1/auth/check. It decides about
@@ -65,7 +75,7 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 // otherwise pass on to the API. With routes, the original request's rule
 // applies (the default when the proxy names none), and a public route is
 // answered 200 without looking at credentials or adding identity headers.
-func ForwardAuth(a *auth.Authenticator, routes *Routes) http.Handler {
+func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rule, err := checkedRule(r, routes)
 		if err != nil {
@@ -180,11 +190,25 @@ func validMethod(m string) bool {
 // rate limit is charged unless the principal's effective scopes allow them
 // all (auth.RequireScopes: insufficient_scope, or forbidden when the roles
 // do not allow them either); then it charges the rate limit.
-func admit(a *auth.Authenticator, w http.ResponseWriter, r *http.Request, rule Rule) (*gatehouse.Principal, error) {
-	if rule.Scopes == nil {
+func admit(a *admission.Admitter, w http.ResponseWriter, r *http.Request, rule Rule) (*gatehouse.Principal, error) {
+	return admitFor(a, w, r, rule, "")
+}
+
+// admitFor is admit at a gateway serving resource (a gatehouse.ResourceKey;
+// "" for forward auth, which serves no one resource): a token bound to
+// another resource (RFC 8707) is refused with invalid_token before the
+// rate limit is charged; a token bound to none is taken as before.
+func admitFor(a *admission.Admitter, w http.ResponseWriter, r *http.Request, rule Rule, resource string) (*gatehouse.Principal, error) {
+	if rule.Scopes == nil && resource == "" {
 		return a.Admit(w, r)
 	}
 	return a.AdmitChecked(w, r, func(w http.ResponseWriter, _ *http.Request, p *gatehouse.Principal) error {
+		if resource != "" && p.Resource != "" && p.Resource != resource {
+			return gatehouse.Errorf(gatehouse.EInvalidToken, "The token was issued for another resource")
+		}
+		if rule.Scopes == nil {
+			return nil
+		}
 		return auth.RequireScopes(w, p, rule.Scopes)
 	})
 }
@@ -243,8 +267,8 @@ func StripClientHeaders(h http.Header, connection []string) {
 type Config struct {
 	// Upstream is where authenticated requests go.
 	Upstream *url.URL
-	// Auth authenticates and rate-limits every request.
-	Auth *auth.Authenticator
+	// Admit authenticates and charges every request.
+	Admit *admission.Admitter
 	// ReadIdle and WriteIdle replace the server's whole-request read and
 	// write timeouts for proxied requests: each read of the request body
 	// must finish within ReadIdle and each write of the answer within
@@ -259,22 +283,28 @@ type Config struct {
 	// and the client gets 504 gateway_timeout (or, once the answer has
 	// begun, a cut connection). Zero means no bound.
 	Timeout time.Duration
+	// Resource is the gateway's own resource (RFC 8707, RFC 9728): its
+	// protected-resource metadata, and the resource_metadata its 401s
+	// name; tokens bound to another resource are refused. Nil: tokens
+	// are not checked for a resource and 401s name no metadata.
+	Resource *Resource
 }
 
 // Proxy forwards authenticated requests to an upstream.
 type Proxy struct {
-	auth                *auth.Authenticator
+	auth                *admission.Admitter
 	routes              *Routes
 	proxy               *httputil.ReverseProxy
 	readIdle, writeIdle time.Duration
 	timeout             time.Duration
+	resource            *Resource
 }
 
 // NewProxy returns a proxy to cfg.Upstream that authenticates (and
-// rate-limits) with cfg.Auth under cfg.Routes.
+// rate-limits) with cfg.Admit under cfg.Routes.
 func NewProxy(cfg Config) *Proxy {
-	a := cfg.Auth
-	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle, timeout: cfg.Timeout}
+	a := cfg.Admit
+	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle, timeout: cfg.Timeout, resource: cfg.Resource}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(cfg.Upstream)
@@ -290,8 +320,8 @@ func NewProxy(cfg Config) *Proxy {
 			// Credentials never reach the upstream, nor any identity header
 			// a client made up; a public route's request has no identity.
 			h.Del("Authorization")
-			h.Del(a.APITokenHeader())
-			h.Del(a.UserEmailHeader())
+			h.Del(a.Auth().APITokenHeader())
+			h.Del(a.Auth().UserEmailHeader())
 			StripClientHeaders(h, pr.In.Header["Connection"])
 			// The method the upstream sees is the one the rules saw.
 			for name := range h {
@@ -349,8 +379,9 @@ func (p *Proxy) Handler() http.Handler {
 			return
 		}
 		if rule := p.routes.Match(t); !rule.Public {
-			pr, err := admit(p.auth, w, r, rule)
+			pr, err := admitFor(p.auth, w, r, rule, p.resource.key())
 			if err != nil {
+				p.resource.challenge(w, err)
 				httpx.Error(w, r, err)
 				return
 			}

@@ -27,11 +27,13 @@ const MaxBodyBytes = 1 << 20
 // that maps codes to statuses.
 func Status(code string) int {
 	switch code {
-	case gatehouse.EInvalidRequest, gatehouse.EInvalidGrant, gatehouse.EUnauthorizedClient, gatehouse.EUnsupportedGrantType, gatehouse.EInvalidScope:
+	case gatehouse.EInvalidRequest, gatehouse.EInvalidGrant, gatehouse.EUnauthorizedClient, gatehouse.EUnsupportedGrantType, gatehouse.EInvalidScope,
+		gatehouse.EInvalidTarget, gatehouse.EInvalidRedirectURI, gatehouse.EInvalidClientMetadata,
+		gatehouse.EAuthorizationPending, gatehouse.ESlowDown, gatehouse.EAccessDenied, gatehouse.EExpiredToken:
 		return http.StatusBadRequest
 	case gatehouse.EUnauthorized, gatehouse.EInvalidToken, gatehouse.EInvalidClient:
 		return http.StatusUnauthorized
-	case gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EExtensionDisabled, gatehouse.EInsufficientScope:
+	case gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EExtensionDisabled, gatehouse.EInsufficientScope, gatehouse.EIPNotAllowed:
 		return http.StatusForbidden
 	case gatehouse.ENotFound:
 		return http.StatusNotFound
@@ -41,7 +43,7 @@ func Status(code string) int {
 		return http.StatusConflict
 	case gatehouse.EPayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case gatehouse.ERateLimitExceeded:
+	case gatehouse.ERateLimitExceeded, gatehouse.EQuotaExceeded:
 		return http.StatusUnprocessableEntity
 	case gatehouse.ETooManyAttempts:
 		return http.StatusTooManyRequests
@@ -175,9 +177,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	switch code {
 	case gatehouse.EUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		if h.Get("WWW-Authenticate") == "" { // the gateway's, with its resource metadata
+			h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		}
 	case gatehouse.EInvalidToken:
-		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		if h.Get("WWW-Authenticate") == "" {
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
 	}
 	var ge *gatehouse.Error
 	if errors.As(err, &ge) {

@@ -28,6 +28,10 @@ import (
 // scanning alerts.
 const DefaultGitHubKeys = "https://api.github.com/meta/public_keys/secret_scanning"
 
+// githubWorkers is how many tokens of one GitHub batch are revoked at
+// once.
+const githubWorkers = 8
+
 // keysRefresh bounds how often an unknown key identifier makes the keys be
 // read again, so that forged identifiers cannot make every request fetch.
 const keysRefresh = 30 * time.Second
@@ -71,7 +75,9 @@ func (k *GitHubKeys) Key(ctx context.Context, id string) (*ecdsa.PublicKey, erro
 	if key, ok := k.keys[id]; ok {
 		return key, nil
 	}
-	if k.keys != nil && k.now().Sub(k.read) < keysRefresh {
+	// The bound holds from the first read, whether or not it succeeded:
+	// while the keys cannot be read, requests must not each try.
+	if !k.read.IsZero() && k.now().Sub(k.read) < keysRefresh {
 		return nil, fmt.Errorf("unknown key identifier")
 	}
 	keys, err := k.fetch(ctx)
@@ -172,19 +178,54 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	notify := func(a *gatehouse.Account) bool { return a.Settings.LeakPolicy == gatehouse.LeakNotify }
-	out := make([]githubLabel, 0, len(batch))
-	for _, m := range batch {
-		res, err := g.Service.RevokeLeaked(r.Context(), m.Token, service.LeakReport{Via: service.LeakViaGitHub, URL: m.URL, Source: m.Source, NotifyOnly: notify})
-		if err != nil {
-			httpx.Error(w, r, err)
-			return
+	// The tokens are revoked githubWorkers at a time, so that a batch of
+	// hundreds is answered within GitHub's timeout; the labels keep the
+	// batch's order. The first error is the answer.
+	out := make([]githubLabel, len(batch))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		next     = make(chan int)
+	)
+	for range min(githubWorkers, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				m := batch[i]
+				res, err := g.Service.RevokeLeaked(ctx, m.Token, service.LeakReport{Via: service.LeakViaGitHub, URL: m.URL, Source: m.Source, NotifyOnly: notify})
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					continue
+				}
+				sum := sha256.Sum256([]byte(m.Token))
+				label := "false_positive"
+				if res.Known {
+					label = "true_positive"
+				}
+				out[i] = githubLabel{TokenHash: hex.EncodeToString(sum[:]), TokenType: m.Type, Label: label}
+			}
+		}()
+	}
+feed:
+	for i := range batch {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
 		}
-		sum := sha256.Sum256([]byte(m.Token))
-		label := "false_positive"
-		if res.Known {
-			label = "true_positive"
-		}
-		out = append(out, githubLabel{TokenHash: hex.EncodeToString(sum[:]), TokenType: m.Type, Label: label})
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		httpx.Error(w, r, firstErr)
+		return
+	}
+	if err := r.Context().Err(); err != nil {
+		return // the sender is gone
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/service"
 )
@@ -13,7 +13,7 @@ import (
 // metadata. The rules are the service's; these handlers translate.
 type Endpoints struct {
 	Service *service.Service
-	Auth    *auth.Authenticator
+	Admit   *admission.Admitter
 	// Issuer is the base URL the metadata advertises (the configured public
 	// URL, else one built from the listen address); never the request's
 	// Host.
@@ -24,6 +24,15 @@ type Endpoints struct {
 	// Grants are the grant types the token endpoint serves
 	// (Handler.Grants).
 	Grants []string
+	// AuthorizationCode advertises the authorization endpoint and its
+	// PKCE and iss support (RFC 8414, RFC 9207).
+	AuthorizationCode bool
+	// Registration advertises the registration endpoint (RFC 7591,
+	// --dynamic-registration).
+	Registration bool
+	// DeviceAuthorization advertises the device authorization endpoint
+	// (RFC 8628 §4).
+	DeviceAuthorization bool
 }
 
 // caller authenticates the caller of revocation or introspection: a client
@@ -38,11 +47,11 @@ func (e *Endpoints) caller(w http.ResponseWriter, r *http.Request, req *Request)
 	case req.ClientID != "" || req.ClientSecret != "":
 		p, err = e.Service.ClientPrincipal(r.Context(), req.ClientID, req.ClientSecret)
 		if err == nil {
-			err = e.Auth.Charge(w, r, p)
+			err = e.Admit.Charge(w, r, p)
 		}
 		return p, "", err
 	case req.Bearer:
-		p, err = e.Auth.Admit(w, r)
+		p, err = e.Admit.Admit(w, r)
 		return p, "", err
 	}
 	return nil, "", nil

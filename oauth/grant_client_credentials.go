@@ -21,5 +21,5 @@ func (g *ClientCredentialsGrant) Token(ctx context.Context, req *Request) (*serv
 	if req.ClientID == "" || req.ClientSecret == "" {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication is required")
 	}
-	return g.Service.ClientCredentialsGrant(ctx, req.ClientID, req.ClientSecret, req.Get("scope"))
+	return g.Service.ClientCredentialsGrant(ctx, req.ClientID, req.ClientSecret, req.Get("scope"), req.ClientAddr)
 }

@@ -17,7 +17,18 @@ var _ Grant = (*RefreshGrant)(nil)
 
 // Token rotates the refresh token. The API access application is a public
 // client: its id alone; a secret presented with it is verified (and fails).
+//
+// A refresh token of a third-party application (SPEC §10.3) is rotated
+// by the application's rules: a confidential application authenticates
+// with its secret, a public one with its id alone.
 func (g *RefreshGrant) Token(ctx context.Context, req *Request) (*service.Issued, error) {
+	if g.Service.IsAppClient(ctx, req.ClientID) {
+		rt := req.Get("refresh_token")
+		if rt == "" {
+			return nil, gatehouse.Invalid("refresh_token is required")
+		}
+		return g.Service.AppRefreshGrant(ctx, req.ClientID, req.ClientSecret, rt, req.Get("scope"), req.Get("resource"))
+	}
 	if err := authenticateClient(ctx, g.Service, req, true); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func (e *Endpoints) Metadata(w http.ResponseWriter, r *http.Request) {
 		// reach: never let a shared cache keep it.
 		w.Header().Set("Cache-Control", "no-cache")
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{
+	m := map[string]any{
 		"issuer":                                        issuer,
 		"token_endpoint":                                issuer + "/oauth/token",
 		"revocation_endpoint":                           issuer + "/oauth/revoke",
@@ -29,6 +29,26 @@ func (e *Endpoints) Metadata(w http.ResponseWriter, r *http.Request) {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"scopes_supported":                              gatehouse.BuiltinScopes,
-		"response_types_supported":                      []string{},
-	})
+		"response_types_supported":                      e.responseTypes(),
+	}
+	if e.AuthorizationCode {
+		m["authorization_endpoint"] = issuer + AuthorizePath
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["authorization_response_iss_parameter_supported"] = true
+	}
+	if e.Registration {
+		m["registration_endpoint"] = issuer + "/oauth/register"
+	}
+	if e.DeviceAuthorization {
+		m["device_authorization_endpoint"] = issuer + DeviceAuthorizationPath
+	}
+	httpx.WriteJSON(w, http.StatusOK, m)
+}
+
+// responseTypes are the response types of the authorization endpoint.
+func (e *Endpoints) responseTypes() []string {
+	if e.AuthorizationCode {
+		return []string{"code"}
+	}
+	return []string{}
 }

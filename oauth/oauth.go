@@ -122,8 +122,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool,
 func authenticateClient(ctx context.Context, svc *service.Service, req *Request, public bool) error {
 	switch {
 	case req.ClientSecret != "":
-		_, err := svc.ClientPrincipal(ctx, req.ClientID, req.ClientSecret)
-		return err
+		p, err := svc.ClientPrincipal(ctx, req.ClientID, req.ClientSecret)
+		if err != nil {
+			return err
+		}
+		return p.CheckAddr(req.ClientAddr)
 	case req.ClientID != "" && !public:
 		return gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication failed")
 	}

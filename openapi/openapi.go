@@ -81,7 +81,8 @@ const (
 var authErrors = []string{
 	gatehouse.EInvalidRequest, gatehouse.EUnauthorized, gatehouse.EInvalidToken,
 	gatehouse.EForbidden, gatehouse.EInvalidUser, gatehouse.EInsufficientScope,
-	gatehouse.ERateLimitExceeded, gatehouse.EUnavailable, gatehouse.EInternal,
+	gatehouse.ERateLimitExceeded, gatehouse.EUnavailable, gatehouse.EInternal, gatehouse.EIPNotAllowed,
+	gatehouse.EQuotaExceeded,
 }
 
 // bodyErrors are the codes a route taking a body can answer besides.
@@ -259,7 +260,7 @@ func addErrors(op map[string]any, rateLimitStatus int) error {
 			return fmt.Errorf("unknown error code %q", c)
 		}
 		st := httpx.Status(c)
-		if c == gatehouse.ERateLimitExceeded {
+		if c == gatehouse.ERateLimitExceeded || c == gatehouse.EQuotaExceeded {
 			st = rateLimitStatus
 		}
 		byStatus[st] = append(byStatus[st], c)

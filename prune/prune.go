@@ -85,9 +85,14 @@ func New(cfg Config) *Pruner {
 	return &Pruner{cfg: cfg, holder: gatehouse.NewID("node")}
 }
 
+// LogRetention is how long the revocation log keeps an entry: far longer
+// than any running node takes to read it.
+const LogRetention = time.Hour
+
 // Cutoffs returns what has ended at now under p's settings.
 func (p *Pruner) Cutoffs(now time.Time) store.Cutoffs {
-	return store.Cutoffs{Now: now, Used: now.Add(-p.cfg.Retention), Retries: now.Add(-p.cfg.RefreshGrace), Audit: now.Add(-p.cfg.Retention)}
+	return store.Cutoffs{Now: now, Used: now.Add(-p.cfg.Retention), Retries: now.Add(-p.cfg.RefreshGrace), Audit: now.Add(-p.cfg.Retention),
+		Log: now.Add(-LogRetention)}
 }
 
 // Round prunes once, if this node holds (or takes) the lease: batch after

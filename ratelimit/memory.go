@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // DailyBuckets is how many buckets the daily window is cut into: a request
@@ -97,6 +99,8 @@ var _ Limiter = (*Memory)(nil)
 type entry struct {
 	key   string
 	shard int
+	l     Limits
+	b     *gatehouse.PlanBudget // the plan's budget, nil for a key
 	st    *state
 }
 
@@ -109,24 +113,32 @@ func (m *Memory) Allow(_ context.Context, account string, keys []string, l Limit
 	if !m.started.Load() {
 		m.startSweep()
 	}
-	// The distinct keys, ordered by shard; room for two on the stack (a
-	// user and an API token acting as them).
-	var buf [2]entry
+	// The distinct keys, each with its limits, ordered by shard; room for
+	// four on the stack (a user and an API token acting as them, and the
+	// budgets of their plans).
+	var buf [4]entry
 	es := buf[:0]
-next:
-	for _, k := range keys {
+	base, own := l, l.own()
+	base.Own = nil
+	add := func(k string, l Limits, b *gatehouse.PlanBudget) {
 		for _, e := range es {
 			if e.key == k {
-				continue next
+				return
 			}
 		}
-		e := entry{key: k, shard: int(maphash.String(m.seed, k) % shardCount)}
+		e := entry{key: k, shard: int(maphash.String(m.seed, k) % shardCount), l: l, b: b}
 		i := len(es)
 		es = append(es, e)
 		for ; i > 0 && es[i-1].shard > e.shard; i-- {
 			es[i] = es[i-1]
 		}
 		es[i] = e
+	}
+	for _, k := range keys {
+		add(k, base, nil)
+	}
+	for i := range own {
+		add(own[i].Key, ownLimits(&own[i]), &own[i])
 	}
 	for i, e := range es {
 		if i == 0 || e.shard != es[i-1].shard {
@@ -143,18 +155,18 @@ next:
 			sh.states[sk] = st
 		}
 		es[i].st = st
-		room = st.check(now, l) && room
+		room = st.check(now, es[i].l) && room
 	}
-	var d Decision
+	var (
+		d       Decision
+		started bool
+	)
+	at := time.Unix(0, now)
 	for i := range es {
 		if room {
-			es[i].st.add(now, l)
+			es[i].st.add(now, es[i].l)
 		}
-		if k := es[i].st.decision(now, l, room); i == 0 {
-			d = k
-		} else {
-			d.fold(k)
-		}
+		d.merge(es[i].st.decision(now, es[i].l, room), es[i].b, &started, at)
 	}
 	for i, e := range es {
 		if i == 0 || e.shard != es[i-1].shard {

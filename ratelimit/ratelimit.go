@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,63 @@ type Limits struct {
 	BurstWindow time.Duration // e.g. 20s
 	Daily       int           // requests per DailyWindow
 	DailyWindow time.Duration // 24h
+	// Own, when set, are more budgets of the request, each with limits of
+	// its own (a credential's or a user's, SPEC §10.5): the request is
+	// admitted only if they have room too, and is counted against them in
+	// the same atomic step. Their keys name budgets of the same account,
+	// distinct from each other and from the request's keys.
+	Own *[]gatehouse.PlanBudget
+	// quota marks the limits of a quota's budget.
+	quota bool
+}
+
+// quotaWindow is the daily window of a quota's budget: longer than any
+// period, so that nothing counted in a period leaves it before its end
+// (each period is a budget of its own, see ForPrincipal).
+const quotaWindow = 32 * 24 * time.Hour
+
+// ownLimits are the limits of a budget of Limits.Own, over a 24-hour
+// daily window; a quota's count its limit over quotaWindow, with a burst
+// that never binds.
+func ownLimits(b *gatehouse.PlanBudget) Limits {
+	if b.Quota != nil {
+		return Limits{Burst: 1 << 30, BurstWindow: time.Second, Daily: max(b.Quota.Limit-b.QuotaCharged, 0), DailyWindow: quotaWindow, quota: true}
+	}
+	return Limits{Burst: b.Limits.Burst, BurstWindow: time.Duration(b.Limits.BurstWindowSeconds) * time.Second,
+		Daily: b.Limits.Daily, DailyWindow: 24 * time.Hour}
+}
+
+// own returns l's own budgets (nil for none).
+func (l Limits) own() []gatehouse.PlanBudget {
+	if l.Own == nil {
+		return nil
+	}
+	return *l.Own
+}
+
+// ForPrincipal returns the limits of a request of p: its account's, and
+// the budgets of its credential's and its user's plans.
+// A quota's budget is named after its period as it is at now, so that
+// each period counts apart and a new one starts from nothing.
+func ForPrincipal(p *gatehouse.Principal, now time.Time) Limits {
+	l := FromSettings(p.Account.Settings.RateLimit)
+	if len(p.PlanBudgets) == 0 {
+		return l
+	}
+	l.Own = &p.PlanBudgets
+	for i, b := range p.PlanBudgets {
+		if b.Quota == nil {
+			continue
+		}
+		if l.Own == &p.PlanBudgets {
+			own := slices.Clone(p.PlanBudgets)
+			l.Own = &own
+		}
+		name, end := b.Quota.Current(now)
+		(*l.Own)[i].Key = b.Key + "@" + name
+		(*l.Own)[i].QuotaEnds = end
+	}
+	return l
 }
 
 // FromSettings converts account settings to Limits with a 24-hour daily
@@ -31,6 +89,21 @@ type Limits struct {
 func FromSettings(s gatehouse.RateLimitSettings) Limits {
 	return Limits{Burst: s.Burst, BurstWindow: time.Duration(s.BurstWindowSeconds) * time.Second,
 		Daily: s.Daily, DailyWindow: 24 * time.Hour}
+}
+
+// QuotaDecision is what a request's quota said: the fewest remaining of
+// its quotas (after this request), and, when one of them refused it,
+// Exceeded, with the wait until its period ends.
+type QuotaDecision struct {
+	Set       bool
+	Limit     int
+	Remaining int
+	Reset     time.Duration // until the period ends
+	Exceeded  bool
+	// Uses are each quota budget's own standing (a request counts
+	// against at most two: its credential's and its user's); unused
+	// entries have no Key.
+	Uses [2]gatehouse.QuotaUse
 }
 
 // Decision is the outcome of one Allow. For a request that counts against
@@ -49,17 +122,58 @@ type Decision struct {
 	// RetryAfter is, when refused, how long until a request would be
 	// admitted.
 	RetryAfter time.Duration
+	// Quota is what the quotas of Limits.Own said (SPEC §10.5).
+	Quota QuotaDecision
+}
+
+// merge adds to d the decision k of one budget, whose plan budget is b
+// (nil for one of the request's keys); started reports whether d holds a
+// key's decision already. A quota's decision goes to d.Quota alone: its
+// window is not one of the rate limit's.
+func (d *Decision) merge(k Decision, b *gatehouse.PlanBudget, started *bool, now time.Time) {
+	if b != nil && b.Quota != nil {
+		q := &d.Quota
+		for i := range q.Uses {
+			if q.Uses[i].Key == "" {
+				q.Uses[i] = gatehouse.QuotaUse{Key: b.Key, Limit: b.Quota.Limit, Remaining: k.DailyRemaining}
+				break
+			}
+		}
+		if !q.Set || k.DailyRemaining < q.Remaining {
+			q.Remaining = k.DailyRemaining
+			q.Limit = b.Quota.Limit
+		}
+		q.Set = true
+		if !b.QuotaEnds.IsZero() {
+			q.Reset = max(q.Reset, b.QuotaEnds.Sub(now))
+		}
+		if !k.Allowed && k.DailyRemaining == 0 {
+			q.Exceeded = true
+			d.RetryAfter = max(d.RetryAfter, q.Reset)
+		}
+		return
+	}
+	if !*started {
+		q, retry := d.Quota, d.RetryAfter
+		*d = k
+		d.Quota, d.RetryAfter = q, max(retry, k.RetryAfter)
+		*started = true
+		return
+	}
+	d.fold(k)
 }
 
 // fold merges into d the decision for another key of the same request:
-// the tightest window wins (on a tie, the later reset), and the longest
-// Retry-After.
+// the tightest window wins (on a tie, the later reset), with its limits
+// (the binding ones, for the headers), and the longest Retry-After.
 func (d *Decision) fold(k Decision) {
 	if k.BurstRemaining < d.BurstRemaining || k.BurstRemaining == d.BurstRemaining && k.BurstReset > d.BurstReset {
 		d.BurstRemaining, d.BurstReset = k.BurstRemaining, k.BurstReset
+		d.Limits.Burst, d.Limits.BurstWindow = k.Limits.Burst, k.Limits.BurstWindow
 	}
 	if k.DailyRemaining < d.DailyRemaining || k.DailyRemaining == d.DailyRemaining && k.DailyReset > d.DailyReset {
 		d.DailyRemaining, d.DailyReset = k.DailyRemaining, k.DailyReset
+		d.Limits.Daily, d.Limits.DailyWindow = k.Limits.Daily, k.Limits.DailyWindow
 	}
 	d.RetryAfter = max(d.RetryAfter, k.RetryAfter)
 }
@@ -113,6 +227,7 @@ var lastPolicy atomic.Pointer[policy]
 
 // policyText returns the RateLimit-Policy value of l.
 func policyText(l Limits) string {
+	l.Own = nil
 	if p := lastPolicy.Load(); p != nil && p.limits == l {
 		return p.value
 	}
@@ -134,6 +249,8 @@ func policyText(l Limits) string {
 const (
 	headerPolicy    = "Ratelimit-Policy"
 	headerRateLimit = "Ratelimit"
+	// headerQuotaRemaining is X-RateLimit-Quota-Remaining (SPEC §10.5).
+	headerQuotaRemaining = "X-Ratelimit-Quota-Remaining"
 )
 
 // SetHeaders writes the remaining counts, the IETF draft's RateLimit-Policy
@@ -146,10 +263,10 @@ func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	if int64(d.DailyRemaining)*int64(max(l.Burst, 1)) < int64(d.BurstRemaining)*int64(max(l.Daily, 1)) {
 		name, r, t = "daily", d.DailyRemaining, d.DailyReset
 	}
-	// One string holds the three counted values and one array the four
-	// header values; each header gets a slice of it that cannot grow into
-	// the next.
-	var buf [96]byte
+	// One string holds the counted values (and, with a quota, its policy
+	// and remaining count) and one array the header values; each header
+	// gets a slice of it that cannot grow into the next.
+	var buf [256]byte
 	b := strconv.AppendInt(buf[:0], int64(d.BurstRemaining), 10)
 	burstEnd := len(b)
 	b = strconv.AppendInt(b, int64(d.DailyRemaining), 10)
@@ -160,13 +277,35 @@ func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	b = strconv.AppendInt(b, int64(r), 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, int64(seconds(t)), 10)
+	rateEnd := len(b)
+	policy := policyText(l)
+	q := d.Quota
+	if q.Set {
+		// The policy with the quota's, and the quota's remaining count,
+		// in the same string.
+		b = append(b, policy...)
+		b = append(b, `, "quota";q=`...)
+		b = strconv.AppendInt(b, int64(q.Limit), 10)
+		b = append(b, ";w="...)
+		b = strconv.AppendInt(b, int64(seconds(q.Reset)), 10)
+	}
+	policyEnd := len(b)
+	if q.Set {
+		b = strconv.AppendInt(b, int64(q.Remaining), 10)
+	}
 	counted := string(b)
-	v := [...]string{counted[:burstEnd], counted[burstEnd:dailyEnd], policyText(l), counted[dailyEnd:]}
+	v := [...]string{counted[:burstEnd], counted[burstEnd:dailyEnd], policy, counted[dailyEnd:rateEnd], counted[policyEnd:]}
+	if q.Set {
+		v[2] = counted[rateEnd:policyEnd]
+	}
 	vs := v[:]
 	h[textproto.CanonicalMIMEHeaderKey(names.BurstRemaining)] = vs[0:1:1]
 	h[textproto.CanonicalMIMEHeaderKey(names.DailyRemaining)] = vs[1:2:2]
 	h[headerPolicy] = vs[2:3:3]
 	h[headerRateLimit] = vs[3:4:4]
+	if q.Set {
+		h[headerQuotaRemaining] = vs[4:5:5]
+	}
 	if !d.Allowed {
 		h.Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(d.RetryAfter)))
 	}

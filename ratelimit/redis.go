@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // RedisLua is the limiter's Lua: it defines the local function
@@ -92,6 +94,9 @@ type RedisBatch struct {
 	Keys []string
 	// head is the caller's arguments, the clock and the ring's size.
 	head []string
+	// now is the clock a quota's period ends by (time.Now unless the
+	// limiter was given one, as the caller's period names come from it).
+	now func() time.Time
 	// ko is the number of the caller's own keys.
 	ko      int
 	budgets map[budget]int // budget -> its number in the script
@@ -109,19 +114,22 @@ type RedisBatch struct {
 // budget names one budget of a batch.
 type budget struct{ account, key string }
 
-// batched is what reading one request's answer needs.
+// batched is what reading one request's answer needs: its limits, and
+// how many of its budgets are its keys (under limits, Own cleared) before
+// those of limits.Own.
 type batched struct {
 	limits  Limits
+	keys    int
 	budgets int
 }
 
 // NewBatch starts a batch after the caller's own keys and arguments.
 func (r *Redis) NewBatch(keys, args []string) *RedisBatch {
-	now := ""
+	now, clock := "", time.Now
 	if r.now != nil {
-		now = strconv.FormatInt(r.now().UnixMicro(), 10)
+		now, clock = strconv.FormatInt(r.now().UnixMicro(), 10), r.now
 	}
-	return &RedisBatch{Keys: keys, head: append(args, now, strconv.Itoa(DailyBuckets+1)), ko: len(keys)}
+	return &RedisBatch{Keys: keys, head: append(args, now, strconv.Itoa(DailyBuckets+1)), now: clock, ko: len(keys)}
 }
 
 // Args returns the script's arguments: the caller's, then decide's.
@@ -145,13 +153,12 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	if account == "" || len(keys) == 0 {
 		return ErrNoKeys
 	}
-	b.reqArgs = append(b.reqArgs, strconv.Itoa(b.pair(field1, field2)), strconv.Itoa(b.limitSet(l)), "")
+	base := l
+	base.Own = nil
+	b.reqArgs = append(b.reqArgs, strconv.Itoa(b.pair(field1, field2)), "")
 	m := len(b.reqArgs) - 1
 	n := 0
-	for i, k := range keys {
-		if slices.Contains(keys[:i], k) {
-			continue // a repeated key counts once
-		}
+	add := func(k string, li int) {
 		p, ok := b.budgets[budget{account, k}]
 		if !ok {
 			if b.budgets == nil {
@@ -166,11 +173,23 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 			p = (len(b.Keys) - b.ko) / 2
 			b.budgets[budget{account, k}] = p
 		}
-		b.reqArgs = append(b.reqArgs, strconv.Itoa(p))
+		b.reqArgs = append(b.reqArgs, strconv.Itoa(p), strconv.Itoa(li))
 		n++
 	}
+	li := b.limitSet(base)
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			continue // a repeated key counts once
+		}
+		add(k, li)
+	}
+	nk := n
+	own := l.own()
+	for i := range own {
+		add(own[i].Key, b.limitSet(ownLimits(&own[i])))
+	}
 	b.reqArgs[m] = strconv.Itoa(n)
-	b.reqs = append(b.reqs, batched{limits: l, budgets: n})
+	b.reqs = append(b.reqs, batched{limits: l, keys: nk, budgets: n})
 	return nil
 }
 
@@ -213,6 +232,11 @@ type BatchDecision struct {
 func (b *RedisBatch) Read(res []int64) ([]BatchDecision, error) {
 	out := make([]BatchDecision, len(b.reqs))
 	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
+	// A quota's period ends by this node's clock, as its name was chosen.
+	now := time.Now()
+	if b.now != nil {
+		now = b.now()
+	}
 	for i, q := range b.reqs {
 		if len(res) == 0 {
 			return nil, fmt.Errorf("ratelimit: redis: answer ends at request %d of %d", i+1, len(b.reqs))
@@ -225,18 +249,24 @@ func (b *RedisBatch) Read(res []int64) ([]BatchDecision, error) {
 		if status != 1 && status != 2 || len(res) < redisValues*q.budgets {
 			return nil, fmt.Errorf("ratelimit: redis: unexpected answer to request %d: %d", i+1, status)
 		}
-		l := q.limits
-		var d Decision
+		l, own := q.limits, q.limits.own()
+		l.Own = nil
+		var (
+			d       Decision
+			started bool
+			b       *gatehouse.PlanBudget
+		)
 		for j := range q.budgets {
+			if j >= q.keys {
+				// The plans' budgets, in order.
+				b = &own[j-q.keys]
+				l = ownLimits(b)
+			}
 			v := res[redisValues*j:]
 			k := Decision{Allowed: status == 1, Limits: l,
 				BurstRemaining: max(0, l.Burst-int(v[0])), DailyRemaining: max(0, l.Daily-int(v[1])),
 				BurstReset: us(v[2]), DailyReset: us(v[3]), RetryAfter: us(v[4])}
-			if j == 0 {
-				d = k
-			} else {
-				d.fold(k)
-			}
+			d.merge(k, b, &started, now)
 		}
 		res = res[redisValues*q.budgets:]
 		out[i] = BatchDecision{Decided: true, Decision: d}

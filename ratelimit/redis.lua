@@ -15,8 +15,9 @@
 -- then the batch's distinct confirm fields: their number, and two each
 -- then its distinct limits: their number, and four each (burst window µs,
 --       burst limit, bucket span µs, daily limit)
--- then per request: the number of its confirm fields and of its limits
---       (from 1), m, and the numbers p of its m budgets
+-- then per request: the number of its confirm fields (from 1), m, and for
+--       each of its m budgets its number p and the number of its limits
+--       (from 1): each budget of a request has limits of its own
 --
 -- Returns, per request: 0 when confirm(field1, field2) is false (nothing
 -- decided, nothing counted); otherwise 1 (admitted) or 2 (refused) and,
@@ -191,16 +192,20 @@ local function decide(keys, ko, argv, ao, confirm)
   -- A request's budgets and their oldest logged times, reused.
   local ss, heads = {}, {}
   local na = #argv
+  -- The limits of a request's budgets, reused.
+  local ls = {}
   while i <= na do
-    local l, m = limits[num[argv[i + 1]]], num[argv[i + 2]]
-    local bw, bl, span, dl = l[1], l[2], l[3], l[4]
+    local m = num[argv[i + 1]]
     if not confirmed[num[argv[i]]] then
       no = no + 1
       out[no] = 0
     else
       local room = true
       for j = 1, m do
-        local s = budget(num[argv[i + 2 + j]], span)
+        local l = limits[num[argv[i + 2 * j + 1]]]
+        ls[j] = l
+        local bw, bl, span, dl = l[1], l[2], l[3], l[4]
+        local s = budget(num[argv[i + 2 * j]], span)
         -- A lowered burst limit keeps only the newest requests, as
         -- Memory does: the oldest logged first, then the batch's own.
         local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
@@ -215,6 +220,8 @@ local function decide(keys, ko, argv, ao, confirm)
       out[no] = room and 1 or 2
       for j = 1, m do
         local s = ss[j]
+        local l = ls[j]
+        local bw, bl, dl = l[1], l[2], l[4]
         if room then
           s.pushed, s.added, s.t, s.cb = s.pushed + 1, s.added + 1, s.t + 1, s.cb + 1
           if s.b < s.lo then s.lo = s.b end
@@ -249,7 +256,7 @@ local function decide(keys, ko, argv, ao, confirm)
         no = no + 5
       end
     end
-    i = i + 3 + m
+    i = i + 2 + 2 * m
   end
   for _, s in pairs(budgets) do flush(s) end
   return out

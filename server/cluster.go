@@ -6,21 +6,27 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/leak"
+	"github.com/gatehouse/gatehouse/register"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/throttle"
 )
 
-// The cluster's shared state is the service's Cluster.
-var _ service.Cluster = (*cluster.Redis)(nil)
+// The cluster's shared state is the service's Cluster and the admission's
+// Charger.
+var (
+	_ service.Cluster   = (*cluster.Redis)(nil)
+	_ admission.Charger = (*cluster.Redis)(nil)
+)
 
 // limiterConfirms reports whether the cluster charges every request (a
 // cluster node with no limiter configured in its place): its admission
 // script then also confirms that a cached principal still rests on its
 // shard's state, so the service may serve principals from its cache
 // without reading the shard first (service.Config.LimiterConfirms), and
-// the rate-limit hook must pass that state to the script (limit). It is
+// admission charges the cluster and confirms with it (admitter). It is
 // the one place this is decided.
 func (s *Server) limiterConfirms() bool { return s.cluster != nil && s.cfg.Limiter == nil }
 
@@ -48,5 +54,6 @@ func (s *Server) openRedis(ctx context.Context) error {
 	s.cluster = cluster.NewRedis(timed, s.cfg.RedisPrefix)
 	s.signIn = throttle.NewRedis(timed, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
 	s.leakReports = throttle.NewRedis(timed, leak.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"lk:"))
+	s.registrations = throttle.NewRedis(timed, register.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"rg:"))
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/admin"
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/cluster"
@@ -30,17 +31,22 @@ import (
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/leak"
 	"github.com/gatehouse/gatehouse/metrics"
+	"github.com/gatehouse/gatehouse/mfa"
 	"github.com/gatehouse/gatehouse/oauth"
 	"github.com/gatehouse/gatehouse/openapi"
+	"github.com/gatehouse/gatehouse/passkey"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/prune"
 	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/register"
 	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/sso"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 	"github.com/gatehouse/gatehouse/tracing"
 	"github.com/gatehouse/gatehouse/tracing/serverspan"
+	"github.com/gatehouse/gatehouse/webhook"
 )
 
 // Config is everything the server needs; cmd/gatehouse fills it from flags
@@ -55,6 +61,9 @@ type Config struct {
 	APITokenHeader  string // header carrying an API token
 	UserEmailHeader string // act-as-user header
 	RefreshGrace    time.Duration
+	// DeviceCodeLifetime is how long a device code of the device
+	// authorization grant works (authorize.DeviceCodeLifetime when zero).
+	DeviceCodeLifetime time.Duration
 
 	// RateLimitStatus is the status of a refusal for the rate limit (422 by
 	// default; 429 is common). The header names are configurable too.
@@ -92,6 +101,21 @@ type Config struct {
 	// then shares the console's origin. Without it, with Upstream and
 	// neither ConsoleAddr nor ConsoleHost, the console is not served.
 	ConsoleSameOrigin bool
+	// DynamicRegistration serves POST /oauth/register (RFC 7591, SPEC
+	// §10.4) and advertises it in the metadata; off by default.
+	DynamicRegistration bool
+	// GatewayResource is the gateway's resource identifier (RFC 8707,
+	// RFC 9728); empty: the issuer. Used only with Upstream.
+	GatewayResource string
+	// WebhookAllowInsecure lets webhook endpoints use http and reach
+	// private and loopback addresses (SPEC §10.2; for tests and
+	// development).
+	WebhookAllowInsecure bool
+	// NoWebhookDelivery makes this node write webhook events to the outbox
+	// with their changes but make no deliveries (--no-webhook-delivery):
+	// the other nodes of the cluster, or this one restarted without it,
+	// deliver them. The zero value delivers.
+	NoWebhookDelivery bool
 	// ProxyTimeout bounds a proxied request's whole exchange, a slow
 	// request body included (DefaultProxyTimeout; gateway.Config.Timeout).
 	ProxyTimeout time.Duration
@@ -145,6 +169,9 @@ type Config struct {
 	// UsageFlushInterval is how often the per-day usage counts are written
 	// to the store (DefaultUsageFlushInterval).
 	UsageFlushInterval time.Duration
+	// ExpiryPoll is how often credential expiry notices are looked for
+	// (service.ExpiryPoll, a minute, when zero); tests shorten it.
+	ExpiryPoll time.Duration
 
 	// PasswordParams are the argon2id parameters; zero means the defaults.
 	PasswordParams password.Params
@@ -241,6 +268,11 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimitStatus != 0 && (c.RateLimitStatus < 400 || c.RateLimitStatus > 599) {
 		return fmt.Errorf("rate-limit-status %d is not a 4xx or 5xx status", c.RateLimitStatus)
+	}
+	if c.GatewayResource != "" {
+		if _, ok := gatehouse.ResourceKey(c.GatewayResource); !ok {
+			return fmt.Errorf("gateway-resource %q must be an absolute http or https URI without query or fragment", c.GatewayResource)
+		}
 	}
 	if c.ConsoleSameOrigin && (c.ConsoleAddr != "" || c.ConsoleHost != "") {
 		return errors.New("console-same-origin goes alone: it serves the console on the main address, which console-addr and console-host take it away from")
@@ -357,14 +389,15 @@ func parseUpstream(s string) (*url.URL, error) {
 // Server is one Gatehouse node. Construct it with New, then Open; Close is
 // safe after a failed Open.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	Store    *store.Store
-	Service  *service.Service
-	Auth     *auth.Authenticator
-	Metrics  *metrics.Metrics
-	limiter  ratelimit.Limiter
-	upstream *url.URL
+	cfg     Config
+	logger  *slog.Logger
+	Store   *store.Store
+	Service *service.Service
+	// Admission admits every authenticated request.
+	Admission *admission.Admitter
+	Metrics   *metrics.Metrics
+	limiter   ratelimit.Limiter
+	upstream  *url.URL
 	// gatewayRoutes are the gateway's route rules (nil: none).
 	gatewayRoutes *gateway.Routes
 	redis         rueidis.Client
@@ -377,14 +410,22 @@ type Server struct {
 	// leakReports counts bulk leak reports per client address (shared
 	// through Redis in a cluster); bulk serves them.
 	leakReports throttle.Throttle
-	bulk        *leak.Bulk
-	githubKeys  *leak.GitHubKeys
-	usage       *service.Usage
-	stopUsage   chan struct{}
-	usageDone   chan struct{}
+	// registrations counts client registrations per address (shared
+	// through Redis in a cluster).
+	registrations throttle.Throttle
+	bulk          *leak.Bulk
+	githubKeys    *leak.GitHubKeys
+	usage         *service.Usage
+	stopUsage     chan struct{}
+	usageDone     chan struct{}
 	// stopPrune stops the pruner and pruneDone closes when it has.
 	stopPrune context.CancelFunc
 	pruneDone chan struct{}
+	// webhooks delivers events; stopWebhooks stops it and webhooksDone
+	// closes when it has.
+	webhooks     *webhook.Worker
+	stopWebhooks context.CancelFunc
+	webhooksDone chan struct{}
 	// stopService ends the service's background work (service.Run);
 	// serviceDone is closed when it has.
 	stopService context.CancelFunc
@@ -500,20 +541,36 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.leakReports == nil {
 		s.leakReports = throttle.NewMemory(leak.Rules())
 	}
+	if s.registrations == nil {
+		s.registrations = throttle.NewMemory(register.Rules())
+	}
 	if s.limiter == nil && s.cluster == nil {
 		mem := ratelimit.NewMemory()
 		s.limiter, s.closeLimiter = mem, mem.Close
 	}
-	var key []byte
-	if s.cfg.TokenKey != "" {
-		key = []byte(s.cfg.TokenKey)
+	key := s.cfg.tokenKey()
+	// Secrets read back (webhook signing secrets, TOTP keys) are sealed
+	// under the token key, or, without one, under a random key kept in
+	// the store and shared by every node.
+	sealingKey := key
+	if sealingKey == nil {
+		if sealingKey, err = st.SealingKey(ctx); err != nil {
+			return err
+		}
 	}
-	s.Service = service.New(service.Config{
-		Store: st, Passwords: password.New(s.cfg.PasswordParams), Digester: token.NewDigester(key), Throttle: s.signIn,
-		RefreshGrace: s.cfg.RefreshGrace, Cluster: shared, LimiterConfirms: s.limiterConfirms(), OnCacheLookup: s.Metrics.CacheLookup, Logger: s.logger,
-		CacheBytes: s.cfg.CacheSize, PlatformScopes: append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...),
-		TokenPrefix: s.cfg.TokenPrefix,
-	})
+	sealer := webhook.NewSealer(sealingKey)
+	rp, rpOff := s.passkeyRP()
+	s.webhooks = webhook.NewWorker(webhook.WorkerConfig{Store: st, Sealer: sealer, AllowInsecure: s.cfg.WebhookAllowInsecure, Logger: s.logger})
+	// The service every node and offline command has, and what only a
+	// serving node adds to it.
+	sc := s.cfg.serviceConfig(st, shared)
+	sc.Logger, sc.Throttle = s.logger, s.signIn
+	sc.RefreshGrace, sc.DeviceCodeLifetime, sc.ExpiryPoll = s.cfg.RefreshGrace, s.cfg.DeviceCodeLifetime, s.cfg.ExpiryPoll
+	sc.LimiterConfirms, sc.OnCacheLookup = s.limiterConfirms(), s.Metrics.CacheLookup
+	sc.CacheBytes, sc.PlatformScopes = s.cfg.CacheSize, append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...)
+	sc.MFASealer, sc.SSOSealer, sc.Passkeys, sc.PasskeysOff = mfa.NewSealer(sealingKey), sso.NewSealer(sealingKey), rp, rpOff
+	sc.WebhookSealer, sc.WebhookAllowInsecure, sc.OnWebhookEvent = sealer, s.cfg.WebhookAllowInsecure, s.webhooks.Wake
+	s.Service = service.New(sc)
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -523,11 +580,7 @@ func (s *Server) Open(ctx context.Context) error {
 	s.bulk = leak.NewBulk(s.Service, s.leakReports, s.logger)
 	s.githubKeys = leak.NewGitHubKeys(s.cfg.GitHubScanningKeys)
 	s.usage = service.NewUsage()
-	s.Auth = auth.New(auth.Config{
-		Tokens: s.Service, APITokens: s.Service,
-		APITokenHeader: s.cfg.APITokenHeader, UserEmailHeader: s.cfg.UserEmailHeader,
-		Limit: s.limit(s.limiter),
-	})
+	s.Admission = s.admitter()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
@@ -565,6 +618,7 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.cfg.PruneInterval >= 0 {
 		s.startPruning()
 	}
+	s.startWebhooks()
 	var bg context.Context
 	bg, s.stopService = context.WithCancel(context.Background())
 	s.serviceDone = make(chan struct{})
@@ -628,18 +682,33 @@ func (s *Server) routes() (main, console http.Handler) {
 	tokens.Register("password", pw)
 	tokens.Register("refresh_token", &oauth.RefreshGrant{Service: svc})
 	tokens.Register("client_credentials", &oauth.ClientCredentialsGrant{Service: svc})
-	std := &oauth.Endpoints{Service: svc, Auth: s.Auth, Issuer: s.issuer, IssuerConfigured: s.cfg.PublicURL != "", Grants: tokens.Grants()}
+	tokens.Register("authorization_code", &oauth.AuthorizationCodeGrant{Service: svc})
+	tokens.Register(oauth.DeviceGrantType, &oauth.DeviceCodeGrant{Service: svc})
+	std := &oauth.Endpoints{Service: svc, Admit: s.Admission, Issuer: s.issuer, IssuerConfigured: s.cfg.PublicURL != "", Grants: tokens.Grants(),
+		AuthorizationCode: true, Registration: s.cfg.DynamicRegistration,
+		DeviceAuthorization: true}
+	if s.cfg.DynamicRegistration {
+		mux.Handle("POST "+register.Path, register.New(svc, s.registrations, s.logger))
+	}
+	resource := s.gatewayResource()
+	if resource != nil {
+		mux.HandleFunc("GET "+gateway.MetadataPath, resource.Metadata)
+		mux.HandleFunc("GET "+gateway.MetadataPath+"/", resource.Metadata)
+	}
 	mux.HandleFunc("POST /oauth/revoke", std.Revoke)
 	mux.HandleFunc("POST /oauth/introspect", std.Introspect)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", std.Metadata)
 	mux.Handle("/oauth/token", tokens)
 	mux.Handle("/v1/oauth/token", tokens)
 	mux.HandleFunc("POST /authorization", tokens.Authorization)
+	mux.Handle("GET "+oauth.AuthorizePath, oauth.Authorize(svc, s.consoleAuthorizeURL()))
+	mux.Handle("POST "+oauth.DeviceAuthorizationPath, oauth.DeviceAuthorization(svc, s.issuer+oauth.DevicePath))
+	mux.Handle("GET "+oauth.DevicePath, oauth.Device(s.consoleURL("/admin/device")))
 	s.publicOps(mux)
 	// The OpenAPI document; a route missing from it fails the openapi
 	// package's tests, not the server.
 	doc, _, err := openapi.Build(api.Routes(), openapi.Options{Issuer: s.issuer, Prefix: s.cfg.ManagementPrefix,
-		APITokenHeader: s.Auth.APITokenHeader(), UserEmailHeader: s.Auth.UserEmailHeader(), RateLimitStatus: s.cfg.RateLimitStatus})
+		APITokenHeader: s.Admission.Auth().APITokenHeader(), UserEmailHeader: s.Admission.Auth().UserEmailHeader(), RateLimitStatus: s.cfg.RateLimitStatus})
 	if err != nil {
 		panic(err) // openapi.yaml is embedded: its tests catch this
 	}
@@ -647,14 +716,14 @@ func (s *Server) routes() (main, console http.Handler) {
 	// The management API, the sample resource, forward auth and the admin
 	// UI sit under the management prefix (none by default).
 	prefix := s.cfg.ManagementPrefix
-	(&api.API{Service: svc, Auth: s.Auth, Prefix: prefix}).Register(mux)
-	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Auth, s.gatewayRoutes))
+	(&api.API{Service: svc, Admit: s.Admission, Prefix: prefix}).Register(mux)
+	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Admission, s.gatewayRoutes))
 	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/credentials/revoke"), s.bulk)
 	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/secret-scanning/github"), &leak.GitHub{Service: svc, Keys: s.githubKeys})
 	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")
 	var ui http.Handler = admin.New(admin.Config{Service: svc, Logger: s.logger,
-		Prefix: prefix, SecureCookies: publicHTTPS, Headers: admin.Headers{
-			APIToken: s.Auth.APITokenHeader(), UserEmail: s.Auth.UserEmailHeader(),
+		Prefix: prefix, SecureCookies: publicHTTPS, Issuer: s.issuer, Headers: admin.Headers{
+			APIToken: s.Admission.Auth().APITokenHeader(), UserEmail: s.Admission.Auth().UserEmailHeader(),
 			BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader,
 		}}).Handler()
 	if prefix != "" {
@@ -677,8 +746,9 @@ func (s *Server) routes() (main, console http.Handler) {
 
 	var fallback http.Handler
 	if s.upstream != nil {
-		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Auth: s.Auth,
-			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes, Timeout: s.cfg.ProxyTimeout}).Handler()
+		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Admit: s.Admission,
+			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes, Timeout: s.cfg.ProxyTimeout,
+			Resource: resource}).Handler()
 		if prefix != "" {
 			fallback = notUnder(prefix, fallback)
 		}
@@ -700,6 +770,60 @@ func (s *Server) routes() (main, console http.Handler) {
 		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(httpx.JSONMux(cmux, nil))))
 	}
 	return main, console
+}
+
+// gatewayResource is the gateway's resource (RFC 9728): --gateway-resource,
+// else the issuer; nil without a gateway.
+func (s *Server) gatewayResource() *gateway.Resource {
+	if s.upstream == nil {
+		return nil
+	}
+	id := s.cfg.GatewayResource
+	if id == "" {
+		id = s.issuer
+	}
+	r, _ := gateway.NewResource(id, s.issuer, s.gatewayRoutes.Scopes()) // checked by Validate
+	return r
+}
+
+// consoleAuthorizeURL is where /oauth/authorize sends the browser: the
+// console's authorization page, on the console's own host name when it
+// has one (the issuer's scheme and port), on the console's own address
+// when it has one (the issuer's host name when that address is a
+// wildcard, the console listener's scheme and port), else on this
+// address.
+func (s *Server) consoleAuthorizeURL() string { return s.consoleURL("/admin/authorize") }
+
+// consoleURL is the URL of the console's page at path (as
+// consoleAuthorizeURL).
+func (s *Server) consoleURL(path string) string {
+	p := s.cfg.ManagementPrefix + path
+	u, err := url.Parse(s.issuer)
+	if err != nil || u.Scheme == "" {
+		return p
+	}
+	switch {
+	case s.cfg.ConsoleHost != "":
+		host := s.cfg.ConsoleHost
+		if port := u.Port(); port != "" {
+			host = net.JoinHostPort(host, port)
+		}
+		return u.Scheme + "://" + host + p
+	case s.consoleListener != nil:
+		host, port, err := net.SplitHostPort(s.consoleListener.Addr().String())
+		if err != nil {
+			return p
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = u.Hostname()
+		}
+		scheme := "http://"
+		if s.cert != nil {
+			scheme = "https://"
+		}
+		return scheme + net.JoinHostPort(host, port) + p
+	}
+	return p
 }
 
 // notServed answers a console path where the console is not served.
@@ -781,6 +905,42 @@ func (s *Server) URL() string {
 		return "https://" + s.Addr()
 	}
 	return "http://" + s.Addr()
+}
+
+// passkeyRP derives the WebAuthn relying party of the console from its
+// configured public URL: https://CONSOLE-HOST (http only when neither
+// --tls-cert nor an https --public-url says TLS) with --console-host, else
+// --public-url when the console is served on the main address. Without
+// one, or with one a passkey cannot be bound to (an IP address, plain
+// http other than localhost), passkeys are off and the reason is logged
+// and returned to every passkey request.
+func (s *Server) passkeyRP() (*passkey.RP, string) {
+	public, _ := ParsePublicURL(s.cfg.PublicURL)
+	var console string
+	switch {
+	case s.cfg.ConsoleHost != "":
+		scheme := "http://"
+		if s.cfg.TLSCert != "" || strings.HasPrefix(public, "https://") {
+			scheme = "https://"
+		}
+		console = scheme + s.cfg.ConsoleHost
+	case s.cfg.ConsoleAddr != "":
+		off := "the console has its own address (--console-addr) and no host name; set --console-host to the name users reach it at"
+		s.logger.Warn("passkeys are off: " + off)
+		return nil, off
+	case public != "":
+		console = public
+	default:
+		off := "no public URL is set; set --public-url (or --console-host) to the https address users reach the console at"
+		s.logger.Info("passkeys are off: " + off)
+		return nil, off
+	}
+	rp, err := passkey.New(console, "Gatehouse")
+	if err != nil {
+		s.logger.Warn("passkeys are off", "reason", err.Error())
+		return nil, strings.TrimPrefix(err.Error(), "passkeys: ")
+	}
+	return rp, ""
 }
 
 // Issuer returns the base of every URL the server advertises (after Open):
@@ -903,6 +1063,9 @@ func (s *Server) flushUsage() {
 func (s *Server) writeUsage() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := s.Service.FlushQuotas(ctx); err != nil {
+		s.logger.Warn("could not write quota counts", "err", err)
+	}
 	if err := s.usage.Flush(ctx, s.Store); err != nil {
 		s.logger.Warn("could not write usage counts", "err", err)
 	}
@@ -921,9 +1084,29 @@ func (s *Server) startPruning() {
 	}()
 }
 
+// startWebhooks starts the delivery of webhook events (package
+// webhook): every node delivers, each due delivery claimed by one,
+// unless NoWebhookDelivery.
+func (s *Server) startWebhooks() {
+	if s.cfg.NoWebhookDelivery {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWebhooks, s.webhooksDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.webhooksDone)
+		s.webhooks.Run(ctx)
+	}()
+}
+
 // release closes what Open made besides the HTTP server.
 func (s *Server) release() error {
 	var errs []error
+	if s.stopWebhooks != nil {
+		s.stopWebhooks()
+		<-s.webhooksDone
+		s.stopWebhooks = nil
+	}
 	if s.stopPrune != nil {
 		s.stopPrune()
 		<-s.pruneDone

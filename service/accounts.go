@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -33,7 +34,7 @@ func (s *Service) CreateAccount(ctx context.Context, p *gatehouse.Principal, in 
 		if err := tx.CreateUser(admin); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "account.create", "account", a.ID,
+		return s.record(tx, s.audit(ctx, p, "account.create", "account", a.ID,
 			map[string]string{"name": a.Name, "admin_email": admin.Email}))
 	})
 	if err != nil {
@@ -137,7 +138,7 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 		}
 		out = a
 		e := s.audit(ctx, p, "account.update", "account", a.ID, details)
-		if err := tx.Audit(e); err != nil {
+		if err := s.record(tx, e); err != nil {
 			return err
 		}
 		// The account's own admins see it in their log too.
@@ -146,7 +147,7 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 		if a.ID == p.AccountID {
 			return nil
 		}
-		return tx.Audit(&mirror)
+		return s.record(tx, &mirror)
 	})
 	return out, err
 }
@@ -217,7 +218,7 @@ func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
 				changed++
 				s.logger.Warn("removed platform scopes from an account's custom scopes; grant them with PATCH /v1/accounts/{id} {\"platform_scopes\"}",
 					"account_id", a.ID, "scopes", removed.String())
-				return tx.Audit(&gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: a.ID, Actor: "platform-scopes",
+				return s.record(tx, &gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: a.ID, Actor: "platform-scopes",
 					Action: "settings.platform_scopes_separated", TargetType: "account", TargetID: a.ID, CreatedAt: s.now(),
 					Details: map[string]string{"removed": removed.String()}})
 			})
@@ -255,7 +256,7 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (created bool
 		if err := tx.CreateUser(admin); err != nil {
 			return err
 		}
-		return tx.Audit(&gatehouse.AuditEntry{
+		return s.record(tx, &gatehouse.AuditEntry{
 			ID: gatehouse.NewID("aud"), AccountID: a.ID, ActorID: admin.ID, Actor: "bootstrap", Action: "account.bootstrap",
 			TargetType: "account", TargetID: a.ID, CreatedAt: a.CreatedAt,
 		})
@@ -269,7 +270,8 @@ func (s *Service) Bootstrap(ctx context.Context, email, pw string) (created bool
 // Recover is the break-glass way back in (gatehouse recover): it makes the
 // user with e-mail email an active operator-admin of their account —
 // creating them in the bootstrap account when absent — with password pw,
-// ends their sessions and password-derived tokens, and audits it. It works
+// ends their sessions and password-derived tokens, clears their second
+// factors (SPEC §10.6), and audits it. It works
 // on the store directly, whether or not a server is running; a running
 // cluster learns of it through the store's epochs on the next look-up that
 // misses its cache.
@@ -310,10 +312,18 @@ func (s *Service) Recover(ctx context.Context, email, pw string) (*gatehouse.Use
 		if err != nil {
 			return err
 		}
+		// The operator may have lost the second factor too (SPEC §10.6).
+		factors, err := tx.ClearFactors(u.ID)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteSignIns(u.ID); err != nil {
+			return err
+		}
 		out = u
-		return tx.Audit(&gatehouse.AuditEntry{
+		return s.record(tx, &gatehouse.AuditEntry{
 			ID: gatehouse.NewID("aud"), AccountID: u.AccountID, ActorID: u.ID, Actor: "recover", Action: "user.recover",
-			TargetType: "user", TargetID: u.ID, CreatedAt: s.now(),
+			TargetType: "user", TargetID: u.ID, CreatedAt: s.now(), Details: map[string]string{"second_factors_cleared": strconv.Itoa(factors)},
 		})
 	})
 	return out, err

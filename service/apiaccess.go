@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -66,6 +67,8 @@ type APIAccessInput struct {
 	AccessTokenTTLDays *int `json:"access_token_ttl_days"`
 	// Scopes limits the application; nil means the creator's own scopes.
 	Scopes *[]gatehouse.Scope `json:"scopes"`
+	// Patch sets the application's plan (SPEC §10.5).
+	plan.Patch
 }
 
 // EnableAPIAccess makes the API access application of p's user and issues
@@ -74,6 +77,9 @@ type APIAccessInput struct {
 // if it exists; scopes as grantScopes allows.
 func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, in APIAccessInput) (*APIAccessIssued, error) {
 	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(gatehouse.PlanAPIApplication, in.Patch); err != nil {
 		return nil, err
 	}
 	u, err := apiAccessAdmin(p)
@@ -113,8 +119,11 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 		if err := tx.CreateTokens(toks...); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "api_access.enable", "api_application", app.ClientID,
-			map[string]string{"access_token_ttl_days": strconv.Itoa(days), "scopes": scopesText(scopes)}))
+		details := map[string]string{"access_token_ttl_days": strconv.Itoa(days), "scopes": scopesText(scopes)}
+		if app.Plan, err = s.setPlan(tx, app.AccountID, gatehouse.PlanAPIApplication, app.ClientID, in.Patch, details); err != nil {
+			return err
+		}
+		return s.record(tx, s.audit(ctx, p, "api_access.enable", "api_application", app.ClientID, details))
 	})
 	if err != nil {
 		return nil, err
@@ -129,37 +138,74 @@ func (s *Service) APIAccess(ctx context.Context, p *gatehouse.Principal) (*gateh
 	if err != nil {
 		return nil, err
 	}
-	app, err := s.store.APIApplication(ctx, u.ID)
+	return s.appWithPlan(ctx, u.ID)
+}
+
+// appWithPlan reads a user's application with its plan and what is left
+// of its quota; nil when there is none.
+func (s *Service) appWithPlan(ctx context.Context, userID string) (*gatehouse.APIApplication, error) {
+	app, err := s.store.APIApplication(ctx, userID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
+	plans, err := s.store.Plans(ctx, app.AccountID, app.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	app.Plan, err = s.withRemaining(ctx, app.AccountID, app.ClientID, plans[app.ClientID])
 	return app, err
 }
 
 // UpdateAPIAccess changes the lifetime, in days, of access tokens issued
-// from now on.
-func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, days int) (*gatehouse.APIApplication, error) {
+// from now on (days nil: as it is) and the application's plan.
+func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, days *int, patch plan.Patch) (*gatehouse.APIApplication, error) {
 	u, err := apiAccessAdmin(p)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTTLDays(days); err != nil {
+	if days == nil && patch.Empty() {
+		return nil, gatehouse.Invalid("Nothing to change: send access_token_ttl_days or a plan field")
+	}
+	if days != nil {
+		if err := checkTTLDays(*days); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPlan(gatehouse.PlanAPIApplication, patch); err != nil {
 		return nil, err
 	}
 	if err := s.mayActOnOwnApp(ctx, p, u); err != nil {
 		return nil, err
 	}
+	app, err := s.store.APIApplication(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
 	err = s.update(ctx, func(tx *store.Tx) error {
-		if err := tx.UpdateAPIApplicationTTL(u.ID, days); err != nil {
-			return err
+		details := map[string]string{}
+		if days != nil {
+			if err := tx.UpdateAPIApplicationTTL(u.ID, *days); err != nil {
+				return err
+			}
+			details["access_token_ttl_days"] = strconv.Itoa(*days)
 		}
-		return tx.Audit(s.audit(ctx, p, "api_access.update", "user", u.ID,
-			map[string]string{"access_token_ttl_days": strconv.Itoa(days)}))
+		if !patch.Empty() {
+			if _, err := s.setPlan(tx, app.AccountID, gatehouse.PlanAPIApplication, app.ClientID, patch, details); err != nil {
+				return err
+			}
+		}
+		return s.record(tx, s.audit(ctx, p, "api_access.update", "user", u.ID, details))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.store.APIApplication(ctx, u.ID)
+	app, err = s.appWithPlan(ctx, u.ID)
+	if err == nil && app == nil {
+		err = gatehouse.NotFound("API access application")
+	}
+	return app, err
 }
 
 // RevokeAPIAccess deletes p's user's application; every token it issued
@@ -180,7 +226,7 @@ func (s *Service) RevokeAPIAccess(ctx context.Context, p *gatehouse.Principal) e
 		if !found {
 			return gatehouse.NotFound("API access")
 		}
-		return tx.Audit(s.audit(ctx, p, "api_access.revoke", "user", u.ID, nil))
+		return s.record(tx, s.audit(ctx, p, "api_access.revoke", "user", u.ID, nil))
 	})
 }
 
@@ -214,11 +260,12 @@ func (s *Service) apiApplication(ctx context.Context, userID string) (*gatehouse
 	if app, ok := s.apps.get(userID, snap.gen, s.clock()); ok {
 		return app, nil
 	}
+	at := s.gen.marks.now()
 	app, err := s.store.APIApplication(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	s.apps.put(userID, snap.gen, app, time.Time{})
+	s.apps.put(userID, snap.gen, s.gen.marks.tagged(at, gatehouse.UserSubject(userID)), app, time.Time{})
 	return app, nil
 }
 
@@ -231,11 +278,7 @@ func (s *Service) UserAPIAccess(ctx context.Context, p *gatehouse.Principal, use
 	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
 		return nil, err
 	}
-	app, err := s.store.APIApplication(ctx, userID)
-	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
-		return nil, nil
-	}
-	return app, err
+	return s.appWithPlan(ctx, userID)
 }
 
 // APIAccessState is p's own API access application as its page shows it.
@@ -292,7 +335,7 @@ func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) 
 		if err := tx.CreateTokens(toks...); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "api_access.reissue", "api_application", app.ClientID, nil))
+		return s.record(tx, s.audit(ctx, p, "api_access.reissue", "api_application", app.ClientID, nil))
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -35,7 +36,7 @@ func (s *Service) SetAPITokensExtension(ctx context.Context, p *gatehouse.Princi
 		if err := tx.UpdateAccount(a); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "extension.api_tokens", "account", a.ID,
+		return s.record(tx, s.audit(ctx, p, "extension.api_tokens", "account", a.ID,
 			map[string]string{"enabled": strconv.FormatBool(on)}))
 	})
 }
@@ -57,6 +58,7 @@ type NewAPIToken struct {
 	Scopes    gatehouse.Scopes `json:"scopes"`
 	ExpiresAt *time.Time       `json:"expires_at"`
 	CreatedAt time.Time        `json:"created_at"`
+	gatehouse.Plan
 }
 
 // APITokenInput is the input for CreateAPIToken.
@@ -67,6 +69,8 @@ type APITokenInput struct {
 	// Canary makes a token that never authorises: it is refused exactly
 	// like an unknown token and every use is audited (SPEC §10.1).
 	Canary bool `json:"canary"`
+	// Patch sets the token's plan (SPEC §10.5).
+	plan.Patch
 }
 
 // CreateAPIToken makes a named API token. Admins only; extension_disabled
@@ -74,6 +78,9 @@ type APITokenInput struct {
 // grantExpiry allow.
 func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in APITokenInput) (*NewAPIToken, error) {
 	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(gatehouse.PlanAPIToken, in.Patch); err != nil {
 		return nil, err
 	}
 	on, err := s.APITokensExtension(ctx, p)
@@ -100,7 +107,8 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 	}
 	t := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Name: name, Scopes: scopes,
 		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now(), Canary: in.Canary}
-	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", func(tx *store.Tx) error {
+	details := map[string]string{}
+	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", details, func(tx *store.Tx) error {
 		a, err := tx.Account(p.AccountID) // lock: see APITokenNameTaken and apiTokenRoom
 		if err != nil {
 			return err
@@ -109,12 +117,15 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 			return err
 		}
 		return apiTokenNameFree(tx, t, "", t.CreatedAt)
+	}, func(tx *store.Tx) (err error) {
+		t.Plan, err = s.setPlan(tx, t.AccountID, gatehouse.PlanAPIToken, t.ID, in.Patch, details)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt,
-		Canary: t.Canary}, nil
+		Canary: t.Canary, Plan: t.Plan}, nil
 }
 
 // apiTokenNameFree returns conflict, about the name, when t's account has
@@ -133,7 +144,7 @@ func apiTokenNameFree(tx *store.Tx, t *gatehouse.APIToken, except string, now ti
 
 // storeAPIToken gives t a fresh secret and stores it with its audit entry;
 // it returns the secret, shown once.
-func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *gatehouse.APIToken, action string, also ...func(*store.Tx) error) (string, error) {
+func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *gatehouse.APIToken, action string, details map[string]string, also ...func(*store.Tx) error) (string, error) {
 	raw := s.mint(token.APIToken)
 	t.Prefix, t.Hash = token.Hint(raw), s.digester.Digest(raw)
 	err := s.update(ctx, func(tx *store.Tx) error {
@@ -145,8 +156,8 @@ func (s *Service) storeAPIToken(ctx context.Context, p *gatehouse.Principal, t *
 		if err := tx.CreateAPIToken(t); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, action, "api_token", t.ID,
-			map[string]string{"name": t.Name, "prefix": t.Prefix, "scopes": scopesText(t.Scopes)}))
+		details["name"], details["prefix"], details["scopes"] = t.Name, t.Prefix, scopesText(t.Scopes)
+		return s.record(tx, s.audit(ctx, p, action, "api_token", t.ID, details))
 	})
 	return raw, err
 }
@@ -159,6 +170,9 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 		return nil, err
 	}
 	if err := checkScopesFirst(patch.Scopes); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(gatehouse.PlanAPIToken, patch.Patch); err != nil {
 		return nil, err
 	}
 	var out *gatehouse.APIToken
@@ -176,6 +190,9 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 		if err != nil {
 			return err
 		}
+		if t.Plan, err = s.setPlan(tx, t.AccountID, gatehouse.PlanAPIToken, t.ID, patch.Patch, details); err != nil {
+			return err
+		}
 		if patch.Name != nil {
 			if _, err := tx.Account(p.AccountID); err != nil { // lock: see APITokenNameTaken
 				return err
@@ -188,7 +205,7 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		out = t
-		return tx.Audit(s.audit(ctx, p, "api_token.update", "api_token", t.ID, details))
+		return s.record(tx, s.audit(ctx, p, "api_token.update", "api_token", t.ID, details))
 	})
 	return out, err
 }
@@ -210,7 +227,7 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		return nil, err
 	}
 	next := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Enabled: true, CreatedAt: s.now()}
-	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", func(tx *store.Tx) error {
+	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", map[string]string{}, func(tx *store.Tx) error {
 		a := p.Account
 		old, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
@@ -228,16 +245,25 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := tx.UpdateAPIToken(old); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
+		return s.record(tx, s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
 			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}))
 	}, func(tx *store.Tx) error {
+		// The new token keeps the old one's plan.
+		pl, err := tx.Plan(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetPlan(p.AccountID, gatehouse.PlanAPIToken, next.ID, pl, next.CreatedAt); err != nil {
+			return err
+		}
+		next.Plan = pl
 		return tx.ReparentMinted(p.AccountID, id, next.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewAPIToken{ID: next.ID, Name: next.Name, Token: raw, Prefix: next.Prefix, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt,
-		CreatedAt: next.CreatedAt}, nil
+		CreatedAt: next.CreatedAt, Plan: next.Plan}, nil
 }
 
 // apiTokenRoom returns limit_reached when account a (locked in tx) has
@@ -259,7 +285,32 @@ func (s *Service) APITokens(ctx context.Context, p *gatehouse.Principal, page ga
 		return nil, "", err
 	}
 	s.settleTouches(ctx)
-	return s.store.APITokens(ctx, p.AccountID, page)
+	ts, next, err := s.store.APITokens(ctx, p.AccountID, page)
+	if err != nil {
+		return nil, "", err
+	}
+	err = fillPlans(ctx, s, p.AccountID, ts, func(t *gatehouse.APIToken) string { return t.ID },
+		func(t *gatehouse.APIToken) *gatehouse.Plan { return &t.Plan })
+	return ts, next, err
+}
+
+// APIToken returns one API token of the account (never the token), with
+// its plan and what is left of its quota. Admins only.
+func (s *Service) APIToken(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.APIToken, error) {
+	if err := RequireAdmin(p); err != nil {
+		return nil, err
+	}
+	s.settleTouches(ctx)
+	t, err := s.store.APITokenByID(ctx, p.AccountID, id)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := s.store.Plans(ctx, p.AccountID, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	t.Plan, err = s.withRemaining(ctx, p.AccountID, t.ID, plans[t.ID])
+	return t, err
 }
 
 // DeleteAPIToken revokes an API token for good, and everything minted
@@ -279,7 +330,7 @@ func (s *Service) DeleteAPIToken(ctx context.Context, p *gatehouse.Principal, id
 		if err := tx.DeleteAPIToken(p.AccountID, id); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "api_token.revoke", "api_token", id, nil))
+		return s.record(tx, s.audit(ctx, p, "api_token.revoke", "api_token", id, nil))
 	})
 }
 
@@ -305,7 +356,7 @@ func (s *Service) APITokenPrincipal(ctx context.Context, raw, actAs string) (*ga
 func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unconfirmed bool) (*gatehouse.Principal, error) {
 	digest := s.digester.Digest(raw)
 	key := digest + "\x00" + gatehouse.EmailKey(actAs)
-	p, snap, err := s.principal(ctx, key, unconfirmed)
+	p, f, err := s.principal(ctx, key, unconfirmed)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +378,7 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 		return nil, err
 	}
 	p = &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID, CredentialName: t.Name,
-		Scopes: t.Scopes, Basis: s.basis(snap, a.ID)}
+		Scopes: t.Scopes, Basis: s.basis(f.snap, a.ID)}
 	lineage, err := s.store.Lineage(ctx, t.AccountID, t.CreatedBy)
 	if err != nil {
 		return nil, err
@@ -355,7 +406,10 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 		}
 		p.User, p.ActingAs = u, u.Email
 	}
-	s.principals.put(key, snap.gen, p.Seal(), p.ExpiresAt)
+	if err := s.planPrincipal(ctx, p, t.ID, ""); err != nil {
+		return nil, err
+	}
+	s.putPrincipal(key, f, p, "", p.ExpiresAt)
 	s.touchAPIToken(ctx, t.ID)
 	return p, nil
 }

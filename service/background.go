@@ -31,9 +31,10 @@ type touches struct {
 }
 
 // Run does the service's background work until ctx ends: it reads the
-// store's change counter every half poll interval (so that requests find
+// store's revocation log every half poll interval (so that requests find
 // it confirmed, see confirmChanges, and never wait for it), and writes
-// last-use times (touch) as they come. Every store call it makes has the
+// last-use times (touch) as they come, and every expiry poll sends the
+// credential expiry notices due (NoticeExpiries). Every store call it makes has the
 // store's deadline. Without Run, requests do both themselves.
 func (s *Service) Run(ctx context.Context) {
 	s.touches.mu.Lock()
@@ -48,13 +49,13 @@ func (s *Service) Run(ctx context.Context) {
 			defer t.Stop()
 			failing := false // logged once when it starts and once when it ends
 			for {
-				err := s.pollChanges(ctx)
+				err := s.catchUp(ctx)
 				switch {
 				case err != nil && !failing && ctx.Err() == nil:
-					s.logger.Warn("cannot read the store's change counter; cached credentials are not served until it can", "err", err)
+					s.logger.Warn("cannot read the store's revocation log; cached credentials are not served until it can", "err", err)
 					failing = true
 				case err == nil && failing:
-					s.logger.Info("the store's change counter is readable again")
+					s.logger.Info("the store's revocation log is readable again")
 					failing = false
 				}
 				select {
@@ -65,6 +66,22 @@ func (s *Service) Run(ctx context.Context) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.expiryPoll)
+		defer t.Stop()
+		for {
+			if _, err := s.NoticeExpiries(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("could not send credential expiry notices; trying again", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,7 +104,7 @@ func (s *Service) mark(key string, now time.Time) bool {
 	if _, ok := s.lastUsed.get(key, 0, now); ok {
 		return false
 	}
-	s.lastUsed.put(key, 0, struct{}{}, now.Add(LastUsedResolution))
+	s.lastUsed.put(key, 0, tags{}, struct{}{}, now.Add(LastUsedResolution))
 	return true
 }
 

@@ -22,6 +22,9 @@ const DefaultCacheBytes = 128 << 20
 type cache[V any] struct {
 	shards   [64]cacheShard[V]
 	maxBytes int64
+	// marks, when set, tells which entries a revocation made unusable
+	// (see marks); nil: only the generation does.
+	marks *marks
 	// size estimates what a value holds beyond the entry itself.
 	size func(V) int
 	seed maphash.Seed
@@ -39,6 +42,7 @@ type cacheShard[V any] struct {
 type cacheEntry[V any] struct {
 	v       V
 	gen     uint64
+	tags    tags
 	expires time.Time // zero: never
 	size    int64
 }
@@ -50,8 +54,8 @@ const entryOverhead = 112
 
 // newCache returns a cache of at most maxBytes; size estimates a value's
 // own bytes (nil: none beyond the entry).
-func newCache[V any](maxBytes int64, size func(V) int) *cache[V] {
-	c := &cache[V]{maxBytes: maxBytes, size: size, seed: maphash.MakeSeed()}
+func newCache[V any](maxBytes int64, size func(V) int, m *marks) *cache[V] {
+	c := &cache[V]{maxBytes: maxBytes, size: size, seed: maphash.MakeSeed(), marks: m}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]cacheEntry[V]{}
 	}
@@ -65,22 +69,35 @@ func (c *cache[V]) shard(key string) *cacheShard[V] {
 // get returns the value cached under key if it is still valid at now under
 // generation gen.
 func (c *cache[V]) get(key string, gen uint64, now time.Time) (V, bool) {
+	e, ok := c.entry(key, gen, now)
+	return e.v, ok
+}
+
+// entry returns the entry cached under key if it is still valid at now
+// under generation gen: of that generation, not expired, and resting on no
+// subject revoked since it was read.
+func (c *cache[V]) entry(key string, gen uint64, now time.Time) (cacheEntry[V], bool) {
 	sh := c.shard(key)
 	sh.mu.RLock()
 	e, ok := sh.entries[key]
 	sh.mu.RUnlock()
-	if !ok || e.gen != gen || (!e.expires.IsZero() && !now.Before(e.expires)) {
-		var zero V
-		return zero, false
+	if !ok || !c.live(e, gen, now) {
+		return cacheEntry[V]{}, false
 	}
-	return e.v, true
+	return e, true
 }
 
-// put stores v under key for generation gen until expires (zero: no
-// expiry). A shard over its share of the bound drops the entries of older
-// generations first, then others in the map's (random) order, until the
-// new entry fits; an entry larger than a whole shard's share is not kept.
-func (c *cache[V]) put(key string, gen uint64, v V, expires time.Time) {
+// live reports whether e can still be used at now under generation gen.
+func (c *cache[V]) live(e cacheEntry[V], gen uint64, now time.Time) bool {
+	return e.gen == gen && (e.expires.IsZero() || now.Before(e.expires)) && (c.marks == nil || c.marks.clean(e.tags))
+}
+
+// put stores v under key for generation gen, resting on t, until expires
+// (zero: no expiry). A shard over its share of the bound drops the entries
+// of older generations first, then others in the map's (random) order,
+// until the new entry fits; an entry larger than a whole shard's share is
+// not kept.
+func (c *cache[V]) put(key string, gen uint64, t tags, v V, expires time.Time) {
 	n := int64(len(key) + entryOverhead)
 	if c.size != nil {
 		n += int64(c.size(v))
@@ -111,16 +128,16 @@ func (c *cache[V]) put(key string, gen uint64, v V, expires time.Time) {
 			sh.bytes -= e.size
 		}
 	}
-	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, expires: expires, size: n}
+	sh.entries[key] = cacheEntry[V]{v: v, gen: gen, tags: t, expires: expires, size: n}
 	sh.bytes += n
 	// Once a shard has had as many puts as its last sweep left entries, it
-	// drops those that can never be used again (expired, or of an older
-	// generation): memory follows what is live, not what passed through,
-	// at a cost of about two entries visited per put.
+	// drops those that can never be used again (expired, revoked, or of an
+	// older generation): memory follows what is live, not what passed
+	// through, at a cost of about two entries visited per put.
 	if sh.puts++; sh.puts >= max(sh.kept, minSweep) {
 		now := time.Now()
 		for k, e := range sh.entries {
-			if e.gen != gen || (!e.expires.IsZero() && !now.Before(e.expires)) {
+			if !c.live(e, gen, now) {
 				delete(sh.entries, k)
 				sh.bytes -= e.size
 			}

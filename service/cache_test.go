@@ -40,11 +40,11 @@ func TestCacheBytesUnderChurn(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newCache(budget, principalBytes)
+	c := newCache(budget, principalBytes, nil)
 	for i := range 30_000 {
 		sum := sha256.Sum256([]byte(fmt.Sprint(i)))
 		p := cachedPrincipal(i)
-		c.put(hex.EncodeToString(sum[:]), uint64(i/20_000), p, p.ExpiresAt)
+		c.put(hex.EncodeToString(sum[:]), uint64(i/20_000), tags{}, p, p.ExpiresAt)
 		p.Answer(renderMe)
 		if i%500 == 0 {
 			if b, _ := c.usage(); b > budget {
@@ -69,7 +69,7 @@ func TestCacheBytesUnderChurn(t *testing.T) {
 // TestCacheDropsStaleFirst: a full shard drops the entries of older
 // generations before current ones.
 func TestCacheDropsStaleFirst(t *testing.T) {
-	c := newCache[struct{}](64*(entryOverhead+8)*4, nil) // four 8-byte keys a shard
+	c := newCache[struct{}](64*(entryOverhead+8)*4, nil, nil) // four 8-byte keys a shard
 	keys := []string{}
 	for i := 0; len(keys) < 4; i++ {
 		k := fmt.Sprintf("k%07d", i)
@@ -77,14 +77,14 @@ func TestCacheDropsStaleFirst(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	c.put(keys[0], 1, struct{}{}, time.Time{})
-	c.put(keys[1], 2, struct{}{}, time.Time{})
-	c.put(keys[2], 2, struct{}{}, time.Time{})
-	c.put(keys[3], 2, struct{}{}, time.Time{})
+	c.put(keys[0], 1, tags{}, struct{}{}, time.Time{})
+	c.put(keys[1], 2, tags{}, struct{}{}, time.Time{})
+	c.put(keys[2], 2, tags{}, struct{}{}, time.Time{})
+	c.put(keys[3], 2, tags{}, struct{}{}, time.Time{})
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("n%07d", i)
 		if c.shard(k) == &c.shards[0] {
-			c.put(k, 2, struct{}{}, time.Time{})
+			c.put(k, 2, tags{}, struct{}{}, time.Time{})
 			break
 		}
 	}
@@ -103,27 +103,27 @@ func TestCacheDropsStaleFirst(t *testing.T) {
 // entries and of an older generation's leave at most a couple of sweeps'
 // worth in each shard, and live entries stay.
 func TestCacheSweepsDeadEntries(t *testing.T) {
-	c := newCache[struct{}](1<<30, nil)
+	c := newCache[struct{}](1<<30, nil, nil)
 	live := make([]string, 100)
 	for i := range live {
 		live[i] = fmt.Sprintf("live%d", i)
-		c.put(live[i], 2, struct{}{}, time.Now().Add(time.Hour))
+		c.put(live[i], 2, tags{}, struct{}{}, time.Now().Add(time.Hour))
 	}
 	past := time.Now().Add(-time.Second)
 	for i := range 200_000 {
-		c.put(fmt.Sprintf("dead%d", i), 2, struct{}{}, past)
+		c.put(fmt.Sprintf("dead%d", i), 2, tags{}, struct{}{}, past)
 	}
 	if _, n := c.usage(); n > len(c.shards)*(2*minSweep)+len(live) {
 		t.Fatalf("%d entries held after 200,000 expired ones passed through", n)
 	}
-	c.put("stale", 1, struct{}{}, time.Time{})
+	c.put("stale", 1, tags{}, struct{}{}, time.Time{})
 	for i := range 200_000 {
-		c.put(fmt.Sprintf("next%d", i), 3, struct{}{}, past)
+		c.put(fmt.Sprintf("next%d", i), 3, tags{}, struct{}{}, past)
 	}
 	if _, ok := c.get("stale", 1, time.Now()); ok {
 		t.Fatal("an entry of an older generation outlived many sweeps")
 	}
-	c.put("fresh", 3, struct{}{}, time.Time{})
+	c.put("fresh", 3, tags{}, struct{}{}, time.Time{})
 	if _, ok := c.get("fresh", 3, time.Now()); !ok {
 		t.Fatal("a live entry was not kept")
 	}

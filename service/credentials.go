@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -20,6 +21,7 @@ type NewCredential struct {
 	Scopes       gatehouse.Scopes `json:"scopes"`
 	ExpiresAt    *time.Time       `json:"expires_at"`
 	CreatedAt    time.Time        `json:"created_at"`
+	gatehouse.Plan
 }
 
 // SetDeveloper grants (on) or removes the developer role of a user of p's
@@ -61,7 +63,7 @@ func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, user
 		if err := tx.UpdateUser(u); err != nil {
 			return err
 		}
-		if err := tx.Audit(s.audit(ctx, p, action, "user", u.ID, nil)); err != nil {
+		if err := s.record(tx, s.audit(ctx, p, action, "user", u.ID, nil)); err != nil {
 			return err
 		}
 		if on {
@@ -97,6 +99,8 @@ type CredentialInput struct {
 	Scopes *[]gatehouse.Scope `json:"scopes"`
 	// ExpiresAt, when set, ends the credential (see grantExpiry).
 	ExpiresAt *time.Time `json:"expires_at"`
+	// Patch sets the credential's plan (SPEC §10.5).
+	plan.Patch
 }
 
 // CreateCredential makes a client credential for p's user. Developers only:
@@ -106,6 +110,9 @@ type CredentialInput struct {
 // grantScopes and grantExpiry allow.
 func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, in CredentialInput) (*NewCredential, error) {
 	if err := checkScopesFirst(in.Scopes); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(gatehouse.PlanCredential, in.Patch); err != nil {
 		return nil, err
 	}
 	u, err := requireDeveloper(p)
@@ -148,14 +155,17 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 		if err := tx.CreateCredential(c); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "credential.create", "credential", c.ID,
-			map[string]string{"name": name, "client_id": c.ClientID, "scopes": scopesText(scopes)}))
+		details := map[string]string{"name": name, "client_id": c.ClientID, "scopes": scopesText(scopes)}
+		if c.Plan, err = s.setPlan(tx, c.AccountID, gatehouse.PlanCredential, c.ID, in.Patch, details); err != nil {
+			return err
+		}
+		return s.record(tx, s.audit(ctx, p, "credential.create", "credential", c.ID, details))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewCredential{ID: c.ID, Name: c.Name, ClientID: c.ClientID, ClientSecret: secret, Scopes: c.Scopes,
-		ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt}, nil
+		ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt, Plan: c.Plan}, nil
 }
 
 // credentialNameFree returns conflict, about the name, when c's owner has
@@ -206,6 +216,9 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 	if err := checkScopesFirst(patch.Scopes); err != nil {
 		return nil, err
 	}
+	if err := checkPlan(gatehouse.PlanCredential, patch.Patch); err != nil {
+		return nil, err
+	}
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err
@@ -225,6 +238,9 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 		if err != nil {
 			return err
 		}
+		if c.Plan, err = s.setPlan(tx, c.AccountID, gatehouse.PlanCredential, c.ID, patch.Patch, details); err != nil {
+			return err
+		}
 		if patch.Name != nil {
 			if _, err := tx.User(u.AccountID, u.ID); err != nil { // lock: see CredentialNameTaken
 				return err
@@ -237,7 +253,7 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 			return err
 		}
 		out = c
-		return tx.Audit(s.audit(ctx, p, "credential.update", "credential", c.ID, details))
+		return s.record(tx, s.audit(ctx, p, "credential.update", "credential", c.ID, details))
 	})
 	return out, err
 }
@@ -310,7 +326,7 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 		if c.ExpiresAt != nil {
 			details["expires_at"] = c.ExpiresAt.Format(time.RFC3339)
 		}
-		return tx.Audit(s.audit(ctx, p, "credential.roll", "credential", c.ID, details))
+		return s.record(tx, s.audit(ctx, p, "credential.roll", "credential", c.ID, details))
 	})
 	return out, err
 }
@@ -353,7 +369,13 @@ func (s *Service) Credentials(ctx context.Context, p *gatehouse.Principal, userI
 		return nil, "", err
 	}
 	s.settleTouches(ctx)
-	return s.store.Credentials(ctx, p.AccountID, owner, page)
+	cs, next, err := s.store.Credentials(ctx, p.AccountID, owner, page)
+	if err != nil {
+		return nil, "", err
+	}
+	err = fillPlans(ctx, s, p.AccountID, cs, func(c *gatehouse.Credential) string { return c.ID },
+		func(c *gatehouse.Credential) *gatehouse.Plan { return &c.Plan })
+	return cs, next, err
 }
 
 // mayManageCredential is the one rule for who may see one credential and
@@ -380,7 +402,7 @@ func mayManageCredentials(p *gatehouse.Principal) error {
 }
 
 // Credential returns a credential of p's account as mayManageCredential
-// allows.
+// allows, with its plan and what is left of its quota.
 func (s *Service) Credential(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.Credential, error) {
 	if err := mayManageCredentials(p); err != nil {
 		return nil, err
@@ -392,7 +414,12 @@ func (s *Service) Credential(ctx context.Context, p *gatehouse.Principal, id str
 	if err := mayManageCredential(p, c); err != nil {
 		return nil, err
 	}
-	return c, nil
+	plans, err := s.store.Plans(ctx, p.AccountID, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.Plan, err = s.withRemaining(ctx, p.AccountID, c.ID, plans[c.ID])
+	return c, err
 }
 
 // DeleteCredential deletes a credential — the owner's own, or any of the
@@ -421,7 +448,7 @@ func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, 
 		if _, err := tx.DeleteCredentials(p.AccountID, c.UserID, c.ID, s.now()); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "credential.delete", "credential", c.ID,
+		return s.record(tx, s.audit(ctx, p, "credential.delete", "credential", c.ID,
 			map[string]string{"name": c.Name, "client_id": c.ClientID, "owner_id": c.UserID}))
 	})
 }
@@ -434,15 +461,19 @@ func invalidClient() error {
 // access token acting as its developer (SPEC §3.3). The secret is checked
 // with a digest compared in constant time: it is high-entropy, so no slow
 // hash is needed. Unknown clients, wrong secrets, disabled or expired
-// credentials and disabled owners are invalid_client. scope, when not
+// credentials and disabled owners are invalid_client; a client address
+// (from) outside the credential's allowed_ips is ip_not_allowed. scope, when not
 // empty, narrows the token (RFC 6749 §3.3): a scope the credential does not
 // grant is invalid_scope.
-func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, scope string) (*Issued, error) {
+func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, scope, from string) (*Issued, error) {
 	if _, err := requestedScopes(scope); err != nil {
 		return nil, err
 	}
 	p, err := s.ClientPrincipal(ctx, clientID, secret)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.CheckAddr(from); err != nil {
 		return nil, err
 	}
 	narrowed, err := narrowRequest(p.EffectiveScopes(), scope)
@@ -499,7 +530,7 @@ func (s *Service) ClientPrincipal(ctx context.Context, clientID, secret string) 
 	}
 	// Cached by the digest of the pair: a hit proves the same secret.
 	key := "client\x00" + s.digester.Digest(clientID+":"+secret)
-	p, snap, err := s.principal(ctx, key, false)
+	p, f, err := s.principal(ctx, key, false)
 	if p != nil || err != nil {
 		return p, err
 	}
@@ -507,8 +538,7 @@ func (s *Service) ClientPrincipal(ctx context.Context, clientID, secret string) 
 	if err != nil {
 		return nil, err
 	}
-	p.Basis = s.basis(snap, p.AccountID)
-	s.principals.put(key, snap.gen, p.Seal(), p.ExpiresAt)
+	s.putPrincipal(key, f, p, "", p.ExpiresAt)
 	return p, nil
 }
 
@@ -559,6 +589,9 @@ func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) 
 	}
 	if previous && !current && (p.ExpiresAt.IsZero() || c.PrevSecretExpiresAt.Before(p.ExpiresAt)) {
 		p.ExpiresAt = *c.PrevSecretExpiresAt
+	}
+	if err := s.planPrincipal(ctx, p, c.ID, ""); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

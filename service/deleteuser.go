@@ -79,13 +79,13 @@ func (s *Service) deleteUser(ctx context.Context, p *gatehouse.Principal, accoun
 		}
 		e := s.audit(ctx, p, "user.delete", "user", u.ID,
 			map[string]string{"email": u.Email, "credentials": strconv.Itoa(n)})
-		if err := tx.Audit(e); err != nil {
+		if err := s.record(tx, e); err != nil {
 			return err
 		}
 		if u.AccountID != p.AccountID {
 			mirror := *e
 			mirror.ID, mirror.AccountID = gatehouse.NewID("aud"), u.AccountID
-			return tx.Audit(&mirror)
+			return s.record(tx, &mirror)
 		}
 		return nil
 	})

@@ -4,20 +4,22 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
 
-// Cluster shares revoking changes between the nodes of a cluster. Its
-// state is kept in Shards shards, and every Announce by any node advances
-// every shard. A shard's state must change after every Announce, and must
-// also change — never go back to a value seen before — whenever the shared
-// store behind it loses its memory (a restart without persistence, a
-// failover, a flush), so that no node trusts a cache filled before the
-// loss. Implementations are safe for concurrent use and return an error
-// when the shared store cannot be reached.
+// Cluster rings the other nodes of a cluster when a revoking change has
+// committed. Its state is kept in Shards shards, and every Announce by any
+// node gives every shard a new state. A shard's state is a doorbell, not a
+// record: what changed is read from the store's revocation log. It must
+// never return to a state a node may have seen unless nothing was
+// announced since (a fresh random value per announcement), and must change
+// whenever the shared store behind it loses its memory (a restart without
+// persistence, a flush). Implementations are safe for concurrent use and
+// return an error when the shared store cannot be reached.
 type Cluster interface {
 	// Shards returns the number of shards; Shard returns an account's
 	// (the one its rate-limit budgets live beside).
@@ -25,37 +27,50 @@ type Cluster interface {
 	Shard(account string) int
 	// State reads shard i's state.
 	State(ctx context.Context, i int) (gatehouse.ClusterState, error)
-	Announce(ctx context.Context) error
+	// Announce rings every shard for a committed revocation that touched
+	// subjects.
+	Announce(ctx context.Context, subjects []string) error
 }
 
-// snapshot is one immutable view of the node's cache generation: gen, and
-// the state of each cluster shard as last seen (nil outside a cluster).
-// Every gen names exactly one snapshot. A snapshot's seen states were all
-// read from the cluster before the snapshot was made, so a cache entry
-// filled from a store read that began after the snapshot was loaded (and
-// cached under its gen) reflects every revoking change announced before
-// any of those reads.
+// snapshot is one immutable view of the node's caches: gen, which only a
+// change that cannot be named narrowly advances (then every entry made
+// before is dropped), and the state of each cluster shard last caught up
+// with (nil outside a cluster). A state is published in a snapshot only
+// after the node has applied every revocation the store had committed
+// when it began reading the log, after it saw that state: an entry valid
+// under the snapshot reflects every revocation announced before any of
+// its states was read.
 type snapshot struct {
 	gen  uint64
 	seen []gatehouse.ClusterState
 }
 
-// generations is this node's cache generation. It only grows: it advances
-// after every revoking change committed here, and whenever a cluster
-// shard's state differs from the one last seen (any change, or a new
-// epoch).
+// generations is this node's view of what was revoked: the snapshot, the
+// marks of revoked subjects, and how far it has read the store's
+// revocation log.
 type generations struct {
-	cur atomic.Pointer[snapshot]
-	// changes is the store's change counter as last read, and confirmed
-	// when the last successful read of it began (monotonic nanoseconds
-	// since base; 0: never).
-	changes   atomic.Int64
+	cur   atomic.Pointer[snapshot]
+	marks *marks
+	// applied is the store's change counter up to which the revocation
+	// log was applied (-1: not read yet); written under catchUp's lock.
+	applied int64
+	// confirmed is when the last successful read of the log began
+	// (monotonic nanoseconds since base; 0: never).
 	confirmed atomic.Int64
 	base      time.Time
+	// catchUp serialises reads of the log; tickets orders them against
+	// the sightings of new cluster states (see Service.catchUp).
+	catchUp sync.Mutex
+	tickets atomic.Uint64
+	// caughtUp is the ticket taken when the last successful read began,
+	// under catchUp.
+	caughtUp uint64
 }
 
 func (g *generations) init(shards int) {
 	g.base = time.Now()
+	g.applied = -1
+	g.marks = newMarks()
 	g.cur.Store(&snapshot{seen: make([]gatehouse.ClusterState, shards)})
 }
 
@@ -72,11 +87,19 @@ func (g *generations) advance() {
 	}
 }
 
-// observe folds the state of shard i, as just read from the cluster, into
-// the generation and returns a snapshot that holds it: entries cached
-// under it were filled after a read that returned st, so a change
-// announced before this read is never hidden by one of them.
-func (g *generations) observe(i int, st gatehouse.ClusterState) *snapshot {
+// revoke drops the cache entries that rest on subjects (all of them for
+// SubjectAll).
+func (g *generations) revoke(subjects []string) {
+	if len(subjects) == 0 || slices.Contains(subjects, gatehouse.SubjectAll) {
+		g.advance()
+		return
+	}
+	g.marks.revoke(subjects)
+}
+
+// publish records that shard i is in state st, once the node has caught
+// up with it, and returns a snapshot that holds it.
+func (g *generations) publish(i int, st gatehouse.ClusterState) *snapshot {
 	for {
 		p := g.cur.Load()
 		if p.seen[i] == st {
@@ -84,62 +107,102 @@ func (g *generations) observe(i int, st gatehouse.ClusterState) *snapshot {
 		}
 		seen := slices.Clone(p.seen)
 		seen[i] = st
-		n := &snapshot{gen: p.gen + 1, seen: seen}
+		n := &snapshot{gen: p.gen, seen: seen}
 		if g.cur.CompareAndSwap(p, n) {
 			return n
 		}
 	}
 }
 
-// DefaultChangePoll is how often, at most, a node reads the store's counter
-// of revoking changes, so that a change made outside any node (gatehouse
-// recover, a script on the database) empties its caches within that time.
+// DefaultChangePoll is how often, at most, a node reads the store's
+// revocation log without being rung, so that a change made outside any
+// node of this release (gatehouse recover, a node of the previous release,
+// a script on the database) reaches its caches within that time.
 const DefaultChangePoll = time.Second
 
 // since returns the monotonic time since g was made.
 func (g *generations) since() int64 { return int64(time.Since(g.base)) }
 
-// pollChanges reads the store's change counter (within the store's
-// deadline) and advances the generation when it moved; only then does it
-// record when the read began as the latest confirmation.
-func (s *Service) pollChanges(ctx context.Context) error {
-	start := s.gen.since()
-	n, err := s.store.Changes(ctx)
+// catchUp applies, within the store's deadline, every revocation the
+// store has committed since the node last read its log, unless a read
+// that began after catchUp was called has done so meanwhile: a caller
+// that has just seen a new cluster state learns of everything announced
+// before it. A gap in the log (a change by a process that keeps none, or
+// more than one read returns) drops every cache entry.
+func (s *Service) catchUp(ctx context.Context) error {
+	mine := s.gen.tickets.Add(1)
+	s.gen.catchUp.Lock()
+	defer s.gen.catchUp.Unlock()
+	return s.catchUpLocked(ctx, mine)
+}
+
+// catchUpLocked is catchUp for a caller that holds its lock and took
+// ticket mine when it saw what it must catch up with.
+func (s *Service) catchUpLocked(ctx context.Context, mine uint64) error {
+	g := &s.gen
+	if g.caughtUp > mine {
+		return nil
+	}
+	ticket := g.tickets.Add(1)
+	start := g.since()
+	head, log, complete, err := s.store.RevocationsSince(ctx, g.applied)
 	if err != nil {
 		return err
 	}
-	if s.gen.changes.Swap(n) != n {
-		s.gen.advance()
+	switch {
+	case g.applied < 0 || !complete:
+		if head != g.applied {
+			g.advance()
+		}
+	default:
+		for _, r := range log {
+			g.revoke(r.Subjects)
+		}
 	}
+	g.applied, g.caughtUp = head, ticket
 	for {
-		c := s.gen.confirmed.Load()
-		if c >= start || s.gen.confirmed.CompareAndSwap(c, start) {
+		c := g.confirmed.Load()
+		if c >= start || g.confirmed.CompareAndSwap(c, start) {
 			return nil
 		}
 	}
 }
 
-// confirmChanges makes sure the change counter was read less than the
+// confirmChanges makes sure the revocation log was read less than the
 // poll interval ago, so that nothing cached hides a change made outside
 // any node for longer than that. The background poll (Run) keeps it so
 // and no request waits for it; only when that poll has fallen behind —
-// the store is slow or away — does a request read the counter itself,
-// within the store's deadline, and a failure is 503: a request is never
-// admitted from a cache whose currency cannot be confirmed.
+// the store is slow or away — does a request read the log itself, within
+// the store's deadline, and a failure is 503: a request is never admitted
+// from a cache whose currency cannot be confirmed.
 func (s *Service) confirmChanges(ctx context.Context) error {
 	if c := s.gen.confirmed.Load(); s.changePoll < 0 || c != 0 && s.gen.since()-c < int64(s.changePoll) {
 		return nil
 	}
-	if err := s.pollChanges(ctx); err != nil {
-		gatehouse.Logger(ctx).WarnContext(ctx, "store change counter unavailable", "err", err)
+	if err := s.catchUp(ctx); err != nil {
+		gatehouse.Logger(ctx).WarnContext(ctx, "store revocation log unavailable", "err", err)
 		return gatehouse.Errorf(gatehouse.EUnavailable, "The store is unavailable; try again shortly")
 	}
 	return nil
 }
 
+// observe returns a snapshot that holds state st for shard i, as just
+// read from the cluster: when st is new to this node, it first catches up
+// with the revocation log (503 when it cannot).
+func (s *Service) observe(ctx context.Context, i int, st gatehouse.ClusterState) (*snapshot, error) {
+	if p := s.gen.load(); p.seen[i] == st {
+		return p, nil
+	}
+	if err := s.catchUp(ctx); err != nil {
+		gatehouse.Logger(ctx).WarnContext(ctx, "store revocation log unavailable", "err", err)
+		return nil, gatehouse.Errorf(gatehouse.EUnavailable, "The store is unavailable; try again shortly")
+	}
+	return s.gen.publish(i, st), nil
+}
+
 // generation returns the snapshot to use for a look-up that starts now,
 // once confirmChanges has; with a cluster it first reads one shard's
-// state (any shard: every announcement advances all of them), and answers
+// state (any shard: every announcement rings all of them), and answers
 // 503 when it cannot.
 func (s *Service) generation(ctx context.Context) (*snapshot, error) {
 	if err := s.confirmChanges(ctx); err != nil {
@@ -154,37 +217,76 @@ func (s *Service) generation(ctx context.Context) (*snapshot, error) {
 		gatehouse.Logger(ctx).WarnContext(ctx, "cluster state unavailable (Redis)", "err", err)
 		return nil, unavailable()
 	}
-	return s.gen.observe(i, st), nil
+	return s.observe(ctx, i, st)
+}
+
+// fill is where a look-up that missed the cache reads the store from:
+// the snapshot it caches its answer under, and the marks' tick before the
+// read.
+type fill struct {
+	snap *snapshot
+	at   uint64
 }
 
 // principal returns the principal cached under key, or, on a miss, the
-// snapshot under which to read it from the store and cache it. With
-// unconfirmed set and a rate limiter that confirms principals
+// fill under which to read it from the store and cache it (putPrincipal).
+// With unconfirmed set and a rate limiter that confirms principals
 // (Config.LimiterConfirms), a hit under this node's current snapshot is
 // served without reading the cluster: the limiter confirms its Basis. A
 // miss, and every look-up otherwise, reads the cluster first (generation),
 // so that a credential read from the store is checked against a current
 // state, and an unreachable cluster is 503 here as everywhere.
-func (s *Service) principal(ctx context.Context, key string, unconfirmed bool) (*gatehouse.Principal, *snapshot, error) {
+func (s *Service) principal(ctx context.Context, key string, unconfirmed bool) (*gatehouse.Principal, fill, error) {
 	if unconfirmed && s.cluster != nil && s.limiterConfirms {
 		if err := s.confirmChanges(ctx); err != nil {
-			return nil, nil, err
+			return nil, fill{}, err
 		}
-		if p, ok := s.principals.get(key, s.gen.load().gen, s.clock()); ok {
-			s.cacheHit(true)
-			return p, nil, nil
+		if p := s.cached(key, s.gen.load()); p != nil {
+			return p, fill{}, nil
 		}
 	}
 	snap, err := s.generation(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, fill{}, err
 	}
-	if p, ok := s.principals.get(key, snap.gen, s.clock()); ok {
-		s.cacheHit(true)
-		return p, nil, nil
+	if p := s.cached(key, snap); p != nil {
+		return p, fill{}, nil
 	}
 	s.cacheHit(false)
-	return nil, snap, nil
+	return nil, fill{snap: snap, at: s.gen.marks.now()}, nil
+}
+
+// cached returns the principal cached under key if it is valid under snap
+// (nil otherwise), resting on the state snap holds for its account's
+// shard: a principal cached under an earlier state that no revocation
+// since touched is valid under this one too, and is cached again with it
+// as its Basis (a copy: a cached principal is never changed).
+func (s *Service) cached(key string, snap *snapshot) *gatehouse.Principal {
+	e, ok := s.principals.entry(key, snap.gen, s.clock())
+	if !ok {
+		return nil
+	}
+	s.cacheHit(true)
+	p := e.v
+	if st := s.basis(snap, p.AccountID); p.Basis != st {
+		q := *p
+		q.Basis = st
+		s.principals.put(key, e.gen, e.tags, &q, e.expires)
+		p = &q
+	}
+	return p
+}
+
+// putPrincipal caches p, read from the store under f, until expires; p
+// rests on its account, user, credential and token family (family, when
+// it came through a token).
+func (s *Service) putPrincipal(key string, f fill, p *gatehouse.Principal, family string, expires time.Time) {
+	p.Basis = s.basis(f.snap, p.AccountID)
+	subjects := principalSubjects(p, family)
+	if s.cluster != nil {
+		p.Rests = gatehouse.SubjectSlots(subjects[:]...)
+	}
+	s.principals.put(key, f.snap.gen, s.gen.marks.tagged(f.at, subjects[:]...), p.Seal(), expires)
 }
 
 // basis returns the state of account's shard in snap (see
@@ -197,10 +299,41 @@ func (s *Service) basis(snap *snapshot, account string) gatehouse.ClusterState {
 }
 
 // Observe folds the state of account's shard, as the rate limiter just
-// read it from the cluster, into this node's generation. A principal whose
-// Basis differs from it must be validated again before it is served.
-func (s *Service) Observe(account string, st gatehouse.ClusterState) {
-	if s.cluster != nil {
-		s.gen.observe(s.cluster.Shard(account), st)
+// read it from the cluster, into this node's view, catching up with the
+// revocation log when it is new (503 when the log cannot be read). A
+// principal whose Basis differs from it must be looked up again before it
+// is served.
+func (s *Service) Observe(ctx context.Context, account string, st gatehouse.ClusterState) error {
+	if s.cluster == nil {
+		return nil
+	}
+	_, err := s.observe(ctx, s.cluster.Shard(account), st)
+	return err
+}
+
+// noticeEvery is how often, at most, requests admitted under a state new
+// to their node make it catch up (Notice): under many revocations a
+// second, the node reads the log a few dozen times a second, not once per
+// revocation, and requests rest on the doorbell's list of recent rings
+// meanwhile.
+const noticeEvery = 25 * time.Millisecond
+
+// Notice is Observe for a request the limiter admitted under a state new
+// to this node (a revocation rung that did not touch it): the node
+// catches up unless it did less than noticeEvery ago or another request
+// is already doing so, and the request never waits for one; a failure is
+// left to the next request.
+func (s *Service) Notice(ctx context.Context, account string, st gatehouse.ClusterState) {
+	if s.cluster == nil {
+		return
+	}
+	i := s.cluster.Shard(account)
+	if s.gen.load().seen[i] == st || s.gen.since()-s.gen.confirmed.Load() < int64(noticeEvery) || !s.gen.catchUp.TryLock() {
+		return
+	}
+	err := s.catchUpLocked(ctx, s.gen.tickets.Add(1))
+	s.gen.catchUp.Unlock()
+	if err == nil {
+		s.gen.publish(i, st)
 	}
 }

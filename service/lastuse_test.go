@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/testenv"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -21,7 +20,7 @@ func TestLastUseOfEveryKind(t *testing.T) {
 	clock := testenv.NewClock()
 	clock.Add(time.Duration(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()))
 	st := openStore(t)
-	svc := service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	svc := service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 		Digester: token.NewDigester(nil), Now: clock.Now})
 	if _, _, err := svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
@@ -52,7 +51,7 @@ func TestLastUseOfEveryKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := svc.ClientCredentialsGrant(ctx, cred.ClientID, cred.ClientSecret, "")
+	cc, err := svc.ClientCredentialsGrant(ctx, cred.ClientID, cred.ClientSecret, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,7 @@ type LeakOutcome struct {
 var leakKinds = map[token.Prefix]string{
 	token.AccessToken: "access_token", token.RefreshToken: "refresh_token", token.APIToken: "api_token",
 	token.ClientSecret: "client_secret", token.Session: "session",
+	token.AuthCode: "authorization_code", token.DeviceCode: "device_code",
 }
 
 // RevokeLeaked revokes, by possession, any secret this server issued
@@ -106,8 +107,11 @@ func (s *Service) RevokeLeaked(ctx context.Context, raw string, rep LeakReport) 
 			})
 	case token.ClientSecret:
 		c, err := s.store.CredentialBySecretHash(ctx, digest)
+		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+			return s.leakedAppSecret(ctx, out, digest, rep)
+		}
 		if err != nil {
-			return notFoundIsNothing(out, err)
+			return out, err
 		}
 		out.Known = true
 		if c.RevokedAt != nil {
@@ -129,8 +133,65 @@ func (s *Service) RevokeLeaked(ctx context.Context, raw string, rep LeakReport) 
 		out.Known = true
 		return s.leaked(ctx, out, a, rep, "session", se.ID, map[string]string{"user_id": u.ID},
 			func(tx *store.Tx) (bool, error) { return tx.EndSession(se.ID) })
+	case token.AuthCode:
+		c, err := s.store.CodeByHash(ctx, digest)
+		if err != nil {
+			return notFoundIsNothing(out, err)
+		}
+		out.Known = true
+		if c.UsedAt != nil || !s.now().Before(c.ExpiresAt) {
+			return out, nil // redeemed (its reuse revokes what it issued) or dead
+		}
+		a, err := s.store.Account(ctx, c.AccountID)
+		if err != nil {
+			return out, err
+		}
+		return s.leaked(ctx, out, a, rep, "authorization_code", c.ID, map[string]string{"client_id": c.ClientID, "user_id": c.UserID},
+			func(tx *store.Tx) (bool, error) { return tx.UseCode(c.ID, s.now()) })
+	case token.DeviceCode:
+		d, err := s.store.DeviceByHash(ctx, digest)
+		if err != nil {
+			return notFoundIsNothing(out, err)
+		}
+		out.Known = true
+		if d.UsedAt != nil || !s.now().Before(d.ExpiresAt) {
+			return out, nil
+		}
+		use := func(tx *store.Tx) (bool, error) { return tx.UseDevice(d.ID, s.now()) }
+		if d.AccountID == "" {
+			// No one has answered it yet: there is no owner to tell, and
+			// no policy but to end it.
+			err := s.update(ctx, func(tx *store.Tx) error {
+				var err error
+				out.Revoked, err = use(tx)
+				return err
+			})
+			return out, err
+		}
+		a, err := s.store.Account(ctx, d.AccountID)
+		if err != nil {
+			return out, err
+		}
+		return s.leaked(ctx, out, a, rep, "device_code", d.ID, map[string]string{"client_id": d.ClientID, "user_id": d.UserID}, use)
 	}
 	return out, nil
+}
+
+// leakedAppSecret revokes a third-party application's client secret by
+// possession: the secret works no more, current or previous, and the
+// application's owner rolls a new one; its users' grants and tokens stay.
+func (s *Service) leakedAppSecret(ctx context.Context, out LeakOutcome, digest string, rep LeakReport) (LeakOutcome, error) {
+	app, err := s.store.AppBySecretHash(ctx, digest)
+	if err != nil {
+		return notFoundIsNothing(out, err)
+	}
+	out.Known = true
+	a, err := s.store.Account(ctx, app.AccountID)
+	if err != nil {
+		return out, err
+	}
+	return s.leaked(ctx, out, a, rep, "app", app.ID, map[string]string{"name": app.Name, "client_id": app.ClientID, "owner_id": app.OwnerID},
+		func(tx *store.Tx) (bool, error) { return tx.RevokeAppSecret(app.ID, digest) })
 }
 
 // notFoundIsNothing turns not_found into an unknown string's outcome.
@@ -173,19 +234,12 @@ func (s *Service) leaked(ctx context.Context, out LeakOutcome, a *gatehouse.Acco
 		}
 		e := s.audit(ctx, by, "credential.leaked", targetType, targetID, details)
 		e.AccountID = a.ID
-		return tx.Audit(e)
+		return s.record(tx, e)
 	})
 	if err != nil {
 		return LeakOutcome{Kind: out.Kind, Known: true}, err
 	}
-	s.announce(ctx, "credential.leaked", a.ID, targetType, targetID, details)
 	return out, nil
-}
-
-// announce is where a leak or a canary's use becomes an event of the
-// account (credential.leaked, credential.canary_used: SPEC §10.2) once
-// events exist; its audit entry is written already.
-func (s *Service) announce(ctx context.Context, event, accountID, targetType, targetID string, details map[string]string) {
 }
 
 // requestDetails is what the HTTP layer's request scope tells about a
@@ -210,12 +264,12 @@ func (s *Service) canaryUsed(ctx context.Context, t *gatehouse.APIToken) error {
 	err := s.store.Update(ctx, func(tx *store.Tx) error {
 		e := s.audit(ctx, nil, "credential.canary_used", "api_token", t.ID, details)
 		e.AccountID, e.Actor = t.AccountID, "canary"
-		return tx.Audit(e)
+		return s.record(tx, e)
 	})
 	if err != nil {
 		gatehouse.Logger(ctx).Error("a canary token was used but its audit entry could not be written", "api_token", t.ID, "err", err)
 	} else {
-		s.announce(ctx, "credential.canary_used", t.AccountID, "api_token", t.ID, details)
+		s.wakeWebhooks()
 	}
 	return errInvalidAPIToken()
 }
@@ -241,7 +295,7 @@ func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *ga
 	if err := tx.CreateCredential(c); err != nil {
 		return nil, err
 	}
-	if err := tx.Audit(s.audit(ctx, p, "credential.roll", "credential", c.ID,
+	if err := s.record(tx, s.audit(ctx, p, "credential.roll", "credential", c.ID,
 		map[string]string{"rolled_from": old.ID, "client_id": c.ClientID})); err != nil {
 		return nil, err
 	}

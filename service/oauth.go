@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -48,7 +49,7 @@ func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, 
 		if caller == nil || caller.CredentialID == it.ID {
 			return nil
 		}
-		return tx.Audit(s.audit(ctx, caller, "token.revoke", "token", it.ID,
+		return s.record(tx, s.audit(ctx, caller, "token.revoke", "token", it.ID,
 			map[string]string{"kind": string(it.Kind), "auth_method": string(it.Method), "user_id": it.UserID}))
 	})
 }
@@ -65,6 +66,10 @@ type Introspection struct {
 	Sub       string `json:"sub,omitempty"`
 	AccountID string `json:"account_id,omitempty"`
 	Method    string `json:"auth_method,omitempty"`
+	// ExternalID and Metadata are the credential's, or its user's (SPEC
+	// §10.5; gatehouse.Principal.ExternalID).
+	ExternalID string          `json:"external_id,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Introspect describes a token (RFC 7662) to a caller that authenticated
@@ -88,8 +93,12 @@ func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, r
 		return &Introspection{}, nil
 	}
 	p := &gatehouse.Principal{Account: it.Account, AccountID: it.AccountID, User: it.User, Method: it.Method, Scopes: tokenScopes(it)}
+	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.AccountID); err != nil {
+		return nil, err
+	}
 	return &Introspection{Active: true, Scope: p.EffectiveScopes().String(), ClientID: it.ClientID, Username: it.User.Email, TokenType: "bearer",
-		Exp: it.ExpiresAt.Unix(), Iat: it.CreatedAt.Unix(), Sub: it.UserID, AccountID: it.AccountID, Method: string(it.Method)}, nil
+		Exp: it.ExpiresAt.Unix(), Iat: it.CreatedAt.Unix(), Sub: it.UserID, AccountID: it.AccountID, Method: string(it.Method),
+		ExternalID: p.ExternalID, Metadata: p.Metadata}, nil
 }
 
 // introspectAPIToken describes an API token: active while it works for
@@ -109,7 +118,7 @@ func (s *Service) introspectAPIToken(ctx context.Context, caller *gatehouse.Prin
 		return &Introspection{}, nil
 	}
 	out := &Introspection{Active: true, Scope: p.EffectiveScopes().String(), TokenType: "bearer", Sub: p.CredentialID,
-		AccountID: p.AccountID, Method: string(p.Method)}
+		AccountID: p.AccountID, Method: string(p.Method), ExternalID: p.ExternalID, Metadata: p.Metadata}
 	if !p.ExpiresAt.IsZero() {
 		out.Exp = p.ExpiresAt.Unix()
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -32,7 +31,7 @@ func newLP(t *testing.T) *lp {
 	st := openStore(t)
 	w := &lp{t: t, ctx: ctx}
 	w.now.Store(time.Now().UnixMicro())
-	w.svc = service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	w.svc = service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 		Digester: token.NewDigester(nil), Now: func() time.Time { return time.UnixMicro(w.now.Load()) }})
 	if _, _, err := w.svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
@@ -143,7 +142,7 @@ func TestNarrowCannotActOnWide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := w.svc.ClientCredentialsGrant(w.ctx, small.ClientID, small.ClientSecret, "")
+	tok, err := w.svc.ClientCredentialsGrant(w.ctx, small.ClientID, small.ClientSecret, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +155,7 @@ func TestNarrowCannotActOnWide(t *testing.T) {
 	_, err = w.svc.UpdateCredential(w.ctx, cp, wide.ID, service.CredentialPatch{Enabled: ptr(false)})
 	wantForbidden(t, "credential disable", err)
 	wantForbidden(t, "credential delete", w.svc.DeleteCredential(w.ctx, cp, wide.ID))
-	if _, err := w.svc.ClientCredentialsGrant(w.ctx, wide.ClientID, wide.ClientSecret, ""); err != nil {
+	if _, err := w.svc.ClientCredentialsGrant(w.ctx, wide.ClientID, wide.ClientSecret, "", ""); err != nil {
 		t.Fatalf("the wide credential stopped working: %v", err)
 	}
 	// Creating wider than held: forbidden too.
@@ -224,7 +223,7 @@ func (w *lp) mint(parent string) *minted {
 	if m.cred, err = w.svc.CreateCredential(w.ctx, p, service.CredentialInput{Name: "minted"}); err != nil {
 		w.t.Fatal(err)
 	}
-	cc, err := w.svc.ClientCredentialsGrant(w.ctx, m.cred.ClientID, m.cred.ClientSecret, "")
+	cc, err := w.svc.ClientCredentialsGrant(w.ctx, m.cred.ClientID, m.cred.ClientSecret, "", "")
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -248,7 +247,7 @@ func (w *lp) mint(parent string) *minted {
 // token: it is refreshed only when alive is told to).
 func (w *lp) alive(m *minted, refresh bool) map[string]bool {
 	_, errCC := w.svc.AccessPrincipal(w.ctx, m.ccToken)
-	_, errGrant := w.svc.ClientCredentialsGrant(w.ctx, m.cred.ClientID, m.cred.ClientSecret, "")
+	_, errGrant := w.svc.ClientCredentialsGrant(w.ctx, m.cred.ClientID, m.cred.ClientSecret, "", "")
 	_, errApp := w.svc.AccessPrincipal(w.ctx, m.appAccess)
 	out := map[string]bool{"client-credentials token": errCC == nil, "client-credentials grant": errGrant == nil,
 		"API access token": errApp == nil, "child API token": w.works(m.child.Token)}

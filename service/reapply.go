@@ -42,6 +42,12 @@ var revokingActions = map[string]reapply{
 	"user.password_change":  forgetPassword,
 	"user.sessions_end":     endSessions,
 	"account.update":        suspendAccount,
+	// Third-party applications (a rolled application's restored secret is
+	// the retired one, so it is deleted).
+	"app.delete":               deleteApp,
+	"app.roll":                 deleteApp,
+	"app.authorization_revoke": revokeAuthorization,
+	"app.code_reused":          revokeFamily,
 }
 
 // RevokingActions returns the audit actions ReapplyRevocations re-applies.
@@ -148,6 +154,18 @@ func revokeFamily(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Ti
 		return false, err
 	}
 	return true, tx.RevokeTokenFamily(f, now)
+}
+
+func deleteApp(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	return tx.DeleteApp(e.TargetID, now)
+}
+
+func revokeAuthorization(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	c := e.Details["client_id"]
+	if c == "" {
+		return false, nil
+	}
+	return tx.DeleteAuthorization(e.TargetID, c, now)
 }
 
 func revokeIssuedToken(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
@@ -35,7 +34,7 @@ func TestReapplyRevocations(t *testing.T) {
 		if err := st.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+		return service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 			Digester: token.NewDigester(nil), RefreshGrace: 0, Logger: slog.New(slog.DiscardHandler)}), st
 	}
 	svc, st := openSvc(live)

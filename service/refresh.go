@@ -181,7 +181,7 @@ func (s *Service) retried(ctx context.Context, it *store.IssuedToken, now time.T
 // auditRetry audits a same-client retry inside the grace period.
 func (s *Service) auditRetry(ctx context.Context, it *store.IssuedToken, now time.Time, outcome string) error {
 	return s.update(ctx, func(tx *store.Tx) error {
-		return tx.Audit(reuseEntry(ctx, it, now, AuditRefreshRetried, map[string]string{"family_id": it.FamilyID, "outcome": outcome}))
+		return s.record(tx, reuseEntry(ctx, it, now, AuditRefreshRetried, map[string]string{"family_id": it.FamilyID, "outcome": outcome}))
 	})
 }
 
@@ -198,7 +198,7 @@ func (s *Service) revokeLineage(ctx context.Context, it *store.IssuedToken, now 
 		if err := tx.RevokeTokenFamily(it.FamilyID, now); err != nil {
 			return err
 		}
-		return tx.Audit(reuseEntry(ctx, it, now, AuditLineageRevoked, d))
+		return s.record(tx, reuseEntry(ctx, it, now, AuditLineageRevoked, d))
 	})
 	if err != nil {
 		return err

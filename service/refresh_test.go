@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
@@ -55,16 +54,9 @@ func newRefreshWorld(t *testing.T) *refreshWorld {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "g.db")
-	st, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStoreAt(t, path)
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	svc := service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	svc := service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 		Digester: token.NewDigester(nil), Now: c.now, RefreshGrace: 5 * time.Second,
 		Logger: slog.New(slog.DiscardHandler)})
 	if _, _, err := svc.Bootstrap(ctx, "op@example.com", pw); err != nil {

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -30,7 +29,7 @@ func newWorld(t *testing.T) *world {
 	ctx := context.Background()
 	st := openStore(t)
 	var err error
-	svc := service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	svc := service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 		Digester: token.NewDigester(nil)})
 	if _, _, err := svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
@@ -52,7 +51,7 @@ func newWorld(t *testing.T) *world {
 	if w.cred, err = svc.CreateCredential(ctx, ann, service.CredentialInput{Name: "ci"}); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := svc.ClientCredentialsGrant(ctx, w.cred.ClientID, w.cred.ClientSecret, "")
+	cc, err := svc.ClientCredentialsGrant(ctx, w.cred.ClientID, w.cred.ClientSecret, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +87,7 @@ func (w *world) works() map[string]bool {
 	_, errPw := w.svc.AccessPrincipal(w.ctx, w.passwordToken)
 	_, errApp := w.svc.AccessPrincipal(w.ctx, w.appAccess)
 	_, errCC := w.svc.AccessPrincipal(w.ctx, w.ccToken)
-	_, errGrant := w.svc.ClientCredentialsGrant(w.ctx, w.cred.ClientID, w.cred.ClientSecret, "")
+	_, errGrant := w.svc.ClientCredentialsGrant(w.ctx, w.cred.ClientID, w.cred.ClientSecret, "", "")
 	_, _, errSession := w.svc.SessionPrincipal(w.ctx, w.session)
 	return map[string]bool{"password token": ok(errPw), "API access token": ok(errApp), "client-credentials token": ok(errCC),
 		"client-credentials grant": ok(errGrant), "admin UI session": ok(errSession)}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -37,7 +36,7 @@ func newRules(t *testing.T) *rules {
 	ctx := context.Background()
 	st := openStore(t)
 	r := &rules{t: t, ctx: ctx, now: time.Now()}
-	r.svc = service.New(service.Config{Store: st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	r.svc = service.New(service.Config{Store: st, Passwords: cheapPasswords(),
 		Digester: token.NewDigester(nil), RefreshGrace: grace, Now: r.clock, Logger: slog.New(slog.DiscardHandler)})
 	if _, _, err := r.svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
@@ -237,7 +236,7 @@ func TestDeveloperRemoval(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cc, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			cc, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,7 +249,7 @@ func TestDeveloperRemoval(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, errTok := r.svc.AccessPrincipal(r.ctx, cc.AccessToken)
-			_, errGrant := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			_, errGrant := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "", "")
 			if (errTok == nil) != tc.ccWorks || (errGrant == nil) != tc.ccWorks {
 				t.Fatalf("client credentials: token %v, grant %v; want working %v", errTok, errGrant, tc.ccWorks)
 			}
@@ -402,7 +401,7 @@ func TestScopesNarrowAndCover(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, tc.scope)
+				out, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, tc.scope, "")
 				if code(err) != tc.want {
 					t.Fatalf("got %v, want %q", err, tc.want)
 				}
@@ -474,7 +473,7 @@ func TestPasswordEpochs(t *testing.T) {
 			_, errMaker := r.svc.AccessPrincipal(r.ctx, maker)
 			_, _, errSession := r.svc.SessionPrincipal(r.ctx, session)
 			_, errApp := r.svc.AccessPrincipal(r.ctx, app.AccessToken)
-			_, errCred := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "")
+			_, errCred := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "", "")
 			got := map[string]bool{"other sign-in": works(errOther), "maker": works(errMaker), "session": works(errSession),
 				"API access": works(errApp), "client credential": works(errCred)}
 			want := map[string]bool{"other sign-in": false, "maker": tc.makerSurvives, "session": false, "API access": true, "client credential": true}

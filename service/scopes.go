@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 )
 
 // grantScopes returns the scopes a new credential made by p gets. Asked
@@ -162,7 +163,7 @@ func checkScopesFirst(requested *[]gatehouse.Scope) error {
 // actsOn reports whether a patch changes what a credential can do or how
 // long (enabled, scopes, expires_at): the changes mayActOn governs.
 func (patch CredentialPatch) actsOn() bool {
-	return patch.Enabled != nil || patch.Scopes != nil || patch.ExpiresAt != nil
+	return patch.Enabled != nil || patch.Scopes != nil || patch.ExpiresAt != nil || !patch.Patch.Empty()
 }
 
 // safeText shortens client-sent text before it appears in a message, and
@@ -184,6 +185,8 @@ type CredentialPatch struct {
 	Enabled   *bool              `json:"enabled"`
 	Scopes    *[]gatehouse.Scope `json:"scopes"`
 	ExpiresAt *time.Time         `json:"expires_at"`
+	// Patch changes the credential's plan (SPEC §10.5).
+	plan.Patch
 }
 
 // applyPatch applies patch to a credential's fields, by the rules every

@@ -21,11 +21,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authorize"
 	"github.com/gatehouse/gatehouse/identity"
+	"github.com/gatehouse/gatehouse/passkey"
 	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/seal"
+	"github.com/gatehouse/gatehouse/sso"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
+	"github.com/gatehouse/gatehouse/webhook"
 )
 
 // DefaultRefreshGrace is how long a used refresh token may be presented
@@ -46,6 +51,9 @@ type Config struct {
 	// RefreshGrace is how long a used refresh token may be presented again
 	// without revoking its lineage; zero means none.
 	RefreshGrace time.Duration
+	// DeviceCodeLifetime is how long a device code and its user code work
+	// (RFC 8628); zero means authorize.DeviceCodeLifetime.
+	DeviceCodeLifetime time.Duration
 	// Cluster, when set, shares revoking changes with the other nodes of a
 	// cluster; nil means this node is alone.
 	Cluster Cluster
@@ -61,6 +69,9 @@ type Config struct {
 	// changes is read (see DefaultChangePoll); zero means the default, a
 	// negative value never.
 	ChangePoll time.Duration
+	// ExpiryPoll is how often Run looks for expiry notices to send
+	// (NoticeExpiries); zero means ExpiryPoll's default, a minute.
+	ExpiryPoll time.Duration
 	// OnCacheLookup, when set, is told whether each credential look-up was
 	// served from the cache (for metrics).
 	OnCacheLookup func(hit bool)
@@ -77,40 +88,100 @@ type Config struct {
 	// TokenPrefix is the deployment name new secrets carry (SPEC §10.1,
 	// token.NewWith); empty means the default prefixes.
 	TokenPrefix string
+	// WebhookSealer seals webhook endpoint secrets under the server key
+	// (webhook.NewSealer); nil means one under an empty key, for tests.
+	WebhookSealer *seal.Sealer
+	// WebhookAllowInsecure allows http webhook URLs and private or
+	// loopback addresses (--webhook-allow-insecure).
+	WebhookAllowInsecure bool
+	// OnWebhookEvent, when set, is called after a change committed an
+	// event to deliver (the delivery worker's Wake).
+	OnWebhookEvent func()
+	// MFASealer seals TOTP secrets under the server key (mfa.NewSealer);
+	// nil means TOTP cannot be enrolled or checked (temporarily_unavailable),
+	// as in the offline commands, which only clear second factors.
+	MFASealer *seal.Sealer
+	// SSOSealer seals the client secrets of accounts' single sign-on under
+	// the server key (sso.NewSealer); nil means one under an empty key, for
+	// tests.
+	SSOSealer *seal.Sealer
+	// Passkeys is the WebAuthn relying party of the console (passkey.New);
+	// nil means passkeys cannot be registered or used
+	// (temporarily_unavailable, saying PasskeysOff, the reason).
+	Passkeys    *passkey.RP
+	PasskeysOff string
+	// Issuer names the server in authenticator apps (the otpauth URI's
+	// issuer); empty means "Gatehouse".
+	Issuer string
 }
 
 // Service implements the business rules over a store. Construct it with
 // New; it is safe for concurrent use.
 type Service struct {
-	store           *store.Store
+	store *store.Store
+	// quotas are the quota counts not yet written, and where a single
+	// node's counts begin (quotas.go).
+	quotas          quotaLedger
 	passwords       *password.Hasher
 	digester        *token.Digester
 	throttle        throttle.Throttle
 	clock           func() time.Time
+	deviceLifetime  time.Duration
 	refreshGrace    time.Duration
 	cluster         Cluster
 	limiterConfirms bool
 	changePoll      time.Duration
+	expiryPoll      time.Duration
 	onCacheLookup   func(hit bool)
 	logger          *slog.Logger
 	platformScopes  gatehouse.Scopes
 	tokenPrefix     string
+	sealer          *seal.Sealer
+	webhookInsecure bool
+	onWebhookEvent  func()
+	mfaSealer       *seal.Sealer
+	issuer          string
+	ssoSealer       *seal.Sealer
+	// sso discovers accounts' identity providers, through the client
+	// webhooks use (public addresses only, unless insecure is allowed).
+	sso         *sso.Client
+	passkeys    *passkey.RP
+	passkeysOff string
 
 	gen        generations
 	principals *cache[*gatehouse.Principal]
 	apps       *cache[*gatehouse.APIApplication]
 	lastUsed   *cache[struct{}]
 	touches    touches
+	// throttleNoticed: see noticeThrottled.
+	throttleNoticed throttleNotices
+	// quotaNoticed: see noticeQuota.
+	quotaNoticed quotaNotices
 }
 
 // New returns a Service for cfg. It has no side effects.
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, passwords: cfg.Passwords, digester: cfg.Digester, throttle: cfg.Throttle, clock: cfg.Now,
-		refreshGrace: cfg.RefreshGrace, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
+		refreshGrace: cfg.RefreshGrace, deviceLifetime: cfg.DeviceCodeLifetime, cluster: cfg.Cluster, limiterConfirms: cfg.LimiterConfirms, changePoll: cfg.ChangePoll, expiryPoll: cfg.ExpiryPoll, onCacheLookup: cfg.OnCacheLookup, logger: cfg.Logger,
 		touches:        touches{wake: make(chan struct{}, 1)},
 		platformScopes: gatehouse.NormalizeScopes(cfg.PlatformScopes),
 		tokenPrefix:    cfg.TokenPrefix,
+		sealer:         cfg.WebhookSealer, webhookInsecure: cfg.WebhookAllowInsecure, onWebhookEvent: cfg.OnWebhookEvent,
+		mfaSealer: cfg.MFASealer,
+		issuer:    cfg.Issuer,
+		ssoSealer: cfg.SSOSealer,
+		passkeys:  cfg.Passkeys, passkeysOff: cfg.PasskeysOff,
+	}
+	if s.ssoSealer == nil {
+		s.ssoSealer = sso.NewSealer(nil)
+	}
+	s.sso = sso.New(webhook.Client(s.webhookInsecure), s.now)
+	if s.sealer == nil {
+		s.sealer = webhook.NewSealer(nil)
+	}
+	if s.issuer == "" {
+		s.issuer = "Gatehouse"
 	}
 	total := cfg.CacheBytes
 	if total <= 0 {
@@ -118,17 +189,20 @@ func New(cfg Config) *Service {
 	}
 	// Validated credentials get most of the bound; applications and
 	// last-use marks are few and small.
-	s.principals = newCache(total*7/8, principalBytes)
-	s.apps = newCache(total/16, appBytes)
-	s.lastUsed = newCache[struct{}](total/16, nil)
-	if s.clock == nil {
-		s.clock = time.Now
-	}
 	shards := 0
 	if s.cluster != nil {
 		shards = s.cluster.Shards()
 	}
 	s.gen.init(shards)
+	s.principals = newCache(total*7/8, principalBytes, s.gen.marks)
+	s.apps = newCache(total/16, appBytes, s.gen.marks)
+	s.lastUsed = newCache[struct{}](total/16, nil, nil)
+	if s.deviceLifetime <= 0 {
+		s.deviceLifetime = authorize.DeviceCodeLifetime
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
 	if s.throttle == nil {
 		s.throttle = throttle.NewMemory(throttle.DefaultRules())
 	}
@@ -137,6 +211,9 @@ func New(cfg Config) *Service {
 	}
 	if s.changePoll == 0 {
 		s.changePoll = DefaultChangePoll
+	}
+	if s.expiryPoll <= 0 {
+		s.expiryPoll = ExpiryPoll
 	}
 	return s
 }
@@ -165,32 +242,41 @@ func unavailable() error {
 }
 
 // update runs fn in one store transaction. If fn made a revoking change,
-// every node is told before the change is reported done: the cluster is
-// told before the commit (no reachable cluster, no change: 503) and again
-// after it, and this node's caches are dropped once it commits. A failure
+// every node is told before the change is reported done: the cluster must
+// be reachable before the commit (no reachable cluster, no change: 503)
+// and is rung after it (the other nodes then read what changed from the
+// store's revocation log), and this node drops what the change touched
+// once it commits. A failure
 // to tell the cluster after the commit is answered 503 as well, and the
 // cluster keeps owing the announcement until it can make it.
 func (s *Service) update(ctx context.Context, fn func(tx *store.Tx) error) error {
-	revoking := false
+	var subjects []string
+	revoking, evented := false, false
 	err := s.store.Update(ctx, func(tx *store.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
+		evented = tx.AddedEvents()
 		if revoking = tx.Revoking(); revoking && s.cluster != nil {
-			if err := s.cluster.Announce(ctx); err != nil {
+			if _, err := s.cluster.State(ctx, 0); err != nil {
 				s.logger.Warn("refused a revoking change: the cluster cannot be told", "err", err)
 				return unavailable()
 			}
 		}
+		subjects = tx.Subjects()
 		return nil
 	})
+	if err == nil && evented {
+		s.wakeWebhooks()
+	}
 	if !revoking {
 		return err
 	}
-	// Advance even after a failed commit: it is cheap and never wrong.
-	s.gen.advance()
+	// Drop what it touched even after a failed commit: it is cheap and
+	// never wrong.
+	s.gen.revoke(subjects)
 	if err == nil && s.cluster != nil {
-		if aerr := s.cluster.Announce(ctx); aerr != nil {
+		if aerr := s.cluster.Announce(ctx, subjects); aerr != nil {
 			s.logger.Warn("a committed revoking change could not be announced to the cluster yet", "err", aerr)
 			return unavailable()
 		}

@@ -17,18 +17,29 @@ const SessionLifetime = 12 * time.Hour
 // Login checks an e-mail and password from the client address from (with
 // the same checks and answers as the password grant, see CheckPassword)
 // and starts an admin UI session. It returns the session cookie value,
-// shown once, and the session's CSRF token.
+// shown once, and the session's CSRF token. A user with a second factor
+// is forbidden here: the console signs them in with SignIn and
+// CompleteSignIn.
 func (s *Service) Login(ctx context.Context, email, pw, from string) (cookie, csrf string, err error) {
-	u, _, err := s.CheckPassword(ctx, email, pw, from)
+	step, err := s.SignIn(ctx, email, pw, from)
 	if err != nil {
 		return "", "", err
 	}
+	if step.Pending != "" {
+		return "", "", gatehouse.Forbidden("This user signs in with a second factor")
+	}
+	return step.Session, step.CSRF, nil
+}
+
+// createSession stores a new console session of u begun from the client
+// address from, inside tx, and returns its cookie value and CSRF token.
+func (s *Service) createSession(tx *store.Tx, u *gatehouse.User, from string) (cookie, csrf string, err error) {
 	cookie = s.mint(token.Session)
 	now := s.now()
 	se := &store.Session{ID: gatehouse.NewID("ses"), Hash: s.digester.Digest(cookie), UserID: u.ID,
 		CSRF: rand.Text(), CreatedAt: now, ExpiresAt: now.Add(SessionLifetime),
-		UserEpoch: u.Epoch, PasswordEpoch: u.PasswordEpoch}
-	if err := s.store.Update(ctx, func(tx *store.Tx) error { return tx.CreateSession(se) }); err != nil {
+		UserEpoch: u.Epoch, PasswordEpoch: u.PasswordEpoch, ClientAddr: from}
+	if err := tx.CreateSession(se); err != nil {
 		return "", "", err
 	}
 	return cookie, se.CSRF, nil
@@ -70,6 +81,8 @@ type SessionInfo struct {
 	ID        string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// ClientAddr is the client address the session was begun from.
+	ClientAddr string
 	// Current is the session of the request that asked.
 	Current bool
 }
@@ -100,7 +113,7 @@ func (s *Service) Sessions(ctx context.Context, p *gatehouse.Principal, userID s
 	}
 	out := make([]SessionInfo, len(ses))
 	for i, se := range ses {
-		out[i] = SessionInfo{ID: se.ID, CreatedAt: se.CreatedAt, ExpiresAt: se.ExpiresAt,
+		out[i] = SessionInfo{ID: se.ID, CreatedAt: se.CreatedAt, ExpiresAt: se.ExpiresAt, ClientAddr: se.ClientAddr,
 			Current: p.Method == gatehouse.MethodSession && se.ID == p.CredentialID}
 	}
 	return out, nil
@@ -123,7 +136,7 @@ func (s *Service) EndSessions(ctx context.Context, p *gatehouse.Principal, userI
 		if n, err = tx.DeleteSessions(userID, keep); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "user.sessions_end", "user", userID, map[string]string{"count": strconv.Itoa(n)}))
+		return s.record(tx, s.audit(ctx, p, "user.sessions_end", "user", userID, map[string]string{"count": strconv.Itoa(n)}))
 	})
 	return n, err
 }

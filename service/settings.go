@@ -21,7 +21,11 @@ func (s *Service) Settings(ctx context.Context, p *gatehouse.Principal) (gatehou
 	if err != nil {
 		return gatehouse.Settings{}, err
 	}
-	return a.Settings, nil
+	st := a.Settings
+	if st.SSO, err = s.ssoView(ctx, p.AccountID); err != nil {
+		return gatehouse.Settings{}, err
+	}
+	return st, nil
 }
 
 // UpdateSettings applies patch to p's account settings: every value is
@@ -52,6 +56,15 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 			}
 		}
 	}
+	// The single sign-on is checked, and its issuer discovered, before
+	// the transaction: discovery is a request to the provider.
+	var nextSSO *store.SSOConfig
+	if patch.SSO != nil {
+		var err error
+		if nextSSO, err = s.nextSSO(ctx, p.AccountID, patch.SSO); err != nil {
+			return gatehouse.Settings{}, err
+		}
+	}
 	var next gatehouse.Settings
 	err := s.update(ctx, func(tx *store.Tx) error {
 		a, err := tx.Account(p.AccountID)
@@ -65,8 +78,22 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 		if err := tx.UpdateAccount(a); err != nil {
 			return err
 		}
-		body, _ := json.Marshal(patch)
-		return tx.Audit(s.audit(ctx, p, "settings.update", "account", p.AccountID, map[string]string{"change": string(body)}))
+		if patch.SSO != nil {
+			if err := s.writeSSO(ctx, tx, p, nextSSO); err != nil {
+				return err
+			}
+			next.SSO = viewSSO(nextSSO)
+		} else {
+			c, err := tx.SSOConfig(p.AccountID)
+			if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+				return err
+			}
+			next.SSO = viewSSO(c)
+		}
+		logged := patch
+		logged.SSO = patch.SSO.Redacted()
+		body, _ := json.Marshal(logged)
+		return s.record(tx, s.audit(ctx, p, "settings.update", "account", p.AccountID, map[string]string{"change": string(body)}))
 	})
 	return next, err
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
 )
 
@@ -12,8 +13,16 @@ import (
 // closed when the test ends.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
+	return openStoreAt(t, filepath.Join(t.TempDir(), "g.db"))
+}
+
+// openStoreAt opens the store at path (a SQLite file, or a PostgreSQL
+// URL), migrated; it is closed when the test ends. Several may share one
+// path, as nodes share a database.
+func openStoreAt(t *testing.T, path string) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
+	st, err := store.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,4 +31,10 @@ func openStore(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// cheapPasswords hashes passwords with the least work argon2id allows:
+// the tests are about rules, not hashing.
+func cheapPasswords() *password.Hasher {
+	return password.New(password.Params{Memory: 1024, Time: 1, Threads: 1})
 }

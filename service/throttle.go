@@ -22,7 +22,7 @@ func (s *Service) ClearThrottle(ctx context.Context, p *gatehouse.Principal, id 
 		return nil, err
 	}
 	if err := s.update(ctx, func(tx *store.Tx) error {
-		return tx.Audit(s.audit(ctx, p, "user.throttle_clear", "user", u.ID, nil))
+		return s.record(tx, s.audit(ctx, p, "user.throttle_clear", "user", u.ID, nil))
 	}); err != nil {
 		return nil, err
 	}

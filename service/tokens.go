@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -53,9 +54,17 @@ func (s *Service) PasswordGrant(ctx context.Context, username, pw, from, scope s
 	if _, err := requestedScopes(scope); err != nil {
 		return nil, nil, err
 	}
-	u, a, err := s.CheckPassword(ctx, username, pw, from)
+	var secondFactor bool
+	u, a, err := s.checkPasswordThen(ctx, username, pw, from, true, func(u *gatehouse.User, a *gatehouse.Account) (bool, error) {
+		var err error
+		secondFactor, err = s.signsInWithSecondFactor(ctx, u, a)
+		return secondFactor, err
+	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if secondFactor {
+		return nil, u, errSecondFactor()
 	}
 	if !a.Settings.PasswordGrantEnabled {
 		return nil, u, gatehouse.Errorf(gatehouse.EUnauthorizedClient, "The password grant is turned off for this account")
@@ -92,21 +101,44 @@ func (s *Service) PasswordGrant(ctx context.Context, username, pw, from, scope s
 //     clears the e-mail's failures; an attempt that was not decided is not
 //     counted.
 func (s *Service) CheckPassword(ctx context.Context, username, pw, from string) (*gatehouse.User, *gatehouse.Account, error) {
+	return s.checkPasswordThen(ctx, username, pw, from, false, nil)
+}
+
+// checkPasswordThen is CheckPassword with a question asked after a right
+// password: when secondStep says the sign-in goes on to a second factor,
+// the attempt is released rather than clearing the username's failures,
+// so that a known password cannot wipe the count of wrong codes. With
+// signIn (the console's sign-in and the password grant, not the check of
+// a current password), a right password of a user whose account requires
+// single sign-on is refused (errSSORequired), and released, not counted.
+func (s *Service) checkPasswordThen(ctx context.Context, username, pw, from string, signIn bool, secondStep func(*gatehouse.User, *gatehouse.Account) (bool, error)) (*gatehouse.User, *gatehouse.Account, error) {
 	if s.passwords.Busy() {
 		return nil, nil, password.ErrBusy
 	}
 	key := gatehouse.EmailKey(username)
-	res, err := s.throttle.Reserve(ctx, key, from)
+	res, err := s.reserve(ctx, key, from)
 	if err != nil {
-		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
-			gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttled", "client_addr", from)
-			return nil, nil, err
-		}
-		gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttle unavailable", "err", err)
-		return nil, nil, errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
-			Message: "Sign-in is unavailable; try again shortly", RetryAfter: time.Second}, err)
+		return nil, nil, err
 	}
 	u, a, err := s.checkPassword(ctx, key, pw)
+	if err == nil && signIn {
+		var required bool
+		if required, err = s.ssoRequired(ctx, u); err == nil && required {
+			if rerr := s.throttle.Release(context.WithoutCancel(ctx), res); rerr != nil {
+				return nil, nil, s.throttleDown(ctx, rerr)
+			}
+			return nil, nil, errSSORequired()
+		}
+	}
+	if err == nil && secondStep != nil {
+		var more bool
+		if more, err = secondStep(u, a); err == nil && more {
+			if rerr := s.throttle.Release(context.WithoutCancel(ctx), res); rerr != nil {
+				return nil, nil, s.throttleDown(ctx, rerr)
+			}
+			return u, a, nil
+		}
+	}
 	switch gatehouse.ErrorCode(err) {
 	case "":
 		// The user is known; a failure to clear their count only leaves it
@@ -122,6 +154,28 @@ func (s *Service) CheckPassword(ctx context.Context, username, pw, from string) 
 		return nil, nil, errors.Join(err, rerr)
 	}
 	return nil, nil, err
+}
+
+// reserve counts a sign-in attempt — a password or a second factor — of
+// the e-mail key from the client address before it is checked (SPEC §9.3).
+func (s *Service) reserve(ctx context.Context, key, from string) (throttle.Reservation, error) {
+	res, err := s.throttle.Reserve(ctx, key, from)
+	if err != nil {
+		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
+			gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttled", "client_addr", from)
+			s.noticeThrottled(ctx, key, from)
+			return res, err
+		}
+		return res, s.throttleDown(ctx, err)
+	}
+	return res, nil
+}
+
+// throttleDown is the answer when the sign-in throttle cannot be reached.
+func (s *Service) throttleDown(ctx context.Context, err error) error {
+	gatehouse.Logger(ctx).WarnContext(ctx, "sign-in throttle unavailable", "err", err)
+	return errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
+		Message: "Sign-in is unavailable; try again shortly", RetryAfter: time.Second}, err)
 }
 
 // checkPassword looks up the e-mail key and checks the password, the user
@@ -176,7 +230,7 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 		return nil, errInvalidToken()
 	}
 	digest := s.digester.Digest(raw)
-	p, snap, err := s.principal(ctx, digest, true)
+	p, f, err := s.principal(ctx, digest, true)
 	if p != nil || err != nil {
 		s.touchParent(ctx, p)
 		return p, err
@@ -190,13 +244,16 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	}
 	p = &gatehouse.Principal{
 		Account: it.Account, AccountID: it.Account.ID, User: it.User, Method: it.Method, CredentialID: it.ID,
-		ClientID: it.ClientID, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(snap, it.Account.ID),
+		ClientID: it.ClientID, Resource: it.Resource, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(f.snap, it.Account.ID),
 		CredentialExpires: tokenCredentialExpires(it),
 	}
 	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
 		return nil, gatehouse.Refused(errInvalidToken(), p)
 	}
-	s.principals.put(digest, snap.gen, p.Seal(), cacheUntil(p.ExpiresAt, p.CredentialExpires))
+	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.AccountID); err != nil {
+		return nil, err
+	}
+	s.putPrincipal(digest, f, p, it.FamilyID, cacheUntil(p.ExpiresAt, p.CredentialExpires))
 	s.touchParent(ctx, p)
 	return p, nil
 }
@@ -215,6 +272,9 @@ func (s *Service) touchParent(ctx context.Context, p *gatehouse.Principal) {
 		s.touchApp(ctx, p.ClientID)
 	case gatehouse.MethodClientCredentials:
 		s.touch(ctx, "crdc\x00"+p.ClientID, func(at time.Time) error { return s.store.TouchCredentialByClientID(ctx, p.ClientID, at) })
+	case gatehouse.MethodAuthorizationCode:
+		uid := p.User.ID
+		s.touch(ctx, "tpa\x00"+p.ClientID+"\x00"+uid, func(at time.Time) error { return s.store.TouchApp(ctx, p.ClientID, uid, at) })
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 	"github.com/gatehouse/gatehouse/store"
 )
 
@@ -14,6 +15,8 @@ type NewUser struct {
 	Name     string           `json:"name"`
 	Password string           `json:"password"`
 	Roles    []gatehouse.Role `json:"roles"`
+	// Patch sets the user's metadata and external id (SPEC §10.5).
+	plan.Patch
 }
 
 // UserPatch is the input for UpdateUser; nil fields stay as they are.
@@ -26,6 +29,8 @@ type UserPatch struct {
 	// deletes the user's client credentials too (otherwise they keep
 	// working, as DELETE /v1/developers/{id} does).
 	RevokeCredentials bool `json:"revoke_credentials"`
+	// Patch changes the user's metadata and external id (SPEC §10.5).
+	plan.Patch
 }
 
 func checkRoles(rs []gatehouse.Role) (gatehouse.Roles, error) {
@@ -67,7 +72,13 @@ func (s *Service) Users(ctx context.Context, p *gatehouse.Principal, f gatehouse
 	if err != nil {
 		return nil, gatehouse.Cursors{}, err
 	}
-	return s.store.FindUsers(ctx, p.AccountID, f, page)
+	us, cur, err := s.store.FindUsers(ctx, p.AccountID, f, page)
+	if err != nil {
+		return nil, cur, err
+	}
+	err = fillPlans(ctx, s, p.AccountID, us, func(u *gatehouse.User) string { return u.ID },
+		func(u *gatehouse.User) *gatehouse.Plan { return &u.Plan })
+	return us, cur, err
 }
 
 // CountUsers counts the users of p's account that match f.
@@ -81,7 +92,16 @@ func (s *Service) CountUsers(ctx context.Context, p *gatehouse.Principal, f gate
 
 // User returns a user of p's account (not_found otherwise).
 func (s *Service) User(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.User, error) {
-	return s.store.User(ctx, p.AccountID, id)
+	u, err := s.store.User(ctx, p.AccountID, id)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := s.store.Plans(ctx, p.AccountID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	u.Plan, err = s.withRemaining(ctx, p.AccountID, u.ID, plans[u.ID])
+	return u, err
 }
 
 // CreateUser adds a user to p's account. Admins only. Returns
@@ -89,6 +109,9 @@ func (s *Service) User(ctx context.Context, p *gatehouse.Principal, id string) (
 // anywhere on the server.
 func (s *Service) CreateUser(ctx context.Context, p *gatehouse.Principal, in NewUser) (*gatehouse.User, error) {
 	if err := RequireAdmin(p); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(gatehouse.PlanUser, in.Patch); err != nil {
 		return nil, err
 	}
 	u, err := s.newUser(ctx, p.AccountID, in)
@@ -105,8 +128,11 @@ func (s *Service) CreateUser(ctx context.Context, p *gatehouse.Principal, in New
 		if err := tx.CreateUser(u); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "user.create", "user", u.ID,
-			map[string]string{"email": u.Email, "roles": u.Roles.String()}))
+		details := map[string]string{"email": u.Email, "roles": u.Roles.String()}
+		if u.Plan, err = s.setPlan(tx, u.AccountID, gatehouse.PlanUser, u.ID, in.Patch, details); err != nil {
+			return err
+		}
+		return s.record(tx, s.audit(ctx, p, "user.create", "user", u.ID, details))
 	})
 	if err != nil {
 		return nil, err
@@ -179,6 +205,9 @@ type checkedPatch struct {
 // (slow: never inside a transaction).
 func (s *Service) checkUserPatch(ctx context.Context, patch UserPatch, hash bool) (checkedPatch, error) {
 	c := checkedPatch{UserPatch: patch}
+	if err := checkPlan(gatehouse.PlanUser, patch.Patch); err != nil {
+		return c, err
+	}
 	var err error
 	if patch.Name != nil {
 		if c.name, err = checkName("name", *patch.Name, MaxNameLen, false); err != nil {
@@ -294,6 +323,9 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 		if err := tx.UpdateUser(u); err != nil {
 			return err
 		}
+		if u.Plan, err = s.setPlan(tx, u.AccountID, gatehouse.PlanUser, u.ID, patch.Patch, e.details); err != nil {
+			return err
+		}
 		if e.dropApp {
 			if _, err := tx.DeleteAPIApplication(u.ID, u.UpdatedAt); err != nil {
 				return err
@@ -306,7 +338,7 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 			}
 		}
 		out = u
-		if err := tx.Audit(s.audit(ctx, p, "user.update", "user", u.ID, e.details)); err != nil {
+		if err := s.record(tx, s.audit(ctx, p, "user.update", "user", u.ID, e.details)); err != nil {
 			return err
 		}
 		if e.losesDeveloper && patch.RevokeCredentials {
@@ -327,7 +359,7 @@ func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gat
 	if err != nil {
 		return err
 	}
-	return tx.Audit(s.audit(ctx, p, "credential.revoke_all", "user", u.ID, map[string]string{"count": strconv.Itoa(n)}))
+	return s.record(tx, s.audit(ctx, p, "credential.revoke_all", "user", u.ID, map[string]string{"count": strconv.Itoa(n)}))
 }
 
 // ChangeOwnPassword sets a new password for p's own user after checking
@@ -369,6 +401,6 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal,
 		if err := tx.KeepCredential(p.CredentialID, p.Method, u); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "user.password_change", "user", u.ID, nil))
+		return s.record(tx, s.audit(ctx, p, "user.password_change", "user", u.ID, nil))
 	})
 }

@@ -42,7 +42,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		if err := tx.CreateWorkspace(w); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "workspace.create", "workspace", w.ID, map[string]string{"name": name}))
+		return s.record(tx, s.audit(ctx, p, "workspace.create", "workspace", w.ID, map[string]string{"name": name}))
 	}); err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (s *Service) DeleteWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		if err := tx.DeleteWorkspace(p.AccountID, w.ID); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "workspace.delete", "workspace", w.ID, nil))
+		return s.record(tx, s.audit(ctx, p, "workspace.delete", "workspace", w.ID, nil))
 	})
 }
 
@@ -119,7 +119,7 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, p *gatehouse.Principal
 		if err := tx.AddMember(w.ID, userID, s.now()); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "workspace.member_add", "workspace", w.ID, map[string]string{"user_id": userID}))
+		return s.record(tx, s.audit(ctx, p, "workspace.member_add", "workspace", w.ID, map[string]string{"user_id": userID}))
 	})
 }
 
@@ -133,7 +133,7 @@ func (s *Service) RemoveWorkspaceMember(ctx context.Context, p *gatehouse.Princi
 		if err := tx.RemoveMember(w.ID, userID); err != nil {
 			return err
 		}
-		return tx.Audit(s.audit(ctx, p, "workspace.member_remove", "workspace", w.ID, map[string]string{"user_id": userID}))
+		return s.record(tx, s.audit(ctx, p, "workspace.member_remove", "workspace", w.ID, map[string]string{"user_id": userID}))
 	})
 }
 

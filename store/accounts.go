@@ -26,13 +26,21 @@ func scanAccount(sc scanner) (*gatehouse.Account, error) {
 	if err := json.Unmarshal([]byte(settings), &a.Settings); err != nil {
 		return nil, err
 	}
+	a.Settings.SSO = nil // kept in sso_configs, never here
 	a.CreatedAt = fromMicros(created)
 	return &a, nil
 }
 
+// marshalSettings encodes settings for the accounts table, without the
+// single sign-on, which has a table of its own (sso.go).
+func marshalSettings(st gatehouse.Settings) ([]byte, error) {
+	st.SSO = nil
+	return json.Marshal(st)
+}
+
 // CreateAccount stores a new account.
 func (t *Tx) CreateAccount(a *gatehouse.Account) error {
-	settings, err := json.Marshal(a.Settings)
+	settings, err := marshalSettings(a.Settings)
 	if err != nil {
 		return err
 	}
@@ -93,8 +101,8 @@ func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Ac
 // UpdateAccount writes an account's name, status and settings. It is
 // revoking: cached principals carry their account.
 func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
-	t.revokes()
-	settings, err := json.Marshal(a.Settings)
+	t.revokes(gatehouse.AccountSubject(a.ID))
+	settings, err := marshalSettings(a.Settings)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.A
 // user's application issues from now on. It is revoking, as caches hold
 // applications too.
 func (t *Tx) UpdateAPIApplicationTTL(userID string, days int) error {
-	t.revokes()
+	t.revokes(gatehouse.UserSubject(userID))
 	res, err := t.exec(`UPDATE api_applications SET access_token_ttl_days = ? WHERE user_id = ?`, days, userID)
 	if err != nil {
 		return err
@@ -81,7 +81,7 @@ func (t *Tx) UpdateAPIApplicationTTL(userID string, days int) error {
 // whether there was one. Every token it issued stops working: a token of an
 // application is valid only while the application exists.
 func (t *Tx) DeleteAPIApplication(userID string, at time.Time) (bool, error) {
-	t.revokes()
+	t.revokes(gatehouse.UserSubject(userID))
 	// Mark what is there now as revoked too, so that lists and
 	// introspection say so plainly; validity does not depend on it.
 	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM api_applications WHERE user_id = ?)`,

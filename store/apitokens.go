@@ -53,7 +53,7 @@ func (t *Tx) APIToken(accountID, id string) (*gatehouse.APIToken, error) {
 // UpdateAPIToken writes an API token's name, scopes, expiry and enabled
 // flag. It is revoking.
 func (t *Tx) UpdateAPIToken(k *gatehouse.APIToken) error {
-	t.revokes()
+	t.revokes(gatehouse.AccountSubject(k.AccountID))
 	res, err := t.exec(`UPDATE api_tokens SET name = ?, scopes = ?, expires_at = ?, enabled = ? WHERE id = ? AND account_id = ?`,
 		k.Name, nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.ID, k.AccountID)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Store) APITokenByHash(ctx context.Context, hash string) (*gatehouse.API
 // applications, recursively): nothing minted through an API token
 // outlives it.
 func (t *Tx) DeleteAPIToken(accountID, id string) error {
-	t.revokes()
+	t.revokes(gatehouse.AccountSubject(accountID))
 	res, err := t.exec(`DELETE FROM api_tokens WHERE id = ? AND account_id = ?`, id, accountID)
 	if err != nil {
 		return err
@@ -229,7 +229,7 @@ func (t *Tx) CountAPITokens(accountID string, now time.Time) (int, error) {
 // that those die with the successor, not with the token it replaced. It is
 // revoking.
 func (t *Tx) ReparentMinted(accountID, from, to string) error {
-	t.revokes()
+	t.revokes(gatehouse.AccountSubject(accountID))
 	for _, table := range []string{"api_tokens", "client_credentials", "api_applications"} {
 		if _, err := t.exec(`UPDATE `+table+` SET created_by = ? WHERE created_by = ? AND account_id = ?`, to, from, accountID); err != nil {
 			return err

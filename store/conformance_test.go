@@ -67,6 +67,9 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"sessions_create_get_delete": testSessions,
 	"sessions_keep_credential":   testKeepCredential,
 	"sessions_of_user":           testSessionsOfUser,
+	"second_factors":             testSecondFactors,
+	"sign_ins":                   testSignIns,
+	"passkeys":                   testPasskeys,
 	"tokens_live_count":          testLiveTokens,
 	"usage_add_read":             testUsage,
 	"workspaces":                 testWorkspaces,
@@ -76,6 +79,10 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"audit_find":                 testAuditFind,
 	// reveals.go
 	"reveals_taken_once": testReveals,
+	// apps.go
+	"apps_token_parent":   testAppTokensParent,
+	"registered_clients":  testRegisteredClients,
+	"apps_code_used_once": testCodeUsedOnce,
 }
 
 // backends are the stores the suite runs on, each opened fresh and

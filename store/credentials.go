@@ -53,7 +53,7 @@ func (t *Tx) Credential(accountID, userID, id string) (*gatehouse.Credential, er
 // UpdateCredential writes a credential's name, scopes, expiry, enabled
 // flag and secrets. It is revoking.
 func (t *Tx) UpdateCredential(c *gatehouse.Credential) error {
-	t.revokes()
+	t.revokes(gatehouse.ClientSubject(c.ClientID))
 	res, err := t.exec(`UPDATE client_credentials SET name = ?, scopes = ?, expires_at = ?, enabled = ?, secret_hash = ?,
 		prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ? AND account_id = ?`,
 		c.Name, nullScopes(c.Scopes), nullMicros(c.ExpiresAt), boolInt(c.Enabled), c.SecretHash,
@@ -137,10 +137,14 @@ func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gat
 // issued stops working: a client-credentials token is valid only while its
 // credential exists.
 func (t *Tx) DeleteCredentials(accountID, userID, id string, at time.Time) (int, error) {
-	t.revokes()
 	match, args := `account_id = ? AND user_id = ?`, []any{accountID, userID}
 	if id != "" {
 		match, args = match+` AND id = ?`, append(args, id)
+		if err := t.revokesClient(match, args...); err != nil {
+			return 0, err
+		}
+	} else {
+		t.revokes(gatehouse.UserSubject(userID))
 	}
 	// Mark the tokens there now as revoked too, for lists and
 	// introspection; validity does not depend on it.
@@ -154,6 +158,22 @@ func (t *Tx) DeleteCredentials(accountID, userID, id string, at time.Time) (int,
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// revokesClient marks the transaction as revoking the client credential
+// that match selects; when there is none, the change changes nothing and
+// the transaction is not marked.
+func (t *Tx) revokesClient(match string, args ...any) error {
+	var clientID string
+	err := t.row(`SELECT client_id FROM client_credentials WHERE `+match, args...).Scan(&clientID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	default:
+		t.revokes(gatehouse.ClientSubject(clientID))
+	}
+	return nil
 }
 
 // AccountCredential returns a credential of the account, whoever owns it,

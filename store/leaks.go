@@ -16,7 +16,7 @@ import (
 // a node of the previous release, which knows no revoked_at, refuses it
 // too during a rolling upgrade. It is revoking.
 func (t *Tx) RevokeAPITokenForGood(accountID, id string, at time.Time, reason string) (bool, error) {
-	t.revokes()
+	t.revokes(gatehouse.AccountSubject(accountID))
 	res, err := t.exec(`UPDATE api_tokens SET revoked_at = ?, revoked_reason = ?, enabled = 0 WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
 		micros(at), reason, id, accountID)
 	if err != nil {
@@ -32,7 +32,9 @@ func (t *Tx) RevokeAPITokenForGood(accountID, id string, at time.Time, reason st
 // (for lists and introspection: validity follows the credential); it
 // reports whether it changed the credential. It is revoking.
 func (t *Tx) RevokeCredentialForGood(accountID, id string, at time.Time, reason string) (bool, error) {
-	t.revokes()
+	if err := t.revokesClient(`id = ? AND account_id = ?`, id, accountID); err != nil {
+		return false, err
+	}
 	res, err := t.exec(`UPDATE client_credentials SET revoked_at = ?, revoked_reason = ?, enabled = 0 WHERE id = ? AND account_id = ? AND revoked_at IS NULL`,
 		micros(at), reason, id, accountID)
 	if err != nil {
@@ -58,10 +60,52 @@ func (s *Store) CredentialBySecretHash(ctx context.Context, hash string) (*gateh
 	return c, err
 }
 
+// AppBySecretHash returns the third-party application whose current or
+// previous client secret has digest hash, or not_found.
+func (s *Store) AppBySecretHash(ctx context.Context, hash string) (*gatehouse.App, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	a, err := scanThirdPartyApp(s.readRow(ctx, `SELECT `+thirdPartyAppColumns+` FROM apps
+		WHERE secret_hash = ? OR prev_secret_hash = ? ORDER BY id LIMIT 1`, hash, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("app")
+	}
+	return a, err
+}
+
+// RevokeAppSecret makes the client secret of application id with digest
+// hash, current or previous, work no more (its owner rolls a new one),
+// and reports whether it still did. The application's grants and tokens
+// stay: they were not what leaked.
+func (t *Tx) RevokeAppSecret(id, hash string) (bool, error) {
+	res, err := t.exec(`UPDATE apps SET
+		secret_hash = CASE WHEN secret_hash = ? THEN '' ELSE secret_hash END,
+		prev_secret_hash = CASE WHEN prev_secret_hash = ? THEN '' ELSE prev_secret_hash END,
+		prev_secret_expires_at = CASE WHEN prev_secret_hash = ? THEN NULL ELSE prev_secret_expires_at END
+		WHERE id = ? AND (secret_hash = ? OR prev_secret_hash = ?)`, hash, hash, hash, id, hash, hash)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// DeviceByHash returns the device authorization whose device code has
+// digest hash, or not_found.
+func (s *Store) DeviceByHash(ctx context.Context, hash string) (*gatehouse.DeviceCode, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	d, err := scanDevice(s.readRow(ctx, `SELECT `+deviceColumns+` FROM device_codes WHERE device_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("device code")
+	}
+	return d, err
+}
+
 // EndSession deletes a session inside the transaction and reports whether
 // it was there.
 func (t *Tx) EndSession(id string) (bool, error) {
-	t.revokes()
+	t.revokes(gatehouse.CredentialSubject(id))
 	res, err := t.exec(`DELETE FROM sessions WHERE id = ?`, id)
 	if err != nil {
 		return false, err

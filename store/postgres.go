@@ -27,6 +27,7 @@ var postgres = dialect{
 	lockMigrate: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrateLockKey)),
 	// READ COMMITTED: a read that a write depends on locks its rows.
 	lockRows:       " FOR UPDATE",
+	claimRows:      " FOR UPDATE OF d SKIP LOCKED",
 	lockAccountKey: `SELECT 1 FROM accounts WHERE id = ? FOR KEY SHARE`,
 	// synchronous_commit is on by default: every commit is synced.
 	readConns:    20, // one pool serves reads and writes

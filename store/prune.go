@@ -17,8 +17,12 @@ type Cutoffs struct {
 	// Retries: what rotations kept for retries, made at or before it (the
 	// refresh grace period is over).
 	Retries time.Time
-	// Audit: audit entries and usage counts from before it.
+	// Audit: audit entries, usage counts, and webhook deliveries no
+	// longer pending and events no longer delivered, from before it.
 	Audit time.Time
+	// Log: revocation log entries written before it (a node that has not
+	// read the log since then drops its whole cache instead).
+	Log time.Time
 }
 
 // A pruning rule: what one batch deletes, given the cutoffs, and the
@@ -43,16 +47,47 @@ var pruneRules = []pruneRule{
 	{"ended_sessions", `DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.expires_at <= ? OR s.user_epoch <> u.epoch OR s.password_epoch <> u.password_epoch LIMIT ?)`,
 		func(c Cutoffs) []any { return []any{micros(c.Now)} }},
+	// An authorization code is kept as long as a used refresh token, so
+	// that a second use long after the first is still recognised (and
+	// revokes what it issued).
+	{"expired_codes", `DELETE FROM auth_codes WHERE id IN (SELECT id FROM auth_codes WHERE expires_at <= ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Used)} }},
+	// A client that registered itself (SPEC §10.4) goes after 30 days
+	// unused; its tokens stop working with it (their parent is gone).
+	{"unused_registered_clients", `DELETE FROM registered_clients WHERE id IN (SELECT id FROM registered_clients
+		WHERE COALESCE(last_used_at, created_at) <= ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Now.Add(-RegisteredUnused))} }},
+	{"expired_device_codes", `DELETE FROM device_codes WHERE id IN (SELECT id FROM device_codes WHERE expires_at <= ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Used)} }},
 	{"expired_reveals", `DELETE FROM reveals WHERE id IN (SELECT id FROM reveals WHERE expires_at <= ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Now)} }},
+	{"expired_sign_ins", `DELETE FROM sign_ins WHERE id IN (SELECT id FROM sign_ins WHERE expires_at <= ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Now)} }},
+	{"expired_sso_logins", `DELETE FROM sso_logins WHERE id IN (SELECT id FROM sso_logins WHERE expires_at <= ? LIMIT ?)`,
 		func(c Cutoffs) []any { return []any{micros(c.Now)} }},
 	{"empty_revoked_families", `DELETE FROM revoked_families WHERE family_id IN (SELECT f.family_id FROM revoked_families f
 		WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.family_id) LIMIT ?)`,
 		func(Cutoffs) []any { return nil }},
 	{"old_audit_entries", `DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at < ? LIMIT ?)`,
 		func(c Cutoffs) []any { return []any{micros(c.Audit)} }},
+	{"old_revocation_log", `DELETE FROM revocation_log WHERE n IN (SELECT n FROM revocation_log WHERE created_at < ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Log)} }},
 	{"old_usage_counts", `DELETE FROM usage_counts WHERE (account_id, day, user_id, credential) IN
 		(SELECT account_id, day, user_id, credential FROM usage_counts WHERE day < ? LIMIT ?)`,
 		func(c Cutoffs) []any { return []any{c.Audit.UTC().Format(time.DateOnly)} }},
+	// A quota's count is of no use once its period is over; periods of
+	// months before the cutoff's month are certainly over.
+	{"old_quota_counts", `DELETE FROM quota_counts WHERE (account_id, budget, period) IN
+		(SELECT account_id, budget, period FROM quota_counts WHERE period < ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{c.Audit.UTC().Format("2006-01")} }},
+	{"old_webhook_deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE created_at < ? AND status <> 'pending' LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Audit)} }},
+	{"old_webhook_notices", `DELETE FROM webhook_notices WHERE (credential_id, stage, expires_at) IN
+		(SELECT credential_id, stage, expires_at FROM webhook_notices WHERE created_at < ? LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Audit)} }},
+	{"old_webhook_events", `DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e WHERE e.created_at < ?
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)`,
+		func(c Cutoffs) []any { return []any{micros(c.Audit)} }},
 }
 
 // PruneKinds names the kinds of rows Prune deletes, in its order.

@@ -20,12 +20,14 @@ type Session struct {
 	CreatedAt                time.Time
 	ExpiresAt                time.Time
 	UserEpoch, PasswordEpoch int64
+	// ClientAddr is the client address the session was begun from.
+	ClientAddr string
 }
 
 // CreateSession stores a session.
 func (t *Tx) CreateSession(se *Session) error {
-	_, err := t.exec(`INSERT INTO sessions (id, token_hash, user_id, csrf, created_at, expires_at, user_epoch, password_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		se.ID, se.Hash, se.UserID, se.CSRF, micros(se.CreatedAt), micros(se.ExpiresAt), se.UserEpoch, se.PasswordEpoch)
+	_, err := t.exec(`INSERT INTO sessions (id, token_hash, user_id, csrf, created_at, expires_at, user_epoch, password_epoch, client_addr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		se.ID, se.Hash, se.UserID, se.CSRF, micros(se.CreatedAt), micros(se.ExpiresAt), se.UserEpoch, se.PasswordEpoch, se.ClientAddr)
 	return err
 }
 
@@ -96,7 +98,7 @@ func (t *Tx) KeepCredential(id string, method gatehouse.AuthMethod, u *gatehouse
 func (s *Store) Sessions(ctx context.Context, userID string, now time.Time) ([]*Session, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT s.id, s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at, s.user_epoch, s.password_epoch, s.client_addr
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.user_id = ? AND s.expires_at > ? AND s.user_epoch = u.epoch AND s.password_epoch = u.password_epoch
 		ORDER BY s.created_at DESC`), userID, micros(now))
@@ -110,7 +112,7 @@ func (s *Store) Sessions(ctx context.Context, userID string, now time.Time) ([]*
 			se               Session
 			created, expires int64
 		)
-		if err := rows.Scan(&se.ID, &se.Hash, &se.UserID, &se.CSRF, &created, &expires, &se.UserEpoch, &se.PasswordEpoch); err != nil {
+		if err := rows.Scan(&se.ID, &se.Hash, &se.UserID, &se.CSRF, &created, &expires, &se.UserEpoch, &se.PasswordEpoch, &se.ClientAddr); err != nil {
 			return nil, err
 		}
 		se.CreatedAt, se.ExpiresAt = fromMicros(created), fromMicros(expires)
@@ -128,4 +130,15 @@ func (t *Tx) DeleteSessions(userID, keep string) (int, error) {
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// DeleteUserSession ends the session with id of user userID and reports
+// whether there was one.
+func (t *Tx) DeleteUserSession(userID, id string) (bool, error) {
+	res, err := t.exec(`DELETE FROM sessions WHERE id = ? AND user_id = ?`, id, userID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

@@ -50,6 +50,10 @@ type dialect struct {
 	// transaction returns until it ends ("" where write transactions are
 	// serialised already).
 	lockRows string
+	// claimRows is the suffix with which nodes claiming rows at once
+	// skip each other's instead of waiting: webhook deliveries, the table
+	// aliased d ("" where write transactions are serialised already).
+	claimRows string
 	// lockAccountKey, when set, is run with an account id before a refresh
 	// rotation: it takes the lock on the account row that the successors'
 	// foreign key needs anyway, first (see RotateRefreshToken).

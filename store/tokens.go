@@ -12,10 +12,10 @@ import (
 
 // insertTokenSQL stores one token; it is on the hot path, so the batch
 // writer prepares it.
-const insertTokenSQL = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertTokenSQL = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes, resource)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-const tokenColumns = `t.id, t.account_id, t.user_id, t.kind, t.token_hash, t.method, t.client_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, t.created_at, t.user_epoch, t.password_epoch, t.scopes`
+const tokenColumns = `t.id, t.account_id, t.user_id, t.kind, t.token_hash, t.method, t.client_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, t.created_at, t.user_epoch, t.password_epoch, t.scopes, t.resource`
 
 func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 	var (
@@ -26,7 +26,7 @@ func scanToken(sc scanner, extra ...any) (*gatehouse.Token, error) {
 		scopes           sql.NullString
 	)
 	dst := append([]any{&t.ID, &t.AccountID, &t.UserID, &kind, &t.Hash, &method, &t.ClientID, &t.FamilyID, &expires, &used, &revoked, &created,
-		&t.UserEpoch, &t.PasswordEpoch, &scopes}, extra...)
+		&t.UserEpoch, &t.PasswordEpoch, &scopes, &t.Resource}, extra...)
 	if err := sc.Scan(dst...); err != nil {
 		return nil, err
 	}
@@ -50,14 +50,14 @@ func (s *Store) insertTokens(ctx context.Context, tx *sql.Tx, toks ...*gatehouse
 func tokenArgs(args []any, t *gatehouse.Token) []any {
 	return append(args, t.ID, t.AccountID, t.UserID, string(t.Kind), t.Hash, string(t.Method), t.ClientID, t.FamilyID,
 		micros(t.ExpiresAt), nullMicros(t.UsedAt), nullMicros(t.RevokedAt), micros(t.CreatedAt), t.UserEpoch, t.PasswordEpoch,
-		nullScopes(t.Scopes))
+		nullScopes(t.Scopes), t.Resource)
 }
 
 // insertTokensHead and tokenRow make up a many-row insert of tokens.
 const (
-	insertTokensHead = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes) VALUES `
-	tokenRow         = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	// maxTokenRows bounds one statement's rows (15 values each, within
+	insertTokensHead = `INSERT INTO tokens (id, account_id, user_id, kind, token_hash, method, client_id, family_id, expires_at, used_at, revoked_at, created_at, user_epoch, password_epoch, scopes, resource) VALUES `
+	tokenRow         = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// maxTokenRows bounds one statement's rows (16 values each, within
 	// both databases' limits on placeholders).
 	maxTokenRows = 128
 )
@@ -73,7 +73,7 @@ func (s *Store) insertTokenRows(ctx context.Context, tx *sql.Tx, toks []*gatehou
 		n := min(len(toks), maxTokenRows)
 		var q strings.Builder
 		q.WriteString(insertTokensHead)
-		args := make([]any, 0, 15*n)
+		args := make([]any, 0, 16*n)
 		for i, t := range toks[:n] {
 			if i > 0 {
 				q.WriteString(", ")
@@ -124,6 +124,10 @@ type Parent struct {
 	Scopes gatehouse.Scopes
 	// ID is the credential's id or the application's client id.
 	ID string
+	// AccountID is, for a third-party application, the account that
+	// publishes it (where its plan is kept), which may not be the
+	// token's; "" for every other parent.
+	AccountID string
 	// MintedBy is the API token the parent was minted through ("" for
 	// none), and Lineage the state of that token's chain: the parent, and
 	// every token it issued, works only while the chain is live and the
@@ -136,10 +140,15 @@ type Parent struct {
 // in one statement.
 var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
 	c.id, CASE WHEN c.revoked_at IS NULL THEN c.enabled ELSE 0 END, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
-	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id)
+	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id), COALESCE(ta.client_id, rc.client_id),
+	CASE WHEN ta.client_id IS NULL THEN rc.scopes ELSE ta.scopes END, g.id, g.scopes, ta.account_id
 	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
 	LEFT JOIN client_credentials c ON t.method = '` + string(gatehouse.MethodClientCredentials) + `' AND c.client_id = t.client_id
 	LEFT JOIN api_applications p ON t.method = '` + string(gatehouse.MethodAPIAccess) + `' AND p.client_id = t.client_id
+	LEFT JOIN apps ta ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND ta.client_id = t.client_id
+	LEFT JOIN registered_clients rc ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND rc.client_id = t.client_id
+	LEFT JOIN authorizations g ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND g.user_id = t.user_id
+		AND g.client_id = t.client_id AND g.created_at <= t.created_at
 	WHERE t.token_hash = ?`
 
 // TokenByHash returns the token with the given digest and what decides its
@@ -156,6 +165,9 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		credEnabled          sql.NullInt64
 		credExpires          sql.NullInt64
 		credBy, appBy        sql.NullString
+		tpClient, tpScopes   sql.NullString
+		grantID, grantScopes sql.NullString
+		tpAccount            sql.NullString
 		err                  error
 	)
 	it.Token, err = scanToken(rowScanner(func(tokenDst ...any) error {
@@ -164,7 +176,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 			var accErr error
 			it.Account, accErr = scanAccount(rowScanner(func(accDst ...any) error {
 				return row.Scan(append(append(append(tokenDst, userDst...), accDst...),
-					&credID, &credEnabled, &credExpires, &credScopes, &credBy, &appClient, &appScope, &appBy, &family)...)
+					&credID, &credEnabled, &credExpires, &credScopes, &credBy, &appClient, &appScope, &appBy, &family,
+					&tpClient, &tpScopes, &grantID, &grantScopes, &tpAccount)...)
 			}))
 			return accErr
 		}))
@@ -182,6 +195,12 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 			Scopes: fromNullScopes(credScopes), ID: credID.String, MintedBy: credBy.String}
 	case gatehouse.MethodAPIAccess:
 		it.Parent = Parent{Live: appClient.Valid, Enabled: true, Scopes: fromNullScopes(appScope), ID: appClient.String, MintedBy: appBy.String}
+	case gatehouse.MethodAuthorizationCode:
+		// A third-party application's token works while the application
+		// exists and the user's authorization, given no later than the
+		// token was issued, does; it allows what both allow today.
+		it.Parent = Parent{Live: tpClient.Valid && grantID.Valid, Enabled: true, ID: tpClient.String, AccountID: tpAccount.String,
+			Scopes: fromNullScopes(tpScopes).Intersect(fromNullScopes(grantScopes))}
 	default:
 		it.Parent = Parent{Live: true, Enabled: true}
 	}
@@ -196,7 +215,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 
 // RevokeToken marks one token revoked; revoking a revoked token is a no-op.
 func (t *Tx) RevokeToken(id string, at time.Time) error {
-	t.revokes()
+	t.revokes(gatehouse.CredentialSubject(id))
 	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
 	return err
 }
@@ -204,7 +223,7 @@ func (t *Tx) RevokeToken(id string, at time.Time) error {
 // RevokeTokenFamily revokes every token of a refresh lineage, including any
 // a concurrent rotation is inserting: the family itself is marked.
 func (t *Tx) RevokeTokenFamily(familyID string, at time.Time) error {
-	t.revokes()
+	t.revokes(gatehouse.FamilySubject(familyID))
 	if _, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
 		familyID, micros(at)); err != nil {
 		return err

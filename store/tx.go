@@ -3,6 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
 
 	"github.com/gatehouse/gatehouse/tracing"
 )
@@ -16,14 +21,46 @@ type Tx struct {
 	ctx      context.Context
 	tx       *sql.Tx
 	revoking bool
+	// subjects are what the revoking changes affect (see Subjects).
+	subjects []string
+	// events: the transaction wrote a webhook event (see AddedEvents).
+	events bool
 }
+
+// AddedEvents reports whether the transaction wrote a webhook event.
+func (t *Tx) AddedEvents() bool { return t.events }
 
 // Revoking reports whether the transaction holds a change that can make a
 // validated credential, session or cached look-up stop working.
 func (t *Tx) Revoking() bool { return t.revoking }
 
-// revokes marks the transaction as revoking.
-func (t *Tx) revokes() { t.revoking = true }
+// Subjects returns what the transaction's revoking changes affect, as
+// gatehouse.Subject names (for example "u:" and a user's id); a cached
+// look-up that rests on none of them is unaffected. It holds
+// gatehouse.SubjectAll when the changes cannot be named so narrowly.
+func (t *Tx) Subjects() []string { return t.subjects }
+
+// maxSubjects is the most subjects a transaction names one by one; more
+// become gatehouse.SubjectAll.
+const maxSubjects = 64
+
+// revokes marks the transaction as revoking what subjects name.
+func (t *Tx) revokes(subjects ...string) {
+	t.revoking = true
+	for _, s := range subjects {
+		if slices.Contains(t.subjects, s) {
+			continue
+		}
+		if len(t.subjects) >= maxSubjects || s == gatehouse.SubjectAll {
+			t.subjects = []string{gatehouse.SubjectAll}
+			return
+		}
+		if len(t.subjects) == 1 && t.subjects[0] == gatehouse.SubjectAll {
+			return
+		}
+		t.subjects = append(t.subjects, s)
+	}
+}
 
 // exec runs one statement inside the transaction.
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
@@ -60,12 +97,29 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 			return err
 		}
 		if t.revoking {
-			if _, err := t.exec(`UPDATE changes SET n = n + 1 WHERE name = 'revoking'`); err != nil {
-				return err
-			}
+			return t.logRevocation()
 		}
 		return nil
 	})
+}
+
+// logRevocation advances the store's change counter and records, under
+// its new value, what the transaction revokes (the revocation log). A
+// process that advances the counter without a log entry — a release that
+// kept no log, a change made by hand — leaves a gap, which readers of the
+// log take as "anything may have changed".
+func (t *Tx) logRevocation() error {
+	var n int64
+	if err := t.row(`UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n`).Scan(&n); err != nil {
+		return err
+	}
+	subjects := t.subjects
+	if len(subjects) == 0 {
+		subjects = []string{gatehouse.SubjectAll}
+	}
+	_, err := t.exec(`INSERT INTO revocation_log (n, subjects, created_at) VALUES (?, ?, ?)`,
+		n, strings.Join(subjects, " "), micros(time.Now()))
+	return err
 }
 
 // Changes returns the number of revoking transactions ever committed to
@@ -76,6 +130,54 @@ func (s *Store) Changes(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.readRow(ctx, `SELECT n FROM changes WHERE name = 'revoking'`).Scan(&n)
 	return n, err
+}
+
+// Revocation is one entry of the revocation log: the change counter's
+// value its transaction committed, and what it revoked.
+type Revocation struct {
+	N        int64
+	Subjects []string
+}
+
+// maxLogRead is the most log entries RevocationsSince returns at once.
+const maxLogRead = 1000
+
+// RevocationsSince returns the store's change counter and the revocation
+// log's entries after after, oldest first, up to the counter; complete is
+// false when some counter values in between have no entry (a gap: pruned,
+// or written by a process that keeps no log) or when there were more than
+// one read returns, and then the entries are not enough to tell what
+// changed.
+func (s *Store) RevocationsSince(ctx context.Context, after int64) (head int64, log []Revocation, complete bool, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.readRow(ctx, `SELECT n FROM changes WHERE name = 'revoking'`).Scan(&head); err != nil {
+		return 0, nil, false, err
+	}
+	if head <= after {
+		return head, nil, head == after, nil
+	}
+	if head-after > maxLogRead {
+		return head, nil, false, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT n, subjects FROM revocation_log WHERE n > ? AND n <= ? ORDER BY n`), after, head)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Revocation
+		var subjects string
+		if err := rows.Scan(&r.N, &subjects); err != nil {
+			return 0, nil, false, err
+		}
+		r.Subjects = strings.Fields(subjects)
+		log = append(log, r)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, false, err
+	}
+	return head, log, int64(len(log)) == head-after, nil
 }
 
 // durableTx runs fn in a write transaction whose commit is synced to disk.

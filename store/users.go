@@ -205,7 +205,7 @@ func countAdmins(rows *sql.Rows, err error) (int, error) {
 // password hash and epochs. It is revoking: the user's cached credentials
 // are looked up again.
 func (t *Tx) UpdateUser(u *gatehouse.User) error {
-	t.revokes()
+	t.revokes(gatehouse.UserSubject(u.ID))
 	res, err := t.exec(`UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, operator = ?, password_hash = ?,
 		epoch = ?, password_epoch = ?, updated_at = ? WHERE id = ? AND account_id = ?`,
 		u.Email, gatehouse.EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(), boolInt(u.Operator), u.PasswordHash,
@@ -232,7 +232,7 @@ func DeletedEmailKey(id string) string { return "deleted:" + id }
 // or deleted already. It is revoking. The caller deletes the user's
 // client credentials and API access application in the same transaction.
 func (t *Tx) DeleteUser(u *gatehouse.User, at time.Time) error {
-	t.revokes()
+	t.revokes(gatehouse.UserSubject(u.ID))
 	res, err := t.exec(`UPDATE users SET status = ?, email_key = ?, roles = '', operator = 0, password_hash = '',
 		epoch = epoch + 1, password_epoch = password_epoch + 1, updated_at = ? WHERE id = ? AND account_id = ? AND `+notDeleted,
 		string(gatehouse.StatusDeleted), DeletedEmailKey(u.ID), micros(at), u.ID, u.AccountID)

@@ -22,6 +22,7 @@ const (
 // codes are the two-letter kind codes of deployment prefixes.
 var codes = map[Prefix]string{
 	AccessToken: "at", RefreshToken: "rt", APIToken: "ak", ClientSecret: "cs", ClientID: "ci", Session: "se",
+	AuthCode: "ac", DeviceCode: "dc",
 }
 
 // kindOfCode maps a two-letter code back to its kind.
@@ -31,6 +32,10 @@ func kindOfCode(a, b byte) Prefix {
 		return AccessToken
 	case "rt":
 		return RefreshToken
+	case "ac":
+		return AuthCode
+	case "dc":
+		return DeviceCode
 	case "ak":
 		return APIToken
 	case "cs":

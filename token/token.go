@@ -28,6 +28,11 @@ const (
 	ClientID     Prefix = "gci_"
 	// Session is the admin UI's session cookie value.
 	Session Prefix = "gse_"
+	// AuthCode is an authorization code (SPEC §10.3).
+	AuthCode Prefix = "gac_"
+	// DeviceCode is a device code of the device authorization grant
+	// (RFC 8628).
+	DeviceCode Prefix = "gdc_"
 )
 
 const (
@@ -39,7 +44,7 @@ const (
 	Len = prefixLen + bodyLen + checksumLen
 )
 
-var prefixes = []Prefix{AccessToken, RefreshToken, APIToken, ClientSecret, ClientID, Session}
+var prefixes = []Prefix{AccessToken, RefreshToken, APIToken, ClientSecret, ClientID, Session, AuthCode, DeviceCode}
 
 // New returns a fresh token string of the given kind. It panics only if the
 // system's random source fails, which crypto/rand documents never happens.

@@ -54,6 +54,8 @@ func settingValues(dir string) map[string][2]string {
 		"console-addr":           {"127.0.0.1:18443", "127.0.0.1:18443"},
 		"console-host":           {"admin.example.com", "admin.example.com"},
 		"console-same-origin":    {"true", "true"},
+		"dynamic-registration":   {"true", "true"},
+		"gateway-resource":       {"https://api.example.com/mcp", "https://api.example.com/mcp"},
 		"proxy-timeout":          {"2m", "2m"},
 		"max-conns-per-ip":       {"64", "64"},
 		"retention":              {"30d", "30d"},

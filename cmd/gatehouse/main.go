@@ -273,6 +273,34 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	fs.BoolVar(&cfg.ConsoleSameOrigin, "console-same-origin", cfg.ConsoleSameOrigin,
 		"serve the admin console beside the upstream's pages, on one origin (not recommended) ($GATEHOUSE_CONSOLE_SAME_ORIGIN)")
+	if v := getenv("GATEHOUSE_WEBHOOK_ALLOW_INSECURE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = fmt.Errorf("GATEHOUSE_WEBHOOK_ALLOW_INSECURE: %q is not true or false", v)
+		}
+		cfg.WebhookAllowInsecure = b
+	}
+	fs.BoolVar(&cfg.WebhookAllowInsecure, "webhook-allow-insecure", cfg.WebhookAllowInsecure,
+		"let webhook endpoints use http and private or loopback addresses (tests and development only) ($GATEHOUSE_WEBHOOK_ALLOW_INSECURE)")
+	if v := getenv("GATEHOUSE_NO_WEBHOOK_DELIVERY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = fmt.Errorf("GATEHOUSE_NO_WEBHOOK_DELIVERY: %q is not true or false", v)
+		}
+		cfg.NoWebhookDelivery = b
+	}
+	fs.BoolVar(&cfg.NoWebhookDelivery, "no-webhook-delivery", cfg.NoWebhookDelivery,
+		"write webhook events with their changes but leave their delivery to other nodes (or to this one restarted without it) ($GATEHOUSE_NO_WEBHOOK_DELIVERY)")
+	if v := getenv("GATEHOUSE_DYNAMIC_REGISTRATION"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErr = fmt.Errorf("GATEHOUSE_DYNAMIC_REGISTRATION: %q is not true or false", v)
+		}
+		cfg.DynamicRegistration = b
+	}
+	fs.BoolVar(&cfg.DynamicRegistration, "dynamic-registration", cfg.DynamicRegistration,
+		"let clients register themselves at /oauth/register (RFC 7591): public, unverified, owned by no account ($GATEHOUSE_DYNAMIC_REGISTRATION)")
+	str(&cfg.GatewayResource, "gateway-resource", "GATEHOUSE_GATEWAY_RESOURCE", "the gateway's resource identifier (RFC 8707/9728; default the public URL): tokens bound to another resource are refused")
 	maxConns := strconv.Itoa(cfg.MaxConnsPerIP)
 	str(&maxConns, "max-conns-per-ip", "GATEHOUSE_MAX_CONNS_PER_IP", "most connections one client address may hold open (trusted proxies exempt; 0: no limit)")
 	str(&cfg.PublicURL, "public-url", "GATEHOUSE_PUBLIC_URL", "origin clients use (e.g. https://auth.example.com): the OAuth issuer and every advertised URL")

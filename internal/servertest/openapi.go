@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +17,15 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/localserver"
 )
+
+// An HTML page (the console's, reached through a redirect from a root
+// path such as /device) is checked as a string.
+func init() {
+	openapi3filter.RegisterBodyDecoder("text/html", func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+		b, err := io.ReadAll(r)
+		return string(b), err
+	})
+}
 
 // contract checks answers against the server's own OpenAPI document
 // (GET /openapi.json), fetched the first time it is needed.

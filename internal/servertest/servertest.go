@@ -12,9 +12,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +78,14 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 	cfg := localserver.Config(DatabaseURL(t))
 	cfg.AdminEmail, cfg.AdminPassword = AdminEmail, AdminPassword
 	cfg.PasswordParams = FastPasswords
+	// A loaded test machine (the race detector, other packages' tests on
+	// the same cores) can hold one store call longer than the shipped 2 s
+	// deadline without anything being wrong; the fault suite sets its own
+	// short deadlines where the deadline is what it tests.
+	cfg.StoreTimeout = TestStoreTimeout
+	logs := &testLog{t: t}
+	t.Cleanup(logs.stop)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, f := range configure {
 		f(&cfg)
 	}
@@ -93,6 +103,34 @@ func Start(t testing.TB, configure ...func(*server.Config)) *Env {
 		env.DBPath = cfg.DatabaseURL
 	}
 	return env
+}
+
+// TestStoreTimeout is the store deadline of the servers Start runs.
+const TestStoreTimeout = 10 * time.Second
+
+// testLog writes the server's warnings and errors to the test's log, so
+// that a failing test shows why the server answered as it did. It stops
+// when the test's clean-up has shut the server down: a test may not log
+// once it has ended.
+type testLog struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (l *testLog) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
 }
 
 // Response is a finished HTTP exchange.

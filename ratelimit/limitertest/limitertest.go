@@ -1,7 +1,8 @@
 // Package limitertest is the conformance suite every ratelimit.Limiter
 // must pass: exactness under concurrency, rolling (not fixed) windows,
 // refusals that do not count, the daily window over a fake clock, and
-// requests that count against several keys at once.
+// requests that count against several keys at once, and a plan's monthly
+// quota across the month's end.
 package limitertest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/ratelimit"
 )
 
@@ -211,12 +213,82 @@ func Run(t *testing.T, newLimiter New) {
 		}
 	})
 	runMultiKey(t, newLimiter)
+	runQuota(t, newLimiter)
 }
 
 // runMultiKey runs the cases of requests that count against several keys
 // (a user and an API token acting as them): one budget per key, admitted
 // only if every key has room, counted against every key or none.
 func runMultiKey(t *testing.T, newLimiter New) {
+	t.Run("plan budgets with their own limits are exact together", func(t *testing.T) {
+		// 270 requests released together through three credentials of one
+		// user: the user's burst is 100, the user's plan allows 40 a day,
+		// one credential's plan 15 a burst; the third credential has no
+		// plan. Each budget binds exactly whatever order the requests
+		// arrive in, no budget is charged for a refusal, and the headers
+		// show the binding limit.
+		clock := NewClock()
+		l := newLimiter(t, clock.Now)
+		user := gatehouse.PlanBudget{Key: "plan:user", Limits: gatehouse.RateLimitSettings{Daily: 40, Burst: 1000, BurstWindowSeconds: 20}}
+		cred := gatehouse.PlanBudget{Key: "plan:cred", Limits: gatehouse.RateLimitSettings{Daily: 1000, Burst: 15, BurstWindowSeconds: 60}}
+		withCred, userOnly := []gatehouse.PlanBudget{user, cred}, []gatehouse.PlanBudget{user}
+		lims := []ratelimit.Limits{limits(100, 20*time.Second, 50000), limits(100, 20*time.Second, 50000), limits(100, 20*time.Second, 50000)}
+		lims[0].Own, lims[1].Own = &withCred, &userOnly
+		sent := []int{100, 100, 70}
+		var (
+			wg       sync.WaitGroup
+			start    = make(chan struct{})
+			mu       sync.Mutex
+			admitted = make([]int, 3)
+		)
+		for c, n := range sent {
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					d, err := l.Allow(context.Background(), account, []string{"user"}, lims[c])
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err != nil:
+						t.Errorf("allow: %v", err)
+					case d.Allowed:
+						admitted[c]++
+					case d.RetryAfter <= 0:
+						t.Errorf("refused without a wait: %+v", d)
+					}
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		// The user's burst of 100 is spent exactly: 40 at most can pass
+		// the user's plan and 70 are sent without one, so 110 ask for
+		// 100. The plans bind below it whatever the order.
+		underPlan := admitted[0] + admitted[1]
+		if admitted[0] > 15 || underPlan > 40 || admitted[0]+admitted[1]+admitted[2] != 100 {
+			t.Fatalf("admitted %v: want at most 15 through the credential, 40 under the user's plan, exactly 100 in all", admitted)
+		}
+		// Refusals charged nothing: the credential's budget holds exactly
+		// what it admitted.
+		clock.Add(61 * time.Second)
+		d := allow(t, l, ratelimit.Limits{Burst: 1000, BurstWindow: time.Minute, Daily: 1000, DailyWindow: 24 * time.Hour}, "plan:cred")
+		if !d.Allowed || d.DailyRemaining != 1000-admitted[0]-1 {
+			t.Fatalf("the credential's budget after %d admitted: %+v", admitted[0], d)
+		}
+		// Nor the user's plan: exactly what is left of its 40 passes, one
+		// at a time, and then the headers name its limit.
+		for i := 0; i < 40-underPlan; i++ {
+			if d := allow(t, l, lims[1], "user"); !d.Allowed {
+				t.Fatalf("request %d of the %d left under the user's plan refused: %+v", i+1, 40-underPlan, d)
+			}
+		}
+		d, err := l.Allow(context.Background(), account, []string{"user"}, lims[1])
+		if err != nil || d.Allowed || d.DailyRemaining != 0 || d.Limits.Daily != 40 || d.RetryAfter <= 0 {
+			t.Fatalf("over the user's plan: %+v %v", d, err)
+		}
+	})
 	t.Run("shared budget is exact under concurrency", func(t *testing.T) {
 		// A user's own token and two API tokens acting as them: 300
 		// requests released together share the user's burst of 100.

@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/oauth-protected-resource": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The gateway's protected-resource metadata (RFC 9728), with --upstream
+         * @description Also served under this path followed by the resource's path (/.well-known/oauth-protected-resource/mcp for a resource ending in /mcp), the URL the gateway's 401s name in WWW-Authenticate's resource_metadata.
+         */
+        get: operations["protectedResourceMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/authorization": {
         parameters: {
             query?: never;
@@ -35,6 +55,26 @@ export interface paths {
          * @description username and password in a form body, a JSON body or the query string. A client that sends its credentials (HTTP Basic, or client_id and client_secret) must be a developer's client credential.
          */
         post: operations["authorization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/device": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The page where a person enters a device's user code (RFC 8628 §3.3)
+         * @description Sends the browser to the console's device page, which signs the person in, takes the user code (throttled like sign-in), shows the application and the scopes in words, and records Allow or Deny.
+         */
+        get: operations["device"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -61,6 +101,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization endpoint (RFC 6749 §4.1, PKCE S256 required)
+         * @description Sends the browser to the console's sign-in and consent page, which answers the application at its redirect URI with code, state and iss (RFC 9207). An unknown client_id or a redirect_uri the application did not register is an error page, never a redirect.
+         */
+        get: operations["authorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/device_authorization": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Device authorization endpoint (RFC 8628 §3.1)
+         * @description A third-party application's client_id (with its secret when it is confidential) and scope give a device code (shown once; stored as a digest), a user code of 8 letters of BCDFGHJKLMNPQRSTVWXZ shown as XXXX-XXXX, and the page where a person enters it. The device then polls the token endpoint with grant_type=urn:ietf:params:oauth:grant-type:device_code no more often than interval seconds. Every answer carries Cache-Control no-store.
+         */
+        post: operations["deviceAuthorization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth/introspect": {
         parameters: {
             query?: never;
@@ -72,6 +152,26 @@ export interface paths {
         put?: never;
         /** Introspect a token (RFC 7662); a client credential or an admin token */
         post: operations["introspect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dynamic client registration (RFC 7591), with --dynamic-registration
+         * @description Registers a public client (no secret; PKCE) of the authorization code grant, owned by no account and shown as unverified on the consent page; removed after 30 days unused. At most 20 registrations per client address an hour. Not served without --dynamic-registration (404).
+         */
+        post: operations["registerClient"];
         delete?: never;
         options?: never;
         head?: never;
@@ -106,7 +206,7 @@ export interface paths {
         put?: never;
         /**
          * OAuth 2.0 token endpoint (RFC 6749)
-         * @description Grants password, refresh_token and client_credentials. Clients authenticate with HTTP Basic (client_id:client_secret) or with client_id and client_secret in the body. Every answer carries Cache-Control no-store.
+         * @description Grants password, refresh_token, client_credentials, authorization_code (with code, redirect_uri and code_verifier) and urn:ietf:params:oauth:grant-type:device_code (RFC 8628, with device_code; while polling it answers authorization_pending, slow_down, access_denied or expired_token). Clients authenticate with HTTP Basic (client_id:client_secret) or with client_id and client_secret in the body. Every answer carries Cache-Control no-store.
          */
         post: operations["token"];
         delete?: never;
@@ -281,6 +381,83 @@ export interface paths {
         put?: never;
         /** A new API token in place of this one; the old one works for overlap_seconds more */
         post: operations["rollAPIToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's applications (a developer's own; an admin's account's) */
+        get: operations["listApps"];
+        put?: never;
+        /** Register a third-party application (developer); a confidential one's secret is shown once */
+        post: operations["createApp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/apps/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** One application */
+        get: operations["getApp"];
+        put?: never;
+        post?: never;
+        /** Delete an application; every authorization and token of it ends */
+        delete: operations["deleteApp"];
+        options?: never;
+        head?: never;
+        /** Rename, change the redirect URIs, scopes or home page of an application */
+        patch: operations["updateApp"];
+        trace?: never;
+    };
+    "/v1/apps/{id}/approval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Approve an application (by id or client id) for the caller's account (admin) */
+        put: operations["approveApp"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/apps/{id}/roll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new secret for a confidential application; the old one works for overlap_seconds more */
+        post: operations["rollApp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -472,6 +649,206 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/authorizations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The applications the caller authorised */
+        get: operations["listMyAuthorizations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/authorizations/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke the caller's authorization of an application; every token of it ends */
+        delete: operations["revokeMyAuthorization"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's second factors (a console session or password-grant token of the user) */
+        get: operations["getMyMFA"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's passkeys, oldest first */
+        get: operations["listMyPasskeys"];
+        put?: never;
+        /**
+         * Register a passkey with the browser's answer to a registration challenge
+         * @description `credential` is the PublicKeyCredential that navigator.credentials.create
+         *     returned for the options of `POST /v1/me/mfa/passkeys/options`, as JSON
+         *     (`PublicKeyCredential.toJSON()`). The challenge is used once and lasts two
+         *     minutes. With the user's first second factor, ten recovery codes are shown
+         *     once and every other session and password-grant token of the user ends.
+         *     Only a console session or a password-grant token of the user.
+         */
+        post: operations["addPasskey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/passkeys/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin registering a passkey; the options are for navigator.credentials.create
+         * @description The relying party is the console's host name, from `--console-host` or
+         *     `--public-url`; without one (or with an IP address) passkeys are off: 503.
+         */
+        post: operations["beginPasskey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/passkeys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of the caller's passkeys; with the last second factor the recovery codes go too */
+        delete: operations["removePasskey"];
+        options?: never;
+        head?: never;
+        /** Rename one of the caller's passkeys */
+        patch: operations["renamePasskey"];
+        trace?: never;
+    };
+    "/v1/me/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a TOTP enrolment; the secret is shown once and is not active until confirmed
+         * @description A new secret (RFC 6238: SHA-1, 6 digits, 30 s) replaces an unconfirmed one.
+         *     Only a console session or a password-grant token of the user; an API token
+         *     or client credential is refused (403).
+         */
+        post: operations["enrolTOTP"];
+        /** Turn TOTP off with a current code or a recovery code; the recovery codes go too */
+        delete: operations["disableTOTP"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn the enrolled TOTP on with a code; ten recovery codes are shown once
+         * @description Every other console session and password-grant token of the user ends.
+         *     Wrong codes count in the sign-in throttle.
+         */
+        post: operations["confirmTOTP"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's console sessions that still work, newest first */
+        get: operations["listMySessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one of the caller's console sessions, at once on every node */
+        delete: operations["endMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/metadata/workspace": {
         parameters: {
             query?: never;
@@ -500,7 +877,7 @@ export interface paths {
         put?: never;
         /**
          * OAuth 2.0 token endpoint (RFC 6749)
-         * @description Grants password, refresh_token and client_credentials. Clients authenticate with HTTP Basic (client_id:client_secret) or with client_id and client_secret in the body. Every answer carries Cache-Control no-store.
+         * @description Grants password, refresh_token, client_credentials, authorization_code (with code, redirect_uri and code_verifier) and urn:ietf:params:oauth:grant-type:device_code (RFC 8628, with device_code; while polling it answers authorization_pending, slow_down, access_denied or expired_token). Clients authenticate with HTTP Basic (client_id:client_secret) or with client_id and client_secret in the body. Every answer carries Cache-Control no-store.
          */
         post: operations["tokenV1"];
         delete?: never;
@@ -547,6 +924,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's API usage per day, user or credential (admin; JSON, or CSV with Accept text/csv or format=csv) */
+        get: operations["listUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users": {
         parameters: {
             query?: never;
@@ -586,6 +980,84 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/v1/users/{id}/authorizations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** The applications a user authorised (admin, or the user) */
+        get: operations["listUserAuthorizations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/authorizations/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a user's authorization of an application (admin, or the user) */
+        delete: operations["revokeUserAuthorization"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove every second factor and recovery code of a user who lost them (admin) */
+        delete: operations["resetUserMFA"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** A user's console sessions (the user, or an admin of the account) */
+        get: operations["listUserSessions"];
+        put?: never;
+        post?: never;
+        /** End every console session of a user (the user, or an admin of the account), at once on every node */
+        delete: operations["endUserSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users/{id}/throttle": {
         parameters: {
             query?: never;
@@ -600,6 +1072,125 @@ export interface paths {
         post?: never;
         /** Forget the user's failed sign-ins (admin) */
         delete: operations["clearUserThrottle"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's webhook endpoints (admin; docs/webhooks.md) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register an endpoint; its signing secret is shown once
+         * @description The URL must be https and resolve to public addresses unless the server runs with --webhook-allow-insecure. events takes exact event types, prefix.* and *.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** One webhook endpoint (admin) */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Delete an endpoint and its deliveries */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change an endpoint's URL, events, description or enabled flag */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** The endpoint's deliveries, newest first */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a delivery's event again, as a new delivery with the same webhook-id */
+        post: operations["redeliverWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/roll-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret, shown once; the old one also signs for overlap_seconds */
+        post: operations["rollWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a webhook.test event to the endpoint */
+        post: operations["testWebhook"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -689,14 +1280,24 @@ export interface components {
     schemas: {
         APIAccess: {
             access_token_ttl_days?: number;
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             client_id?: string;
             created_at?: components["schemas"]["Time"];
             enabled: boolean;
+            external_id?: components["schemas"]["ExternalID"];
             last_used_at?: components["schemas"]["Time"];
+            metadata?: components["schemas"]["PlanMetadata"];
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes: components["schemas"]["Scopes"];
         };
         APIAccessInput: {
             access_token_ttl_days?: number;
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes?: components["schemas"]["ScopeList"];
         };
         APIAccessIssued: {
@@ -709,18 +1310,28 @@ export interface components {
             token_type: "bearer";
         };
         APIAccessPatch: {
-            access_token_ttl_days: number;
+            access_token_ttl_days?: number;
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
         };
         APIToken: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             /** @description A canary: never authorises, every use audited */
             canary?: boolean;
             created_at: components["schemas"]["Time"];
             enabled: boolean;
             expires_at: components["schemas"]["TimeOrNull"];
+            external_id?: components["schemas"]["ExternalID"];
             id: string;
             last_used_at: components["schemas"]["TimeOrNull"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
             prefix: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             /** @description When it was revoked for good (docs/leak-response.md) */
             revoked_at?: components["schemas"]["Time"];
             /** @enum {string} */
@@ -728,10 +1339,15 @@ export interface components {
             scopes: components["schemas"]["Scopes"];
         };
         APITokenInput: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             /** @description A canary: never authorises, every use audited (docs/leak-response.md) */
             canary?: boolean;
             expires_at?: components["schemas"]["Time"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes?: components["schemas"]["ScopeList"];
         };
         APITokenList: {
@@ -761,6 +1377,60 @@ export interface components {
         };
         /** @enum {string} */
         AccountStatus: "active" | "suspended";
+        /** @description the client networks (CIDR prefixes or single addresses, IPv4 or IPv6) a credential may be used from, judged on the trusted-proxy client address; empty or absent allows every address (docs/plans.md) */
+        AllowedIPs: string[];
+        App: {
+            account_id: string;
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            client_id: string;
+            created_at: components["schemas"]["Time"];
+            external_id?: components["schemas"]["ExternalID"];
+            homepage_url: string;
+            id: string;
+            last_used_at: components["schemas"]["TimeOrNull"];
+            metadata?: components["schemas"]["PlanMetadata"];
+            name: string;
+            owner_id: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
+            redirect_uris: string[];
+            scopes: components["schemas"]["Scopes"];
+            /** @enum {string} */
+            type: "confidential" | "public";
+        };
+        AppInput: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            external_id?: components["schemas"]["ExternalID"];
+            homepage_url?: string;
+            metadata?: components["schemas"]["PlanMetadata"];
+            name?: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
+            redirect_uris?: string[];
+            scopes?: components["schemas"]["ScopeList"];
+            /** @enum {string} */
+            type?: "confidential" | "public";
+        };
+        AppList: {
+            data: components["schemas"]["App"][];
+            next_cursor?: string;
+        };
+        AppPatch: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            external_id?: components["schemas"]["ExternalID"];
+            homepage_url?: string;
+            metadata?: components["schemas"]["PlanMetadata"];
+            name?: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
+            redirect_uris?: string[];
+            scopes?: components["schemas"]["ScopeList"];
+        };
+        Approval: {
+            app_id: string;
+            approved: boolean;
+            client_id: string;
+        };
         AuditEntry: {
             account_id: string;
             action: string;
@@ -782,14 +1452,50 @@ export interface components {
             next_cursor?: string;
             prev_cursor?: string;
         };
+        Authorization: {
+            app_id: string;
+            client_id: string;
+            granted_at: components["schemas"]["Time"];
+            id: string;
+            last_used_at: components["schemas"]["TimeOrNull"];
+            name: string;
+            scopes: components["schemas"]["Scopes"];
+            user_id: string;
+        };
+        AuthorizationList: {
+            data: components["schemas"]["Authorization"][];
+            next_cursor?: string;
+        };
+        /** @description RFC 7591 §2 client metadata; the server reads those it lists and ignores any other member (§2), listed here as the common ones */
+        ClientRegistration: {
+            client_name?: string;
+            client_uri?: string;
+            contacts?: string[];
+            grant_types?: ("authorization_code" | "refresh_token")[];
+            logo_uri?: string;
+            policy_uri?: string;
+            redirect_uris: string[];
+            response_types?: "code"[];
+            scope?: string;
+            software_id?: string;
+            software_version?: string;
+            /** @enum {string} */
+            token_endpoint_auth_method?: "none";
+            tos_uri?: string;
+        };
         Credential: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             client_id: string;
             created_at: components["schemas"]["Time"];
             enabled: boolean;
             expires_at: components["schemas"]["TimeOrNull"];
+            external_id?: components["schemas"]["ExternalID"];
             id: string;
             last_used_at: components["schemas"]["TimeOrNull"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             /** @description When it was revoked for good (docs/leak-response.md) */
             revoked_at?: components["schemas"]["Time"];
             /** @enum {string} */
@@ -798,8 +1504,13 @@ export interface components {
             user_id: string;
         };
         CredentialInput: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             expires_at?: components["schemas"]["Time"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name?: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes?: components["schemas"]["ScopeList"];
         };
         CredentialList: {
@@ -807,13 +1518,32 @@ export interface components {
             next_cursor?: string;
         };
         CredentialPatch: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             enabled?: boolean;
             expires_at?: components["schemas"]["Time"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name?: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes?: components["schemas"]["ScopeList"];
         };
         DeveloperRemoved: {
             active_credentials: number;
+        };
+        DeviceAuthorization: {
+            device_code: string;
+            expires_in: number;
+            interval: number;
+            user_code: string;
+            verification_uri: string;
+            verification_uri_complete: string;
+        };
+        DeviceAuthorizationRequest: {
+            client_id?: string;
+            client_secret?: string;
+            /** @description space-separated scopes */
+            scope?: string;
         };
         Error: {
             /** @description the error code */
@@ -826,6 +1556,8 @@ export interface components {
         Extensions: {
             api_tokens: components["schemas"]["Extension"];
         };
+        /** @description the caller's own id for the credential or user (docs/plans.md); "" clears it */
+        ExternalID: string;
         FoundUserList: {
             data: {
                 account: {
@@ -853,11 +1585,24 @@ export interface components {
             auth_method?: string;
             client_id?: string;
             exp?: number;
+            external_id?: components["schemas"]["ExternalID"];
             iat?: number;
+            metadata?: components["schemas"]["PlanMetadata"];
             scope?: string;
             sub?: string;
             token_type?: string;
             username?: string;
+        };
+        MFACode: {
+            /** @description a 6-digit TOTP code, or (to turn TOTP off) a recovery code */
+            code: string;
+        };
+        MFAStatus: {
+            passkeys: number;
+            recovery_codes_left: number;
+            /** @description the account's require_mfa covers the user */
+            required: boolean;
+            totp: boolean;
         };
         Me: {
             account: components["schemas"]["Account"];
@@ -865,7 +1610,7 @@ export interface components {
             acting_as?: string;
             anonymous: boolean;
             /** @enum {string} */
-            auth_method: "password" | "api_access" | "client_credentials" | "api_token" | "session";
+            auth_method: "password" | "api_access" | "client_credentials" | "api_token" | "session" | "authorization_code";
             client_id?: string;
             credential_expires_at?: components["schemas"]["Time"];
             restricted: boolean;
@@ -880,10 +1625,16 @@ export interface components {
             }[];
         };
         Metadata: {
+            authorization_endpoint?: string;
+            authorization_response_iss_parameter_supported?: boolean;
+            code_challenge_methods_supported?: "S256"[];
+            device_authorization_endpoint?: string;
             grant_types_supported: string[];
             introspection_endpoint: string;
             introspection_endpoint_auth_methods_supported: string[];
             issuer: string;
+            /** @description only with --dynamic-registration */
+            registration_endpoint?: string;
             response_types_supported: string[];
             revocation_endpoint: string;
             revocation_endpoint_auth_methods_supported: string[];
@@ -892,12 +1643,17 @@ export interface components {
             token_endpoint_auth_methods_supported: string[];
         };
         NewAPIToken: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             canary?: boolean;
             created_at: components["schemas"]["Time"];
             expires_at: components["schemas"]["TimeOrNull"];
+            external_id?: components["schemas"]["ExternalID"];
             id: string;
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
             prefix: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes: components["schemas"]["Scopes"];
             token: string;
         };
@@ -906,23 +1662,84 @@ export interface components {
             admin_password: string;
             name: string;
         };
+        NewApp: {
+            account_id: string;
+            allowed_ips?: components["schemas"]["AllowedIPs"];
+            client_id: string;
+            /** @description confidential applications only; shown once */
+            client_secret?: string;
+            created_at: components["schemas"]["Time"];
+            external_id?: components["schemas"]["ExternalID"];
+            homepage_url: string;
+            id: string;
+            last_used_at: components["schemas"]["TimeOrNull"];
+            metadata?: components["schemas"]["PlanMetadata"];
+            name: string;
+            owner_id: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
+            redirect_uris: string[];
+            scopes: components["schemas"]["Scopes"];
+            /** @enum {string} */
+            type: "confidential" | "public";
+        };
         NewCredential: {
+            allowed_ips?: components["schemas"]["AllowedIPs"];
             client_id: string;
             client_secret: string;
             created_at: components["schemas"]["Time"];
             expires_at: components["schemas"]["TimeOrNull"];
+            external_id?: components["schemas"]["ExternalID"];
             id: string;
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             scopes: components["schemas"]["Scopes"];
         };
         NewUser: {
             email: string;
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name?: string;
             password: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             roles?: components["schemas"]["Role"][];
         };
         NewWorkspace: {
             description?: string;
+            name: string;
+        };
+        Passkey: {
+            /** Format: date-time */
+            created_at: string;
+            id: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+            name: string;
+        };
+        PasskeyAdded: {
+            passkey: components["schemas"]["Passkey"];
+            recovery_codes?: string[];
+        };
+        PasskeyCeremony: {
+            challenge_id: string;
+            /** @description {"publicKey": PublicKeyCredentialCreationOptions as JSON} */
+            options: Record<string, never>;
+        };
+        PasskeyInput: {
+            challenge_id: string;
+            /** @description the PublicKeyCredential as JSON */
+            credential: Record<string, never>;
+            /** @description "Passkey" when empty */
+            name?: string;
+        };
+        PasskeyList: {
+            data: components["schemas"]["Passkey"][];
+            next_cursor?: string;
+        };
+        PasskeyName: {
             name: string;
         };
         PasswordRequest: {
@@ -931,11 +1748,48 @@ export interface components {
             password?: string;
             username?: string;
         };
+        /** @description the caller's own JSON object, at most 4 KiB (docs/plans.md); {} clears it */
+        PlanMetadata: Record<string, never>;
+        /** @description at most limit requests per calendar period (UTC), counted beside every rate limit (docs/plans.md); null removes it */
+        PlanQuota: {
+            limit: number;
+            /** @enum {string} */
+            period: "day" | "month";
+            /** @description in answers: what is left of the current period (UTC) */
+            readonly remaining?: number;
+        } | null;
+        /** @description a budget of the credential's or user's own, counted beside the account's (docs/plans.md); null removes it */
+        PlanRateLimit: {
+            burst: number;
+            burst_window_seconds: number;
+            daily: number;
+        } | null;
+        ProtectedResourceMetadata: {
+            authorization_servers: string[];
+            bearer_methods_supported: "header"[];
+            resource: string;
+            scopes_supported: string[];
+        };
         Ready: {
             redis?: boolean;
             /** @enum {string} */
             status: "ok" | "unavailable";
             store: boolean;
+        };
+        RecoveryCodes: {
+            recovery_codes: string[];
+        };
+        RegisteredClient: {
+            client_id: string;
+            client_id_issued_at: number;
+            client_name: string;
+            client_uri?: string;
+            grant_types: string[];
+            redirect_uris: string[];
+            response_types: string[];
+            scope?: string;
+            /** @enum {string} */
+            token_endpoint_auth_method: "none";
         };
         /** @enum {string} */
         Role: "admin" | "developer";
@@ -949,6 +1803,23 @@ export interface components {
         ScopeList: string[];
         /** @description the scopes a credential is limited to; null is unrestricted */
         Scopes: string[] | null;
+        Session: {
+            client_addr: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description the session of this request */
+            current: boolean;
+            /** Format: date-time */
+            expires_at: string;
+            id: string;
+        };
+        SessionList: {
+            data: components["schemas"]["Session"][];
+            next_cursor?: string;
+        };
+        SessionsEnded: {
+            ended: number;
+        };
         Settings: {
             custom_scopes: string[] | null;
             /**
@@ -970,12 +1841,34 @@ export interface components {
                 burst_window_seconds: number;
                 daily: number;
             };
+            /**
+             * @description Who must sign in to the console with a second factor (docs/console-security.md)
+             * @enum {string}
+             */
+            require_mfa?: "none" | "admins" | "everyone";
             /** @description which granted platform scopes the users of each role hold (member is every user) */
             role_scopes: {
                 admin?: string[];
                 developer?: string[];
                 member?: string[];
             };
+            /** @description The account's OpenID Connect single sign-on (docs/sso.md); null when it has none. The client secret is never shown. */
+            sso?: null | {
+                client_id: string;
+                /** @description a client secret is kept, sealed under the server key */
+                client_secret_set: boolean;
+                /** @description the e-mail domains a signed-in address may have */
+                domains: string[];
+                /** @description the provider's issuer URL */
+                issuer: string;
+                /** @description password sign-in is off for the account's users (the operator aside) */
+                required: boolean;
+            };
+            /**
+             * @description Which third-party applications users may authorise (docs/third-party-apps.md)
+             * @enum {string}
+             */
+            third_party_apps?: "any" | "approved" | "none";
             token_lifetimes: {
                 client_credentials_seconds: number;
                 password_seconds: number;
@@ -994,15 +1887,32 @@ export interface components {
                 burst_window_seconds?: number;
                 daily?: number;
             };
+            /** @enum {string} */
+            require_mfa?: "none" | "admins" | "everyone";
             role_scopes?: {
                 admin?: string[];
                 developer?: string[];
                 member?: string[];
             };
+            /** @description Sets the account's OpenID Connect single sign-on (docs/sso.md). An empty issuer removes it; otherwise the result needs an issuer (https; its discovery document is read on save, and a provider that cannot be discovered is 400 about sso.issuer), a client id and at least one domain. An omitted client_secret keeps the one kept; it is sealed, never shown again. */
+            sso?: {
+                client_id?: string;
+                client_secret?: string;
+                domains?: string[];
+                issuer?: string;
+                required?: boolean;
+            };
+            /** @enum {string} */
+            third_party_apps?: "any" | "approved" | "none";
             token_lifetimes?: {
                 client_credentials_seconds?: number;
                 password_seconds?: number;
             };
+        };
+        TOTPEnrolment: {
+            otpauth_uri: string;
+            /** @description base32, shown once */
+            secret: string;
         };
         /** Format: date-time */
         Time: string;
@@ -1017,10 +1927,16 @@ export interface components {
         TokenRequest: {
             client_id?: string;
             client_secret?: string;
+            code?: string;
+            code_verifier?: string;
+            device_code?: string;
             /** @enum {string} */
-            grant_type: "password" | "refresh_token" | "client_credentials";
+            grant_type: "password" | "refresh_token" | "client_credentials" | "authorization_code" | "urn:ietf:params:oauth:grant-type:device_code";
             password?: string;
+            redirect_uri?: string;
             refresh_token?: string;
+            /** @description the resource the tokens are bound to (RFC 8707; authorization_code and refresh_token): the code's or refresh token's own when it has one */
+            resource?: string;
             /** @description space-separated scopes */
             scope?: string;
             username?: string;
@@ -1034,13 +1950,33 @@ export interface components {
             /** @enum {string} */
             token_type: "bearer";
         };
+        UsageEntry: {
+            credential_id?: string;
+            /** @enum {string} */
+            credential_kind?: "api_token" | "client_credential" | "api_application" | "password" | "unknown";
+            /** Format: date */
+            day?: string;
+            forbidden: number;
+            rate_limited: number;
+            served: number;
+            unauthorized: number;
+            user_id?: string;
+        };
+        UsagePage: {
+            data: components["schemas"]["UsageEntry"][];
+            next_cursor?: string;
+        };
         User: {
             account_id: string;
             created_at: components["schemas"]["Time"];
             email: string;
+            external_id?: components["schemas"]["ExternalID"];
             id: string;
+            metadata?: components["schemas"]["PlanMetadata"];
             name: string;
             operator: boolean;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             roles: components["schemas"]["Role"][];
             status: components["schemas"]["UserStatus"];
             updated_at: components["schemas"]["Time"];
@@ -1051,8 +1987,12 @@ export interface components {
             prev_cursor?: string;
         };
         UserPatch: {
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["PlanMetadata"];
             name?: string;
             password?: string;
+            quota?: components["schemas"]["PlanQuota"];
+            rate_limit?: components["schemas"]["PlanRateLimit"];
             /** @description with the developer role taken away, also revoke the user's client credentials */
             revoke_credentials?: boolean;
             roles?: components["schemas"]["Role"][];
@@ -1060,6 +2000,59 @@ export interface components {
         };
         /** @enum {string} */
         UserStatus: "active" | "disabled";
+        Webhook: {
+            created_at: components["schemas"]["Time"];
+            description: string;
+            /**
+             * @description Why deliveries disabled it: 410 Gone, or the last retry failed
+             * @enum {string}
+             */
+            disabled_reason?: "gone" | "failing";
+            enabled: boolean;
+            events: string[];
+            id: string;
+            /** @description whsec_…: only in the answers that create the endpoint or roll its secret */
+            secret?: string;
+            updated_at: components["schemas"]["Time"];
+            url: string;
+        };
+        WebhookDelivery: {
+            attempt: number;
+            created_at: components["schemas"]["Time"];
+            duration_ms: number;
+            /** @description The webhook-id header of every attempt */
+            event_id: string;
+            id: string;
+            next_attempt_at: components["schemas"]["TimeOrNull"];
+            /** @description The last answer's status; 0 when none came */
+            response_status: number;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            type: string;
+            webhook_id: string;
+        };
+        WebhookDeliveryList: {
+            data: components["schemas"]["WebhookDelivery"][];
+            next_cursor?: string;
+        };
+        WebhookInput: {
+            description?: string;
+            events: string[];
+            url: string;
+        };
+        WebhookList: {
+            data: components["schemas"]["Webhook"][];
+            next_cursor?: string;
+        };
+        WebhookPatch: {
+            description?: string;
+            enabled?: boolean;
+            events?: string[];
+            url?: string;
+        };
+        WebhookRollInput: {
+            overlap_seconds?: number;
+        };
         Workspace: {
             created_at: components["schemas"]["Time"];
             description: string;
@@ -1115,6 +2108,26 @@ export interface operations {
             };
         };
     };
+    protectedResourceMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectedResourceMetadata"];
+                };
+            };
+        };
+    };
     authorization: {
         parameters: {
             query?: {
@@ -1162,6 +2175,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "invalid_client";
+                    };
+                };
+            };
+            /** @description Error: ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "ip_not_allowed";
                     };
                 };
             };
@@ -1219,6 +2244,35 @@ export interface operations {
             };
         };
     };
+    device: {
+        parameters: {
+            query?: {
+                user_code?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The console's device page, or its sign-in page first (a client that follows the redirect) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description To the console's device page */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     healthz: {
         parameters: {
             query?: never;
@@ -1246,6 +2300,130 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "not_found";
+                    };
+                };
+            };
+        };
+    };
+    authorize: {
+        parameters: {
+            query: {
+                response_type?: "code";
+                client_id: string;
+                redirect_uri: string;
+                scope?: string;
+                state?: string;
+                code_challenge?: string;
+                code_challenge_method?: "S256";
+                /** @description The resource the tokens are bound to (RFC 8707): an absolute http or https URI without query or fragment; a malformed one is answered invalid_target at the redirect URI */
+                resource?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the console's authorization page */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An unknown client or redirect URI */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    deviceAuthorization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeviceAuthorizationRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["DeviceAuthorizationRequest"];
+            };
+        };
+        responses: {
+            /** @description The codes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceAuthorization"];
+                };
+            };
+            /** @description Error: invalid_request, invalid_scope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_scope";
+                    };
+                };
+            };
+            /** @description Error: invalid_client */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_client";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
                     };
                 };
             };
@@ -1298,7 +2476,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden */
+            /** @description Error: forbidden, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1306,7 +2484,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden";
+                        error?: "forbidden" | "ip_not_allowed";
                     };
                 };
             };
@@ -1322,7 +2500,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -1332,7 +2510,107 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    registerClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClientRegistration"];
+            };
+        };
+        responses: {
+            /** @description The registered client */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegisteredClient"];
+                };
+            };
+            /** @description Error: invalid_client_metadata, invalid_redirect_uri, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_client_metadata" | "invalid_redirect_uri" | "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: too_many_attempts */
+            429: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_attempts";
                     };
                 };
             };
@@ -1409,7 +2687,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden */
+            /** @description Error: forbidden, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1417,7 +2695,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden";
+                        error?: "forbidden" | "ip_not_allowed";
                     };
                 };
             };
@@ -1433,7 +2711,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -1443,7 +2721,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -1498,7 +2776,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description Error: invalid_grant, invalid_request, invalid_scope, unauthorized_client, unsupported_grant_type */
+            /** @description Error: access_denied, authorization_pending, expired_token, invalid_grant, invalid_request, invalid_scope, invalid_target, slow_down, unauthorized_client, unsupported_grant_type */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1506,7 +2784,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_grant" | "invalid_request" | "invalid_scope" | "unauthorized_client" | "unsupported_grant_type";
+                        error?: "access_denied" | "authorization_pending" | "expired_token" | "invalid_grant" | "invalid_request" | "invalid_scope" | "invalid_target" | "slow_down" | "unauthorized_client" | "unsupported_grant_type";
                     };
                 };
             };
@@ -1519,6 +2797,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "invalid_client";
+                    };
+                };
+            };
+            /** @description Error: ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "ip_not_allowed";
                     };
                 };
             };
@@ -1698,7 +2988,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1706,11 +2996,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -1720,7 +3010,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -1798,7 +3088,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1806,7 +3096,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -1834,7 +3124,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -1844,7 +3134,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -1920,7 +3210,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1928,7 +3218,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -1944,7 +3234,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -1954,7 +3244,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2034,7 +3324,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2042,7 +3332,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2082,7 +3372,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2092,7 +3382,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2167,7 +3457,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2175,7 +3465,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2203,7 +3493,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2213,7 +3503,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2287,7 +3577,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2295,11 +3585,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2309,7 +3599,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2387,7 +3677,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2395,7 +3685,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2423,7 +3713,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2433,7 +3723,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2505,7 +3795,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2513,7 +3803,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2529,7 +3819,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2539,7 +3829,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2617,7 +3907,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2625,7 +3915,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2653,7 +3943,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2663,7 +3953,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2742,7 +4032,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2750,11 +4040,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2764,7 +4054,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2842,7 +4132,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user */
+            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2850,7 +4140,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2878,7 +4168,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2888,7 +4178,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -2962,7 +4252,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2970,7 +4260,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2986,7 +4276,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -2996,7 +4286,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3076,7 +4366,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user */
+            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3084,7 +4374,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -3124,7 +4414,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3134,7 +4424,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3214,7 +4504,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user */
+            /** @description Error: extension_disabled, forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3222,7 +4512,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "extension_disabled" | "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -3250,7 +4540,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3260,7 +4550,812 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listApps: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of applications */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    createApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppInput"];
+            };
+        };
+        responses: {
+            /** @description The application */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewApp"];
+                };
+            };
+            /** @description Error: invalid_request, invalid_scope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_scope";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: limit_reached */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "limit_reached";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The application */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["App"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    deleteApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    updateApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppPatch"];
+            };
+        };
+        responses: {
+            /** @description The application */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["App"];
+                };
+            };
+            /** @description Error: invalid_request, invalid_scope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_scope";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    approveApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Approved */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Approval"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    rollApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RollInput"];
+            };
+        };
+        responses: {
+            /** @description The new secret, shown once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolledSecret"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3349,7 +5444,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3357,11 +5452,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3371,7 +5466,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3443,7 +5538,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3451,11 +5546,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3465,7 +5560,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3545,7 +5640,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3553,7 +5648,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -3569,7 +5664,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3579,7 +5674,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3657,7 +5752,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3665,7 +5760,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -3693,7 +5788,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3703,7 +5798,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3867,7 +5962,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3875,7 +5970,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -3891,7 +5986,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -3901,7 +5996,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -3981,7 +6076,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3989,7 +6084,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -4029,7 +6124,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4039,7 +6134,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4119,7 +6214,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4127,7 +6222,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -4155,7 +6250,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4165,7 +6260,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4239,7 +6334,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4247,7 +6342,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -4275,7 +6370,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4285,7 +6380,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4364,7 +6459,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4372,7 +6467,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -4400,7 +6495,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4410,7 +6505,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4484,7 +6579,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4492,11 +6587,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4506,7 +6601,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4584,7 +6679,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4592,7 +6687,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -4608,7 +6703,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4618,7 +6713,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4692,7 +6787,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4700,11 +6795,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4714,7 +6809,1460 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listMyAuthorizations: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of authorizations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizationList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    revokeMyAuthorization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getMyMFA: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The second factors */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MFAStatus"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listMyPasskeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The passkeys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    addPasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyInput"];
+            };
+        };
+        responses: {
+            /** @description The passkey, and the recovery codes when it is the first second factor */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyAdded"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    beginPasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The challenge and the options */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCeremony"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: limit_reached */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "limit_reached";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    removePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    renamePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyName"];
+            };
+        };
+        responses: {
+            /** @description The passkey */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Passkey"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    enrolTOTP: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret and its otpauth URI, shown once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TOTPEnrolment"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    disableTOTP: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MFACode"];
+            };
+        };
+        responses: {
+            /** @description TOTP is off */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: too_many_attempts */
+            429: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    confirmTOTP: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MFACode"];
+            };
+        };
+        responses: {
+            /** @description The recovery codes, shown once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: too_many_attempts */
+            429: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listMySessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    endMySession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4793,7 +8341,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4801,11 +8349,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -4815,7 +8363,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -4870,7 +8418,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description Error: invalid_grant, invalid_request, invalid_scope, unauthorized_client, unsupported_grant_type */
+            /** @description Error: access_denied, authorization_pending, expired_token, invalid_grant, invalid_request, invalid_scope, invalid_target, slow_down, unauthorized_client, unsupported_grant_type */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4878,7 +8426,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_grant" | "invalid_request" | "invalid_scope" | "unauthorized_client" | "unsupported_grant_type";
+                        error?: "access_denied" | "authorization_pending" | "expired_token" | "invalid_grant" | "invalid_request" | "invalid_scope" | "invalid_target" | "slow_down" | "unauthorized_client" | "unsupported_grant_type";
                     };
                 };
             };
@@ -4891,6 +8439,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "invalid_client";
+                    };
+                };
+            };
+            /** @description Error: ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "ip_not_allowed";
                     };
                 };
             };
@@ -5100,7 +8660,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5108,11 +8668,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5122,7 +8682,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5200,7 +8760,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5208,7 +8768,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5224,7 +8784,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5234,7 +8794,121 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listUsage: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description the first day (YYYY-MM-DD, UTC); 29 days before to by default */
+                from?: string;
+                /** @description the last day (YYYY-MM-DD, UTC, included); today by default; at most 366 days in all */
+                to?: string;
+                /** @description day, user or credential, or several joined by commas (day by default) */
+                group_by?: string;
+                /** @description the requests made as this user only */
+                user_id?: string;
+                /** @description the requests through this credential only (an API token's id, the client id of a client credential or API access application) */
+                credential_id?: string;
+                /** @description csv for CSV whatever Accept says */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of usage rows; as CSV, the next page is in the Link header */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsagePage"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5321,7 +8995,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5329,11 +9003,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5343,7 +9017,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5421,7 +9095,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5429,7 +9103,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5457,7 +9131,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5467,7 +9141,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5543,7 +9217,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5551,7 +9225,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5567,7 +9241,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5577,7 +9251,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5651,7 +9325,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5659,7 +9333,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5687,7 +9361,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5697,7 +9371,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5777,7 +9451,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5785,7 +9459,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5825,7 +9499,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5835,7 +9509,559 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listUserAuthorizations: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of authorizations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizationList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    revokeUserAuthorization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    resetUserMFA: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    endUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsEnded"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -5909,7 +10135,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5917,7 +10143,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -5933,7 +10159,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -5943,7 +10169,1050 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description The endpoint and its secret (shown once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPatch"];
+            };
+        };
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description page size */
+                limit?: components["parameters"]["Limit"];
+                /** @description next_cursor (or prev_cursor) of an earlier page */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    redeliverWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new delivery */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    rollWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["WebhookRollInput"];
+            };
+        };
+        responses: {
+            /** @description The endpoint and its new secret (shown once) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
+                    };
+                };
+            };
+            /** @description Error: internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "internal_error";
+                    };
+                };
+            };
+            /** @description Error: temporarily_unavailable */
+            503: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The test event's delivery */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Error: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Error: invalid_token, unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "unauthorized";
+                    };
+                };
+            };
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
+            422: {
+                headers: {
+                    /** @description seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6022,7 +11291,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6030,11 +11299,11 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6044,7 +11313,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6122,7 +11391,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6130,7 +11399,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6146,7 +11415,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6156,7 +11425,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6232,7 +11501,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6240,7 +11509,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6256,7 +11525,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6266,7 +11535,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6340,7 +11609,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6348,7 +11617,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6364,7 +11633,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6374,7 +11643,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6450,7 +11719,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6458,7 +11727,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6474,7 +11743,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6484,7 +11753,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6559,7 +11828,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6567,7 +11836,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6583,7 +11852,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6593,7 +11862,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };
@@ -6668,7 +11937,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, insufficient_scope, invalid_user */
+            /** @description Error: forbidden, insufficient_scope, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6676,7 +11945,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "insufficient_scope" | "invalid_user";
+                        error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -6692,7 +11961,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: rate_limit_exceeded */
+            /** @description Error: quota_exceeded, rate_limit_exceeded */
             422: {
                 headers: {
                     /** @description seconds to wait before trying again */
@@ -6702,7 +11971,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "rate_limit_exceeded";
+                        error?: "quota_exceeded" | "rate_limit_exceeded";
                     };
                 };
             };

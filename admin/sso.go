@@ -1,0 +1,118 @@
+package admin
+
+import (
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// ssoCookie binds a single sign-on under way to the browser that began it.
+const ssoCookie = httpx.CookiePrefix + "sso"
+
+// The single sign-on routes, served without a session (SPEC §10.6).
+const (
+	ssoPagePattern     = "GET /admin/sso"
+	ssoPattern         = "POST /admin/sso"
+	ssoCallbackPattern = "GET " + ssoCallbackPath
+	ssoCallbackPath    = "/admin/sso/callback"
+)
+
+// SSOCallbackPath is the path of the console's single sign-on callback
+// (under the management prefix): the redirect URI registered at each
+// identity provider is the public URL followed by it.
+const SSOCallbackPath = ssoCallbackPath
+
+// redirectURL is the callback registered at identity providers: built from
+// the configured issuer, never from the request.
+func (u *UI) redirectURL() string { return u.issuer + u.path(ssoCallbackPath) }
+
+// ssoPage asks for the address whose account's provider signs in; with
+// ?account=ID, it sends the browser to that account's provider at once.
+func (u *UI) ssoPage(w http.ResponseWriter, r *http.Request) {
+	if acc := r.URL.Query().Get("account"); acc != "" {
+		u.startSSO(w, r, "", acc, false)
+		return
+	}
+	u.ssoForm(w, r, http.StatusOK, "")
+}
+
+func (u *UI) ssoForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	csrf := rand.Text()
+	u.setCookie(w, r, loginCookie, csrf, 600)
+	pg := page{Title: "Sign in with SSO", CSRF: csrf, Error: msg}
+	if r.Method == http.MethodPost {
+		pg.Form = &form{name: "sso", values: url.Values{"email": {r.PostForm.Get("email")}}}
+	}
+	u.render(w, status, "sso", pg)
+}
+
+// sso starts the single sign-on of the typed address.
+func (u *UI) sso(w http.ResponseWriter, r *http.Request) {
+	if !u.signInForm(w, r) {
+		return
+	}
+	u.startSSO(w, r, r.PostForm.Get("email"), "", true)
+}
+
+// startSSO sends the browser to the provider. After a form post it
+// answers with a page that moves on by itself (a redirect would be
+// refused by the page's form-action policy); after a link, with 303.
+func (u *UI) startSSO(w http.ResponseWriter, r *http.Request, email, account string, posted bool) {
+	st, err := u.svc.StartSSO(r.Context(), email, account, u.redirectURL(), httpx.ClientAddr(r))
+	switch gatehouse.ErrorCode(err) {
+	case "":
+	case gatehouse.EInvalidRequest:
+		msg := gatehouse.ErrorMessage(err)
+		if _, hint := gatehouse.ErrorField(err); hint != "" {
+			msg = hint
+		}
+		u.ssoForm(w, r, http.StatusBadRequest, msg)
+		return
+	default:
+		u.fail(w, r, page{}, err)
+		return
+	}
+	u.setCookie(w, r, ssoCookie, st.Binding, int(service.SSOLoginLifetime.Seconds()))
+	if !posted {
+		http.Redirect(w, r, st.URL, http.StatusSeeOther)
+		return
+	}
+	u.render(w, http.StatusOK, "sso_continue", struct {
+		page
+		To string
+	}{page{Title: "Sign in with SSO"}, st.URL})
+}
+
+// ssoCallback completes a single sign-on: a session, the second step for a
+// user with a second factor, or a page saying why not.
+func (u *UI) ssoCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cb := service.SSOCallback{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error")}
+	if c, err := r.Cookie(ssoCookie); err == nil {
+		cb.Binding = c.Value
+	}
+	u.clearCookie(w, r, ssoCookie)
+	step, err := u.svc.FinishSSO(r.Context(), cb, u.redirectURL(), httpx.ClientAddr(r))
+	if errors.Is(err, service.ErrSSORefused) {
+		httpx.Info(r.Context()).SetErrorCode(gatehouse.ErrorCode(err))
+		u.render(w, http.StatusForbidden, "sso_refused", struct {
+			page
+			Message string
+		}{page{Title: "Single sign-on refused"}, gatehouse.ErrorMessage(err)})
+		return
+	} else if err != nil {
+		u.fail(w, r, page{}, err)
+		return
+	}
+	if step.Pending != "" {
+		u.setCookie(w, r, signInCookie, step.Pending, int(service.SignInLifetime.Seconds()))
+		u.redirect(w, r, "/admin/login/code")
+		return
+	}
+	u.signedIn(w, r, step.Session)
+}

@@ -1,0 +1,53 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+)
+
+// TestConsoleLeakedCredentials: an API token and a developer's client
+// credential reported found (the bulk endpoint) show in the console as
+// leaked, with what to do next; Roll, in headless Chromium, shows a new
+// secret once, which works, while the leaked one stays refused.
+func TestConsoleLeakedCredentials(t *testing.T) {
+	env := servertest.Start(t)
+	admin, _, _, cred := developer(t, env)
+	tok := withAPIToken(t, env, admin)
+	servertest.Expect(t, env.Request("POST", "/v1/credentials/revoke", map[string][]string{"credentials": {tok.Token, cred.ClientSecret}}), 202, "")
+
+	ctx := browser(t)
+	run(t, ctx, uiLogin(env, servertest.AdminEmail, servertest.AdminPassword),
+		chromedp.Navigate(env.URL+"/admin/extensions"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	page := pageHTML(t, ctx)
+	if !strings.Contains(page, ">leaked<") || !strings.Contains(page, "Roll it for a new token") {
+		t.Fatalf("the extensions page does not show the leaked API token:\n%s", page)
+	}
+	shot(t, ctx, "console-leaked-api-token")
+	run(t, ctx, submit("Roll"))
+	rolled := textOf(t, ctx, "#api-token")
+	if rolled == tok.Token {
+		t.Fatal("the roll showed the leaked token again")
+	}
+	servertest.Expect(t, env.Request("GET", "/v1/me", nil, "X-API-Token", rolled), 200, "")
+	servertest.Expect(t, env.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 401, "")
+
+	dev := browser(t)
+	run(t, dev, uiLogin(env, "dev@example.com", memberPW),
+		chromedp.Navigate(env.URL+"/admin/credentials"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	page = pageHTML(t, dev)
+	if !strings.Contains(page, ">leaked<") || !strings.Contains(page, "Roll it for a new secret") {
+		t.Fatalf("the credentials page does not show the leaked credential:\n%s", page)
+	}
+	shot(t, dev, "console-leaked-credential")
+	run(t, dev, submit("Roll"))
+	id, secret := textOf(t, dev, "#new-client-id"), textOf(t, dev, "#new-client-secret")
+	if secret == cred.ClientSecret {
+		t.Fatal("the roll showed the leaked secret again")
+	}
+	servertest.Expect(t, clientToken(env, credential{ClientID: id, ClientSecret: secret}), 200, "")
+	servertest.Expect(t, clientToken(env, cred), 401, "")
+}

@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/store"
+)
+
+// TestQuotaSurvivesRestart: a single node without Redis keeps what a
+// month's quota counted in its store: after a restart the credential's
+// "remaining" reads back what is left, and exactly that many more
+// requests are admitted before quota_exceeded; refusals are charged
+// nothing (remaining stays 0, not negative, and the count stays the
+// limit).
+func TestQuotaSurvivesRestart(t *testing.T) {
+	fast := func(c *server.Config) { c.UsageFlushInterval = 50 * time.Millisecond }
+	env := servertest.Start(t, fast)
+	admin, _, devTok, c := developer(t, env)
+	accountID := accountOf(t, env, admin)
+	servertest.Expect(t, env.As(devTok, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"quota": map[string]any{"limit": 10, "period": "month"}}), 200, "")
+	remaining := func(env *servertest.Env) any {
+		t.Helper()
+		r := env.As(devTok, "GET", "/v1/credentials", nil)
+		servertest.Expect(t, r, 200, "")
+		for _, it := range r.Map(t)["data"].([]any) {
+			m := it.(map[string]any)
+			if m["id"] == c.ID {
+				return m["quota"].(map[string]any)["remaining"]
+			}
+		}
+		t.Fatal("credential not listed")
+		return nil
+	}
+	cc := accessToken(t, clientToken(env, c))
+	for i := range 6 {
+		r := env.As(cc, "GET", "/v1/me", nil)
+		servertest.Expect(t, r, 200, "")
+		if got := r.Header.Get("X-RateLimit-Quota-Remaining"); got != strconv.Itoa(9-i) {
+			t.Fatalf("request %d: quota remaining %q", i, got)
+		}
+	}
+	if got := remaining(env); got != float64(4) {
+		t.Fatalf("remaining before the restart %v, want 4", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := env.Server.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := servertest.Start(t, fast, func(cfg *server.Config) { cfg.DatabaseURL = env.DatabaseURL })
+	if got := remaining(again); got != float64(4) {
+		t.Fatalf("remaining after the restart %v, want 4", got)
+	}
+	for i := range 4 {
+		r := again.As(cc, "GET", "/v1/me", nil)
+		servertest.Expect(t, r, 200, "")
+		if got := r.Header.Get("X-RateLimit-Quota-Remaining"); got != strconv.Itoa(3-i) {
+			t.Fatalf("after the restart, request %d: quota remaining %q", i, got)
+		}
+	}
+	for range 3 {
+		servertest.Expect(t, again.As(cc, "GET", "/v1/me", nil), 422, "quota_exceeded")
+	}
+	time.Sleep(200 * time.Millisecond) // a flush
+	if got := remaining(again); got != float64(0) {
+		t.Fatalf("remaining at the end %v, want 0", got)
+	}
+	n, err := again.Server.Store.QuotaUse(t.Context(), store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")})
+	if err != nil || n != 10 {
+		t.Fatalf("stored count %d (%v), want 10: refusals charged", n, err)
+	}
+}

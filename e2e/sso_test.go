@@ -1,0 +1,368 @@
+package e2e
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse/gatehouse/internal/oidcprovider"
+	"github.com/gatehouse/gatehouse/internal/servertest"
+)
+
+const ssoClientSecret = "provider client secret 1"
+
+// ssoSetUp starts a server (http issuers on loopback allowed, as
+// --webhook-allow-insecure does) and a test OpenID provider, and sets the
+// bootstrap account's single sign-on to it for example.com.
+func ssoSetUp(t *testing.T) (*servertest.Env, *oidcprovider.Provider, string) {
+	t.Helper()
+	env := servertest.Start(t, insecureWebhooks)
+	op := oidcprovider.Start(t, "gatehouse-console", ssoClientSecret)
+	admin := env.AdminToken()
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{
+		"issuer": op.URL, "client_id": op.ClientID, "client_secret": ssoClientSecret, "domains": []string{"Example.com"}}}), 200, "")
+	return env, op, admin
+}
+
+// ssoBrowser is a cookie-keeping HTTP client that follows no redirects.
+func ssoBrowser(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func ssoGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+var (
+	csrfField    = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	continueLink = regexp.MustCompile(`id="continue" href="([^"]+)"`)
+)
+
+// ssoToCallback types email on the SSO page of browser c and follows the
+// provider until the console's callback; it returns the callback URL.
+func ssoToCallback(t *testing.T, env *servertest.Env, c *http.Client, email string) string {
+	t.Helper()
+	_, body := ssoGet(t, c, env.URL+"/admin/sso")
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no form: %s", body)
+	}
+	resp, err := c.PostForm(env.URL+"/admin/sso", url.Values{"csrf": {m[1]}, "email": {email}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	l := continueLink.FindStringSubmatch(string(b))
+	if resp.StatusCode != 200 || l == nil {
+		t.Fatalf("start: %d %s", resp.StatusCode, b)
+	}
+	resp, _ = ssoGet(t, c, html.UnescapeString(l[1]))
+	to := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(to, env.URL+"/admin/sso/callback?") {
+		t.Fatalf("provider answered %d to %q", resp.StatusCode, to)
+	}
+	return to
+}
+
+// signedIn reports whether browser c holds a console session.
+func signedIn(t *testing.T, env *servertest.Env, c *http.Client) bool {
+	t.Helper()
+	resp, _ := ssoGet(t, c, env.URL+"/admin/me")
+	return resp.StatusCode == http.StatusOK
+}
+
+// TestSSORefusals: against a real provider started by the test, a wrong
+// nonce, a wrong audience, an expired token, an unverified or missing
+// e-mail address, a domain not allowed, and an address of no user of the
+// account are each refused with a page saying why, and no session; a
+// callback works once, only in the browser that began it, and of eight
+// copies released together one signs in.
+func TestSSORefusals(t *testing.T) {
+	env, op, admin := ssoSetUp(t)
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	env.CreateUser(admin, "eve@elsewhere.org", memberPW)
+
+	for _, tc := range []struct {
+		name string
+		user oidcprovider.User
+		want string
+	}{
+		{"wrong nonce", oidcprovider.User{Subject: "1", Email: "ann@example.com", EmailVerified: true, WrongNonce: true}, "its nonce does not match"},
+		{"wrong audience", oidcprovider.User{Subject: "1", Email: "ann@example.com", EmailVerified: true, WrongAudience: true}, "not valid for this console"},
+		{"expired token", oidcprovider.User{Subject: "1", Email: "ann@example.com", EmailVerified: true, Expired: true}, "not valid for this console"},
+		{"unverified e-mail", oidcprovider.User{Subject: "1", Email: "ann@example.com"}, "has not verified this e-mail address"},
+		{"no e-mail", oidcprovider.User{Subject: "1", EmailVerified: true}, "sent no e-mail address"},
+		{"domain not allowed", oidcprovider.User{Subject: "2", Email: "eve@elsewhere.org", EmailVerified: true}, "domain is not allowed"},
+		{"unknown user", oidcprovider.User{Subject: "3", Email: "bob@example.com", EmailVerified: true}, "No user of this account has the address bob@example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op.SignIn(tc.user)
+			c := ssoBrowser(t)
+			resp, body := ssoGet(t, c, ssoToCallback(t, env, c, "ann@example.com"))
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Single sign-on refused") ||
+				!strings.Contains(html.UnescapeString(body), tc.want) {
+				t.Fatalf("%d, want 403 saying %q: %s", resp.StatusCode, tc.want, body)
+			}
+			if signedIn(t, env, c) {
+				t.Fatal("a refused sign-in left a session")
+			}
+		})
+	}
+	audit := env.As(admin, "GET", "/v1/audit?action=sso.refused", nil)
+	for _, reason := range []string{"nonce", "token", "email_unverified", "email_missing", "domain", "unknown_user"} {
+		if !strings.Contains(string(audit.Body), `"reason":"`+reason+`"`) {
+			t.Fatalf("no sso.refused entry with reason %s: %s", reason, audit.Body)
+		}
+	}
+
+	op.SignIn(oidcprovider.User{Subject: "1", Email: "ANN@example.com", EmailVerified: true})
+	// Another browser cannot complete a sign-in it did not begin; the
+	// state is spent by the attempt.
+	c := ssoBrowser(t)
+	cb := ssoToCallback(t, env, c, "ann@example.com")
+	resp, body := ssoGet(t, ssoBrowser(t), cb)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not started in this browser") {
+		t.Fatalf("foreign browser: %d %s", resp.StatusCode, body)
+	}
+	resp, body = ssoGet(t, c, cb)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "used already") {
+		t.Fatalf("after a foreign attempt: %d %s", resp.StatusCode, body)
+	}
+
+	// Eight copies of one callback, on connections opened in advance,
+	// released together: one session.
+	c = ssoBrowser(t)
+	cb = ssoToCallback(t, env, c, "ann@example.com")
+	const n = 8
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		start = make(chan struct{})
+		ok    int
+	)
+	for range n {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1}
+		warm := &http.Client{Transport: tr, Jar: c.Jar, CheckRedirect: c.CheckRedirect, Timeout: 30 * time.Second}
+		if r, err := warm.Get(env.URL + "/healthz"); err == nil {
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := warm.Get(cb)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode == http.StatusSeeOther && strings.HasSuffix(r.Header.Get("Location"), "/admin") {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ok != 1 {
+		t.Fatalf("%d of %d copies of one callback signed in, want 1", ok, n)
+	}
+	if !signedIn(t, env, c) {
+		t.Fatal("the one sign-in left no session")
+	}
+	if !strings.Contains(string(env.As(admin, "GET", "/v1/audit?action=user.sso_sign_in", nil).Body), "user.sso_sign_in") {
+		t.Fatal("no audit entry of the sign-in")
+	}
+}
+
+// TestSSOSettings: only admins set single sign-on; bad values are 400
+// naming the field; an issuer where no provider is discovered is refused
+// on save; the secret is never shown or audited.
+func TestSSOSettings(t *testing.T) {
+	env, op, admin := ssoSetUp(t)
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	member := env.Login("ann@example.com", memberPW)
+	set := func(tok string, sso map[string]any) *servertest.Response {
+		return env.As(tok, "PUT", "/v1/settings", map[string]any{"sso": sso})
+	}
+	servertest.Expect(t, set(member, map[string]any{"required": true}), 403, "forbidden")
+	for _, tc := range []struct {
+		sso   map[string]any
+		field string
+	}{
+		{map[string]any{"issuer": "ftp://login.example.com"}, "sso.issuer"},
+		{map[string]any{"issuer": "https://user:pw@login.example.com"}, "sso.issuer"},
+		{map[string]any{"issuer": "http://127.0.0.1:1"}, "sso.issuer"},
+		{map[string]any{"issuer": op.URL + "/elsewhere"}, "sso.issuer"},
+		{map[string]any{"domains": []string{}}, "sso.domains"},
+		{map[string]any{"domains": []string{"@example.com"}}, "sso.domains"},
+		{map[string]any{"client_id": strings.Repeat("x", 300)}, "sso.client_id"},
+		{map[string]any{"client_secret": "two\nlines"}, "sso.client_secret"},
+	} {
+		r := set(admin, tc.sso)
+		servertest.Expect(t, r, 400, "invalid_request")
+		if d, _ := r.Map(t)["error_description"].(string); !strings.HasPrefix(d, tc.field+" ") && !strings.HasPrefix(d, tc.field+":") {
+			t.Fatalf("%v: want the error about %q (%s)", tc.sso, tc.field, r.Body)
+		}
+	}
+	r := env.As(admin, "GET", "/v1/settings", nil)
+	servertest.Expect(t, r, 200, "")
+	got := r.Map(t)["sso"].(map[string]any)
+	if got["issuer"] != op.URL || got["client_secret_set"] != true || got["domains"].([]any)[0] != "example.com" || got["required"] != false {
+		t.Fatalf("sso settings: %v", got)
+	}
+	audit := env.As(admin, "GET", "/v1/audit", nil)
+	if strings.Contains(string(r.Body)+string(audit.Body), ssoClientSecret) {
+		t.Fatal("the client secret is shown")
+	}
+	if !strings.Contains(string(audit.Body), `"sso.update"`) {
+		t.Fatal("no sso.update audit entry")
+	}
+	// Removed with an empty issuer.
+	r = set(admin, map[string]any{"issuer": ""})
+	servertest.Expect(t, r, 200, "")
+	if r.Map(t)["sso"] != nil {
+		t.Fatalf("sso not removed: %s", r.Body)
+	}
+	c := ssoBrowser(t)
+	_, body := ssoGet(t, c, env.URL+"/admin/sso?account=acc_none")
+	if !strings.Contains(body, "not set up") {
+		t.Fatalf("no word that single sign-on is not set up: %s", body)
+	}
+}
+
+// TestSSORequired: with required, the account's users are refused the
+// password — in the console and the password grant — while the operator,
+// the break-glass, still signs in with theirs.
+func TestSSORequired(t *testing.T) {
+	env, _, admin := ssoSetUp(t)
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	env.CreateUser(admin, "root@example.com", memberPW, "admin")
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{"required": true}}), 200, "")
+	for _, email := range []string{"ann@example.com", "root@example.com"} {
+		r := env.Request("POST", "/authorization", url.Values{"grant_type": {"password"}, "username": {email}, "password": {memberPW}}.Encode(),
+			"Content-Type", "application/x-www-form-urlencoded")
+		servertest.Expect(t, r, 400, "invalid_grant")
+		if !strings.Contains(string(r.Body), "single sign-on") {
+			t.Fatalf("password grant of %s: %s", email, r.Body)
+		}
+		c := ssoBrowser(t)
+		_, body := ssoGet(t, c, env.URL+"/admin/login")
+		resp, err := c.PostForm(env.URL+"/admin/login", url.Values{"csrf": {csrfField.FindStringSubmatch(body)[1]}, "email": {email}, "password": {memberPW}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "signs in with single sign-on") || signedIn(t, env, c) {
+			t.Fatalf("console password of %s: %d %s", email, resp.StatusCode, b)
+		}
+	}
+	// A wrong password is still just wrong.
+	r := env.Request("POST", "/authorization", url.Values{"grant_type": {"password"}, "username": {"ann@example.com"}, "password": {"wrong password 1"}}.Encode(),
+		"Content-Type", "application/x-www-form-urlencoded")
+	servertest.Expect(t, r, 400, "invalid_grant")
+	if strings.Contains(string(r.Body), "single sign-on") {
+		t.Fatal("a wrong password tells the account signs in with single sign-on")
+	}
+	// In Chromium the refusal says what to do instead; the operator's
+	// password still works, in the API and the console.
+	ctx := browserFor(t, 60*time.Second)
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), chromedp.SendKeys("#password", memberPW, chromedp.ByID),
+		submit("Sign in"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	if !strings.Contains(textOf(t, ctx, ".flash.error"), "use Sign in with SSO") {
+		t.Fatal("the refusal does not say how to sign in")
+	}
+	shotBoth(t, ctx, "sso-required-login")
+	env.AdminToken()
+	run(t, ctx, uiLogin(env, servertest.AdminEmail, servertest.AdminPassword))
+}
+
+// TestSSOConsole: in headless Chromium a user signs in from the sign-in
+// page through "Sign in with SSO" at the test provider, and lands signed
+// in; a refused sign-in shows why. Screenshots of each page.
+func TestSSOConsole(t *testing.T) {
+	env, op, admin := ssoSetUp(t)
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	ctx := browserFor(t, 120*time.Second)
+
+	// The admin's form on the settings page: what is kept, a refusal next
+	// to its field, a save.
+	run(t, ctx, uiLogin(env, servertest.AdminEmail, servertest.AdminPassword),
+		chromedp.Navigate(env.URL+"/admin/settings"), chromedp.WaitVisible("#sso-issuer", chromedp.ByID))
+	var issuer, placeholder string
+	run(t, ctx, chromedp.Value("#sso-issuer", &issuer, chromedp.ByID),
+		chromedp.AttributeValue("#sso-client-secret", "placeholder", &placeholder, nil, chromedp.ByID))
+	if issuer != op.URL || !strings.Contains(placeholder, "kept") || strings.Contains(pageHTML(t, ctx), ssoClientSecret) {
+		t.Fatalf("settings form: issuer %q, secret placeholder %q", issuer, placeholder)
+	}
+	run(t, ctx, chromedp.ScrollIntoView("#sso", chromedp.ByID))
+	shotBoth(t, ctx, "sso-settings")
+	run(t, ctx, chromedp.SetValue("#sso-domains", "@example.com", chromedp.ByID), submit("Save single sign-on"),
+		chromedp.WaitVisible("#sso-domains-error", chromedp.ByID))
+	run(t, ctx, chromedp.SetValue("#sso-domains", "example.com\nexample.org", chromedp.ByID), submit("Save single sign-on"),
+		chromedp.WaitVisible(".flash", chromedp.ByQuery))
+	if !strings.Contains(textOf(t, ctx, ".flash"), "Single sign-on saved") {
+		t.Fatal("no word of the save")
+	}
+	got := env.As(admin, "GET", "/v1/settings", nil).Map(t)["sso"].(map[string]any)
+	if d := got["domains"].([]any); len(d) != 2 || got["client_secret_set"] != true {
+		t.Fatalf("after the form: %v", got)
+	}
+	run(t, ctx, submit("Log out"), chromedp.WaitVisible("#email", chromedp.ByID))
+
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//a[normalize-space()="Sign in with SSO"]`, chromedp.BySearch))
+	shotBoth(t, ctx, "sso-login")
+	run(t, ctx, chromedp.Click(`//a[normalize-space()="Sign in with SSO"]`, chromedp.BySearch), chromedp.WaitVisible("#email", chromedp.ByID))
+	shotBoth(t, ctx, "sso-start")
+	// An address no account signs in with is answered on the page.
+	run(t, ctx, chromedp.SendKeys("#email", "zoe@nowhere.test", chromedp.ByID), submit("Continue"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	if !strings.Contains(textOf(t, ctx, ".flash.error"), "not set up for this address") {
+		t.Fatal("no word that the address has no single sign-on")
+	}
+
+	// Refused: the provider has not verified the address.
+	op.SignIn(oidcprovider.User{Subject: "ann", Email: "ann@example.com"})
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/sso"), chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), submit("Continue"),
+		chromedp.WaitVisible(`//h1[normalize-space()="Single sign-on refused"]`, chromedp.BySearch))
+	if !strings.Contains(textOf(t, ctx, ".flash.error"), "has not verified this e-mail address") {
+		t.Fatal("the refusal does not say why")
+	}
+	shotBoth(t, ctx, "sso-refused")
+
+	// Signed in.
+	op.SignIn(oidcprovider.User{Subject: "ann", Email: "ann@example.com", EmailVerified: true})
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/sso"), chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), submit("Continue"),
+		chromedp.WaitVisible("header nav", chromedp.ByQuery))
+	var loc string
+	run(t, ctx, chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ctx, "main"), "ann@example.com") {
+		t.Fatalf("signed in at %s", loc)
+	}
+}

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"encoding/csv"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/service"
+)
+
+// TestUsageAPI: GET /v1/usage adds up to exactly the requests the test
+// made — released together from many goroutines — by day, by user and by
+// credential, filtered by user and by credential, page by page and as
+// CSV; a member may not read it; bad input is 400 naming the field.
+func TestUsageAPI(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) { c.UsageFlushInterval = 50 * time.Millisecond })
+	admin, devID, _, c := developer(t, env)
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"rate_limit": map[string]int{"burst": 100000, "daily": 1000000}}), 200, "")
+	cc := accessToken(t, clientToken(env, c))
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	reader, readerID := apiTokenWith(t, env, admin, map[string]any{"name": "billing sync", "scopes": []string{"workspaces:read"}})
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	do := func(n int, f func()) {
+		for range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-start; f() }()
+		}
+	}
+	// One request each first, so that the rest find their credential
+	// cached.
+	servertest.Expect(t, env.As(cc, "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, env.Request("GET", "/v1/workspaces", nil, "X-API-Token", reader), 200, "")
+	const ccServed, ccForbidden, tokServed = 37, 5, 23
+	do(ccServed-1, func() { servertest.Expect(t, env.As(cc, "GET", "/v1/me", nil), 200, "") })
+	do(ccForbidden, func() { servertest.Expect(t, env.As(cc, "GET", "/v1/audit", nil), 403, "") })
+	close(start)
+	wg.Wait()
+	for range tokServed - 1 {
+		servertest.Expect(t, env.Request("GET", "/v1/workspaces", nil, "X-API-Token", reader), 200, "")
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+
+	var list func(query string) []service.UsageEntry
+	list = func(query string) []service.UsageEntry {
+		t.Helper()
+		r := env.As(admin, "GET", "/v1/usage?"+query, nil)
+		servertest.Expect(t, r, 200, "")
+		var out struct {
+			Data []service.UsageEntry `json:"data"`
+			Next string               `json:"next_cursor"`
+		}
+		r.JSON(t, &out)
+		if out.Next != "" {
+			q, _ := url.ParseQuery(query)
+			q.Set("cursor", out.Next)
+			return append(out.Data, list(q.Encode())...)
+		}
+		return out.Data
+	}
+	byCred := func() map[string]service.UsageEntry {
+		out := map[string]service.UsageEntry{}
+		for _, e := range list("group_by=credential&limit=1") {
+			out[e.CredentialKind+":"+e.CredentialID] = e
+		}
+		return out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := byCred()
+		a, b := got["client_credential:"+c.ClientID], got["api_token:"+readerID]
+		if a.Served == ccServed && a.Forbidden == ccForbidden && b.Served == tokServed {
+			if a.Unauthorized != 0 || a.RateLimited != 0 || b.Forbidden != 0 || b.Unauthorized != 0 || b.RateLimited != 0 {
+				t.Fatalf("refusals counted that never happened: %+v %+v", a, b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage by credential %+v %+v, want served %d forbidden %d and served %d", a, b, ccServed, ccForbidden, tokServed)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// By user: the developer's requests are the credential's and the one
+	// that made it (with the developer's own token); the API token acted
+	// as nobody.
+	for _, e := range list("group_by=user") {
+		if e.UserID == devID && (e.Served != ccServed+1 || e.Forbidden != ccForbidden) {
+			t.Errorf("by user, the developer: %+v", e)
+		}
+		if e.Day != "" || e.CredentialID != "" {
+			t.Errorf("a field not grouped by: %+v", e)
+		}
+	}
+	// By day and credential, filtered: one row of today.
+	if got := list("group_by=day,credential&credential_id=" + readerID + "&from=" + today + "&to=" + today); len(got) != 1 ||
+		got[0].Day != today || got[0].Served != tokServed || got[0].CredentialKind != "api_token" {
+		t.Errorf("the token's day: %+v", got)
+	}
+	if got := list("group_by=day&user_id=" + devID); len(got) != 1 || got[0].Day != today || got[0].Served != ccServed+1 || got[0].Forbidden != ccForbidden {
+		t.Errorf("the developer's days: %+v", got)
+	}
+	if got := list("group_by=day&from=2000-01-01&to=2000-01-31"); len(got) != 0 {
+		t.Errorf("usage of days nothing happened on: %+v", got)
+	}
+
+	// CSV, by Accept and by format.
+	for _, headers := range [][]string{{"Accept", "text/csv"}, nil} {
+		path := "/v1/usage?group_by=credential&credential_id=" + c.ClientID
+		if headers == nil {
+			path += "&format=csv"
+		}
+		r := env.Request("GET", path, nil, append([]string{"Authorization", "Bearer " + admin}, headers...)...)
+		servertest.Expect(t, r, 200, "")
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		recs, err := csv.NewReader(strings.NewReader(string(r.Body))).ReadAll()
+		if err != nil || len(recs) != 2 || strings.Join(recs[0], ",") != "credential_id,credential_kind,served,unauthorized,forbidden,rate_limited" ||
+			strings.Join(recs[1], ",") != c.ClientID+",client_credential,37,0,5,0" {
+			t.Fatalf("CSV %q (%v)", r.Body, err)
+		}
+	}
+
+	// A member may not; bad input is 400 naming the field.
+	env.CreateUser(admin, "member@example.com", memberPW)
+	servertest.Expect(t, env.As(env.Login("member@example.com", memberPW), "GET", "/v1/usage", nil), 403, "")
+	for _, q := range []string{"from=yesterday", "to=2026-02-30", "from=2026-02-02&to=2026-02-01", "from=2020-01-01&to=2026-01-01",
+		"group_by=week", "group_by=day,", "format=xml", "cursor=bm90IGpzb24", "limit=0", "limit=100000"} {
+		servertest.Expect(t, env.As(admin, "GET", "/v1/usage?"+q, nil), 400, "invalid_request")
+	}
+}
