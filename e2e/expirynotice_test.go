@@ -25,9 +25,12 @@ func TestWebhookExpiryNotices(t *testing.T) {
 	rc := newReceiver(t, nil)
 	servertest.Expect(t, a.As(admin, "POST", "/v1/webhooks", map[string]any{"url": rc.URL, "events": []string{"credential.expiring", "credential.expired"}}), 201, "")
 	servertest.Expect(t, a.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
-	at := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+	// Expiries to the nanosecond: "brief" must live long enough for a
+	// poll to see it a day from its end before it ends, however slow the
+	// set-up on a loaded machine.
+	at := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339Nano) }
 	weekID, weekSecret := newKey(t, b, admin, "", map[string]any{"name": "week", "expires_at": at(72 * time.Hour)})
-	briefID, briefSecret := newKey(t, a, admin, "", map[string]any{"name": "brief", "expires_at": at(2 * time.Second)})
+	briefID, briefSecret := newKey(t, a, admin, "", map[string]any{"name": "brief", "expires_at": at(6 * time.Second)})
 	r := b.As(devTok, "POST", "/v1/credentials", map[string]any{"name": "day", "expires_at": at(12 * time.Hour)})
 	servertest.Expect(t, r, 201, "")
 	day := r.Map(t)
@@ -43,7 +46,7 @@ func TestWebhookExpiryNotices(t *testing.T) {
 		id := d.Event.Data["api_token_id"] + d.Event.Data["credential_id"]
 		return d.Event.Type + "/" + id + "/" + d.Event.Data["stage"]
 	}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		seen := 0
 		for _, d := range rc.all() {
 			if want[key(d)] {
@@ -54,7 +57,7 @@ func TestWebhookExpiryNotices(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 15 s, %d of the %d notices arrived", seen, len(want))
+			t.Fatalf("after 30 s, %d of the %d notices arrived", seen, len(want))
 		}
 	}
 	time.Sleep(time.Second) // ten more polls of each node: none may send again

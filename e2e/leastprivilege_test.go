@@ -294,10 +294,15 @@ func TestMintedDieWithParentOnTwoNodes(t *testing.T) {
 		check("new token deleted", c, false, true)
 	})
 	t.Run("expiry", func(t *testing.T) {
-		at := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+		// Ten seconds: minting and checking on two nodes must end before
+		// it, under -race on a loaded machine.
+		at := time.Now().Add(10 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
 		_, parent := newKey(t, a, admin, "", map[string]any{"name": "p-expiry", "expires_at": at.Format(time.RFC3339)})
 		c := mint(parent)
 		check("before", c, true, false)
+		if time.Now().After(at) {
+			t.Fatal("the set-up overran the parent's expiry: make it later")
+		}
 		time.Sleep(time.Until(at) + 100*time.Millisecond)
 		check("parent expired", c, false, true)
 	})

@@ -67,11 +67,23 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 	for range 3 {
 		servertest.Expect(t, again.As(cc, "GET", "/v1/me", nil), 422, "quota_exceeded")
 	}
-	time.Sleep(200 * time.Millisecond) // a flush
 	if got := remaining(again); got != float64(0) {
 		t.Fatalf("remaining at the end %v, want 0", got)
 	}
-	n, err := again.Server.Store.QuotaUse(t.Context(), store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")})
+	// The flushes store the count: wait for the ten, then for a few more
+	// flushes, and it must still be ten — the three refusals charged nothing.
+	key := store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := again.Server.Store.QuotaUse(t.Context(), key)
+		if err == nil && n >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored count %d (%v) after 10 s, want 10", n, err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // several more flushes
+	n, err := again.Server.Store.QuotaUse(t.Context(), key)
 	if err != nil || n != 10 {
 		t.Fatalf("stored count %d (%v), want 10: refusals charged", n, err)
 	}

@@ -161,7 +161,11 @@ func TestCredentialLifecycle(t *testing.T) {
 	env := servertest.Start(t)
 	admin, _, devTok, c := developer(t, env)
 
-	r := env.As(devTok, "POST", "/v1/credentials/"+c.ID+"/roll", map[string]int{"overlap_seconds": 2})
+	// Windows of seconds, slept out from when they surely ended, so that
+	// a loaded machine can neither close one before it is used nor keep it
+	// open after.
+	r := env.As(devTok, "POST", "/v1/credentials/"+c.ID+"/roll", map[string]int{"overlap_seconds": 5})
+	overlapEnds := time.Now().Add(5 * time.Second)
 	servertest.Expect(t, r, 200, "")
 	rolled := r.Map(t)
 	if rolled["client_id"] != c.ClientID || rolled["client_secret"] == c.ClientSecret {
@@ -170,7 +174,7 @@ func TestCredentialLifecycle(t *testing.T) {
 	newer := credential{ClientID: c.ClientID, ClientSecret: rolled["client_secret"].(string)}
 	servertest.Expect(t, clientToken(env, c), 200, "")
 	servertest.Expect(t, clientToken(env, newer), 200, "")
-	time.Sleep(2100 * time.Millisecond)
+	time.Sleep(time.Until(overlapEnds) + 100*time.Millisecond)
 	servertest.Expect(t, clientToken(env, c), 401, "invalid_client")
 	tok := accessToken(t, clientToken(env, newer))
 
@@ -186,12 +190,13 @@ func TestCredentialLifecycle(t *testing.T) {
 	// Expiry, bounded by the account's maximum lifetime.
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]int{"max_credential_lifetime_days": 30}), 200, "")
 	servertest.Expect(t, env.As(devTok, "POST", "/v1/credentials", map[string]any{"name": "long", "expires_at": time.Now().AddDate(0, 0, 31)}), 400, "invalid_request")
-	r = env.As(devTok, "POST", "/v1/credentials", map[string]any{"name": "short", "expires_at": time.Now().Add(1500 * time.Millisecond)})
+	shortEnds := time.Now().Add(5 * time.Second)
+	r = env.As(devTok, "POST", "/v1/credentials", map[string]any{"name": "short", "expires_at": shortEnds})
 	servertest.Expect(t, r, 201, "")
 	var short credential
 	r.JSON(t, &short)
 	stok := accessToken(t, clientToken(env, short))
-	time.Sleep(1600 * time.Millisecond)
+	time.Sleep(time.Until(shortEnds) + 100*time.Millisecond)
 	servertest.Expect(t, clientToken(env, short), 401, "invalid_client")
 	servertest.Expect(t, env.As(stok, "GET", "/v1/me", nil), 401, "invalid_token")
 
@@ -199,14 +204,15 @@ func TestCredentialLifecycle(t *testing.T) {
 	// stops after the overlap.
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
 	old, oldID := apiTokenWith(t, env, admin, map[string]any{"name": "zap", "scopes": []string{"workspaces:read"}})
-	r = env.As(admin, "POST", "/v1/api-tokens/"+oldID+"/roll", map[string]int{"overlap_seconds": 1})
+	r = env.As(admin, "POST", "/v1/api-tokens/"+oldID+"/roll", map[string]int{"overlap_seconds": 5})
+	overlapEnds = time.Now().Add(5 * time.Second)
 	servertest.Expect(t, r, 201, "")
 	next := r.Map(t)
 	if next["name"] != "zap" || strings.Join(anyStrings(next["scopes"]), " ") != "workspaces:read" {
 		t.Fatalf("rolled token %v", next)
 	}
 	servertest.Expect(t, env.Request("GET", "/v1/workspaces", nil, "X-API-Token", old), 200, "")
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(time.Until(overlapEnds) + 100*time.Millisecond)
 	servertest.Expect(t, env.Request("GET", "/v1/workspaces", nil, "X-API-Token", old), 401, "invalid_token")
 	servertest.Expect(t, env.Request("GET", "/v1/workspaces", nil, "X-API-Token", next["token"].(string)), 200, "")
 	servertest.Expect(t, env.As(admin, "PATCH", "/v1/api-tokens/"+next["id"].(string), map[string]bool{"enabled": false}), 200, "")
