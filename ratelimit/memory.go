@@ -189,13 +189,16 @@ func (st *state) check(now int64, l Limits) bool {
 	return st.n < l.Burst && int(st.total) < l.Daily
 }
 
-// add counts one request at now, after check found room.
+// add counts one request at now, after check found room; its time is
+// logged only under a burst limit that can bind.
 func (st *state) add(now int64, l Limits) {
-	if st.n == len(st.ring) {
-		st.regrow(min(max(2*len(st.ring), 8), l.Burst), st.n)
+	if l.Burst < UnboundedBurst {
+		if st.n == len(st.ring) {
+			st.regrow(min(max(2*len(st.ring), 8), l.Burst), st.n)
+		}
+		st.ring[(st.head+st.n)%len(st.ring)] = now
+		st.n++
 	}
-	st.ring[(st.head+st.n)%len(st.ring)] = now
-	st.n++
 	b := now / st.span
 	st.buckets[mod(b, len(st.buckets))]++
 	st.total++

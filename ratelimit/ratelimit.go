@@ -40,12 +40,17 @@ type Limits struct {
 // (each period is a budget of its own, see ForPrincipal).
 const quotaWindow = 32 * 24 * time.Hour
 
+// UnboundedBurst is a burst limit that never binds: a budget with it
+// keeps no log of its requests' times, in memory or in Redis, only its
+// daily count. A quota's budget has it.
+const UnboundedBurst = 1 << 30
+
 // ownLimits are the limits of a budget of Limits.Own, over a 24-hour
 // daily window; a quota's count its limit over quotaWindow, with a burst
 // that never binds.
 func ownLimits(b *gatehouse.PlanBudget) Limits {
 	if b.Quota != nil {
-		return Limits{Burst: 1 << 30, BurstWindow: time.Second, Daily: max(b.Quota.Limit-b.QuotaCharged, 0), DailyWindow: quotaWindow, quota: true}
+		return Limits{Burst: UnboundedBurst, BurstWindow: time.Second, Daily: max(b.Quota.Limit-b.QuotaCharged, 0), DailyWindow: quotaWindow, quota: true}
 	}
 	return Limits{Burst: b.Limits.Burst, BurstWindow: time.Duration(b.Limits.BurstWindowSeconds) * time.Second,
 		Daily: b.Limits.Daily, DailyWindow: 24 * time.Hour}

@@ -6,7 +6,8 @@
 -- requests in turn, each in a call of its own, at the same instant.
 --
 -- keys[ko+2p-1]: budget p's burst log: a list of the admitted requests'
---                times in µs, oldest first
+--                times in µs, oldest first (none under a burst limit of
+--                UNBOUNDED, which never binds: a quota's)
 -- keys[ko+2p]:   budget p's daily buckets: a hash of bucket number ->
 --                count, beside 't' (their sum), 'lo' (the oldest
 --                non-empty bucket), 'sp' (the span they are cut in) and
@@ -28,6 +29,8 @@
 -- few O(1) calls: the log loses its expired head and gains a tail; the
 -- buckets are read through their running total, and walked only when one
 -- leaves the ring (once per span) or a refusal needs the wait.
+local UNBOUNDED = 1073741824 -- ratelimit.UnboundedBurst
+
 local function decide(keys, ko, argv, ao, confirm)
   local now = tonumber(argv[ao + 1])
   if now == nil then
@@ -54,8 +57,8 @@ local function decide(keys, ko, argv, ao, confirm)
   end
 
   -- load reads budget p, cut in buckets of span, and drops the buckets
-  -- that left the ring.
-  local function load(p, span)
+  -- that left the ring; its burst log only when logged.
+  local function load(p, span, logged)
     local log, days = keys[ko + 2 * p - 1], keys[ko + 2 * p]
     local b = math.floor(now / span)
     local oldest = b - nb + 1
@@ -106,15 +109,17 @@ local function decide(keys, ko, argv, ao, confirm)
       redis.call('HSET', days, 't', t, 'lo', lo)
     end
     if t == 0 then lo = b end
-    local stored = redis.call('LLEN', log)
-    local last = nil
-    if stored > 0 then last = tonumber(redis.call('LINDEX', log, -1)) end
+    local stored, last = 0, nil
+    if logged then
+      stored = redis.call('LLEN', log)
+      if stored > 0 then last = tonumber(redis.call('LINDEX', log, -1)) end
+    end
     -- The log stays in time order even if a clock goes back: a request is
     -- logged no earlier than the newest before it, so it leaves the
     -- window later, never sooner.
     local at = now
     if last ~= nil and last > now then at = last end
-    return {log = log, days = days, span = span, b = b, t = t, lo = lo, cb = cb,
+    return {log = log, days = days, span = span, logged = logged, b = b, t = t, lo = lo, cb = cb,
             stored = stored, dropped = 0, last = last, at = at, pushed = 0, added = 0, bw = 0}
   end
 
@@ -140,11 +145,11 @@ local function decide(keys, ko, argv, ao, confirm)
   -- The budgets of the batch, by number, each read at its first use (and
   -- again after being written, should a request cut it in another span).
   local budgets = {}
-  local function budget(p, span)
+  local function budget(p, span, logged)
     local s = budgets[p]
-    if s == nil or s.span ~= span then
+    if s == nil or s.span ~= span or s.logged ~= logged then
       if s ~= nil then flush(s) end
-      s = load(p, span)
+      s = load(p, span, logged)
       budgets[p] = s
     end
     return s
@@ -205,15 +210,20 @@ local function decide(keys, ko, argv, ao, confirm)
         local l = limits[num[argv[i + 2 * j + 1]]]
         ls[j] = l
         local bw, bl, span, dl = l[1], l[2], l[3], l[4]
-        local s = budget(num[argv[i + 2 * j]], span)
-        -- A lowered burst limit keeps only the newest requests, as
-        -- Memory does: the oldest logged first, then the batch's own.
-        local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
-        if over > 0 then
-          local old = math.min(over, s.stored - s.dropped)
-          s.dropped, s.pushed = s.dropped + old, s.pushed - (over - old)
+        local s = budget(num[argv[i + 2 * j]], span, bl < UNBOUNDED)
+        ss[j] = s
+        if s.logged then
+          -- A lowered burst limit keeps only the newest requests, as
+          -- Memory does: the oldest logged first, then the batch's own.
+          local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
+          if over > 0 then
+            local old = math.min(over, s.stored - s.dropped)
+            s.dropped, s.pushed = s.dropped + old, s.pushed - (over - old)
+          end
+          heads[j] = head(s, bw)
+        else
+          heads[j] = nil
         end
-        ss[j], heads[j] = s, head(s, bw)
         if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
       end
       no = no + 1
@@ -223,9 +233,12 @@ local function decide(keys, ko, argv, ao, confirm)
         local l = ls[j]
         local bw, bl, dl = l[1], l[2], l[4]
         if room then
-          s.pushed, s.added, s.t, s.cb = s.pushed + 1, s.added + 1, s.t + 1, s.cb + 1
+          s.added, s.t, s.cb = s.added + 1, s.t + 1, s.cb + 1
           if s.b < s.lo then s.lo = s.b end
-          if bw > s.bw then s.bw = bw end
+          if s.logged then
+            s.pushed = s.pushed + 1
+            if bw > s.bw then s.bw = bw end
+          end
         end
         local used = s.stored - s.dropped + s.pushed
         local oldest = heads[j]

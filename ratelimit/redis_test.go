@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/redistest"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/ratelimit/limitertest"
@@ -69,6 +70,53 @@ func TestRedisKeyLayout(t *testing.T) {
 		if got := time.Duration(ttl) * time.Millisecond; got < want-time.Since(written) || got > want+2*time.Hour {
 			t.Errorf("%s: expires in %s, want at least %s", k, got, want)
 		}
+	}
+}
+
+// TestRedisQuotaKeepsNoLog: a quota's budget, whose burst never binds,
+// is counted in its buckets alone — no list of its requests' times grows
+// with traffic — while a plan's rate limit beside it keeps its log.
+func TestRedisQuotaKeepsNoLog(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	l := ratelimit.NewRedis(c, ratelimit.WithKeyPrefix(prefix))
+	own := []gatehouse.PlanBudget{
+		{Key: "plan:rate", Limits: gatehouse.RateLimitSettings{Daily: 100, Burst: 50, BurstWindowSeconds: 60}},
+		{Key: "plan:quota", Quota: &gatehouse.Quota{Limit: 3, Period: gatehouse.QuotaMonth}},
+	}
+	a := &gatehouse.Account{ID: "acc_1"}
+	a.Settings.RateLimit = gatehouse.RateLimitSettings{Daily: 100, Burst: 10, BurstWindowSeconds: 60}
+	lim := ratelimit.ForPrincipal(&gatehouse.Principal{AccountID: a.ID, Account: a, PlanBudgets: own}, time.Now())
+	for i := range 4 {
+		d, err := l.Allow(ctx, "acc_1", []string{"user:usr_1"}, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != (i < 3) || d.Quota.Remaining != max(2-i, 0) {
+			t.Fatalf("request %d: %+v", i+1, d)
+		}
+	}
+	keys, err := c.Do(ctx, c.B().Keys().Pattern(prefix+"*").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs, buckets []string
+	for _, k := range keys {
+		switch {
+		case strings.Contains(k, ":burst:"):
+			logs = append(logs, strings.TrimPrefix(k, prefix+"{acc_1}acc_1:burst:"))
+		case strings.Contains(k, ":daily:"):
+			buckets = append(buckets, strings.TrimPrefix(k, prefix+"{acc_1}acc_1:daily:"))
+		}
+	}
+	slices.Sort(logs)
+	slices.Sort(buckets)
+	if want := []string{"plan:rate", "user:usr_1"}; !slices.Equal(logs, want) {
+		t.Errorf("burst logs %q, want %q (none for the quota)", logs, want)
+	}
+	if len(buckets) != 3 || !strings.HasPrefix(buckets[0], "plan:quota@") {
+		t.Errorf("daily buckets %q, want the user's, the rate limit's and the quota's period's", buckets)
 	}
 }
 
