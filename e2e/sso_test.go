@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"html"
 	"io"
 	"net/http"
@@ -364,5 +365,76 @@ func TestSSOConsole(t *testing.T) {
 	run(t, ctx, chromedp.Location(&loc))
 	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ctx, "main"), "ann@example.com") {
 		t.Fatalf("signed in at %s", loc)
+	}
+}
+
+// TestSSORequiredPasskey: once the account requires single sign-on, a
+// member's passkey no longer signs in without a password — refused as the
+// password is, with no session and no passkey sign-in in the audit log —
+// while the same passkey as the second factor after single sign-on still
+// works, and so does the operator's passkey, their break-glass.
+func TestSSORequiredPasskey(t *testing.T) {
+	env := startOnLocalhost(t, insecureWebhooks)
+	op := oidcprovider.Start(t, "gatehouse-console", ssoClientSecret)
+	root := env.AdminToken()
+	servertest.Expect(t, env.As(root, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{
+		"issuer": op.URL, "client_id": op.ClientID, "client_secret": ssoClientSecret, "domains": []string{"example.com"}}}), 200, "")
+	env.CreateUser(root, "ann@example.com", memberPW)
+	// The operator's first passkey ends their password-grant tokens: the
+	// test reads and writes with another admin's.
+	env.CreateUser(root, "ops@example.com", memberPW, "admin")
+	admin := env.Login("ops@example.com", memberPW)
+
+	// Each enrols a passkey, in a browser of their own, before single
+	// sign-on is required.
+	enrol := func(ctx context.Context, email, pw string) {
+		t.Helper()
+		virtualAuthenticator(t, ctx)
+		run(t, ctx, uiLogin(env, email, pw), chromedp.Navigate(env.URL+"/admin/me/mfa"),
+			chromedp.WaitVisible("#passkey-name", chromedp.ByID), chromedp.SendKeys("#passkey-name", "Laptop", chromedp.ByID),
+			submit("Add a passkey"), chromedp.WaitVisible("#recovery-10", chromedp.ByID),
+			chromedp.Navigate(env.URL+"/admin/me"), chromedp.WaitVisible("header nav", chromedp.ByQuery),
+			submit("Log out"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch))
+	}
+	ann := browserFor(t, 120*time.Second)
+	enrol(ann, "ann@example.com", memberPW)
+	operator := browserFor(t, 120*time.Second)
+	enrol(operator, servertest.AdminEmail, servertest.AdminPassword)
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{"required": true}}), 200, "")
+
+	// Ann's passkey alone is refused, as her password is.
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch),
+		submit("Sign in with a passkey"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+	if msg := textOf(t, ann, ".flash.error"); !strings.Contains(msg, "use Sign in with SSO") {
+		t.Fatalf("password-less passkey of a user whose account requires SSO: %q", msg)
+	}
+	var loc string
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/me"), chromedp.WaitVisible("#email", chromedp.ByID), chromedp.Location(&loc))
+	if strings.HasSuffix(loc, "/admin/me") {
+		t.Fatal("signed in with the passkey alone")
+	}
+	if audit := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body); strings.Contains(audit, "passwordless") {
+		t.Fatalf("a refused password-less sign-in is audited as one: %s", audit)
+	}
+
+	// Through the provider, the passkey is the second factor.
+	op.SignIn(oidcprovider.User{Subject: "ann", Email: "ann@example.com", EmailVerified: true})
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/sso"), chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), submit("Continue"),
+		chromedp.WaitVisible(`//button[normalize-space()="Use a passkey"]`, chromedp.BySearch),
+		submit("Use a passkey"), chromedp.WaitVisible("header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ann, "main"), "ann@example.com") {
+		t.Fatalf("single sign-on with the passkey as second factor ended at %s", loc)
+	}
+
+	// The operator's passkey alone still signs in.
+	run(t, operator, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch),
+		submit("Sign in with a passkey"), chromedp.WaitVisible("header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if strings.Contains(loc, "/admin/login") {
+		t.Fatalf("the operator's password-less sign-in ended at %s", loc)
+	}
+	audit := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body)
+	if strings.Count(audit, `"passwordless"`) != 1 || strings.Count(audit, `"second_factor"`) != 1 {
+		t.Fatalf("audit: %s", audit)
 	}
 }
