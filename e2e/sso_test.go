@@ -408,12 +408,15 @@ func TestSSORequiredPasskey(t *testing.T) {
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{"required": true}}), 200, "")
 
 	// Ann's passkey alone is refused, as her password is.
+	var loc string
 	run(t, ann, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch),
-		submit("Sign in with a passkey"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))
+		submit("Sign in with a passkey"), chromedp.WaitVisible(".flash.error, header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.Contains(loc, "/admin/login") {
+		t.Fatalf("signed in with the passkey alone, at %s", loc)
+	}
 	if msg := textOf(t, ann, ".flash.error"); !strings.Contains(msg, "use Sign in with SSO") {
 		t.Fatalf("password-less passkey of a user whose account requires SSO: %q", msg)
 	}
-	var loc string
 	run(t, ann, chromedp.Navigate(env.URL+"/admin/me"), chromedp.WaitVisible("#email", chromedp.ByID), chromedp.Location(&loc))
 	if strings.HasSuffix(loc, "/admin/me") {
 		t.Fatal("signed in with the passkey alone")
