@@ -251,8 +251,7 @@ type SSOStart struct {
 func (s *Service) StartSSO(ctx context.Context, email, accountID, redirectURL, from string) (*SSOStart, error) {
 	if _, err := s.ssoStarts.Reserve(ctx, "sso\x00"+from, from); err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
-			s.logger.WarnContext(ctx, "sso: starts throttled", "client_addr", from)
-			return nil, err
+			return nil, err // not logged: a flood would flood the log too
 		}
 		s.logger.WarnContext(ctx, "sso: the throttle cannot be reached", "err", err)
 		return nil, errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
