@@ -406,6 +406,10 @@ func inWords(d time.Duration) string {
 	return strconv.Itoa(m) + " minutes"
 }
 
+// ssoRequiredMessage answers a sign-in — a password, or a passkey without
+// one — of a user whose account requires single sign-on.
+const ssoRequiredMessage = "This account signs in with single sign-on: use Sign in with SSO."
+
 // login checks the password and starts a new session: a fresh id every
 // time, never one the browser brought.
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
@@ -417,7 +421,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	case "":
 	case gatehouse.EInvalidGrant:
 		if errors.Is(err, service.ErrSSORequired) {
-			u.loginForm(w, r, http.StatusForbidden, "This account signs in with single sign-on: use Sign in with SSO.")
+			u.loginForm(w, r, http.StatusForbidden, ssoRequiredMessage)
 			return
 		}
 		u.loginForm(w, r, http.StatusUnauthorized, loginErrors["credentials"])

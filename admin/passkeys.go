@@ -2,12 +2,14 @@ package admin
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // The passkey steps of signing in, served without a session: the options
@@ -80,6 +82,13 @@ func (u *UI) loginPasskey(w http.ResponseWriter, r *http.Request) {
 		} else {
 			u.loginForm(w, r, http.StatusUnauthorized, msg)
 		}
+		return
+	case gatehouse.EInvalidGrant:
+		if errors.Is(err, service.ErrSSORequired) {
+			u.loginForm(w, r, http.StatusForbidden, ssoRequiredMessage)
+			return
+		}
+		u.fail(w, r, page{}, err)
 		return
 	case gatehouse.EInvalidToken:
 		u.clearCookie(w, r, signInCookie)

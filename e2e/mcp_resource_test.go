@@ -391,3 +391,48 @@ func checkIdentifier(t *testing.T, name, v string) {
 		t.Fatalf("%s %q has a query", name, v)
 	}
 }
+
+// TestDynamicRegistrationAudited: a client that registers itself is in
+// the operator's audit log as client.register — its client id, name, how
+// many redirect URIs and their hosts, the address it came from — and the
+// entry holds nothing shaped like a secret; a refused registration leaves
+// no entry.
+func TestDynamicRegistrationAudited(t *testing.T) {
+	env := gatewayEnv(t, "")
+	admin := env.AdminToken()
+	status, out := registerClient(t, env.Client, env.URL, map[string]any{"client_name": "Audited agent",
+		"redirect_uris": []string{"http://127.0.0.1:40000/cb", "https://agent.example.com/cb", "https://agent.example.com/other"}})
+	clientID, _ := out["client_id"].(string)
+	if status != 201 || clientID == "" {
+		t.Fatalf("registration: %d %v", status, out)
+	}
+	if status, _ := registerClient(t, env.Client, env.URL, map[string]any{"client_name": "Refused agent",
+		"redirect_uris": []string{"http://agent.example.com/cb"}}); status != 400 {
+		t.Fatalf("refused registration: %d", status)
+	}
+	r := env.As(admin, "GET", "/v1/audit?action=client.register", nil)
+	servertest.Expect(t, r, 200, "")
+	var page struct {
+		Data []struct {
+			Actor      string            `json:"actor"`
+			Action     string            `json:"action"`
+			TargetType string            `json:"target_type"`
+			TargetID   string            `json:"target_id"`
+			Details    map[string]string `json:"details"`
+			RemoteAddr string            `json:"remote_addr"`
+		} `json:"data"`
+	}
+	r.JSON(t, &page)
+	if len(page.Data) != 1 {
+		t.Fatalf("want one client.register entry, got %s", r.Body)
+	}
+	e := page.Data[0]
+	if e.TargetType != "client" || e.TargetID != clientID || e.Details["client_name"] != "Audited agent" ||
+		e.Details["redirect_uris"] != "3" || e.Details["redirect_hosts"] != "127.0.0.1,agent.example.com" ||
+		e.Details["client_addr"] != "127.0.0.1" || e.RemoteAddr != "127.0.0.1" {
+		t.Fatalf("entry: %+v", e)
+	}
+	if m := secretShapes.FindString(string(r.Body)); m != "" {
+		t.Fatalf("the entry holds something shaped like a secret, %q: %s", m, r.Body)
+	}
+}

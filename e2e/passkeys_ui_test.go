@@ -24,7 +24,7 @@ import (
 // startOnLocalhost starts a server whose console is at
 // http://localhost:PORT (its public URL): a passkey needs a host name,
 // and browsers offer passkeys to http only on localhost.
-func startOnLocalhost(t *testing.T) *servertest.Env {
+func startOnLocalhost(t *testing.T, configure ...func(*server.Config)) *servertest.Env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,10 +32,10 @@ func startOnLocalhost(t *testing.T) *servertest.Env {
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	env := servertest.Start(t, func(c *server.Config) {
+	env := servertest.Start(t, append(configure, func(c *server.Config) {
 		c.Addr = "127.0.0.1:" + port
 		c.PublicURL = "http://localhost:" + port
-	})
+	})...)
 	env.URL = "http://localhost:" + port
 	return env
 }

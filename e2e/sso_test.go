@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"database/sql"
 	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +18,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/oidcprovider"
+	"github.com/gatehouse/gatehouse/internal/redistest"
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 const ssoClientSecret = "provider client secret 1"
@@ -365,4 +371,190 @@ func TestSSOConsole(t *testing.T) {
 	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ctx, "main"), "ann@example.com") {
 		t.Fatalf("signed in at %s", loc)
 	}
+}
+
+// TestSSORequiredPasskey: once the account requires single sign-on, a
+// member's passkey no longer signs in without a password — refused as the
+// password is, with no session and no passkey sign-in in the audit log —
+// while the same passkey as the second factor after single sign-on still
+// works, and so does the operator's passkey, their break-glass.
+func TestSSORequiredPasskey(t *testing.T) {
+	env := startOnLocalhost(t, insecureWebhooks)
+	op := oidcprovider.Start(t, "gatehouse-console", ssoClientSecret)
+	root := env.AdminToken()
+	servertest.Expect(t, env.As(root, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{
+		"issuer": op.URL, "client_id": op.ClientID, "client_secret": ssoClientSecret, "domains": []string{"example.com"}}}), 200, "")
+	env.CreateUser(root, "ann@example.com", memberPW)
+	// The operator's first passkey ends their password-grant tokens: the
+	// test reads and writes with another admin's.
+	env.CreateUser(root, "ops@example.com", memberPW, "admin")
+	admin := env.Login("ops@example.com", memberPW)
+
+	// Each enrols a passkey, in a browser of their own, before single
+	// sign-on is required.
+	enrol := func(ctx context.Context, email, pw string) {
+		t.Helper()
+		virtualAuthenticator(t, ctx)
+		run(t, ctx, uiLogin(env, email, pw), chromedp.Navigate(env.URL+"/admin/me/mfa"),
+			chromedp.WaitVisible("#passkey-name", chromedp.ByID), chromedp.SendKeys("#passkey-name", "Laptop", chromedp.ByID),
+			submit("Add a passkey"), chromedp.WaitVisible("#recovery-10", chromedp.ByID),
+			chromedp.Navigate(env.URL+"/admin/me"), chromedp.WaitVisible("header nav", chromedp.ByQuery),
+			submit("Log out"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch))
+	}
+	ann := browserFor(t, 120*time.Second)
+	enrol(ann, "ann@example.com", memberPW)
+	operator := browserFor(t, 120*time.Second)
+	enrol(operator, servertest.AdminEmail, servertest.AdminPassword)
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{"required": true}}), 200, "")
+
+	// Ann's passkey alone is refused, as her password is.
+	var loc string
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch),
+		submit("Sign in with a passkey"), chromedp.WaitVisible(".flash.error, header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.Contains(loc, "/admin/login") {
+		t.Fatalf("signed in with the passkey alone, at %s", loc)
+	}
+	if msg := textOf(t, ann, ".flash.error"); !strings.Contains(msg, "use Sign in with SSO") {
+		t.Fatalf("password-less passkey of a user whose account requires SSO: %q", msg)
+	}
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/me"), chromedp.WaitVisible("#email", chromedp.ByID), chromedp.Location(&loc))
+	if strings.HasSuffix(loc, "/admin/me") {
+		t.Fatal("signed in with the passkey alone")
+	}
+	if audit := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body); strings.Contains(audit, "passwordless") {
+		t.Fatalf("a refused password-less sign-in is audited as one: %s", audit)
+	}
+
+	// Through the provider, the passkey is the second factor.
+	op.SignIn(oidcprovider.User{Subject: "ann", Email: "ann@example.com", EmailVerified: true})
+	run(t, ann, chromedp.Navigate(env.URL+"/admin/sso"), chromedp.WaitVisible("#email", chromedp.ByID),
+		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), submit("Continue"),
+		chromedp.WaitVisible(`//button[normalize-space()="Use a passkey"]`, chromedp.BySearch),
+		submit("Use a passkey"), chromedp.WaitVisible("header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ann, "main"), "ann@example.com") {
+		t.Fatalf("single sign-on with the passkey as second factor ended at %s", loc)
+	}
+
+	// The operator's passkey alone still signs in.
+	run(t, operator, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible(`//button[normalize-space()="Sign in with a passkey"]`, chromedp.BySearch),
+		submit("Sign in with a passkey"), chromedp.WaitVisible("header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if strings.Contains(loc, "/admin/login") {
+		t.Fatalf("the operator's password-less sign-in ended at %s", loc)
+	}
+	audit := string(env.As(admin, "GET", "/v1/audit?limit=200", nil).Body)
+	if strings.Count(audit, `"passwordless"`) != 1 || strings.Count(audit, `"second_factor"`) != 1 {
+		t.Fatalf("audit: %s", audit)
+	}
+}
+
+// TestSSOStartThrottle: beginning single sign-on is counted per client
+// address, on one node and on two nodes sharing Redis: of
+// SSOStartsPerHour+20 starts released together over connections opened in
+// advance (the link form, spread over the nodes), exactly
+// SSOStartsPerHour go to the provider and the rest are 429 with
+// Retry-After and the sign-in form; a refused start writes no sign-in row.
+// The posted form is counted by the same throttle.
+func TestSSOStartThrottle(t *testing.T) {
+	for _, nodes := range []int{1, 2} {
+		t.Run(strconv.Itoa(nodes)+" nodes", func(t *testing.T) {
+			dbURL := servertest.DatabaseURL(t)
+			prefix := ""
+			if nodes > 1 {
+				prefix = redistest.Prefix(t, redistest.Client(t))
+			}
+			var envs []*servertest.Env
+			for range nodes {
+				envs = append(envs, servertest.Start(t, insecureWebhooks, func(c *server.Config) {
+					// Every start comes from one address over a connection of
+					// its own.
+					c.DatabaseURL, c.MaxConnsPerIP = dbURL, 2*service.SSOStartsPerHour
+					if nodes > 1 {
+						c.RedisURL, c.RedisPrefix = redistest.URL(), prefix
+					}
+				}))
+			}
+			env := envs[0]
+			op := oidcprovider.Start(t, "gatehouse-console", ssoClientSecret)
+			admin := env.AdminToken()
+			servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"sso": map[string]any{
+				"issuer": op.URL, "client_id": op.ClientID, "client_secret": ssoClientSecret, "domains": []string{"example.com"}}}), 200, "")
+			account := env.As(admin, "GET", "/v1/me", nil).Map(t)["account"].(map[string]any)["id"].(string)
+
+			n := service.SSOStartsPerHour + 20
+			clients := make([]*http.Client, n)
+			for i := range clients {
+				clients[i] = &http.Client{Transport: &http.Transport{}, Timeout: 60 * time.Second,
+					CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				if res, err := clients[i].Get(envs[i%nodes].URL + "/healthz"); err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			}
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				statuses = map[int]int{}
+			)
+			start := make(chan struct{})
+			for i, c := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					res, err := c.Get(envs[i%nodes].URL + "/admin/sso?account=" + url.QueryEscape(account))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusTooManyRequests && (res.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "Too many sign-ins")) {
+						t.Errorf("429 without Retry-After or the form's word: %q %s", res.Header.Get("Retry-After"), b)
+					}
+					mu.Lock()
+					statuses[res.StatusCode]++
+					mu.Unlock()
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if statuses[http.StatusSeeOther] != service.SSOStartsPerHour || statuses[http.StatusTooManyRequests] != n-service.SSOStartsPerHour {
+				t.Fatalf("%d starts at once from one address: %v, want %d 303 and the rest 429", n, statuses, service.SSOStartsPerHour)
+			}
+			if rows := ssoLoginRows(t, env); rows != service.SSOStartsPerHour {
+				t.Fatalf("%d sign-in rows after %d starts let through", rows, service.SSOStartsPerHour)
+			}
+
+			// The posted form from the address is over the limit too.
+			c := ssoBrowser(t)
+			_, body := ssoGet(t, c, env.URL+"/admin/sso")
+			resp, err := c.PostForm(env.URL+"/admin/sso", url.Values{"csrf": {csrfField.FindStringSubmatch(body)[1]}, "email": {"ann@example.com"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests || ssoLoginRows(t, env) != service.SSOStartsPerHour {
+				t.Fatalf("posted form over the limit: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// ssoLoginRows counts the single sign-ons begun in env's store.
+func ssoLoginRows(t *testing.T, env *servertest.Env) int {
+	t.Helper()
+	driver, dsn := "pgx", env.DatabaseURL
+	if env.DBPath != "" {
+		driver, dsn = "sqlite", "file:"+env.DBPath
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sso_logins`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

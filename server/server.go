@@ -413,11 +413,14 @@ type Server struct {
 	// registrations counts client registrations per address (shared
 	// through Redis in a cluster).
 	registrations throttle.Throttle
-	bulk          *leak.Bulk
-	githubKeys    *leak.GitHubKeys
-	usage         *service.Usage
-	stopUsage     chan struct{}
-	usageDone     chan struct{}
+	// ssoStarts counts the single sign-ons begun per address (shared
+	// through Redis in a cluster).
+	ssoStarts  throttle.Throttle
+	bulk       *leak.Bulk
+	githubKeys *leak.GitHubKeys
+	usage      *service.Usage
+	stopUsage  chan struct{}
+	usageDone  chan struct{}
 	// stopPrune stops the pruner and pruneDone closes when it has.
 	stopPrune context.CancelFunc
 	pruneDone chan struct{}
@@ -544,6 +547,9 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.registrations == nil {
 		s.registrations = throttle.NewMemory(register.Rules())
 	}
+	if s.ssoStarts == nil {
+		s.ssoStarts = throttle.NewMemory(service.SSOStartRules())
+	}
 	if s.limiter == nil && s.cluster == nil {
 		mem := ratelimit.NewMemory()
 		s.limiter, s.closeLimiter = mem, mem.Close
@@ -564,7 +570,7 @@ func (s *Server) Open(ctx context.Context) error {
 	// The service every node and offline command has, and what only a
 	// serving node adds to it.
 	sc := s.cfg.serviceConfig(st, shared)
-	sc.Logger, sc.Throttle = s.logger, s.signIn
+	sc.Logger, sc.Throttle, sc.SSOStarts = s.logger, s.signIn, s.ssoStarts
 	sc.RefreshGrace, sc.DeviceCodeLifetime, sc.ExpiryPoll = s.cfg.RefreshGrace, s.cfg.DeviceCodeLifetime, s.cfg.ExpiryPoll
 	sc.LimiterConfirms, sc.OnCacheLookup = s.limiterConfirms(), s.Metrics.CacheLookup
 	sc.CacheBytes, sc.PlatformScopes = s.cfg.CacheSize, append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...)

@@ -459,7 +459,11 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context, pending string) (*Pass
 // an unknown passkey, is invalid_request about credential, counted by the
 // sign-in throttle when its user is known. A passkey whose signature
 // counter did not grow may have been copied: the sign-in is refused and
-// audited as user.passkey_clone_warning. Audited as user.passkey_sign_in.
+// audited as user.passkey_clone_warning. A password-less sign-in of a
+// user whose account requires single sign-on is refused as their password
+// is (invalid_grant joined with ErrSSORequired, not counted, not audited);
+// the passkey as the second factor, after single sign-on or the
+// operator's password, is not. Audited as user.passkey_sign_in.
 func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string, answer []byte, from string) (*SignInStep, error) {
 	rp, err := s.passkeysOn()
 	if err != nil {
@@ -524,6 +528,23 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 			return errPasskeyRefused()
 		} else if err != nil {
 			return err
+		}
+		if si == nil {
+			// Password-less, the passkey stands for the password: refused as
+			// the password is when the account requires single sign-on (the
+			// operator's break-glass aside), after the answer proved the
+			// passkey so that the refusal tells nothing to who has none. The
+			// challenge is used up; the attempt is released, not counted.
+			required, err := s.ssoRequired(ctx, u)
+			if err != nil {
+				return err
+			}
+			if required {
+				if err := s.store.Update(ctx, func(tx *store.Tx) error { _, err := tx.TakePasskeyChallenge(ch.ID); return err }); err != nil {
+					return err
+				}
+				return errSSORequired()
+			}
 		}
 		p := &gatehouse.Principal{AccountID: u.AccountID, User: u, Method: gatehouse.MethodSession}
 		return s.update(ctx, func(tx *store.Tx) error {

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -120,7 +123,16 @@ func (s *Service) RegisterClient(ctx context.Context, in Registration, addr stri
 	}
 	app := &gatehouse.App{ID: gatehouse.NewID("rgc"), Name: name, Type: gatehouse.AppPublic, ClientID: s.mint(token.ClientID),
 		RedirectURIs: uris, Scopes: scopes, HomepageURL: in.ClientURI, CreatedAt: s.now(), Registered: true}
-	if err := s.update(ctx, func(tx *store.Tx) error { return tx.CreateRegisteredClient(app, addr) }); err != nil {
+	if err := s.update(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateRegisteredClient(app, addr); err != nil {
+			return err
+		}
+		e, err := s.registrationAudit(ctx, tx, app, addr)
+		if err != nil {
+			return err
+		}
+		return s.record(tx, e)
+	}); err != nil {
 		return nil, err
 	}
 	s.logger.Info("client registered itself", "client_id", app.ClientID, "name", name, "remote", addr)
@@ -128,6 +140,42 @@ func (s *Service) RegisterClient(ctx context.Context, in Registration, addr stri
 		RedirectURIs: uris, GrantTypes: registeredGrants, ResponseTypes: registeredResponses, TokenEndpointAuthMethod: "none",
 		Scope: scopes.String()}
 	return out, nil
+}
+
+// registrationAudit is the audit entry of a client that registered
+// itself: client.register, in the bootstrap (the operator's) account's log
+// — a registered client is no account's — by no user, with the client's
+// name, how many redirect URIs it named and their hosts, and the client
+// address it came from. There is no secret to leak: the client is public.
+func (s *Service) registrationAudit(ctx context.Context, tx *store.Tx, app *gatehouse.App, addr string) (*gatehouse.AuditEntry, error) {
+	var hosts []string
+	for _, u := range app.RedirectURIs {
+		h := u
+		if p, err := url.Parse(u); err == nil {
+			if h = p.Hostname(); h == "" {
+				h = p.Scheme + ":" // a private scheme's URI
+			}
+		}
+		if !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	e := s.audit(ctx, nil, "client.register", "client", app.ClientID, map[string]string{
+		"client_name": app.Name, "redirect_uris": strconv.Itoa(len(app.RedirectURIs)),
+		"redirect_hosts": strings.Join(hosts, ","), "client_addr": addr})
+	e.Actor = "dynamic_registration"
+	id, err := tx.BootstrapAccountID()
+	switch gatehouse.ErrorCode(err) {
+	case "":
+		e.AccountID = id
+	case gatehouse.ENotFound: // no bootstrap (a bare store): the entry is no account's
+	default:
+		return nil, err
+	}
+	if e.RemoteAddr == "" {
+		e.RemoteAddr = addr
+	}
+	return e, nil
 }
 
 // RegisteredUnused is how long a client that registered itself is kept

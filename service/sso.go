@@ -10,12 +10,27 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/sso"
 	"github.com/gatehouse/gatehouse/store"
+	"github.com/gatehouse/gatehouse/throttle"
 	"github.com/gatehouse/gatehouse/token"
 )
 
 // SSOLoginLifetime is how long a sign-in sent to an identity provider may
 // take to come back.
 const SSOLoginLifetime = 10 * time.Minute
+
+// SSOStartsPerHour is how many single sign-ons one client address may
+// begin in an hour — generous, for a company behind one address; the
+// next is too_many_attempts with Retry-After. Each begun is a row in the
+// store and may be a request to the identity provider, and anyone may
+// begin one.
+const SSOStartsPerHour = 300
+
+// SSOStartRules are the throttle rules of beginning single sign-on:
+// SSOStartsPerHour per client address.
+func SSOStartRules() throttle.Rules {
+	r := throttle.Rule{Limit: SSOStartsPerHour, Window: time.Hour}
+	return throttle.Rules{UserAddr: r, User: r, Addr: r}
+}
 
 // ErrSSORequired is joined to the password sign-in's refusal for a user
 // whose account requires single sign-on.
@@ -229,8 +244,19 @@ type SSOStart struct {
 // redirectURL the console's callback: it stores the sign-in (the digests
 // of its state and of its cookie, for SSOLoginLifetime) and returns where
 // to send the browser. invalid_request about email when no single sign-on
-// is set up for it.
+// is set up for it. Every call is counted per client address first, found
+// or not: past SSOStartsPerHour it is too_many_attempts with Retry-After,
+// before any store or provider is asked; temporarily_unavailable when the
+// count cannot be kept.
 func (s *Service) StartSSO(ctx context.Context, email, accountID, redirectURL, from string) (*SSOStart, error) {
+	if _, err := s.ssoStarts.Reserve(ctx, "sso\x00"+from, from); err != nil {
+		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
+			return nil, err // not logged: a flood would flood the log too
+		}
+		s.logger.WarnContext(ctx, "sso: the throttle cannot be reached", "err", err)
+		return nil, errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
+			Message: "Single sign-on is unavailable; try again shortly", RetryAfter: time.Second}, err)
+	}
 	c, err := s.ssoFor(ctx, email, accountID)
 	if err != nil {
 		return nil, err

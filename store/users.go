@@ -227,9 +227,10 @@ func DeletedEmailKey(id string) string { return "deleted:" + id }
 // DeleteUser deletes user u of its account as of at: the row stays under
 // its id with status deleted, no roles, no password and both epochs
 // advanced (every token and session of the user stops working, and any
-// issued while this commits), its address freed (DeletedEmailKey), and the
-// user leaves every workspace. It returns not_found when u is not there
-// or deleted already. It is revoking. The caller deletes the user's
+// issued while this commits), its address freed (DeletedEmailKey), the
+// user leaves every workspace, and their second factors — TOTP enrolment,
+// passkeys, recovery codes (ClearFactors) — are deleted with them. It
+// returns not_found when u is not there or deleted already. It is revoking. The caller deletes the user's
 // client credentials and API access application in the same transaction.
 func (t *Tx) DeleteUser(u *gatehouse.User, at time.Time) error {
 	t.revokes(gatehouse.UserSubject(u.ID))
@@ -242,6 +243,9 @@ func (t *Tx) DeleteUser(u *gatehouse.User, at time.Time) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return gatehouse.NotFound("user")
 	}
-	_, err = t.exec(`DELETE FROM workspace_members WHERE user_id = ?`, u.ID)
+	if _, err = t.exec(`DELETE FROM workspace_members WHERE user_id = ?`, u.ID); err != nil {
+		return err
+	}
+	_, err = t.ClearFactors(u.ID)
 	return err
 }

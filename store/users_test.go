@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -361,15 +362,47 @@ func testUsersFind(t *testing.T, s *store.Store) {
 
 // testUserDelete: deleting a user is revoking; the user is found by no
 // read (id, address, list, count), cannot be deleted twice, and its
-// address is free for a new user in any case.
+// address is free for a new user in any case; their second factors —
+// TOTP, passkeys, recovery codes — go with them, another user's stay.
 func testUserDelete(t *testing.T, s *store.Store) {
 	ctx := t.Context()
 	a := newAccount(t, s)
 	keep := newUser(t, s, a, gatehouse.RoleAdmin)
 	u := newUser(t, s, a)
 	at := time.Now().UTC()
+	for i, uid := range []string{u.ID, keep.ID} {
+		n := strconv.Itoa(i)
+		update(t, s, func(tx *store.Tx) error {
+			if err := tx.PutTOTP(&store.TOTP{UserID: uid, Sealed: "v1." + n, CreatedAt: at}); err != nil {
+				return err
+			}
+			if _, err := tx.UseTOTPStep(uid, 10, true, at); err != nil {
+				return err
+			}
+			if err := tx.CreatePasskey(&store.Passkey{ID: "pk_del" + n, AccountID: a.ID, UserID: uid, CredentialID: "ZGVs" + n,
+				Name: "Laptop", Credential: "{}", CreatedAt: at}); err != nil {
+				return err
+			}
+			return tx.ReplaceRecoveryCodes(uid, []string{"code" + n + "a", "code" + n + "b"}, at)
+		})
+		if f, err := s.Factors(ctx, uid); err != nil || !f.TOTP || f.Passkeys != 1 || f.RecoveryCodesLeft != 2 {
+			t.Fatalf("factors before the delete: %+v %v", f, err)
+		}
+	}
 	if !update(t, s, func(tx *store.Tx) error { return tx.DeleteUser(u, at) }) {
 		t.Fatal("deleting a user is not revoking")
+	}
+	if f, err := s.Factors(ctx, u.ID); err != nil || f.TOTP || f.Passkeys != 0 || f.RecoveryCodesLeft != 0 {
+		t.Fatalf("a deleted user's second factors are left: %+v %v", f, err)
+	}
+	if _, err := s.TOTP(ctx, u.ID); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+		t.Fatalf("a deleted user's TOTP enrolment is left: %v", err)
+	}
+	if _, err := s.PasskeyByCredentialID(ctx, "ZGVs0"); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+		t.Fatalf("a deleted user's passkey is left: %v", err)
+	}
+	if f, err := s.Factors(ctx, keep.ID); err != nil || !f.TOTP || f.Passkeys != 1 || f.RecoveryCodesLeft != 2 {
+		t.Fatalf("another user's factors after the delete: %+v %v", f, err)
 	}
 	wantCode(t, func() error { _, err := s.User(ctx, a.ID, u.ID); return err }(), gatehouse.ENotFound)
 	wantCode(t, s.Update(ctx, func(tx *store.Tx) error { _, err := tx.User(a.ID, u.ID); return err }), gatehouse.ENotFound)
