@@ -34,6 +34,9 @@ func TestCrashSafety(t *testing.T) {
 		id, email string
 		tokens    []string
 		disabled  bool // disabling acknowledged
+		// maybeDisabled: a disabling was sent; if its answer never came,
+		// the restarted server says whether it committed.
+		maybeDisabled bool
 	}
 	revoked := map[string]bool{} // revocation acknowledged
 	unknown := map[string]bool{} // revocation sent, not acknowledged
@@ -96,6 +99,9 @@ func TestCrashSafety(t *testing.T) {
 						continue
 					}
 					if w == 0 && n%7 == 6 {
+						mu.Lock()
+						u.maybeDisabled = true
+						mu.Unlock()
 						st, _, ok := p.call("PATCH", "/v1/users/"+u.id, admin, map[string]string{"status": "disabled"})
 						if ok && st == http.StatusOK {
 							mu.Lock()
@@ -117,6 +123,22 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}(w)
 		}
+		// Kill only once this round has acknowledged a login: password
+		// hashing queues on a loaded machine.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			acknowledged := false
+			for _, u := range users[len(users)-6:] {
+				acknowledged = acknowledged || len(u.tokens) > 0
+			}
+			mu.Unlock()
+			if acknowledged {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no login acknowledged in 30 s", round)
+			}
+		}
 		time.Sleep(time.Duration(300+round*150) * time.Millisecond)
 		p.kill()
 		cancel()
@@ -124,6 +146,16 @@ func TestCrashSafety(t *testing.T) {
 
 		checkIntegrity(t, db)
 		p = startProcess(t, db)
+		// A disabling whose answer never came: the server now says.
+		for _, u := range users {
+			if u.maybeDisabled && !u.disabled {
+				st, out, ok := p.call("GET", "/v1/users/"+u.id, admin, nil)
+				if !ok || st != http.StatusOK {
+					t.Fatalf("round %d: user %s: %d %v", round, u.email, st, out)
+				}
+				u.disabled = out["status"] == "disabled"
+			}
+		}
 		checked := 0
 		for _, u := range users {
 			for _, tok := range u.tokens {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -33,7 +32,7 @@ func TestTOTPConsole(t *testing.T) {
 	admin := env.AdminToken()
 	env.CreateUser(admin, "ann@example.com", memberPW)
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]string{"require_mfa": "everyone"}), 200, "")
-	ctx := browserFor(t, 90*time.Second)
+	ctx := browser(t)
 
 	// Signed in with the password alone, every page leads to enrolment.
 	run(t, ctx, uiLogin(env, "ann@example.com", memberPW))

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -44,7 +43,7 @@ func TestSessionsConsoleChromium(t *testing.T) {
 	patID := env.CreateUser(admin, "pat@example.com", memberPW)
 	annID := env.CreateUser(admin, "ann@example.com", memberPW)
 	enrolTOTP(t, env, env.Login("ann@example.com", memberPW))
-	ctx := browserFor(t, 90*time.Second)
+	ctx := browser(t)
 
 	// Signed in from two other browsers, pat signs in here and is told of
 	// them, once.

@@ -296,7 +296,7 @@ func TestSSORequired(t *testing.T) {
 	}
 	// In Chromium the refusal says what to do instead; the operator's
 	// password still works, in the API and the console.
-	ctx := browserFor(t, 60*time.Second)
+	ctx := browser(t)
 	run(t, ctx, chromedp.Navigate(env.URL+"/admin/login"), chromedp.WaitVisible("#email", chromedp.ByID),
 		chromedp.SendKeys("#email", "ann@example.com", chromedp.ByID), chromedp.SendKeys("#password", memberPW, chromedp.ByID),
 		submit("Sign in"), chromedp.WaitVisible(".flash.error", chromedp.ByQuery))

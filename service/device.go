@@ -242,7 +242,7 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw string)
 		case d.Status == gatehouse.DevicePending:
 			interval := d.Interval
 			outcome = gatehouse.Errorf(gatehouse.EAuthorizationPending, "The user has not answered yet")
-			if d.LastPolledAt != nil && now.Sub(*d.LastPolledAt) < interval {
+			if pollTooSoon(d.LastPolledAt, now, interval) {
 				interval += authorize.SlowDownStep
 				outcome = &gatehouse.Error{Code: gatehouse.ESlowDown, Message: "Polling too fast: wait the interval, now " +
 					interval.String() + ", between polls", RetryAfter: interval}
@@ -284,4 +284,14 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw string)
 		return nil, outcome
 	}
 	return out, nil
+}
+
+// pollTooSoon reports whether a device's poll at now came sooner than
+// interval after its previous one (last; nil for none) — slow_down (RFC
+// 8628 §3.5). A tenth of the interval is forgiven: a client that waits
+// the interval between sending its polls sees them arrive that far apart
+// only give or take the network's and the store's delays, and must not be
+// slowed down for them.
+func pollTooSoon(last *time.Time, now time.Time, interval time.Duration) bool {
+	return last != nil && now.Sub(*last) < interval-interval/10
 }

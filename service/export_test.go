@@ -21,3 +21,6 @@ var FailAfterEvent = func(ctx context.Context, s *Service, p *gatehouse.Principa
 
 // QuotaStage exposes quotaStage to the tests.
 var QuotaStage = quotaStage
+
+// PollTooSoon exposes pollTooSoon to the tests.
+var PollTooSoon = pollTooSoon
