@@ -20,7 +20,12 @@ func DefaultRows() []Row {
 		{Name: "GET /v1/auth/check (forward auth)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: get(e.URL+"/v1/auth/check", "Authorization", "Bearer "+e.AdminToken), Want: http.StatusOK}, nil
 		}},
-		{Name: "GET /v1/auth/check (plans: limits, quota)", Setup: setupPlans},
+		{Name: "GET /v1/auth/check (client credential, no plan)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			return setupCredentialCheck(ctx, e, false)
+		}},
+		{Name: "GET /v1/auth/check (plans: limits, quota)", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
+			return setupCredentialCheck(ctx, e, true)
+		}},
 		{Name: "gateway → baseline handler", Setup: func(ctx context.Context, e *Env, _ int) (Scenario, error) {
 			return Scenario{Next: get(e.URL+"/api/anything", "Authorization", "Bearer "+e.AdminToken), Want: http.StatusOK}, nil
 		}},
@@ -74,26 +79,36 @@ func setupClientCredentials(ctx context.Context, e *Env, _ int) (Scenario, error
 	return Scenario{Want: http.StatusOK, Next: func(int, int) *http.Request { return formPost(e.URL+"/oauth/token", body) }}, nil
 }
 
-// setupPlans makes a developer with a rate limit of their own and a
-// credential with a rate limit and a monthly quota (SPEC §10.5), all far
-// above what the run sends, and returns forward-auth checks with the
-// credential's token: each request counts against the account's budgets,
-// both plans' and the quota, in the same one step as without plans.
-func setupPlans(ctx context.Context, e *Env, _ int) (Scenario, error) {
+// setupCredentialCheck makes a developer and a client credential and
+// returns forward-auth checks with the credential's token. With plans, the
+// developer has a rate limit of their own and the credential a rate limit
+// and a monthly quota (SPEC §10.5), all far above what the run sends: each
+// request counts against the account's budgets, both plans' and the
+// quota, in the same one step as without plans — the row without them is
+// the same credential's, to compare with.
+func setupCredentialCheck(ctx context.Context, e *Env, plans bool) (Scenario, error) {
 	huge := map[string]int{"daily": 100_000_000, "burst": 1_000_000, "burst_window_seconds": 1}
-	u, err := e.Do("POST", "/v1/users", e.AdminToken, map[string]any{"email": "bench-plans@example.com", "password": benchPassword, "roles": []string{"developer"}}, http.StatusCreated)
+	name := "bench-noplan"
+	if plans {
+		name = "bench-plans"
+	}
+	u, err := e.Do("POST", "/v1/users", e.AdminToken, map[string]any{"email": name + "@example.com", "password": benchPassword, "roles": []string{"developer"}}, http.StatusCreated)
 	if err != nil {
 		return Scenario{}, err
 	}
-	if _, err := e.Do("PATCH", "/v1/users/"+u["id"].(string), e.AdminToken, map[string]any{"rate_limit": huge}, http.StatusOK); err != nil {
-		return Scenario{}, err
+	credential := map[string]any{"name": name}
+	if plans {
+		if _, err := e.Do("PATCH", "/v1/users/"+u["id"].(string), e.AdminToken, map[string]any{"rate_limit": huge}, http.StatusOK); err != nil {
+			return Scenario{}, err
+		}
+		credential["rate_limit"] = huge
+		credential["quota"] = map[string]any{"limit": 1_000_000_000, "period": "month"}
 	}
-	dev, err := e.Login("bench-plans@example.com", benchPassword)
+	dev, err := e.Login(name+"@example.com", benchPassword)
 	if err != nil {
 		return Scenario{}, err
 	}
-	c, err := e.Do("POST", "/v1/credentials", dev, map[string]any{"name": "bench-plans", "rate_limit": huge,
-		"quota": map[string]any{"limit": 1_000_000_000, "period": "month"}}, http.StatusCreated)
+	c, err := e.Do("POST", "/v1/credentials", dev, credential, http.StatusCreated)
 	if err != nil {
 		return Scenario{}, err
 	}
@@ -107,7 +122,7 @@ func setupPlans(ctx context.Context, e *Env, _ int) (Scenario, error) {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
-		return Scenario{}, fmt.Errorf("plans: token: %d %v", resp.StatusCode, err)
+		return Scenario{}, fmt.Errorf("%s: token: %d %v", name, resp.StatusCode, err)
 	}
 	return Scenario{Next: get(e.URL+"/v1/auth/check", "Authorization", "Bearer "+tok.AccessToken), Want: http.StatusOK}, nil
 }
