@@ -377,16 +377,23 @@ func (u *UI) loginForm(w http.ResponseWriter, r *http.Request, status int, msg s
 	}{pg, u.svc.PasskeysAvailable()})
 }
 
-// loginRefused answers a sign-in that was not checked — throttled (429) or
-// the server too busy (503) — with the form, the wait in words and
-// Retry-After.
-func (u *UI) loginRefused(w http.ResponseWriter, r *http.Request, err error) {
+// setRetryAfter sets Retry-After to the wait err names (a second when it
+// names none) and returns the wait.
+func setRetryAfter(w http.ResponseWriter, err error) time.Duration {
 	var ge *gatehouse.Error
 	wait := time.Second
 	if errors.As(err, &ge) && ge.RetryAfter > 0 {
 		wait = ge.RetryAfter
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(wait)))
+	return wait
+}
+
+// loginRefused answers a sign-in that was not checked — throttled (429) or
+// the server too busy (503) — with the form, the wait in words and
+// Retry-After.
+func (u *UI) loginRefused(w http.ResponseWriter, r *http.Request, err error) {
+	wait := setRetryAfter(w, err)
 	msg := "Signing in is not possible right now; try again in a moment."
 	if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
 		msg = "Too many failed attempts; try again in " + inWords(wait) + "."

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
@@ -78,12 +76,7 @@ func (u *UI) startSSO(w http.ResponseWriter, r *http.Request, email, account str
 	case gatehouse.ETooManyAttempts, gatehouse.EUnavailable:
 		// As the sign-in throttle is answered: the form, the wait in
 		// words and Retry-After.
-		var ge *gatehouse.Error
-		wait := time.Second
-		if errors.As(err, &ge) && ge.RetryAfter > 0 {
-			wait = ge.RetryAfter
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(wait)))
+		wait := setRetryAfter(w, err)
 		msg := "Single sign-on is not possible right now; try again in a moment."
 		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
 			msg = "Too many sign-ins were started from your address; try again in " + inWords(wait) + "."
