@@ -32,13 +32,24 @@ const SSOCallbackPath = ssoCallbackPath
 func (u *UI) redirectURL() string { return u.issuer + u.path(ssoCallbackPath) }
 
 // ssoPage asks for the address whose account's provider signs in; with
-// ?account=ID, it sends the browser to that account's provider at once.
+// ?account=ID, it sends the browser to that account's provider at once —
+// when the browser navigates to it. A page's fetch, image or frame gets
+// the form and starts nothing (nor counts against the address's starts),
+// so that a page elsewhere cannot spend an office's starts.
 func (u *UI) ssoPage(w http.ResponseWriter, r *http.Request) {
-	if acc := r.URL.Query().Get("account"); acc != "" {
+	if acc := r.URL.Query().Get("account"); acc != "" && topLevelNavigation(r) {
 		u.startSSO(w, r, "", acc, false)
 		return
 	}
 	u.ssoForm(w, r, http.StatusOK, "")
+}
+
+// topLevelNavigation reports whether r is a browser's navigation of a
+// whole page, by its fetch metadata; a client that sends none (not a
+// browser, or an old one) is taken at its word.
+func topLevelNavigation(r *http.Request) bool {
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
 }
 
 func (u *UI) ssoForm(w http.ResponseWriter, r *http.Request, status int, msg string) {

@@ -150,8 +150,20 @@ func (s *Service) writeSSO(ctx context.Context, tx *store.Tx, p *gatehouse.Princ
 		}
 		return s.record(tx, s.audit(ctx, p, "sso.remove", "account", p.AccountID, nil))
 	}
+	prev, err := tx.SSOConfig(p.AccountID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		prev, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
 	if err := tx.PutSSOConfig(next); err != nil {
 		return err
+	}
+	if next.Required && (prev == nil || !prev.Required) {
+		if err := s.endPasswordUse(tx, p); err != nil {
+			return err
+		}
 	}
 	req := "false"
 	if next.Required {
@@ -159,6 +171,27 @@ func (s *Service) writeSSO(ctx context.Context, tx *store.Tx, p *gatehouse.Princ
 	}
 	return s.record(tx, s.audit(ctx, p, "sso.update", "account", p.AccountID, map[string]string{
 		"issuer": next.Issuer, "client_id": next.ClientID, "domains": strings.Join(next.Domains, ","), "required": req}))
+}
+
+// endPasswordUse, as single sign-on becomes required, signs every user of
+// p's account but the operator out of what a sign-in began (sessions,
+// password-grant tokens, pending sign-ins), so that nobody keeps the
+// console or the API through a password or a passkey alone — offboarding
+// at the provider then ends everyone's access. The credential p acts
+// through is kept, so the admin who made the change is not signed out by
+// it.
+func (s *Service) endPasswordUse(tx *store.Tx, p *gatehouse.Principal) error {
+	if err := tx.EndPasswordUse(p.AccountID, s.now()); err != nil {
+		return err
+	}
+	if p.User == nil || p.User.Operator || p.User.AccountID != p.AccountID {
+		return nil
+	}
+	u, err := tx.User(p.AccountID, p.User.ID)
+	if err != nil {
+		return err
+	}
+	return tx.KeepCredential(p.CredentialID, p.Method, u)
 }
 
 // ssoConfig returns the account's provider for a sign-in, with its client

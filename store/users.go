@@ -219,6 +219,20 @@ func (t *Tx) UpdateUser(u *gatehouse.User) error {
 	return nil
 }
 
+// EndPasswordUse ends, for every user of the account but the operator,
+// what a sign-in began — their password-grant tokens, console sessions
+// and pending sign-ins — by advancing their password epochs, as of at. It
+// is revoking (the whole account's cached principals).
+func (t *Tx) EndPasswordUse(accountID string, at time.Time) error {
+	t.revokes(gatehouse.AccountSubject(accountID))
+	if _, err := t.exec(`UPDATE users SET password_epoch = password_epoch + 1, updated_at = ? WHERE account_id = ? AND operator = 0 AND `+notDeleted,
+		micros(at), accountID); err != nil {
+		return err
+	}
+	_, err := t.exec(`DELETE FROM sign_ins WHERE account_id = ? AND user_id IN (SELECT id FROM users WHERE account_id = ? AND operator = 0)`, accountID, accountID)
+	return err
+}
+
 // DeletedEmailKey is the address key a deleted user's row keeps: it frees
 // the address (no address, which always holds "@", has this key) and stays
 // unique.
