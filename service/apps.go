@@ -297,12 +297,7 @@ func (s *Service) RollApp(ctx context.Context, p *gatehouse.Principal, id string
 		if !app.Confidential() {
 			return gatehouse.Invalid("A public application has no secret to roll")
 		}
-		app.PrevSecretHash, app.PrevExpiresAt = "", nil
-		if overlap > 0 {
-			until := s.now().Add(overlap)
-			app.PrevSecretHash, app.PrevExpiresAt = app.SecretHash, &until
-		}
-		app.SecretHash = s.digester.Digest(secret)
+		app.SecretHash, app.PrevSecretHash, app.PrevExpiresAt = s.rollSecret(app.SecretHash, secret, overlap)
 		if err := tx.UpdateApp(app); err != nil {
 			return err
 		}

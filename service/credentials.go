@@ -312,12 +312,7 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		c.ExpiresAt = earliest(c.ExpiresAt, s.lifetimeLimit(a))
-		c.PrevSecretHash, c.PrevSecretExpiresAt = "", nil
-		if overlap > 0 {
-			until := s.now().Add(overlap)
-			c.PrevSecretHash, c.PrevSecretExpiresAt = c.SecretHash, &until
-		}
-		c.SecretHash = s.digester.Digest(secret)
+		c.SecretHash, c.PrevSecretHash, c.PrevSecretExpiresAt = s.rollSecret(c.SecretHash, secret, overlap)
 		if err := tx.UpdateCredential(c); err != nil {
 			return err
 		}
@@ -605,4 +600,15 @@ func (s *Service) CredentialCount(ctx context.Context, p *gatehouse.Principal, u
 		return 0, err
 	}
 	return s.store.CountCredentials(ctx, userID)
+}
+
+// rollSecret returns the hashes of a client secret rolled from the one
+// hashed current to secret: the new secret's, and the old one's with when
+// it stops — kept for overlap, none without one.
+func (s *Service) rollSecret(current, secret string, overlap time.Duration) (hash, prev string, prevUntil *time.Time) {
+	if overlap > 0 {
+		until := s.now().Add(overlap)
+		prev, prevUntil = current, &until
+	}
+	return s.digester.Digest(secret), prev, prevUntil
 }
