@@ -92,7 +92,24 @@ return 1
 	// as it was). It answers {epoch, n, decisions…}.
 	admitScript = rueidis.NewLuaScript(ratelimit.RedisLua + stateLua + `
 local e, n = state(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-local rings
+-- back[k] is the k-th newest ring listed; the list is read from its
+-- newest end in chunks that double, as far back as a request needs (a
+-- node behind by a few rings reads a few, not the whole list).
+local back, listed, ended = {}, 0, false
+local function ring(k)
+  while k > listed and not ended do
+    local take = math.max(listed, 8)
+    local got = redis.call('LRANGE', KEYS[2], -(listed + take), -(listed + 1))
+    for j = #got, 1, -1 do
+      back[#back + 1] = got[j]
+    end
+    if #got < take then
+      ended = true
+    end
+    listed = listed + take
+  end
+  return back[k]
+end
 -- untouched reports whether the shard went from value since to its value
 -- now through listed rings alone, none of which touched the slots: each
 -- entry is "value previous-value slots", and a ring that was not listed
@@ -101,12 +118,15 @@ local function untouched(since, slots)
   if slots == '' then
     return false
   end
-  if not rings then
-    rings = redis.call('LRANGE', KEYS[2], 0, -1)
-  end
   local cur = n
-  for i = #rings, 1, -1 do
-    local value, prev, touched = string.match(rings[i], '^(%S+) (%S+) (%S+)$')
+  local k = 0
+  while true do
+    k = k + 1
+    local entry = ring(k)
+    if entry == nil then
+      return false
+    end
+    local value, prev, touched = string.match(entry, '^(%S+) (%S+) (%S+)$')
     if value ~= cur or touched == '*' then
       return false
     end

@@ -105,6 +105,27 @@ func testAdmitUnderState(t *testing.T, b redistest.Backend) {
 	if _, _, ok, _ := r.Admit(ctx, &st, "", account, []string{"user:u"}, lim); ok {
 		t.Fatal("decided under an old state with no subjects named")
 	}
+	// However far back the request rests, it is decided as long as the
+	// list holds every ring since (it keeps the newest 256; here 256, then
+	// 257): read in chunks from its newest end, each reading reaches the
+	// ring it needs. (Its own budget, so that the counts below hold.)
+	st, _ = r.State(ctx, i)
+	for k := range 256 {
+		if err := r.Announce(ctx, []string{gatehouse.UserSubject("far" + strconv.Itoa(k))}); err != nil {
+			t.Fatal(err)
+		}
+		if k == 6 || k == 7 || k == 8 || k == 40 || k == 255 {
+			if _, _, ok, err := r.Admit(ctx, &st, rests, account, []string{"user:far"}, lim); !ok || err != nil {
+				t.Fatalf("after %d rings touching others: decided %v, %v; want decided", k+1, ok, err)
+			}
+		}
+	}
+	if err := r.Announce(ctx, []string{gatehouse.UserSubject("far")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := r.Admit(ctx, &st, rests, account, []string{"user:far"}, lim); ok {
+		t.Fatal("decided resting on a state older than every ring listed")
+	}
 	// A ring the list does not hold (a node of the previous release adds
 	// 1 to the value) says nothing of what it touched.
 	key := pfx + "gatehouse:generation:{" + cluster.Tag(i) + "}"
