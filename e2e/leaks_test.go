@@ -604,3 +604,56 @@ func TestLeakBulkRevokeVolley(t *testing.T) {
 		t.Fatalf("%d reports taken and %d refused of 90 released together; want exactly 60 and 30", taken, refused)
 	}
 }
+
+// TestLeakBulkRevokeIPv6Network: behind a trusted proxy, 90 bulk reports
+// released together, each from another address of one IPv6 /64 (as the
+// proxy forwards it): the /64 counts as one address, so exactly the
+// hour's 60 are taken. An address of the next /64 is still served, and
+// the same addresses forged by a client the server does not trust count
+// as the client's own.
+func TestLeakBulkRevokeIPv6Network(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
+	report := func(from string) *http.Request {
+		r := jsonRequest(t, env.URL+"/v1/credentials/revoke", `{"credentials":["x"]}`)
+		r.Header.Set("X-Forwarded-For", from)
+		return r
+	}
+	shots := make([]volleyReq, 90)
+	for i := range shots {
+		shots[i] = volleyReq{req: report(fmt.Sprintf("2001:db8:5:6:%x:%x::1", i, i*7+1))}
+	}
+	taken, refused := 0, 0
+	for i, r := range volley(t, shots).resps {
+		switch r.Status {
+		case 202:
+			taken++
+		case 429:
+			refused++
+			servertest.Expect(t, r, 429, "too_many_attempts")
+		default:
+			t.Errorf("shot %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if taken != 60 || refused != 30 {
+		t.Fatalf("%d reports taken and %d refused from 90 addresses of one /64; want exactly 60 and 30", taken, refused)
+	}
+	send := func(from string) *servertest.Response {
+		return env.Request("POST", "/v1/credentials/revoke", map[string][]string{"credentials": {"x"}}, "X-Forwarded-For", from)
+	}
+	servertest.Expect(t, send("2001:db8:5:7::1"), 202, "")
+	servertest.Expect(t, send("2001:db8:5:6:ffff::2"), 429, "too_many_attempts")
+
+	// Not behind the trusted proxy: the forged header is ignored, and the
+	// client's own address (127.0.0.2) is what counts.
+	for i := range 61 {
+		r := report(fmt.Sprintf("2001:db8:%x::1", i))
+		want := 202
+		if i == 60 {
+			want = 429
+		}
+		got := volley(t, []volleyReq{{req: r, from: "127.0.0.2"}}).resps[0]
+		if got.Status != want {
+			t.Fatalf("untrusted report %d: %d %s, want %d", i, got.Status, got.Body, want)
+		}
+	}
+}

@@ -77,3 +77,21 @@ func TestMemoryBounded(t *testing.T) {
 		runtime.KeepAlive(m)
 	})
 }
+
+func TestNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":                   "192.0.2.1",
+		"::ffff:192.0.2.1":            "192.0.2.1",
+		"2001:db8::1":                 "2001:db8::/64",
+		"2001:db8:0:0:ffff:1:2:3":     "2001:db8::/64",
+		"2001:DB8:0:1::1":             "2001:db8:0:1::/64",
+		"fe80::1%eth0":                "fe80::/64",
+		"not an address":              "not an address",
+		"":                            "",
+		"2001:db8::1:2:3:4:5:6:7:8:9": "2001:db8::1:2:3:4:5:6:7:8:9",
+	} {
+		if got := throttle.Network(in); got != want {
+			t.Errorf("Network(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

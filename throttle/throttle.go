@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -78,7 +79,8 @@ func (r Rules) userKeep() time.Duration { return max(r.User.Window, r.UserAddr.W
 // concurrent use.
 //
 // username should already be normalised (the store's e-mail key); addr is
-// the client address the server decided. Both may be of any size.
+// the client address the server decided, counted as its Network. Both may
+// be of any size.
 type Throttle interface {
 	// Reserve counts one attempt before the password is checked. It
 	// returns too_many_attempts (a *gatehouse.Error with RetryAfter set to
@@ -120,7 +122,24 @@ func digestOf(kind byte, s string) digest {
 }
 
 func userDigest(username string) digest { return digestOf('u', username) }
-func addrDigest(addr string) digest     { return digestOf('a', addr) }
+func addrDigest(addr string) digest     { return digestOf('a', Network(addr)) }
+
+// Network is what an address is counted as: an IPv4 address itself (an
+// IPv4-mapped IPv6 one as the IPv4 address), an IPv6 address by its /64,
+// the smallest network a single subscriber is given, so that stepping
+// through one's own /64 gains nothing. Anything else (not an address) is
+// kept as it is. Every per-address counter keys on it.
+func Network(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
 
 func (d digest) String() string { return hex.EncodeToString(d[:]) }
 

@@ -172,6 +172,53 @@ func Run(t *testing.T, newThrottle New) {
 		}
 	})
 
+	t.Run("an IPv6 address counts as its /64", func(t *testing.T) {
+		x, _ := start(t)
+		// Parallel guesses at one user, each from another address of one
+		// /64 (written in different forms): the /64 gets one address's.
+		var granted atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				addr := fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1)
+				if i%3 == 0 {
+					addr = fmt.Sprintf("2001:0DB8:0001:0002:%04X:0000:0000:%04X", i, i+1)
+				}
+				if _, err := x.th.Reserve(context.Background(), "ann@example.com", addr); err == nil {
+					granted.Add(1)
+				} else if gatehouse.ErrorCode(err) != gatehouse.ETooManyAttempts {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if granted.Load() != int32(Rules.UserAddr.Limit) {
+			t.Fatalf("%d granted from one /64, want %d", granted.Load(), Rules.UserAddr.Limit)
+		}
+		if !x.allowed("ann@example.com", "2001:db8:1:3::1") {
+			t.Fatal("the next /64 refused")
+		}
+		// Across usernames too.
+		for i := 0; i < Rules.Addr.Limit; i++ {
+			x.fail(1, fmt.Sprintf("user%d@example.com", i), fmt.Sprintf("2001:db8:9:9::%x", i+1))
+		}
+		if x.allowed("someone@example.com", "2001:db8:9:9:ffff:ffff:ffff:ffff") {
+			t.Fatal("granted over the address limit from elsewhere in the /64")
+		}
+		// An IPv4 address is itself, written either way.
+		for i := 0; i < Rules.Addr.Limit; i++ {
+			x.fail(1, fmt.Sprintf("v4user%d@example.com", i), "::ffff:192.0.2.200")
+		}
+		if x.allowed("someone@example.com", "192.0.2.200") {
+			t.Fatal("an IPv4-mapped address counted apart from its IPv4 address")
+		}
+		if !x.allowed("someone@example.com", "192.0.2.201") {
+			t.Fatal("the next IPv4 address refused")
+		}
+	})
+
 	t.Run("retry after is when the blocking failure leaves", func(t *testing.T) {
 		x, clock := start(t)
 		x.fail(1, "ann@example.com", "192.0.2.1")
