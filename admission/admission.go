@@ -71,6 +71,10 @@ type Config struct {
 	Status int
 	// OnLimited, when set, is called for every request a budget refused.
 	OnLimited func()
+	// Resource is the resource of Gatehouse's own API (a
+	// gatehouse.ResourceKey of its public URL): Admit, AdmitChecked and
+	// Require refuse a token bound to any other (RFC 8707).
+	Resource string
 }
 
 // Admitter admits requests. Construct it with New; it is safe for
@@ -84,12 +88,13 @@ type Admitter struct {
 	headers   ratelimit.HeaderNames
 	status    int
 	onLimited func()
+	resource  string
 }
 
 // New returns an Admitter for cfg.
 func New(cfg Config) *Admitter {
 	return &Admitter{auth: cfg.Auth, charger: cfg.Charger, confirms: cfg.Confirms, catchUp: cfg.CatchUp, quotas: cfg.Quotas,
-		headers: cfg.Headers.Canonical(), status: cfg.Status, onLimited: cfg.OnLimited}
+		headers: cfg.Headers.Canonical(), status: cfg.Status, onLimited: cfg.OnLimited, resource: cfg.Resource}
 }
 
 // Auth returns the authenticator.
@@ -122,6 +127,15 @@ func (a *Admitter) Admit(w http.ResponseWriter, r *http.Request) (*gatehouse.Pri
 // When the cluster turns out to have changed, the request is validated
 // and checked again.
 func (a *Admitter) AdmitChecked(w http.ResponseWriter, r *http.Request, check Check) (*gatehouse.Principal, error) {
+	return a.AdmitFor(w, r, a.resource, check)
+}
+
+// AdmitFor is AdmitChecked for a request to resource (a
+// gatehouse.ResourceKey; "" for none in particular) rather than to
+// Gatehouse's own API: a token bound to another resource (RFC 8707) is
+// refused with invalid_token before it is charged. A token bound to no
+// resource is taken anywhere.
+func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource string, check Check) (*gatehouse.Principal, error) {
 	for range maxAttempts {
 		p, err := a.auth.Authenticate(r)
 		if err != nil {
@@ -131,6 +145,9 @@ func (a *Admitter) AdmitChecked(w http.ResponseWriter, r *http.Request, check Ch
 			return nil, err
 		}
 		httpx.RecordPrincipal(r.Context(), p)
+		if p.Resource != "" && p.Resource != resource {
+			return nil, errOtherResource()
+		}
 		// Refused before any budget is charged (SPEC §10.5).
 		if err := p.CheckAddr(httpx.ClientAddr(r)); err != nil {
 			return nil, err
@@ -179,6 +196,12 @@ func (a *Admitter) Require(next http.Handler) http.Handler {
 		httpx.Admitted(r.Context(), p)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// errOtherResource is the refusal of a token bound to a resource other
+// than the one a request is made to.
+func errOtherResource() error {
+	return gatehouse.Errorf(gatehouse.EInvalidToken, "The token was issued for another resource")
 }
 
 // unavailable is the refusal of a request whose budgets could not be

@@ -436,3 +436,66 @@ func TestDynamicRegistrationAudited(t *testing.T) {
 		t.Fatalf("the entry holds something shaped like a secret, %q: %s", m, r.Body)
 	}
 }
+
+// TestResourceBoundTokenElsewhere: a token bound to resource A (RFC 8707)
+// is spent only where A is served. Gatehouse's own API refuses it (401
+// invalid_token, nothing charged) but takes a token bound to Gatehouse's
+// own URL; forward auth takes it only for a check naming A in its resource
+// parameter, which the proxy's configuration sets. A token bound to no
+// resource passes everywhere, as before.
+func TestResourceBoundTokenElsewhere(t *testing.T) {
+	const resourceA = "https://api-a.example.com/mcp"
+	env := servertest.Start(t, func(c *server.Config) { c.DynamicRegistration = true })
+	status, reg := registerClient(t, env.Client, env.URL, map[string]any{"client_name": "elsewhere", "redirect_uris": []string{"http://127.0.0.1/cb"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, reg)
+	}
+	clientID := reg["client_id"].(string)
+	token := func(resource string) string {
+		tok, err := codeToken(t, env, clientID, resource, resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	forA, own, unbound := token(resourceA), token(env.URL+"/"), token("")
+
+	servertest.Expect(t, env.As(forA, "GET", "/v1/me", nil), 401, "invalid_token")
+	servertest.Expect(t, env.As(forA, "GET", "/v1/workspaces", nil), 401, "invalid_token")
+	servertest.Expect(t, env.As(own, "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, env.As(unbound, "GET", "/v1/me", nil), 200, "")
+
+	check := func(tok, query string) *servertest.Response {
+		return env.As(tok, "GET", "/v1/auth/check"+query, nil)
+	}
+	servertest.Expect(t, check(forA, ""), 401, "invalid_token")
+	servertest.Expect(t, check(forA, "?resource="+url.QueryEscape("https://api-b.example.com/mcp")), 401, "invalid_token")
+	servertest.Expect(t, check(forA, "?resource="+url.QueryEscape(resourceA)), 200, "")
+	// The same resource however its scheme and host are cased.
+	servertest.Expect(t, check(forA, "?resource="+url.QueryEscape("HTTPS://API-A.example.com/mcp")), 200, "")
+	servertest.Expect(t, check(unbound, "?resource="+url.QueryEscape(resourceA)), 200, "")
+	servertest.Expect(t, check(unbound, ""), 200, "")
+	for _, bad := range []string{"relative/path", "https://api-a.example.com/mcp#x", "https://api-a.example.com/?q=1", "ftp://api-a.example.com"} {
+		servertest.Expect(t, check(forA, "?resource="+url.QueryEscape(bad)), 400, "invalid_request")
+	}
+
+	// Refusals charge nothing: between two admitted checks, the
+	// refusals leave the user's budget where the first left it.
+	left := func() int {
+		r := check(forA, "?resource="+url.QueryEscape(resourceA))
+		servertest.Expect(t, r, 200, "")
+		n, err := strconv.Atoi(r.Header.Get("X-RateLimit-Daily-Remaining"))
+		if err != nil {
+			t.Fatalf("daily remaining %q", r.Header.Get("X-RateLimit-Daily-Remaining"))
+		}
+		return n
+	}
+	before := left()
+	for range 5 {
+		servertest.Expect(t, check(forA, ""), 401, "invalid_token")
+		servertest.Expect(t, env.As(forA, "GET", "/v1/me", nil), 401, "invalid_token")
+	}
+	if after := left(); after != before-1 {
+		t.Fatalf("daily remaining %d after refusals, want %d: a refusal was charged", after, before-1)
+	}
+}

@@ -75,6 +75,13 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 // otherwise pass on to the API. With routes, the original request's rule
 // applies (the default when the proxy names none), and a public route is
 // answered 200 without looking at credentials or adding identity headers.
+//
+// The check is for the resource its resource query parameter names (set by
+// the proxy's configuration, e.g. nginx's auth_request location, never by
+// the client), or for none: a token bound to a resource (RFC 8707) passes
+// only a check for that resource (invalid_token otherwise), and a token
+// bound to none passes any. A resource that is not an absolute http(s)
+// URI without query or fragment is invalid_request.
 func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rule, err := checkedRule(r, routes)
@@ -82,8 +89,18 @@ func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 			httpx.Error(w, r, err)
 			return
 		}
+		resource := ""
+		if r.URL.RawQuery != "" {
+			if v := r.URL.Query().Get("resource"); v != "" {
+				var ok bool
+				if resource, ok = gatehouse.ResourceKey(v); !ok {
+					httpx.Error(w, r, gatehouse.Invalid("resource must be an absolute http or https URI without a query or fragment"))
+					return
+				}
+			}
+		}
 		if !rule.Public {
-			p, err := admit(a, w, r, rule)
+			p, err := admitFor(a, w, r, rule, resource)
 			if err != nil {
 				httpx.Error(w, r, err)
 				return
@@ -186,29 +203,15 @@ func validMethod(m string) bool {
 	return m != ""
 }
 
-// admit authenticates r and, for a rule with scopes, refuses it before the
-// rate limit is charged unless the principal's effective scopes allow them
-// all (auth.RequireScopes: insufficient_scope, or forbidden when the roles
-// do not allow them either); then it charges the rate limit.
-func admit(a *admission.Admitter, w http.ResponseWriter, r *http.Request, rule Rule) (*gatehouse.Principal, error) {
-	return admitFor(a, w, r, rule, "")
-}
-
-// admitFor is admit at a gateway serving resource (a gatehouse.ResourceKey;
-// "" for forward auth, which serves no one resource): a token bound to
-// another resource (RFC 8707) is refused with invalid_token before the
-// rate limit is charged; a token bound to none is taken as before.
+// admitFor is admit for a request to resource (a gatehouse.ResourceKey;
+// "" for none in particular): a token bound to another resource (RFC
+// 8707) is refused with invalid_token before the rate limit is charged
+// (admission.Admitter.AdmitFor); a token bound to none is taken as before.
 func admitFor(a *admission.Admitter, w http.ResponseWriter, r *http.Request, rule Rule, resource string) (*gatehouse.Principal, error) {
-	if rule.Scopes == nil && resource == "" {
-		return a.Admit(w, r)
+	if rule.Scopes == nil {
+		return a.AdmitFor(w, r, resource, nil)
 	}
-	return a.AdmitChecked(w, r, func(w http.ResponseWriter, _ *http.Request, p *gatehouse.Principal) error {
-		if resource != "" && p.Resource != "" && p.Resource != resource {
-			return gatehouse.Errorf(gatehouse.EInvalidToken, "The token was issued for another resource")
-		}
-		if rule.Scopes == nil {
-			return nil
-		}
+	return a.AdmitFor(w, r, resource, func(w http.ResponseWriter, _ *http.Request, p *gatehouse.Principal) error {
 		return auth.RequireScopes(w, p, rule.Scopes)
 	})
 }

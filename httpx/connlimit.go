@@ -4,10 +4,13 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // LimitConnsPerIP returns a listener that holds at most max open
-// connections from one client address at a time (SPEC §10.8,
+// connections from one client network at a time (an address, an IPv6
+// one by its /64: gatehouse.ClientNetwork; SPEC §10.8,
 // --max-conns-per-ip): a connection beyond it is closed as soon as it is
 // accepted, before a byte is read, and the listener goes on accepting.
 // Connections from exempt addresses (the trusted proxies, which carry
@@ -17,7 +20,7 @@ func LimitConnsPerIP(ln net.Listener, max int, exempt TrustedProxies) net.Listen
 	if max <= 0 {
 		return ln
 	}
-	return &ipLimitListener{Listener: ln, max: max, exempt: exempt, open: map[netip.Addr]int{}}
+	return &ipLimitListener{Listener: ln, max: max, exempt: exempt, open: map[netip.Prefix]int{}}
 }
 
 type ipLimitListener struct {
@@ -26,7 +29,7 @@ type ipLimitListener struct {
 	exempt TrustedProxies
 
 	mu   sync.Mutex
-	open map[netip.Addr]int
+	open map[netip.Prefix]int
 }
 
 // Accept returns the next connection within the limit, closing those
@@ -41,27 +44,28 @@ func (l *ipLimitListener) Accept() (net.Conn, error) {
 		if !ok || l.exempt.Contains(ip) {
 			return c, nil
 		}
+		block := gatehouse.ClientNetwork(ip)
 		l.mu.Lock()
-		n := l.open[ip]
+		n := l.open[block]
 		if n >= l.max {
 			l.mu.Unlock()
 			c.Close()
 			continue
 		}
-		l.open[ip] = n + 1
+		l.open[block] = n + 1
 		l.mu.Unlock()
-		return &countedConn{Conn: c, l: l, ip: ip}, nil
+		return &countedConn{Conn: c, l: l, block: block}, nil
 	}
 }
 
-func (l *ipLimitListener) release(ip netip.Addr) {
+func (l *ipLimitListener) release(block netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.open[ip] <= 1 {
-		delete(l.open, ip)
+	if l.open[block] <= 1 {
+		delete(l.open, block)
 		return
 	}
-	l.open[ip]--
+	l.open[block]--
 }
 
 // peerIP returns a connection's remote IP address.
@@ -76,14 +80,14 @@ func peerIP(c net.Conn) (netip.Addr, bool) {
 // countedConn gives its place back once, when it is closed.
 type countedConn struct {
 	net.Conn
-	l    *ipLimitListener
-	ip   netip.Addr
-	once sync.Once
+	l     *ipLimitListener
+	block netip.Prefix
+	once  sync.Once
 }
 
 // Close closes the connection and frees its place.
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() { c.l.release(c.block) })
 	return err
 }

@@ -31,6 +31,7 @@ func (s *Server) admitter() *admission.Admitter {
 		Charger: charger, Confirms: s.limiterConfirms(), CatchUp: s.Service, Quotas: s.Service,
 		Headers: ratelimit.HeaderNames{BurstRemaining: s.cfg.BurstRemainingHeader, DailyRemaining: s.cfg.DailyRemainingHeader},
 		Status:  s.cfg.RateLimitStatus, OnLimited: s.Metrics.RateLimited,
+		Resource: s.ownResource(),
 	})
 }
 
@@ -59,4 +60,11 @@ func (s *Server) answered(info *httpx.RequestInfo) {
 		o = service.Forbidden
 	}
 	s.usage.Record(p, o, time.Now())
+}
+
+// ownResource is the resource of Gatehouse's own API (RFC 8707): its
+// public URL, as a token request would name it (gatehouse.ResourceKey).
+func (s *Server) ownResource() string {
+	key, _ := gatehouse.ResourceKey(s.issuer)
+	return key
 }

@@ -586,7 +586,6 @@ func (s *Server) Open(ctx context.Context) error {
 	s.bulk = leak.NewBulk(s.Service, s.leakReports, s.logger)
 	s.githubKeys = leak.NewGitHubKeys(s.cfg.GitHubScanningKeys)
 	s.usage = service.NewUsage()
-	s.Admission = s.admitter()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
@@ -613,6 +612,8 @@ func (s *Server) Open(ctx context.Context) error {
 			s.logger.Warn("no public URL set: OAuth metadata advertises the listen address; set --public-url to the address clients use", "advertised", s.issuer)
 		}
 	}
+	// Gatehouse's own resource is its public URL: the admission needs it.
+	s.Admission = s.admitter()
 	var console http.Handler
 	s.handler, console = s.routes()
 	s.http = s.httpServer(s.handler)

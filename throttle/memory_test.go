@@ -89,6 +89,12 @@ func TestNetwork(t *testing.T) {
 		"not an address":              "not an address",
 		"":                            "",
 		"2001:db8::1:2:3:4:5:6:7:8:9": "2001:db8::1:2:3:4:5:6:7:8:9",
+		// Ranges that embed IPv4 hosts: each address is one host.
+		"64:ff9b::192.0.2.1":   "64:ff9b::c000:201",
+		"64:ff9b::203.0.113.7": "64:ff9b::cb00:7107",
+		"64:ff9b:1::c000:201":  "64:ff9b:1::c000:201",
+		"::1":                  "::1",
+		"::192.0.2.1":          "::c000:201",
 	} {
 		if got := throttle.Network(in); got != want {
 			t.Errorf("Network(%q) = %q, want %q", in, got, want)

@@ -124,21 +124,19 @@ func digestOf(kind byte, s string) digest {
 func userDigest(username string) digest { return digestOf('u', username) }
 func addrDigest(addr string) digest     { return digestOf('a', Network(addr)) }
 
-// Network is what an address is counted as: an IPv4 address itself (an
-// IPv4-mapped IPv6 one as the IPv4 address), an IPv6 address by its /64,
-// the smallest network a single subscriber is given, so that stepping
-// through one's own /64 gains nothing. Anything else (not an address) is
+// Network is what an address is counted as (gatehouse.ClientNetwork: an
+// IPv4 address itself, an IPv6 one by its /64 outside the ranges that
+// embed IPv4 addresses), written out; anything that is not an address is
 // kept as it is. Every per-address counter keys on it.
 func Network(addr string) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr
 	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
+	if p := gatehouse.ClientNetwork(a); p.Bits() != p.Addr().BitLen() {
+		return p.String()
 	}
-	return netip.PrefixFrom(a, 64).Masked().String()
+	return a.Unmap().WithZone("").String()
 }
 
 func (d digest) String() string { return hex.EncodeToString(d[:]) }
