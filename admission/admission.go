@@ -130,11 +130,15 @@ func (a *Admitter) AdmitChecked(w http.ResponseWriter, r *http.Request, check Ch
 	return a.AdmitFor(w, r, a.resource, check)
 }
 
+// AnyResource, given to AdmitFor, takes a token bound to any resource (or
+// none): forward auth, which serves whatever its proxy protects.
+const AnyResource = "*"
+
 // AdmitFor is AdmitChecked for a request to resource (a
-// gatehouse.ResourceKey; "" for none in particular) rather than to
-// Gatehouse's own API: a token bound to another resource (RFC 8707) is
-// refused with invalid_token before it is charged. A token bound to no
-// resource is taken anywhere.
+// gatehouse.ResourceKey, "" for none in particular, or AnyResource)
+// rather than to Gatehouse's own API: a token bound to another resource
+// (RFC 8707) is refused with invalid_token before it is charged. A token
+// bound to no resource is taken anywhere.
 func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource string, check Check) (*gatehouse.Principal, error) {
 	for range maxAttempts {
 		p, err := a.auth.Authenticate(r)
@@ -145,7 +149,7 @@ func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource str
 			return nil, err
 		}
 		httpx.RecordPrincipal(r.Context(), p)
-		if p.Resource != "" && p.Resource != resource {
+		if p.Resource != "" && p.Resource != resource && resource != AnyResource {
 			return nil, errOtherResource()
 		}
 		// Refused before any budget is charged (SPEC §10.5).

@@ -75,13 +75,8 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 // otherwise pass on to the API. With routes, the original request's rule
 // applies (the default when the proxy names none), and a public route is
 // answered 200 without looking at credentials or adding identity headers.
-//
-// The check is for the resource its resource query parameter names (set by
-// the proxy's configuration, e.g. nginx's auth_request location, never by
-// the client), or for none: a token bound to a resource (RFC 8707) passes
-// only a check for that resource (invalid_token otherwise), and a token
-// bound to none passes any. A resource that is not an absolute http(s)
-// URI without query or fragment is invalid_request.
+// It serves no one resource: a token bound to one (RFC 8707) is taken as
+// any other token of its user.
 func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rule, err := checkedRule(r, routes)
@@ -89,18 +84,8 @@ func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 			httpx.Error(w, r, err)
 			return
 		}
-		resource := ""
-		if r.URL.RawQuery != "" {
-			if v := r.URL.Query().Get("resource"); v != "" {
-				var ok bool
-				if resource, ok = gatehouse.ResourceKey(v); !ok {
-					httpx.Error(w, r, gatehouse.Invalid("resource must be an absolute http or https URI without a query or fragment"))
-					return
-				}
-			}
-		}
 		if !rule.Public {
-			p, err := admitFor(a, w, r, rule, resource)
+			p, err := admitFor(a, w, r, rule, admission.AnyResource)
 			if err != nil {
 				httpx.Error(w, r, err)
 				return
@@ -203,9 +188,9 @@ func validMethod(m string) bool {
 	return m != ""
 }
 
-// admitFor is admit for a request to resource (a gatehouse.ResourceKey;
-// "" for none in particular): a token bound to another resource (RFC
-// 8707) is refused with invalid_token before the rate limit is charged
+// admitFor is admit for a request to resource (a gatehouse.ResourceKey,
+// or admission.AnyResource): a token bound to another resource (RFC 8707)
+// is refused with invalid_token before the rate limit is charged
 // (admission.Admitter.AdmitFor); a token bound to none is taken as before.
 func admitFor(a *admission.Admitter, w http.ResponseWriter, r *http.Request, rule Rule, resource string) (*gatehouse.Principal, error) {
 	if rule.Scopes == nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/httpx"
 )
 
@@ -50,7 +51,7 @@ func NewResource(id, issuer string, scopes gatehouse.Scopes) (r *Resource, ok bo
 
 func (r *Resource) key() string {
 	if r == nil {
-		return ""
+		return admission.AnyResource
 	}
 	return r.keyed
 }

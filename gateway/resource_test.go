@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/admission"
 )
 
 // TestResource: the metadata URL is the resource's origin, the well-known
@@ -38,8 +39,9 @@ func TestResource(t *testing.T) {
 			t.Errorf("%q taken", bad)
 		}
 	}
+	// A gateway without a resource takes tokens bound to any.
 	var none *Resource
-	if none.key() != "" {
-		t.Error("a nil resource has a key")
+	if none.key() != admission.AnyResource {
+		t.Errorf("a nil resource's key is %q, want any", none.key())
 	}
 }

@@ -490,7 +490,7 @@ export interface paths {
         };
         /**
          * Forward auth for a reverse proxy (docs/gateway.md)
-         * @description 200 with the identity headers when the credential is good (or the route of --gateway-routes is public); the original request is named by X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri. A token bound to a resource (RFC 8707) passes only a check whose resource parameter names that resource.
+         * @description 200 with the identity headers when the credential is good (or the route of --gateway-routes is public); the original request is named by X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri.
          */
         get: operations["authCheck"];
         put?: never;
@@ -5500,10 +5500,7 @@ export interface operations {
     };
     authCheck: {
         parameters: {
-            query?: {
-                /** @description The resource the checked location serves (an absolute http or https URI without query or fragment), set by the proxy's configuration; a malformed one is 400 invalid_request. */
-                resource?: string;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
