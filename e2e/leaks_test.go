@@ -30,10 +30,15 @@ import (
 
 // twoLeakNodes starts two nodes of one cluster in the process: one store,
 // one private Redis.
-func twoLeakNodes(t *testing.T) (a, b *servertest.Env) {
+func twoLeakNodes(t *testing.T, opts ...func(*server.Config)) (a, b *servertest.Env) {
 	t.Helper()
 	rs := startRedis(t, "")
-	redis := func(c *server.Config) { c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:"+rs.port+"/0", "leak:" }
+	redis := func(c *server.Config) {
+		c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:"+rs.port+"/0", "leak:"
+		for _, o := range opts {
+			o(c)
+		}
+	}
 	a = servertest.Start(t, redis)
 	b = servertest.Start(t, redis, func(c *server.Config) { c.DatabaseURL = a.DatabaseURL })
 	return a, b
@@ -606,21 +611,26 @@ func TestLeakBulkRevokeVolley(t *testing.T) {
 }
 
 // TestLeakBulkRevokeIPv6Network: behind a trusted proxy, 90 bulk reports
-// released together, each from another address of one IPv6 /64 (as the
-// proxy forwards it): the /64 counts as one address, so exactly the
-// hour's 60 are taken. An address of the next /64 is still served, and
-// the same addresses forged by a client the server does not trust count
-// as the client's own.
+// released together over connections opened in advance, split between two
+// nodes sharing a store and Redis, each from another address of one IPv6
+// /64 (as the proxy forwards it): the /64 counts as one address, so
+// exactly the hour's 60 are taken. An address of the next /64 is still
+// served, and the same addresses forged by a client the server does not
+// trust count as the client's own.
 func TestLeakBulkRevokeIPv6Network(t *testing.T) {
-	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
-	report := func(from string) *http.Request {
-		r := jsonRequest(t, env.URL+"/v1/credentials/revoke", `{"credentials":["x"]}`)
+	a, b := twoLeakNodes(t, func(c *server.Config) { c.TrustedProxies, _ = httpx.ParseTrustedProxies("127.0.0.1/32") })
+	report := func(i int, from string) *http.Request {
+		node := a
+		if i%2 == 1 {
+			node = b
+		}
+		r := jsonRequest(t, node.URL+"/v1/credentials/revoke", `{"credentials":["x"]}`)
 		r.Header.Set("X-Forwarded-For", from)
 		return r
 	}
 	shots := make([]volleyReq, 90)
 	for i := range shots {
-		shots[i] = volleyReq{req: report(fmt.Sprintf("2001:db8:5:6:%x:%x::1", i, i*7+1))}
+		shots[i] = volleyReq{req: report(i, fmt.Sprintf("2001:db8:5:6:%x:%x::1", i, i*7+1))}
 	}
 	taken, refused := 0, 0
 	for i, r := range volley(t, shots).resps {
@@ -637,16 +647,16 @@ func TestLeakBulkRevokeIPv6Network(t *testing.T) {
 	if taken != 60 || refused != 30 {
 		t.Fatalf("%d reports taken and %d refused from 90 addresses of one /64; want exactly 60 and 30", taken, refused)
 	}
-	send := func(from string) *servertest.Response {
-		return env.Request("POST", "/v1/credentials/revoke", map[string][]string{"credentials": {"x"}}, "X-Forwarded-For", from)
+	send := func(node *servertest.Env, from string) *servertest.Response {
+		return node.Request("POST", "/v1/credentials/revoke", map[string][]string{"credentials": {"x"}}, "X-Forwarded-For", from)
 	}
-	servertest.Expect(t, send("2001:db8:5:7::1"), 202, "")
-	servertest.Expect(t, send("2001:db8:5:6:ffff::2"), 429, "too_many_attempts")
+	servertest.Expect(t, send(a, "2001:db8:5:7::1"), 202, "")
+	servertest.Expect(t, send(b, "2001:db8:5:6:ffff::2"), 429, "too_many_attempts")
 
 	// Not behind the trusted proxy: the forged header is ignored, and the
 	// client's own address (127.0.0.2) is what counts.
 	for i := range 61 {
-		r := report(fmt.Sprintf("2001:db8:%x::1", i))
+		r := report(i, fmt.Sprintf("2001:db8:%x::1", i))
 		want := 202
 		if i == 60 {
 			want = 429

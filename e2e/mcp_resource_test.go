@@ -470,6 +470,7 @@ func TestResourceBoundTokenElsewhere(t *testing.T) {
 			"Content-Type", "application/x-www-form-urlencoded", "Authorization", "Bearer "+forA)
 		servertest.Expect(t, r, 401, "invalid_token")
 	}
+	// The refused revocation revoked nothing.
 	servertest.Expect(t, env.As(unbound, "GET", "/v1/me", nil), 200, "")
 
 	// Forward auth takes every token of the user, bound or not.

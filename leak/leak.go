@@ -67,7 +67,7 @@ type bulkRequest struct {
 // an hour is too_many_attempts with Retry-After.
 func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addr := httpx.ClientAddr(r)
-	if _, err := b.throttle.Reserve(r.Context(), "bulk-revoke\x00"+throttle.Network(addr), addr); err != nil {
+	if _, err := b.throttle.Reserve(r.Context(), "bulk-revoke\x00"+addr, addr); err != nil {
 		if gatehouse.ErrorCode(err) != gatehouse.ETooManyAttempts {
 			b.logger.Warn("bulk revocation: the throttle cannot be reached", "err", err)
 			err = gatehouse.Errorf(gatehouse.EUnavailable, "The service is unavailable; try again shortly")

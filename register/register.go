@@ -49,7 +49,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	addr := httpx.ClientAddr(r)
-	if _, err := h.throttle.Reserve(r.Context(), "register\x00"+throttle.Network(addr), addr); err != nil {
+	if _, err := h.throttle.Reserve(r.Context(), "register\x00"+addr, addr); err != nil {
 		if gatehouse.ErrorCode(err) != gatehouse.ETooManyAttempts {
 			h.logger.Warn("client registration: the throttle cannot be reached", "err", err)
 			err = gatehouse.Errorf(gatehouse.EUnavailable, "The service is unavailable; try again shortly")

@@ -282,7 +282,7 @@ type SSOStart struct {
 // before any store or provider is asked; temporarily_unavailable when the
 // count cannot be kept.
 func (s *Service) StartSSO(ctx context.Context, email, accountID, redirectURL, from string) (*SSOStart, error) {
-	if _, err := s.ssoStarts.Reserve(ctx, "sso\x00"+throttle.Network(from), from); err != nil {
+	if _, err := s.ssoStarts.Reserve(ctx, "sso\x00"+from, from); err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
 			return nil, err // not logged: a flood would flood the log too
 		}

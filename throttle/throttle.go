@@ -127,7 +127,9 @@ func addrDigest(addr string) digest     { return digestOf('a', Network(addr)) }
 // Network is what an address is counted as (gatehouse.ClientNetwork: an
 // IPv4 address itself, an IPv6 one by its /64 outside the ranges that
 // embed IPv4 addresses), written out; anything that is not an address is
-// kept as it is. Every per-address counter keys on it.
+// kept as it is. Every per-address counter keys on it. A single address
+// is written as the address, not as a /32 or /128, so that its counts in
+// Redis keep the keys nodes of the previous release use.
 func Network(addr string) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
