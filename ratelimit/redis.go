@@ -106,9 +106,23 @@ type RedisBatch struct {
 	pairs     [][2]string
 	limits    []Limits
 	limitArgs []string
-	// reqArgs are the requests' own arguments.
+	// reqArgs are the runs' own arguments, each after a place for its
+	// length; runs are the runs of identical requests, in order.
 	reqArgs []string
+	runs    []run
 	reqs    []batched
+	// seg is the arguments of the request being added (reused).
+	seg []string
+}
+
+// run is a run of identical requests of a batch, which the script decides
+// at once (see RedisLua): where its arguments start in reqArgs (at the
+// place for its length), and how many requests it holds.
+type run struct {
+	at, n int
+	// distinct reports whether the requests' budgets are distinct, as a
+	// run of more than one request needs.
+	distinct bool
 }
 
 // budget names one budget of a batch.
@@ -142,7 +156,12 @@ func (b *RedisBatch) Args() []string {
 	}
 	args = append(args, strconv.Itoa(len(b.limits)))
 	args = append(args, b.limitArgs...)
-	return append(args, b.reqArgs...)
+	start := len(args)
+	args = append(args, b.reqArgs...)
+	for _, r := range b.runs {
+		args[start+r.at] = strconv.Itoa(r.n)
+	}
+	return args
 }
 
 // Add appends one request of account against keys under l. It is decided
@@ -155,8 +174,7 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	}
 	base := l
 	base.Own = nil
-	b.reqArgs = append(b.reqArgs, strconv.Itoa(b.pair(field1, field2)), "")
-	m := len(b.reqArgs) - 1
+	b.seg = append(b.seg[:0], strconv.Itoa(b.pair(field1, field2)), "")
 	n := 0
 	add := func(k string, li int) {
 		p, ok := b.budgets[budget{account, k}]
@@ -173,7 +191,7 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 			p = (len(b.Keys) - b.ko) / 2
 			b.budgets[budget{account, k}] = p
 		}
-		b.reqArgs = append(b.reqArgs, strconv.Itoa(p), strconv.Itoa(li))
+		b.seg = append(b.seg, strconv.Itoa(p), strconv.Itoa(li))
 		n++
 	}
 	li := b.limitSet(base)
@@ -188,9 +206,29 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	for i := range own {
 		add(own[i].Key, b.limitSet(ownLimits(&own[i])))
 	}
-	b.reqArgs[m] = strconv.Itoa(n)
+	b.seg[1] = strconv.Itoa(n)
 	b.reqs = append(b.reqs, batched{limits: l, keys: nk, budgets: n})
+	// The same request as the run before joins it.
+	if k := len(b.runs) - 1; k >= 0 && b.runs[k].distinct && slices.Equal(b.reqArgs[b.runs[k].at+1:], b.seg) {
+		b.runs[k].n++
+		return nil
+	}
+	b.runs = append(b.runs, run{at: len(b.reqArgs), n: 1, distinct: distinctBudgets(b.seg[2:])})
+	b.reqArgs = append(append(b.reqArgs, ""), b.seg...)
 	return nil
+}
+
+// distinctBudgets reports whether the budget numbers of a request's
+// arguments (a number and a limit each) are distinct.
+func distinctBudgets(args []string) bool {
+	for i := 0; i < len(args); i += 2 {
+		for j := i + 2; j < len(args); j += 2 {
+			if args[i] == args[j] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // pair returns the number (from 1) of the confirm fields f1, f2 in b,
@@ -231,50 +269,80 @@ type BatchDecision struct {
 // Read reads decide's answer: one BatchDecision per request, in order.
 func (b *RedisBatch) Read(res []int64) ([]BatchDecision, error) {
 	out := make([]BatchDecision, len(b.reqs))
-	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
 	// A quota's period ends by this node's clock, as its name was chosen.
 	now := time.Now()
 	if b.now != nil {
 		now = b.now()
 	}
-	for i, q := range b.reqs {
+	first := 0 // the run's first request
+	for _, r := range b.runs {
 		if len(res) == 0 {
-			return nil, fmt.Errorf("ratelimit: redis: answer ends at request %d of %d", i+1, len(b.reqs))
+			return nil, fmt.Errorf("ratelimit: redis: answer ends at request %d of %d", first+1, len(b.reqs))
 		}
 		status := res[0]
 		res = res[1:]
 		if status == 0 {
+			first += r.n
 			continue
 		}
-		if status != 1 && status != 2 || len(res) < redisValues*q.budgets {
-			return nil, fmt.Errorf("ratelimit: redis: unexpected answer to request %d: %d", i+1, status)
+		m := redisValues * b.reqs[first].budgets
+		admitted := int(status - 1)
+		if admitted < 0 || admitted > r.n || len(res) < m {
+			return nil, fmt.Errorf("ratelimit: redis: unexpected answer to request %d: %d", first+1, status)
 		}
-		l, own := q.limits, q.limits.own()
-		l.Own = nil
-		var (
-			d       Decision
-			started bool
-			b       *gatehouse.PlanBudget
-		)
-		for j := range q.budgets {
-			if j >= q.keys {
-				// The plans' budgets, in order.
-				b = &own[j-q.keys]
-				l = ownLimits(b)
+		values, refused := res[:m], res[:m]
+		res = res[m:]
+		if admitted > 0 && admitted < r.n {
+			if len(res) < m {
+				return nil, fmt.Errorf("ratelimit: redis: answer ends at request %d of %d", first+admitted+1, len(b.reqs))
 			}
-			v := res[redisValues*j:]
-			k := Decision{Allowed: status == 1, Limits: l,
-				BurstRemaining: max(0, l.Burst-int(v[0])), DailyRemaining: max(0, l.Daily-int(v[1])),
-				BurstReset: us(v[2]), DailyReset: us(v[3]), RetryAfter: us(v[4])}
-			d.merge(k, b, &started, now)
+			refused, res = res[:m], res[m:]
 		}
-		res = res[redisValues*q.budgets:]
-		out[i] = BatchDecision{Decided: true, Decision: d}
+		for k := range r.n {
+			if k < admitted {
+				out[first+k] = BatchDecision{Decided: true, Decision: b.reqs[first+k].decision(true, values, k, now)}
+			} else {
+				out[first+k] = BatchDecision{Decided: true, Decision: b.reqs[first+k].decision(false, refused, 0, now)}
+			}
+		}
+		first += r.n
 	}
 	if len(res) != 0 {
 		return nil, fmt.Errorf("ratelimit: redis: %d values past the last request", len(res))
 	}
 	return out, nil
+}
+
+// decision reads the script's values for request q, admitted or not: per
+// budget, burst used, day used, the two resets and the wait, each count
+// higher by more (the k-th admitted request of a run is answered the
+// first's values, k-1 higher where it counts).
+func (q batched) decision(allowed bool, values []int64, more int, now time.Time) Decision {
+	us := func(v int64) time.Duration { return time.Duration(max(v, 0)) * time.Microsecond }
+	l, own := q.limits, q.limits.own()
+	l.Own = nil
+	var (
+		d       Decision
+		started bool
+		b       *gatehouse.PlanBudget
+	)
+	for j := range q.budgets {
+		if j >= q.keys {
+			// The plans' budgets, in order.
+			b = &own[j-q.keys]
+			l = ownLimits(b)
+		}
+		v := values[redisValues*j:]
+		burst := int(v[0])
+		if l.Burst < UnboundedBurst {
+			burst += more
+		}
+		k := Decision{Allowed: allowed, Limits: l,
+			BurstRemaining: max(0, l.Burst-burst), DailyRemaining: max(0, l.Daily-int(v[1])-more),
+			BurstReset: us(v[2]), DailyReset: us(v[3]), RetryAfter: us(v[4])}
+		d.merge(k, b, &started, now)
+	}
+	return d
 }
 
 // Allow decides one request in a script call of its own. An error means

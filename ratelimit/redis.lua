@@ -16,14 +16,20 @@
 -- then the batch's distinct confirm fields: their number, and two each
 -- then its distinct limits: their number, and four each (burst window µs,
 --       burst limit, bucket span µs, daily limit)
--- then per request: the number of its confirm fields (from 1), m, and for
---       each of its m budgets its number p and the number of its limits
---       (from 1): each budget of a request has limits of its own
+-- then per run of n identical requests (n from 1): n, the number of their
+--       confirm fields (from 1), m, and for each of their m budgets its
+--       number p and the number of its limits (from 1): each budget of a
+--       request has limits of its own; a run's budgets are distinct
 --
--- Returns, per request: 0 when confirm(field1, field2) is false (nothing
--- decided, nothing counted); otherwise 1 (admitted) or 2 (refused) and,
--- per budget: burst used, day used, burst reset µs, daily reset µs, retry
--- after µs (0 for a budget with room).
+-- Returns, per run: 0 when confirm(field1, field2) is false (nothing
+-- decided, nothing counted); otherwise a+1, where a is how many of its
+-- requests were admitted (the first a), and the values of its first
+-- request, then, when 0 < a < n, those of its first refused. A request's
+-- values are, per budget: burst used, day used, burst reset µs, daily
+-- reset µs, retry after µs (0 for a budget with room). The k-th admitted
+-- request's are the first's with day used, and burst used where the
+-- budget keeps a log, k-1 higher; every refused request's are the first
+-- refused's.
 --
 -- Each budget is read once per batch and written once at its end, with a
 -- few O(1) calls: the log loses its expired head and gains a tail; the
@@ -125,7 +131,7 @@ local function decide(keys, ko, argv, ao, confirm)
 
   -- flush writes budget s back.
   local function flush(s)
-    if s.dropped > 0 then redis.call('LPOP', s.log, s.dropped) end
+    if s.dropped > 0 then redis.call('LTRIM', s.log, s.dropped, -1) end
     if s.pushed > 0 then
       -- The batch's requests are logged at one time, written out once.
       local at, times = string.format('%d', s.at), {}
@@ -161,7 +167,13 @@ local function decide(keys, ko, argv, ao, confirm)
     if s.chunk == nil or i < s.from or i >= s.from + #s.chunk then
       s.from = i
       s.chunk = redis.call('LRANGE', s.log, i, i + 31)
-      for j = 1, #s.chunk do s.chunk[j] = tonumber(s.chunk[j]) end
+      -- A batch's requests are logged at one time: a time is read once
+      -- for the run of its copies.
+      local text, x
+      for j = 1, #s.chunk do
+        if s.chunk[j] ~= text then text, x = s.chunk[j], tonumber(s.chunk[j]) end
+        s.chunk[j] = x
+      end
     end
     return s.chunk[i - s.from + 1]
   end
@@ -199,77 +211,111 @@ local function decide(keys, ko, argv, ao, confirm)
   local na = #argv
   -- The limits of a request's budgets, reused.
   local ls = {}
-  while i <= na do
-    local m = num[argv[i + 1]]
-    if not confirmed[num[argv[i]]] then
-      no = no + 1
-      out[no] = 0
-    else
-      local room = true
-      for j = 1, m do
-        local l = limits[num[argv[i + 2 * j + 1]]]
-        ls[j] = l
-        local bw, bl, span, dl = l[1], l[2], l[3], l[4]
-        local s = budget(num[argv[i + 2 * j]], span, bl < UNBOUNDED)
-        ss[j] = s
-        if s.logged then
-          -- A lowered burst limit keeps only the newest requests, as
-          -- Memory does: the oldest logged first, then the batch's own.
-          local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
-          if over > 0 then
-            local old = math.min(over, s.stored - s.dropped)
-            s.dropped, s.pushed = s.dropped + old, s.pushed - (over - old)
-          end
-          heads[j] = head(s, bw)
-        else
-          heads[j] = nil
+
+  -- request decides one request whose m budgets and their limits are
+  -- argv[i+1 ..], counts it if admitted, and appends its values. It
+  -- leaves the request's budgets in ss and their limits in ls.
+  local function request(i, m)
+    local room = true
+    for j = 1, m do
+      local l = limits[num[argv[i + 2 * j]]]
+      ls[j] = l
+      local bw, bl, span, dl = l[1], l[2], l[3], l[4]
+      local s = budget(num[argv[i + 2 * j - 1]], span, bl < UNBOUNDED)
+      ss[j] = s
+      if s.logged then
+        -- A lowered burst limit keeps only the newest requests, as
+        -- Memory does: the oldest logged first, then the batch's own.
+        local over = s.stored - s.dropped + s.pushed - math.max(bl, 1)
+        if over > 0 then
+          local old = math.min(over, s.stored - s.dropped)
+          s.dropped, s.pushed = s.dropped + old, s.pushed - (over - old)
         end
-        if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
+        heads[j] = head(s, bw)
+      else
+        heads[j] = nil
       end
-      no = no + 1
-      out[no] = room and 1 or 2
-      for j = 1, m do
-        local s = ss[j]
-        local l = ls[j]
-        local bw, bl, dl = l[1], l[2], l[4]
-        if room then
-          s.added, s.t, s.cb = s.added + 1, s.t + 1, s.cb + 1
-          if s.b < s.lo then s.lo = s.b end
-          if s.logged then
-            s.pushed = s.pushed + 1
-            if bw > s.bw then s.bw = bw end
-          end
+      if s.stored - s.dropped + s.pushed >= bl or s.t >= dl then room = false end
+    end
+    for j = 1, m do
+      local s = ss[j]
+      local l = ls[j]
+      local bw, bl, dl = l[1], l[2], l[4]
+      if room then
+        s.added, s.t, s.cb = s.added + 1, s.t + 1, s.cb + 1
+        if s.b < s.lo then s.lo = s.b end
+        if s.logged then
+          s.pushed = s.pushed + 1
+          if bw > s.bw then s.bw = bw end
         end
-        local used = s.stored - s.dropped + s.pushed
-        local oldest = heads[j]
-        if oldest == nil and s.pushed > 0 then oldest = s.at end
-        local burstReset, dailyReset, retry = 0, 0, 0
-        if oldest ~= nil then burstReset = oldest + bw - now end
-        if s.t > 0 then dailyReset = (s.lo + nb) * s.span - now end
-        if not room then
-          if used >= bl then
-            -- The request that must leave is the (used-limit+1)-th oldest.
-            local k, x = used - bl, s.at
-            if k < s.stored - s.dropped then x = stored(s, k) end
-            retry = x + bw - now
-          end
-          if s.t >= dl then
-            local left, c = s.t, counts(s.days, s.lo, s.b)
-            c[s.b - s.lo + 1] = s.cb
-            for k = s.lo, s.b do
-              left = left - c[k - s.lo + 1]
-              if left < dl then
-                retry = math.max(retry, (k + nb) * s.span - now)
-                break
-              end
+      end
+      local used = s.stored - s.dropped + s.pushed
+      local oldest = heads[j]
+      if oldest == nil and s.pushed > 0 then oldest = s.at end
+      local burstReset, dailyReset, retry = 0, 0, 0
+      if oldest ~= nil then burstReset = oldest + bw - now end
+      if s.t > 0 then dailyReset = (s.lo + nb) * s.span - now end
+      if not room then
+        if used >= bl then
+          -- The request that must leave is the (used-limit+1)-th oldest.
+          local k, x = used - bl, s.at
+          if k < s.stored - s.dropped then x = stored(s, k) end
+          retry = x + bw - now
+        end
+        if s.t >= dl then
+          local left, c = s.t, counts(s.days, s.lo, s.b)
+          c[s.b - s.lo + 1] = s.cb
+          for k = s.lo, s.b do
+            left = left - c[k - s.lo + 1]
+            if left < dl then
+              retry = math.max(retry, (k + nb) * s.span - now)
+              break
             end
           end
         end
-        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = used, s.t, burstReset, dailyReset, retry
-        no = no + 5
       end
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = used, s.t, burstReset, dailyReset, retry
+      no = no + 5
     end
-    i = i + 2 + 2 * m
+    return room
+  end
+
+  -- A run is n identical requests (their budgets all distinct), decided
+  -- as n requests in turn would be: the first in full; as many after it
+  -- as every budget has room for, counted at once (each would have found
+  -- the same budgets one fuller, and answered the same values one
+  -- higher); and the first refused in full, which every one after it
+  -- repeats (a refusal changes nothing). Its answer is 0 when not
+  -- confirmed, else a+1 for a admitted, the first request's values, and,
+  -- when some were admitted and some refused, the first refused's.
+  while i <= na do
+    local n, m = num[argv[i]], num[argv[i + 2]]
+    no = no + 1
+    if not confirmed[num[argv[i + 1]]] then
+      out[no] = 0
+    else
+      local at, a = no, 0
+      if request(i + 2, m) then
+        a = 1
+        local more = n - 1
+        for j = 1, m do
+          local s, l = ss[j], ls[j]
+          if s.logged then more = math.min(more, l[2] - (s.stored - s.dropped + s.pushed)) end
+          more = math.min(more, l[4] - s.t)
+        end
+        if more > 0 then
+          for j = 1, m do
+            local s = ss[j]
+            s.added, s.t, s.cb = s.added + more, s.t + more, s.cb + more
+            if s.logged then s.pushed = s.pushed + more end
+          end
+          a = a + more
+        end
+        if a < n then request(i + 2, m) end
+      end
+      out[at] = a + 1
+    end
+    i = i + 3 + 2 * m
   end
   for _, s in pairs(budgets) do flush(s) end
   return out
