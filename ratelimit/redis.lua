@@ -161,12 +161,15 @@ local function decide(keys, ko, argv, ao, confirm)
     return s
   end
 
-  -- stored returns the k-th (from 0) logged time not yet dropped.
+  -- stored returns the k-th (from 0) logged time not yet dropped, read in
+  -- chunks of s.size times (8 unless head guessed), each twice the last.
   local function stored(s, k)
     local i = s.dropped + k
     if s.chunk == nil or i < s.from or i >= s.from + #s.chunk then
+      local size = s.size or 8
+      s.size = math.min(size * 2, 256)
       s.from = i
-      s.chunk = redis.call('LRANGE', s.log, i, i + 31)
+      s.chunk = redis.call('LRANGE', s.log, i, i + size - 1)
       -- A batch's requests are logged at one time: a time is read once
       -- for the run of its copies.
       local text, x
@@ -183,6 +186,12 @@ local function decide(keys, ko, argv, ao, confirm)
   local function head(s, bw)
     local edge = now - bw
     if s.last ~= nil and s.last <= edge then s.dropped = s.stored end
+    if s.size == nil and s.last ~= nil and now > s.last and bw > 0 then
+      -- A log about a window long loses about as many times since its
+      -- newest as it gained in as long: the first chunk read is that
+      -- many, and a few more to find the first time left.
+      s.size = math.min(math.floor(s.stored * (now - s.last) / bw) + 8, 128)
+    end
     while s.dropped < s.stored do
       local x = stored(s, 0)
       if x > edge then return x end
