@@ -24,8 +24,12 @@ import (
 type Options struct {
 	Concurrency int
 	Duration    time.Duration // per row
-	DatabaseURL string        // empty: SQLite in a temporary directory; else an empty PostgreSQL database
-	RedisURL    string        // set: rate limits and invalidation through Redis (cluster mode)
+	// Warmup is how long each row (the baseline too) runs unmeasured
+	// before its Duration: a node's first seconds under load (its heap
+	// growing, its pools and connections filling) are not its steady state.
+	Warmup      time.Duration
+	DatabaseURL string // empty: SQLite in a temporary directory; else an empty PostgreSQL database
+	RedisURL    string // set: rate limits and invalidation through Redis (cluster mode)
 	// Wrk, when set, is the path of wrk, which then drives every row
 	// instead of the built-in load generator.
 	Wrk string
@@ -125,6 +129,15 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		loadPerReq = calibrate(ctx, opt, Scenario{Want: http.StatusOK, Next: get(bareURL)})
 	}
 	run := func(name string, c int, sc Scenario) (Result, error) {
+		if opt.Warmup > 0 {
+			if opt.Wrk != "" {
+				if _, err := RunWrk(ctx, opt.Wrk, name, c, opt.Warmup, sc); err != nil {
+					return Result{}, err
+				}
+			} else {
+				Run(ctx, name, c, opt.Warmup, sc, false, loadPerReq)
+			}
+		}
 		if opt.Wrk != "" {
 			return RunWrk(ctx, opt.Wrk, name, c, opt.Duration, sc)
 		}

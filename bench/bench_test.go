@@ -17,7 +17,7 @@ import (
 // TestBenchRuns runs every row briefly so the bench command keeps working.
 func TestBenchRuns(t *testing.T) {
 	var out bytes.Buffer
-	results, err := Main(context.Background(), Options{Concurrency: 4, Duration: 150 * time.Millisecond, Out: &out}, DefaultRows())
+	results, err := Main(context.Background(), Options{Concurrency: 4, Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Out: &out}, DefaultRows())
 	if err != nil {
 		t.Fatal(err)
 	}
