@@ -247,13 +247,21 @@ func TestRedisAgreesWithMemory(t *testing.T) {
 			{Key: "credential:c", Limits: gatehouse.RateLimitSettings{Burst: 4, BurstWindowSeconds: 2, Daily: 120}},
 			{Key: "quota:credential:c@2027-01", Quota: &gatehouse.Quota{Limit: 300, Period: gatehouse.QuotaMonth}},
 		}
-		limits = append(limits, plans)
-		schedules := [][]ratelimit.Limits{limits[0:1], limits[1:2], limits[2:3], limits[3:4], limits}
+		// A quota alone, far below what the account's limits have room
+		// for: it is what ends a run's admissions.
+		quota := limits[1]
+		quota.Own = &[]gatehouse.PlanBudget{
+			{Key: "quota:user:q@2027-01", Quota: &gatehouse.Quota{Limit: 50, Period: gatehouse.QuotaMonth}},
+		}
+		limits = append(limits, plans, quota)
+		schedules := [][]ratelimit.Limits{limits[0:1], limits[1:2], limits[2:3], limits[3:4], limits[4:5], limits}
 		for _, lims := range schedules {
 			lim := lims[0]
 			name := fmt.Sprintf("burst %d per %s, %d per %s", lim.Burst, lim.BurstWindow, lim.Daily, lim.DailyWindow)
 			if len(lims) > 1 {
 				name = "mixed limits"
+			} else if lim.Own != nil && len(*lim.Own) == 1 {
+				name = "quota"
 			} else if lim.Own != nil {
 				name = "plans"
 			}
