@@ -28,8 +28,9 @@ type Limits struct {
 	// Own, when set, are more budgets of the request, each with limits of
 	// its own (a credential's or a user's, SPEC §10.5): the request is
 	// admitted only if they have room too, and is counted against them in
-	// the same atomic step. Their keys name budgets of the same account,
-	// distinct from each other and from the request's keys.
+	// the same atomic step. Their keys name budgets of the same account;
+	// a key named twice (or one of the request's keys) counts once, under
+	// its first limits.
 	Own *[]gatehouse.PlanBudget
 	// quota marks the limits of a quota's budget.
 	quota bool

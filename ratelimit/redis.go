@@ -118,12 +118,7 @@ type RedisBatch struct {
 // run is a run of identical requests of a batch, which the script decides
 // at once (see RedisLua): where its arguments start in reqArgs (at the
 // place for its length), and how many requests it holds.
-type run struct {
-	at, n int
-	// distinct reports whether the requests' budgets are distinct, as a
-	// run of more than one request needs.
-	distinct bool
-}
+type run struct{ at, n int }
 
 // budget names one budget of a batch.
 type budget struct{ account, key string }
@@ -135,6 +130,10 @@ type batched struct {
 	limits  Limits
 	keys    int
 	budgets int
+	// skipped has bit i set when limits.Own[i] named a budget the request
+	// counts against already (a request has at most a few own budgets:
+	// its credential's and its user's).
+	skipped uint64
 }
 
 // NewBatch starts a batch after the caller's own keys and arguments.
@@ -176,7 +175,10 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	base.Own = nil
 	b.seg = append(b.seg[:0], strconv.Itoa(b.pair(field1, field2)), "")
 	n := 0
-	add := func(k string, li int) {
+	// add counts the request against budget k under the limits li gives,
+	// unless it counts against k already: a repeated key counts once, under
+	// its first limits, as Memory counts it. It reports whether k was added.
+	add := func(k string, li func() int) bool {
 		p, ok := b.budgets[budget{account, k}]
 		if !ok {
 			if b.budgets == nil {
@@ -191,44 +193,39 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 			p = (len(b.Keys) - b.ko) / 2
 			b.budgets[budget{account, k}] = p
 		}
-		b.seg = append(b.seg, strconv.Itoa(p), strconv.Itoa(li))
-		n++
-	}
-	li := b.limitSet(base)
-	for i, k := range keys {
-		if slices.Contains(keys[:i], k) {
-			continue // a repeated key counts once
-		}
-		add(k, li)
-	}
-	nk := n
-	own := l.own()
-	for i := range own {
-		add(own[i].Key, b.limitSet(ownLimits(&own[i])))
-	}
-	b.seg[1] = strconv.Itoa(n)
-	b.reqs = append(b.reqs, batched{limits: l, keys: nk, budgets: n})
-	// The same request as the run before joins it.
-	if k := len(b.runs) - 1; k >= 0 && b.runs[k].distinct && slices.Equal(b.reqArgs[b.runs[k].at+1:], b.seg) {
-		b.runs[k].n++
-		return nil
-	}
-	b.runs = append(b.runs, run{at: len(b.reqArgs), n: 1, distinct: distinctBudgets(b.seg[2:])})
-	b.reqArgs = append(append(b.reqArgs, ""), b.seg...)
-	return nil
-}
-
-// distinctBudgets reports whether the budget numbers of a request's
-// arguments (a number and a limit each) are distinct.
-func distinctBudgets(args []string) bool {
-	for i := 0; i < len(args); i += 2 {
-		for j := i + 2; j < len(args); j += 2 {
-			if args[i] == args[j] {
+		ps := strconv.Itoa(p)
+		for i := 2; i < len(b.seg); i += 2 {
+			if b.seg[i] == ps {
 				return false
 			}
 		}
+		b.seg = append(b.seg, ps, strconv.Itoa(li()))
+		n++
+		return true
 	}
-	return true
+	baseSet := b.limitSet(base)
+	for _, k := range keys {
+		add(k, func() int { return baseSet })
+	}
+	q := batched{limits: l, keys: n}
+	own := l.own()
+	for i := range own {
+		if !add(own[i].Key, func() int { return b.limitSet(ownLimits(&own[i])) }) {
+			q.skipped |= 1 << i
+		}
+	}
+	q.budgets = n
+	b.seg[1] = strconv.Itoa(n)
+	b.reqs = append(b.reqs, q)
+	// The same request as the run before joins it (a run's budgets are
+	// distinct, as every request's are).
+	if k := len(b.runs) - 1; k >= 0 && slices.Equal(b.reqArgs[b.runs[k].at+1:], b.seg) {
+		b.runs[k].n++
+		return nil
+	}
+	b.runs = append(b.runs, run{at: len(b.reqArgs), n: 1})
+	b.reqArgs = append(append(b.reqArgs, ""), b.seg...)
+	return nil
 }
 
 // pair returns the number (from 1) of the confirm fields f1, f2 in b,
@@ -326,11 +323,16 @@ func (q batched) decision(allowed bool, values []int64, more int, now time.Time)
 		started bool
 		b       *gatehouse.PlanBudget
 	)
+	next := 0 // the next of the plans' budgets
 	for j := range q.budgets {
 		if j >= q.keys {
-			// The plans' budgets, in order.
-			b = &own[j-q.keys]
+			// The plans' budgets, in order, but those skipped.
+			for q.skipped&(1<<next) != 0 {
+				next++
+			}
+			b = &own[next]
 			l = ownLimits(b)
+			next++
 		}
 		v := values[redisValues*j:]
 		burst := int(v[0])

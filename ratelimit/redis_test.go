@@ -253,17 +253,23 @@ func TestRedisAgreesWithMemory(t *testing.T) {
 		quota.Own = &[]gatehouse.PlanBudget{
 			{Key: "quota:user:q@2027-01", Quota: &gatehouse.Quota{Limit: 50, Period: gatehouse.QuotaMonth}},
 		}
-		limits = append(limits, plans, quota)
-		schedules := [][]ratelimit.Limits{limits[0:1], limits[1:2], limits[2:3], limits[3:4], limits[4:5], limits}
+		// Own budgets naming a key twice, or a key the request counts
+		// against already: each counts once, under its first limits.
+		overlap := limits[1]
+		overlap.Own = &[]gatehouse.PlanBudget{
+			{Key: "user:b", Limits: gatehouse.RateLimitSettings{Burst: 3, BurstWindowSeconds: 2, Daily: 90}},
+			{Key: "plan:x", Limits: gatehouse.RateLimitSettings{Burst: 6, BurstWindowSeconds: 1, Daily: 150}},
+			{Key: "plan:x", Limits: gatehouse.RateLimitSettings{Burst: 1, BurstWindowSeconds: 9, Daily: 5}},
+		}
+		limits = append(limits, plans, quota, overlap)
+		schedules := [][]ratelimit.Limits{limits[0:1], limits[1:2], limits[2:3], limits[3:4], limits[4:5], limits[5:6], limits}
 		for _, lims := range schedules {
 			lim := lims[0]
 			name := fmt.Sprintf("burst %d per %s, %d per %s", lim.Burst, lim.BurstWindow, lim.Daily, lim.DailyWindow)
 			if len(lims) > 1 {
 				name = "mixed limits"
-			} else if lim.Own != nil && len(*lim.Own) == 1 {
-				name = "quota"
 			} else if lim.Own != nil {
-				name = "plans"
+				name = map[int]string{1: "quota", 2: "plans", 3: "repeated keys"}[len(*lim.Own)]
 			}
 			t.Run(name, func(t *testing.T) {
 				clock := limitertest.NewClock()
