@@ -383,26 +383,45 @@ func eventTypes(e *gatehouse.AuditEntry) []string {
 // account subscribed to it: the event commits with the change or not at
 // all.
 func (s *Service) record(tx *store.Tx, e *gatehouse.AuditEntry) error {
-	if err := tx.Audit(e); err != nil {
+	types := reported(e)
+	if len(types) == 0 {
+		return tx.Audit(e)
+	}
+	// The entry and who may hear of it, in one round trip.
+	targets, err := tx.AuditTargets(e)
+	if err != nil {
 		return err
 	}
-	return s.emit(tx, e)
+	return s.emitTo(tx, e, types, targets)
 }
 
 // emit writes, inside tx, the events that e reports (see record), without
 // writing e itself.
 func (s *Service) emit(tx *store.Tx, e *gatehouse.AuditEntry) error {
-	if e == nil || e.AccountID == "" {
-		return nil
-	}
-	types := eventTypes(e)
+	types := reported(e)
 	if len(types) == 0 {
 		return nil
 	}
 	targets, err := tx.WebhookTargets(e.AccountID)
-	if err != nil || len(targets) == 0 {
+	if err != nil {
 		return err
 	}
+	return s.emitTo(tx, e, types, targets)
+}
+
+// reported returns the event types that e reports (none for a nil entry
+// or one outside any account).
+func reported(e *gatehouse.AuditEntry) []string {
+	if e == nil || e.AccountID == "" {
+		return nil
+	}
+	return eventTypes(e)
+}
+
+// emitTo writes, inside tx, an event of each of types that e reports,
+// with a delivery to every one of the account's enabled endpoints
+// (targets) subscribed to it.
+func (s *Service) emitTo(tx *store.Tx, e *gatehouse.AuditEntry, types []string, targets []store.WebhookTarget) error {
 	for _, typ := range types {
 		var to []string
 		for _, t := range targets {

@@ -16,6 +16,41 @@ func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 	if e == nil {
 		return nil
 	}
+	args, err := auditArgs(e)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	return err
+}
+
+// AuditTargets writes e (not nil) inside the transaction and returns the
+// enabled webhook endpoints of its account, who may be sent the events
+// it reports: Audit and WebhookTargets, in one round trip where the
+// dialect can.
+func (t *Tx) AuditTargets(e *gatehouse.AuditEntry) ([]WebhookTarget, error) {
+	q := t.s.d.auditTargetsSQL
+	if q == "" {
+		if err := t.Audit(e); err != nil {
+			return nil, err
+		}
+		return t.WebhookTargets(e.AccountID)
+	}
+	args, err := auditArgs(e)
+	if err != nil {
+		return nil, err
+	}
+	kick(t.ctx)
+	rows, err := t.tx.QueryContext(t.ctx, t.s.q(q), append(args, e.AccountID)...)
+	if err != nil {
+		return nil, err
+	}
+	return collectAll(rows, scanWebhookTarget)
+}
+
+// auditArgs returns the values of e's auditColumns, giving it an id if it
+// has none.
+func auditArgs(e *gatehouse.AuditEntry) ([]any, error) {
 	if e.ID == "" {
 		e.ID = gatehouse.NewID("aud")
 	}
@@ -23,13 +58,11 @@ func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	_, err := t.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.AccountID, e.ActorID, e.Actor, e.Action, e.TargetType, e.TargetID, string(details), e.RemoteAddr, micros(e.CreatedAt),
-		e.CredentialID, e.Credential)
-	return err
+	return []any{e.ID, e.AccountID, e.ActorID, e.Actor, e.Action, e.TargetType, e.TargetID, string(details), e.RemoteAddr, micros(e.CreatedAt),
+		e.CredentialID, e.Credential}, nil
 }
 
 // Audit lists an account's audit log, newest first.

@@ -40,6 +40,8 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"tx_reads_its_own_writes": testTxReadsOwnWrites,
 	"tx_rolls_back_on_error":  testTxRollsBack,
 	"tx_revoking":             testTxRevoking,
+	"tx_revocation_log":       testRevocationLog,
+	"tx_audit_targets":        testAuditTargets,
 	// tokens.go, and the refresh rotation of apiaccess.go
 	"tokens_create_by_hash":       testTokensCreateByHash,
 	"tokens_created_together":     testTokensCreatedTogether,
@@ -53,6 +55,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	// credentials.go, apitokens.go, apiaccess.go
 	"credentials_create_list":    testCredentialsCreateList,
 	"credentials_delete":         testCredentialsDelete,
+	"credentials_delete_tokens":  testCredentialsDeleteTokens,
 	"api_tokens_create_list_get": testAPITokensCreateListGet,
 	"api_tokens_touch":           testAPITokensTouch,
 	"api_tokens_delete":          testAPITokensDelete,

@@ -137,15 +137,11 @@ func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gat
 // issued stops working: a client-credentials token is valid only while its
 // credential exists.
 func (t *Tx) DeleteCredentials(accountID, userID, id string, at time.Time) (int, error) {
-	match, args := `account_id = ? AND user_id = ?`, []any{accountID, userID}
 	if id != "" {
-		match, args = match+` AND id = ?`, append(args, id)
-		if err := t.revokesClient(match, args...); err != nil {
-			return 0, err
-		}
-	} else {
-		t.revokes(gatehouse.UserSubject(userID))
+		return t.deleteCredential(accountID, userID, id, at)
 	}
+	match, args := `account_id = ? AND user_id = ?`, []any{accountID, userID}
+	t.revokes(gatehouse.UserSubject(userID))
 	// Mark the tokens there now as revoked too, for lists and
 	// introspection; validity does not depend on it.
 	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL
@@ -174,6 +170,26 @@ func (t *Tx) revokesClient(match string, args ...any) error {
 		t.revokes(gatehouse.ClientSubject(clientID))
 	}
 	return nil
+}
+
+// deleteCredential is DeleteCredentials for one credential: the
+// transaction revokes its client id, or, when there is none, changes
+// nothing and is not marked.
+func (t *Tx) deleteCredential(accountID, userID, id string, at time.Time) (int, error) {
+	var clientID string
+	err := t.row(`DELETE FROM client_credentials WHERE account_id = ? AND user_id = ? AND id = ? RETURNING client_id`,
+		accountID, userID, id).Scan(&clientID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	t.revokes(gatehouse.ClientSubject(clientID))
+	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id = ?`, micros(at), clientID); err != nil {
+		return 0, err
+	}
+	return 1, nil
 }
 
 // AccountCredential returns a credential of the account, whoever owns it,

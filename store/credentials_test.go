@@ -174,3 +174,51 @@ func testCredentialNameTaken(t *testing.T, s *store.Store) {
 		})
 	}
 }
+
+// testCredentialsDeleteTokens: deleting a credential revokes its client
+// and marks the tokens it issued revoked, and no other's; deleting one
+// that is not there is no revocation.
+func testCredentialsDeleteTokens(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s)
+	u := newUser(t, s, a, gatehouse.RoleDeveloper)
+	c, kept := credentialOf(u), credentialOf(u)
+	issued := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodClientCredentials, c.ClientID, "")
+	other := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodClientCredentials, kept.ClientID, "")
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.CreateCredential(c); err != nil {
+			return err
+		}
+		if err := tx.CreateCredential(kept); err != nil {
+			return err
+		}
+		return tx.CreateTokens(issued, other)
+	})
+	head, _, _, err := s.RevocationsSince(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if !update(t, s, func(tx *store.Tx) (err error) { n, err = tx.DeleteCredentials(a.ID, u.ID, c.ID, at); return err }) || n != 1 {
+		t.Fatalf("delete: %d, not revoking", n)
+	}
+	_, log, complete, err := s.RevocationsSince(ctx, head)
+	if err != nil || !complete || len(log) != 1 || !slices.Contains(log[0].Subjects, gatehouse.ClientSubject(c.ClientID)) {
+		t.Fatalf("revocation log %+v %v %v", log, complete, err)
+	}
+	for _, tc := range []struct {
+		tok     *gatehouse.Token
+		revoked bool
+	}{{issued, true}, {other, false}} {
+		it, err := s.TokenByHash(ctx, tc.tok.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (it.RevokedAt != nil) != tc.revoked {
+			t.Fatalf("token of %s: revoked_at %v, want revoked %v", tc.tok.ClientID, it.RevokedAt, tc.revoked)
+		}
+	}
+	if update(t, s, func(tx *store.Tx) (err error) { n, err = tx.DeleteCredentials(a.ID, u.ID, c.ID, at); return err }) || n != 0 {
+		t.Fatalf("deleting it again: %d, or revoking", n)
+	}
+}

@@ -38,6 +38,11 @@ var postgres = dialect{
 	usedAtExpr: `GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`,
 	// Lowercased in the database's locale, compared byte-wise.
 	nameKey: `(LOWER(name) COLLATE "C")`,
+	// Data-modifying WITH: one round trip where SQLite takes two.
+	logRevocationSQL: `WITH c AS (UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n)
+		INSERT INTO revocation_log (n, subjects, created_at) SELECT n, ?, ? FROM c RETURNING n`,
+	auditTargetsSQL: `WITH a AS (INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
+		` + webhookTargetsSQL,
 }
 
 // openPostgres opens a pool on the PostgreSQL database named by url, a

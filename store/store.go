@@ -70,6 +70,17 @@ type dialect struct {
 	// nameKey is the lowercased name that user search compares, exactly
 	// as its index (0008_user_search) computes it.
 	nameKey string
+	// logRevocationSQL, when set, is one statement that advances the
+	// change counter and logs a revocation under its new value (subjects,
+	// created_at), returning that value; "" where it takes two. A
+	// revocation's round trips are most of its cost on a database across a
+	// network; on SQLite one costs a function call.
+	logRevocationSQL string
+	// auditTargetsSQL, when set, is one statement that writes an audit
+	// entry (the columns of auditColumns, then the account again) and
+	// returns the account's enabled webhook endpoints (see
+	// Tx.AuditTargets); "" where it takes two.
+	auditTargetsSQL string
 }
 
 var sqlite = dialect{

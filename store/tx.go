@@ -109,16 +109,19 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // kept no log, a change made by hand — leaves a gap, which readers of the
 // log take as "anything may have changed".
 func (t *Tx) logRevocation() error {
-	var n int64
-	if err := t.row(`UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n`).Scan(&n); err != nil {
-		return err
-	}
 	subjects := t.subjects
 	if len(subjects) == 0 {
 		subjects = []string{gatehouse.SubjectAll}
 	}
-	_, err := t.exec(`INSERT INTO revocation_log (n, subjects, created_at) VALUES (?, ?, ?)`,
-		n, strings.Join(subjects, " "), micros(time.Now()))
+	list, at := strings.Join(subjects, " "), micros(time.Now())
+	var n int64
+	if q := t.s.d.logRevocationSQL; q != "" {
+		return t.row(q, list, at).Scan(&n)
+	}
+	if err := t.row(`UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n`).Scan(&n); err != nil {
+		return err
+	}
+	_, err := t.exec(`INSERT INTO revocation_log (n, subjects, created_at) VALUES (?, ?, ?)`, n, list, at)
 	return err
 }
 
@@ -151,31 +154,32 @@ const maxLogRead = 1000
 func (s *Store) RevocationsSince(ctx context.Context, after int64) (head int64, log []Revocation, complete bool, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.readRow(ctx, `SELECT n FROM changes WHERE name = 'revoking'`).Scan(&head); err != nil {
-		return 0, nil, false, err
-	}
-	if head <= after {
-		return head, nil, head == after, nil
-	}
-	if head-after > maxLogRead {
-		return head, nil, false, nil
-	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT n, subjects FROM revocation_log WHERE n > ? AND n <= ? ORDER BY n`), after, head)
+	// The counter and the entries after after, in one read (one snapshot,
+	// one round trip): a row with no entry when there is none to return.
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT c.n, l.n, l.subjects FROM changes c
+		LEFT JOIN revocation_log l ON l.n > ? AND l.n <= c.n AND c.n <= ?
+		WHERE c.name = 'revoking' ORDER BY l.n`), after, after+maxLogRead)
 	if err != nil {
 		return 0, nil, false, err
 	}
 	defer rows.Close()
+	read := false
 	for rows.Next() {
-		var r Revocation
-		var subjects string
-		if err := rows.Scan(&r.N, &subjects); err != nil {
+		var n sql.NullInt64
+		var subjects sql.NullString
+		if err := rows.Scan(&head, &n, &subjects); err != nil {
 			return 0, nil, false, err
 		}
-		r.Subjects = strings.Fields(subjects)
-		log = append(log, r)
+		read = true
+		if n.Valid {
+			log = append(log, Revocation{N: n.Int64, Subjects: strings.Fields(subjects.String)})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return 0, nil, false, err
+	}
+	if !read {
+		return 0, nil, false, sql.ErrNoRows
 	}
 	return head, log, int64(len(log)) == head-after, nil
 }

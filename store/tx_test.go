@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +290,107 @@ func TestUpdateSurvivesReopen(t *testing.T) {
 	checkToken(t, issued(t, s, next.Hash).Token, next)
 	if _, _, _, err := s.SessionByHash(ctx, f.session.Hash); err != nil {
 		t.Fatalf("session after reopening: %v", err)
+	}
+}
+
+// testRevocationLog: every revoking transaction advances the change
+// counter and logs what it revoked, in order; a counter that moved without
+// an entry, or went back, or ran too far ahead, is reported incomplete.
+func testRevocationLog(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	since := func(after int64) (int64, []store.Revocation, bool) {
+		t.Helper()
+		head, log, complete, err := s.RevocationsSince(ctx, after)
+		if err != nil {
+			t.Fatalf("RevocationsSince(%d): %v", after, err)
+		}
+		return head, log, complete
+	}
+	start, _, _ := since(0)
+	if head, log, complete := since(start); head != start || len(log) != 0 || !complete {
+		t.Fatalf("nothing since the head: %d %v %v", head, log, complete)
+	}
+	f := newFixture(t, s)
+	update(t, s, func(tx *store.Tx) error { return tx.RevokeToken(f.access.ID, at) })
+	update(t, s, func(tx *store.Tx) error { return tx.DeleteAPIToken(f.account.ID, f.apiToken.ID) })
+	head, log, complete := since(start)
+	if head != start+2 || !complete || len(log) != 2 || log[0].N != start+1 || log[1].N != start+2 {
+		t.Fatalf("after two revocations: head %d, log %+v, complete %v", head, log, complete)
+	}
+	if !slices.Contains(log[0].Subjects, gatehouse.CredentialSubject(f.access.ID)) || slices.Contains(log[1].Subjects, gatehouse.CredentialSubject(f.access.ID)) {
+		t.Fatalf("subjects %v, %v", log[0].Subjects, log[1].Subjects)
+	}
+	if _, log, complete := since(start + 1); len(log) != 1 || log[0].N != start+2 || !complete {
+		t.Fatalf("after the first: %+v %v", log, complete)
+	}
+	if _, log, complete := since(head + 1); len(log) != 0 || complete {
+		t.Fatalf("a counter behind the reader: %+v %v", log, complete)
+	}
+	// Advanced by a process that keeps no log: a gap.
+	bump := func(by int) {
+		t.Helper()
+		if _, err := s.BulkDB().ExecContext(ctx, s.Rebind(`UPDATE changes SET n = n + ? WHERE name = 'revoking'`), by); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bump(1)
+	if h, log, complete := since(start); h != head+1 || len(log) != 2 || complete {
+		t.Fatalf("after a gap: head %d, log %+v, complete %v", h, log, complete)
+	}
+	bump(1000)
+	if h, log, complete := since(start); h != head+1001 || len(log) != 0 || complete {
+		t.Fatalf("too far behind: head %d, log %+v, complete %v", h, log, complete)
+	}
+}
+
+// testAuditTargets: AuditTargets writes the entry and returns the enabled
+// endpoints of its account alone; a failed write returns no endpoints and
+// leaves nothing.
+func testAuditTargets(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	a, b := newAccount(t, s), newAccount(t, s)
+	hook := func(acc *gatehouse.Account, enabled bool, events ...string) *store.WebhookEndpoint {
+		return &store.WebhookEndpoint{Webhook: gatehouse.Webhook{ID: gatehouse.NewID("whk"), AccountID: acc.ID, URL: "https://example.com/hook",
+			Events: events, Enabled: enabled, CreatedAt: at, UpdatedAt: at}, Sealed: "sealed"}
+	}
+	on, off, other := hook(a, true, "user.*"), hook(a, false, "*"), hook(b, true, "*")
+	on2 := hook(a, true, "credential.deleted")
+	update(t, s, func(tx *store.Tx) error {
+		for _, w := range []*store.WebhookEndpoint{on, off, other, on2} {
+			if err := tx.CreateWebhook(w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	e := &gatehouse.AuditEntry{AccountID: a.ID, Action: "user.create", TargetType: "user", TargetID: "usr_1",
+		Details: map[string]string{"email": "a@example.com"}, CreatedAt: at}
+	var got []store.WebhookTarget
+	update(t, s, func(tx *store.Tx) (err error) {
+		got, err = tx.AuditTargets(e)
+		return err
+	})
+	want := []store.WebhookTarget{{ID: on.ID, Events: on.Events}, {ID: on2.ID, Events: on2.Events}}
+	slices.SortFunc(want, func(x, y store.WebhookTarget) int { return strings.Compare(x.ID, y.ID) })
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("targets %v, want %v", got, want)
+	}
+	entries, _, err := s.Audit(ctx, a.ID, gatehouse.Page{})
+	if err != nil || len(entries) != 1 || entries[0].ID != e.ID || entries[0].Details["email"] != "a@example.com" {
+		t.Fatalf("audit log %+v, %v", entries, err)
+	}
+	// The same id again: refused, and the transaction with it.
+	err = s.Update(ctx, func(tx *store.Tx) error {
+		got, err := tx.AuditTargets(&gatehouse.AuditEntry{ID: e.ID, AccountID: a.ID, Action: "user.create", CreatedAt: at})
+		if err == nil {
+			return fmt.Errorf("a duplicate entry was written, targets %v", got)
+		}
+		return err
+	})
+	if err == nil || strings.Contains(err.Error(), "duplicate entry was written") {
+		t.Fatalf("duplicate audit id: %v", err)
+	}
+	if entries, _, err := s.Audit(ctx, a.ID, gatehouse.Page{}); err != nil || len(entries) != 1 {
+		t.Fatalf("audit log after the failed write: %d entries, %v", len(entries), err)
 	}
 }

@@ -119,18 +119,24 @@ type WebhookTarget struct {
 // WebhookTargets returns an account's enabled endpoints, inside the
 // transaction that writes an event.
 func (t *Tx) WebhookTargets(accountID string) ([]WebhookTarget, error) {
-	rows, err := t.tx.QueryContext(t.ctx, t.s.q(`SELECT id, events FROM webhook_endpoints WHERE account_id = ? AND enabled = 1 ORDER BY id`), accountID)
+	kick(t.ctx)
+	rows, err := t.tx.QueryContext(t.ctx, t.s.q(webhookTargetsSQL), accountID)
 	if err != nil {
 		return nil, err
 	}
-	return collectAll(rows, func(r scanner) (WebhookTarget, error) {
-		var w WebhookTarget
-		var events string
-		if err := r.Scan(&w.ID, &events); err != nil {
-			return w, err
-		}
-		return w, json.Unmarshal([]byte(events), &w.Events)
-	})
+	return collectAll(rows, scanWebhookTarget)
+}
+
+// webhookTargetsSQL reads an account's enabled endpoints (WebhookTargets).
+const webhookTargetsSQL = `SELECT id, events FROM webhook_endpoints WHERE account_id = ? AND enabled = 1 ORDER BY id`
+
+func scanWebhookTarget(r scanner) (WebhookTarget, error) {
+	var w WebhookTarget
+	var events string
+	if err := r.Scan(&w.ID, &events); err != nil {
+		return w, err
+	}
+	return w, json.Unmarshal([]byte(events), &w.Events)
 }
 
 // WebhookEvent is one event of the outbox: its id (the webhook-id every
