@@ -177,8 +177,11 @@ func (t *Tx) revokesClient(match string, args ...any) error {
 // nothing and is not marked.
 func (t *Tx) deleteCredential(accountID, userID, id string, at time.Time) (int, error) {
 	var clientID string
-	err := t.row(`DELETE FROM client_credentials WHERE account_id = ? AND user_id = ? AND id = ? RETURNING client_id`,
-		accountID, userID, id).Scan(&clientID)
+	q, args := t.s.d.deleteCredentialSQL, []any{accountID, userID, id, micros(at)}
+	if q == "" {
+		q, args = `DELETE FROM client_credentials WHERE account_id = ? AND user_id = ? AND id = ? RETURNING client_id`, args[:3]
+	}
+	err := t.row(q, args...).Scan(&clientID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, nil
@@ -186,8 +189,12 @@ func (t *Tx) deleteCredential(accountID, userID, id string, at time.Time) (int, 
 		return 0, err
 	}
 	t.revokes(gatehouse.ClientSubject(clientID))
-	if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id = ?`, micros(at), clientID); err != nil {
-		return 0, err
+	if t.s.d.deleteCredentialSQL == "" {
+		// Mark the tokens it issued revoked too, for lists and
+		// introspection; validity does not depend on it.
+		if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id = ?`, micros(at), clientID); err != nil {
+			return 0, err
+		}
 	}
 	return 1, nil
 }

@@ -43,6 +43,9 @@ var postgres = dialect{
 		INSERT INTO revocation_log (n, subjects, created_at) SELECT n, ?, ? FROM c RETURNING n`,
 	auditTargetsSQL: `WITH a AS (INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
 		` + webhookTargetsSQL,
+	deleteCredentialSQL: `WITH d AS (DELETE FROM client_credentials WHERE account_id = ? AND user_id = ? AND id = ? RETURNING client_id),
+		t AS (UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM d))
+		SELECT client_id FROM d`,
 }
 
 // openPostgres opens a pool on the PostgreSQL database named by url, a

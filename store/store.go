@@ -81,6 +81,11 @@ type dialect struct {
 	// returns the account's enabled webhook endpoints (see
 	// Tx.AuditTargets); "" where it takes two.
 	auditTargetsSQL string
+	// deleteCredentialSQL, when set, is one statement that deletes a
+	// credential (account, user, id) and marks the tokens it issued
+	// revoked (the time last), returning its client id; "" where it
+	// takes two (see Tx.DeleteCredentials).
+	deleteCredentialSQL string
 }
 
 var sqlite = dialect{
