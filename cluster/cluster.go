@@ -82,6 +82,17 @@ redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 ringAt(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
 return 1
 `)
+	// announceAllScript is announceScript for every shard at once, on a
+	// Redis that is not a cluster (all keys on one server): KEYS are the
+	// shards' pairs (doorbell, rings) in order; ARGV[1] the value,
+	// ARGV[2] the slots, ARGV[2+k] shard k's new epoch.
+	announceAllScript = rueidis.NewLuaScript(ringLua + `
+for i = 1, #KEYS, 2 do
+  redis.call('HSETNX', KEYS[i], 'epoch', ARGV[2 + (i + 1) / 2])
+  ringAt(KEYS[i], KEYS[i + 1], ARGV[1], ARGV[2])
+end
+return 1
+`)
 	// admitScript reads the shard KEYS[1] (its rings KEYS[2]; ARGV[1..2]
 	// as stateScript) and decides a batch of requests over KEYS[3..] with
 	// ARGV[3..] (see ratelimit.RedisLua): a request whose two fields are
@@ -317,7 +328,8 @@ func (r *Redis) Settle(ctx context.Context) error {
 }
 
 // Announce rings every shard of the doorbell for a revocation that
-// touched subjects, in one pipelined round trip. When a shard cannot be
+// touched subjects, in one round trip: one script on a single Redis, one
+// per shard, pipelined, on a Redis Cluster. When a shard cannot be
 // rung, the node owes it a ring and makes it, touching every subject,
 // with its next successful read of that shard.
 func (r *Redis) Announce(ctx context.Context, subjects []string) error {
@@ -326,6 +338,22 @@ func (r *Redis) Announce(ctx context.Context, subjects []string) error {
 		slots = gatehouse.SubjectAll
 	}
 	value := newRing()
+	if r.client.Mode() != rueidis.ClientModeCluster {
+		// One server holds every shard: one script rings them all.
+		keys, args := make([]string, 0, 2*Shards), make([]string, 2, 2+Shards)
+		args[0], args[1] = value, slots
+		for i := range Shards {
+			keys = append(keys, r.keys(i)...)
+			args = append(args, newEpoch())
+		}
+		if err := announceAllScript.Exec(ctx, r.client, keys, args).Error(); err != nil {
+			for i := range r.owed {
+				r.owed[i].Add(1)
+			}
+			return fmt.Errorf("cluster: announce: %w", err)
+		}
+		return nil
+	}
 	calls := make([]rueidis.LuaExec, Shards)
 	for i := range calls {
 		calls[i] = rueidis.LuaExec{Keys: r.keys(i), Args: []string{newEpoch(), value, slots}}

@@ -71,16 +71,23 @@ func testAdmitUnderState(t *testing.T, b redistest.Backend) {
 	if err != nil || !ok || got != st || !d.Allowed || d.BurstRemaining != 9 {
 		t.Fatalf("under the current state: %+v %+v %v %v", d, got, ok, err)
 	}
+	before := make([]gatehouse.ClusterState, r.Shards())
+	for j := range before {
+		if before[j], err = r.State(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := r.Announce(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Every shard is rung, in the epoch it was in.
 	for j := range r.Shards() {
 		now, err := r.State(ctx, j)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j == i && (now.Epoch != st.Epoch || now.N == st.N) {
-			t.Fatalf("shard %d after an announcement: %+v, was %+v", j, now, st)
+		if now.Epoch != before[j].Epoch || now.N == before[j].N {
+			t.Fatalf("shard %d after an announcement: %+v, was %+v", j, now, before[j])
 		}
 	}
 	if _, _, ok, _ := r.Admit(ctx, &st, "", account, []string{"user:u"}, lim); ok {
