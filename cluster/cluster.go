@@ -121,37 +121,52 @@ local function ring(k)
   end
   return back[k]
 end
+-- The listed rings are parsed once per batch, newest first, as far back
+-- as a request needs, while they chain from the shard's value now (each
+-- entry is "value previous-value slots"; a ring that was not listed — a
+-- node of the previous release adds 1 to the value — or one that touched
+-- everything ends the chain): at[v] is the first k whose previous value is
+-- v, first[slot] the first k that touched slot.
+local parsed, chained, newest, at, first = 0, true, n, {}, {}
+local function parseNext()
+  if not chained then
+    return false
+  end
+  local value, prev, touched = string.match(ring(parsed + 1) or '', '^(%S+) (%S+) (%S+)$')
+  if value == nil or value ~= newest or touched == '*' then
+    chained = false
+    return false
+  end
+  parsed, newest = parsed + 1, prev
+  for slot in string.gmatch(touched, '%d+') do
+    if first[slot] == nil then
+      first[slot] = parsed
+    end
+  end
+  if at[prev] == nil then
+    at[prev] = parsed
+  end
+  return true
+end
 -- untouched reports whether the shard went from value since to its value
--- now through listed rings alone, none of which touched the slots: each
--- entry is "value previous-value slots", and a ring that was not listed
--- (a node of the previous release adds 1 to the value) breaks the chain.
+-- now through listed rings alone, none of which touched the slots.
 local function untouched(since, slots)
   if slots == '' then
     return false
   end
-  local cur = n
-  local k = 0
-  while true do
-    k = k + 1
-    local entry = ring(k)
-    if entry == nil then
+  while at[since] == nil do
+    if not parseNext() then
       return false
     end
-    local value, prev, touched = string.match(entry, '^(%S+) (%S+) (%S+)$')
-    if value ~= cur or touched == '*' then
-      return false
-    end
-    for slot in string.gmatch(slots, '%d+') do
-      if string.find(touched, ',' .. slot .. ',', 1, true) then
-        return false
-      end
-    end
-    if prev == since then
-      return true
-    end
-    cur = prev
   end
-  return false
+  local k = at[since]
+  for slot in string.gmatch(slots, '%d+') do
+    local f = first[slot]
+    if f ~= nil and f <= k then
+      return false
+    end
+  end
+  return true
 end
 local out = decide(KEYS, 2, ARGV, 2, function(epoch, want)
   if epoch == '' then
