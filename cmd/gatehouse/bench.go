@@ -34,11 +34,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	soakInterval := fs.Duration("soak-interval", 30*time.Second, "how often soak mode samples RSS and database size")
 	churn := fs.Bool("churn", false, "churn mode: two gatehouse serve processes on GATEHOUSE_BENCH_DATABASE_URL (PostgreSQL) and GATEHOUSE_BENCH_REDIS_URL; unrelated principals' throughput with and without revocations, -d per phase")
 	churnRate := fs.Int("churn-rate", 100, "revocations per second in churn mode")
+	churnRounds := fs.Int("churn-rounds", 2, "pairs of phases (quiet, then churn) in churn mode: more and shorter phases average out a shared machine's drift")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *churn {
-		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Concurrency: *conc,
+		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Rounds: *churnRounds, Concurrency: *conc,
 			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"), Out: stdout, Stderr: stderr})
 		return err
 	}
