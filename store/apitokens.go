@@ -107,7 +107,7 @@ func (t *Tx) DeleteAPIToken(accountID, id string) error {
 
 // deleteMintedBy deletes what was minted through API token id.
 func (t *Tx) deleteMintedBy(accountID, id string) error {
-	rows, err := t.tx.QueryContext(t.ctx, t.s.q(`SELECT id FROM api_tokens WHERE created_by = ? AND account_id = ?`), id, accountID)
+	rows, err := t.query(`SELECT id FROM api_tokens WHERE created_by = ? AND account_id = ?`, id, accountID)
 	if err != nil {
 		return err
 	}

@@ -40,8 +40,7 @@ func (t *Tx) AuditTargets(e *gatehouse.AuditEntry) ([]WebhookTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	kick(t.ctx)
-	rows, err := t.tx.QueryContext(t.ctx, t.s.q(q), append(args, e.AccountID)...)
+	rows, err := t.query(q, append(args, e.AccountID)...)
 	if err != nil {
 		return nil, err
 	}

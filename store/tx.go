@@ -67,6 +67,12 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 	return t.s.exec(t.ctx, t.tx, query, args...)
 }
 
+// query runs a read of any number of rows inside the transaction.
+func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	kick(t.ctx)
+	return t.tx.QueryContext(t.ctx, t.s.q(query), args...)
+}
+
 // row runs a one-row read inside the transaction.
 func (t *Tx) row(query string, args ...any) *sql.Row {
 	kick(t.ctx)

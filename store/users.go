@@ -169,7 +169,7 @@ func (s *Store) CountUsers(ctx context.Context, accountID string, f gatehouse.Us
 // inside the transaction (lock the account first to keep it true until
 // commit).
 func (t *Tx) CountActiveAdmins(accountID string) (int, error) {
-	rows, err := t.tx.QueryContext(t.ctx, t.s.q(activeRolesSQL), accountID, string(gatehouse.StatusActive))
+	rows, err := t.query(activeRolesSQL, accountID, string(gatehouse.StatusActive))
 	return countAdmins(rows, err)
 }
 

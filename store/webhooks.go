@@ -119,8 +119,7 @@ type WebhookTarget struct {
 // WebhookTargets returns an account's enabled endpoints, inside the
 // transaction that writes an event.
 func (t *Tx) WebhookTargets(accountID string) ([]WebhookTarget, error) {
-	kick(t.ctx)
-	rows, err := t.tx.QueryContext(t.ctx, t.s.q(webhookTargetsSQL), accountID)
+	rows, err := t.query(webhookTargetsSQL, accountID)
 	if err != nil {
 		return nil, err
 	}
