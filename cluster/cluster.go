@@ -203,20 +203,58 @@ type Redis struct {
 	client  rueidis.Client
 	prefix  string
 	limiter *ratelimit.Redis
-	// owed counts, per shard, rings that failed after their change
+	// owed holds, per shard, the rings that failed after their change
 	// committed; the next successful read of the shard makes one.
-	owed [Shards]atomic.Int64
+	owed [Shards]owed
 	// queues hold, per shard, the admissions waiting for the script in
 	// flight (see Admit).
 	queues [Shards]queue
 }
 
-// queue is one shard's admissions: while one batch of them is in Redis,
-// the next gathers; the first of it sends it when the batch before
-// returns.
+// owed counts one shard's failed rings (failed) and how many of them the
+// rings since made cover (made): the shard is owed a ring while failed is
+// ahead. A read that starts with failed at f rings when it is ahead and,
+// once its script has run, raises made to f: its ring came after every
+// change those failures were for, and a failure counted after it started
+// is still owed. Concurrent reads may each ring; none settles a failure
+// it did not see.
+type owed struct{ failed, made atomic.Int64 }
+
+// due returns the failure count a read of the shard is to settle, or 0
+// when the shard is owed nothing.
+func (o *owed) due() int64 {
+	if f := o.failed.Load(); f > o.made.Load() {
+		return f
+	}
+	return 0
+}
+
+// fail records a ring that could not be made.
+func (o *owed) fail() { o.failed.Add(1) }
+
+// settle records that a read which started owing f made its ring.
+func (o *owed) settle(f int64) {
+	for {
+		m := o.made.Load()
+		if f <= m || o.made.CompareAndSwap(m, f) {
+			return
+		}
+	}
+}
+
+// inFlight is the most admission scripts of one shard a node has in Redis
+// at once. With two, a batch gathers while the one before is in Redis
+// and, when a full round trip is still to wait, goes out at once: Redis
+// runs a node's scripts in the order it sends them, each atomic, so two
+// in flight decide exactly what they would one after the other.
+const inFlight = 2
+
+// queue is one shard's admissions: while inFlight batches of them are in
+// Redis, the next gathers; it is sent, whole, by its first admission when
+// a batch returns.
 type queue struct {
 	mu      sync.Mutex
-	busy    bool // a batch is in flight, or about to be sent
+	busy    int // batches in flight, or about to be sent
 	waiting []*admission
 }
 
@@ -235,8 +273,9 @@ type admission struct {
 
 	// done is signalled when the answer is in, or when the admission is
 	// to send the next batch (lead).
-	done chan struct{}
-	lead bool
+	done  chan struct{}
+	lead  bool
+	batch []*admission // what a lead is to send
 }
 
 // NewRedis returns the shared state on client with every key under prefix
@@ -276,9 +315,9 @@ func newRing() string {
 }
 
 // ringArg is the ring argument of the state script: a fresh value when
-// this node owes the shard rings, "" otherwise.
-func ringArg(owed int64) string {
-	if owed > 0 {
+// this node owes the shard rings (due > 0), "" otherwise.
+func ringArg(due int64) string {
+	if due > 0 {
 		return newRing()
 	}
 	return ""
@@ -293,23 +332,16 @@ func (r *Redis) Shard(account string) int { return Shard(account) }
 // State reads shard i of the shared generation (one round trip), settling
 // any announcement this node still owes it.
 func (r *Redis) State(ctx context.Context, i int) (gatehouse.ClusterState, error) {
-	owed := r.owed[i].Load()
-	res, err := stateScript.Exec(ctx, r.client, r.keys(i), []string{newEpoch(), ringArg(owed)}).AsStrSlice()
+	due := r.owed[i].due()
+	res, err := stateScript.Exec(ctx, r.client, r.keys(i), []string{newEpoch(), ringArg(due)}).AsStrSlice()
 	if err != nil {
 		return gatehouse.ClusterState{}, fmt.Errorf("cluster: read generation: %w", err)
 	}
 	if len(res) != 2 {
 		return gatehouse.ClusterState{}, fmt.Errorf("cluster: unexpected answer %q", res)
 	}
-	r.settled(i, owed)
+	r.owed[i].settle(due)
 	return parseState(res[0], res[1])
-}
-
-// settled records that owed announcements of shard i were made.
-func (r *Redis) settled(i int, owed int64) {
-	if owed > 0 {
-		r.owed[i].Add(-owed)
-	}
 }
 
 func parseState(epoch, n string) (gatehouse.ClusterState, error) {
@@ -323,11 +355,11 @@ func parseState(epoch, n string) (gatehouse.ClusterState, error) {
 // Settle reads every shard, making every announcement this node still
 // owes (the readiness check): one pipelined round trip.
 func (r *Redis) Settle(ctx context.Context) error {
-	var owed [Shards]int64
+	var due [Shards]int64
 	calls := make([]rueidis.LuaExec, Shards)
 	for i := range calls {
-		owed[i] = r.owed[i].Load()
-		calls[i] = rueidis.LuaExec{Keys: r.keys(i), Args: []string{newEpoch(), ringArg(owed[i])}}
+		due[i] = r.owed[i].due()
+		calls[i] = rueidis.LuaExec{Keys: r.keys(i), Args: []string{newEpoch(), ringArg(due[i])}}
 	}
 	var first error
 	for i, res := range stateScript.ExecMulti(ctx, r.client, calls...) {
@@ -337,7 +369,7 @@ func (r *Redis) Settle(ctx context.Context) error {
 			}
 			continue
 		}
-		r.settled(i, owed[i])
+		r.owed[i].settle(due[i])
 	}
 	return first
 }
@@ -363,7 +395,7 @@ func (r *Redis) Announce(ctx context.Context, subjects []string) error {
 		}
 		if err := announceAllScript.Exec(ctx, r.client, keys, args).Error(); err != nil {
 			for i := range r.owed {
-				r.owed[i].Add(1)
+				r.owed[i].fail()
 			}
 			return fmt.Errorf("cluster: announce: %w", err)
 		}
@@ -376,7 +408,7 @@ func (r *Redis) Announce(ctx context.Context, subjects []string) error {
 	var first error
 	for i, res := range announceScript.ExecMulti(ctx, r.client, calls...) {
 		if err := res.Error(); err != nil {
-			r.owed[i].Add(1)
+			r.owed[i].fail()
 			if first == nil {
 				first = fmt.Errorf("cluster: announce: %w", err)
 			}
@@ -393,11 +425,11 @@ func (r *Redis) Announce(ctx context.Context, subjects []string) error {
 // — otherwise ok is false and nothing is counted. The shard's state is
 // returned either way.
 //
-// Concurrent requests of one shard share a script: while a batch is in
-// Redis the next one gathers, and is sent, whole, when it returns, so that
-// a busy node sends one script per round trip and shard rather than one
-// per request. The script decides a batch's requests one after the other,
-// each exactly as it would have alone.
+// Concurrent requests of one shard share a script: while inFlight batches
+// are in Redis the next one gathers, and is sent, whole, when one returns,
+// so that a busy node sends a few scripts per round trip and shard rather
+// than one per request. The script decides a batch's requests one after
+// the other, each exactly as it would have alone.
 func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests, account string, keys []string, l ratelimit.Limits) (d ratelimit.Decision, st gatehouse.ClusterState, ok bool, err error) {
 	if account == "" || len(keys) == 0 {
 		return d, st, false, ratelimit.ErrNoKeys
@@ -409,33 +441,32 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests
 	q := &r.queues[i]
 	q.mu.Lock()
 	q.waiting = append(q.waiting, a)
-	if q.busy {
+	var batch []*admission
+	if q.busy >= inFlight {
 		q.mu.Unlock()
 		<-a.done
 		if !a.lead {
 			return a.d, a.st, a.ok, a.err
 		}
-		q.mu.Lock()
+		batch = a.batch
+	} else {
+		q.busy++
+		batch = q.take()
+		q.mu.Unlock()
 	}
-	// a is the first waiting: send it and those after it.
-	q.busy = true
-	n := min(len(q.waiting), maxBatch)
-	batch := q.waiting[:n:n]
-	q.waiting = q.waiting[n:]
-	q.mu.Unlock()
 
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	r.admit(bctx, i, batch)
 	cancel()
 
+	// Hand the slot on to the first waiting, with what it is to send.
 	q.mu.Lock()
 	var next *admission
 	if len(q.waiting) > 0 {
 		next = q.waiting[0]
-		next.lead = true
+		next.lead, next.batch = true, q.take()
 	} else {
-		q.busy = false
-		q.waiting = nil
+		q.busy--
 	}
 	q.mu.Unlock()
 	for _, b := range batch[1:] {
@@ -445,6 +476,14 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests
 		next.done <- struct{}{}
 	}
 	return a.d, a.st, a.ok, a.err
+}
+
+// take removes the next batch from the waiting admissions; q.mu is held.
+func (q *queue) take() []*admission {
+	n := min(len(q.waiting), maxBatch)
+	batch := q.waiting[:n:n]
+	q.waiting = q.waiting[n:]
+	return batch
 }
 
 // admissions recycles admissions and their channels: a busy node makes
@@ -466,8 +505,8 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 			a.err = err
 		}
 	}
-	owed := r.owed[i].Load()
-	b := r.limiter.NewBatch(r.keys(i), []string{newEpoch(), ringArg(owed)})
+	due := r.owed[i].due()
+	b := r.limiter.NewBatch(r.keys(i), []string{newEpoch(), ringArg(due)})
 	// The requests of a batch mostly expect one state: its counter is
 	// written out once.
 	var lastN uint64
@@ -497,7 +536,7 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		fail(fmt.Errorf("cluster: admit: %w", err))
 		return
 	}
-	r.settled(i, owed)
+	r.owed[i].settle(due)
 	if len(res) < 2 {
 		fail(fmt.Errorf("cluster: unexpected answer of %d values", len(res)))
 		return

@@ -378,6 +378,70 @@ func TestBatchRestsOnRings(t *testing.T) {
 	})
 }
 
+// TestOwedRingsUnderConcurrentReads: a ring a node could not make is made
+// by a read that starts after it failed, however many reads and
+// admissions run at once, and once made is not made again. Reads that
+// started owing it may each ring; none may settle a failure it did not
+// see, or the next failure would be forgotten.
+func TestOwedRingsUnderConcurrentReads(t *testing.T) {
+	redistest.Run(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		r := cluster.NewRedis(b.Client, redistest.Prefix(t, b.Client))
+		const account = "acc_owed"
+		i := r.Shard(account)
+		state := func() gatehouse.ClusterState {
+			t.Helper()
+			st, err := r.State(ctx, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		state()
+		for round := range 5 {
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for g := range 8 {
+				wg.Go(func() {
+					for k := range 100 {
+						var err error
+						if (g+k)%2 == 0 {
+							_, err = r.State(ctx, i)
+						} else {
+							_, _, _, err = r.Admit(ctx, nil, "", account, []string{"user:u"}, ratelimit.Limits{Burst: 1 << 20, BurstWindow: time.Second, Daily: 1 << 30, DailyWindow: 24 * time.Hour})
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				for range 20 {
+					r.Owe(i)
+					time.Sleep(time.Millisecond)
+				}
+			})
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			// Whatever the reads settled, one more read leaves nothing owed.
+			settled := state()
+			if again := state(); again != settled {
+				t.Fatalf("round %d: a read rang with nothing owed: %+v then %+v", round, settled, again)
+			}
+			// A failure now is owed, and made by the next read.
+			r.Owe(i)
+			if rung := state(); rung == settled {
+				t.Fatalf("round %d: a failed ring was forgotten: the next read left the shard in %+v", round, rung)
+			}
+		}
+	})
+}
+
 // BenchmarkBatchRestsOnRings measures one script call deciding a batch of
 // five principals' requests, each resting on the state ten rings back
 // (none touched it), as a busy node's batches are under churn.

@@ -33,3 +33,7 @@ func (r *Redis) AdmitBatch(ctx context.Context, i int, reqs []BatchRequest) ([]b
 	}
 	return ok, nil
 }
+
+// Owe records a ring of shard i that could not be made, as a failed
+// announcement does.
+func (r *Redis) Owe(i int) { r.owed[i].fail() }
