@@ -243,11 +243,12 @@ func (o *owed) settle(f int64) {
 }
 
 // inFlight is the most admission scripts of one shard a node has in Redis
-// at once. With two, a batch gathers while the one before is in Redis
-// and, when a full round trip is still to wait, goes out at once: Redis
-// runs a node's scripts in the order it sends them, each atomic, so two
-// in flight decide exactly what they would one after the other.
-const inFlight = 2
+// at once. Redis runs a node's scripts in the order it sends them, each
+// atomic, so any number decide exactly what they would one after the
+// other; one lets the most requests gather into each. Two were measured
+// against one (docs/performance.md): no gain beyond the noise, and
+// higher p99s.
+const inFlight = 1
 
 // queue is one shard's admissions: while inFlight batches of them are in
 // Redis, the next gathers; it is sent, whole, by its first admission when
