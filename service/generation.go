@@ -65,6 +65,11 @@ type generations struct {
 	// caughtUp is the ticket taken when the last successful read began,
 	// under catchUp.
 	caughtUp uint64
+	// sighted holds, per shard, the newest state a request of this node
+	// read from the cluster and found new (nil: none yet): a read of the
+	// log that begins after it was stored publishes it, whichever shard
+	// the read was for.
+	sighted []atomic.Pointer[gatehouse.ClusterState]
 }
 
 func (g *generations) init(shards int) {
@@ -72,6 +77,26 @@ func (g *generations) init(shards int) {
 	g.applied = -1
 	g.marks = newMarks()
 	g.cur.Store(&snapshot{seen: make([]gatehouse.ClusterState, shards)})
+	g.sighted = make([]atomic.Pointer[gatehouse.ClusterState], shards)
+}
+
+// sight records that shard i was just read in state st.
+func (g *generations) sight(i int, st gatehouse.ClusterState) {
+	if p := g.sighted[i].Load(); p == nil || *p != st {
+		g.sighted[i].Store(&st)
+	}
+}
+
+// sightings returns the states sighted so far (the zero state for a shard
+// never sighted).
+func (g *generations) sightings() []gatehouse.ClusterState {
+	out := make([]gatehouse.ClusterState, len(g.sighted))
+	for i := range g.sighted {
+		if p := g.sighted[i].Load(); p != nil {
+			out[i] = *p
+		}
+	}
+	return out
 }
 
 // load returns the current snapshot.
@@ -114,6 +139,26 @@ func (g *generations) publish(i int, st gatehouse.ClusterState) *snapshot {
 	}
 }
 
+// publishAll records the states sts (sightings; a zero state is left
+// out), once the node has caught up with each of them, in one snapshot.
+func (g *generations) publishAll(sts []gatehouse.ClusterState) {
+	for {
+		p := g.cur.Load()
+		var seen []gatehouse.ClusterState
+		for i, st := range sts {
+			if st != (gatehouse.ClusterState{}) && p.seen[i] != st {
+				if seen == nil {
+					seen = slices.Clone(p.seen)
+				}
+				seen[i] = st
+			}
+		}
+		if seen == nil || g.cur.CompareAndSwap(p, &snapshot{gen: p.gen, seen: seen}) {
+			return
+		}
+	}
+}
+
 // DefaultChangePoll is how often, at most, a node reads the store's
 // revocation log without being rung, so that a change made outside any
 // node of this release (gatehouse recover, a node of the previous release,
@@ -128,7 +173,10 @@ func (g *generations) since() int64 { return int64(time.Since(g.base)) }
 // that began after catchUp was called has done so meanwhile: a caller
 // that has just seen a new cluster state learns of everything announced
 // before it. A gap in the log (a change by a process that keeps none, or
-// more than one read returns) drops every cache entry.
+// more than one read returns) drops every cache entry. Every state
+// sighted before the read began is published with it, so that each
+// shard's principals rest on a state the node has read lately, and the
+// cluster's check of them walks few rings.
 func (s *Service) catchUp(ctx context.Context) error {
 	mine := s.gen.tickets.Add(1)
 	s.gen.catchUp.Lock()
@@ -145,6 +193,10 @@ func (s *Service) catchUpLocked(ctx context.Context, mine uint64) error {
 	}
 	ticket := g.tickets.Add(1)
 	start := g.since()
+	var sighted []gatehouse.ClusterState
+	if s.cluster != nil {
+		sighted = g.sightings()
+	}
 	head, log, complete, err := s.store.RevocationsSince(ctx, g.applied)
 	if err != nil {
 		return err
@@ -160,6 +212,9 @@ func (s *Service) catchUpLocked(ctx context.Context, mine uint64) error {
 		}
 	}
 	g.applied, g.caughtUp = head, ticket
+	if sighted != nil {
+		g.publishAll(sighted)
+	}
 	for {
 		c := g.confirmed.Load()
 		if c >= start || g.confirmed.CompareAndSwap(c, start) {
@@ -193,6 +248,7 @@ func (s *Service) observe(ctx context.Context, i int, st gatehouse.ClusterState)
 	if p := s.gen.load(); p.seen[i] == st {
 		return p, nil
 	}
+	s.gen.sight(i, st)
 	if err := s.catchUp(ctx); err != nil {
 		gatehouse.Logger(ctx).WarnContext(ctx, "store revocation log unavailable", "err", err)
 		return nil, gatehouse.Errorf(gatehouse.EUnavailable, "The store is unavailable; try again shortly")
@@ -328,7 +384,11 @@ func (s *Service) Notice(ctx context.Context, account string, st gatehouse.Clust
 		return
 	}
 	i := s.cluster.Shard(account)
-	if s.gen.load().seen[i] == st || s.gen.since()-s.gen.confirmed.Load() < int64(noticeEvery) || !s.gen.catchUp.TryLock() {
+	if s.gen.load().seen[i] == st {
+		return
+	}
+	s.gen.sight(i, st)
+	if s.gen.since()-s.gen.confirmed.Load() < int64(noticeEvery) || !s.gen.catchUp.TryLock() {
 		return
 	}
 	err := s.catchUpLocked(ctx, s.gen.tickets.Add(1))
