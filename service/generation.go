@@ -391,9 +391,7 @@ func (s *Service) Notice(ctx context.Context, account string, st gatehouse.Clust
 	if s.gen.since()-s.gen.confirmed.Load() < int64(noticeEvery) || !s.gen.catchUp.TryLock() {
 		return
 	}
-	err := s.catchUpLocked(ctx, s.gen.tickets.Add(1))
+	// The read publishes st with the other sightings (catchUpLocked).
+	_ = s.catchUpLocked(ctx, s.gen.tickets.Add(1))
 	s.gen.catchUp.Unlock()
-	if err == nil {
-		s.gen.publish(i, st)
-	}
 }

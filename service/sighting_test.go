@@ -22,9 +22,9 @@ func (c *shards) State(_ context.Context, i int) (gatehouse.ClusterState, error)
 func (c *shards) Announce(context.Context, []string) error { return nil }
 
 // TestCatchUpPublishesSightings: states that requests found new, on any
-// shard, while the node did not read the revocation log (Notice within
-// noticeEvery of the last read) are published by the next read, whichever
-// shard it was for; a state first seen after that read is not.
+// shard, while the node did not read the revocation log (Notice while
+// another read holds it) are published by the next read, whichever shard
+// it was for; a state first seen after that read is not.
 func TestCatchUpPublishesSightings(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
@@ -41,9 +41,11 @@ func TestCatchUpPublishesSightings(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := func(n uint64) gatehouse.ClusterState { return gatehouse.ClusterState{Epoch: "e", N: n} }
-	// Just after a read: the notices are sightings only.
+	// While another read holds the log, notices are sightings only.
+	s.gen.catchUp.Lock()
 	s.Notice(ctx, "acc_1", state(11))
 	s.Notice(ctx, "acc_2", state(12))
+	s.gen.catchUp.Unlock()
 	if seen := s.gen.load().seen; seen[1] != (gatehouse.ClusterState{}) || seen[2] != (gatehouse.ClusterState{}) {
 		t.Fatalf("published before a read of the log: %+v", seen)
 	}
@@ -57,7 +59,9 @@ func TestCatchUpPublishesSightings(t *testing.T) {
 		}
 	}
 	// A sighting after the last read waits for the next one.
+	s.gen.catchUp.Lock()
 	s.Notice(ctx, "acc_0", state(10))
+	s.gen.catchUp.Unlock()
 	if got := s.gen.load().seen[0]; got != (gatehouse.ClusterState{}) {
 		t.Fatalf("published %+v with no read of the log since it was seen", got)
 	}
