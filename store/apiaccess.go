@@ -4,18 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 )
 
-// useRefreshSQL is the refresh compare-and-swap: only one caller can see
-// a row affected, and never for a token of a revoked family. It returns
-// the time it stamped, which the dialect takes from the database's clock
-// (see usedAtExpr).
-const useRefreshSQL = `UPDATE tokens SET used_at = %s WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL
+// useRefreshSQL returns the refresh compare-and-swap: only one caller can
+// see a row affected, and never for a token of a revoked family. It
+// stamps used_at with usedAt, an expression of the time the caller read
+// inside the transaction (its first parameter), and returns what it
+// stamped: each dialect holds its own (dialect.useRefresh).
+func useRefreshSQL(usedAt string) string {
+	return `UPDATE tokens SET used_at = ` + usedAt + ` WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = tokens.family_id) RETURNING used_at`
+}
 
 const appColumns = `id, account_id, user_id, client_id, access_token_ttl_days, created_at, scopes, created_by, last_used_at`
 
@@ -141,7 +143,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() ti
 			}
 		}
 		var used int64
-		err := tx.QueryRowContext(ctx, s.q(fmt.Sprintf(useRefreshSQL, s.d.usedAtExpr)), micros(now().UTC()), id).Scan(&used)
+		err := s.queryRow(ctx, tx, s.d.useRefresh, micros(now().UTC()), id).Scan(&used)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		} else if err != nil {

@@ -52,6 +52,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"tokens_revoke_one":           testTokensRevokeOne,
 	"refresh_rotate_exactly_once": testRotateExactlyOnce,
 	"refresh_rotate_refused":      testRotateRefused,
+	"hot_writes_prepared":         testHotWritesPrepared,
 	// credentials.go, apitokens.go, apiaccess.go
 	"credentials_create_list":    testCredentialsCreateList,
 	"credentials_delete":         testCredentialsDelete,

@@ -24,3 +24,15 @@ var TokenByHashSQL = tokenByHashSQL
 func (s *Store) UserFilterSQL(accountID string, f gatehouse.UserFilter) (string, []any) {
 	return s.userFilter(accountID, f)
 }
+
+// HotWritesUnprepared returns the hot path's writes that the batch writer
+// has not prepared.
+func (s *Store) HotWritesUnprepared() []string {
+	var left []string
+	for _, q := range s.hotWrites() {
+		if _, ok := s.writeStmts.Load(q); !ok {
+			left = append(left, q)
+		}
+	}
+	return left
+}

@@ -35,7 +35,7 @@ var postgres = dialect{
 	maxIdleConns: 10,
 	// The database's clock when the statement runs, if later: a statement
 	// held in the network is stamped when it arrives.
-	usedAtExpr: `GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`,
+	useRefresh: useRefreshSQL(`GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`),
 	// Lowercased in the database's locale, compared byte-wise.
 	nameKey: `(LOWER(name) COLLATE "C")`,
 	// Data-modifying WITH: one round trip where SQLite takes two.

@@ -64,9 +64,9 @@ type dialect struct {
 	readConns       int
 	writeConns      int
 	maxIdleConns    int
-	// usedAtExpr is what a refresh rotation stamps as used_at, given the
-	// time the caller read inside the transaction as its one parameter.
-	usedAtExpr string
+	// useRefresh is the refresh compare-and-swap (useRefreshSQL), which
+	// stamps used_at with the dialect's choice of the time.
+	useRefresh string
 	// nameKey is the lowercased name that user search compares, exactly
 	// as its index (0008_user_search) computes it.
 	nameKey string
@@ -100,8 +100,9 @@ var sqlite = dialect{
 	syncOff:    `PRAGMA synchronous = NORMAL`,
 	readConns:  8,
 	writeConns: 1,
-	// The one writer runs the statement in this process, when it runs.
-	usedAtExpr: `?`,
+	// The one writer runs the statement in this process, when it runs:
+	// the caller's time is the time.
+	useRefresh: useRefreshSQL(`?`),
 	nameKey:    `LOWER(name)`,
 }
 
@@ -460,14 +461,25 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any)
 	return tx.ExecContext(ctx, s.q(query), args...)
 }
 
-// hotWrites are the writes of the hot path. The batch writer prepares
-// them while it holds no transaction: on SQLite the one write connection
-// cannot prepare a statement while a transaction holds it.
-var hotWrites = []string{insertTokenSQL, useRefreshSQL}
+// queryRow runs a one-row statement on tx with the dialect's
+// placeholders, prepared when it is a hot write.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	kick(ctx)
+	if v, ok := s.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, v.(*sql.Stmt)).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// hotWrites returns the writes of the hot path, in the store's dialect.
+// The batch writer prepares them while it holds no transaction: on SQLite
+// the one write connection cannot prepare a statement while a transaction
+// holds it.
+func (s *Store) hotWrites() []string { return []string{insertTokenSQL, s.d.useRefresh} }
 
 // prepareHotWrites prepares whatever of hotWrites is not prepared yet.
 func (s *Store) prepareHotWrites(ctx context.Context) {
-	for _, q := range hotWrites {
+	for _, q := range s.hotWrites() {
 		if _, ok := s.writeStmts.Load(q); ok {
 			continue
 		}

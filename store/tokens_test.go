@@ -401,3 +401,27 @@ func testLiveTokens(t *testing.T, s *store.Store) {
 
 // clockAt is a clock stopped at t.
 func clockAt(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+// testHotWritesPrepared: once the batch writer has written a group, every
+// write of the hot path is a prepared statement, and a rotation through
+// the prepared compare-and-swap still wins once. (A hot write the
+// database cannot prepare costs a failed round trip, and an error in the
+// database's log, with every group.)
+func testHotWritesPrepared(t *testing.T, s *store.Store) {
+	f := newFixture(t, s)
+	cur := f.refresh
+	for round := range 2 {
+		next := tokenOf(f.user, gatehouse.KindRefresh, gatehouse.MethodAPIAccess, f.app.ClientID, cur.FamilyID)
+		at := time.Now().UTC().Truncate(time.Microsecond).Add(time.Hour + time.Duration(round)*time.Second)
+		if won, err := s.RotateRefreshToken(t.Context(), cur.ID, clockAt(at), nil, next); err != nil || !won {
+			t.Fatalf("rotation %d: won %v, %v", round, won, err)
+		}
+		if won, err := s.RotateRefreshToken(t.Context(), cur.ID, clockAt(at), nil, next); err != nil || won {
+			t.Fatalf("rotation %d again: won %v, %v", round, won, err)
+		}
+		if left := s.HotWritesUnprepared(); len(left) > 0 {
+			t.Fatalf("after rotation %d, not prepared: %q", round, left)
+		}
+		cur = next
+	}
+}
