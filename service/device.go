@@ -80,7 +80,8 @@ type DeviceConsent struct {
 
 // deviceKey is the throttle's key for the user codes p's user enters:
 // counted like passwords, per user and address, per user and per address.
-func deviceKey(p *gatehouse.Principal) string { return "\x00device-code:" + p.User.ID }
+// It is not an e-mail key (see notEmailKey).
+func deviceKey(p *gatehouse.Principal) string { return notEmailKey + "device-code:" + p.User.ID }
 
 func wrongUserCode() error {
 	return gatehouse.InvalidField("user_code", "That code is not valid: it may be mistyped, expired or used already.",

@@ -559,6 +559,10 @@ type throttleNotices struct {
 	until map[string]time.Time
 }
 
+// notEmailKey begins the sign-in throttle's keys that are not e-mail
+// keys: no e-mail key holds a NUL.
+const notEmailKey = "\x00"
+
 // noticeThrottled sends signin.throttled to the account of the user whose
 // sign-in the throttle refused (none for an unknown address): at most
 // once per ThrottleNoticeEvery per user across the cluster (the notice's
@@ -566,6 +570,9 @@ type throttleNotices struct {
 // node in that time, so that a flood of refused attempts costs the store
 // nothing more. Failures are logged, never returned: the refusal stands.
 func (s *Service) noticeThrottled(ctx context.Context, key, from string) {
+	if strings.HasPrefix(key, notEmailKey) {
+		return // a throttle key of its own (deviceKey) names no address
+	}
 	now := s.now()
 	n := &s.throttleNoticed
 	n.mu.Lock()

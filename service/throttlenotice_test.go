@@ -1,0 +1,37 @@
+package service
+
+import (
+	"context"
+	"maps"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/store"
+)
+
+// TestThrottleNoticeLooksUpAddressesOnly: when the sign-in throttle
+// refuses, the node looks up the user of an e-mail key to tell their
+// account (signin.throttled), and never the key of a user's device-code
+// entries, which names no address (PostgreSQL refuses a key with a NUL
+// as an error, once per refusal).
+func TestThrottleNoticeLooksUpAddressesOnly(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "n.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st})
+	p := &gatehouse.Principal{User: &gatehouse.User{ID: "usr_1"}}
+	s.noticeThrottled(ctx, deviceKey(p), "203.0.113.7")
+	s.noticeThrottled(ctx, "someone@example.com", "203.0.113.7")
+	looked := slices.Sorted(maps.Keys(s.throttleNoticed.until))
+	if want := []string{"someone@example.com"}; !slices.Equal(looked, want) {
+		t.Fatalf("looked up %q, want %q", looked, want)
+	}
+}
