@@ -454,21 +454,30 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 
 // exec runs one statement on tx with the dialect's placeholders.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	kick(ctx)
-	if v, ok := s.writeStmts.Load(query); ok {
-		return tx.StmtContext(ctx, v.(*sql.Stmt)).ExecContext(ctx, args...)
+	if st := s.hotStmt(ctx, tx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, s.q(query), args...)
 }
 
 // queryRow runs a one-row statement on tx with the dialect's
-// placeholders, prepared when it is a hot write.
+// placeholders.
 func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	kick(ctx)
-	if v, ok := s.writeStmts.Load(query); ok {
-		return tx.StmtContext(ctx, v.(*sql.Stmt)).QueryRowContext(ctx, args...)
+	if st := s.hotStmt(ctx, tx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// hotStmt starts a step of tx's (kick) and returns query's prepared
+// statement on tx when query is a hot write that the batch writer has
+// prepared, nil otherwise.
+func (s *Store) hotStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	kick(ctx)
+	if v, ok := s.writeStmts.Load(query); ok {
+		return tx.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	return nil
 }
 
 // hotWrites returns the writes of the hot path, in the store's dialect.
