@@ -2,12 +2,10 @@ package service
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/store"
 )
 
 // shards is a cluster of four shards whose states the test sets.
@@ -27,14 +25,7 @@ func (c *shards) Announce(context.Context, []string) error { return nil }
 // it was for; a state first seen after that read is not.
 func TestCatchUpPublishesSightings(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openTestStore(t)
 	c := &shards{}
 	s := New(Config{Store: st, Cluster: c, LimiterConfirms: true})
 	if err := s.catchUp(ctx); err != nil {

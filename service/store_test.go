@@ -1,11 +1,11 @@
 package service_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/password"
+	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/store"
 )
 
@@ -21,16 +21,7 @@ func openStore(t *testing.T) *store.Store {
 // path, as nodes share a database.
 func openStoreAt(t *testing.T, path string) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return service.OpenTestStore(t, path)
 }
 
 // cheapPasswords hashes passwords with the least work argon2id allows:

@@ -3,12 +3,10 @@ package service
 import (
 	"context"
 	"maps"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/store"
 )
 
 // TestThrottleNoticeLooksUpAddressesOnly: when the sign-in throttle
@@ -18,14 +16,7 @@ import (
 // as an error, once per refusal).
 func TestThrottleNoticeLooksUpAddressesOnly(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "n.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openTestStore(t)
 	s := New(Config{Store: st})
 	p := &gatehouse.Principal{User: &gatehouse.User{ID: "usr_1"}}
 	s.noticeThrottled(ctx, deviceKey(p), "203.0.113.7")
