@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
 )
 
 // refreshShot is a refresh request for volley, from the client address
@@ -123,6 +125,73 @@ func TestRefreshConcurrentAddresses(t *testing.T) {
 				}
 			}
 			servertest.Expect(t, env.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
+			rt = pair.RefreshToken
+		}
+	})
+}
+
+// TestRefreshAcrossTwoNodes: one refresh token presented 40 times at once,
+// half to each of two nodes sharing PostgreSQL and Redis, each over a
+// connection opened in advance. From 40 client addresses exactly one
+// succeeds and its pair stops working on both nodes; from one address
+// exactly one rotation commits and every answer, from either node, is its
+// pair.
+func TestRefreshAcrossTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	const n = 40
+	nodes := func(t *testing.T) (a, b *servertest.Env) {
+		dbURL := pgtest.Schema(t)
+		redisURL := "redis://127.0.0.1:" + startRedis(t, "").port + "/0"
+		a = servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+		b = servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+		return a, b
+	}
+	t.Run("many clients", func(t *testing.T) {
+		a, b := nodes(t)
+		app := enableAPIAccess(t, a, a.AdminToken(), nil)
+		shots := make([]volleyReq, n)
+		for i := range shots {
+			shots[i] = refreshShot(t, []*servertest.Env{a, b}[i%2], loopback(i), app.ClientID, app.RefreshToken)
+		}
+		var won []apiAccess
+		for _, r := range volley(t, shots).resps {
+			switch r.Status {
+			case http.StatusOK:
+				won = append(won, refreshed(t, r))
+			default:
+				servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d refreshes succeeded across two nodes, want exactly one", len(won))
+		}
+		for _, node := range []*servertest.Env{a, b} {
+			servertest.Expect(t, node.As(won[0].AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+			servertest.Expect(t, refreshFrom(t, node, loopback(1), app.ClientID, won[0].RefreshToken), 400, "invalid_grant")
+		}
+	})
+	t.Run("one client", func(t *testing.T) {
+		a, b := nodes(t)
+		app := enableAPIAccess(t, a, a.AdminToken(), nil)
+		rt := app.RefreshToken
+		for round := range 3 {
+			shots := make([]volleyReq, n)
+			for i := range shots {
+				shots[i] = refreshShot(t, []*servertest.Env{a, b}[i%2], loopback(1), app.ClientID, rt)
+			}
+			var pair apiAccess
+			for i, r := range volley(t, shots).resps {
+				got := refreshed(t, r)
+				if i == 0 {
+					pair = got
+				} else if got.RefreshToken != pair.RefreshToken || got.AccessToken != pair.AccessToken {
+					t.Fatalf("round %d: two rotations committed across two nodes", round)
+				}
+			}
+			servertest.Expect(t, a.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
+			servertest.Expect(t, b.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
 			rt = pair.RefreshToken
 		}
 	})
