@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"html"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -221,8 +223,17 @@ func TestAdminUIAtScale(t *testing.T) {
 		if c := textOf(t, admin, ".count"); c != fmt.Sprintf("%d users match.", len(developers)+1) {
 			t.Fatalf("developers: %q", c)
 		}
-		// Every user, by e-mail address.
-		for _, email := range emails {
+		// Every user, by e-mail address: the page over a plain HTTP
+		// session for each, and in the browser for every 40th.
+		ui := uiSignIn(t, env, servertest.AdminEmail, servertest.AdminPassword)
+		for i, email := range emails {
+			status, page, _ := ui.get("/admin/users?q=" + url.QueryEscape(email))
+			if status != http.StatusOK || !strings.Contains(page, ">"+html.EscapeString(email)+"</a>") {
+				t.Fatalf("searching %s: %d, the page does not link the user", email, status)
+			}
+			if i%40 != 0 {
+				continue
+			}
 			goTo(t, admin, env, "/admin/users?q="+url.QueryEscape(email))
 			if got := texts(t, admin, "table.users td[data-label=User] a"); !slices.Contains(got, email) {
 				t.Fatalf("searching %s found %v", email, got)
