@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,11 @@ type Options struct {
 	Warmup      time.Duration
 	DatabaseURL string // empty: SQLite in a temporary directory; else an empty PostgreSQL database
 	RedisURL    string // set: rate limits and invalidation through Redis (cluster mode)
+	// Rounds is how many times the baseline and the rows run, in turn
+	// (at least once): each row's ratio is then the mean of its ratios to
+	// the baseline run just before it, printed with their range, which
+	// shows how much a shared machine's drift moves it.
+	Rounds int
 	// Wrk, when set, is the path of wrk, which then drives every row
 	// instead of the built-in load generator.
 	Wrk string
@@ -143,35 +149,76 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		}
 		return Run(ctx, name, c, opt.Duration, sc, false, loadPerReq), nil
 	}
-	var results []Result
-	base, err := run("bare net/http handler (baseline)", opt.Concurrency, Scenario{Want: http.StatusOK, Next: get(bareURL)})
-	if err != nil {
-		return nil, err
-	}
-	results = append(results, base)
-	if opt.CPUProfile != nil {
-		if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
-	}
+	// The baseline is row 0; every row is set up once, before the first
+	// round.
+	names := []string{"bare net/http handler (baseline)"}
+	scenarios := []Scenario{{Want: http.StatusOK, Next: get(bareURL)}}
 	for _, row := range rows {
 		sc, err := row.Setup(ctx, env, opt.Concurrency)
 		if err != nil {
-			return results, fmt.Errorf("%s: %w", row.Name, err)
+			return nil, fmt.Errorf("%s: %w", row.Name, err)
 		}
-		c := opt.Concurrency
-		if sc.MaxConcurrency > 0 {
-			c = min(c, sc.MaxConcurrency)
+		names, scenarios = append(names, row.Name), append(scenarios, sc)
+	}
+	rounds := make([][]Result, len(scenarios))
+	for r := range max(opt.Rounds, 1) {
+		for i, sc := range scenarios {
+			if i == 1 && r == 0 && opt.CPUProfile != nil {
+				if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
+					return nil, err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			c := opt.Concurrency
+			if sc.MaxConcurrency > 0 {
+				c = min(c, sc.MaxConcurrency)
+			}
+			res, err := run(names[i], c, sc)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			rounds[i] = append(rounds[i], res)
 		}
-		res, err := run(row.Name, c, sc)
-		if err != nil {
-			return results, fmt.Errorf("%s: %w", row.Name, err)
-		}
-		results = append(results, res)
+	}
+	results := make([]Result, len(rounds))
+	for i := range rounds {
+		results[i] = combine(rounds[i], rounds[0])
 	}
 	Print(opt.Out, results, opt)
 	return results, nil
+}
+
+// combine makes one result of a row's rounds: their requests, errors,
+// time and CPU added up, the median of their p50s and of their p99s, and
+// each round's ratio to the baseline's round (base) in Ratios.
+func combine(rounds, base []Result) Result {
+	out := Result{Name: rounds[0].Name, Skipped: rounds[0].Skipped}
+	var allocs float64
+	p50s, p99s := make([]time.Duration, len(rounds)), make([]time.Duration, len(rounds))
+	for i, r := range rounds {
+		out.Requests += r.Requests
+		out.Errors += r.Errors
+		out.Duration += r.Duration
+		out.CPU += r.CPU
+		out.LoadCPU += r.LoadCPU
+		allocs += r.AllocsPerOp * float64(r.Requests)
+		p50s[i], p99s[i] = r.P50, r.P99
+		if b := base[i].RPS(); b > 0 {
+			out.Ratios = append(out.Ratios, r.RPS()/b)
+		}
+	}
+	if out.Requests > 0 {
+		out.AllocsPerOp = allocs / float64(out.Requests)
+	}
+	out.P50, out.P99 = median(p50s), median(p99s)
+	return out
+}
+
+// median returns the middle value of ds (the upper one of an even count).
+func median(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // calibrate returns the built-in generator's CPU time per request against
@@ -199,15 +246,24 @@ func Print(w io.Writer, results []Result, opt Options) {
 	} else {
 		fmt.Fprintf(w, "Request log OFF (level %s): not the shipped configuration.\n\n", opt.LogLevel)
 	}
+	rounds := len(results[0].Ratios)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\treq/s\tvs baseline\tp50\tp99\tp99 vs baseline\tserver CPU/req\tallocs/req\terrors\t\n")
+	fmt.Fprintf(tw, "scenario\treq/s\tvs baseline\t")
+	if rounds > 1 {
+		fmt.Fprintf(tw, "rounds' range\t")
+	}
+	fmt.Fprintf(tw, "p50\tp99\tp99 vs baseline\tserver CPU/req\tallocs/req\terrors\t\n")
 	base := results[0]
 	for _, r := range results {
 		if r.Skipped != "" {
 			fmt.Fprintf(tw, "%s\t—\t\t\t\t\t\t\t\t\n", r.Name+" (not run: "+r.Skipped+")")
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%s\t%s\t%.2fx\t%s\t%.0f\t%d\t\n", r.Name, r.RPS(), 100*r.RPS()/base.RPS(),
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t", r.Name, r.RPS(), 100*r.Ratio(base))
+		if rounds > 1 {
+			fmt.Fprintf(tw, "%.0f–%.0f%%\t", 100*slices.Min(r.Ratios), 100*slices.Max(r.Ratios))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2fx\t%s\t%.0f\t%d\t\n",
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), float64(r.P99)/float64(base.P99),
 			r.CPUPerOp().Round(100*time.Nanosecond), r.AllocsPerOp, r.Errors)
 	}
@@ -215,6 +271,9 @@ func Print(w io.Writer, results []Result, opt Options) {
 	gen := "the built-in load generator (in this process; its CPU per request, measured once on threads of its own, is left out of the server's)"
 	if opt.Wrk != "" {
 		gen = "wrk (-t2, another process)"
+	}
+	if rounds > 1 {
+		fmt.Fprintf(w, "\n%d rounds of the baseline and every row in turn: vs baseline is the mean of a row's ratios to the baseline run just before it; p50 and p99 are the rounds' medians.", rounds)
 	}
 	fmt.Fprintf(w, "\n%d connections, %s per row, driven by %s.\nServer CPU/req is the process's user+system CPU time (getrusage) across the row per request; allocations count the whole process.\n",
 		opt.Concurrency, opt.Duration, gen)

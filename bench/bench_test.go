@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,55 @@ func TestBenchRuns(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "vs baseline") {
 		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+// TestBenchRounds runs the baseline and a row in turn twice: each result
+// holds both rounds, with a ratio to the baseline run just before it.
+func TestBenchRounds(t *testing.T) {
+	var out bytes.Buffer
+	rows := DefaultRows()[:1]
+	results, err := Main(context.Background(), Options{Concurrency: 4, Duration: 150 * time.Millisecond, Rounds: 2, Out: &out}, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 || results[1].Name != rows[0].Name {
+		t.Fatalf("results %+v", results)
+	}
+	for _, r := range results {
+		if len(r.Ratios) != 2 || r.Requests == 0 || r.Errors != 0 || r.Duration < 300*time.Millisecond {
+			t.Errorf("%s: %d ratios, %d requests in %v, %d errors", r.Name, len(r.Ratios), r.Requests, r.Duration, r.Errors)
+		}
+	}
+	if results[0].Ratio(results[0]) != 1 {
+		t.Errorf("the baseline's ratio to itself: %v", results[0].Ratios)
+	}
+	if !strings.Contains(out.String(), "rounds' range") || !strings.Contains(out.String(), "2 rounds") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+// TestCombine: a row's rounds add up, its p50 and p99 are the rounds'
+// medians, and each round's ratio is to the baseline's same round.
+func TestCombine(t *testing.T) {
+	rounds := []Result{
+		{Name: "row", Requests: 100, Duration: time.Second, CPU: time.Second, AllocsPerOp: 10, P50: 3, P99: 30},
+		{Name: "row", Requests: 300, Duration: time.Second, CPU: time.Second, AllocsPerOp: 20, P50: 1, P99: 10, Errors: 2},
+		{Name: "row", Requests: 200, Duration: time.Second, CPU: time.Second, AllocsPerOp: 10, P50: 2, P99: 20},
+	}
+	base := []Result{{Requests: 400, Duration: time.Second}, {Requests: 600, Duration: time.Second}, {Requests: 400, Duration: time.Second}}
+	got := combine(rounds, base)
+	if got.Requests != 600 || got.Errors != 2 || got.Duration != 3*time.Second || got.CPU != 3*time.Second {
+		t.Fatalf("sums: %+v", got)
+	}
+	if got.P50 != 2 || got.P99 != 20 {
+		t.Fatalf("medians: p50 %v p99 %v", got.P50, got.P99)
+	}
+	if want := (10*100 + 20*300 + 10*200) / 600.0; got.AllocsPerOp != want {
+		t.Fatalf("allocs %v, want %v", got.AllocsPerOp, want)
+	}
+	if want := []float64{0.25, 0.5, 0.5}; !slices.Equal(got.Ratios, want) || got.Ratio(Result{}) != 1.25/3 {
+		t.Fatalf("ratios %v (mean %v)", got.Ratios, got.Ratio(Result{}))
 	}
 }
 

@@ -35,6 +35,22 @@ type Result struct {
 	LoadCPU time.Duration
 	// Skipped says why the row was not run (a scenario wrk cannot drive).
 	Skipped string
+	// Ratios are the row's throughput over the baseline's, one per round
+	// (see Options.Rounds).
+	Ratios []float64
+}
+
+// Ratio returns the row's throughput over base's: the mean of its
+// rounds' ratios when it has them, else of the two results.
+func (r Result) Ratio(base Result) float64 {
+	if len(r.Ratios) == 0 {
+		return r.RPS() / base.RPS()
+	}
+	var sum float64
+	for _, x := range r.Ratios {
+		sum += x
+	}
+	return sum / float64(len(r.Ratios))
 }
 
 // RPS returns the requests per second.

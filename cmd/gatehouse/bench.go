@@ -21,6 +21,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	conc := fs.Int("c", 64, "concurrent connections")
 	dur := fs.Duration("d", 5*time.Second, "duration of each row")
+	rounds := fs.Int("rounds", 1, "how many times the baseline and the rows run in turn: each row's ratio is then the mean over the rounds, with its range")
 	warmup := fs.Duration("warmup", 2*time.Second, "how long each row runs unmeasured before it is measured")
 	scale := fs.Bool("scale", false, "scale mode: 1,000,000 stored tokens, 100,000 active principals; cold validation p99 and RSS")
 	tokens := fs.Int("tokens", 1_000_000, "stored tokens in scale mode")
@@ -78,7 +79,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		})
 	}
 	_, err := bench.Main(ctx, bench.Options{
-		Concurrency: *conc, Duration: *dur, Warmup: *warmup, Out: stdout, Wrk: *wrk, CPUProfile: profile, LogLevel: level,
+		Concurrency: *conc, Duration: *dur, Rounds: *rounds, Warmup: *warmup, Out: stdout, Wrk: *wrk, CPUProfile: profile, LogLevel: level,
 		DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"),
 	}, rows)
 	return err
