@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/admin"
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
 )
 
 // Input that is not text (issue 28, SPEC §10.8 "No 5xx from input"): every
@@ -239,4 +240,64 @@ func shorten(s string) string {
 func noRedirects() *http.Client {
 	return &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// outsidePatterns are the routes outside the API's and the console's
+// tables: the OAuth endpoints, the well-known documents, forward auth, the
+// leak reports and the operations endpoints. Keep it in step with
+// server.routes.
+var outsidePatterns = []string{
+	"GET /oauth/authorize", "GET /device", "GET /.well-known/oauth-authorization-server",
+	"GET /.well-known/oauth-protected-resource", "GET /.well-known/oauth-protected-resource/api",
+	"GET /openapi.json", "GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/auth/check",
+	"POST /oauth/token", "POST /v1/oauth/token", "POST /authorization", "POST /oauth/revoke", "POST /oauth/introspect",
+	"POST /oauth/device_authorization", "POST /oauth/register", "POST /v1/credentials/revoke", "POST /v1/secret-scanning/github",
+}
+
+// badQueries are query strings that do not parse or hold what no store
+// may see.
+var badQueries = []string{";", "%zz", "a=%zz", "client_id=a;b", "client_id=%00", "client_id=%ff", "%ff=1",
+	"client_id=" + strings.Repeat("a", 5000), "response_type=code&client_id=x&state=%zz"}
+
+// TestBadQueriesOutsideTheTables: every route outside the two route
+// tables, given a query string that does not parse, NUL, invalid UTF-8 or
+// a huge value, answers below 500 and counts no server error, with and
+// without a bearer token.
+func TestBadQueriesOutsideTheTables(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) {
+		c.DynamicRegistration = true
+		c.Upstream = "http://127.0.0.1:9"
+	})
+	tok := env.AdminToken()
+	errors0 := serverErrors(t, env)
+	c := noRedirects()
+	var failures []string
+	for _, pattern := range outsidePatterns {
+		method, path, _ := strings.Cut(pattern, " ")
+		for _, q := range badQueries {
+			for _, auth := range []string{"", "Bearer " + tok} {
+				req, err := http.NewRequest(method, env.URL+path+"?"+q, strings.NewReader("grant_type=client_credentials"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if auth != "" {
+					req.Header.Set("Authorization", auth)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatalf("%s ?%s: %v", pattern, shorten(q), err)
+				}
+				if body := readAll(resp); resp.StatusCode >= 500 {
+					failures = append(failures, pattern+" ?"+shorten(q)+": "+strconv.Itoa(resp.StatusCode)+" "+shorten(body))
+				}
+			}
+		}
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d answers of 500 or more:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	if n := serverErrors(t, env); n != errors0 {
+		t.Errorf("server errors went from %d to %d", errors0, n)
+	}
 }

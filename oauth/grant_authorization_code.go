@@ -38,8 +38,9 @@ func (g *AuthorizationCodeGrant) Token(ctx context.Context, req *Request) (*serv
 const AuthorizePath = "/oauth/authorize"
 
 // Authorize serves GET /oauth/authorize. A request naming an unknown
-// client, or a redirect URI the client did not register, gets an error
-// page (400, plain text), never a redirect; any other is sent to the console's
+// client or a redirect URI the client did not register, or whose query is
+// not input Gatehouse reads (httpx.CheckInput), gets an error page (400,
+// plain text), never a redirect; any other is sent to the console's
 // authorization page (consolePath) with its query unchanged, which signs
 // the person in, checks the rest and asks for consent.
 func Authorize(svc *service.Service, consolePath string) http.Handler {
@@ -50,7 +51,14 @@ func Authorize(svc *service.Service, consolePath string) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		q, err := url.ParseQuery(r.URL.RawQuery)
+		// The query is checked as the API's are (httpx.CheckInput): one
+		// that does not parse, or holds NUL or invalid UTF-8, is the
+		// client's error and never reaches the store.
+		err := httpx.CheckInput(r)
+		var q url.Values
+		if err == nil {
+			q, err = url.ParseQuery(r.URL.RawQuery)
+		}
 		if err == nil {
 			for _, k := range []string{"client_id", "redirect_uri"} {
 				if len(q[k]) > 1 {
