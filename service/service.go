@@ -18,6 +18,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
@@ -333,8 +334,9 @@ const (
 	MaxEmailLen       = 254
 )
 
-// checkName validates a required, single-line, bounded name. Its errors
-// name the field, with a hint for a person.
+// checkName validates a required, single-line, bounded name without
+// control characters (C0, DEL and C1: no line breaks, NUL or terminal
+// escapes). Its errors name the field, with a hint for a person.
 func checkName(field, v string, max int, required bool) (string, error) {
 	v = strings.TrimSpace(v)
 	switch {
@@ -342,8 +344,8 @@ func checkName(field, v string, max int, required bool) (string, error) {
 		return "", gatehouse.InvalidField(field, "This is required.", "%s is required", field)
 	case utf8.RuneCountInString(v) > max:
 		return "", gatehouse.InvalidField(field, fmt.Sprintf("Use at most %d characters.", max), "%s must be at most %d characters", field, max)
-	case strings.ContainsAny(v, "\x00\r\n"):
-		return "", gatehouse.InvalidField(field, "Keep it on one line.", "%s must be a single line", field)
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return "", gatehouse.InvalidField(field, "Keep it on one line, without control characters.", "%s must be a single line without control characters", field)
 	}
 	return v, nil
 }
