@@ -15,7 +15,7 @@ import (
 // what it accepts is valid, NUL-free JSON.
 func FuzzDecodeJSON(f *testing.F) {
 	for _, s := range []string{`{"name":"Foo","description":"Bar"}`, `{"roles":["admin"]}`, `{}`, `[]`, `{"a":1} {}`,
-		`{"name":"\u0000"}`, "{\"name\":\"\xff\"}", `{"rate_limit":{"burst":1e309}}`, ``, `null`, `{"name":` + strings.Repeat("[", 1000)} {
+		`{"name":"\u0000"}`, "{\"name\":\"\xff\"}", `{"rate_limit":{"burst":1e309}}`, ``, `null`, `{"name":` + strings.Repeat("[", 1000), `{"name":"a","name":"b"}`, `{"rate_limit":{"burst":1,"burst":2}}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {

@@ -283,7 +283,7 @@ func hasEscapedNUL(body []byte) bool {
 }
 
 // UnmarshalStrict decodes one JSON value from body into dst, refusing
-// unknown fields and trailing data.
+// unknown fields, repeated keys (CheckDuplicateKeys) and trailing data.
 func UnmarshalStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -296,7 +296,55 @@ func UnmarshalStrict(body []byte, dst any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return gatehouse.Invalid("The JSON body has data after its end")
 	}
-	return nil
+	return CheckDuplicateKeys(body)
+}
+
+// CheckDuplicateKeys refuses a JSON text in which an object, at any depth,
+// repeats a key: encoding/json would silently keep the last, while a proxy
+// or a firewall in front may have read the first.
+func CheckDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	// One set of keys per open object; nil for an open array. An object's
+	// next token is a key when its set's count is even (key, value, ...):
+	// keys holds the set, keyNext whether a key comes next.
+	type open struct {
+		keys    map[string]bool
+		keyNext bool
+	}
+	var stack []open
+	for {
+		t, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return gatehouse.Invalid("Malformed JSON")
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].keys != nil && stack[top].keyNext {
+			if d, ok := t.(json.Delim); ok && d == '}' {
+				stack = stack[:top]
+				continue
+			}
+			k, _ := t.(string)
+			if stack[top].keys[k] {
+				return gatehouse.Invalid("The JSON body repeats the key %q", k)
+			}
+			stack[top].keys[k], stack[top].keyNext = true, false
+			continue
+		}
+		if top >= 0 && stack[top].keys != nil {
+			stack[top].keyNext = true // this token is a value
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, open{keys: map[string]bool{}, keyNext: true})
+		case json.Delim('['):
+			stack = append(stack, open{})
+		case json.Delim(']'):
+			stack = stack[:top]
+		}
+	}
 }
 
 func jsonError(err error) error {

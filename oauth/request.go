@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -62,7 +61,7 @@ func ParseRequest(w http.ResponseWriter, r *http.Request, allowQuery bool) (*Req
 		if err != nil {
 			return nil, err
 		}
-		if err := checkDuplicateKeys(raw); err != nil {
+		if err := httpx.CheckDuplicateKeys(raw); err != nil {
 			return nil, err
 		}
 		for k, v := range body {
@@ -114,32 +113,6 @@ func readJSONObject(w http.ResponseWriter, r *http.Request, dst *map[string]json
 		return nil, gatehouse.Invalid("The JSON body must be an object")
 	}
 	return raw, nil
-}
-
-// checkDuplicateKeys refuses a JSON object with a repeated top-level key,
-// which encoding/json would otherwise silently resolve to the last one.
-func checkDuplicateKeys(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return gatehouse.Invalid("Malformed JSON")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return gatehouse.Invalid("Malformed JSON")
-		}
-		k, _ := t.(string)
-		if seen[k] {
-			return gatehouse.Invalid("Parameter %q is repeated", k)
-		}
-		seen[k] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return gatehouse.Invalid("Malformed JSON")
-		}
-	}
-	return nil
 }
 
 // clientAuth reads client credentials from HTTP Basic or the body.
