@@ -248,8 +248,9 @@ func CheckText(what, s string) error {
 }
 
 // DecodeJSON decodes the request's JSON body into dst strictly: one JSON
-// value, no unknown fields, at most MaxBodyBytes, valid UTF-8, no NUL. An
-// empty body decodes as {} when allowEmpty is true.
+// value, not null, no unknown fields or repeated keys, at most
+// MaxBodyBytes, valid UTF-8, no NUL. An empty body decodes as {} when
+// allowEmpty is true.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
 	body, err := readBody(w, r)
 	if err != nil {
@@ -263,6 +264,11 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool
 	}
 	if hasEscapedNUL(body) {
 		return gatehouse.Invalid("The JSON body contains a NUL character")
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		// encoding/json decodes null into anything as "no change": a
+		// request means an object, or no body where one is optional.
+		return gatehouse.Invalid("The JSON body must be an object, not null")
 	}
 	return UnmarshalStrict(body, dst)
 }

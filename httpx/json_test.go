@@ -1,6 +1,8 @@
 package httpx
 
 import (
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -32,6 +34,20 @@ func TestCheckDuplicateKeys(t *testing.T) {
 	} {
 		if err := CheckDuplicateKeys([]byte(good)); err != nil {
 			t.Errorf("%s: %v", good, err)
+		}
+	}
+}
+
+// TestDecodeJSONRefusesNull: null is not an object, even where the body
+// may be left out.
+func TestDecodeJSONRefusesNull(t *testing.T) {
+	for _, allowEmpty := range []bool{false, true} {
+		for _, body := range []string{"null", " null\n"} {
+			var dst struct{ Name string }
+			r := httptest.NewRequest("PATCH", "/", strings.NewReader(body))
+			if err := DecodeJSON(httptest.NewRecorder(), r, &dst, allowEmpty); gatehouse.ErrorCode(err) != gatehouse.EInvalidRequest {
+				t.Errorf("%q (allowEmpty %v): %v", body, allowEmpty, err)
+			}
 		}
 	}
 }
