@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
@@ -307,50 +308,99 @@ func UnmarshalStrict(body []byte, dst any) error {
 
 // CheckDuplicateKeys refuses a JSON text in which an object, at any depth,
 // repeats a key: encoding/json would silently keep the last, while a proxy
-// or a firewall in front may have read the first.
+// or a firewall in front may have read the first. Keys are compared as
+// encoding/json matches them to fields, without regard to case ("roles"
+// and "ROLES" are one key; see foldKey). body must be valid JSON (decode
+// it first): the check reads it in one pass, byte by byte, taking a
+// string followed by a colon for a key.
 func CheckDuplicateKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	// One set of keys per open object; nil for an open array. An object's
-	// next token is a key when its set's count is even (key, value, ...):
-	// keys holds the set, keyNext whether a key comes next.
-	type open struct {
-		keys    map[string]bool
-		keyNext bool
-	}
-	var stack []open
-	for {
-		t, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return gatehouse.Invalid("Malformed JSON")
-		}
-		top := len(stack) - 1
-		if top >= 0 && stack[top].keys != nil && stack[top].keyNext {
-			if d, ok := t.(json.Delim); ok && d == '}' {
-				stack = stack[:top]
+	// One set of keys per open object or array, made at its first key
+	// (an array's stays nil).
+	var open []map[string]struct{}
+	var folded []byte
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{', '[':
+			open = append(open, nil)
+		case '}', ']':
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
+		case '"':
+			end, escaped := i+1, false
+			for ; end < len(body) && body[end] != '"'; end++ {
+				if body[end] == '\\' {
+					end++
+					escaped = true
+				}
+			}
+			if end >= len(body) || len(open) == 0 || !followedByColon(body[end+1:]) {
+				i = end
 				continue
 			}
-			k, _ := t.(string)
-			if stack[top].keys[k] {
-				return gatehouse.Invalid("The JSON body repeats the key %q", k)
+			key := body[i+1 : end]
+			if escaped {
+				var k string
+				if err := json.Unmarshal(body[i:end+1], &k); err != nil {
+					return gatehouse.Invalid("Malformed JSON")
+				}
+				key = []byte(k)
 			}
-			stack[top].keys[k], stack[top].keyNext = true, false
-			continue
-		}
-		if top >= 0 && stack[top].keys != nil {
-			stack[top].keyNext = true // this token is a value
-		}
-		switch t {
-		case json.Delim('{'):
-			stack = append(stack, open{keys: map[string]bool{}, keyNext: true})
-		case json.Delim('['):
-			stack = append(stack, open{})
-		case json.Delim(']'):
-			stack = stack[:top]
+			folded = foldKey(folded[:0], key)
+			top := &open[len(open)-1]
+			if *top == nil {
+				*top = map[string]struct{}{}
+			}
+			if _, seen := (*top)[string(folded)]; seen {
+				return gatehouse.Invalid("The JSON body repeats the key %q", string(key))
+			}
+			(*top)[string(folded)] = struct{}{}
+			i = end
 		}
 	}
+	return nil
+}
+
+// followedByColon reports whether rest begins with a colon after any
+// JSON white space.
+func followedByColon(rest []byte) bool {
+	for _, c := range rest {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == ':'
+	}
+	return false
+}
+
+// foldKey appends key to out as encoding/json folds a name to match it to
+// a field: ASCII letters upper-cased, any other rune replaced by the
+// smallest rune of its case-folding set (so 'ſ' is 'S', the Kelvin sign
+// 'K').
+func foldKey(out, key []byte) []byte {
+	for i := 0; i < len(key); {
+		if c := key[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(key[i:])
+		for {
+			f := unicode.SimpleFold(r)
+			if f <= r {
+				r = f
+				break
+			}
+			r = f
+		}
+		out = utf8.AppendRune(out, r)
+		i += n
+	}
+	return out
 }
 
 func jsonError(err error) error {

@@ -19,6 +19,13 @@ func TestCheckDuplicateKeys(t *testing.T) {
 		`{"metadata":{"a":{"b":1,"b":2}}}`,
 		`[{"a":1},{"a":1,"a":2}]`,
 		`{"a":[1,{"x":1}],"b":{},"a":2}`,
+		`{"roles":["member"],"ROLES":["admin"]}`,
+		`{"status":"active","\u017ftatus":"disabled"}`,
+		`{"rate_limit":{"daily":1,"burst":1,"Burst":1000000}}`,
+		`{"kelvin":1,"\u212aelvin":2}`,
+		`{"a":1,"\u0061":2}`,
+		`{"a\"b":1, "a\"B" : 2}`,
+		"{\"a\" :1,\n\t\"a\"\r\n:2}",
 	} {
 		if err := CheckDuplicateKeys([]byte(bad)); gatehouse.ErrorCode(err) != gatehouse.EInvalidRequest {
 			t.Errorf("%s: %v", bad, err)
@@ -31,6 +38,7 @@ func TestCheckDuplicateKeys(t *testing.T) {
 	for _, good := range []string{
 		`{}`, `[]`, `null`, `"a"`, `{"a":{"a":{"a":1}}}`, `{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]}`,
 		`{"a":"a","b":"a"}`, `[{"a":1},{"a":1}]`, `{"a":[],"b":[[],{}],"c":{}}`,
+		`{"a":"b:c","b":["a",":"],"c":"\"a\":"}`, `{"a\\":1,"a":2}`, `{"ab":1,"a\u0062c":2,"abc\"":3}`,
 	} {
 		if err := CheckDuplicateKeys([]byte(good)); err != nil {
 			t.Errorf("%s: %v", good, err)

@@ -57,11 +57,8 @@ func ParseRequest(w http.ResponseWriter, r *http.Request, allowQuery bool) (*Req
 	}
 	if httpx.IsJSON(r) {
 		var body map[string]json.RawMessage
-		raw, err := readJSONObject(w, r, &body)
-		if err != nil {
-			return nil, err
-		}
-		if err := httpx.CheckDuplicateKeys(raw); err != nil {
+		// DecodeJSON has refused repeated keys already.
+		if err := readJSONObject(w, r, &body); err != nil {
 			return nil, err
 		}
 		for k, v := range body {
@@ -101,18 +98,18 @@ func addValues(vs url.Values, add func(k, v string) error) error {
 
 // readJSONObject reads a JSON object body; an empty body is an empty
 // object (the parameters may all be in the query string).
-func readJSONObject(w http.ResponseWriter, r *http.Request, dst *map[string]json.RawMessage) ([]byte, error) {
+func readJSONObject(w http.ResponseWriter, r *http.Request, dst *map[string]json.RawMessage) error {
 	var raw json.RawMessage
 	if err := httpx.DecodeJSON(w, r, &raw, true); err != nil {
-		return nil, err
+		return err
 	}
 	if raw == nil {
 		raw = json.RawMessage("{}")
 	}
 	if err := json.Unmarshal(raw, dst); err != nil || *dst == nil {
-		return nil, gatehouse.Invalid("The JSON body must be an object")
+		return gatehouse.Invalid("The JSON body must be an object")
 	}
-	return raw, nil
+	return nil
 }
 
 // clientAuth reads client credentials from HTTP Basic or the body.
