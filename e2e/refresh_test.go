@@ -135,7 +135,8 @@ func TestRefreshConcurrentAddresses(t *testing.T) {
 // connection opened in advance. From 40 client addresses exactly one
 // succeeds and its pair stops working on both nodes; from one address
 // exactly one rotation commits and every answer, from either node, is its
-// pair.
+// pair, and a later reuse on one node revokes the lineage's access token
+// that the other node holds cached.
 func TestRefreshAcrossTwoNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two nodes")
@@ -176,6 +177,10 @@ func TestRefreshAcrossTwoNodes(t *testing.T) {
 		a, b := nodes(t)
 		app := enableAPIAccess(t, a, a.AdminToken(), nil)
 		rt := app.RefreshToken
+		var last struct {
+			apiAccess
+			prev string // the refresh token it was rotated from
+		}
 		for round := range 3 {
 			shots := make([]volleyReq, n)
 			for i := range shots {
@@ -192,7 +197,14 @@ func TestRefreshAcrossTwoNodes(t *testing.T) {
 			}
 			servertest.Expect(t, a.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
 			servertest.Expect(t, b.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
+			last.apiAccess, last.prev = pair, rt
 			rt = pair.RefreshToken
 		}
+		// The last rotated token again, from another address, on node A:
+		// a reuse, which revokes the lineage. Node B, which has the
+		// lineage's access token cached, refuses it at once.
+		servertest.Expect(t, refreshFrom(t, a, loopback(99), app.ClientID, last.prev), 400, "invalid_grant")
+		servertest.Expect(t, b.As(last.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+		servertest.Expect(t, a.As(last.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
 	})
 }
