@@ -39,8 +39,8 @@ type Options struct {
 	// Wrk, when set, is the path of wrk, which then drives every row
 	// instead of the built-in load generator.
 	Wrk string
-	// CPUProfile, when set, receives a CPU profile of the rows after the
-	// baseline (their setup included).
+	// CPUProfile, when set, receives a CPU profile of the rows of the
+	// first round (not the baseline, nor the rows' setup).
 	CPUProfile io.Writer
 	Out        io.Writer
 	// LogLevel is the server's log level. The zero value, info, is the
@@ -161,13 +161,23 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		names, scenarios = append(names, row.Name), append(scenarios, sc)
 	}
 	rounds := make([][]Result, len(scenarios))
+	profiling := false
+	defer func() {
+		if profiling {
+			pprof.StopCPUProfile()
+		}
+	}()
 	for r := range max(opt.Rounds, 1) {
+		if r == 1 && profiling {
+			pprof.StopCPUProfile()
+			profiling = false
+		}
 		for i, sc := range scenarios {
 			if i == 1 && r == 0 && opt.CPUProfile != nil {
 				if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
 					return nil, err
 				}
-				defer pprof.StopCPUProfile()
+				profiling = true
 			}
 			c := opt.Concurrency
 			if sc.MaxConcurrency > 0 {
