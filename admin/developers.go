@@ -49,7 +49,7 @@ func (u *UI) developers(w http.ResponseWriter, r *http.Request, pg page) error {
 		var fc gatehouse.Cursors
 		found, fc, err = u.svc.Users(ctx, pg.P, gatehouse.UserFilter{Query: find}, gatehouse.Page{Limit: findSize})
 		if refusable(err) {
-			pg.Form = &form{name: "find", values: r.URL.Query(), field: "find", msg: "Search for at most 200 characters on one line."}
+			pg.Form = &form{name: "find", values: r.URL.Query(), field: "find", msg: "Search for at most 200 characters on one line, without tabs or other control characters."}
 			found, err = nil, nil
 		}
 		if err != nil {

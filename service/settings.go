@@ -114,9 +114,9 @@ func (q AuditQuery) Filter() (gatehouse.AuditFilter, error) {
 		in          string
 		out         *string
 	}{
-		{"actor", "Search for at most 200 characters on one line.", q.Actor, &f.Actor},
-		{"action", "Search for at most 200 characters on one line.", q.Action, &f.Action},
-		{"target", "Search for at most 200 characters on one line.", q.Target, &f.Target},
+		{"actor", searchHint, q.Actor, &f.Actor},
+		{"action", searchHint, q.Action, &f.Action},
+		{"target", searchHint, q.Target, &f.Target},
 	} {
 		text, err := checkName(v.field, v.in, MaxQueryLen, false)
 		if err != nil {

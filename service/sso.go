@@ -101,7 +101,7 @@ func (s *Service) nextSSO(ctx context.Context, accountID string, p *gatehouse.SS
 	if p.ClientID != nil {
 		id, err := checkName("sso.client_id", *p.ClientID, sso.MaxClientIDLen, false)
 		if err != nil {
-			return nil, gatehouse.Field(err, "sso.client_id", "Give the client id the provider issued.")
+			return nil, gatehouse.Field(err, "sso.client_id", "Give the client id the provider issued: one line, without tabs or other control characters.")
 		}
 		next.ClientID = id
 	}

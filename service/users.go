@@ -45,11 +45,14 @@ func checkRoles(rs []gatehouse.Role) (gatehouse.Roles, error) {
 // MaxQueryLen bounds the text of a search.
 const MaxQueryLen = 200
 
+// searchHint is the hint of a search text that checkName refused.
+const searchHint = "Search for at most 200 characters on one line, without tabs or other control characters."
+
 // checkUserFilter validates a filter of users (invalid_request).
 func checkUserFilter(f gatehouse.UserFilter) (gatehouse.UserFilter, error) {
 	q, err := checkName("q", f.Query, MaxQueryLen, false)
 	if err != nil {
-		return f, gatehouse.Field(err, "q", "Search for at most 200 characters on one line.")
+		return f, gatehouse.Field(err, "q", searchHint)
 	}
 	f.Query = q
 	switch f.Role {
