@@ -228,8 +228,8 @@ func TestAdminUIAtScale(t *testing.T) {
 		ui := uiSignIn(t, env, servertest.AdminEmail, servertest.AdminPassword)
 		for i, email := range emails {
 			status, page, _ := ui.get("/admin/users?q=" + url.QueryEscape(email))
-			if status != http.StatusOK || !strings.Contains(page, ">"+html.EscapeString(email)+"</a>") {
-				t.Fatalf("searching %s: %d, the page does not link the user", email, status)
+			if status != http.StatusOK || !strings.Contains(page, ">1 user matches.</p>") || !strings.Contains(page, ">"+html.EscapeString(email)+"</a>") {
+				t.Fatalf("searching %s: %d, the page does not find that one user", email, status)
 			}
 			if i%40 != 0 {
 				continue
