@@ -39,6 +39,52 @@ func refreshed(t *testing.T, r *servertest.Response) apiAccess {
 	return out
 }
 
+// one is a single client's address for refreshVolley.
+func one(int) string { return loopback(1) }
+
+// refreshVolley presents the refresh token rt n times at once (volley),
+// the i-th to nodes[i%len(nodes)] from the client address from(i).
+func refreshVolley(t *testing.T, nodes []*servertest.Env, n int, from func(int) string, clientID, rt string) []*servertest.Response {
+	t.Helper()
+	shots := make([]volleyReq, n)
+	for i := range shots {
+		shots[i] = refreshShot(t, nodes[i%len(nodes)], from(i), clientID, rt)
+	}
+	return volley(t, shots).resps
+}
+
+// onlyWinner checks that exactly one of resps is a refreshed pair and
+// every other invalid_grant, and returns the pair.
+func onlyWinner(t *testing.T, resps []*servertest.Response) apiAccess {
+	t.Helper()
+	var won []apiAccess
+	for _, r := range resps {
+		switch r.Status {
+		case http.StatusOK:
+			won = append(won, refreshed(t, r))
+		default:
+			servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d refreshes succeeded, want exactly one", len(won))
+	}
+	return won[0]
+}
+
+// samePair checks that every one of resps is the same refreshed pair and
+// returns it: one rotation committed.
+func samePair(t *testing.T, resps []*servertest.Response) apiAccess {
+	t.Helper()
+	pair := refreshed(t, resps[0])
+	for _, r := range resps[1:] {
+		if got := refreshed(t, r); got.RefreshToken != pair.RefreshToken || got.AccessToken != pair.AccessToken {
+			t.Fatalf("two rotations committed")
+		}
+	}
+	return pair
+}
+
 // TestRefreshRetrySafe: a retry by the same client inside the grace period
 // gets the pair the first attempt committed, and nothing is revoked.
 func TestRefreshRetrySafe(t *testing.T) {
@@ -88,42 +134,15 @@ func TestRefreshConcurrentAddresses(t *testing.T) {
 	t.Run("many clients", func(t *testing.T) {
 		env := servertest.Start(t)
 		app := enableAPIAccess(t, env, env.AdminToken(), nil)
-		shots := make([]volleyReq, n)
-		for i := range shots {
-			shots[i] = refreshShot(t, env, loopback(i), app.ClientID, app.RefreshToken)
-		}
-		var won []apiAccess
-		for _, r := range volley(t, shots).resps {
-			switch r.Status {
-			case http.StatusOK:
-				won = append(won, refreshed(t, r))
-			default:
-				servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
-			}
-		}
-		if len(won) != 1 {
-			t.Fatalf("%d refreshes succeeded, want exactly one", len(won))
-		}
-		servertest.Expect(t, env.As(won[0].AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+		won := onlyWinner(t, refreshVolley(t, []*servertest.Env{env}, n, loopback, app.ClientID, app.RefreshToken))
+		servertest.Expect(t, env.As(won.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
 	})
 	t.Run("one client", func(t *testing.T) {
 		env := servertest.Start(t)
 		app := enableAPIAccess(t, env, env.AdminToken(), nil)
 		rt := app.RefreshToken
-		for round := range 3 {
-			shots := make([]volleyReq, n)
-			for i := range shots {
-				shots[i] = refreshShot(t, env, loopback(1), app.ClientID, rt)
-			}
-			var pair apiAccess
-			for i, r := range volley(t, shots).resps {
-				got := refreshed(t, r)
-				if i == 0 {
-					pair = got
-				} else if got.RefreshToken != pair.RefreshToken || got.AccessToken != pair.AccessToken {
-					t.Fatalf("round %d: two rotations committed", round)
-				}
-			}
+		for range 3 {
+			pair := samePair(t, refreshVolley(t, []*servertest.Env{env}, n, one, app.ClientID, rt))
 			servertest.Expect(t, env.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
 			rt = pair.RefreshToken
 		}
@@ -152,25 +171,10 @@ func TestRefreshAcrossTwoNodes(t *testing.T) {
 	t.Run("many clients", func(t *testing.T) {
 		a, b := nodes(t)
 		app := enableAPIAccess(t, a, a.AdminToken(), nil)
-		shots := make([]volleyReq, n)
-		for i := range shots {
-			shots[i] = refreshShot(t, []*servertest.Env{a, b}[i%2], loopback(i), app.ClientID, app.RefreshToken)
-		}
-		var won []apiAccess
-		for _, r := range volley(t, shots).resps {
-			switch r.Status {
-			case http.StatusOK:
-				won = append(won, refreshed(t, r))
-			default:
-				servertest.Expect(t, r, http.StatusBadRequest, "invalid_grant")
-			}
-		}
-		if len(won) != 1 {
-			t.Fatalf("%d refreshes succeeded across two nodes, want exactly one", len(won))
-		}
+		won := onlyWinner(t, refreshVolley(t, []*servertest.Env{a, b}, n, loopback, app.ClientID, app.RefreshToken))
 		for _, node := range []*servertest.Env{a, b} {
-			servertest.Expect(t, node.As(won[0].AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
-			servertest.Expect(t, refreshFrom(t, node, loopback(1), app.ClientID, won[0].RefreshToken), 400, "invalid_grant")
+			servertest.Expect(t, node.As(won.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
+			servertest.Expect(t, refreshFrom(t, node, loopback(1), app.ClientID, won.RefreshToken), 400, "invalid_grant")
 		}
 	})
 	t.Run("one client", func(t *testing.T) {
@@ -181,20 +185,8 @@ func TestRefreshAcrossTwoNodes(t *testing.T) {
 			apiAccess
 			prev string // the refresh token it was rotated from
 		}
-		for round := range 3 {
-			shots := make([]volleyReq, n)
-			for i := range shots {
-				shots[i] = refreshShot(t, []*servertest.Env{a, b}[i%2], loopback(1), app.ClientID, rt)
-			}
-			var pair apiAccess
-			for i, r := range volley(t, shots).resps {
-				got := refreshed(t, r)
-				if i == 0 {
-					pair = got
-				} else if got.RefreshToken != pair.RefreshToken || got.AccessToken != pair.AccessToken {
-					t.Fatalf("round %d: two rotations committed across two nodes", round)
-				}
-			}
+		for range 3 {
+			pair := samePair(t, refreshVolley(t, []*servertest.Env{a, b}, n, one, app.ClientID, rt))
 			servertest.Expect(t, a.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
 			servertest.Expect(t, b.As(pair.AccessToken, "GET", "/v1/me", nil), 200, "")
 			last.apiAccess, last.prev = pair, rt
