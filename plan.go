@@ -65,6 +65,12 @@ const MaxQuotaLimit = 1_000_000_000
 // Current returns the name of the period that holds now ("2026-12-03" or
 // "2026-12") and when it ends.
 func (q Quota) Current(now time.Time) (name string, end time.Time) {
+	p := q.period(now)
+	return p.name, p.end
+}
+
+// period returns the period that holds now.
+func (q Quota) period(now time.Time) *period {
 	month := q.Period == QuotaMonth
 	last := &lastPeriod[0]
 	if month {
@@ -72,7 +78,7 @@ func (q Quota) Current(now time.Time) (name string, end time.Time) {
 	}
 	// Every request with a quota asks; the answer changes once a period.
 	if p := last.Load(); p != nil && !now.Before(p.start) && now.Before(p.end) {
-		return p.name, p.end
+		return p
 	}
 	now = now.UTC()
 	y, m, d := now.Date()
@@ -81,7 +87,7 @@ func (q Quota) Current(now time.Time) (name string, end time.Time) {
 		p = &period{start: time.Date(y, m, 1, 0, 0, 0, 0, time.UTC), end: time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC), name: now.Format("2006-01")}
 	}
 	last.Store(p)
-	return p.name, p.end
+	return p
 }
 
 // period is a quota period worked out: [start, end) and its name.

@@ -2,6 +2,7 @@ package gatehouse
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,54 @@ type sealedPrincipal struct {
 	budgets   []string
 	// answer is what Answer made, once.
 	answer atomic.Pointer[[]byte]
+	// periods is what PeriodBudgets made, for the periods it holds.
+	periods atomic.Pointer[periodBudgets]
+}
+
+// periodBudgets are a principal's PlanBudgets named for the quota periods
+// that hold [start, end).
+type periodBudgets struct {
+	start, end time.Time
+	budgets    []PlanBudget
+}
+
+// PeriodBudgets returns p's PlanBudgets with each quota's Key named after
+// the period that holds now ("quota:crd_x@2026-12"), so that each period
+// counts apart and a new one starts from nothing, and its QuotaEnds set to
+// that period's end. It is a pointer so that a comparable value can hold
+// it. A sealed principal works this out once per period and shares it:
+// the budgets must not be modified.
+func (p *Principal) PeriodBudgets(now time.Time) *[]PlanBudget {
+	if p.sealed != nil {
+		if c := p.sealed.periods.Load(); c != nil && !now.Before(c.start) && now.Before(c.end) {
+			return &c.budgets
+		}
+	}
+	var c *periodBudgets
+	for i, b := range p.PlanBudgets {
+		if b.Quota == nil {
+			continue
+		}
+		if c == nil {
+			c = &periodBudgets{budgets: slices.Clone(p.PlanBudgets)}
+		}
+		q := b.Quota.period(now)
+		c.budgets[i].Key = b.Key + "@" + q.name
+		c.budgets[i].QuotaEnds = q.end
+		if c.start.IsZero() || q.start.After(c.start) {
+			c.start = q.start
+		}
+		if c.end.IsZero() || q.end.Before(c.end) {
+			c.end = q.end
+		}
+	}
+	if c == nil {
+		return &p.PlanBudgets
+	}
+	if p.sealed != nil {
+		p.sealed.periods.Store(c)
+	}
+	return &c.budgets
 }
 
 // Answer returns render's answer for p, rendered once per sealed principal

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/admission"
@@ -217,5 +218,46 @@ func TestChargeConfirmsNothingAndFailsClosed(t *testing.T) {
 	}
 	if _, err := a.Admit(httptest.NewRecorder(), request("t")); code(err) != gatehouse.EUnavailable {
 		t.Fatalf("charger down: %v", err)
+	}
+}
+
+// kept is a store that kept n requests of every quota's period.
+type kept int
+
+func (n kept) QuotaBase(context.Context, string, string) (int, error) { return int(n), nil }
+
+// A single node counts a quota on from what its store kept, for requests
+// released together, without touching the budgets the cached principal
+// shares with every request.
+func TestLocalQuotaCountsOnFromTheStore(t *testing.T) {
+	const limit, before, n = 10, 7, 20
+	v := fixture(1000)
+	p := v.principals["t"]
+	p.PlanBudgets = []gatehouse.PlanBudget{{Key: "quota:crd_t", Quota: &gatehouse.Quota{Limit: limit, Period: gatehouse.QuotaMonth}}}
+	v.principals["t"] = *p.Seal()
+	mem := ratelimit.NewMemory()
+	t.Cleanup(func() { mem.Close() })
+	a := admission.New(admission.Config{Auth: auth.New(auth.Config{Tokens: v}), Charger: admission.NewLocal(mem, kept(before)), Headers: ratelimit.DefaultHeaderNames()})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			if _, err := a.Admit(httptest.NewRecorder(), request("t")); err == nil {
+				admitted.Add(1)
+			} else if c := code(err); c != gatehouse.EQuotaExceeded {
+				t.Errorf("refused with %q, want %s", c, gatehouse.EQuotaExceeded)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if admitted.Load() != limit-before {
+		t.Errorf("admitted %d, want %d", admitted.Load(), limit-before)
+	}
+	shared := v.principals["t"]
+	if b := *shared.PeriodBudgets(time.Now()); b[0].QuotaCharged != 0 {
+		t.Errorf("the shared budget was changed: charged %d", b[0].QuotaCharged)
 	}
 }

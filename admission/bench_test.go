@@ -19,7 +19,8 @@ func benchAdmit(b *testing.B, plans bool) {
 		p.PlanBudgets = []gatehouse.PlanBudget{{Key: "plan:crd_x", Limits: huge}, {Key: "plan:usr_u", Limits: huge},
 			{Key: "quota:crd_x", Quota: &gatehouse.Quota{Limit: 1_000_000_000, Period: gatehouse.QuotaMonth}}}
 	}
-	v.principals["t"] = p
+	// Sealed, as the service's cache hands principals out.
+	v.principals["t"] = *p.Seal()
 	mem := ratelimit.NewMemory()
 	defer mem.Close()
 	a := admission.New(admission.Config{Auth: auth.New(auth.Config{Tokens: v}), Charger: admission.NewLocal(mem, nil), Headers: ratelimit.DefaultHeaderNames()})

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"slices"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/ratelimit"
@@ -30,6 +31,7 @@ func NewLocal(l ratelimit.Limiter, quotas QuotaBase) *Local {
 // Admit charges the request to l; it confirms nothing, so expect and
 // rests are not read and confirmed is true.
 func (c *Local) Admit(ctx context.Context, _ *gatehouse.ClusterState, _, account string, keys []string, l ratelimit.Limits) (ratelimit.Decision, gatehouse.ClusterState, bool, error) {
+	shared := true // l.Own is the principal's (ratelimit.ForPrincipal)
 	for i := 0; c.quotas != nil && l.Own != nil && i < len(*l.Own); i++ {
 		b := (*l.Own)[i]
 		if b.Quota == nil {
@@ -38,6 +40,10 @@ func (c *Local) Admit(ctx context.Context, _ *gatehouse.ClusterState, _, account
 		n, err := c.quotas.QuotaBase(ctx, account, b.Key)
 		if err != nil {
 			return ratelimit.Decision{}, gatehouse.ClusterState{}, false, err
+		}
+		if shared {
+			own := slices.Clone(*l.Own)
+			l.Own, shared = &own, false
 		}
 		(*l.Own)[i].QuotaCharged = n
 	}

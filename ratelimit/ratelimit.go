@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -65,27 +64,14 @@ func (l Limits) own() []gatehouse.PlanBudget {
 	return *l.Own
 }
 
-// ForPrincipal returns the limits of a request of p: its account's, and
-// the budgets of its credential's and its user's plans.
-// A quota's budget is named after its period as it is at now, so that
-// each period counts apart and a new one starts from nothing.
+// ForPrincipal returns the limits of a request of p at now: its
+// account's, and the budgets of its credential's and its user's plans,
+// each quota's named after its period at now (Principal.PeriodBudgets).
+// The budgets are shared: a limiter must not modify them.
 func ForPrincipal(p *gatehouse.Principal, now time.Time) Limits {
 	l := FromSettings(p.Account.Settings.RateLimit)
-	if len(p.PlanBudgets) == 0 {
-		return l
-	}
-	l.Own = &p.PlanBudgets
-	for i, b := range p.PlanBudgets {
-		if b.Quota == nil {
-			continue
-		}
-		if l.Own == &p.PlanBudgets {
-			own := slices.Clone(p.PlanBudgets)
-			l.Own = &own
-		}
-		name, end := b.Quota.Current(now)
-		(*l.Own)[i].Key = b.Key + "@" + name
-		(*l.Own)[i].QuotaEnds = end
+	if len(p.PlanBudgets) > 0 {
+		l.Own = p.PeriodBudgets(now)
 	}
 	return l
 }
