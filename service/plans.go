@@ -119,8 +119,8 @@ func (s *Service) planPrincipal(ctx context.Context, p *gatehouse.Principal, cre
 	if u.RateLimit != nil {
 		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: PlanBudgetKey(p.UserID()), Limits: *u.RateLimit})
 	}
-	// A quota's key is completed with its period per request
-	// (ratelimit.ForPrincipal).
+	// A quota's key is completed with its period once per period
+	// (gatehouse.Principal.PeriodBudgets, through ratelimit.ForPrincipal).
 	if c.Quota != nil {
 		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: "quota:" + cred, Quota: c.Quota})
 	}
