@@ -63,6 +63,20 @@ func code(err error) string {
 	return ""
 }
 
+// together runs f in n goroutines released at once, and waits for them.
+func together(n int, f func()) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			f()
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 func local(t *testing.T, v *tokens, quotas admission.Quotas) (*admission.Admitter, *int64) {
 	t.Helper()
 	mem := ratelimit.NewMemory()
@@ -82,23 +96,16 @@ func TestLocalAdmitsExactlyTheBurst(t *testing.T) {
 	const burst, n = 5, 40
 	a, limited := local(t, fixture(burst), nil)
 	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range n {
-		wg.Go(func() {
-			<-start
-			w := httptest.NewRecorder()
-			if _, err := a.Admit(w, request("t")); err == nil {
-				admitted.Add(1)
-			} else if c := code(err); c != gatehouse.ERateLimitExceeded {
-				t.Errorf("refused with %q, want %s", c, gatehouse.ERateLimitExceeded)
-			} else if w.Header().Get("X-RateLimit-Burst-Remaining") != "0" {
-				t.Errorf("refusal's burst remaining %q", w.Header().Get("X-RateLimit-Burst-Remaining"))
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	together(n, func() {
+		w := httptest.NewRecorder()
+		if _, err := a.Admit(w, request("t")); err == nil {
+			admitted.Add(1)
+		} else if c := code(err); c != gatehouse.ERateLimitExceeded {
+			t.Errorf("refused with %q, want %s", c, gatehouse.ERateLimitExceeded)
+		} else if w.Header().Get("X-RateLimit-Burst-Remaining") != "0" {
+			t.Errorf("refusal's burst remaining %q", w.Header().Get("X-RateLimit-Burst-Remaining"))
+		}
+	})
 	if admitted.Load() != burst || *limited != n-burst {
 		t.Fatalf("admitted %d, limited %d; want %d and %d", admitted.Load(), *limited, burst, n-burst)
 	}
@@ -239,20 +246,13 @@ func TestLocalQuotaCountsOnFromTheStore(t *testing.T) {
 	t.Cleanup(func() { mem.Close() })
 	a := admission.New(admission.Config{Auth: auth.New(auth.Config{Tokens: v}), Charger: admission.NewLocal(mem, kept(before)), Headers: ratelimit.DefaultHeaderNames()})
 	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range n {
-		wg.Go(func() {
-			<-start
-			if _, err := a.Admit(httptest.NewRecorder(), request("t")); err == nil {
-				admitted.Add(1)
-			} else if c := code(err); c != gatehouse.EQuotaExceeded {
-				t.Errorf("refused with %q, want %s", c, gatehouse.EQuotaExceeded)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	together(n, func() {
+		if _, err := a.Admit(httptest.NewRecorder(), request("t")); err == nil {
+			admitted.Add(1)
+		} else if c := code(err); c != gatehouse.EQuotaExceeded {
+			t.Errorf("refused with %q, want %s", c, gatehouse.EQuotaExceeded)
+		}
+	})
 	if admitted.Load() != limit-before {
 		t.Errorf("admitted %d, want %d", admitted.Load(), limit-before)
 	}
