@@ -317,9 +317,11 @@ func TestMintedDieWithParentOnTwoNodes(t *testing.T) {
 	})
 }
 
-// platformRoutes name the platform scopes ops:admin and chains:execute.
+// platformRoutes name the platform scopes ops:admin, ledger:read and
+// chains:execute.
 const platformRoutes = `{"routes": [
   {"pattern": "/ops/", "scopes": ["ops:admin"]},
+  {"pattern": "GET /ledger/", "scopes": ["ledger:read"]},
   {"pattern": "POST /v1/chains/{id}/execute", "scopes": ["chains:execute"]}
 ]}`
 
@@ -346,6 +348,13 @@ func TestPlatformScopesAreTheOperators(t *testing.T) {
 		servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"role_scopes": map[string][]string{"member": {sc}}}), 400, "invalid_request")
 		servertest.Expect(t, env.As(bAdmin, "PATCH", "/v1/accounts/"+bID, map[string]any{"platform_scopes": []string{sc}}), 403, "forbidden")
 	}
+	// Nor one that grants a platform scope: a :write scope grants its
+	// :read.
+	r := env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"ledger:write"}})
+	servertest.Expect(t, r, 400, "invalid_request")
+	if !strings.Contains(string(r.Body), "ledger:read") {
+		t.Fatalf("the refusal names no platform scope: %s", r.Body)
+	}
 	servertest.Expect(t, env.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"reports:read"}}), 200, "")
 	env.CreateUser(bAdmin, "member@b.example", memberPW)
 	env.CreateUser(bAdmin, "dev@b.example", memberPW, "developer")
@@ -353,6 +362,9 @@ func TestPlatformScopesAreTheOperators(t *testing.T) {
 	for _, tok := range []string{bAdmin, member, dev} {
 		if st := check(tok, "GET", "/ops/secret"); st != 403 {
 			t.Fatalf("/ops/ before any grant: %d", st)
+		}
+		if st := check(tok, "GET", "/ledger/2026"); st != 403 {
+			t.Fatalf("/ledger/ before any grant: %d", st)
 		}
 	}
 
@@ -383,13 +395,15 @@ func TestPlatformScopesMigration(t *testing.T) {
 	before := servertest.Start(t)
 	op := before.AdminToken()
 	_, bAdmin := before.CreateAccount(op, "tenant b", "admin@b.example", memberPW)
-	servertest.Expect(t, before.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"ops:admin", "reports:read"}}), 200, "")
+	servertest.Expect(t, before.As(bAdmin, "PUT", "/v1/settings", map[string]any{"custom_scopes": []string{"ops:admin", "ledger:write", "reports:read"}}), 200, "")
 	routes := writeRoutes(t, "routes.json", platformRoutes)
 	after := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.GatewayRoutes = before.DatabaseURL, routes })
 	bAdmin = after.Login("admin@b.example", memberPW)
 	if got := after.As(bAdmin, "GET", "/v1/settings", nil).Map(t)["custom_scopes"]; len(got.([]any)) != 1 || got.([]any)[0] != "reports:read" {
 		t.Fatalf("custom scopes after the start: %v", got)
 	}
-	r := after.Request("GET", "/v1/auth/check", nil, "Authorization", "Bearer "+bAdmin, "X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/ops/x")
-	servertest.Expect(t, r, 403, "")
+	for _, uri := range []string{"/ops/x", "/ledger/x"} {
+		r := after.Request("GET", "/v1/auth/check", nil, "Authorization", "Bearer "+bAdmin, "X-Forwarded-Method", "GET", "X-Forwarded-Uri", uri)
+		servertest.Expect(t, r, 403, "")
+	}
 }

@@ -171,9 +171,9 @@ func (s *Service) checkPlatformScopes(in []gatehouse.Scope) (gatehouse.Scopes, e
 	return ss, nil
 }
 
-// SeparatePlatformScopes removes the platform scopes from every account's
-// custom_scopes (SPEC §10.8: an account can never grant itself a platform
-// scope), once the server knows them, at start. The other custom scopes
+// SeparatePlatformScopes removes from every account's custom_scopes those
+// that grant a platform scope (platformScopeGranted: SPEC §10.8, an
+// account can never grant itself a platform scope), once the server knows them, at start. The other custom scopes
 // are kept as they are; each removal is audited in the account's log and
 // the operator grants platform scopes with UpdateAccount. It returns how
 // many accounts changed.
@@ -189,7 +189,7 @@ func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
 			return changed, err
 		}
 		for _, acc := range accounts {
-			if !slices.ContainsFunc(acc.Settings.CustomScopes, func(sc gatehouse.Scope) bool { return slices.Contains(s.platformScopes, sc) }) {
+			if !slices.ContainsFunc(acc.Settings.CustomScopes, func(sc gatehouse.Scope) bool { return s.platformScopeGranted(sc) != "" }) {
 				continue
 			}
 			err := s.update(ctx, func(tx *store.Tx) error {
@@ -199,7 +199,7 @@ func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
 				}
 				var keep, removed gatehouse.Scopes
 				for _, sc := range a.Settings.CustomScopes {
-					if slices.Contains(s.platformScopes, sc) {
+					if s.platformScopeGranted(sc) != "" {
 						removed = append(removed, sc)
 					} else {
 						keep = append(keep, sc)

@@ -792,7 +792,7 @@ func (s *Service) AppRefreshGrant(ctx context.Context, clientID, secret, raw, sc
 // Authorizations lists the applications a user authorised: p's own
 // (userID empty or p's), or, for an admin, any user's of the account.
 func (s *Service) Authorizations(ctx context.Context, p *gatehouse.Principal, userID string, page gatehouse.Page) ([]*gatehouse.Authorization, string, error) {
-	uid, err := s.authorizationsOf(ctx, p, userID)
+	uid, err := s.authorizationsOf(ctx, p, userID, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -802,14 +802,18 @@ func (s *Service) Authorizations(ctx context.Context, p *gatehouse.Principal, us
 // Authorization returns one authorization of a user (p's own, or any
 // user's of the account for an admin), or not_found.
 func (s *Service) Authorization(ctx context.Context, p *gatehouse.Principal, userID, clientID string) (*gatehouse.Authorization, error) {
-	uid, err := s.authorizationsOf(ctx, p, userID)
+	uid, err := s.authorizationsOf(ctx, p, userID, false)
 	if err != nil {
 		return nil, err
 	}
 	return s.store.Authorization(ctx, uid, clientID)
 }
 
-func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, userID string) (string, error) {
+// authorizationsOf returns the user whose authorizations p may see and,
+// with change, end: p's own, or any user's of the account for an admin,
+// where only the operator ends the operator's. A third-party
+// application's token manages none.
+func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, userID string, change bool) (string, error) {
 	if err := RequireUser(p); err != nil {
 		return "", err
 	}
@@ -828,6 +832,11 @@ func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, 
 	if err != nil {
 		return "", err
 	}
+	if change {
+		if err := requireMayChange(p, u); err != nil {
+			return "", err
+		}
+	}
 	return u.ID, nil
 }
 
@@ -844,7 +853,7 @@ func (s *Service) RevokeAuthorization(ctx context.Context, p *gatehouse.Principa
 		uid = p.User.ID
 	} else {
 		var err error
-		if uid, err = s.authorizationsOf(ctx, p, userID); err != nil {
+		if uid, err = s.authorizationsOf(ctx, p, userID, true); err != nil {
 			return err
 		}
 	}

@@ -165,7 +165,7 @@ func (s *Service) LiveTokenCount(ctx context.Context, p *gatehouse.Principal, cl
 // still work, and their admin UI sessions. The user themselves, or an
 // admin.
 func (s *Service) UserTokenCount(ctx context.Context, p *gatehouse.Principal, userID string) (tokens, sessions int, err error) {
-	if err := s.mayManageSessions(ctx, p, userID); err != nil {
+	if err := s.mayManageSessions(ctx, p, userID, false); err != nil {
 		return 0, 0, err
 	}
 	now := s.clock()

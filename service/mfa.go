@@ -482,10 +482,11 @@ func (s *Service) ResetSecondFactors(ctx context.Context, p *gatehouse.Principal
 	})
 }
 
-// EndSession ends one console session of p's own user; not_found when
-// they have no such session. Audited as user.session_end.
+// EndSession ends one console session of p's own user, from a sign-in
+// (requireSignIn); not_found when they have no such session. Audited as
+// user.session_end.
 func (s *Service) EndSession(ctx context.Context, p *gatehouse.Principal, id string) error {
-	if err := RequireUser(p); err != nil {
+	if err := requireSignIn(p); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {

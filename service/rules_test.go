@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -487,5 +488,150 @@ func TestPasswordEpochs(t *testing.T) {
 				t.Fatalf("the new password: %v", err)
 			}
 		})
+	}
+}
+
+// TestSessionsFromASignIn: a user sees and ends their own console
+// sessions only from a sign-in — a console session or a password-grant
+// token — never with a client credential or an API token acting as them;
+// an admin sees any user's, but only the operator ends the operator's
+// sessions or authorizations. A refusal ends nothing.
+func TestSessionsFromASignIn(t *testing.T) {
+	r := newRules(t)
+	opID := r.op.User.ID
+	r.user("ann@example.com", admin)
+	bobID := r.user("bob@example.com", developer).ID
+	session := func(email string) (string, *gatehouse.Principal) {
+		step, err := r.svc.SignIn(r.ctx, email, pw, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := r.svc.SessionPrincipal(r.ctx, step.Session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return step.Session, p
+	}
+	bobCookie, console := session("bob@example.com")
+	opCookie, _ := session("op@example.com")
+	bob, ann := r.as("bob@example.com"), r.as("ann@example.com")
+	cred, err := r.svc.CreateCredential(r.ctx, bob, service.CredentialInput{Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := r.svc.ClientPrincipal(r.ctx, cred.ClientID, cred.ClientSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.SetAPITokensExtension(r.ctx, r.op, ptr(true)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asBob, err := r.svc.APITokenPrincipal(r.ctx, tok.Token, "bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stillWorks := func(cookie string) {
+		t.Helper()
+		if _, _, err := r.svc.SessionPrincipal(r.ctx, cookie); err != nil {
+			t.Fatalf("a refusal ended a session: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		by   *gatehouse.Principal
+		of   string
+		end  bool
+		want string
+	}{
+		{"bob's console session lists his", console, bobID, false, ""},
+		{"bob's password token lists his", bob, bobID, false, ""},
+		{"bob's client credential lists his", client, bobID, false, gatehouse.EForbidden},
+		{"an API token acting as bob lists his", asBob, bobID, false, gatehouse.EForbidden},
+		{"bob's client credential ends his", client, bobID, true, gatehouse.EForbidden},
+		{"an API token acting as bob ends his", asBob, bobID, true, gatehouse.EForbidden},
+		{"an admin lists the operator's", ann, opID, false, ""},
+		{"an admin ends the operator's", ann, opID, true, gatehouse.EForbidden},
+	} {
+		var err error
+		if tc.end {
+			_, err = r.svc.EndSessions(r.ctx, tc.by, tc.of)
+		} else {
+			_, err = r.svc.Sessions(r.ctx, tc.by, tc.of)
+		}
+		if code(err) != tc.want {
+			t.Fatalf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		stillWorks(bobCookie)
+		stillWorks(opCookie)
+	}
+	list, err := r.svc.Sessions(r.ctx, console, bobID)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("bob's sessions: %v %v", list, err)
+	}
+	for _, p := range []*gatehouse.Principal{client, asBob} {
+		if err := r.svc.EndSession(r.ctx, p, list[0].ID); code(err) != gatehouse.EForbidden {
+			t.Fatalf("ended one session with %s: %v", p.Method, err)
+		}
+	}
+	stillWorks(bobCookie)
+	if err := r.svc.RevokeAuthorization(r.ctx, ann, opID, "app_x"); code(err) != gatehouse.EForbidden {
+		t.Fatalf("an admin ended the operator's authorization: %v", err)
+	}
+	if err := r.svc.RevokeAuthorization(r.ctx, r.op, opID, "app_x"); code(err) != gatehouse.ENotFound {
+		t.Fatalf("the operator's own: %v", err)
+	}
+	// What may end them does.
+	if n, err := r.svc.EndSessions(r.ctx, ann, bobID); err != nil || n != 1 {
+		t.Fatalf("an admin ends bob's: %d %v", n, err)
+	}
+	if n, err := r.svc.EndSessions(r.ctx, r.op, opID); err != nil || n != 1 {
+		t.Fatalf("the operator ends their own from a password token: %d %v", n, err)
+	}
+}
+
+// TestCustomScopesGrantNoPlatformScope: an account's custom scopes may
+// not grant a platform scope, neither by its name nor through the
+// ":write grants :read" rule; scopes that grant none are kept.
+func TestCustomScopesGrantNoPlatformScope(t *testing.T) {
+	ctx := context.Background()
+	svc := service.New(service.Config{Store: openStore(t), Passwords: cheapPasswords(), Digester: token.NewDigester(nil),
+		Logger: slog.New(slog.DiscardHandler), PlatformScopes: gatehouse.Scopes{"ledger:read", "ops:admin"}})
+	if _, _, err := svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := svc.PasswordGrant(ctx, "op@example.com", pw, "192.0.2.1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := svc.AccessPrincipal(ctx, out.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		scope gatehouse.Scope
+		want  string
+	}{
+		{"ledger:read", gatehouse.EInvalidRequest},
+		{"ledger:write", gatehouse.EInvalidRequest},
+		{"ops:admin", gatehouse.EInvalidRequest},
+		{"ops:write", ""},
+		{"ledger:audit", ""},
+		{"reports:write", ""},
+	} {
+		_, err := svc.UpdateSettings(ctx, op, gatehouse.SettingsPatch{CustomScopes: &[]gatehouse.Scope{"reports:read", tc.scope}})
+		if code(err) != tc.want {
+			t.Fatalf("custom scope %s: %v, want %q", tc.scope, err, tc.want)
+		}
+		st, err := svc.Settings(ctx, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := slices.Contains(st.CustomScopes, tc.scope); kept != (tc.want == "") {
+			t.Fatalf("custom scope %s: stored %v", tc.scope, st.CustomScopes)
+		}
 	}
 }

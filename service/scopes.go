@@ -218,3 +218,16 @@ func (s *Service) applyPatch(patch CredentialPatch, name *string, enabled *bool,
 	}
 	return details, nil
 }
+
+// platformScopeGranted returns the platform scope that holding sc would
+// grant — sc itself, or X:read for sc X:write (gatehouse.Scopes.Allows) —
+// or "" when it grants none. An account's custom scopes must grant none
+// (SPEC §10.8): only the operator grants platform scopes.
+func (s *Service) platformScopeGranted(sc gatehouse.Scope) gatehouse.Scope {
+	for _, ps := range s.platformScopes {
+		if (gatehouse.Scopes{sc}).Allows(ps) {
+			return ps
+		}
+	}
+	return ""
+}

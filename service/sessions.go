@@ -87,24 +87,31 @@ type SessionInfo struct {
 	Current bool
 }
 
-// mayManageSessions returns forbidden unless p may list and end the
-// sessions of user userID: their own, or any user's of the account for an
-// admin (not_found for another account's).
-func (s *Service) mayManageSessions(ctx context.Context, p *gatehouse.Principal, userID string) error {
+// mayManageSessions returns forbidden unless p may see the sessions of
+// user userID and, with change, end them: their own from a sign-in (a
+// console session or a password-grant token — no API token, client
+// credential or application's token sees or ends a user's sessions), or
+// any user's of the account for an admin, where only the operator ends
+// the operator's (not_found for another account's user).
+func (s *Service) mayManageSessions(ctx context.Context, p *gatehouse.Principal, userID string, change bool) error {
 	if userID == p.UserID() {
-		return nil
+		return requireSignIn(p)
 	}
 	if err := RequireAdmin(p); err != nil {
 		return err
 	}
-	_, err := s.store.User(ctx, p.AccountID, userID)
-	return err
+	u, err := s.store.User(ctx, p.AccountID, userID)
+	if err != nil || !change {
+		return err
+	}
+	return requireMayChange(p, u)
 }
 
 // Sessions lists the admin UI sessions of a user that still work, newest
-// first: p's own, or any user's of p's account for an admin.
+// first: p's own (from a sign-in), or any user's of p's account for an
+// admin (mayManageSessions).
 func (s *Service) Sessions(ctx context.Context, p *gatehouse.Principal, userID string) ([]SessionInfo, error) {
-	if err := s.mayManageSessions(ctx, p, userID); err != nil {
+	if err := s.mayManageSessions(ctx, p, userID, false); err != nil {
 		return nil, err
 	}
 	ses, err := s.store.Sessions(ctx, userID, s.clock())
@@ -121,10 +128,11 @@ func (s *Service) Sessions(ctx context.Context, p *gatehouse.Principal, userID s
 
 // EndSessions signs a user out of the admin UI everywhere — but for the
 // session p itself uses — and returns how many sessions ended; audited as
-// user.sessions_end. p's own user, or any user's of p's account for an
-// admin.
+// user.sessions_end. p's own user (from a sign-in), or any user's of p's
+// account for an admin, the operator's only for the operator
+// (mayManageSessions).
 func (s *Service) EndSessions(ctx context.Context, p *gatehouse.Principal, userID string) (int, error) {
-	if err := s.mayManageSessions(ctx, p, userID); err != nil {
+	if err := s.mayManageSessions(ctx, p, userID, true); err != nil {
 		return 0, err
 	}
 	keep := ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -40,9 +39,13 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 			return gatehouse.Settings{}, err
 		}
 		for _, sc := range *patch.CustomScopes {
-			if slices.Contains(s.platformScopes, sc) {
+			switch ps := s.platformScopeGranted(sc); {
+			case ps == sc:
 				return gatehouse.Settings{}, gatehouse.InvalidField("custom_scopes", fmt.Sprintf("%s is a platform scope: the operator grants it.", sc),
 					"custom_scopes: %s is a platform scope; the operator grants it to the account (platform_scopes) and admins map it to roles (role_scopes)", sc)
+			case ps != "":
+				return gatehouse.Settings{}, gatehouse.InvalidField("custom_scopes", fmt.Sprintf("%s would grant the platform scope %s: the operator grants it.", sc, ps),
+					"custom_scopes: %s would grant the platform scope %s (a :write scope grants its :read); the operator grants platform scopes to the account (platform_scopes)", sc, ps)
 			}
 		}
 	}
