@@ -82,8 +82,22 @@ type APIToken struct {
 	// Canary marks a token that never authorises: every use is audited
 	// (SPEC §10.1). It is never shown in answers to whoever holds it.
 	Canary bool `json:"canary,omitempty"`
+	// LineID is the first token of the line of rolls this one comes from,
+	// "" when it was rolled from none (see Line).
+	LineID string `json:"-"`
 	// Plan is what is set on the token (SPEC §10.5), where it was read.
 	Plan
+}
+
+// Line returns the id the token's budgets count under — the account's
+// per-token limit, its plan's rate limit and quota: the first token of its
+// line of rolls, so that rolling a token neither refills its budgets nor,
+// while the old one still works, doubles them.
+func (t *APIToken) Line() string {
+	if t.LineID != "" {
+		return t.LineID
+	}
+	return t.ID
 }
 
 // Usable reports whether the API token may authenticate at now: enabled,

@@ -22,6 +22,10 @@ type Principal struct {
 	// CredentialName is the API token's name, when an API token
 	// authenticated the request (for the audit log).
 	CredentialName string
+	// CredentialLine is, for an API token, the id its budgets count under
+	// (APIToken.Line): the first token of its line of rolls. "" means
+	// CredentialID.
+	CredentialLine string
 	// ClientID is the application or client credential behind the token.
 	ClientID string
 	// Resource is the resource the access token is bound to (RFC 8707),
@@ -246,9 +250,18 @@ func (p *Principal) RateKeys() []RateKey {
 	case p.Method != MethodAPIToken:
 		return []RateKey{{RateKindUser, p.UserID()}}
 	case p.User == nil:
-		return []RateKey{{RateKindAPIToken, p.CredentialID}}
+		return []RateKey{{RateKindAPIToken, p.credentialBudget()}}
 	}
-	return []RateKey{{RateKindUser, p.User.ID}, {RateKindAPIToken, p.CredentialID}}
+	return []RateKey{{RateKindUser, p.User.ID}, {RateKindAPIToken, p.credentialBudget()}}
+}
+
+// credentialBudget is the id p's credential's budgets count under:
+// CredentialLine, or CredentialID when it has none.
+func (p *Principal) credentialBudget() string {
+	if p.CredentialLine != "" {
+		return p.CredentialLine
+	}
+	return p.CredentialID
 }
 
 // Budgets returns the stored names (RateKey.String) of p's RateKeys: the

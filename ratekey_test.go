@@ -21,6 +21,9 @@ func TestRateKeys(t *testing.T) {
 		{"admin UI session", gatehouse.Principal{User: ann, Method: gatehouse.MethodSession, CredentialID: "ses_1"}, []gatehouse.RateKey{user}},
 		{"API token, anonymous admin", gatehouse.Principal{Method: gatehouse.MethodAPIToken, CredentialID: "akt_1"}, []gatehouse.RateKey{token}},
 		{"API token acting as a user", gatehouse.Principal{User: ann, Method: gatehouse.MethodAPIToken, CredentialID: "akt_1", ActingAs: "ann@example.com"}, []gatehouse.RateKey{user, token}},
+		// A rolled token counts where the first of its line does.
+		{"rolled API token", gatehouse.Principal{Method: gatehouse.MethodAPIToken, CredentialID: "akt_2", CredentialLine: "akt_1"}, []gatehouse.RateKey{token}},
+		{"rolled API token acting as a user", gatehouse.Principal{User: ann, Method: gatehouse.MethodAPIToken, CredentialID: "akt_2", CredentialLine: "akt_1", ActingAs: "ann@example.com"}, []gatehouse.RateKey{user, token}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

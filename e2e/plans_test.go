@@ -523,3 +523,124 @@ func attackPlanLimits(t *testing.T, a, b *servertest.Env) {
 		t.Fatalf("Bob's burst remaining %s", got)
 	}
 }
+
+// TestPlansRolledAPITokenKeepsBudgets attacks "a rolled API token keeps
+// its plan": rolling a token neither refills its quota or its plan's rate
+// limit nor, while the old token still works, doubles them. A token with a
+// quota of 3 a month and a burst of 5 is used twice and rolled with an
+// hour's overlap; then six requests released together — three through
+// each token, over both nodes — get exactly the one left, and both tokens
+// read back nothing remaining. Rolled again, the third token counts on.
+// One node in memory, and two nodes sharing the store and Redis.
+func TestPlansRolledAPITokenKeepsBudgets(t *testing.T) {
+	t.Run("in memory", func(t *testing.T) {
+		env := servertest.Start(t)
+		attackRolledAPIToken(t, env, env)
+	})
+	t.Run("two nodes", func(t *testing.T) {
+		rs := startRedis(t, "")
+		a := servertest.Start(t, func(c *server.Config) { c.RedisURL = "redis://127.0.0.1:" + rs.port + "/0" })
+		b := servertest.Start(t, func(c *server.Config) {
+			c.DatabaseURL, c.RedisURL = a.DatabaseURL, "redis://127.0.0.1:"+rs.port+"/0"
+		})
+		attackRolledAPIToken(t, a, b)
+	})
+}
+
+func attackRolledAPIToken(t *testing.T, a, b *servertest.Env) {
+	admin := a.AdminToken()
+	servertest.Expect(t, a.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	old, id := apiTokenWith(t, a, admin, map[string]any{"name": "sync",
+		"quota": map[string]any{"limit": 3, "period": "month"}, "rate_limit": map[string]int{"daily": 100, "burst": 5, "burst_window_seconds": 3600}})
+	use := func(env *servertest.Env, tok string) *servertest.Response {
+		return env.Request("GET", "/v1/me", nil, "X-API-Token", tok)
+	}
+	servertest.Expect(t, use(a, old), 200, "")
+	servertest.Expect(t, use(b, old), 200, "")
+	r := a.As(admin, "POST", "/v1/api-tokens/"+id+"/roll", map[string]any{"overlap_seconds": 3600})
+	servertest.Expect(t, r, 201, "")
+	rolled := r.Map(t)
+	next, nextID := rolled["token"].(string), rolled["id"].(string)
+
+	const n = 6
+	ca, _ := preconnected(t, a.URL, n)
+	defer ca.CloseIdleConnections()
+	cb := ca
+	if b != a {
+		cb, _ = preconnected(t, b.URL, n)
+		defer cb.CloseIdleConnections()
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		admitted int
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base, c, tok := a.URL, ca, old
+			if i%2 == 1 {
+				base, c = b.URL, cb
+			}
+			if i%3 == 0 {
+				tok = next
+			}
+			req, _ := http.NewRequest("GET", base+"/v1/me", nil)
+			req.Header.Set("X-API-Token", tok)
+			<-start
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case resp.StatusCode == 200:
+				admitted++
+			case resp.StatusCode != 422 || !strings.Contains(string(body), `"quota_exceeded"`):
+				t.Errorf("request %d: %d %s", i, resp.StatusCode, body)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if admitted != 1 {
+		t.Fatalf("after the roll, %d of %d requests were admitted against the one left of the quota", admitted, n)
+	}
+	// Both read back the line's count: at once on one node, within the
+	// other node's flush interval (5 s) on two.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var list struct{ Data []map[string]any }
+		a.As(admin, "GET", "/v1/api-tokens", nil).JSON(t, &list)
+		if len(list.Data) != 2 {
+			t.Fatalf("API tokens %v", list.Data)
+		}
+		left := 0
+		for _, tk := range list.Data {
+			q, _ := tk["quota"].(map[string]any)
+			if q == nil || q["remaining"] != float64(0) {
+				left++
+			}
+			if b == a && left > 0 || time.Now().After(deadline) && left > 0 {
+				t.Fatalf("token %v reads back %v", tk["id"], tk["quota"])
+			}
+		}
+		if left == 0 {
+			break
+		}
+	}
+	// Cleared quota: the plan's burst of 5 counts on from the line's 3.
+	servertest.Expect(t, a.As(admin, "PATCH", "/v1/api-tokens/"+nextID, map[string]any{"quota": nil}), 200, "")
+	r = a.As(admin, "POST", "/v1/api-tokens/"+nextID+"/roll", map[string]any{})
+	servertest.Expect(t, r, 201, "")
+	third := r.Map(t)["token"].(string)
+	servertest.Expect(t, use(b, third), 200, "")
+	servertest.Expect(t, use(a, third), 200, "")
+	r = use(b, third)
+	servertest.Expect(t, r, 422, "rate_limit_exceeded")
+}

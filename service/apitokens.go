@@ -237,6 +237,8 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 			return err
 		}
 		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
+		// Its budgets go on counting where the old one's do.
+		next.LineID = old.Line()
 		next.ExpiresAt = earliest(old.ExpiresAt, s.lifetimeLimit(a))
 		until := s.now().Add(overlap)
 		if old.ExpiresAt == nil || until.Before(*old.ExpiresAt) {
@@ -289,7 +291,7 @@ func (s *Service) APITokens(ctx context.Context, p *gatehouse.Principal, page ga
 	if err != nil {
 		return nil, "", err
 	}
-	err = fillPlans(ctx, s, p.AccountID, ts, func(t *gatehouse.APIToken) string { return t.ID },
+	err = fillPlans(ctx, s, p.AccountID, ts, func(t *gatehouse.APIToken) (string, string) { return t.ID, t.Line() },
 		func(t *gatehouse.APIToken) *gatehouse.Plan { return &t.Plan })
 	return ts, next, err
 }
@@ -309,7 +311,7 @@ func (s *Service) APIToken(ctx context.Context, p *gatehouse.Principal, id strin
 	if err != nil {
 		return nil, err
 	}
-	t.Plan, err = s.withRemaining(ctx, p.AccountID, t.ID, plans[t.ID])
+	t.Plan, err = s.withRemaining(ctx, p.AccountID, t.Line(), plans[t.ID])
 	return t, err
 }
 
@@ -378,7 +380,7 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 		return nil, err
 	}
 	p = &gatehouse.Principal{Account: a, AccountID: a.ID, Method: gatehouse.MethodAPIToken, CredentialID: t.ID, CredentialName: t.Name,
-		Scopes: t.Scopes, Basis: s.basis(f.snap, a.ID)}
+		CredentialLine: t.LineID, Scopes: t.Scopes, Basis: s.basis(f.snap, a.ID)}
 	lineage, err := s.store.Lineage(ctx, t.AccountID, t.CreatedBy)
 	if err != nil {
 		return nil, err
@@ -406,7 +408,7 @@ func (s *Service) apiTokenPrincipal(ctx context.Context, raw, actAs string, unco
 		}
 		p.User, p.ActingAs = u, u.Email
 	}
-	if err := s.planPrincipal(ctx, p, t.ID, ""); err != nil {
+	if err := s.planPrincipal(ctx, p, t.ID, t.Line(), ""); err != nil {
 		return nil, err
 	}
 	s.putPrincipal(key, f, p, "", p.ExpiresAt)

@@ -193,7 +193,7 @@ func (s *Service) Apps(ctx context.Context, p *gatehouse.Principal, page gatehou
 	if err != nil {
 		return nil, "", err
 	}
-	err = fillPlans(ctx, s, p.AccountID, apps, func(a *gatehouse.App) string { return a.ClientID },
+	err = fillPlans(ctx, s, p.AccountID, apps, func(a *gatehouse.App) (string, string) { return a.ClientID, a.ClientID },
 		func(a *gatehouse.App) *gatehouse.Plan { return &a.Plan })
 	return apps, next, err
 }
@@ -207,7 +207,7 @@ func (s *Service) App(ctx context.Context, p *gatehouse.Principal, id string) (*
 	if err := mayManageApp(p, app); err != nil {
 		return nil, err
 	}
-	err = fillPlans(ctx, s, app.AccountID, []*gatehouse.App{app}, func(a *gatehouse.App) string { return a.ClientID },
+	err = fillPlans(ctx, s, app.AccountID, []*gatehouse.App{app}, func(a *gatehouse.App) (string, string) { return a.ClientID, a.ClientID },
 		func(a *gatehouse.App) *gatehouse.Plan { return &a.Plan })
 	return app, err
 }

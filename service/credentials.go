@@ -368,7 +368,7 @@ func (s *Service) Credentials(ctx context.Context, p *gatehouse.Principal, userI
 	if err != nil {
 		return nil, "", err
 	}
-	err = fillPlans(ctx, s, p.AccountID, cs, func(c *gatehouse.Credential) string { return c.ID },
+	err = fillPlans(ctx, s, p.AccountID, cs, func(c *gatehouse.Credential) (string, string) { return c.ID, c.ID },
 		func(c *gatehouse.Credential) *gatehouse.Plan { return &c.Plan })
 	return cs, next, err
 }
@@ -585,7 +585,7 @@ func (s *Service) clientPrincipal(ctx context.Context, clientID, secret string) 
 	if previous && !current && (p.ExpiresAt.IsZero() || c.PrevSecretExpiresAt.Before(p.ExpiresAt)) {
 		p.ExpiresAt = *c.PrevSecretExpiresAt
 	}
-	if err := s.planPrincipal(ctx, p, c.ID, ""); err != nil {
+	if err := s.planPrincipal(ctx, p, c.ID, c.ID, ""); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -93,7 +93,7 @@ func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, r
 		return &Introspection{}, nil
 	}
 	p := &gatehouse.Principal{Account: it.Account, AccountID: it.AccountID, User: it.User, Method: it.Method, Scopes: tokenScopes(it)}
-	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.AccountID); err != nil {
+	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.ID, it.Parent.AccountID); err != nil {
 		return nil, err
 	}
 	return &Introspection{Active: true, Scope: p.EffectiveScopes().String(), ClientID: it.ClientID, Username: it.User.Email, TokenType: "bearer",

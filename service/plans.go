@@ -57,18 +57,21 @@ func checkPlan(kind gatehouse.PlanKind, patch plan.Patch) error {
 }
 
 // fillPlans sets the plan of every item of a list (of one account) from
-// the store, in one read: id names an item's subject, at its plan.
-func fillPlans[T any](ctx context.Context, s *Service, accountID string, items []T, id func(T) string, at func(T) *gatehouse.Plan) error {
-	ids := make([]string, len(items))
+// the store, in one read: ids names an item's subject, whose plan it is,
+// and the id its budgets count under (the subject's own, but for a rolled
+// API token), at its plan.
+func fillPlans[T any](ctx context.Context, s *Service, accountID string, items []T, ids func(T) (subject, budget string), at func(T) *gatehouse.Plan) error {
+	subjects := make([]string, len(items))
 	for i, it := range items {
-		ids[i] = id(it)
+		subjects[i], _ = ids(it)
 	}
-	plans, err := s.store.Plans(ctx, accountID, ids...)
+	plans, err := s.store.Plans(ctx, accountID, subjects...)
 	if err != nil {
 		return err
 	}
 	for _, it := range items {
-		if *at(it), err = s.withRemaining(ctx, accountID, id(it), plans[id(it)]); err != nil {
+		subject, budget := ids(it)
+		if *at(it), err = s.withRemaining(ctx, accountID, budget, plans[subject]); err != nil {
 			return err
 		}
 	}
@@ -76,13 +79,14 @@ func fillPlans[T any](ctx context.Context, s *Service, accountID string, items [
 }
 
 // planPrincipal gives p what the plans of its credential (subject cred,
-// "" for none) and its user say: the allow-list of the credential, and the
+// "" for none, whose budgets count under budget: cred, but for a rolled API
+// token) and its user say: the allow-list of the credential, and the
 // external id and metadata of the credential, or of the user when the
 // credential sets none. One read, on a cache miss only — two for a
 // third-party application of another account (credAccount, where its plan
 // is kept; "" for p's own): its budgets then count per account of its
 // users, like every budget of p.
-func (s *Service) planPrincipal(ctx context.Context, p *gatehouse.Principal, cred, credAccount string) error {
+func (s *Service) planPrincipal(ctx context.Context, p *gatehouse.Principal, cred, budget, credAccount string) error {
 	plans, err := s.store.Plans(ctx, p.AccountID, cred, p.UserID())
 	if err != nil {
 		return err
@@ -114,7 +118,7 @@ func (s *Service) planPrincipal(ctx context.Context, p *gatehouse.Principal, cre
 	}
 	p.PlanBudgets = nil
 	if c.RateLimit != nil {
-		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: PlanBudgetKey(cred), Limits: *c.RateLimit})
+		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: PlanBudgetKey(budget), Limits: *c.RateLimit})
 	}
 	if u.RateLimit != nil {
 		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: PlanBudgetKey(p.UserID()), Limits: *u.RateLimit})
@@ -122,7 +126,7 @@ func (s *Service) planPrincipal(ctx context.Context, p *gatehouse.Principal, cre
 	// A quota's key is completed with its period once per period
 	// (gatehouse.Principal.PeriodBudgets, through ratelimit.ForPrincipal).
 	if c.Quota != nil {
-		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: "quota:" + cred, Quota: c.Quota})
+		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: "quota:" + budget, Quota: c.Quota})
 	}
 	if u.Quota != nil {
 		p.PlanBudgets = append(p.PlanBudgets, gatehouse.PlanBudget{Key: "quota:" + p.UserID(), Quota: u.Quota})

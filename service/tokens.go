@@ -250,7 +250,7 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
 		return nil, gatehouse.Refused(errInvalidToken(), p)
 	}
-	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.AccountID); err != nil {
+	if err := s.planPrincipal(ctx, p, it.Parent.ID, it.Parent.ID, it.Parent.AccountID); err != nil {
 		return nil, err
 	}
 	s.putPrincipal(digest, f, p, it.FamilyID, cacheUntil(p.ExpiresAt, p.CredentialExpires))

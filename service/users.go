@@ -79,7 +79,7 @@ func (s *Service) Users(ctx context.Context, p *gatehouse.Principal, f gatehouse
 	if err != nil {
 		return nil, cur, err
 	}
-	err = fillPlans(ctx, s, p.AccountID, us, func(u *gatehouse.User) string { return u.ID },
+	err = fillPlans(ctx, s, p.AccountID, us, func(u *gatehouse.User) (string, string) { return u.ID, u.ID },
 		func(u *gatehouse.User) *gatehouse.Plan { return &u.Plan })
 	return us, cur, err
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by, revoked_at, revoked_reason, canary`
+const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by, revoked_at, revoked_reason, canary, line_id`
 
 func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 	var (
@@ -22,7 +22,7 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 		canary        int
 	)
 	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used, &scopes, &expires, &enabled, &t.CreatedBy,
-		&revoked, &t.RevokedReason, &canary); err != nil {
+		&revoked, &t.RevokedReason, &canary, &t.LineID); err != nil {
 		return nil, err
 	}
 	t.RevokedAt, t.Canary = fromNullMicros(revoked), canary != 0
@@ -33,10 +33,10 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 
 // CreateAPIToken stores an API token.
 func (t *Tx) CreateAPIToken(k *gatehouse.APIToken) error {
-	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.AccountID, k.Name, k.Prefix, k.Hash, micros(k.CreatedAt), nullMicros(k.LastUsedAt),
 		nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.CreatedBy,
-		nullMicros(k.RevokedAt), k.RevokedReason, boolInt(k.Canary))
+		nullMicros(k.RevokedAt), k.RevokedReason, boolInt(k.Canary), k.LineID)
 	return t.s.conflict(err, "API token")
 }
 
