@@ -251,31 +251,56 @@ func TestBehindNginxTLS(t *testing.T) {
 
 // TestForwardedHeadersTrust runs Gatehouse without a public URL, trusting
 // one proxy (127.0.0.3): its X-Forwarded-Proto makes the admin cookie
-// Secure; the same header from anyone else does nothing; metadata comes
-// from the listen address whatever the Host, and is not cached publicly.
+// Secure; the same header from anyone else does nothing, and neither does
+// Forwarded, which Gatehouse reads only when told its proxies write it
+// (--forwarded-header forwarded: then X-Forwarded-* are ignored, so a
+// client whose proxy passes them on chooses nothing); metadata comes from
+// the listen address whatever the Host, and is not cached publicly.
 func TestForwardedHeadersTrust(t *testing.T) {
 	trusted, _ := httpx.ParseTrustedProxies("127.0.0.3")
 	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies = trusted })
+	rfc := servertest.Start(t, func(c *server.Config) { c.TrustedProxies, c.ForwardedHeader = trusted, httpx.Forwarded })
 	proxy, stranger := clientFrom("127.0.0.3", nil), clientFrom("127.0.0.2", nil)
 
 	for _, tc := range []struct {
 		name    string
+		env     *servertest.Env
 		c       *http.Client
 		headers []string
 		secure  bool
 	}{
-		{"trusted proxy says https", proxy, []string{"X-Forwarded-Proto", "https"}, true},
-		{"trusted proxy says https in Forwarded", proxy, []string{"Forwarded", "for=198.51.100.7;proto=https"}, true},
-		{"trusted proxy says nothing", proxy, nil, false},
-		{"stranger says https", stranger, []string{"X-Forwarded-Proto", "https", "Forwarded", "proto=https"}, false},
+		{"trusted proxy says https", env, proxy, []string{"X-Forwarded-Proto", "https"}, true},
+		{"trusted proxy says https in Forwarded, not read", env, proxy, []string{"Forwarded", "for=198.51.100.7;proto=https"}, false},
+		{"trusted proxy says nothing", env, proxy, nil, false},
+		{"stranger says https", env, stranger, []string{"X-Forwarded-Proto", "https", "Forwarded", "proto=https"}, false},
+		{"Forwarded read: trusted proxy says https", rfc, proxy, []string{"Forwarded", "for=198.51.100.7;proto=https"}, true},
+		{"Forwarded read: a client's X-Forwarded-Proto", rfc, proxy, []string{"X-Forwarded-Proto", "https", "Forwarded", "for=198.51.100.7;proto=http"}, false},
+		{"Forwarded read: stranger says https", rfc, stranger, []string{"Forwarded", "proto=https"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if ck := adminSessionCookie(t, tc.c, env.URL, tc.headers...); ck.Secure != tc.secure {
+			if ck := adminSessionCookie(t, tc.c, tc.env.URL, tc.headers...); ck.Secure != tc.secure {
 				t.Fatalf("Secure %v, want %v", ck.Secure, tc.secure)
 			}
 		})
 	}
-	r := checkMetadata(t, stranger, env.URL, "evil.example", env.URL, "X-Forwarded-Proto", "https")
+	// The client address: an allow-list behind a proxy that writes
+	// Forwarded, a client adding X-Forwarded-For.
+	admin := rfc.AdminToken()
+	r := rfc.As(admin, "POST", "/v1/users", map[string]any{"email": "dev@example.com", "password": memberPW, "roles": []string{"developer"}})
+	servertest.Expect(t, r, 201, "")
+	dev := rfc.Login("dev@example.com", memberPW)
+	r = rfc.As(dev, "POST", "/v1/credentials", map[string]any{"name": "office", "allowed_ips": []string{"203.0.113.0/24"}})
+	servertest.Expect(t, r, 201, "")
+	c := r.Map(t)
+	token := func(headers ...string) *servertest.Response {
+		body := "grant_type=client_credentials&client_id=" + c["client_id"].(string) + "&client_secret=" + c["client_secret"].(string)
+		return send(t, proxy, "POST", rfc.URL+"/oauth/token", "", strings.NewReader(body),
+			append([]string{"Content-Type", "application/x-www-form-urlencoded"}, headers...)...)
+	}
+	servertest.Expect(t, token("Forwarded", "for=198.51.100.9"), 403, "ip_not_allowed")
+	servertest.Expect(t, token("X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"), 403, "ip_not_allowed")
+	servertest.Expect(t, token("Forwarded", "for=203.0.113.5"), 200, "")
+	r = checkMetadata(t, stranger, env.URL, "evil.example", env.URL, "X-Forwarded-Proto", "https")
 	if cc := r.Header.Get("Cache-Control"); strings.Contains(cc, "public") || cc == "" {
 		t.Fatalf("metadata without a public URL: Cache-Control %q", cc)
 	}

@@ -64,6 +64,61 @@ func (t TrustedProxies) String() string {
 	return strings.Join(parts, ",")
 }
 
+// ForwardedHeader names the header in which the trusted proxies give the
+// client's address and scheme. Only that one is read: were both kinds read,
+// a client could send the kind its proxy does not write — which the proxy
+// passes on untouched — and choose its own address.
+type ForwardedHeader string
+
+const (
+	// XForwardedFor is X-Forwarded-For with X-Forwarded-Proto: the
+	// default, what nginx, HAProxy's forwardfor, and most load balancers
+	// write.
+	XForwardedFor ForwardedHeader = "x-forwarded-for"
+	// Forwarded is RFC 7239's Forwarded.
+	Forwarded ForwardedHeader = "forwarded"
+)
+
+// ParseForwardedHeader reads a ForwardedHeader: "x-forwarded-for" (or "",
+// the default) or "forwarded", in any case.
+func ParseForwardedHeader(s string) (ForwardedHeader, error) {
+	switch h := ForwardedHeader(strings.ToLower(strings.TrimSpace(s))); h {
+	case "", XForwardedFor:
+		return XForwardedFor, nil
+	case Forwarded:
+		return Forwarded, nil
+	}
+	return "", fmt.Errorf("forwarded header %q is not x-forwarded-for or forwarded", s)
+}
+
+// Forwarding is what Gatehouse believes of forwarding headers: those of
+// the peers in Proxies, in the header Header names (XForwardedFor when
+// empty).
+type Forwarding struct {
+	Proxies TrustedProxies
+	Header  ForwardedHeader
+}
+
+// header is the header f reads.
+func (f Forwarding) header() ForwardedHeader {
+	if f.Header == "" {
+		return XForwardedFor
+	}
+	return f.Header
+}
+
+// onlyOther reports whether h holds forwarding headers of the kind f does
+// not read and none of the kind it does: a proxy that writes the other
+// kind (a configuration to fix, worth a warning).
+func (f Forwarding) onlyOther(h http.Header) bool {
+	xff := len(h.Values("X-Forwarded-For")) > 0 || len(h.Values("X-Forwarded-Proto")) > 0
+	fwd := len(h.Values("Forwarded")) > 0
+	if f.Header == Forwarded {
+		return xff && !fwd
+	}
+	return fwd && !xff
+}
+
 // Client is who sent a request, as far as Gatehouse can tell.
 type Client struct {
 	// Addr is the client's IP address: the TCP peer, or, when the peer is a
@@ -78,27 +133,29 @@ type Client struct {
 }
 
 // ClientOf works out the client of r. It is the one place that reads
-// forwarding headers, and it reads them only when the TCP peer is in
-// trusted:
+// forwarding headers, and it reads them only when the TCP peer is one of
+// f.Proxies, and only the kind f.Header names:
 //
-//   - If the peer sent X-Forwarded-For or X-Forwarded-Proto, those are used
-//     (and Forwarded is ignored). The client is the right-most hop of
+//   - X-Forwarded-For (the default): the client is the right-most hop of
 //     X-Forwarded-For that is not a trusted proxy; the scheme is the
 //     right-most X-Forwarded-Proto value, the one the nearest proxy wrote.
-//   - Otherwise RFC 7239 Forwarded is used the same way: the right-most
+//     Forwarded is ignored.
+//   - Forwarded: RFC 7239 Forwarded is used the same way — the right-most
 //     for= that is not a trusted proxy, and that element's proto=.
+//     X-Forwarded-For and X-Forwarded-Proto are ignored.
 //
 // A hop that is not an IP address ("unknown", an obfuscated name, garbage)
 // ends the walk: the client is then the last trusted hop seen.
-func ClientOf(r *http.Request, trusted TrustedProxies) Client {
+func ClientOf(r *http.Request, f Forwarding) Client {
 	c := Client{Addr: peerHost(r.RemoteAddr), HTTPS: r.TLS != nil}
+	trusted := f.Proxies
 	peer, err := netip.ParseAddr(c.Addr)
 	if err != nil || !trusted.Contains(peer) {
 		return c
 	}
 	c.Proxied = true
 	h := r.Header
-	if len(h.Values("X-Forwarded-For")) > 0 || len(h.Values("X-Forwarded-Proto")) > 0 {
+	if f.Header != Forwarded {
 		hops := listValues(h, "X-Forwarded-For")
 		if i := clientHop(hops, trusted, func(s string) string { return s }); i >= 0 {
 			c.Addr = canonicalAddr(hops[i])
@@ -219,7 +276,7 @@ func clientFrom(r *http.Request) Client {
 	if i := Info(r.Context()); i != nil {
 		return i.Client
 	}
-	return ClientOf(r, nil)
+	return ClientOf(r, Forwarding{})
 }
 
 // ClientAddr returns the client's IP address as Requests worked it out:

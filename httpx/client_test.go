@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,7 @@ func TestClientOf(t *testing.T) {
 		name    string
 		remote  string
 		tls     bool
+		header  ForwardedHeader // "" is the default, X-Forwarded-For
 		headers [][2]string
 		want    Client
 	}{
@@ -78,17 +80,32 @@ func TestClientOf(t *testing.T) {
 		{name: "a client's proto is not the nearest proxy's", remote: "127.0.0.1:5000",
 			headers: [][2]string{{"X-Forwarded-For", "203.0.113.7"}, {"X-Forwarded-Proto", "https, http"}},
 			want:    Client{Addr: "203.0.113.7", Proxied: true}},
-		{name: "X-Forwarded-* win over Forwarded", remote: "127.0.0.1:5000",
+		{name: "X-Forwarded-For read: a client's Forwarded is ignored", remote: "127.0.0.1:5000",
 			headers: [][2]string{{"X-Forwarded-For", "203.0.113.7"}, {"Forwarded", "for=198.51.100.66;proto=https"}},
 			want:    Client{Addr: "203.0.113.7", Proxied: true}},
-		{name: "Forwarded", remote: "127.0.0.1:5000",
+		{name: "X-Forwarded-For read: Forwarded alone is ignored", remote: "127.0.0.1:5000",
+			headers: [][2]string{{"Forwarded", "for=198.51.100.66;proto=https"}},
+			want:    Client{Addr: "127.0.0.1", Proxied: true}},
+		{name: "X-Forwarded-For given by name", remote: "127.0.0.1:5000", header: XForwardedFor,
+			headers: [][2]string{{"X-Forwarded-For", "203.0.113.7"}, {"Forwarded", "for=198.51.100.66"}},
+			want:    Client{Addr: "203.0.113.7", Proxied: true}},
+		{name: "Forwarded", remote: "127.0.0.1:5000", header: Forwarded,
 			headers: [][2]string{{"Forwarded", `for=198.51.100.66, for="[2001:db8:cafe::17]:4711";proto=https;by=10.0.0.1`}},
 			want:    Client{Addr: "198.51.100.66", Proxied: true}},
-		{name: "Forwarded: proto of the client's element", remote: "127.0.0.1:5000",
+		{name: "Forwarded: proto of the client's element", remote: "127.0.0.1:5000", header: Forwarded,
 			headers: [][2]string{{"Forwarded", `for=198.51.100.66;proto=https, for=10.0.0.3;proto=http`}},
 			want:    Client{Addr: "198.51.100.66", HTTPS: true, Proxied: true}},
-		{name: "Forwarded: unknown", remote: "127.0.0.1:5000",
+		{name: "Forwarded: unknown", remote: "127.0.0.1:5000", header: Forwarded,
 			headers: [][2]string{{"Forwarded", `for=unknown;proto=https`}},
+			want:    Client{Addr: "127.0.0.1", Proxied: true}},
+		// The attack: behind a proxy that writes Forwarded and passes a
+		// client's X-Forwarded-* on, the client cannot choose its address
+		// or scheme.
+		{name: "Forwarded read: a client's X-Forwarded-For is ignored", remote: "127.0.0.1:5000", header: Forwarded,
+			headers: [][2]string{{"X-Forwarded-For", "203.0.113.5"}, {"X-Forwarded-Proto", "https"}, {"Forwarded", "for=198.51.100.9;proto=http"}},
+			want:    Client{Addr: "198.51.100.9", Proxied: true}},
+		{name: "Forwarded read: X-Forwarded-For alone is ignored", remote: "127.0.0.1:5000", header: Forwarded,
+			headers: [][2]string{{"X-Forwarded-For", "203.0.113.5"}},
 			want:    Client{Addr: "127.0.0.1", Proxied: true}},
 		{name: "IPv4-mapped peer", remote: "[::ffff:127.0.0.1]:5000",
 			headers: [][2]string{{"X-Forwarded-For", "203.0.113.7"}},
@@ -106,7 +123,7 @@ func TestClientOf(t *testing.T) {
 			for _, h := range tc.headers {
 				r.Header.Add(h[0], h[1])
 			}
-			if got := ClientOf(r, trusted); got != tc.want {
+			if got := ClientOf(r, Forwarding{Proxies: trusted, Header: tc.header}); got != tc.want {
 				t.Fatalf("ClientOf = %+v, want %+v", got, tc.want)
 			}
 		})
@@ -119,7 +136,7 @@ func TestClientIsTheOneAnswer(t *testing.T) {
 	trusted, _ := ParseTrustedProxies("127.0.0.1")
 	var addr string
 	var https bool
-	h := Requests(trusted, slog.New(slog.DiscardHandler), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Requests(Forwarding{Proxies: trusted}, slog.New(slog.DiscardHandler), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr, https = ClientAddr(r), IsHTTPS(r)
 	}))
 	r := httptest.NewRequest("GET", "/", nil)
@@ -150,6 +167,53 @@ func TestPeerHost(t *testing.T) {
 	} {
 		if got := peerHost(remote); got != want {
 			t.Errorf("peerHost(%q) = %q, want %q", remote, got, want)
+		}
+	}
+}
+
+// TestForwardingWarnsOnce: a trusted proxy that sends only the kind of
+// forwarding header Gatehouse is not told to read is warned about, once;
+// the kind it reads, or a stranger's headers, are not.
+func TestForwardingWarnsOnce(t *testing.T) {
+	trusted, _ := ParseTrustedProxies("127.0.0.1")
+	for _, tc := range []struct {
+		name   string
+		header ForwardedHeader
+		remote string
+		sent   [2]string
+		warns  int
+	}{
+		{"Forwarded to an X-Forwarded-For reader", "", "127.0.0.1:1", [2]string{"Forwarded", "for=203.0.113.7"}, 1},
+		{"X-Forwarded-For to a Forwarded reader", Forwarded, "127.0.0.1:1", [2]string{"X-Forwarded-For", "203.0.113.7"}, 1},
+		{"the header it reads", Forwarded, "127.0.0.1:1", [2]string{"Forwarded", "for=203.0.113.7"}, 0},
+		{"a stranger's", "", "198.51.100.1:1", [2]string{"Forwarded", "for=203.0.113.7"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			h := Requests(Forwarding{Proxies: trusted, Header: tc.header}, slog.New(slog.NewTextHandler(&out, nil)), nil,
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			for range 3 {
+				r := httptest.NewRequest("GET", "/", nil)
+				r.RemoteAddr = tc.remote
+				r.Header.Set(tc.sent[0], tc.sent[1])
+				h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			if got := strings.Count(out.String(), "--forwarded-header"); got != tc.warns {
+				t.Fatalf("%d warnings, want %d: %s", got, tc.warns, out.String())
+			}
+		})
+	}
+}
+
+func TestParseForwardedHeader(t *testing.T) {
+	for in, want := range map[string]ForwardedHeader{"": XForwardedFor, "X-Forwarded-For": XForwardedFor, " forwarded ": Forwarded} {
+		if got, err := ParseForwardedHeader(in); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x-real-ip", "forwarded,x-forwarded-for", "both"} {
+		if _, err := ParseForwardedHeader(in); err == nil {
+			t.Errorf("%q accepted", in)
 		}
 	}
 }

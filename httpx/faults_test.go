@@ -50,7 +50,7 @@ func TestDependencyFailuresAre503(t *testing.T) {
 // of it, is recorded as 499 client_closed_request, not as a server error.
 func TestClientGoneIs499(t *testing.T) {
 	var info *httpx.RequestInfo
-	h := httpx.Requests(nil, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { info = i }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := httpx.Requests(httpx.Forwarding{}, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { info = i }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, fmt.Errorf("store: %w", r.Context().Err()))
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,7 +61,7 @@ func TestClientGoneIs499(t *testing.T) {
 		t.Fatalf("client gone: status %d code %q, want 499 %s", info.Status, code, httpx.ECanceled)
 	}
 	// A refusal of its own is still answered as it is.
-	h = httpx.Requests(nil, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { info = i }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h = httpx.Requests(httpx.Forwarding{}, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { info = i }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EInvalidToken, "no"))
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/me", nil).WithContext(ctx))

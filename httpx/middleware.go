@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -315,7 +316,9 @@ func RequestID(ctx context.Context) string {
 // ClientAddr, IsHTTPS, RequestID, gatehouse.Logger,
 // gatehouse.ClientAddrFromContext and gatehouse.FromContext find it:
 //
-//   - it works out the client once (ClientOf with trusted);
+//   - it works out the client once (ClientOf with f), and warns once
+//     when a trusted proxy sends only the kind of forwarding header f does
+//     not read;
 //   - it gives the request an id (a sane incoming X-Request-Id from a
 //     trusted proxy, else a new one; a client's own is logged as
 //     client_request_id) and returns it in X-Request-Id on every answer;
@@ -330,10 +333,15 @@ func RequestID(ctx context.Context) string {
 //
 // Route is the pattern the http.ServeMux matched, so the mux must be
 // handed the request Requests passes on, not a copy.
-func Requests(trusted TrustedProxies, logger *slog.Logger, done func(*RequestInfo), next http.Handler) http.Handler {
+func Requests(f Forwarding, logger *slog.Logger, done func(*RequestInfo), next http.Handler) http.Handler {
+	var warned atomic.Bool
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &RequestInfo{Client: ClientOf(r, trusted), base: logger, userAgent: r.UserAgent(), path: r.URL.Path}
+		info := &RequestInfo{Client: ClientOf(r, f), base: logger, userAgent: r.UserAgent(), path: r.URL.Path}
+		if info.Client.Proxied && f.onlyOther(r.Header) && !warned.Swap(true) {
+			logger.Warn("a trusted proxy sent only the forwarding header Gatehouse does not read: its client addresses are not used; set --forwarded-header to the header it writes",
+				"reads", string(f.header()), "peer", peerHost(r.RemoteAddr))
+		}
 		info.ID, info.ClientID = requestIDs(r, info.Client.Proxied)
 		info.idHeader[0] = info.ID
 		w.Header()[RequestIDHeader] = info.idHeader[:1:1]

@@ -50,7 +50,7 @@ func logLineVia(t *testing.T, trusted TrustedProxies, h http.Handler, r *http.Re
 	var buf strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	w := httptest.NewRecorder()
-	Requests(trusted, logger, nil, Recover(h)).ServeHTTP(w, r)
+	Requests(Forwarding{Proxies: trusted}, logger, nil, Recover(h)).ServeHTTP(w, r)
 	var line map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -173,7 +173,7 @@ func TestAdmittedIsTheRequestsPrincipal(t *testing.T) {
 	if line["credential_id"] != "tok_a" || line["account_id"] != "acc_tok_a" {
 		t.Errorf("admitted line %v", line)
 	}
-	all := Requests(nil, slog.New(slog.DiscardHandler), nil, h)
+	all := Requests(Forwarding{}, slog.New(slog.DiscardHandler), nil, h)
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Go(func() {
@@ -197,7 +197,7 @@ func TestRequestsTellsDone(t *testing.T) {
 		w.Write([]byte("12345"))
 	})
 	var got *RequestInfo
-	h := Requests(nil, slog.New(slog.DiscardHandler), func(i *RequestInfo) { got = i }, mux)
+	h := Requests(Forwarding{}, slog.New(slog.DiscardHandler), func(i *RequestInfo) { got = i }, mux)
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/7", nil))
 	if got == nil || got.Route != "GET /items/{id}" || got.Status != http.StatusAccepted || got.Bytes != 5 || got.Duration <= 0 {
 		t.Fatalf("done saw %+v", got)
@@ -240,7 +240,7 @@ func TestUnavailableIsAWarning(t *testing.T) {
 		Error(w, r, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 	})
 	w := httptest.NewRecorder()
-	Requests(nil, logger, nil, h).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
+	Requests(Forwarding{}, logger, nil, h).ServeHTTP(w, httptest.NewRequest("GET", "/v1/me", nil))
 	if w.Code != 503 {
 		t.Fatalf("status %d", w.Code)
 	}

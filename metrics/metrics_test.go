@@ -23,7 +23,7 @@ func TestServerErrors(t *testing.T) {
 		}
 		w.Write([]byte("body")) // 200 without WriteHeader
 	})
-	h := httpx.Requests(nil, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { m.Observe(i.Route, i.Status, i.Duration) }, mux)
+	h := httpx.Requests(httpx.Forwarding{}, slog.New(slog.DiscardHandler), func(i *httpx.RequestInfo) { m.Observe(i.Route, i.Status, i.Duration) }, mux)
 	for _, code := range []string{"200", "400", "500", "502", "503", "503", "504"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/status/"+code, nil))
 	}

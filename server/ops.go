@@ -52,7 +52,7 @@ func (s *Server) openOps() error {
 	mux := http.NewServeMux()
 	s.registerOps(mux)
 	s.ops = &http.Server{
-		Handler:           httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, httpx.Recover(httpx.JSONMux(mux, nil))),
+		Handler:           httpx.Requests(s.forwarding(), s.logger, s.answered, httpx.Recover(httpx.JSONMux(mux, nil))),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,

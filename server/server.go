@@ -131,10 +131,11 @@ type Config struct {
 	// from the listen address and metadata is not cached publicly. An
 	// https URL makes the admin UI's cookies Secure.
 	PublicURL string
-	// TrustedProxies are the peers whose X-Forwarded-For,
-	// X-Forwarded-Proto and Forwarded headers are believed; empty trusts
-	// none.
-	TrustedProxies httpx.TrustedProxies
+	// TrustedProxies are the peers whose forwarding headers are believed;
+	// empty trusts none. ForwardedHeader is the kind they write, the only
+	// one read (empty: X-Forwarded-For and X-Forwarded-Proto).
+	TrustedProxies  httpx.TrustedProxies
+	ForwardedHeader httpx.ForwardedHeader
 	// TLSCert and TLSKey, when set, are PEM files of the certificate chain
 	// and key: the server then speaks HTTPS and HTTP/2 itself and reads
 	// them again on ReloadTLS.
@@ -768,13 +769,13 @@ func (s *Server) routes() (main, console http.Handler) {
 	if s.upstream != nil {
 		main = gateway.Canonicalize(main)
 	}
-	main = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(main)))
+	main = httpx.Requests(s.forwarding(), s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(main)))
 	if s.cfg.ConsoleAddr != "" {
 		cmux := http.NewServeMux()
 		cmux.Handle(prefix+"/admin", ui)
 		cmux.Handle(prefix+"/admin/", ui)
 		cmux.Handle("GET /{$}", http.RedirectHandler(prefix+"/admin", http.StatusSeeOther))
-		console = httpx.Requests(s.cfg.TrustedProxies, s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(httpx.JSONMux(cmux, nil))))
+		console = httpx.Requests(s.forwarding(), s.logger, s.answered, serverspan.Handler(s.tracing, httpx.Recover(httpx.JSONMux(cmux, nil))))
 	}
 	return main, console
 }
@@ -1174,4 +1175,9 @@ func (s *Server) Close() error {
 		s.opsListener.Close() // already closed once served
 	}
 	return errors.Join(append(errs, s.release())...)
+}
+
+// forwarding is what the server believes of forwarding headers.
+func (s *Server) forwarding() httpx.Forwarding {
+	return httpx.Forwarding{Proxies: s.cfg.TrustedProxies, Header: s.cfg.ForwardedHeader}
 }

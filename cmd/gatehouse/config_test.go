@@ -44,6 +44,7 @@ func settingValues(dir string) map[string][2]string {
 		"management-prefix":      {"/gatehouse", "/gatehouse"},
 		"public-url":             {"https://auth.example.com", "https://auth.example.com"},
 		"trusted-proxies":        {"10.0.0.0/8,192.168.1.1", "[10.0.0.0/8, 192.168.1.1]"},
+		"forwarded-header":       {"forwarded", "forwarded"},
 		"tls-cert":               {filepath.Join(dir, "cert.pem"), strconv.Quote(filepath.Join(dir, "cert.pem"))},
 		"tls-key":                {filepath.Join(dir, "key.pem"), strconv.Quote(filepath.Join(dir, "key.pem"))},
 		"log-format":             {"json", "json"},

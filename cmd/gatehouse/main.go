@@ -192,7 +192,7 @@ func serve(ctx context.Context, cfg server.Config) error {
 	version, revision := buildVersion()
 	cfg.Logger.Info("gatehouse listening", "addr", srv.Addr(), "url", srv.Issuer(),
 		"admin_ui", srv.ConsoleURL(), "tls", cfg.TLSCert != "",
-		"trusted_proxies", cfg.TrustedProxies.String(), "version", version, "revision", revision)
+		"trusted_proxies", cfg.TrustedProxies.String(), "forwarded_header", string(cfg.ForwardedHeader), "version", version, "revision", revision)
 	if ops := srv.OpsAddr(); ops != "" {
 		cfg.Logger.Info("ops listener: /metrics, /healthz and /readyz", "ops_addr", ops)
 	}
@@ -307,7 +307,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	platform := ""
 	str(&platform, "platform-scopes", "GATEHOUSE_PLATFORM_SCOPES", "comma-separated platform scopes besides those --gateway-routes names: granted to accounts only by the operator")
 	proxies := ""
-	str(&proxies, "trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For, X-Forwarded-Proto and Forwarded headers are believed")
+	str(&proxies, "trusted-proxies", "GATEHOUSE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose forwarding headers (--forwarded-header) are believed")
+	forwarded := ""
+	str(&forwarded, "forwarded-header", "GATEHOUSE_FORWARDED_HEADER", "the header the trusted proxies write the client's address in, the only one read: x-forwarded-for (with X-Forwarded-Proto; the default) or forwarded (RFC 7239)")
 	str(&cfg.TLSCert, "tls-cert", "GATEHOUSE_TLS_CERT", "PEM certificate chain file: serve HTTPS and HTTP/2 (read again on SIGHUP)")
 	str(&cfg.TLSKey, "tls-key", "GATEHOUSE_TLS_KEY", "PEM private key file of --tls-cert")
 	lo.logFormat, lo.logLevel = "text", "info"
@@ -386,6 +388,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	cfg.PlatformScopes = server.ParsePlatformScopes(platform)
 	if cfg.TrustedProxies, err = httpx.ParseTrustedProxies(proxies); err != nil {
 		return cfg, lo, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	if cfg.ForwardedHeader, err = httpx.ParseForwardedHeader(forwarded); err != nil {
+		return cfg, lo, fmt.Errorf("forwarded-header: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, lo, err
