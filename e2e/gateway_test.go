@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/server"
@@ -89,7 +90,7 @@ func TestGateway(t *testing.T) {
 	}
 	// Spoofed identity and credentials never arrive.
 	r := env.As(ann, "POST", "/orders?x=1", "hello", "X-Gatehouse-User-Id", "usr_evil", "X-Gatehouse-Roles", "admin",
-		"X-Gatehouse-Extra", "evil", "X-Forwarded-For", "203.0.113.7")
+		"X-Gatehouse-Extra", "evil", "X-Forwarded-For", "203.0.113.7", "X-Real-Ip", "203.0.113.8", "True-Client-Ip", "203.0.113.9")
 	servertest.Expect(t, r, 200, "")
 	if !strings.Contains(string(r.Body), `"path":"/orders"`) || r.Header.Get("X-RateLimit-Burst-Remaining") == "" {
 		t.Fatalf("proxied answer %s %v", r.Body, r.Header)
@@ -102,8 +103,9 @@ func TestGateway(t *testing.T) {
 	if h.Get("Authorization") != "" || strings.Contains(fmt.Sprint(h), ann) {
 		t.Fatalf("credentials reached the upstream: %v", h)
 	}
-	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Host") == "" {
-		t.Fatalf("X-Forwarded-* %v", h)
+	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Host") == "" || h.Get("X-Real-Ip") != "127.0.0.1" ||
+		h.Get("True-Client-Ip") != "" {
+		t.Fatalf("client address headers %v", h)
 	}
 	// Gatehouse's own routes are not proxied.
 	servertest.Expect(t, env.As(ann, "GET", "/v1/me", nil), 200, "")
@@ -355,5 +357,42 @@ func attackIdentity(t *testing.T, opts ...func(*server.Config)) {
 	}
 	if hits.Load() != int64(proxied) {
 		t.Errorf("the upstream saw %d requests, want the %d admitted ones", hits.Load(), proxied)
+	}
+}
+
+// TestGatewayClientAddressHeaders: behind a trusted proxy (127.0.0.3) the
+// upstream is told the client Gatehouse worked out — in X-Real-Ip, and as
+// X-Forwarded-For's chain before the proxy — from the one kind of
+// forwarding header Gatehouse reads: a client's own X-Forwarded-For, which
+// a proxy that writes Forwarded passes on, goes no further, nor does a
+// client's X-Real-Ip or True-Client-Ip.
+func TestGatewayClientAddressHeaders(t *testing.T) {
+	trusted, _ := httpx.ParseTrustedProxies("127.0.0.3")
+	proxy := clientFrom("127.0.0.3", nil)
+	for _, tc := range []struct {
+		name              string
+		header            httpx.ForwardedHeader
+		sent              []string
+		wantXFF, wantReal string
+	}{
+		{"X-Forwarded-For", "", []string{"X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"}, "203.0.113.5, 127.0.0.3", "203.0.113.5"},
+		{"Forwarded", httpx.Forwarded, []string{"X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"}, "198.51.100.9, 127.0.0.3", "198.51.100.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newUpstream(t)
+			env := servertest.Start(t, func(c *server.Config) {
+				c.Upstream, c.TrustedProxies, c.ForwardedHeader = up.URL, trusted, tc.header
+			})
+			tok := env.AdminToken()
+			headers := append([]string{"Authorization", "Bearer " + tok, "X-Real-Ip", "192.0.2.66", "True-Client-Ip", "192.0.2.67"}, tc.sent...)
+			servertest.Expect(t, send(t, proxy, "GET", env.URL+"/orders/1", "", nil, headers...), 200, "")
+			h := up.last()
+			if got := strings.Join(h.Values("X-Forwarded-For"), ", "); got != tc.wantXFF {
+				t.Errorf("X-Forwarded-For %q, want %q", got, tc.wantXFF)
+			}
+			if h.Get("X-Real-Ip") != tc.wantReal || h.Get("True-Client-Ip") != "" || h.Get("Forwarded") != "" {
+				t.Errorf("upstream headers %v", h)
+			}
+		})
 	}
 }

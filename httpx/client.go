@@ -291,3 +291,20 @@ func IsHTTPS(r *http.Request) bool { return clientFrom(r).HTTPS }
 // FromTrustedProxy reports whether the request came through a trusted
 // proxy, whose forwarding headers may then be passed on.
 func FromTrustedProxy(r *http.Request) bool { return clientFrom(r).Proxied }
+
+// ForwardedFor returns the X-Forwarded-For chain that a proxy in front of
+// an upstream passes on for r, before its own peer: behind a trusted proxy
+// that writes X-Forwarded-For, that chain; behind one that writes
+// Forwarded, the client's address alone (a client's own X-Forwarded-For,
+// which such a proxy passes on untouched, goes no further); nil when the
+// peer is no trusted proxy.
+func ForwardedFor(r *http.Request) []string {
+	i := Info(r.Context())
+	if i == nil || !i.Client.Proxied {
+		return nil
+	}
+	if i.forwarded == Forwarded {
+		return []string{i.Client.Addr}
+	}
+	return r.Header["X-Forwarded-For"]
+}

@@ -131,6 +131,8 @@ type RequestInfo struct {
 	ClientID string
 	// Client is who sent the request (ClientOf), fixed when it arrives.
 	Client Client
+	// forwarded is the kind of forwarding header Client was read from.
+	forwarded ForwardedHeader
 	// Route is the pattern of the route that served the request ("" when
 	// none matched), Status the status it was answered with, Bytes the
 	// size of the body and Duration how long it took; they are set once
@@ -337,7 +339,7 @@ func Requests(f Forwarding, logger *slog.Logger, done func(*RequestInfo), next h
 	var warned atomic.Bool
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &RequestInfo{Client: ClientOf(r, f), base: logger, userAgent: r.UserAgent(), path: r.URL.Path}
+		info := &RequestInfo{Client: ClientOf(r, f), forwarded: f.header(), base: logger, userAgent: r.UserAgent(), path: r.URL.Path}
 		if info.Client.Proxied && f.onlyOther(r.Header) && !warned.Swap(true) {
 			logger.Warn("a trusted proxy sent only the forwarding header Gatehouse does not read: its client addresses are not used; set --forwarded-header to the header it writes",
 				"reads", string(f.header()), "peer", peerHost(r.RemoteAddr))
