@@ -407,8 +407,12 @@ func jsonError(err error) error {
 	var (
 		syn *json.SyntaxError
 		typ *json.UnmarshalTypeError
+		own *gatehouse.Error
 	)
 	switch {
+	case errors.As(err, &own):
+		// A field's own decoding (an UnmarshalJSON) said what is wrong.
+		return own
 	case errors.As(err, &syn):
 		return gatehouse.Invalid("Malformed JSON at offset %d", syn.Offset)
 	case errors.As(err, &typ):

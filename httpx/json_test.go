@@ -1,11 +1,13 @@
 package httpx
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/plan"
 )
 
 // TestCheckDuplicateKeys: a key repeated in any object, at any depth, is
@@ -56,6 +58,26 @@ func TestDecodeJSONRefusesNull(t *testing.T) {
 			if err := DecodeJSON(httptest.NewRecorder(), r, &dst, allowEmpty); gatehouse.ErrorCode(err) != gatehouse.EInvalidRequest {
 				t.Errorf("%q (allowEmpty %v): %v", body, allowEmpty, err)
 			}
+		}
+	}
+}
+
+// TestUnmarshalStrictKeepsFieldErrors: a field that decodes itself and
+// refuses its value names itself in the error (as plan.Patch's rate_limit
+// and quota do), rather than the body being called malformed.
+func TestUnmarshalStrictKeepsFieldErrors(t *testing.T) {
+	var v struct {
+		RateLimit plan.RateLimitPatch `json:"rate_limit"`
+	}
+	for _, body := range []string{
+		`{"rate_limit":{"daily":1.5,"burst":1,"burst_window_seconds":1}}`,
+		`{"rate_limit":{"daily":"5","burst":1,"burst_window_seconds":1}}`,
+		`{"rate_limit":{"daily":1e20,"burst":1,"burst_window_seconds":1}}`,
+	} {
+		err := UnmarshalStrict([]byte(body), &v)
+		var e *gatehouse.Error
+		if !errors.As(err, &e) || e.Code != gatehouse.EInvalidRequest || e.Field != "rate_limit" {
+			t.Errorf("%s: %v", body, err)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func (q *QuotaPatch) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil || v.Limit == nil {
-		return gatehouse.InvalidField("quota", "Give limit and period", "quota must be null or an object of limit and period")
+		return gatehouse.InvalidField("quota", "Give limit and period", "quota must be null or an object of limit (a whole number) and period")
 	}
 	q.Value = &gatehouse.Quota{Limit: *v.Limit, Period: v.Period}
 	return nil
@@ -79,7 +79,7 @@ func (r *RateLimitPatch) UnmarshalJSON(b []byte) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil || v.Daily == nil || v.Burst == nil || v.BurstWindowSeconds == nil {
 		return gatehouse.InvalidField("rate_limit", "Give daily, burst and burst_window_seconds",
-			"rate_limit must be null or an object of daily, burst and burst_window_seconds")
+			"rate_limit must be null or an object of daily, burst and burst_window_seconds, each a whole number")
 	}
 	r.Value = &gatehouse.RateLimitSettings{Daily: *v.Daily, Burst: *v.Burst, BurstWindowSeconds: *v.BurstWindowSeconds}
 	return nil
