@@ -377,6 +377,9 @@ func TestGatewayClientAddressHeaders(t *testing.T) {
 	}{
 		{"X-Forwarded-For", "", []string{"X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"}, "203.0.113.5, 127.0.0.3", "203.0.113.5"},
 		{"Forwarded", httpx.Forwarded, []string{"X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"}, "198.51.100.9, 127.0.0.3", "198.51.100.9"},
+		{"Forwarded, none sent", httpx.Forwarded, []string{"X-Forwarded-For", "203.0.113.5"}, "127.0.0.3", "127.0.0.3"},
+		// A client's Connection header removes none of them.
+		{"Connection lists them", "", []string{"X-Forwarded-For", "203.0.113.5", "Connection", "X-Real-Ip, X-Forwarded-For, X-Forwarded-Proto"}, "203.0.113.5, 127.0.0.3", "203.0.113.5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := newUpstream(t)

@@ -818,3 +818,64 @@ func TestPasswordGrantClientAuthentication(t *testing.T) {
 		servertest.Expect(t, refresh(env, app.ClientID, rt), 200, "")
 	})
 }
+
+// TestOperatorSessionsAndSignInsAreTheOperators attacks "only the operator
+// changes the operator" for sessions and the sign-in throttle, and "a
+// user's sessions are managed from a sign-in", over HTTP: an admin who is
+// not the operator sees the operator's sessions but neither signs the
+// operator out (API and console, whose page offers no such button) nor
+// clears the operator's failed sign-ins; an API token acting as a user
+// neither lists nor ends that user's sessions. The operator's console
+// session survives every attempt.
+func TestOperatorSessionsAndSignInsAreTheOperators(t *testing.T) {
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	var me map[string]any
+	env.As(op, "GET", "/v1/me", nil).JSON(t, &me)
+	opID := me["user"].(map[string]any)["id"].(string)
+	annID := env.CreateUser(op, "ann@example.com", memberPW, "admin")
+	ann := env.Login("ann@example.com", memberPW)
+	opConsole := uiSignIn(t, env, servertest.AdminEmail, servertest.AdminPassword)
+
+	servertest.Expect(t, env.As(ann, "GET", "/v1/users/"+opID+"/sessions", nil), 200, "")
+	servertest.Expect(t, env.As(ann, "DELETE", "/v1/users/"+opID+"/sessions", nil), 403, "forbidden")
+	servertest.Expect(t, env.As(ann, "DELETE", "/v1/users/"+opID+"/throttle", nil), 403, "forbidden")
+	servertest.Expect(t, env.As(op, "DELETE", "/v1/users/"+annID+"/throttle", nil), 204, "")
+
+	annConsole := uiSignIn(t, env, "ann@example.com", memberPW)
+	_, page, _ := annConsole.get("/admin/users/" + opID)
+	for _, button := range []string{"Sign out everywhere", "Clear failed sign-ins", "Reset second factor"} {
+		if strings.Contains(page, button) {
+			t.Errorf("the operator's page offers %q to another admin", button)
+		}
+	}
+	if status, _, loc := annConsole.post("/admin/users/"+opID+"/sessions/end", url.Values{}); status == http.StatusSeeOther && loc == "/admin/users/"+opID {
+		t.Errorf("the console signed the operator out for another admin")
+	}
+	if !opConsole.live() {
+		t.Fatal("another admin ended the operator's console session")
+	}
+
+	servertest.Expect(t, env.As(op, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	tok, _ := apiTokenWith(t, env, op, map[string]any{"name": "sync"})
+	for _, m := range []string{"GET", "DELETE"} {
+		path := "/v1/me/sessions"
+		if m == "DELETE" {
+			path += "/ses_x"
+		}
+		servertest.Expect(t, env.Request(m, path, nil, "X-API-Token", tok, "X-User-Email", servertest.AdminEmail), 403, "forbidden")
+	}
+	if !opConsole.live() {
+		t.Fatal("an API token acting as the operator ended their console session")
+	}
+	// The operator's own password sign-in manages them.
+	var list struct{ Data []map[string]any }
+	env.As(op, "GET", "/v1/me/sessions", nil).JSON(t, &list)
+	if len(list.Data) != 1 {
+		t.Fatalf("the operator's sessions: %v", list.Data)
+	}
+	servertest.Expect(t, env.As(op, "DELETE", "/v1/users/"+opID+"/sessions", nil), 200, "")
+	if opConsole.live() {
+		t.Fatal("the operator's own sign-out left the session working")
+	}
+}

@@ -296,25 +296,26 @@ func NewProxy(cfg Config) *Proxy {
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(cfg.Upstream)
-			// Behind trusted proxies, pass their chain on and add the peer;
-			// X-Real-Ip is the client Gatehouse worked out, whatever the
-			// client sent, and a client's True-Client-Ip goes no further.
-			if chain := httpx.ForwardedFor(pr.In); chain != nil {
-				pr.Out.Header["X-Forwarded-For"] = chain
-			}
-			pr.SetXForwarded()
-			if httpx.IsHTTPS(pr.In) {
-				pr.Out.Header.Set("X-Forwarded-Proto", "https")
-			}
 			h := pr.Out.Header
-			h.Set("X-Real-Ip", httpx.ClientAddr(pr.In))
-			h.Del("True-Client-Ip")
 			// Credentials never reach the upstream, nor any identity header
 			// a client made up; a public route's request has no identity.
 			h.Del("Authorization")
 			h.Del(a.Auth().APITokenHeader())
 			h.Del(a.Auth().UserEmailHeader())
 			StripClientHeaders(h, pr.In.Header["Connection"])
+			// Then, so that no Connection header removes them: behind
+			// trusted proxies, pass their chain on and add the peer;
+			// X-Real-Ip is the client Gatehouse worked out, whatever the
+			// client sent, and a client's True-Client-Ip goes no further.
+			if chain := httpx.ForwardedFor(pr.In); chain != nil {
+				h["X-Forwarded-For"] = chain
+			}
+			pr.SetXForwarded()
+			if httpx.IsHTTPS(pr.In) {
+				h.Set("X-Forwarded-Proto", "https")
+			}
+			h.Set("X-Real-Ip", httpx.ClientAddr(pr.In))
+			h.Del("True-Client-Ip")
 			// The method the upstream sees is the one the rules saw.
 			for name := range h {
 				if IsMethodOverride(name) {

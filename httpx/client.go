@@ -296,14 +296,17 @@ func FromTrustedProxy(r *http.Request) bool { return clientFrom(r).Proxied }
 // an upstream passes on for r, before its own peer: behind a trusted proxy
 // that writes X-Forwarded-For, that chain; behind one that writes
 // Forwarded, the client's address alone (a client's own X-Forwarded-For,
-// which such a proxy passes on untouched, goes no further); nil when the
-// peer is no trusted proxy.
+// which such a proxy passes on untouched, goes no further) when Forwarded
+// gave one; nil when the peer is no trusted proxy.
 func ForwardedFor(r *http.Request) []string {
 	i := Info(r.Context())
 	if i == nil || !i.Client.Proxied {
 		return nil
 	}
 	if i.forwarded == Forwarded {
+		if i.Client.Addr == peerHost(r.RemoteAddr) {
+			return nil // no hop: the peer, which the caller adds
+		}
 		return []string{i.Client.Addr}
 	}
 	return r.Header["X-Forwarded-For"]

@@ -810,9 +810,9 @@ func (s *Service) Authorization(ctx context.Context, p *gatehouse.Principal, use
 }
 
 // authorizationsOf returns the user whose authorizations p may see and,
-// with change, end: p's own, or any user's of the account for an admin,
-// where only the operator ends the operator's. A third-party
-// application's token manages none.
+// with change, end: p's own from a sign-in (requireSignIn), or any user's
+// of the account for an admin, where only the operator ends the
+// operator's. A third-party application's token manages none.
 func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, userID string, change bool) (string, error) {
 	if err := RequireUser(p); err != nil {
 		return "", err
@@ -823,7 +823,8 @@ func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, 
 		return "", gatehouse.Forbidden("A third-party application's token does not manage authorised applications")
 	}
 	if userID == "" || userID == p.User.ID {
-		return p.User.ID, nil
+		// One's own, from a sign-in, as sessions and second factors.
+		return p.User.ID, requireSignIn(p)
 	}
 	if err := RequireAdmin(p); err != nil {
 		return "", err

@@ -177,7 +177,7 @@ func (c *cache[V]) usage() (bytes int64, entries int) {
 // to. Measured against the heap by TestCacheBytesUnderChurn.
 func principalBytes(p *gatehouse.Principal) int {
 	const fixed = 1600 // structs, slice headers, the answer's fixed part
-	n := fixed + len(p.AccountID) + len(p.CredentialID) + len(p.CredentialName) + len(p.ClientID) + len(p.ActingAs) + scopesBytes(p.Scopes)
+	n := fixed + len(p.AccountID) + len(p.CredentialID) + len(p.CredentialName) + len(p.CredentialLine) + len(p.ClientID) + len(p.ActingAs) + scopesBytes(p.Scopes)
 	if u := p.User; u != nil {
 		// Strings of the user appear again in the answer.
 		n += 2*(len(u.ID)+len(u.AccountID)+len(u.Email)+len(u.Name)) + len(u.PasswordHash) + 24*len(u.Roles)

@@ -52,7 +52,7 @@ func requireSignIn(p *gatehouse.Principal) error {
 		return err
 	}
 	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
-		return gatehouse.Forbidden("Second factors and sessions are managed from a sign-in: a console session or a password-grant token")
+		return gatehouse.Forbidden("Second factors, sessions and authorised applications are managed from a sign-in: a console session or a password-grant token")
 	}
 	return nil
 }

@@ -492,10 +492,11 @@ func TestPasswordEpochs(t *testing.T) {
 }
 
 // TestSessionsFromASignIn: a user sees and ends their own console
-// sessions only from a sign-in — a console session or a password-grant
-// token — never with a client credential or an API token acting as them;
-// an admin sees any user's, but only the operator ends the operator's
-// sessions or authorizations. A refusal ends nothing.
+// sessions and authorised applications only from a sign-in — a console
+// session or a password-grant token — never with a client credential or
+// an API token acting as them; an admin sees any user's, but only the
+// operator ends the operator's sessions or authorizations, or clears the
+// operator's sign-in throttle. A refusal ends nothing.
 func TestSessionsFromASignIn(t *testing.T) {
 	r := newRules(t)
 	opID := r.op.User.ID
@@ -578,6 +579,23 @@ func TestSessionsFromASignIn(t *testing.T) {
 		}
 	}
 	stillWorks(bobCookie)
+	for _, p := range []*gatehouse.Principal{client, asBob} {
+		if _, _, err := r.svc.Authorizations(r.ctx, p, "", gatehouse.Page{Limit: 10}); code(err) != gatehouse.EForbidden {
+			t.Fatalf("listed bob's authorizations with %s: %v", p.Method, err)
+		}
+		if err := r.svc.RevokeAuthorization(r.ctx, p, "", "app_x"); code(err) != gatehouse.EForbidden {
+			t.Fatalf("ended bob's authorization with %s: %v", p.Method, err)
+		}
+	}
+	if _, _, err := r.svc.Authorizations(r.ctx, bob, "", gatehouse.Page{Limit: 10}); err != nil {
+		t.Fatalf("bob's own, from a sign-in: %v", err)
+	}
+	if _, err := r.svc.ClearThrottle(r.ctx, ann, opID); code(err) != gatehouse.EForbidden {
+		t.Fatalf("an admin cleared the operator's throttle: %v", err)
+	}
+	if _, err := r.svc.ClearThrottle(r.ctx, ann, bobID); err != nil {
+		t.Fatalf("an admin clears bob's throttle: %v", err)
+	}
 	if err := r.svc.RevokeAuthorization(r.ctx, ann, opID, "app_x"); code(err) != gatehouse.EForbidden {
 		t.Fatalf("an admin ended the operator's authorization: %v", err)
 	}
