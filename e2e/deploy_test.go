@@ -284,27 +284,38 @@ func TestForwardedHeadersTrust(t *testing.T) {
 		})
 	}
 	// The client address: an allow-list behind a proxy that writes
-	// Forwarded, a client adding X-Forwarded-For.
-	admin := rfc.AdminToken()
-	r := rfc.As(admin, "POST", "/v1/users", map[string]any{"email": "dev@example.com", "password": memberPW, "roles": []string{"developer"}})
-	servertest.Expect(t, r, 201, "")
-	dev := rfc.Login("dev@example.com", memberPW)
-	r = rfc.As(dev, "POST", "/v1/credentials", map[string]any{"name": "office", "allowed_ips": []string{"203.0.113.0/24"}})
-	servertest.Expect(t, r, 201, "")
-	c := r.Map(t)
-	token := func(headers ...string) *servertest.Response {
-		body := "grant_type=client_credentials&client_id=" + c["client_id"].(string) + "&client_secret=" + c["client_secret"].(string)
-		return send(t, proxy, "POST", rfc.URL+"/oauth/token", "", strings.NewReader(body),
-			append([]string{"Content-Type", "application/x-www-form-urlencoded"}, headers...)...)
-	}
+	// Forwarded, a client adding X-Forwarded-For; and by default, where
+	// Forwarded is not read.
+	token := allowListedToken(t, rfc, proxy)
 	servertest.Expect(t, token("Forwarded", "for=198.51.100.9"), 403, "ip_not_allowed")
 	servertest.Expect(t, token("X-Forwarded-For", "203.0.113.5", "Forwarded", "for=198.51.100.9"), 403, "ip_not_allowed")
 	servertest.Expect(t, token("Forwarded", "for=203.0.113.5"), 200, "")
-	r = checkMetadata(t, stranger, env.URL, "evil.example", env.URL, "X-Forwarded-Proto", "https")
+	token = allowListedToken(t, env, proxy)
+	servertest.Expect(t, token("Forwarded", "for=203.0.113.5"), 403, "ip_not_allowed")
+	servertest.Expect(t, token("X-Forwarded-For", "198.51.100.9", "Forwarded", "for=203.0.113.5"), 403, "ip_not_allowed")
+	servertest.Expect(t, token("X-Forwarded-For", "203.0.113.5"), 200, "")
+	r := checkMetadata(t, stranger, env.URL, "evil.example", env.URL, "X-Forwarded-Proto", "https")
 	if cc := r.Header.Get("Cache-Control"); strings.Contains(cc, "public") || cc == "" {
 		t.Fatalf("metadata without a public URL: Cache-Control %q", cc)
 	}
 	checkMetadata(t, proxy, env.URL, "evil.example", env.URL, "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.example")
+}
+
+// allowListedToken makes a developer's client credential allowed from
+// 203.0.113.0/24 on env, and returns a token request for it through c
+// with the given headers.
+func allowListedToken(t *testing.T, env *servertest.Env, c *http.Client) func(headers ...string) *servertest.Response {
+	t.Helper()
+	admin := env.AdminToken()
+	servertest.Expect(t, env.As(admin, "POST", "/v1/users", map[string]any{"email": "dev@example.com", "password": memberPW, "roles": []string{"developer"}}), 201, "")
+	r := env.As(env.Login("dev@example.com", memberPW), "POST", "/v1/credentials", map[string]any{"name": "office", "allowed_ips": []string{"203.0.113.0/24"}})
+	servertest.Expect(t, r, 201, "")
+	cred := r.Map(t)
+	body := "grant_type=client_credentials&client_id=" + cred["client_id"].(string) + "&client_secret=" + cred["client_secret"].(string)
+	return func(headers ...string) *servertest.Response {
+		return send(t, c, "POST", env.URL+"/oauth/token", "", strings.NewReader(body),
+			append([]string{"Content-Type", "application/x-www-form-urlencoded"}, headers...)...)
+	}
 }
 
 // TestBuiltInTLS serves HTTPS and HTTP/2 from Gatehouse itself and reloads
