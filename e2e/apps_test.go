@@ -690,9 +690,12 @@ func TestAppsAttacks(t *testing.T) {
 			t.Fatalf("forward auth %d %v", r.Status, r.Header)
 		}
 		// An application's token sees no authorised applications and ends
-		// no other's grant; it may end its own.
+		// no other's grant; it may end its own. Nor does it see or end the
+		// user's console sessions.
 		servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/me/authorizations", nil), 403, "forbidden")
 		servertest.Expect(t, env.As(tok.AccessToken, "DELETE", "/v1/me/authorizations/"+w.confidential.ClientID, nil), 403, "forbidden")
+		servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/me/sessions", nil), 403, "forbidden")
+		servertest.Expect(t, env.As(tok.AccessToken, "DELETE", "/v1/me/sessions/ses_x", nil), 403, "forbidden")
 		own := issue()
 		servertest.Expect(t, env.As(own.AccessToken, "DELETE", "/v1/me/authorizations/"+w.public.ClientID, nil), 204, "")
 		servertest.Expect(t, env.As(own.AccessToken, "GET", "/v1/workspaces", nil), 401, "invalid_token")
