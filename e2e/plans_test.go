@@ -302,21 +302,25 @@ func TestPlansRateLimitExact(t *testing.T) {
 	})
 	t.Run("two nodes", func(t *testing.T) {
 		rs := startRedis(t, "")
-		a := servertest.Start(t, func(c *server.Config) { c.RedisURL = "redis://127.0.0.1:" + rs.port + "/0" })
-		b := servertest.Start(t, func(c *server.Config) {
-			c.DatabaseURL, c.RedisURL = a.DatabaseURL, "redis://127.0.0.1:"+rs.port+"/0"
-		})
+		a, b := twoNodesOn(t, "redis://127.0.0.1:"+rs.port+"/0")
 		attackPlanLimits(t, a, b)
 	})
 	t.Run("two nodes on a Redis Cluster", func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("starts processes")
 		}
-		url := redistest.Cluster(t)
-		a := servertest.Start(t, func(c *server.Config) { c.RedisURL = url })
-		b := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = a.DatabaseURL, url })
+		a, b := twoNodesOn(t, redistest.Cluster(t))
 		attackPlanLimits(t, a, b)
 	})
+}
+
+// twoNodesOn starts two nodes sharing one store and the Redis at
+// redisURL.
+func twoNodesOn(t *testing.T, redisURL string) (a, b *servertest.Env) {
+	t.Helper()
+	a = servertest.Start(t, func(c *server.Config) { c.RedisURL = redisURL })
+	b = servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = a.DatabaseURL, redisURL })
+	return a, b
 }
 
 func attackPlanLimits(t *testing.T, a, b *servertest.Env) {
@@ -539,10 +543,7 @@ func TestPlansRolledAPITokenKeepsBudgets(t *testing.T) {
 	})
 	t.Run("two nodes", func(t *testing.T) {
 		rs := startRedis(t, "")
-		a := servertest.Start(t, func(c *server.Config) { c.RedisURL = "redis://127.0.0.1:" + rs.port + "/0" })
-		b := servertest.Start(t, func(c *server.Config) {
-			c.DatabaseURL, c.RedisURL = a.DatabaseURL, "redis://127.0.0.1:"+rs.port+"/0"
-		})
+		a, b := twoNodesOn(t, "redis://127.0.0.1:"+rs.port+"/0")
 		attackRolledAPIToken(t, a, b)
 	})
 }

@@ -32,13 +32,18 @@ type rules struct {
 // grace is the refresh grace of the rules' service.
 const grace = 5 * time.Second
 
-func newRules(t *testing.T) *rules {
+// newRules starts the rules' service; opts change its configuration.
+func newRules(t *testing.T, opts ...func(*service.Config)) *rules {
 	t.Helper()
 	ctx := context.Background()
 	st := openStore(t)
 	r := &rules{t: t, ctx: ctx, now: time.Now()}
-	r.svc = service.New(service.Config{Store: st, Passwords: cheapPasswords(),
-		Digester: token.NewDigester(nil), RefreshGrace: grace, Now: r.clock, Logger: slog.New(slog.DiscardHandler)})
+	cfg := service.Config{Store: st, Passwords: cheapPasswords(),
+		Digester: token.NewDigester(nil), RefreshGrace: grace, Now: r.clock, Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r.svc = service.New(cfg)
 	if _, _, err := r.svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
 	}
@@ -615,20 +620,8 @@ func TestSessionsFromASignIn(t *testing.T) {
 // not grant a platform scope, neither by its name nor through the
 // ":write grants :read" rule; scopes that grant none are kept.
 func TestCustomScopesGrantNoPlatformScope(t *testing.T) {
-	ctx := context.Background()
-	svc := service.New(service.Config{Store: openStore(t), Passwords: cheapPasswords(), Digester: token.NewDigester(nil),
-		Logger: slog.New(slog.DiscardHandler), PlatformScopes: gatehouse.Scopes{"ledger:read", "ops:admin"}})
-	if _, _, err := svc.Bootstrap(ctx, "op@example.com", pw); err != nil {
-		t.Fatal(err)
-	}
-	out, _, err := svc.PasswordGrant(ctx, "op@example.com", pw, "192.0.2.1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := svc.AccessPrincipal(ctx, out.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRules(t, func(c *service.Config) { c.PlatformScopes = gatehouse.Scopes{"ledger:read", "ops:admin"} })
+	ctx, svc, op := r.ctx, r.svc, r.op
 	for _, tc := range []struct {
 		scope gatehouse.Scope
 		want  string
