@@ -99,8 +99,8 @@ func signedIn(t *testing.T, env *servertest.Env, c *http.Client) bool {
 
 // TestSSORefusals: against a real provider started by the test, a wrong
 // nonce, a wrong audience, an expired token, an unverified or missing
-// e-mail address, a domain not allowed, and an address of no user of the
-// account are each refused with a page saying why, and no session; a
+// e-mail address, a domain not allowed, an address of no user of the
+// account and the operator's address are each refused with a page saying why, and no session; a
 // callback works once, only in the browser that began it, and of eight
 // copies released together one signs in.
 func TestSSORefusals(t *testing.T) {
@@ -120,6 +120,9 @@ func TestSSORefusals(t *testing.T) {
 		{"no e-mail", oidcprovider.User{Subject: "1", EmailVerified: true}, "sent no e-mail address"},
 		{"domain not allowed", oidcprovider.User{Subject: "2", Email: "eve@elsewhere.org", EmailVerified: true}, "domain is not allowed"},
 		{"unknown user", oidcprovider.User{Subject: "3", Email: "bob@example.com", EmailVerified: true}, "No user of this account has the address bob@example.com"},
+		// The account's admins run its provider, which may assert any
+		// address: never the operator's.
+		{"the operator", oidcprovider.User{Subject: "4", Email: servertest.AdminEmail, EmailVerified: true}, "The operator signs in with their password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op.SignIn(tc.user)
@@ -135,7 +138,7 @@ func TestSSORefusals(t *testing.T) {
 		})
 	}
 	audit := env.As(admin, "GET", "/v1/audit?action=sso.refused", nil)
-	for _, reason := range []string{"nonce", "token", "email_unverified", "email_missing", "domain", "unknown_user"} {
+	for _, reason := range []string{"nonce", "token", "email_unverified", "email_missing", "domain", "unknown_user", "operator"} {
 		if !strings.Contains(string(audit.Body), `"reason":"`+reason+`"`) {
 			t.Fatalf("no sso.refused entry with reason %s: %s", reason, audit.Body)
 		}

@@ -424,6 +424,12 @@ func (s *Service) FinishSSO(ctx context.Context, cb SSOCallback, redirectURL, fr
 	if !u.Active() || !a.Active() {
 		return nil, s.refuseSSO(ctx, l.AccountID, "disabled", "This user or account is disabled.", key)
 	}
+	if u.Operator {
+		// The account's admins choose its provider, and a provider they run
+		// can assert any address: the operator, whom only the operator may
+		// change, signs in with their own password and second factor.
+		return nil, s.refuseSSO(ctx, l.AccountID, "operator", "The operator signs in with their password, not with single sign-on.", key)
+	}
 	f, err := s.store.Factors(ctx, u.ID)
 	if err != nil {
 		return nil, err
