@@ -52,7 +52,7 @@ func requireSignIn(p *gatehouse.Principal) error {
 		return err
 	}
 	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
-		return gatehouse.Forbidden("Second factors, sessions and authorised applications are managed from a sign-in: a console session or a password-grant token")
+		return gatehouse.Forbidden("Your own password, second factors, sessions and authorised applications are managed from a sign-in: a console session or a password-grant token")
 	}
 	return nil
 }
@@ -470,6 +470,13 @@ func (s *Service) ResetSecondFactors(ctx context.Context, p *gatehouse.Principal
 		}
 		if u.Operator && !p.IsOperator() {
 			return gatehouse.Forbidden("Only the operator may change the operator")
+		}
+		if u.ID == p.UserID() {
+			// Removing one's own second factors is managed from a sign-in,
+			// as enrolling them is.
+			if err := requireSignIn(p); err != nil {
+				return err
+			}
 		}
 		n, err := tx.ClearFactors(u.ID)
 		if err != nil {

@@ -616,6 +616,74 @@ func TestSessionsFromASignIn(t *testing.T) {
 	}
 }
 
+// TestOwnPasswordAndFactorsFromASignIn: a credential that is not a sign-in
+// (an API token acting as its user, a client credential) never sets its
+// own user's password or removes their second factors — the operator's
+// least of all — while an admin's sign-in still does both, for themselves
+// and for others, and the same API token still does both for others.
+func TestOwnPasswordAndFactorsFromASignIn(t *testing.T) {
+	r := newRules(t)
+	opID := r.op.User.ID
+	annID := r.user("ann@example.com", admin, developer).ID
+	bobID := r.user("bob@example.com", developer).ID
+	ann := r.as("ann@example.com")
+	cred, err := r.svc.CreateCredential(r.ctx, ann, service.CredentialInput{Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	annClient, err := r.svc.ClientPrincipal(r.ctx, cred.ClientID, cred.ClientSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.SetAPITokensExtension(r.ctx, r.op, ptr(true)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actingAs := func(email string) *gatehouse.Principal {
+		p, err := r.svc.APITokenPrincipal(r.ctx, tok.Token, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newPW := "another long pass phrase"
+	emails := map[string]string{opID: "op@example.com", annID: "ann@example.com", bobID: "bob@example.com"}
+	for _, tc := range []struct {
+		name string
+		by   *gatehouse.Principal
+		of   string
+		want string
+	}{
+		{"an API token acting as the operator, on the operator", actingAs("op@example.com"), opID, gatehouse.EForbidden},
+		{"an API token acting as ann, on ann", actingAs("ann@example.com"), annID, gatehouse.EForbidden},
+		{"ann's client credential, on ann", annClient, annID, gatehouse.EForbidden},
+		{"ann's client credential, on bob", annClient, bobID, ""},
+		{"an API token acting as the operator, on bob", actingAs("op@example.com"), bobID, ""},
+		{"ann's password token, on ann", ann, annID, ""},
+		{"the operator's password token, on the operator", r.op, opID, ""},
+	} {
+		_, err := r.svc.UpdateUser(r.ctx, tc.by, tc.of, service.UserPatch{Password: &newPW})
+		if code(err) != tc.want {
+			t.Fatalf("%s sets the password: %v, want %q", tc.name, err, tc.want)
+		}
+		if err := r.svc.ResetSecondFactors(r.ctx, tc.by, tc.of); code(err) != tc.want {
+			t.Fatalf("%s removes the second factors: %v, want %q", tc.name, err, tc.want)
+		}
+		if tc.want != "" {
+			// A refused change changed nothing: the old password signs in.
+			if _, err := r.svc.SignIn(r.ctx, emails[tc.of], pw, "192.0.2.1"); err != nil {
+				t.Fatalf("%s: the old password no longer signs in: %v", tc.name, err)
+			}
+		}
+	}
+	if _, err := r.svc.SignIn(r.ctx, "op@example.com", newPW, "192.0.2.1"); err != nil {
+		t.Fatalf("the operator's own change: %v", err)
+	}
+}
+
 // TestCustomScopesGrantNoPlatformScope: an account's custom scopes may
 // not grant a platform scope, neither by its name nor through the
 // ":write grants :read" rule; scopes that grant none are kept.

@@ -316,6 +316,14 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 		if err := requireMayChange(p, u); err != nil {
 			return err
 		}
+		if patch.Password != nil && u.ID == p.UserID() {
+			// A credential that is not a sign-in (an application's token,
+			// an API token, a client credential) never sets its own user's
+			// password: that would hand it the console.
+			if err := requireSignIn(p); err != nil {
+				return err
+			}
+		}
 		e := c.apply(u)
 		if e.removesLastAdmin {
 			if err := requireAnotherAdmin(tx, u); err != nil {
