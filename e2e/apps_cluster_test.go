@@ -102,6 +102,52 @@ func TestAppsTwoNodes(t *testing.T) {
 		t.Fatalf("delete app on A: %d %v", st, out)
 	}
 	ended("application deleted on A", p, clientID)
+
+	// The account's third_party_apps policy holds at every use, not only
+	// at consent: "none" ends its own application's tokens on both nodes.
+	_, clientID = register()
+	p = tokens(clientID)
+	if st, out := b.send(t, "PUT", "/v1/settings", map[string]string{"third_party_apps": "none"}, bearer(admin)...); st != 200 {
+		t.Fatalf("third_party_apps none on B: %d %v", st, out)
+	}
+	ended("third_party_apps none on B", p, clientID)
+
+	// A suspended publisher's application stops for every account's users:
+	// an application of another account, authorised under "any".
+	if st, out := a.send(t, "PUT", "/v1/settings", map[string]string{"third_party_apps": "any"}, bearer(admin)...); st != 200 {
+		t.Fatalf("third_party_apps any on A: %d %v", st, out)
+	}
+	st, acc := a.send(t, "POST", "/v1/accounts", map[string]string{"name": "publisher", "admin_email": "boss@publisher.example", "admin_password": memberPW}, bearer(admin)...)
+	if st != 201 {
+		t.Fatalf("publisher account: %d %v", st, acc)
+	}
+	boss := login(t, a, "boss@publisher.example", memberPW)
+	if st, out := a.send(t, "POST", "/v1/users", map[string]any{"email": "dev@publisher.example", "password": memberPW, "roles": []string{"developer"}}, bearer(boss)...); st != 201 {
+		t.Fatalf("publisher's developer: %d %v", st, out)
+	}
+	dev = login(t, a, "dev@publisher.example", memberPW)
+	_, clientID = register()
+	p = tokens(clientID)
+	if st, out := b.send(t, "PATCH", "/v1/accounts/"+acc["id"].(string), map[string]string{"status": "suspended"}, bearer(admin)...); st != 200 {
+		t.Fatalf("suspend the publisher on B: %d %v", st, out)
+	}
+	// Its tokens end on both nodes, and the application itself is no
+	// longer a client: its refresh is invalid_client.
+	for _, tok := range []string{p.access, p.first} {
+		wantStatus(t, "publisher suspended on B", 401, tok, a, b)
+		wantForwardAuth(t, "publisher suspended on B", 401, tok, a, b)
+	}
+	for i, n := range []*process{a, b} {
+		st, out := n.send(t, "POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {p.refresh}})
+		if st != 401 || out["error"] != "invalid_client" {
+			t.Fatalf("publisher suspended: node %d refreshes: %d %v", i, st, out)
+		}
+	}
+	conf := &oauth2.Config{ClientID: clientID, RedirectURL: redirect, Scopes: []string{"workspaces:read"},
+		Endpoint: oauth2.Endpoint{AuthURL: a.url + "/oauth/authorize", TokenURL: a.url + "/oauth/token"}}
+	if cb, resp, _ := newUserAgent(t, a.url).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), appMember, memberPW, "allow"); cb != nil || resp.StatusCode != 400 {
+		t.Fatalf("a suspended publisher's application was authorised: %v %d", cb, resp.StatusCode)
+	}
 }
 
 // wantForwardAuth fails unless every node answers forward auth

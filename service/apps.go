@@ -374,7 +374,7 @@ func (s *Service) AuthClient(ctx context.Context, req AuthRequest) (*gatehouse.A
 	if !token.Valid(req.ClientID, token.ClientID) {
 		return nil, gatehouse.Invalid("The application is not known (client_id)")
 	}
-	app, err := s.store.AppByClientID(ctx, req.ClientID)
+	app, err := s.liveApp(ctx, req.ClientID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, gatehouse.Invalid("The application is not known (client_id)")
 	} else if err != nil {
@@ -557,12 +557,27 @@ func (s *Service) grantConsent(ctx context.Context, tx *store.Tx, p *gatehouse.P
 	return nil
 }
 
+// liveApp returns the third-party application (or registered client)
+// with clientID, or not_found — also when the account that publishes it
+// is suspended: a suspended account's applications stop everywhere.
+func (s *Service) liveApp(ctx context.Context, clientID string) (*gatehouse.App, error) {
+	app, err := s.store.AppByClientID(ctx, clientID)
+	if err != nil || app.AccountID == "" {
+		return app, err
+	}
+	pub, err := s.store.Account(ctx, app.AccountID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && !pub.Active()) {
+		return nil, gatehouse.NotFound("application")
+	}
+	return app, err
+}
+
 // appClient authenticates a third-party application at the token
 // endpoint: a confidential one by its secret (or its previous one during
 // a roll's overlap), a public one by its id alone and never with a
 // secret. Anything else is invalid_client.
 func (s *Service) appClient(ctx context.Context, clientID, secret string) (*gatehouse.App, error) {
-	app, err := s.store.AppByClientID(ctx, clientID)
+	app, err := s.liveApp(ctx, clientID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, invalidClient()
 	} else if err != nil {

@@ -132,7 +132,7 @@ func (s *Service) checkUserCode(ctx context.Context, p *gatehouse.Principal, typ
 	if d.Status != gatehouse.DevicePending || !s.now().Before(d.ExpiresAt) {
 		return nil, wrongUserCode()
 	}
-	app, err := s.store.AppByClientID(ctx, d.ClientID)
+	app, err := s.liveApp(ctx, d.ClientID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 		return nil, wrongUserCode()
 	} else if err != nil {

@@ -19,6 +19,9 @@ import (
 //     credential or API access application named by its client id (an API
 //     access token also needs its user to be an admin);
 //   - its refresh family has not been revoked;
+//   - a third-party application's token: the application's publisher is
+//     not suspended and the account's third_party_apps policy allows it
+//     now (appAllowed);
 //   - if its parent was minted through an API token, every API token of
 //     that chain exists, is enabled and has not expired, and the
 //     account's API tokens extension is on (SPEC §10.8: nothing minted
@@ -43,6 +46,25 @@ func tokenValid(it *store.IssuedToken, now time.Time) bool {
 		return false
 	case !mintedLive(it.Parent.MintedBy, it.Parent.Lineage, a, now):
 		return false
+	case t.Method == gatehouse.MethodAuthorizationCode && !appAllowed(it.Parent, a):
+		return false
+	}
+	return true
+}
+
+// appAllowed is the rule for a third-party application's token at each
+// use, not only at consent: its publisher's account is not suspended, and
+// the token's account allows the application now — any under "any", one
+// it approved or publishes itself under "approved", none under "none".
+func appAllowed(app store.Parent, a *gatehouse.Account) bool {
+	if app.PublisherSuspended {
+		return false
+	}
+	switch a.Settings.AppsPolicy() {
+	case gatehouse.AppsNone:
+		return false
+	case gatehouse.AppsApproved:
+		return app.Approved || app.AccountID == a.ID
 	}
 	return true
 }

@@ -99,9 +99,27 @@ func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Ac
 }
 
 // UpdateAccount writes an account's name, status and settings. It is
-// revoking: cached principals carry their account.
+// revoking: cached principals carry their account, and the tokens of the
+// third-party applications it publishes, held by other accounts' users,
+// carry its status (their client's subject).
 func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
 	t.revokes(gatehouse.AccountSubject(a.ID))
+	rows, err := t.query(`SELECT client_id FROM apps WHERE account_id = ?`, a.ID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return err
+		}
+		t.revokes(gatehouse.ClientSubject(c))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	settings, err := marshalSettings(a.Settings)
 	if err != nil {
 		return err

@@ -128,6 +128,10 @@ type Parent struct {
 	// publishes it (where its plan is kept), which may not be the
 	// token's; "" for every other parent.
 	AccountID string
+	// PublisherSuspended is, for a third-party application, whether the
+	// account that publishes it is suspended; Approved whether the token's
+	// account has approved the application.
+	PublisherSuspended, Approved bool
 	// MintedBy is the API token the parent was minted through ("" for
 	// none), and Lineage the state of that token's chain: the parent, and
 	// every token it issued, works only while the chain is live and the
@@ -141,11 +145,14 @@ type Parent struct {
 var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
 	c.id, CASE WHEN c.revoked_at IS NULL THEN c.enabled ELSE 0 END, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
 	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id), COALESCE(ta.client_id, rc.client_id),
-	CASE WHEN ta.client_id IS NULL THEN rc.scopes ELSE ta.scopes END, g.id, g.scopes, ta.account_id
+	CASE WHEN ta.client_id IS NULL THEN rc.scopes ELSE ta.scopes END, g.id, g.scopes, ta.account_id, pa.status,
+	CASE WHEN COALESCE(ta.id, rc.id) IS NULL THEN 0 ELSE
+		(SELECT COUNT(*) FROM app_approvals ap WHERE ap.account_id = t.account_id AND ap.app_id = COALESCE(ta.id, rc.id)) END
 	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
 	LEFT JOIN client_credentials c ON t.method = '` + string(gatehouse.MethodClientCredentials) + `' AND c.client_id = t.client_id
 	LEFT JOIN api_applications p ON t.method = '` + string(gatehouse.MethodAPIAccess) + `' AND p.client_id = t.client_id
 	LEFT JOIN apps ta ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND ta.client_id = t.client_id
+	LEFT JOIN accounts pa ON pa.id = ta.account_id
 	LEFT JOIN registered_clients rc ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND rc.client_id = t.client_id
 	LEFT JOIN authorizations g ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND g.user_id = t.user_id
 		AND g.client_id = t.client_id AND g.created_at <= t.created_at
@@ -167,7 +174,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		credBy, appBy        sql.NullString
 		tpClient, tpScopes   sql.NullString
 		grantID, grantScopes sql.NullString
-		tpAccount            sql.NullString
+		tpAccount, pubStatus sql.NullString
+		approvals            int
 		err                  error
 	)
 	it.Token, err = scanToken(rowScanner(func(tokenDst ...any) error {
@@ -177,7 +185,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 			it.Account, accErr = scanAccount(rowScanner(func(accDst ...any) error {
 				return row.Scan(append(append(append(tokenDst, userDst...), accDst...),
 					&credID, &credEnabled, &credExpires, &credScopes, &credBy, &appClient, &appScope, &appBy, &family,
-					&tpClient, &tpScopes, &grantID, &grantScopes, &tpAccount)...)
+					&tpClient, &tpScopes, &grantID, &grantScopes, &tpAccount, &pubStatus, &approvals)...)
 			}))
 			return accErr
 		}))
@@ -200,7 +208,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		// exists and the user's authorization, given no later than the
 		// token was issued, does; it allows what both allow today.
 		it.Parent = Parent{Live: tpClient.Valid && grantID.Valid, Enabled: true, ID: tpClient.String, AccountID: tpAccount.String,
-			Scopes: fromNullScopes(tpScopes).Intersect(fromNullScopes(grantScopes))}
+			Scopes:             fromNullScopes(tpScopes).Intersect(fromNullScopes(grantScopes)),
+			PublisherSuspended: gatehouse.AccountStatus(pubStatus.String) == gatehouse.AccountSuspended, Approved: approvals > 0}
 	default:
 		it.Parent = Parent{Live: true, Enabled: true}
 	}
