@@ -118,6 +118,7 @@ func TestSSORefusals(t *testing.T) {
 		{"expired token", oidcprovider.User{Subject: "1", Email: "ann@example.com", EmailVerified: true, Expired: true}, "not valid for this console"},
 		{"unverified e-mail", oidcprovider.User{Subject: "1", Email: "ann@example.com"}, "has not verified this e-mail address"},
 		{"no e-mail", oidcprovider.User{Subject: "1", EmailVerified: true}, "sent no e-mail address"},
+		{"a NUL in the e-mail", oidcprovider.User{Subject: "5", Email: "a\x00nn@example.com", EmailVerified: true}, "an address no user of this console can have"},
 		{"domain not allowed", oidcprovider.User{Subject: "2", Email: "eve@elsewhere.org", EmailVerified: true}, "domain is not allowed"},
 		{"unknown user", oidcprovider.User{Subject: "3", Email: "bob@example.com", EmailVerified: true}, "No user of this account has the address bob@example.com"},
 		// The account's admins run its provider, which may assert any
@@ -138,7 +139,7 @@ func TestSSORefusals(t *testing.T) {
 		})
 	}
 	audit := env.As(admin, "GET", "/v1/audit?action=sso.refused", nil)
-	for _, reason := range []string{"nonce", "token", "email_unverified", "email_missing", "domain", "unknown_user", "operator"} {
+	for _, reason := range []string{"nonce", "token", "email_unverified", "email_missing", "email_invalid", "domain", "unknown_user", "operator"} {
 		if !strings.Contains(string(audit.Body), `"reason":"`+reason+`"`) {
 			t.Fatalf("no sso.refused entry with reason %s: %s", reason, audit.Body)
 		}

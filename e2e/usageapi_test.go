@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/csv"
 	"net/url"
 	"strings"
@@ -134,5 +135,16 @@ func TestUsageAPI(t *testing.T) {
 	for _, q := range []string{"from=yesterday", "to=2026-02-30", "from=2026-02-02&to=2026-02-01", "from=2020-01-01&to=2026-01-01",
 		"group_by=week", "group_by=day,", "format=xml", "cursor=bm90IGpzb24", "limit=0", "limit=100000"} {
 		servertest.Expect(t, env.As(admin, "GET", "/v1/usage?"+q, nil), 400, "invalid_request")
+	}
+	// A cursor whose text is clean but whose JSON escapes decode to a NUL
+	// (which PostgreSQL refuses) is 400 before any store call, as CSV too.
+	for _, q := range []string{"group_by=user", "group_by=day", "group_by=credential", "group_by=day,user"} {
+		key := `["\u0000"]`
+		if q == "group_by=day,user" {
+			key = `["2026-01-01","a\u0000b"]`
+		}
+		cur := base64.RawURLEncoding.EncodeToString([]byte(key))
+		servertest.Expect(t, env.As(admin, "GET", "/v1/usage?"+q+"&cursor="+cur, nil), 400, "invalid_request")
+		servertest.Expect(t, env.As(admin, "GET", "/v1/usage?"+q+"&cursor="+cur, nil, "Accept", "text/csv"), 400, "")
 	}
 }

@@ -108,7 +108,10 @@ func (s *Service) ListUsage(ctx context.Context, p *gatehouse.Principal, f Usage
 		}
 	}
 	if pg.After != "" {
-		if err := json.Unmarshal([]byte(pg.After), &q.After); err != nil || len(q.After) != len(store.UsageGroupRow{}.Key(q.Groups)) {
+		// The cursor's bytes were checked as text, but its JSON escapes
+		// decode now: a "\u0000" would reach the store as a NUL.
+		if err := json.Unmarshal([]byte(pg.After), &q.After); err != nil || len(q.After) != len(store.UsageGroupRow{}.Key(q.Groups)) ||
+			strings.ContainsRune(strings.Join(q.After, ""), 0) {
 			return nil, gatehouse.Invalid("cursor is not one this server issued")
 		}
 	}

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/identity"
 	"github.com/gatehouse/gatehouse/seal"
 )
 
@@ -50,7 +52,7 @@ type Identity struct {
 
 // Refusal is a sign-in the provider's answer does not allow: Reason is a
 // short code for the audit log (nonce, token, email_missing,
-// email_unverified, domain, provider, exchange), Message a sentence for
+// email_invalid, email_unverified, domain, provider, exchange), Message a sentence for
 // the person. It is an outcome, not a failure of the server.
 type Refusal struct {
 	Reason, Message string
@@ -311,6 +313,11 @@ func (c *Client) Exchange(ctx context.Context, cfg Config, code, binding string)
 	}
 	if cl.Email == "" {
 		return nil, refuse("email_missing", "The identity provider sent no e-mail address.", nil)
+	}
+	if !utf8.ValidString(cl.Email) || identity.CheckEmail(cl.Email) != nil {
+		// No user has such an address (a NUL, an invisible character,
+		// mixed scripts): refused before any look-up.
+		return nil, refuse("email_invalid", "The identity provider sent an address no user of this console can have.", nil)
 	}
 	if !cl.verified() {
 		return nil, refuse("email_unverified", "The identity provider has not verified this e-mail address.", nil)
