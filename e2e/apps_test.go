@@ -189,8 +189,8 @@ type appsWorld struct {
 
 const appMember = "member@example.com"
 
-func newAppsWorld(t *testing.T) *appsWorld {
-	env := servertest.Start(t)
+func newAppsWorld(t *testing.T, opts ...func(*server.Config)) *appsWorld {
+	env := servertest.Start(t, opts...)
 	w := &appsWorld{env: env}
 	w.admin, _, w.devTok, _ = developer(t, env)
 	w.memberID = env.CreateUser(w.admin, appMember, memberPW)
@@ -834,4 +834,59 @@ func TestAppsAuthorizationEvents(t *testing.T) {
 	for _, d := range []received{granted, revoked} {
 		noSecrets(t, d, app.ClientSecret, cb.Query().Get("code"), verifier, memberPW, fmt.Sprint(tm["access_token"]), fmt.Sprint(tm["refresh_token"]), member)
 	}
+}
+
+// TestAppsMintNothing: an application an admin authorised with every
+// write scope acts within them while authorised, but mints nothing that
+// would outlive the authorisation — no credential, API token, API
+// access, application, webhook endpoint (nor a new destination for one)
+// and no password — while the admin's own sign-in does each of them.
+func TestAppsMintNothing(t *testing.T) {
+	w := newAppsWorld(t, insecureWebhooks)
+	env := w.env
+	scopes := []string{"users:write", "credentials:write", "webhooks:write", "settings:write", "workspaces:write"}
+	app := registerApp(t, env, w.devTok, "confidential", []string{appRedirect}, scopes)
+	me := env.As(w.admin, "GET", "/v1/me", nil).Map(t)
+	adminID := me["user"].(map[string]any)["id"].(string)
+	servertest.Expect(t, env.As(w.admin, "PUT", "/v1/developers/"+adminID, nil), 204, "")
+	servertest.Expect(t, env.As(w.admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	hook := env.As(w.admin, "POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/in", "events": []string{"*"}})
+	servertest.Expect(t, hook, 201, "")
+
+	conf := oauthConfig(env, app, appRedirect, scopes...)
+	v := oauth2.GenerateVerifier()
+	cb, resp, body := newUserAgent(t, env.URL).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), servertest.AdminEmail, servertest.AdminPassword, "allow")
+	if cb == nil {
+		t.Fatalf("no code: %d %s", resp.StatusCode, body)
+	}
+	tok, err := conf.Exchange(context.Background(), cb.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookID := hook.Map(t)["id"].(string)
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		own          int // the admin's own sign-in
+	}{
+		{"POST", "/v1/credentials", map[string]string{"name": "kept"}, 201},
+		{"POST", "/v1/api-tokens", map[string]string{"name": "kept"}, 201},
+		{"POST", "/v1/api-access", map[string]any{}, 201},
+		{"POST", "/v1/apps", map[string]any{"name": "Kept", "type": "confidential", "redirect_uris": []string{appRedirect}}, 201},
+		{"POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.2:9/in", "events": []string{"*"}}, 201},
+		{"PATCH", "/v1/webhooks/" + hookID, map[string]any{"url": "http://127.0.0.2:9/in"}, 200},
+		{"POST", "/v1/webhooks/" + hookID + "/roll-secret", map[string]any{}, 200},
+		{"POST", "/v1/users", map[string]any{"email": "kept@example.com", "password": memberPW}, 201},
+		{"PATCH", "/v1/users/" + w.memberID, map[string]any{"password": "a new pass phrase 7"}, 200},
+	} {
+		r := env.As(tok.AccessToken, tc.method, tc.path, tc.body)
+		if r.Status != 403 || !strings.Contains(string(r.Body), "outlive the application's authorisation") {
+			t.Fatalf("the application's %s %s: %d %s", tc.method, tc.path, r.Status, r.Body)
+		}
+		servertest.Expect(t, env.As(w.admin, tc.method, tc.path, tc.body), tc.own, "")
+	}
+	// Within its scopes otherwise: it reads and changes what they allow.
+	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/credentials", nil), 200, "")
+	servertest.Expect(t, env.As(tok.AccessToken, "PATCH", "/v1/users/"+w.memberID, map[string]string{"name": "Renamed"}), 200, "")
+	servertest.Expect(t, env.As(tok.AccessToken, "PATCH", "/v1/webhooks/"+hookID, map[string]string{"description": "kept"}), 200, "")
 }

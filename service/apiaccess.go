@@ -79,6 +79,9 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 	if err := checkScopesFirst(in.Scopes); err != nil {
 		return nil, err
 	}
+	if err := requireOwnAuthority(p, "enable API access"); err != nil {
+		return nil, err
+	}
 	if err := checkPlan(gatehouse.PlanAPIApplication, in.Patch); err != nil {
 		return nil, err
 	}
@@ -319,6 +322,9 @@ func (s *Service) APIAccessStatus(ctx context.Context, p *gatehouse.Principal) (
 // none) — after reuse detection revoked the old lineage, for example.
 // Admins only; the secrets are shown once.
 func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) (*APIAccessIssued, error) {
+	if err := requireOwnAuthority(p, "reissue API access"); err != nil {
+		return nil, err
+	}
 	u, err := apiAccessAdmin(p)
 	if err != nil {
 		return nil, err

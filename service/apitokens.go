@@ -80,6 +80,9 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 	if err := checkScopesFirst(in.Scopes); err != nil {
 		return nil, err
 	}
+	if err := requireOwnAuthority(p, "create an API token"); err != nil {
+		return nil, err
+	}
 	if err := checkPlan(gatehouse.PlanAPIToken, in.Patch); err != nil {
 		return nil, err
 	}
@@ -219,6 +222,9 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // A token revoked for good (leaked) is rolled the same way and stays
 // revoked.
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
+	if err := requireOwnAuthority(p, "roll an API token"); err != nil {
+		return nil, err
+	}
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}

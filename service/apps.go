@@ -100,6 +100,9 @@ func (s *Service) CreateApp(ctx context.Context, p *gatehouse.Principal, in AppI
 	if err := checkScopesFirst(in.Scopes); err != nil {
 		return nil, err
 	}
+	if err := requireOwnAuthority(p, "register an application"); err != nil {
+		return nil, err
+	}
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err
@@ -283,6 +286,9 @@ func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.Ap
 // works overlapSeconds more (0: not at all). A public application has no
 // secret (invalid_request).
 func (s *Service) RollApp(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
+	if err := requireOwnAuthority(p, "roll an application's secret"); err != nil {
+		return nil, err
+	}
 	overlap, err := checkOverlap(overlapSeconds)
 	if err != nil {
 		return nil, err

@@ -112,6 +112,9 @@ func (s *Service) CreateCredential(ctx context.Context, p *gatehouse.Principal, 
 	if err := checkScopesFirst(in.Scopes); err != nil {
 		return nil, err
 	}
+	if err := requireOwnAuthority(p, "create a credential"); err != nil {
+		return nil, err
+	}
 	if err := checkPlan(gatehouse.PlanCredential, in.Patch); err != nil {
 		return nil, err
 	}
@@ -288,6 +291,9 @@ func checkOverlap(seconds int) (time.Duration, error) {
 // A credential revoked for good is rolled into a new one instead (see
 // rollRevokedCredential).
 func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*RolledSecret, error) {
+	if err := requireOwnAuthority(p, "roll a credential"); err != nil {
+		return nil, err
+	}
 	u, err := requireDeveloper(p)
 	if err != nil {
 		return nil, err

@@ -114,6 +114,11 @@ func (s *Service) CreateUser(ctx context.Context, p *gatehouse.Principal, in New
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
+	if in.Password != "" {
+		if err := requireOwnAuthority(p, "set a password"); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkPlan(gatehouse.PlanUser, in.Patch); err != nil {
 		return nil, err
 	}
@@ -294,6 +299,11 @@ func (c checkedPatch) apply(u *gatehouse.User) patchEffect {
 func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id string, patch UserPatch) (*gatehouse.User, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
+	}
+	if patch.Password != nil {
+		if err := requireOwnAuthority(p, "set a password"); err != nil {
+			return nil, err
+		}
 	}
 	// Validate and hash outside the transaction: nothing is locked while
 	// the slow hash runs.

@@ -61,6 +61,9 @@ func (s *Service) CreateWebhook(ctx context.Context, p *gatehouse.Principal, in 
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
+	if err := requireOwnAuthority(p, "create a webhook endpoint"); err != nil {
+		return nil, err
+	}
 	events, err := webhook.CheckPatterns(in.Events)
 	if err != nil {
 		return nil, err
@@ -173,6 +176,11 @@ func (s *Service) UpdateWebhook(ctx context.Context, p *gatehouse.Principal, id 
 	if err := RequireAdmin(p); err != nil { // before any look-up of the URL
 		return nil, err
 	}
+	if patch.URL != nil {
+		if err := requireOwnAuthority(p, "change where a webhook endpoint's events go"); err != nil {
+			return nil, err
+		}
+	}
 	var url, desc string
 	var events []string
 	var err error
@@ -224,6 +232,9 @@ func (s *Service) DeleteWebhook(ctx context.Context, p *gatehouse.Principal, id 
 // RollWebhookSecret gives an endpoint a new secret, returned this once;
 // the one it replaces keeps signing beside it for in.OverlapSeconds.
 func (s *Service) RollWebhookSecret(ctx context.Context, p *gatehouse.Principal, id string, in RollInput) (*gatehouse.Webhook, error) {
+	if err := requireOwnAuthority(p, "roll a webhook endpoint's secret"); err != nil {
+		return nil, err
+	}
 	if in.OverlapSeconds < 0 || in.OverlapSeconds > int64(MaxWebhookOverlap/time.Second) {
 		return nil, gatehouse.InvalidField("overlap_seconds", "Use 0 to 604800 seconds.", "overlap_seconds must be from 0 to %d", int64(MaxWebhookOverlap/time.Second))
 	}
