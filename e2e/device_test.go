@@ -528,3 +528,41 @@ func TestDeviceCodeGuessing(t *testing.T) {
 		t.Fatalf("the right code after the guesses: %d, want 429", resp.StatusCode)
 	}
 }
+
+// TestDeviceCodeRightCodeClearsNothing: a signed-in user who types their
+// own right code between guesses clears none of the guesses' count: over
+// 40 rounds of three guesses and the right code, at most the throttle's
+// allowance of wrong codes is looked up (400); the rest are refused (429).
+func TestDeviceCodeRightCodeClearsNothing(t *testing.T) {
+	w := newDeviceWorld(t)
+	da, err := deviceConfig(w.env, w.public, "workspaces:read").DeviceAuth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := newUserAgent(t, w.env.URL)
+	resp, body := agent.enterCode("", "")
+	if resp.StatusCode != 400 {
+		t.Fatalf("entry page: %d %s", resp.StatusCode, body)
+	}
+	f := formFields(t, body, "/admin/device")
+	wrong := []string{"BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"}
+	statuses := map[int]int{}
+	rightAccepted := 0
+	for range 40 {
+		for _, g := range wrong {
+			f.Set("user_code", g)
+			resp, _ := agent.do("POST", "/admin/device", f)
+			statuses[resp.StatusCode]++
+		}
+		f.Set("user_code", da.UserCode)
+		if resp, _ := agent.do("POST", "/admin/device", f); resp.StatusCode == 200 {
+			rightAccepted++
+		}
+	}
+	if statuses[400] > throttle.DefaultUserAddrLimit || statuses[400]+statuses[429] != 3*40 {
+		t.Fatalf("guesses between right codes: %v; want at most %d looked up (400), the rest 429", statuses, throttle.DefaultUserAddrLimit)
+	}
+	if rightAccepted == 0 {
+		t.Fatal("the right code was never accepted")
+	}
+}

@@ -93,7 +93,8 @@ func wrongUserCode() error {
 // address from. Every entry is counted by the sign-in throttle before the
 // code is looked up (too_many_attempts with a Retry-After when over a
 // limit); a code that is not pending or has expired is an invalid_request
-// about user_code and stays counted; a right code clears the count. A
+// about user_code and stays counted; a right code is not counted and
+// clears nothing (wrong codes stay counted for their window). A
 // policy that refuses the application is forbidden.
 func (s *Service) CheckUserCode(ctx context.Context, p *gatehouse.Principal, typed, from string) (*DeviceConsent, error) {
 	if err := RequireUser(p); err != nil {
@@ -107,7 +108,11 @@ func (s *Service) CheckUserCode(ctx context.Context, p *gatehouse.Principal, typ
 	var ge *gatehouse.Error
 	switch {
 	case err == nil, errors.As(err, &ge) && ge.Code == gatehouse.EForbidden:
-		_ = s.throttle.Succeed(context.WithoutCancel(ctx), res)
+		// A right code is not counted, and clears nothing: the user's own
+		// code, typed between guesses, must not reset the guesses' count.
+		if rerr := s.throttle.Release(context.WithoutCancel(ctx), res); rerr != nil && err == nil {
+			return nil, rerr
+		}
 		return dc, err
 	case errors.As(err, &ge) && ge.Field == "user_code":
 		return nil, err // a wrong code stays counted
