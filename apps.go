@@ -117,7 +117,10 @@ type DeviceCode struct {
 	// Requested are the scopes the device asked for; nil means the
 	// application's.
 	Requested Scopes
-	Status    string
+	// Resource is the resource (RFC 8707) the device asked its tokens to
+	// be bound to, in ResourceKey's form; "" for none.
+	Resource string
+	Status   string
 	// AccountID, UserID, Scopes, FamilyID and the epochs are set when a
 	// user approves.
 	AccountID     string

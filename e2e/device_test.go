@@ -566,3 +566,69 @@ func TestDeviceCodeRightCodeClearsNothing(t *testing.T) {
 		t.Fatal("the right code was never accepted")
 	}
 }
+
+// TestDeviceResourceBinding: resource (RFC 8707) on the device
+// authorization request binds the tokens the poll gets, as on the
+// authorize request: such a token is refused by Gatehouse's own API and
+// taken by forward auth; a poll asking another resource is invalid_target
+// and uses nothing; a malformed resource is invalid_target at once; a
+// device that asked for none is bound by its poll's.
+func TestDeviceResourceBinding(t *testing.T) {
+	const resourceA, resourceB = "https://api-a.example.com/mcp", "https://api-b.example.com/mcp"
+	w := newDeviceWorld(t)
+	env := w.env
+	start := func(resource string) *oauth2.DeviceAuthResponse {
+		t.Helper()
+		var opts []oauth2.AuthCodeOption
+		if resource != "" {
+			opts = append(opts, oauth2.SetAuthURLParam("resource", resource))
+		}
+		da, err := deviceConfig(env, w.public, "workspaces:read").DeviceAuth(context.Background(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := newUserAgent(t, env.URL).enterCode(da.UserCode, "allow"); resp.StatusCode != 200 {
+			t.Fatalf("allow: %d %s", resp.StatusCode, body)
+		}
+		return da
+	}
+	pollFor := func(da *oauth2.DeviceAuthResponse, resource string) *servertest.Response {
+		t.Helper()
+		form := url.Values{"grant_type": {authorize.DeviceGrantType}, "client_id": {w.public.ClientID}, "device_code": {da.DeviceCode}}
+		if resource != "" {
+			form.Set("resource", resource)
+		}
+		return env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	}
+
+	// Asked for A, polled for B: invalid_target, and the code still works.
+	da := start(resourceA)
+	servertest.Expect(t, pollFor(da, resourceB), 400, "invalid_target")
+	r := pollFor(da, "")
+	servertest.Expect(t, r, 200, "")
+	forA := r.Map(t)["access_token"].(string)
+	servertest.Expect(t, env.As(forA, "GET", "/v1/workspaces", nil), 401, "invalid_token")
+	servertest.Expect(t, env.As(forA, "GET", "/v1/auth/check", nil), 200, "")
+	// Its refresh keeps the binding.
+	refreshed := env.Request("POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {w.public.ClientID},
+		"refresh_token": {r.Map(t)["refresh_token"].(string)}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	servertest.Expect(t, refreshed, 200, "")
+	servertest.Expect(t, env.As(refreshed.Map(t)["access_token"].(string), "GET", "/v1/workspaces", nil), 401, "invalid_token")
+
+	// Asked for none, polled for B: bound to B.
+	da = start("")
+	r = pollFor(da, resourceB)
+	servertest.Expect(t, r, 200, "")
+	servertest.Expect(t, env.As(r.Map(t)["access_token"].(string), "GET", "/v1/workspaces", nil), 401, "invalid_token")
+
+	// Neither: unbound, as before resource indicators.
+	da = start("")
+	r = pollFor(da, "")
+	servertest.Expect(t, r, 200, "")
+	servertest.Expect(t, env.As(r.Map(t)["access_token"].(string), "GET", "/v1/workspaces", nil), 200, "")
+
+	// A malformed resource: invalid_target before any code is made.
+	bad := env.Request("POST", "/oauth/device_authorization", url.Values{"client_id": {w.public.ClientID}, "resource": {"not a uri"}}.Encode(),
+		"Content-Type", "application/x-www-form-urlencoded")
+	servertest.Expect(t, bad, 400, "invalid_target")
+}

@@ -39,7 +39,7 @@ func (g *DeviceCodeGrant) Token(ctx context.Context, req *Request) (*service.Iss
 	if code == "" {
 		return nil, gatehouse.Invalid("device_code is required")
 	}
-	return g.Service.DeviceGrant(ctx, req.ClientID, req.ClientSecret, code)
+	return g.Service.DeviceGrant(ctx, req.ClientID, req.ClientSecret, code, req.Get("resource"))
 }
 
 // DeviceAuthorization serves POST /oauth/device_authorization (RFC 8628
@@ -58,7 +58,7 @@ func DeviceAuthorization(svc *service.Service, verificationURI string) http.Hand
 			writeError(w, r, req, gatehouse.Invalid("The device authorization endpoint accepts only HTTP Basic client authentication"))
 			return
 		}
-		out, err := svc.StartDevice(r.Context(), req.ClientID, req.ClientSecret, req.Get("scope"), verificationURI)
+		out, err := svc.StartDevice(r.Context(), req.ClientID, req.ClientSecret, req.Get("scope"), req.Get("resource"), verificationURI)
 		if err != nil {
 			writeError(w, r, req, err)
 			return

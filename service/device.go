@@ -31,12 +31,18 @@ type DeviceAuthorization struct {
 // StartDevice starts a device authorization of the application clientID
 // (authenticated as at the token endpoint: invalid_client otherwise) for
 // scope (empty: the application's scopes; a scope the application did not
-// register is invalid_scope). verificationURI is the device page's URL.
-func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, verificationURI string) (*DeviceAuthorization, error) {
+// register is invalid_scope), binding its tokens to resource (RFC 8707;
+// "" for none, else an absolute URI: invalid_target otherwise).
+// verificationURI is the device page's URL.
+func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, resource, verificationURI string) (*DeviceAuthorization, error) {
 	if clientID == "" {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication is required")
 	}
 	requested, err := requestedScopes(scope)
+	if err != nil {
+		return nil, err
+	}
+	bound, err := resourceParam(resource)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +61,7 @@ func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, veri
 		raw, userCode := s.mint(token.DeviceCode), authorize.NewUserCode()
 		now := s.now()
 		d := &gatehouse.DeviceCode{ID: gatehouse.NewID("dvc"), DeviceHash: s.digester.Digest(raw), UserCodeHash: s.digester.Digest(userCode),
-			ClientID: app.ClientID, Requested: requested, Status: gatehouse.DevicePending, Interval: authorize.DeviceInterval,
+			ClientID: app.ClientID, Requested: requested, Resource: bound, Status: gatehouse.DevicePending, Interval: authorize.DeviceInterval,
 			CreatedAt: now, ExpiresAt: now.Add(s.deviceLifetime)}
 		err := s.update(ctx, func(tx *store.Tx) error { return tx.CreateDeviceCode(d) })
 		if gatehouse.ErrorCode(err) == gatehouse.EConflict && attempt < 3 {
@@ -206,10 +212,16 @@ func (s *Service) DecideDevice(ctx context.Context, p *gatehouse.Principal, type
 // first poll gets an access and a refresh token of the user's
 // authorization, with the granted scopes; the code is then used: of any
 // number of concurrent polls exactly one gets tokens, the others
-// invalid_grant.
-func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw string) (*Issued, error) {
+// invalid_grant. The tokens are bound to the resource the device asked
+// for, or, when it asked for none, to the poll's resource (BindResource:
+// another than the device's is invalid_target, and uses nothing).
+func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resource string) (*Issued, error) {
 	if clientID == "" {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication is required")
+	}
+	asked, err := resourceParam(resource)
+	if err != nil {
+		return nil, err
 	}
 	app, err := s.appClient(ctx, clientID, secret)
 	if err != nil {
@@ -255,7 +267,13 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw string)
 			}
 			return tx.PollDevice(d.ID, interval, now)
 		}
-		// Approved: the authorization first, then the code, as CodeGrant.
+		// Approved: the resource, the authorization, then the code, as
+		// CodeGrant.
+		bound, err := BindResource(d.Resource, asked)
+		if err != nil {
+			outcome = err
+			return nil
+		}
 		if _, err := tx.Authorization(d.UserID, d.ClientID); err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 				outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The authorization was revoked")
@@ -280,7 +298,7 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw string)
 			return nil
 		}
 		var toks []*gatehouse.Token
-		out, toks = s.newAppPair(u, app.ClientID, d.FamilyID, d.Scopes, "")
+		out, toks = s.newAppPair(u, app.ClientID, d.FamilyID, d.Scopes, bound)
 		return tx.CreateTokens(toks...)
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 // Device authorizations (RFC 8628, SPEC §10.4).
 
 const deviceColumns = `id, device_hash, user_code_hash, client_id, requested, status, account_id, user_id, scopes, family_id,
-	user_epoch, password_epoch, interval_seconds, last_polled_at, created_at, expires_at, used_at`
+	user_epoch, password_epoch, interval_seconds, last_polled_at, created_at, expires_at, used_at, resource`
 
 func scanDevice(sc scanner) (*gatehouse.DeviceCode, error) {
 	var (
@@ -22,7 +22,7 @@ func scanDevice(sc scanner) (*gatehouse.DeviceCode, error) {
 		polled, used             sql.NullInt64
 	)
 	if err := sc.Scan(&d.ID, &d.DeviceHash, &d.UserCodeHash, &d.ClientID, &requested, &d.Status, &d.AccountID, &d.UserID, &scopes,
-		&d.FamilyID, &d.UserEpoch, &d.PasswordEpoch, &interval, &polled, &created, &expir, &used); err != nil {
+		&d.FamilyID, &d.UserEpoch, &d.PasswordEpoch, &interval, &polled, &created, &expir, &used, &d.Resource); err != nil {
 		return nil, err
 	}
 	d.Requested, d.Scopes = fromNullScopes(requested), fromNullScopes(scopes)
@@ -34,10 +34,10 @@ func scanDevice(sc scanner) (*gatehouse.DeviceCode, error) {
 // CreateDeviceCode stores a device authorization (its digests); a digest
 // already taken is a conflict.
 func (t *Tx) CreateDeviceCode(d *gatehouse.DeviceCode) error {
-	_, err := t.exec(`INSERT INTO device_codes (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO device_codes (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.DeviceHash, d.UserCodeHash, d.ClientID, nullScopes(d.Requested), d.Status, d.AccountID, d.UserID, nullScopes(d.Scopes),
 		d.FamilyID, d.UserEpoch, d.PasswordEpoch, int64(d.Interval/time.Second), nullMicros(d.LastPolledAt), micros(d.CreatedAt),
-		micros(d.ExpiresAt), nullMicros(d.UsedAt))
+		micros(d.ExpiresAt), nullMicros(d.UsedAt), d.Resource)
 	return t.s.conflict(err, "device code")
 }
 
