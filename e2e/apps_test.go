@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -889,4 +890,39 @@ func TestAppsMintNothing(t *testing.T) {
 	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/credentials", nil), 200, "")
 	servertest.Expect(t, env.As(tok.AccessToken, "PATCH", "/v1/users/"+w.memberID, map[string]string{"name": "Renamed"}), 200, "")
 	servertest.Expect(t, env.As(tok.AccessToken, "PATCH", "/v1/webhooks/"+hookID, map[string]string{"description": "kept"}), 200, "")
+}
+
+// TestAppsConfidentialRevoke: a confidential application revokes its own
+// tokens as RFC 7009 clients do, authenticating with HTTP Basic; a wrong
+// secret is invalid_client and revokes nothing; an application does not
+// introspect.
+func TestAppsConfidentialRevoke(t *testing.T) {
+	w := newAppsWorld(t)
+	env := w.env
+	conf := oauthConfig(env, w.confidential, appRedirect, "workspaces:read")
+	issue := func() *oauth2.Token {
+		v := oauth2.GenerateVerifier()
+		tok, err := conf.Exchange(context.Background(), w.code(t, conf, v, "allow").Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	basic := func(secret, path, tok string) *servertest.Response {
+		return env.Request("POST", path, url.Values{"token": {tok}}.Encode(), "Content-Type", "application/x-www-form-urlencoded",
+			"Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(w.confidential.ClientID+":"+secret)))
+	}
+	tok := issue()
+	servertest.Expect(t, basic("gcs_wrong", "/oauth/revoke", tok.RefreshToken), 401, "invalid_client")
+	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 200, "")
+	r := basic(w.confidential.ClientSecret, "/oauth/introspect", tok.AccessToken)
+	if r.Status != 401 || !strings.Contains(string(r.Body), "applications do not introspect") {
+		t.Fatalf("an application introspects: %d %s", r.Status, r.Body)
+	}
+	servertest.Expect(t, basic(w.confidential.ClientSecret, "/oauth/revoke", tok.RefreshToken), 200, "")
+	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 401, "invalid_token")
+	// Its access token alone, too.
+	tok = issue()
+	servertest.Expect(t, basic(w.confidential.ClientSecret, "/oauth/revoke", tok.AccessToken), 200, "")
+	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 401, "invalid_token")
 }

@@ -39,11 +39,16 @@ type Endpoints struct {
 // credential (HTTP Basic or body) or a bearer token, charged to the
 // caller's rate limit like any authenticated request. It returns nil when
 // the request carries neither. A client id without a secret is a public
-// client (RFC 7009 §2.1): it is not authenticated, and publicID returns it.
-func (e *Endpoints) caller(w http.ResponseWriter, r *http.Request, req *Request) (p *gatehouse.Principal, publicID string, err error) {
+// client (RFC 7009 §2.1): it is not authenticated, and appID returns it;
+// a confidential third-party application authenticates with its secret,
+// and appID returns its client id too.
+func (e *Endpoints) caller(w http.ResponseWriter, r *http.Request, req *Request) (p *gatehouse.Principal, appID string, err error) {
 	switch {
 	case req.ClientID != "" && req.ClientSecret == "":
 		return nil, req.ClientID, nil
+	case req.ClientID != "" && e.Service.IsAppClient(r.Context(), req.ClientID):
+		appID, err = e.Service.AuthenticateApp(r.Context(), req.ClientID, req.ClientSecret)
+		return nil, appID, err
 	case req.ClientID != "" || req.ClientSecret != "":
 		p, err = e.Service.ClientPrincipal(r.Context(), req.ClientID, req.ClientSecret)
 		if err == nil {
@@ -81,9 +86,9 @@ func (e *Endpoints) Revoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	caller, publicID, err := e.caller(w, r, req)
+	caller, appID, err := e.caller(w, r, req)
 	if err == nil {
-		err = e.Service.RevokeToken(r.Context(), caller, publicID, tok)
+		err = e.Service.RevokeToken(r.Context(), caller, appID, tok)
 	}
 	if err != nil {
 		writeError(w, r, req, err)
@@ -101,7 +106,9 @@ func (e *Endpoints) Introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, _, err := e.caller(w, r, req)
 	if err == nil && caller == nil {
-		err = gatehouse.Errorf(gatehouse.EInvalidClient, "Authenticate with a client credential or an admin token")
+		// Nobody, a public client, or a third-party application: none
+		// may introspect.
+		err = gatehouse.Errorf(gatehouse.EInvalidClient, "Authenticate with a developer's client credential or an admin token: applications do not introspect")
 	}
 	var out *service.Introspection
 	if err == nil {

@@ -604,6 +604,17 @@ func (s *Service) appClient(ctx context.Context, clientID, secret string) (*gate
 	return app, nil
 }
 
+// AuthenticateApp authenticates a third-party application as at the token
+// endpoint (appClient) and returns its client id; invalid_client
+// otherwise.
+func (s *Service) AuthenticateApp(ctx context.Context, clientID, secret string) (string, error) {
+	app, err := s.appClient(ctx, clientID, secret)
+	if err != nil {
+		return "", err
+	}
+	return app.ClientID, nil
+}
+
 // IsAppClient reports whether clientID names a third-party application.
 func (s *Service) IsAppClient(ctx context.Context, clientID string) bool {
 	if clientID == "" {

@@ -12,15 +12,16 @@ import (
 // RevokeToken revokes any secret this server issued (RFC 7009, SPEC §6 and
 // §10.1); revoking a refresh token revokes its whole lineage. caller is who
 // authenticated the request, or nil when the request carries only the
-// token itself (holding a token is enough to revoke it). publicClientID is
-// the client id a public client sent without a secret (RFC 7009 §2.1).
+// token itself (holding a token is enough to revoke it). appClientID is
+// the client id a public client sent without a secret (RFC 7009 §2.1), or
+// of a confidential application that authenticated with its secret.
 // An access or refresh token revoked by its owner, an admin of its account
 // or itself is revoked as before (audited unless by itself); any other
 // secret — an API token, a client secret, a console session — and a token
 // presented by anyone else is revoked by possession as leaked (see
 // RevokeLeaked). Unknown tokens are not an error, and nothing answered
 // success still works.
-func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, publicClientID, raw string) error {
+func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, appClientID, raw string) error {
 	if kind, ok := token.Parse(raw); ok && kind != token.AccessToken && kind != token.RefreshToken {
 		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
 		return err
@@ -32,7 +33,7 @@ func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, 
 		return err
 	}
 	if (caller != nil && (caller.AccountID != it.AccountID || (!caller.IsAdmin() && caller.UserID() != it.UserID))) ||
-		(publicClientID != "" && publicClientID != it.ClientID) {
+		(appClientID != "" && appClientID != it.ClientID) {
 		// Not the owner's: possession is proof enough (SPEC §10.1), and
 		// answering 200 while it still works is never allowed.
 		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
