@@ -52,6 +52,15 @@ type consentPage struct {
 	Hidden  url.Values
 }
 
+// authErrorPage is a refused request of a self-registered client, shown
+// with a link back instead of a redirect.
+type authErrorPage struct {
+	page
+	App               *gatehouse.App
+	Code, Description string
+	Return, Host      string
+}
+
 type scopeLine struct {
 	Scope gatehouse.Scope
 	Words string
@@ -81,7 +90,21 @@ func (u *UI) checkAuth(w http.ResponseWriter, r *http.Request, pg page, v url.Va
 	c, err := u.svc.CheckAuthRequest(r.Context(), pg.P, app, req)
 	var re *service.AuthRedirectError
 	if errors.As(err, &re) {
-		http.Redirect(w, r, authorize.ErrorRedirect(req.RedirectURI, u.issuer, req.State, re.Code, re.Description), http.StatusSeeOther)
+		back := authorize.ErrorRedirect(req.RedirectURI, u.issuer, req.State, re.Code, re.Description)
+		if app.Registered {
+			// A client that registered itself is nobody's: its redirect
+			// URI is not trusted to receive the person without their
+			// say (RFC 9700 §4.11.2), so the error is shown with a link.
+			host := req.RedirectURI
+			if ru, err := url.Parse(req.RedirectURI); err == nil {
+				host = ru.Host
+			}
+			pg.Title = "Request refused"
+			u.render(w, http.StatusBadRequest, "autherror", authErrorPage{page: pg, App: app, Code: re.Code,
+				Description: re.Description, Return: back, Host: host})
+			return req, nil, false, nil
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return req, nil, false, nil
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -170,13 +171,14 @@ func TestGatewayResourceBinding(t *testing.T) {
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_target" {
 		t.Fatalf("malformed resource at the token endpoint: %v", err)
 	}
-	// On the authorization request it goes back to the client.
+	// On the authorization request it is shown with a link back to the
+	// self-registered client (never a redirect by itself).
 	conf := &oauth2.Config{ClientID: clientID, RedirectURL: "http://127.0.0.1:49153/cb",
 		Endpoint: oauth2.Endpoint{AuthURL: env.URL + "/oauth/authorize"}}
-	cb, _, _ := newUserAgent(t, env.URL).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+	cb, resp, body := newUserAgent(t, env.URL).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 		oauth2.SetAuthURLParam("resource", "relative/path")), servertest.AdminEmail, servertest.AdminPassword, "allow")
-	if cb == nil || cb.Query().Get("error") != "invalid_target" {
-		t.Fatalf("malformed resource on the authorization request: %v", cb)
+	if cb != nil || resp.StatusCode != 400 || !strings.Contains(html.UnescapeString(body), `href="http://127.0.0.1:49153/cb?error=invalid_target`) {
+		t.Fatalf("malformed resource on the authorization request: %v %d %s", cb, resp.StatusCode, body)
 	}
 	_ = meta
 }
@@ -224,12 +226,22 @@ func TestDynamicRegistration(t *testing.T) {
 	clientID, _ := reg["client_id"].(string)
 	conf := &oauth2.Config{ClientID: clientID, RedirectURL: "http://127.0.0.1:40000/cb", Endpoint: oauth2.Endpoint{AuthURL: env.URL + "/oauth/authorize"}}
 	authURL := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
-	cb, _, _ := newUserAgent(t, env.URL).authorize(authURL, "agent-user@example.com", "a member's long password", "allow")
-	if cb == nil || cb.Query().Get("error") != "access_denied" {
-		t.Fatalf("a member authorised an unapproved self-registered client: %v", cb)
+	// The refusal comes before the person acted, so it is shown with a
+	// link back to the client, never sent there by itself: nobody vouches
+	// for a self-registered client's redirect URI (RFC 9700 §4.11.2).
+	cb, resp, body := newUserAgent(t, env.URL).authorize(authURL, "agent-user@example.com", "a member's long password", "allow")
+	if cb != nil || resp.StatusCode != 400 || resp.Header.Get("Location") != "" ||
+		!strings.Contains(html.UnescapeString(body), `id="return" href="http://127.0.0.1:40000/cb?error=access_denied`) {
+		t.Fatalf("a member and an unapproved self-registered client: %v %d %s", cb, resp.StatusCode, body)
+	}
+	// Nor does any other error of its request redirect by itself.
+	bad := strings.Replace(authURL, "response_type=code", "response_type=token", 1)
+	cb, resp, body = newUserAgent(t, env.URL).authorize(bad, servertest.AdminEmail, servertest.AdminPassword, "allow")
+	if cb != nil || resp.StatusCode != 400 || !strings.Contains(body, "unsupported_response_type") {
+		t.Fatalf("a self-registered client's bad request: %v %d %s", cb, resp.StatusCode, body)
 	}
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/apps/"+clientID+"/approval", nil), 200, "")
-	cb, resp, body := newUserAgent(t, env.URL).authorize(authURL, "agent-user@example.com", "a member's long password", "allow")
+	cb, resp, body = newUserAgent(t, env.URL).authorize(authURL, "agent-user@example.com", "a member's long password", "allow")
 	if cb == nil || cb.Query().Get("code") == "" {
 		t.Fatalf("approved, yet refused: %v %d %s", cb, resp.StatusCode, body)
 	}
