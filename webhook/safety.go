@@ -95,8 +95,10 @@ func CheckAddresses(ctx context.Context, u *url.URL, allowInsecure bool) error {
 
 // nonPublic are the ranges beyond what netip's predicates name that no
 // delivery may reach: "this network", shared address space (CGNAT),
-// IETF protocol assignments, benchmarking, reserved, NAT64 (which can
-// embed any IPv4 address), discard-only and documentation.
+// IETF protocol assignments, benchmarking, reserved, the 6to4 relay,
+// NAT64, IPv4-compatible and IPv4-translated IPv6, Teredo (each of which
+// can embed any IPv4 address), deprecated site-local IPv6, ORCHIDv2,
+// discard-only and documentation.
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),
@@ -106,6 +108,13 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"),
 	netip.MustParsePrefix("203.0.113.0/24"),
 	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("192.88.99.0/24"),
+	netip.MustParsePrefix("::/96"),
+	netip.MustParsePrefix("::ffff:0:0:0/96"),
+	netip.MustParsePrefix("2001::/32"),
+	netip.MustParsePrefix("2001:2::/48"),
+	netip.MustParsePrefix("2001:20::/28"),
+	netip.MustParsePrefix("fec0::/10"),
 	netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
 	netip.MustParsePrefix("100::/64"),
