@@ -189,7 +189,7 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 				return err
 			}
 		}
-		details, err := s.applyPatch(patch, &t.Name, &t.Enabled, &t.Scopes, &t.ExpiresAt)
+		details, err := s.applyPatch(p.Account, patch, &t.Name, &t.Enabled, &t.Scopes, &t.ExpiresAt)
 		if err != nil {
 			return err
 		}

@@ -237,7 +237,7 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 				return err
 			}
 		}
-		details, err := s.applyPatch(patch, &c.Name, &c.Enabled, &c.Scopes, &c.ExpiresAt)
+		details, err := s.applyPatch(p.Account, patch, &c.Name, &c.Enabled, &c.Scopes, &c.ExpiresAt)
 		if err != nil {
 			return err
 		}

@@ -390,6 +390,24 @@ func TestScopesNarrowAndCover(t *testing.T) {
 				}
 			})
 		}
+		// An unrestricted credential narrowed to a name nobody knows is
+		// refused, as on creation, and keeps its scopes.
+		r := newRules(t)
+		r.user("dev@example.com", developer)
+		dev := r.as("dev@example.com")
+		cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.UpdateCredential(r.ctx, dev, cred.ID, service.CredentialPatch{Scopes: &[]gatehouse.Scope{rd, "nope:nope"}}); code(err) != gatehouse.EInvalidRequest {
+			t.Fatalf("narrowed to an unknown scope: %v", err)
+		}
+		if c, err := r.svc.Credential(r.ctx, dev, cred.ID); err != nil || c.Scopes != nil {
+			t.Fatalf("after a refused change: %v %v", c.Scopes, err)
+		}
+		if _, err := r.svc.UpdateCredential(r.ctx, dev, cred.ID, service.CredentialPatch{Scopes: &[]gatehouse.Scope{rd}}); err != nil {
+			t.Fatalf("narrowed to a known scope: %v", err)
+		}
 	})
 	t.Run("token request", func(t *testing.T) {
 		for _, tc := range []struct {

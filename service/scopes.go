@@ -26,14 +26,10 @@ func grantScopes(p *gatehouse.Principal, requested *[]gatehouse.Scope) (gatehous
 	if want == nil {
 		want = gatehouse.Scopes{}
 	}
-	var custom gatehouse.Scopes
-	if p.Account != nil {
-		custom = append(slices.Clone(p.Account.Settings.CustomScopes), p.Account.Settings.PlatformScopes...)
-	}
 	held := p.EffectiveScopes()
 	for _, sc := range want {
-		if !slices.Contains(gatehouse.BuiltinScopes, sc) && !slices.Contains(custom, sc) {
-			return nil, gatehouse.Invalid("Unknown scope %s; use a built-in scope, one of the account's custom_scopes or a platform scope granted to it", safeText(string(sc)))
+		if err := knownScope(p.Account, sc); err != nil {
+			return nil, err
 		}
 		if !held.Allows(sc) {
 			return nil, gatehouse.Forbidden("You cannot grant the scope %s: you do not hold it", sc)
@@ -42,15 +38,35 @@ func grantScopes(p *gatehouse.Principal, requested *[]gatehouse.Scope) (gatehous
 	return want, nil
 }
 
-// narrowScopes checks a change of a credential's scopes: only narrowing is
-// allowed (a set its current scopes cover).
-func narrowScopes(cur gatehouse.Scopes, requested []gatehouse.Scope) (gatehouse.Scopes, error) {
+// knownScope returns invalid_request unless sc is a built-in scope, one of
+// account a's custom scopes or a platform scope granted to it.
+func knownScope(a *gatehouse.Account, sc gatehouse.Scope) error {
+	if slices.Contains(gatehouse.BuiltinScopes, sc) ||
+		(a != nil && (slices.Contains(a.Settings.CustomScopes, sc) || slices.Contains(a.Settings.PlatformScopes, sc))) {
+		return nil
+	}
+	return gatehouse.Invalid("Unknown scope %s; use a built-in scope, one of the account's custom_scopes or a platform scope granted to it", safeText(string(sc)))
+}
+
+// narrowScopes checks a change of a credential's scopes in account a:
+// only narrowing is allowed (a set its current scopes cover), and a name
+// the credential does not hold already must be known (knownScope), as
+// when it was made — an unrestricted credential narrowed to a made-up
+// name is invalid_request.
+func narrowScopes(a *gatehouse.Account, cur gatehouse.Scopes, requested []gatehouse.Scope) (gatehouse.Scopes, error) {
 	next, err := gatehouse.CheckScopes("scopes", requested)
 	if err != nil {
 		return nil, err
 	}
 	if next == nil {
 		next = gatehouse.Scopes{}
+	}
+	for _, sc := range next {
+		if !slices.Contains(cur, sc) {
+			if err := knownScope(a, sc); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !cur.Covers(next) {
 		return nil, gatehouse.Invalid("scopes can only be narrowed")
@@ -189,10 +205,10 @@ type CredentialPatch struct {
 	plan.Patch
 }
 
-// applyPatch applies patch to a credential's fields, by the rules every
-// credential kind shares — a name is required, scopes only narrow, expiry
+// applyPatch applies patch to a credential's fields in account a, by the
+// rules every credential kind shares — a name is required, scopes only narrow, expiry
 // only comes earlier — and returns the audit details of what changed.
-func (s *Service) applyPatch(patch CredentialPatch, name *string, enabled *bool, scopes *gatehouse.Scopes, expires **time.Time) (map[string]string, error) {
+func (s *Service) applyPatch(a *gatehouse.Account, patch CredentialPatch, name *string, enabled *bool, scopes *gatehouse.Scopes, expires **time.Time) (map[string]string, error) {
 	details := map[string]string{}
 	var err error
 	if patch.Name != nil {
@@ -205,7 +221,7 @@ func (s *Service) applyPatch(patch CredentialPatch, name *string, enabled *bool,
 		*enabled, details["enabled"] = *patch.Enabled, strconv.FormatBool(*patch.Enabled)
 	}
 	if patch.Scopes != nil {
-		if *scopes, err = narrowScopes(*scopes, *patch.Scopes); err != nil {
+		if *scopes, err = narrowScopes(a, *scopes, *patch.Scopes); err != nil {
 			return nil, err
 		}
 		details["scopes"] = scopesText(*scopes)
