@@ -85,7 +85,9 @@ func invisible(r rune) bool {
 // CheckEmail returns a *Refusal naming the rule when addr could pass for
 // another address: it holds an invisible or format character, it is not
 // in Unicode normal form C (an accent written as a separate combining
-// mark), or its local part or a label of its domain mixes scripts. addr
+// mark) or KC (a fullwidth or other compatibility character), it holds a
+// full stop IDNA reads as a dot, or its local part or a label of its
+// domain mixes scripts. addr
 // is otherwise assumed to be a plain address already (the caller parses
 // it).
 func CheckEmail(addr string) error {
@@ -98,6 +100,18 @@ func CheckEmail(addr string) error {
 	if !norm.NFC.IsNormalString(addr) {
 		return &Refusal{"email must be in Unicode normal form C (accents composed with their letters)",
 			"Type the accented letters of this address directly."}
+	}
+	if !norm.NFKC.IsNormalString(addr) {
+		// Fullwidth letters, ligatures, circled or superscript forms:
+		// each stands for a plain character it is not.
+		return &Refusal{"email must not contain fullwidth or other compatibility characters (such as a fullwidth ａ)",
+			"Type this address with ordinary letters and digits."}
+	}
+	if strings.ContainsAny(addr, "。．｡") {
+		// Read as a dot by IDNA: admin@example.com。 would pass for
+		// admin@example.com.
+		return &Refusal{"email must not contain ideographic or fullwidth full stops",
+			"Type the dots of this address as an ordinary full stop (.)."}
 	}
 	at := strings.LastIndexByte(addr, '@')
 	parts := []string{addr[:max(at, 0)]}

@@ -66,10 +66,15 @@ func TestCheckEmail(t *testing.T) {
 		{"ann\u00ad@example.com", "invisible"},
 		{"\ufeffann@example.com", "invisible"},
 		{"ann\ufe0f@example.com", "invisible"},
-		{"\u0430nn@example.com", "mix scripts"},   // Cyrillic а among Latin
-		{"ann@ex\u0430mple.com", "mix scripts"},   // in the domain
-		{"ann@example.c\u03bfm", "mix scripts"},   // Greek ο
-		{"rene\u0301@example.com", "normal form"}, // a combining accent
+		{"\u0430nn@example.com", "mix scripts"},     // Cyrillic а among Latin
+		{"ann@ex\u0430mple.com", "mix scripts"},     // in the domain
+		{"ann@example.c\u03bfm", "mix scripts"},     // Greek ο
+		{"rene\u0301@example.com", "normal form"},   // a combining accent
+		{"\uff41dmin@example.com", "compatibility"}, // a fullwidth a
+		{"ad\ufb01n@example.com", "compatibility"},  // the fi ligature
+		{"admin@example.com\u3002", "full stop"},    // an ideographic full stop
+		{"admin@example\uff0ecom", "compatibility"}, // a fullwidth full stop
+		{"adm\u0131n@example.com", ""},              // a dotless ı is a Latin letter
 	} {
 		err := CheckEmail(c.addr)
 		var r *Refusal
