@@ -100,7 +100,7 @@ func TestRequestLogsAnswerWhy(t *testing.T) {
 	}
 	servertest.Expect(t, last, 429, "too_many_attempts")
 	warned := false
-	for _, m := range logLines(t, &logs, "password attempts throttled") {
+	for _, m := range logLines(t, &logs, "attempts throttled") {
 		warned = warned || (m["level"] == "WARN" && m["request_id"] == last.Header.Get("X-Request-Id"))
 	}
 	if !warned {

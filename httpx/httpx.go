@@ -172,7 +172,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500 && code != gatehouse.EUnavailable && code != gatehouse.EBadGateway:
 		log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	case code == gatehouse.ETooManyAttempts:
-		log.WarnContext(ctx, "password attempts throttled", "path", r.URL.Path, "remote", ClientAddr(r))
+		log.WarnContext(ctx, "attempts throttled", "path", r.URL.Path, "remote", ClientAddr(r))
 	}
 	Info(ctx).SetErrorCode(code)
 	h := w.Header()
