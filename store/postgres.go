@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,7 +38,8 @@ var postgres = dialect{
 	// held in the network is stamped when it arrives.
 	useRefresh: useRefreshSQL(`GREATEST(?, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)`),
 	// Lowercased in the database's locale, compared byte-wise.
-	nameKey: `(LOWER(name) COLLATE "C")`,
+	nameKey:    `(LOWER(name) COLLATE "C")`,
+	lowerQuery: strings.ToLower,
 	// Data-modifying WITH: one round trip where SQLite takes two.
 	logRevocationSQL: `WITH c AS (UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n)
 		INSERT INTO revocation_log (n, subjects, created_at) SELECT n, ?, ? FROM c RETURNING n`,

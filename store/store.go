@@ -68,8 +68,10 @@ type dialect struct {
 	// stamps used_at with the dialect's choice of the time.
 	useRefresh string
 	// nameKey is the lowercased name that user search compares, exactly
-	// as its index (0008_user_search) computes it.
-	nameKey string
+	// as its index (0008_user_search) computes it, and lowerQuery lowers a
+	// search text the same way.
+	nameKey    string
+	lowerQuery func(string) string
 	// logRevocationSQL, when set, is one statement that advances the
 	// change counter and logs a revocation under its new value (subjects,
 	// created_at), returning that value; "" where it takes two. A
@@ -103,7 +105,21 @@ var sqlite = dialect{
 	// The one writer runs the statement in this process, when it runs:
 	// the caller's time is the time.
 	useRefresh: useRefreshSQL(`?`),
+	// SQLite's LOWER folds ASCII letters only: so does the search text,
+	// so that "Ölaf" finds "Ölaf Ström" (and "ölaf" does not).
 	nameKey:    `LOWER(name)`,
+	lowerQuery: lowerASCII,
+}
+
+// lowerASCII lowercases the ASCII letters of s only, as SQLite's LOWER.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Store is Gatehouse's SQL store. It is safe for concurrent use. The zero

@@ -113,10 +113,11 @@ func (s *Store) Users(ctx context.Context, accountID string, p gatehouse.Page) (
 func (s *Store) userFilter(accountID string, f gatehouse.UserFilter) (string, []any) {
 	where, args := `account_id = ? AND `+notDeleted, []any{accountID}
 	if f.Query != "" {
-		lo := strings.ToLower(f.Query)
-		hi := lo + string(utf8.MaxRune)
+		// The address's key is lowered in Go (gatehouse.EmailKey), the
+		// name's by the database (nameKey, lowerQuery).
+		lo, name := strings.ToLower(f.Query), s.d.lowerQuery(f.Query)
 		where += ` AND ((email_key >= ? AND email_key < ?) OR (` + s.d.nameKey + ` >= ? AND ` + s.d.nameKey + ` < ?))`
-		args = append(args, lo, hi, lo, hi)
+		args = append(args, lo, lo+string(utf8.MaxRune), name, name+string(utf8.MaxRune))
 	}
 	switch f.Role {
 	case "":

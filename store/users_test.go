@@ -326,6 +326,19 @@ func testUsersFind(t *testing.T, s *store.Store) {
 			}
 		})
 	}
+	t.Run("names beyond ASCII", func(t *testing.T) {
+		// Both stores find a name by its own letters, the ASCII ones in
+		// any case (SQLite's LOWER folds no others).
+		olaf := userOf(b)
+		olaf.Name = "Ölaf Ström"
+		olaf = createUser(t, s, olaf)
+		for _, q := range []string{"Ölaf", "ÖLAF Str", "Ölaf Ström"} {
+			got, _, err := s.FindUsers(ctx, b.ID, gatehouse.UserFilter{Query: q}, gatehouse.Page{})
+			if err != nil || len(got) != 1 || got[0].ID != olaf.ID {
+				t.Fatalf("%q found %v (%v), want %s", q, got, err, olaf.ID)
+			}
+		}
+	})
 	t.Run("pages both ways", func(t *testing.T) {
 		all := []string{ann.ID, bob.ID, cat.ID, dev.ID}
 		slices.Sort(all)
