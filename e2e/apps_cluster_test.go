@@ -103,6 +103,25 @@ func TestAppsTwoNodes(t *testing.T) {
 	}
 	ended("application deleted on A", p, clientID)
 
+	// An application whose developer is disabled is no longer the
+	// account's own (the developer may still hold its secret): under
+	// "approved" its tokens end on both nodes.
+	_, clientID = register()
+	p = tokens(clientID)
+	st, me := a.send(t, "GET", "/v1/me", nil, bearer(dev)...)
+	if st != 200 {
+		t.Fatalf("developer: %d %v", st, me)
+	}
+	devID := me["user"].(map[string]any)["id"].(string)
+	if st, out := b.send(t, "PATCH", "/v1/users/"+devID, map[string]string{"status": "disabled"}, bearer(admin)...); st != 200 {
+		t.Fatalf("disable the developer on B: %d %v", st, out)
+	}
+	ended("the application's developer disabled on B", p, clientID)
+	if st, out := a.send(t, "PATCH", "/v1/users/"+devID, map[string]string{"status": "active"}, bearer(admin)...); st != 200 {
+		t.Fatalf("enable the developer: %d %v", st, out)
+	}
+	dev = login(t, a, "dev@example.com", memberPW)
+
 	// The account's third_party_apps policy holds at every use, not only
 	// at consent: "none" ends its own application's tokens on both nodes.
 	_, clientID = register()

@@ -492,12 +492,13 @@ func (s *Service) consent(ctx context.Context, p *gatehouse.Principal, app *gate
 	return c, nil
 }
 
-// appOwned reports whether app's owner is still a user (not deleted): an
-// application whose owner is gone is owned by none, and needs an admin's
-// approval under the approved policy.
+// appOwned reports whether app's owner is still an active user: an
+// application whose owner is disabled or gone — who may still hold its
+// secret — is owned by none, and needs an admin's approval under the
+// approved policy.
 func (s *Service) appOwned(ctx context.Context, app *gatehouse.App) bool {
 	u, err := s.store.User(ctx, app.AccountID, app.OwnerID)
-	return err == nil && u.Status != gatehouse.StatusDeleted
+	return err == nil && u.Active()
 }
 
 // Authorize records p's user's consent (remembering it; an admin's

@@ -55,7 +55,8 @@ func tokenValid(it *store.IssuedToken, now time.Time) bool {
 // appAllowed is the rule for a third-party application's token at each
 // use, not only at consent: its publisher's account is not suspended, and
 // the token's account allows the application now — any under "any", one
-// it approved or publishes itself under "approved", none under "none".
+// it approved, or publishes itself through a developer still active,
+// under "approved", none under "none".
 func appAllowed(app store.Parent, a *gatehouse.Account) bool {
 	if app.PublisherSuspended {
 		return false
@@ -64,7 +65,7 @@ func appAllowed(app store.Parent, a *gatehouse.Account) bool {
 	case gatehouse.AppsNone:
 		return false
 	case gatehouse.AppsApproved:
-		return app.Approved || app.AccountID == a.ID
+		return app.Approved || (app.AccountID == a.ID && app.OwnerActive)
 	}
 	return true
 }

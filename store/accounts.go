@@ -104,20 +104,7 @@ func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Ac
 // carry its status (their client's subject).
 func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
 	t.revokes(gatehouse.AccountSubject(a.ID))
-	rows, err := t.query(`SELECT client_id FROM apps WHERE account_id = ?`, a.ID)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			rows.Close()
-			return err
-		}
-		t.revokes(gatehouse.ClientSubject(c))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := t.revokesApps("account_id", a.ID); err != nil {
 		return err
 	}
 	settings, err := marshalSettings(a.Settings)
@@ -132,6 +119,25 @@ func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
 		return gatehouse.NotFound("account")
 	}
 	return nil
+}
+
+// revokesApps names as revoked the third-party applications whose column
+// (account_id or owner_id) is id: their tokens, held by users of any
+// account, rest on their publisher's state and their owner's.
+func (t *Tx) revokesApps(column, id string) error {
+	rows, err := t.query(`SELECT client_id FROM apps WHERE `+column+` = ?`, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return err
+		}
+		t.revokes(gatehouse.ClientSubject(c))
+	}
+	return rows.Err()
 }
 
 // BootstrapAccountID returns the id of the account made at bootstrap.

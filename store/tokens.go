@@ -130,8 +130,9 @@ type Parent struct {
 	AccountID string
 	// PublisherSuspended is, for a third-party application, whether the
 	// account that publishes it is suspended; Approved whether the token's
-	// account has approved the application.
-	PublisherSuspended, Approved bool
+	// account has approved the application; OwnerActive whether the
+	// developer who registered it is an active user.
+	PublisherSuspended, Approved, OwnerActive bool
 	// MintedBy is the API token the parent was minted through ("" for
 	// none), and Lineage the state of that token's chain: the parent, and
 	// every token it issued, works only while the chain is live and the
@@ -145,7 +146,7 @@ type Parent struct {
 var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumns) + `, ` + prefixed("a.", accountColumns) + `,
 	c.id, CASE WHEN c.revoked_at IS NULL THEN c.enabled ELSE 0 END, c.expires_at, c.scopes, c.created_by, p.client_id, p.scopes, p.created_by,
 	(SELECT COUNT(*) FROM revoked_families f WHERE f.family_id = t.family_id), COALESCE(ta.client_id, rc.client_id),
-	CASE WHEN ta.client_id IS NULL THEN rc.scopes ELSE ta.scopes END, g.id, g.scopes, ta.account_id, pa.status,
+	CASE WHEN ta.client_id IS NULL THEN rc.scopes ELSE ta.scopes END, g.id, g.scopes, ta.account_id, pa.status, ou.status,
 	CASE WHEN COALESCE(ta.id, rc.id) IS NULL THEN 0 ELSE
 		(SELECT COUNT(*) FROM app_approvals ap WHERE ap.account_id = t.account_id AND ap.app_id = COALESCE(ta.id, rc.id)) END
 	FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = t.account_id
@@ -153,6 +154,7 @@ var tokenByHashSQL = `SELECT ` + tokenColumns + `, ` + prefixed("u.", userColumn
 	LEFT JOIN api_applications p ON t.method = '` + string(gatehouse.MethodAPIAccess) + `' AND p.client_id = t.client_id
 	LEFT JOIN apps ta ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND ta.client_id = t.client_id
 	LEFT JOIN accounts pa ON pa.id = ta.account_id
+	LEFT JOIN users ou ON ou.id = ta.owner_id
 	LEFT JOIN registered_clients rc ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND rc.client_id = t.client_id
 	LEFT JOIN authorizations g ON t.method = '` + string(gatehouse.MethodAuthorizationCode) + `' AND g.user_id = t.user_id
 		AND g.client_id = t.client_id AND g.created_at <= t.created_at
@@ -175,6 +177,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		tpClient, tpScopes   sql.NullString
 		grantID, grantScopes sql.NullString
 		tpAccount, pubStatus sql.NullString
+		ownerStatus          sql.NullString
 		approvals            int
 		err                  error
 	)
@@ -185,7 +188,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 			it.Account, accErr = scanAccount(rowScanner(func(accDst ...any) error {
 				return row.Scan(append(append(append(tokenDst, userDst...), accDst...),
 					&credID, &credEnabled, &credExpires, &credScopes, &credBy, &appClient, &appScope, &appBy, &family,
-					&tpClient, &tpScopes, &grantID, &grantScopes, &tpAccount, &pubStatus, &approvals)...)
+					&tpClient, &tpScopes, &grantID, &grantScopes, &tpAccount, &pubStatus, &ownerStatus, &approvals)...)
 			}))
 			return accErr
 		}))
@@ -209,7 +212,8 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 		// token was issued, does; it allows what both allow today.
 		it.Parent = Parent{Live: tpClient.Valid && grantID.Valid, Enabled: true, ID: tpClient.String, AccountID: tpAccount.String,
 			Scopes:             fromNullScopes(tpScopes).Intersect(fromNullScopes(grantScopes)),
-			PublisherSuspended: gatehouse.AccountStatus(pubStatus.String) == gatehouse.AccountSuspended, Approved: approvals > 0}
+			PublisherSuspended: gatehouse.AccountStatus(pubStatus.String) == gatehouse.AccountSuspended, Approved: approvals > 0,
+			OwnerActive: gatehouse.UserStatus(ownerStatus.String) == gatehouse.StatusActive}
 	default:
 		it.Parent = Parent{Live: true, Enabled: true}
 	}

@@ -207,6 +207,9 @@ func countAdmins(rows *sql.Rows, err error) (int, error) {
 // are looked up again.
 func (t *Tx) UpdateUser(u *gatehouse.User) error {
 	t.revokes(gatehouse.UserSubject(u.ID))
+	if err := t.revokesApps("owner_id", u.ID); err != nil {
+		return err
+	}
 	res, err := t.exec(`UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, operator = ?, password_hash = ?,
 		epoch = ?, password_epoch = ?, updated_at = ? WHERE id = ? AND account_id = ?`,
 		u.Email, gatehouse.EmailKey(u.Email), u.Name, string(u.Status), u.Roles.String(), boolInt(u.Operator), u.PasswordHash,
@@ -249,6 +252,9 @@ func DeletedEmailKey(id string) string { return "deleted:" + id }
 // client credentials and API access application in the same transaction.
 func (t *Tx) DeleteUser(u *gatehouse.User, at time.Time) error {
 	t.revokes(gatehouse.UserSubject(u.ID))
+	if err := t.revokesApps("owner_id", u.ID); err != nil {
+		return err
+	}
 	res, err := t.exec(`UPDATE users SET status = ?, email_key = ?, roles = '', operator = 0, password_hash = '',
 		epoch = epoch + 1, password_epoch = password_epoch + 1, updated_at = ? WHERE id = ? AND account_id = ? AND `+notDeleted,
 		string(gatehouse.StatusDeleted), DeletedEmailKey(u.ID), micros(at), u.ID, u.AccountID)
