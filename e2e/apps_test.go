@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse/gatehouse/internal/oidcprovider"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -837,15 +838,17 @@ func TestAppsAuthorizationEvents(t *testing.T) {
 	}
 }
 
-// TestAppsMintNothing: an application an admin authorised with every
+// TestAppsMintNothing: an application the operator authorised with every
 // write scope acts within them while authorised, but mints nothing that
 // would outlive the authorisation — no credential, API token, API
-// access, application, webhook endpoint (nor a new destination for one)
-// and no password — while the admin's own sign-in does each of them.
+// access, application, webhook endpoint (nor a new destination for one),
+// no password (a user's or a new account's admin's) and no single sign-on
+// provider — while the operator's own sign-in does each of them.
 func TestAppsMintNothing(t *testing.T) {
 	w := newAppsWorld(t, insecureWebhooks)
 	env := w.env
-	scopes := []string{"users:write", "credentials:write", "webhooks:write", "settings:write", "workspaces:write"}
+	scopes := []string{"users:write", "credentials:write", "webhooks:write", "settings:write", "workspaces:write", "accounts:write"}
+	provider := oidcprovider.Start(t, "gatehouse-console", ssoClientSecret)
 	app := registerApp(t, env, w.devTok, "confidential", []string{appRedirect}, scopes)
 	me := env.As(w.admin, "GET", "/v1/me", nil).Map(t)
 	adminID := me["user"].(map[string]any)["id"].(string)
@@ -879,6 +882,9 @@ func TestAppsMintNothing(t *testing.T) {
 		{"POST", "/v1/webhooks/" + hookID + "/roll-secret", map[string]any{}, 200},
 		{"POST", "/v1/users", map[string]any{"email": "kept@example.com", "password": memberPW}, 201},
 		{"PATCH", "/v1/users/" + w.memberID, map[string]any{"password": "a new pass phrase 7"}, 200},
+		{"POST", "/v1/accounts", map[string]any{"name": "kept", "admin_email": "boss@kept.example", "admin_password": memberPW}, 201},
+		{"PUT", "/v1/settings", map[string]any{"sso": map[string]any{"issuer": provider.URL, "client_id": provider.ClientID,
+			"client_secret": ssoClientSecret, "domains": []string{"example.com"}}}, 200},
 	} {
 		r := env.As(tok.AccessToken, tc.method, tc.path, tc.body)
 		if r.Status != 403 || !strings.Contains(string(r.Body), "outlive the application's authorisation") {

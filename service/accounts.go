@@ -23,6 +23,9 @@ func (s *Service) CreateAccount(ctx context.Context, p *gatehouse.Principal, in 
 	if err := RequireOperator(p); err != nil {
 		return nil, nil, err
 	}
+	if err := requireOwnAuthority(p, "set a password"); err != nil {
+		return nil, nil, err
+	}
 	a, admin, err := s.newAccount(ctx, in, false)
 	if err != nil {
 		return nil, nil, err

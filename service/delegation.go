@@ -6,7 +6,8 @@ import "github.com/gatehouse/gatehouse"
 // authorisation, which its user or an admin may revoke at any time) what
 // would outlive that authorisation: a new secret of any kind — a client
 // credential, an API token, API access, an application's secret, a
-// webhook endpoint's secret or where its events go — or a password. The
+// webhook endpoint's secret or where its events go — a password (of a
+// user or a new account's admin) or a single sign-on provider. The
 // application keeps what its scopes allow while it is authorised, and
 // nothing after. what names the refused act in the answer.
 func requireOwnAuthority(p *gatehouse.Principal, what string) error {

@@ -52,7 +52,7 @@ func requireSignIn(p *gatehouse.Principal) error {
 		return err
 	}
 	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
-		return gatehouse.Forbidden("Your own password, second factors, sessions and authorised applications are managed from a sign-in: a console session or a password-grant token")
+		return gatehouse.Forbidden("Your own password, second factors, sessions and authorised applications, and an admin's password and second factors, are managed from a sign-in: a console session or a password-grant token")
 	}
 	return nil
 }
@@ -471,9 +471,9 @@ func (s *Service) ResetSecondFactors(ctx context.Context, p *gatehouse.Principal
 		if u.Operator && !p.IsOperator() {
 			return gatehouse.Forbidden("Only the operator may change the operator")
 		}
-		if u.ID == p.UserID() {
-			// Removing one's own second factors is managed from a sign-in,
-			// as enrolling them is.
+		if u.ID == p.UserID() || u.IsAdmin() {
+			// Removing one's own second factors, or an admin's, is
+			// managed from a sign-in, as enrolling them is.
 			if err := requireSignIn(p); err != nil {
 				return err
 			}

@@ -636,9 +636,10 @@ func TestSessionsFromASignIn(t *testing.T) {
 
 // TestOwnPasswordAndFactorsFromASignIn: a credential that is not a sign-in
 // (an API token acting as its user, a client credential) never sets its
-// own user's password or removes their second factors — the operator's
-// least of all — while an admin's sign-in still does both, for themselves
-// and for others, and the same API token still does both for others.
+// own user's password or an admin's, nor removes their second factors —
+// the operator's least of all — while an admin's sign-in still does both,
+// for themselves and for others, and the same API token still does both
+// for users who are not admins.
 func TestOwnPasswordAndFactorsFromASignIn(t *testing.T) {
 	r := newRules(t)
 	opID := r.op.User.ID
@@ -678,6 +679,7 @@ func TestOwnPasswordAndFactorsFromASignIn(t *testing.T) {
 		{"an API token acting as the operator, on the operator", actingAs("op@example.com"), opID, gatehouse.EForbidden},
 		{"an API token acting as ann, on ann", actingAs("ann@example.com"), annID, gatehouse.EForbidden},
 		{"ann's client credential, on ann", annClient, annID, gatehouse.EForbidden},
+		{"an API token acting as the operator, on ann, an admin", actingAs("op@example.com"), annID, gatehouse.EForbidden},
 		{"ann's client credential, on bob", annClient, bobID, ""},
 		{"an API token acting as the operator, on bob", actingAs("op@example.com"), bobID, ""},
 		{"ann's password token, on ann", ann, annID, ""},

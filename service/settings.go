@@ -63,6 +63,10 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 	// the transaction: discovery is a request to the provider.
 	var nextSSO *store.SSOConfig
 	if patch.SSO != nil {
+		// A provider the caller chooses signs people in to the console.
+		if err := requireOwnAuthority(p, "set up single sign-on"); err != nil {
+			return gatehouse.Settings{}, err
+		}
 		var err error
 		if nextSSO, err = s.nextSSO(ctx, p.AccountID, patch.SSO); err != nil {
 			return gatehouse.Settings{}, err

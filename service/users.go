@@ -326,10 +326,11 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 		if err := requireMayChange(p, u); err != nil {
 			return err
 		}
-		if patch.Password != nil && u.ID == p.UserID() {
+		if patch.Password != nil && (u.ID == p.UserID() || u.IsAdmin()) {
 			// A credential that is not a sign-in (an application's token,
 			// an API token, a client credential) never sets its own user's
-			// password: that would hand it the console.
+			// password, nor an admin's: that would hand it an admin's
+			// console.
 			if err := requireSignIn(p); err != nil {
 				return err
 			}

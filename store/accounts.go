@@ -99,12 +99,12 @@ func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Ac
 }
 
 // UpdateAccount writes an account's name, status and settings. It is
-// revoking: cached principals carry their account, and the tokens of the
-// third-party applications it publishes, held by other accounts' users,
-// carry its status (their client's subject).
+// revoking: cached principals carry their account, and, when its status
+// changes, the tokens of the third-party applications it publishes, held
+// by other accounts' users (their client's subject).
 func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
 	t.revokes(gatehouse.AccountSubject(a.ID))
-	if err := t.revokesApps("account_id", a.ID); err != nil {
+	if err := t.revokesAppsOnStatus(`SELECT status FROM accounts WHERE id = ?`, string(a.Status), "account_id", a.ID); err != nil {
 		return err
 	}
 	settings, err := marshalSettings(a.Settings)
@@ -119,6 +119,23 @@ func (t *Tx) UpdateAccount(a *gatehouse.Account) error {
 		return gatehouse.NotFound("account")
 	}
 	return nil
+}
+
+// revokesAppsOnStatus calls revokesApps when the status read by query
+// (one row, one column, for id) is not next: only a change of a
+// publisher's or an owner's status changes what its applications' tokens
+// rest on, and a settings change must not name every application.
+func (t *Tx) revokesAppsOnStatus(query, next, column, id string) error {
+	var cur string
+	if err := t.row(query, id).Scan(&cur); errors.Is(err, sql.ErrNoRows) {
+		return nil // the update itself answers not_found
+	} else if err != nil {
+		return err
+	}
+	if cur == next {
+		return nil
+	}
+	return t.revokesApps(column, id)
 }
 
 // revokesApps names as revoked the third-party applications whose column

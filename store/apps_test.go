@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +118,50 @@ func testCodeUsedOnce(t *testing.T, s *store.Store) {
 	got, err := s.CodeByHash(t.Context(), c.Hash)
 	if err != nil || got.UsedAt == nil {
 		t.Fatalf("code %+v %v", got, err)
+	}
+}
+
+// testAppsRungOnStatus: a change of an account's or an owner's status
+// names the applications they publish (their tokens, held by any
+// account's users, rest on it); any other change of the account or the
+// user names the account or the user alone, however many applications
+// they have.
+func testAppsRungOnStatus(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s)
+	u := newUser(t, s, a)
+	app := thirdPartyAppOf(u)
+	update(t, s, func(tx *store.Tx) error { return tx.CreateApp(app) })
+	subjects := func(change func(tx *store.Tx) error) []string {
+		t.Helper()
+		head, _, _, err := s.RevocationsSince(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !update(t, s, change) {
+			t.Fatal("not revoking")
+		}
+		_, log, complete, err := s.RevocationsSince(ctx, head)
+		if err != nil || !complete || len(log) != 1 {
+			t.Fatalf("revocation log %+v %v %v", log, complete, err)
+		}
+		return log[0].Subjects
+	}
+	client := gatehouse.ClientSubject(app.ClientID)
+	a.Name = "renamed"
+	if got := subjects(func(tx *store.Tx) error { return tx.UpdateAccount(a) }); slices.Contains(got, client) {
+		t.Fatalf("a rename named the application: %v", got)
+	}
+	a.Status = gatehouse.AccountSuspended
+	if got := subjects(func(tx *store.Tx) error { return tx.UpdateAccount(a) }); !slices.Contains(got, client) {
+		t.Fatalf("a suspension did not name the application: %v", got)
+	}
+	u.Name = "Renamed"
+	if got := subjects(func(tx *store.Tx) error { return tx.UpdateUser(u) }); slices.Contains(got, client) {
+		t.Fatalf("a rename of the owner named the application: %v", got)
+	}
+	u.Status = gatehouse.StatusDisabled
+	if got := subjects(func(tx *store.Tx) error { return tx.UpdateUser(u) }); !slices.Contains(got, client) {
+		t.Fatalf("disabling the owner did not name the application: %v", got)
 	}
 }

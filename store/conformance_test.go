@@ -85,6 +85,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"reveals_taken_once": testReveals,
 	// apps.go
 	"apps_token_parent":   testAppTokensParent,
+	"apps_rung_on_status": testAppsRungOnStatus,
 	"registered_clients":  testRegisteredClients,
 	"apps_code_used_once": testCodeUsedOnce,
 }

@@ -204,10 +204,11 @@ func countAdmins(rows *sql.Rows, err error) (int, error) {
 
 // UpdateUser writes u's name, e-mail, status, roles, operator flag,
 // password hash and epochs. It is revoking: the user's cached credentials
-// are looked up again.
+// are looked up again, and, when their status changes, the tokens of the
+// third-party applications they registered.
 func (t *Tx) UpdateUser(u *gatehouse.User) error {
 	t.revokes(gatehouse.UserSubject(u.ID))
-	if err := t.revokesApps("owner_id", u.ID); err != nil {
+	if err := t.revokesAppsOnStatus(`SELECT status FROM users WHERE id = ?`, string(u.Status), "owner_id", u.ID); err != nil {
 		return err
 	}
 	res, err := t.exec(`UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, roles = ?, operator = ?, password_hash = ?,
