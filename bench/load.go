@@ -115,10 +115,11 @@ func Run(ctx context.Context, name string, concurrency int, d time.Duration, sc 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	cpu0 := processCPU(false)
+	// The round's clock starts with its deadline: it lasts at least d.
 	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(d))
+	defer cancel()
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func(w int) {
