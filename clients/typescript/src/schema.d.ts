@@ -1542,6 +1542,8 @@ export interface components {
         DeviceAuthorizationRequest: {
             client_id?: string;
             client_secret?: string;
+            /** @description the resource (RFC 8707) the device's tokens are bound to; an absolute http or https URI */
+            resource?: string;
             /** @description space-separated scopes */
             scope?: string;
         };
@@ -1935,7 +1937,7 @@ export interface components {
             password?: string;
             redirect_uri?: string;
             refresh_token?: string;
-            /** @description the resource the tokens are bound to (RFC 8707; authorization_code and refresh_token): the code's or refresh token's own when it has one */
+            /** @description the resource the tokens are bound to (RFC 8707; authorization_code, refresh_token and the device code grant): the code's, device's or refresh token's own when it has one */
             resource?: string;
             /** @description space-separated scopes */
             scope?: string;
@@ -2365,7 +2367,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceAuthorization"];
                 };
             };
-            /** @description Error: invalid_request, invalid_scope */
+            /** @description Error: invalid_request, invalid_scope, invalid_target */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2373,7 +2375,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "invalid_scope";
+                        error?: "invalid_request" | "invalid_scope" | "invalid_target";
                     };
                 };
             };
