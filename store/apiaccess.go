@@ -135,7 +135,7 @@ type RefreshRetry struct {
 // role, drops their application) takes the two in the same order, so the
 // two cannot deadlock.
 func (s *Store) RotateRefreshToken(ctx context.Context, id string, now func() time.Time, retry *RefreshRetry, next ...*gatehouse.Token) (won bool, err error) {
-	err = s.batched(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.batched(ctx, true, id, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
 		if s.d.lockAccountKey != "" && len(next) > 0 {
 			if _, err := tx.ExecContext(ctx, s.q(s.d.lockAccountKey), next[0].AccountID); err != nil {

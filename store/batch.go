@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"slices"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -17,7 +19,12 @@ type writeOp struct {
 	tokens []*gatehouse.Token
 	// durable asks for the commit to be synced to disk (see durableTx).
 	durable bool
-	done    chan error
+	// lock is the row fn locks for update, when it locks one (a rotated
+	// refresh token's id): a group runs its ops in the order of their
+	// locks, so that two nodes' groups lock rows in the same order and
+	// cannot deadlock.
+	lock string
+	done chan error
 }
 
 // maxBatch bounds how many callers one write transaction serves.
@@ -52,7 +59,10 @@ func (s *Store) startBatcher() {
 }
 
 // writeGroup runs a group in one transaction; if that fails, each op is
-// retried alone so that one failing write fails only its own caller.
+// retried alone so that one failing write fails only its own caller. A
+// group the database rolled back for a conflict (on PostgreSQL, two
+// nodes' groups that lock the same rows in opposite orders deadlock, and
+// one of them is aborted) is retried alone too: nothing of it was written.
 //
 // Each step of the group's transaction (and of each retry) is bounded by
 // the store's timeout (see watch); when the group failed because the
@@ -72,6 +82,7 @@ func (s *Store) writeGroup(group []writeOp) {
 			break
 		}
 	}
+	slices.SortStableFunc(group, func(a, b writeOp) int { return strings.Compare(a.lock, b.lock) })
 	var tokens []*gatehouse.Token
 	for _, op := range group {
 		tokens = append(tokens, op.tokens...)
@@ -90,28 +101,47 @@ func (s *Store) writeGroup(group []writeOp) {
 		}
 		return nil
 	})
-	if err == nil || len(group) == 1 || IsUnavailable(err) {
+	if err == nil || !RolledBack(err) && (len(group) == 1 || IsUnavailable(err)) {
 		for _, op := range group {
 			op.done <- err
 		}
 		return
 	}
 	for _, op := range group {
-		commit := s.tx
-		if op.durable {
-			commit = s.durableTx
-		}
-		octx, cancel := s.watch(context.Background())
-		op.done <- commit(octx, func(tx *sql.Tx) error { return op.fn(octx, tx) })
+		op.done <- s.writeAlone(op)
+	}
+}
+
+// conflictRetries is how many times a write the database rolled back for
+// a conflict with another transaction is run again before its caller is
+// told.
+const conflictRetries = 3
+
+// writeAlone runs op in a transaction of its own, again when the database
+// rolls it back for a conflict (see RolledBack): another node's group may
+// hold the same rows, locked in another order.
+func (s *Store) writeAlone(op writeOp) error {
+	commit := s.tx
+	if op.durable {
+		commit = s.durableTx
+	}
+	for try := 0; ; try++ {
+		ctx, cancel := s.watch(context.Background())
+		err := commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 		cancel()
+		if err == nil || !RolledBack(err) || try == conflictRetries {
+			return err
+		}
 	}
 }
 
 // batched runs fn through the batch writer (or in its own transaction when
-// there is none); durable asks for its commit to be synced to disk. Once queued the write happens; the caller waits for it
-// even if ctx ends, so an answer never claims less than what was stored.
-func (s *Store) batched(ctx context.Context, durable bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	return s.queue(ctx, writeOp{fn: fn, durable: durable})
+// there is none); durable asks for its commit to be synced to disk, and
+// lock names the row fn locks for update ("" for none; see writeOp). Once
+// queued the write happens; the caller waits for it even if ctx ends, so
+// an answer never claims less than what was stored.
+func (s *Store) batched(ctx context.Context, durable bool, lock string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.queue(ctx, writeOp{fn: fn, durable: durable, lock: lock})
 }
 
 // queue runs op through the batch writer, as batched. The writer bounds

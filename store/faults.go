@@ -68,6 +68,16 @@ func IsUnavailable(err error) bool {
 	return false
 }
 
+// RolledBack reports whether err is PostgreSQL aborting a transaction for
+// a conflict with another one (class 40: a deadlock, a serialization
+// failure). Nothing of the transaction was written, and running it again
+// may well succeed; it is one kind of IsUnavailable, for callers that can
+// retry at once.
+func RolledBack(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "40")
+}
+
 // CheckWrite makes one small durable write (a row of meta that nothing
 // else reads), so that the readiness check fails while the store cannot
 // write — a full disk, a read-only file or database — even though it
