@@ -89,15 +89,19 @@ func submit(text string) chromedp.Action {
 func textOf(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	var s string
+	read := chromedp.Tasks{chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Text(sel, &s, chromedp.ByQuery)}
 	// The browser may renumber the page's nodes between finding one and
 	// reading it ("No node with given id found"): find it again.
-	for range 3 {
-		err := chromedp.Run(ctx, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Text(sel, &s, chromedp.ByQuery))
-		if err == nil || !strings.Contains(err.Error(), "No node with given id") {
+	for range 2 {
+		err := chromedp.Run(ctx, read)
+		if err == nil {
+			return strings.TrimSpace(s)
+		}
+		if !strings.Contains(err.Error(), "No node with given id") {
 			break
 		}
 	}
-	run(t, ctx, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Text(sel, &s, chromedp.ByQuery))
+	run(t, ctx, read)
 	return strings.TrimSpace(s)
 }
 
