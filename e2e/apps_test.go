@@ -663,8 +663,13 @@ func TestAppsAttacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 200, "")
-		// none: no application at all.
+		// none: no application at all — nor a code consented before.
+		v = oauth2.GenerateVerifier()
+		before := w.code(t, fconf, v, "allow").Get("code")
 		servertest.Expect(t, env.As(w.admin, "PUT", "/v1/settings", map[string]string{"third_party_apps": "none"}), 200, "")
+		if _, err := fconf.Exchange(context.Background(), before, oauth2.VerifierOption(v)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+			t.Fatalf("a code consented before the none policy: %v", err)
+		}
 		if q := w.code(t, fconf, oauth2.GenerateVerifier(), ""); q.Get("error") != "access_denied" {
 			t.Fatalf("none policy: %v", q)
 		}

@@ -632,3 +632,20 @@ func TestDeviceResourceBinding(t *testing.T) {
 		"Content-Type", "application/x-www-form-urlencoded")
 	servertest.Expect(t, bad, 400, "invalid_target")
 }
+
+// TestDevicePolicyAtPoll: a device the user allowed gets nothing once the
+// user's account no longer allows third-party applications: its poll is
+// access_denied, not tokens refused at their first use.
+func TestDevicePolicyAtPoll(t *testing.T) {
+	w := newDeviceWorld(t)
+	da, err := deviceConfig(w.env, w.public, "workspaces:read").DeviceAuth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := newUserAgent(t, w.env.URL).enterCode(da.UserCode, "allow"); resp.StatusCode != 200 {
+		t.Fatalf("allow: %d %s", resp.StatusCode, body)
+	}
+	servertest.Expect(t, w.env.As(w.admin, "PUT", "/v1/settings", map[string]string{"third_party_apps": "none"}), 200, "")
+	servertest.Expect(t, poll(t, w.env, w.public, da.DeviceCode), 400, "access_denied")
+	servertest.Expect(t, poll(t, w.env, w.public, da.DeviceCode), 400, "invalid_grant")
+}

@@ -492,6 +492,35 @@ func (s *Service) consent(ctx context.Context, p *gatehouse.Principal, app *gate
 	return c, nil
 }
 
+// admits reports whether the third_party_apps policy of the account
+// accountID admits app for its users now, as the application's tokens are
+// judged at every use (appAllowed): none admits nothing; approved, an
+// application an admin of the account approved, or the account's own
+// while its owner is active. A grant that was consented under a policy
+// since tightened (a code, a device approval) then issues nothing, rather
+// than tokens refused at their first use.
+func admits(tx *store.Tx, accountID string, app *gatehouse.App) (bool, error) {
+	a, err := tx.Account(accountID)
+	if err != nil {
+		return false, err
+	}
+	switch a.Settings.AppsPolicy() {
+	case gatehouse.AppsNone:
+		return false, nil
+	case gatehouse.AppsApproved:
+		if app.AccountID == accountID {
+			owner, err := tx.User(app.AccountID, app.OwnerID)
+			if err == nil && owner.Active() {
+				return true, nil
+			} else if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+				return false, err
+			}
+		}
+		return tx.Approved(accountID, app.ID)
+	}
+	return true, nil
+}
+
 // appOwned reports whether app's owner is still an active user: an
 // application whose owner is disabled or gone — who may still hold its
 // secret — is owned by none, and needs an admin's approval under the
@@ -698,6 +727,11 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 			return err
 		}
 		if !u.Active() || u.Epoch != code.UserEpoch || u.PasswordEpoch != code.PasswordEpoch {
+			return invalidCode()
+		}
+		if ok, err := admits(tx, code.AccountID, app); err != nil {
+			return err
+		} else if !ok {
 			return invalidCode()
 		}
 		var toks []*gatehouse.Token

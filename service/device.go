@@ -297,6 +297,12 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user can no longer authorise the application")
 			return nil
 		}
+		if ok, err := admits(tx, d.AccountID, app); err != nil {
+			return err
+		} else if !ok {
+			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user's account no longer allows the application")
+			return nil
+		}
 		var toks []*gatehouse.Token
 		out, toks = s.newAppPair(u, app.ClientID, d.FamilyID, d.Scopes, bound)
 		return tx.CreateTokens(toks...)
