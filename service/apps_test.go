@@ -11,7 +11,9 @@ import (
 )
 
 // TestAppCodeLifetimeAndReuse: a code works for 60 seconds, once; a
-// second use revokes what the first issued, refresh tokens included.
+// second use revokes what the first issued, refresh tokens included; and
+// it issues nothing once the account's policy no longer allows the
+// application.
 func TestAppCodeLifetimeAndReuse(t *testing.T) {
 	w := newRefreshWorld(t)
 	ctx := gatehouse.WithRequestScope(context.Background(), from("192.0.2.1"))
@@ -87,6 +89,16 @@ func TestAppCodeLifetimeAndReuse(t *testing.T) {
 	if len(w.audited("app.code_reused")) != 1 {
 		t.Fatal("the reuse is not audited")
 	}
+
+	// A code consented before the account turned third-party applications
+	// off issues nothing.
+	before := code()
+	none := gatehouse.AppsNone
+	if _, err := w.svc.UpdateSettings(ctx, w.admin, gatehouse.SettingsPatch{ThirdPartyApps: &none}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.svc.CodeGrant(ctx, app.ClientID, "", before, redirect, verifier, "")
+	refused("a code consented before the none policy", err)
 }
 
 // TestAppReapplyRevocations: after a restore, a revoked authorisation and
