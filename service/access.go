@@ -58,10 +58,7 @@ func RequireOperator(p *gatehouse.Principal) error {
 // The caller checks the role on the result. Forbidden if the user has been
 // disabled since the request authenticated.
 func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
-	if _, err := tx.Account(u.AccountID); err != nil {
-		return nil, err
-	}
-	cur, err := tx.User(u.AccountID, u.ID)
+	cur, err := lockAccountUser(tx, u.AccountID, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -69,4 +66,18 @@ func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
 		return nil, gatehouse.Forbidden("This user has been disabled")
 	}
 	return cur, nil
+}
+
+// lockAccountUser locks, inside tx, the account and then one of its
+// users, and returns the user (not_found when either is gone): the order in which a change of
+// the account or of a user, a user's deletion and a reset of their second
+// factors take them. A transaction that then locks the user's own rows
+// (second factors, sign-ins, memberships) and writes rows naming the user
+// or the account takes these first, so that it cannot deadlock with any
+// of those changes.
+func lockAccountUser(tx *store.Tx, accountID, userID string) (*gatehouse.User, error) {
+	if _, err := tx.Account(accountID); err != nil {
+		return nil, err
+	}
+	return tx.User(accountID, userID)
 }

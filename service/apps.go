@@ -499,8 +499,11 @@ func (s *Service) consent(ctx context.Context, p *gatehouse.Principal, app *gate
 // while its owner is active. A grant that was consented under a policy
 // since tightened (a code, a device approval) then issues nothing, rather
 // than tokens refused at their first use.
-func admits(tx *store.Tx, accountID string, app *gatehouse.App) (bool, error) {
-	a, err := tx.Account(accountID)
+//
+// It reads without locking anything: the tokens are judged again at every
+// use, so a policy changed a moment after this read still ends them.
+func (s *Service) admits(ctx context.Context, accountID string, app *gatehouse.App) (bool, error) {
+	a, err := s.store.Account(ctx, accountID)
 	if err != nil {
 		return false, err
 	}
@@ -508,15 +511,10 @@ func admits(tx *store.Tx, accountID string, app *gatehouse.App) (bool, error) {
 	case gatehouse.AppsNone:
 		return false, nil
 	case gatehouse.AppsApproved:
-		if app.AccountID == accountID {
-			owner, err := tx.User(app.AccountID, app.OwnerID)
-			if err == nil && owner.Active() {
-				return true, nil
-			} else if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
-				return false, err
-			}
+		if app.AccountID == accountID && s.appOwned(ctx, app) {
+			return true, nil
 		}
-		return tx.Approved(accountID, app.ID)
+		return s.store.Approved(ctx, accountID, app.ID)
 	}
 	return true, nil
 }
@@ -701,13 +699,23 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 	if err != nil {
 		return nil, err
 	}
+	if ok, err := s.admits(ctx, code.AccountID, app); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, invalidCode()
+	}
 	var (
 		out   *Issued
 		reuse bool
 	)
 	err = s.update(ctx, func(tx *store.Tx) error {
-		// The authorization first, then the code: the order revoking an
-		// authorization or deleting the application takes them in.
+		// The account (shared) before the user's rows, as a change of the
+		// user takes them; then the authorization, then the code: the
+		// order revoking an authorization or deleting the application
+		// takes them in.
+		if err := tx.ShareAccount(code.AccountID); err != nil {
+			return err
+		}
 		if _, err := tx.Authorization(code.UserID, code.ClientID); err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 				return invalidCode()
@@ -727,11 +735,6 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 			return err
 		}
 		if !u.Active() || u.Epoch != code.UserEpoch || u.PasswordEpoch != code.PasswordEpoch {
-			return invalidCode()
-		}
-		if ok, err := admits(tx, code.AccountID, app); err != nil {
-			return err
-		} else if !ok {
 			return invalidCode()
 		}
 		var toks []*gatehouse.Token

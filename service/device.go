@@ -267,12 +267,15 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			}
 			return tx.PollDevice(d.ID, interval, now)
 		}
-		// Approved: the resource, the authorization, then the code, as
-		// CodeGrant.
+		// Approved: the resource, the account (shared), the authorization,
+		// then the code, as CodeGrant.
 		bound, err := BindResource(d.Resource, asked)
 		if err != nil {
 			outcome = err
 			return nil
+		}
+		if err := tx.ShareAccount(d.AccountID); err != nil {
+			return err
 		}
 		if _, err := tx.Authorization(d.UserID, d.ClientID); err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
@@ -297,7 +300,7 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user can no longer authorise the application")
 			return nil
 		}
-		if ok, err := admits(tx, d.AccountID, app); err != nil {
+		if ok, err := s.admits(ctx, d.AccountID, app); err != nil {
 			return err
 		} else if !ok {
 			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user's account no longer allows the application")

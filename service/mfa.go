@@ -183,6 +183,11 @@ func (s *Service) withCode(ctx context.Context, u *gatehouse.User, code, from st
 		return err
 	}
 	err = s.update(ctx, func(tx *store.Tx) error {
+		// The user first, as an admin's reset of the second factors locks
+		// them before it clears the factors this locks next.
+		if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
+			return err
+		}
 		return fn(tx, func() (string, bool, error) {
 			ok, err := s.useTOTP(tx, u, code, confirm)
 			if ok || err != nil || confirm {
@@ -306,6 +311,11 @@ func (s *Service) EnrolTOTP(ctx context.Context, p *gatehouse.Principal) (*TOTPE
 	secret := mfa.NewSecret()
 	x := &store.TOTP{UserID: p.User.ID, Sealed: s.mfaSealer.Seal(p.User.ID, secret), CreatedAt: s.now()}
 	if err := s.update(ctx, func(tx *store.Tx) error {
+		// The user first: enrolments started at once then replace one
+		// another rather than collide, and none deadlocks with a reset.
+		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+			return err
+		}
 		if err := tx.PutTOTP(x); err != nil {
 			if gatehouse.ErrorCode(err) == gatehouse.EConflict {
 				return gatehouse.Errorf(gatehouse.EConflict, "TOTP is on already; turn it off first to enrol another device")

@@ -112,10 +112,13 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, p *gatehouse.Principal
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.User(ctx, p.AccountID, userID); err != nil {
-		return err
-	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		// The user, locked as a user's deletion locks them (which then
+		// ends their memberships): a user deleted first is not_found, one
+		// deleted after leaves this workspace too.
+		if _, err := lockAccountUser(tx, p.AccountID, userID); err != nil {
+			return err
+		}
 		if err := tx.AddMember(w.ID, userID, s.now()); err != nil {
 			return err
 		}

@@ -86,6 +86,23 @@ func (t *Tx) Account(id string) (*gatehouse.Account, error) {
 	return a, err
 }
 
+// ShareAccount locks the account with the given id for the rest of the
+// transaction against changes of the account itself (on PostgreSQL, the
+// key-share lock the foreign keys of rows that name it take anyway),
+// without excluding other transactions that only add such rows. A
+// transaction that locks rows of the account's users or tokens and then
+// writes rows naming the account takes it first, in the order every
+// change of the account or of a user takes it (the account, then the
+// user), so that the two cannot deadlock. SQLite runs one write
+// transaction at a time: nothing to lock there.
+func (t *Tx) ShareAccount(id string) error {
+	if t.s.d.lockAccountKey == "" {
+		return nil
+	}
+	_, err := t.exec(t.s.d.lockAccountKey, id)
+	return err
+}
+
 // Accounts lists all accounts, for the operator.
 func (s *Store) Accounts(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Account, string, error) {
 	ctx, cancel := s.bound(ctx)

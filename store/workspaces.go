@@ -112,8 +112,17 @@ func (s *Store) Members(ctx context.Context, workspaceID string) ([]string, erro
 }
 
 // AddMember makes the user a member of the workspace; adding a member
-// twice is a no-op.
+// twice is a no-op, and a workspace that is gone is not_found.
 func (t *Tx) AddMember(workspaceID, userID string, at time.Time) error {
+	// The workspace, locked: a deletion that committed first leaves none
+	// (not_found), and one that comes after waits and takes the new
+	// member with it.
+	var id string
+	if err := t.row(`SELECT id FROM workspaces WHERE id = ?`+t.forUpdate(), workspaceID).Scan(&id); errors.Is(err, sql.ErrNoRows) {
+		return gatehouse.NotFound("workspace")
+	} else if err != nil {
+		return err
+	}
 	_, err := t.exec(`INSERT INTO workspace_members (workspace_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		workspaceID, userID, micros(at))
 	return err
