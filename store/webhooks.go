@@ -310,6 +310,17 @@ type Attempt struct {
 func (s *Store) FinishAttempt(ctx context.Context, a Attempt) (bool, error) {
 	held := false
 	err := s.Update(ctx, func(tx *Tx) error {
+		if a.Disable != "" {
+			// The endpoint before its delivery, the order a change or a
+			// deletion of the endpoint takes them in, so that the two
+			// cannot deadlock.
+			var id string
+			err := tx.row(`SELECT id FROM webhook_endpoints WHERE id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = ?)`+tx.forUpdate(),
+				a.DeliveryID).Scan(&id)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		res, err := tx.exec(`UPDATE webhook_deliveries SET attempt = ?, status = ?, response_status = ?, duration_ms = ?, next_attempt_at = ?,
 			lease_until = 0, lease_holder = '', updated_at = ? WHERE id = ? AND lease_holder = ?`,
 			a.Attempt, a.Status, a.ResponseStatus, a.DurationMS, nullMicros(a.Next), micros(a.At), a.DeliveryID, a.Holder)
