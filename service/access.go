@@ -58,7 +58,10 @@ func RequireOperator(p *gatehouse.Principal) error {
 // The caller checks the role on the result. Forbidden if the user has been
 // disabled since the request authenticated.
 func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
-	cur, err := lockAccountUser(tx, u.AccountID, u.ID)
+	if _, err := tx.Account(u.AccountID); err != nil {
+		return nil, err
+	}
+	cur, err := tx.User(u.AccountID, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -68,15 +71,17 @@ func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
 	return cur, nil
 }
 
-// lockAccountUser locks, inside tx, the account and then one of its
-// users, and returns the user (not_found when either is gone): the order in which a change of
-// the account or of a user, a user's deletion and a reset of their second
-// factors take them. A transaction that then locks the user's own rows
-// (second factors, sign-ins, memberships) and writes rows naming the user
-// or the account takes these first, so that it cannot deadlock with any
-// of those changes.
+// lockAccountUser takes, inside tx, the account shared and then one of
+// its users locked, and returns the user (not_found when gone): the order
+// in which a change of the account or of a user, a user's deletion and a
+// reset of their second factors take them. A transaction that then locks
+// the user's own rows (second factors, sign-ins, memberships) and writes
+// rows naming the user or the account takes these first, so that it
+// cannot deadlock with any of those changes. The account is only shared
+// (store.Tx.ShareAccount): the account's token issuance, which shares it
+// too, does not wait for such a transaction.
 func lockAccountUser(tx *store.Tx, accountID, userID string) (*gatehouse.User, error) {
-	if _, err := tx.Account(accountID); err != nil {
+	if err := tx.ShareAccount(accountID); err != nil {
 		return nil, err
 	}
 	return tx.User(accountID, userID)
