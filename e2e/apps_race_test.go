@@ -104,7 +104,7 @@ func TestAppsRaceOnTwoNodes(t *testing.T) {
 			cur.Store(&p.refresh)
 			for k := range 2 {
 				h := hs[(i+k)%2]
-				r.racer(func() { appRefreshChain(r, h, app.ClientID, cur, c.refused) })
+				r.racer(func() { r.refreshChainUntil(h, app.ClientID, cur, c.refused) })
 			}
 		}
 		r.revoke(c.name, http.StatusOK, func() reply { return c.change(hs[round%2]) })
@@ -136,35 +136,6 @@ func TestAppsRaceOnTwoNodes(t *testing.T) {
 		c.undo()
 	}
 	tl.log(t)
-}
-
-// appRefreshChain rotates a third-party application's refresh token with
-// the other refreshers of the race, as refreshChain does, except that
-// once the change holds a refresh is refused as refused says (an
-// application no longer a client is invalid_client, not invalid_grant).
-// A refresh sent after the change answered must be refused; it ends the
-// chain.
-func appRefreshChain(r *race, h *hammer, clientID string, cur *atomic.Pointer[string], refused func(reply) bool) {
-	for !r.over() {
-		rt := cur.Load()
-		rep, after := r.send(func() reply { return h.refreshGrant(clientID, *rt) })
-		switch {
-		case rep.status == http.StatusOK && !after:
-			at, next := rep.get("access_token"), rep.get("refresh_token")
-			cur.CompareAndSwap(rt, &next)
-			r.obtain(at, next)
-			r.useOnce("refreshed access token", func() reply { return h.me(at) })
-		case refused(rep) || rep.is(http.StatusBadRequest, "invalid_grant") && !after:
-			// The change, or before it a token another refresher rotated.
-			if after {
-				return
-			}
-		default:
-			r.t.Errorf("refresh sent after=%v: %v", after, rep)
-			return
-		}
-	}
-	r.t.Errorf("refresh chain: the revoking change did not answer in time")
 }
 
 // asRequest returns a request with a bearer token and, when body is not

@@ -456,6 +456,14 @@ func (r *race) issue(what string, grant func() reply, refused func(reply) bool, 
 // refresh sent after the change answered must be invalid_grant; it ends the
 // chain.
 func (r *race) refreshChain(h *hammer, clientID string, cur *atomic.Pointer[string]) {
+	r.refreshChainUntil(h, clientID, cur, func(rep reply) bool { return rep.is(http.StatusBadRequest, "invalid_grant") })
+}
+
+// refreshChainUntil is refreshChain for a change after which a refresh is
+// refused as refused says (a third-party application no longer a client
+// is invalid_client). Before the change answers, invalid_grant is a token
+// another refresher rotated first.
+func (r *race) refreshChainUntil(h *hammer, clientID string, cur *atomic.Pointer[string], refused func(reply) bool) {
 	for !r.over() {
 		rt := cur.Load()
 		rep, after := r.send(func() reply { return h.refreshGrant(clientID, *rt) })
@@ -465,7 +473,7 @@ func (r *race) refreshChain(h *hammer, clientID string, cur *atomic.Pointer[stri
 			cur.CompareAndSwap(rt, &next) // the next rotation starts now
 			r.obtain(at, next)
 			r.useOnce("refreshed access token", func() reply { return h.me(at) })
-		case rep.is(http.StatusBadRequest, "invalid_grant"):
+		case refused(rep) || rep.is(http.StatusBadRequest, "invalid_grant") && !after:
 			if after {
 				return
 			}
