@@ -245,9 +245,7 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 			return err
 		}
 		if patch.Name != nil {
-			if _, err := tx.User(u.AccountID, u.ID); err != nil { // lock: see CredentialNameTaken
-				return err
-			}
+			// tx.Credential locked the user: see CredentialNameTaken.
 			if err := credentialNameFree(tx, c, c.ID, s.now()); err != nil {
 				return err
 			}
@@ -432,15 +430,11 @@ func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, 
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
-		c, err := tx.AccountCredential(p.AccountID, id)
+		c, owner, err := tx.AccountCredential(p.AccountID, id)
 		if err != nil {
 			return err
 		}
 		if err := mayManageCredential(p, c); err != nil {
-			return err
-		}
-		owner, err := tx.User(p.AccountID, c.UserID)
-		if err != nil {
 			return err
 		}
 		if err := mayActOn(p, userReach(p.Account, owner, c.Scopes), c.ExpiresAt); err != nil {

@@ -97,7 +97,7 @@ func (s *Service) ReapplyRevocations(ctx context.Context, entries []*gatehouse.A
 }
 
 func deleteCredential(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
-	c, err := tx.AccountCredential(e.AccountID, e.TargetID)
+	c, _, err := tx.AccountCredential(e.AccountID, e.TargetID)
 	if err != nil {
 		return false, err
 	}
@@ -109,7 +109,7 @@ func disableCredential(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time
 	if e.Details["enabled"] != "false" {
 		return false, nil
 	}
-	c, err := tx.AccountCredential(e.AccountID, e.TargetID)
+	c, _, err := tx.AccountCredential(e.AccountID, e.TargetID)
 	if err != nil || !c.Enabled {
 		return false, err
 	}

@@ -40,13 +40,10 @@ func (t *Tx) CreateCredential(c *gatehouse.Credential) error {
 }
 
 // Credential returns a user's credential inside the transaction, locked
-// until it ends, or not_found.
+// until it ends, or not_found. It locks what it reads in the lock order
+// (ownedCredential).
 func (t *Tx) Credential(accountID, userID, id string) (*gatehouse.Credential, error) {
-	c, err := scanCredential(t.row(`SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ? AND user_id = ?`+t.forUpdate(),
-		id, accountID, userID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, gatehouse.NotFound("credential")
-	}
+	c, _, err := t.ownedCredential(` AND u.id = ?`, accountID, id, userID)
 	return c, err
 }
 
@@ -200,14 +197,33 @@ func (t *Tx) deleteCredential(accountID, userID, id string, at time.Time) (int, 
 }
 
 // AccountCredential returns a credential of the account, whoever owns it,
-// inside the transaction, locked until it ends, or not_found.
-func (t *Tx) AccountCredential(accountID, id string) (*gatehouse.Credential, error) {
-	c, err := scanCredential(t.row(`SELECT `+credentialColumns+` FROM client_credentials WHERE id = ? AND account_id = ?`+t.forUpdate(),
-		id, accountID))
+// and its owner, inside the transaction, both locked until it ends, or
+// not_found. It locks what it reads in the lock order (ownedCredential).
+func (t *Tx) AccountCredential(accountID, id string) (*gatehouse.Credential, *gatehouse.User, error) {
+	return t.ownedCredential(``, accountID, id)
+}
+
+// ownedCredential reads the credential id of the account and its owner
+// (not deleted), with the further condition and, where the dialect locks
+// rows, locks the account shared, then the owner, then the credential: the
+// order in which a change of the account or of the user takes them before
+// it reaches the user's credentials (docs/design.md, Errors). A credential
+// locked before its owner deadlocked with the owner's deletion.
+func (t *Tx) ownedCredential(and string, accountID, id string, args ...any) (*gatehouse.Credential, *gatehouse.User, error) {
+	row := t.row(`SELECT `+prefixed("u.", userColumns)+`, `+prefixed("c.", credentialColumns)+`
+		FROM accounts a JOIN users u ON u.account_id = a.id JOIN client_credentials c ON c.user_id = u.id
+		WHERE a.id = ? AND c.id = ? AND c.account_id = a.id AND u.`+notDeleted+and+t.lockInOrder("u, c"),
+		append([]any{accountID, id}, args...)...)
+	var u *gatehouse.User
+	c, err := scanCredential(rowScanner(func(cd ...any) error {
+		var err error
+		u, err = scanUser(rowScanner(func(ud ...any) error { return row.Scan(append(ud, cd...)...) }))
+		return err
+	}))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, gatehouse.NotFound("credential")
+		return nil, nil, gatehouse.NotFound("credential")
 	}
-	return c, err
+	return c, u, err
 }
 
 // CredentialByID returns a credential of the account, whoever owns it, or
@@ -224,8 +240,9 @@ func (s *Store) CredentialByID(ctx context.Context, accountID, id string) (*gate
 
 // CredentialNameTaken reports, inside the transaction, whether a user has
 // another live credential (not expired at now) than except with the
-// name, compared case-insensitively. Lock the user first (Tx.User) so the
-// answer holds until commit.
+// name, compared case-insensitively. Lock the user first (Tx.User, or
+// Tx.Credential, which locks the credential's owner) so the answer holds
+// until commit.
 func (t *Tx) CredentialNameTaken(accountID, userID, name, except string, now time.Time) (bool, error) {
 	var n int
 	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE account_id = ? AND user_id = ? AND LOWER(name) = LOWER(?) AND id <> ?

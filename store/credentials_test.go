@@ -131,15 +131,24 @@ func testCredentialsDelete(t *testing.T, s *store.Store) {
 }
 
 // testAccountCredential: any user's credential of the account reads back
-// by id; another account's is not found.
+// by id with its owner; another account's is not found; a user's own
+// credential reads back for that user only.
 func testAccountCredential(t *testing.T, s *store.Store) {
 	f := newFixture(t, s)
 	update(t, s, func(tx *store.Tx) error {
-		c, err := tx.AccountCredential(f.account.ID, f.cred.ID)
-		if err != nil || c.UserID != f.user.ID || c.ClientID != f.cred.ClientID {
+		c, owner, err := tx.AccountCredential(f.account.ID, f.cred.ID)
+		if err != nil || c.UserID != f.user.ID || c.ClientID != f.cred.ClientID || c.Name != f.cred.Name {
 			t.Fatalf("credential %+v, %v", c, err)
 		}
-		_, err = tx.AccountCredential(gatehouse.NewID("acc"), f.cred.ID)
+		if owner.ID != f.user.ID || owner.Email != f.user.Email || owner.Status != f.user.Status {
+			t.Fatalf("owner %+v", owner)
+		}
+		_, _, err = tx.AccountCredential(gatehouse.NewID("acc"), f.cred.ID)
+		wantCode(t, err, gatehouse.ENotFound)
+		if c, err := tx.Credential(f.account.ID, f.user.ID, f.cred.ID); err != nil || c.ID != f.cred.ID {
+			t.Fatalf("own credential %+v, %v", c, err)
+		}
+		_, err = tx.Credential(f.account.ID, f.member.ID, f.cred.ID)
 		wantCode(t, err, gatehouse.ENotFound)
 		return nil
 	})

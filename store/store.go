@@ -58,6 +58,11 @@ type dialect struct {
 	// rotation: it takes the lock on the account row that the successors'
 	// foreign key needs anyway, first (see RotateRefreshToken).
 	lockAccountKey string
+	// lockAccountThen, when set, is the locking clause of a read that
+	// joins an account (aliased a) to rows of it, before the aliases of
+	// those rows: the account shared first, then the rows for update
+	// (Tx.lockInOrder).
+	lockAccountThen string
 	// syncOn and syncOff, when set, switch a connection to commits synced
 	// to disk and back (see durableTx); empty where every commit is.
 	syncOn, syncOff string

@@ -84,6 +84,17 @@ func (t *Tx) row(query string, args ...any) *sql.Row {
 // SQLite's write transactions are serialised already (BEGIN IMMEDIATE).
 func (t *Tx) forUpdate() string { return t.s.d.lockRows }
 
+// lockInOrder returns the suffix of a read that joins the account (aliased
+// a) to rows of it: it locks the account shared, as ShareAccount does, and
+// then the rows of the tables aliased in aliases, in that order, for
+// update ("" where write transactions are serialised already).
+func (t *Tx) lockInOrder(aliases string) string {
+	if t.s.d.lockAccountThen == "" {
+		return ""
+	}
+	return t.s.d.lockAccountThen + aliases
+}
+
 // Update runs fn in one write transaction and commits it when fn returns
 // nil; any error rolls everything back. Its commit is on disk before Update
 // returns (on SQLite the transaction runs with synchronous=FULL, whatever
