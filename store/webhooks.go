@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -226,18 +227,35 @@ type Claim struct {
 }
 
 // ClaimDeliveries leases, to holder until now+lease, at most n pending
-// deliveries that are due at now and not leased, of enabled endpoints,
-// and returns them. On PostgreSQL the rows are chosen with FOR UPDATE SKIP
-// LOCKED, so that nodes claiming at once never take the same delivery;
-// on SQLite write transactions are serialised already.
-func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Time, lease time.Duration, n int) ([]*Claim, error) {
+// deliveries that are due at now and not leased, of enabled endpoints
+// other than those in skip, at most perEndpoint of any one endpoint (0:
+// no limit), the earliest due first, and returns them. On PostgreSQL the
+// rows are chosen with FOR UPDATE SKIP LOCKED, so that nodes claiming at
+// once never take the same delivery; on SQLite write transactions are
+// serialised already.
+func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Time, lease time.Duration, n, perEndpoint int, skip []string) ([]*Claim, error) {
 	ctx, cancel := s.watch(ctx)
 	defer cancel()
+	due := `d.status = ? AND d.next_attempt_at <= ? AND d.lease_until <= ?`
+	args := []any{gatehouse.DeliveryPending, micros(now), micros(now)}
+	if len(skip) > 0 {
+		due += ` AND d.endpoint_id NOT IN (?` + strings.Repeat(`, ?`, len(skip)-1) + `)`
+		for _, id := range skip {
+			args = append(args, id)
+		}
+	}
+	q, qargs := `SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+			WHERE `+due+` AND w.enabled = 1`, args
+	if perEndpoint > 0 {
+		// The earliest perEndpoint of each endpoint's due deliveries, read
+		// without locks; the outer query locks and checks them again.
+		q += ` AND d.id IN (SELECT id FROM (SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS r
+			FROM webhook_deliveries d WHERE ` + due + `) f WHERE r <= ?)`
+		qargs = append(append(qargs, args...), perEndpoint)
+	}
 	var out []*Claim
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
-			WHERE d.status = ? AND d.next_attempt_at <= ? AND d.lease_until <= ? AND w.enabled = 1
-			ORDER BY d.next_attempt_at LIMIT ?`+s.d.claimRows), gatehouse.DeliveryPending, micros(now), micros(now), n)
+		rows, err := tx.QueryContext(ctx, s.q(q+` ORDER BY d.next_attempt_at LIMIT ?`+s.d.claimRows), append(qargs, n)...)
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,10 @@ const (
 	DefaultLease = 6 * Timeout
 	// DefaultConcurrency is how many attempts a node makes at once.
 	DefaultConcurrency = 8
+	// DefaultPerEndpoint is how many of a node's attempts may be under
+	// way to one endpoint at once: an endpoint that hangs holds at most
+	// that many, for at most Timeout each, while the others go on.
+	DefaultPerEndpoint = 2
 )
 
 // Disable reasons the worker writes on an endpoint.
@@ -44,11 +48,13 @@ type WorkerConfig struct {
 	AllowInsecure bool
 	// Client sends the requests; nil means Client(AllowInsecure).
 	Client *http.Client
-	// Poll, Batch, Lease and Concurrency: zero means the defaults.
+	// Poll, Batch, Lease, Concurrency and PerEndpoint: zero means the
+	// defaults.
 	Poll        time.Duration
 	Batch       int
 	Lease       time.Duration
 	Concurrency int
+	PerEndpoint int
 	// Timeout bounds one attempt, from dialling to the end of the answer;
 	// zero means Timeout. (A longer one is still cut by the Client's own
 	// timeout, Timeout for the default Client.)
@@ -67,6 +73,12 @@ type Worker struct {
 	cfg    WorkerConfig
 	holder string
 	wake   chan struct{}
+	// ended is signalled when an attempt ends: a slot is free.
+	ended chan struct{}
+
+	mu      sync.Mutex
+	running int            // attempts under way
+	busy    map[string]int // attempts under way, by endpoint
 }
 
 // NewWorker returns a Worker for cfg. It has no side effects.
@@ -86,6 +98,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.PerEndpoint <= 0 {
+		cfg.PerEndpoint = DefaultPerEndpoint
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = Timeout
 	}
@@ -95,7 +110,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Worker{cfg: cfg, holder: gatehouse.NewID("node"), wake: make(chan struct{}, 1)}
+	return &Worker{cfg: cfg, holder: gatehouse.NewID("node"), wake: make(chan struct{}, 1), ended: make(chan struct{}, 1),
+		busy: map[string]int{}}
 }
 
 // Wake asks the worker to look for due deliveries now rather than at its
@@ -107,20 +123,26 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run delivers until ctx ends; attempts under way when it ends are not
-// recorded, and their leases are given back so that any node makes them
-// again at once (a node that dies leaves them to its leases instead).
+// Run delivers until ctx ends, keeping up to Concurrency attempts under
+// way: it claims due deliveries for its free attempts whenever one ends,
+// an event is committed (Wake) or Poll passes, so that an endpoint that is
+// slow to answer delays only its own deliveries (at most PerEndpoint of
+// them at once), never the others'. Attempts under way when ctx ends are
+// not recorded, and their leases are given back so that any node makes
+// them again at once (a node that dies leaves them to its leases instead).
 func (w *Worker) Run(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Poll)
 	defer t.Stop()
+	var wg sync.WaitGroup
 	defer func() {
+		wg.Wait()
 		if err := w.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), w.holder); err != nil {
 			w.cfg.Logger.Warn("could not give back webhook deliveries under way; another node makes them after their leases", "err", err)
 		}
 	}()
 	failing := false
 	for {
-		n, err := w.Round(ctx)
+		n, asked, err := w.start(ctx, &wg)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -130,37 +152,72 @@ func (w *Worker) Run(ctx context.Context) {
 		case err == nil && failing:
 			failing = false
 		}
-		if n == w.cfg.Batch {
-			continue // more are due
+		if err == nil && n > 0 && n == asked {
+			continue // more may be due, and attempts may be free
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-w.wake:
+		case <-w.ended:
 		}
 	}
 }
 
-// Round claims one batch of due deliveries and makes them, and returns
-// how many it claimed.
+// Round claims due deliveries for the worker's free attempts, makes them,
+// and returns how many it claimed, once they have all ended. Run does the
+// same without waiting for a round to end.
 func (w *Worker) Round(ctx context.Context) (int, error) {
-	claims, err := w.cfg.Store.ClaimDeliveries(ctx, w.holder, w.cfg.Now(), w.cfg.Lease, w.cfg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
+	n, _, err := w.start(ctx, &wg)
+	wg.Wait()
+	return n, err
+}
+
+// start claims due deliveries for the worker's free attempts (at most
+// Batch), of endpoints none of whose deliveries it is making, and starts
+// their attempts under wg. It returns how many it claimed and how many it
+// asked for.
+func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup) (n, asked int, err error) {
+	w.mu.Lock()
+	asked = min(w.cfg.Concurrency-w.running, w.cfg.Batch)
+	skip := make([]string, 0, len(w.busy))
+	for id := range w.busy {
+		skip = append(skip, id)
+	}
+	w.mu.Unlock()
+	if asked <= 0 {
+		return 0, 0, nil
+	}
+	claims, err := w.cfg.Store.ClaimDeliveries(ctx, w.holder, w.cfg.Now(), w.cfg.Lease, asked, w.cfg.PerEndpoint, skip)
+	if err != nil {
+		return 0, asked, err
+	}
+	w.mu.Lock()
 	for _, c := range claims {
-		sem <- struct{}{}
+		w.running++
+		w.busy[c.Endpoint.ID]++
+	}
+	w.mu.Unlock()
+	for _, c := range claims {
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer wg.Done()
 			w.deliver(ctx, c)
+			w.mu.Lock()
+			w.running--
+			if w.busy[c.Endpoint.ID]--; w.busy[c.Endpoint.ID] == 0 {
+				delete(w.busy, c.Endpoint.ID)
+			}
+			w.mu.Unlock()
+			select {
+			case w.ended <- struct{}{}:
+			default:
+			}
 		}()
 	}
-	wg.Wait()
-	return len(claims), nil
+	return len(claims), asked, nil
 }
 
 // keys returns the HMAC keys that sign for the endpoint at now: its

@@ -318,3 +318,76 @@ func TestStoppingNodeGivesItsDeliveriesBack(t *testing.T) {
 		t.Fatalf("after the stop: claimed %d, %d requests, %v", n, hits.Load(), err)
 	}
 }
+
+// TestSlowEndpointDelaysNoOther: an endpoint that does not answer holds at
+// most PerEndpoint of the worker's attempts, and a delivery to another
+// endpoint committed while they hang is made at once, not after them. A
+// worker that claimed in rounds and waited for each round to end held it
+// until the hanging attempts' timeout (here longer than the test waits).
+func TestSlowEndpointDelaysNoOther(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	var hanging, most atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hanging.Add(1)
+		defer hanging.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	fast := make(chan string, 16)
+	quick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fast <- r.Header.Get("webhook-id")
+	}))
+	w := webhook.NewWorker(webhook.WorkerConfig{Store: f.st, Sealer: webhook.NewSealer([]byte("k")), AllowInsecure: true,
+		Client: &http.Client{}, Timeout: 10 * time.Minute, Now: f.clock, Logger: slog.New(slog.DiscardHandler)})
+	done := make(chan struct{})
+	defer func() {
+		close(release)
+		cancel()
+		<-done
+		slow.Close()
+		quick.Close()
+	}()
+	slowHook, err := f.svc.CreateWebhook(ctx, f.op, service.WebhookInput{URL: slow.URL, Events: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quickHook, err := f.svc.CreateWebhook(ctx, f.op, service.WebhookInput{URL: quick.URL, Events: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hung = 6
+	for range hung {
+		if _, err := f.svc.TestWebhook(ctx, f.op, slowHook.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { defer close(done); w.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for hanging.Load() < webhook.DefaultPerEndpoint {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts to the slow endpoint under way, want %d", hanging.Load(), webhook.DefaultPerEndpoint)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// While they hang, two deliveries to the other endpoint.
+	for range 2 {
+		if _, err := f.svc.TestWebhook(ctx, f.op, quickHook.ID); err != nil {
+			t.Fatal(err)
+		}
+		w.Wake()
+		select {
+		case <-fast:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no delivery to the other endpoint while the slow one hangs (%d attempts hanging)", hanging.Load())
+		}
+	}
+	if m := most.Load(); m > webhook.DefaultPerEndpoint {
+		t.Fatalf("%d attempts to one endpoint at once, want at most %d", m, webhook.DefaultPerEndpoint)
+	}
+}
