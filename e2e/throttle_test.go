@@ -40,6 +40,8 @@ type volleyReq struct {
 type volleyResult struct {
 	resps          []*servertest.Response
 	released, done time.Time
+	// conflicts is servertest.Conflicts before the volley.
+	conflicts int64
 }
 
 // volley sends every shot at the same moment: each on its own TCP
@@ -75,7 +77,7 @@ func volley(t *testing.T, shots []volleyReq) volleyResult {
 	var (
 		ready, wg sync.WaitGroup
 		start     = make(chan struct{})
-		res       = volleyResult{resps: make([]*servertest.Response, len(shots))}
+		res       = volleyResult{resps: make([]*servertest.Response, len(shots)), conflicts: servertest.Conflicts()}
 		errs      = make([]error, len(shots))
 	)
 	for i := range conns {

@@ -195,12 +195,14 @@ func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
 			if !slices.ContainsFunc(acc.Settings.CustomScopes, func(sc gatehouse.Scope) bool { return s.platformScopeGranted(sc) != "" }) {
 				continue
 			}
+			var removed gatehouse.Scopes // set by the run that commits
 			err := s.update(ctx, func(tx *store.Tx) error {
+				removed = nil
 				a, err := tx.Account(acc.ID)
 				if err != nil {
 					return err
 				}
-				var keep, removed gatehouse.Scopes
+				var keep gatehouse.Scopes
 				for _, sc := range a.Settings.CustomScopes {
 					if s.platformScopeGranted(sc) != "" {
 						removed = append(removed, sc)
@@ -218,15 +220,17 @@ func (s *Service) SeparatePlatformScopes(ctx context.Context) (int, error) {
 				if err := tx.UpdateAccount(a); err != nil {
 					return err
 				}
-				changed++
-				s.logger.Warn("removed platform scopes from an account's custom scopes; grant them with PATCH /v1/accounts/{id} {\"platform_scopes\"}",
-					"account_id", a.ID, "scopes", removed.String())
 				return s.record(tx, &gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: a.ID, Actor: "platform-scopes",
 					Action: "settings.platform_scopes_separated", TargetType: "account", TargetID: a.ID, CreatedAt: s.now(),
 					Details: map[string]string{"removed": removed.String()}})
 			})
 			if err != nil {
 				return changed, err
+			}
+			if len(removed) > 0 {
+				changed++
+				s.logger.Warn("removed platform scopes from an account's custom scopes; grant them with PATCH /v1/accounts/{id} {\"platform_scopes\"}",
+					"account_id", acc.ID, "scopes", removed.String())
 			}
 		}
 		if next == "" {

@@ -709,6 +709,7 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 		reuse bool
 	)
 	err = s.update(ctx, func(tx *store.Tx) error {
+		out, reuse = nil, false // as the run that commits finds them
 		// The account (shared) before the user's rows, as a change of the
 		// user takes them; then the authorization, then the code: the
 		// order revoking an authorization or deleting the application

@@ -239,6 +239,7 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 		outcome error
 	)
 	err = s.update(ctx, func(tx *store.Tx) error {
+		out, outcome = nil, nil // as the run that commits finds them
 		d, err := tx.DeviceByHash(hash)
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			outcome = invalid()

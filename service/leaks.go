@@ -220,6 +220,7 @@ func (s *Service) leaked(ctx context.Context, out LeakOutcome, a *gatehouse.Acco
 		by = rep.Caller
 	}
 	err := s.update(ctx, func(tx *store.Tx) error {
+		out.Revoked = false // as the run that commits finds it
 		if !notify {
 			changed, err := revoke(tx)
 			if err != nil || !changed {

@@ -221,6 +221,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Pr
 		SignCount: cred.Authenticator.SignCount, CreatedAt: s.now()}
 	out := &PasskeyAdded{}
 	err = s.update(ctx, func(tx *store.Tx) error {
+		out.RecoveryCodes = nil // only the run that commits shows codes
 		// The user first, as in every change of their second factors.
 		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
 			return err
@@ -552,6 +553,7 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 		}
 		p := &gatehouse.Principal{AccountID: u.AccountID, User: u, Method: gatehouse.MethodSession}
 		return s.update(ctx, func(tx *store.Tx) error {
+			cloned = false // as the run that commits finds it
 			// The user first, as in every change of their second factors.
 			if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
 				return err

@@ -262,17 +262,24 @@ func (s *Service) update(ctx context.Context, fn func(tx *store.Tx) error) error
 	var subjects []string
 	revoking, evented := false, false
 	err := s.store.Update(ctx, func(tx *store.Tx) error {
+		// Run again after a conflict (store.Update): what the run that
+		// commits finds.
+		evented, revoking, subjects = false, false, nil
+		if s.cluster != nil {
+			// A revoking change is refused when the cluster cannot be told:
+			// checked before the change takes the store's change counter.
+			tx.BeforeLog(func() error {
+				if _, err := s.cluster.State(ctx, 0); err != nil {
+					s.logger.Warn("refused a revoking change: the cluster cannot be told", "err", err)
+					return unavailable()
+				}
+				return nil
+			})
+		}
 		if err := fn(tx); err != nil {
 			return err
 		}
-		evented = tx.AddedEvents()
-		if revoking = tx.Revoking(); revoking && s.cluster != nil {
-			if _, err := s.cluster.State(ctx, 0); err != nil {
-				s.logger.Warn("refused a revoking change: the cluster cannot be told", "err", err)
-				return unavailable()
-			}
-		}
-		subjects = tx.Subjects()
+		evented, revoking, subjects = tx.AddedEvents(), tx.Revoking(), tx.Subjects()
 		return nil
 	})
 	if err == nil && evented {

@@ -541,16 +541,18 @@ func (s *Service) NoticeExpiries(ctx context.Context) (int, error) {
 		}
 		e := &gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: c.AccountID, Actor: "gatehouse", Action: action, TargetType: c.Kind, TargetID: c.ID,
 			Details: map[string]string{"name": c.Name, hint: c.Hint, "expires_at": c.ExpiresAt.Format(time.RFC3339), "stage": stage}, CreatedAt: now}
-		err := s.update(ctx, func(tx *store.Tx) error {
-			fresh, err := tx.AddNotice(c.ID, stage, c.ExpiresAt, now)
-			if err != nil || !fresh {
+		fresh := false // as the run that commits found it
+		err := s.update(ctx, func(tx *store.Tx) (err error) {
+			if fresh, err = tx.AddNotice(c.ID, stage, c.ExpiresAt, now); err != nil || !fresh {
 				return err
 			}
-			sent++
 			return s.emit(tx, e)
 		})
 		if err != nil {
 			return sent, err
+		}
+		if fresh {
+			sent++
 		}
 	}
 	return sent, nil

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -15,6 +17,10 @@ const auditColumns = `id, account_id, actor_id, actor, action, target_type, targ
 func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 	if e == nil {
 		return nil
+	}
+	if t.loggable() {
+		_, err := t.auditLogged(e)
+		return err
 	}
 	args, err := auditArgs(e)
 	if err != nil {
@@ -29,6 +35,9 @@ func (t *Tx) Audit(e *gatehouse.AuditEntry) error {
 // it reports: Audit and WebhookTargets, in one round trip where the
 // dialect can.
 func (t *Tx) AuditTargets(e *gatehouse.AuditEntry) ([]WebhookTarget, error) {
+	if t.loggable() {
+		return t.auditLogged(e)
+	}
 	q := t.s.d.auditTargetsSQL
 	if q == "" {
 		if err := t.Audit(e); err != nil {
@@ -45,6 +54,57 @@ func (t *Tx) AuditTargets(e *gatehouse.AuditEntry) ([]WebhookTarget, error) {
 		return nil, err
 	}
 	return collectAll(rows, scanWebhookTarget)
+}
+
+// loggable reports whether an audit entry written now also writes the
+// revocation log's entry, in one statement: in a revoking transaction,
+// where the dialect can.
+func (t *Tx) loggable() bool { return t.revoking && t.s.d.auditLoggedSQL != "" }
+
+// auditLogged writes e (not nil) and the revocation log's entry for what
+// the transaction has revoked so far in one statement, and returns the
+// enabled webhook endpoints of e's account. The audit entry is mostly a
+// revoking change's last write: its commit then logs nothing more
+// (logRevocation), one round trip fewer.
+func (t *Tx) auditLogged(e *gatehouse.AuditEntry) ([]WebhookTarget, error) {
+	args, err := auditArgs(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.logging(); err != nil {
+		return nil, err
+	}
+	list, at := t.revocationEntry()
+	rows, err := t.query(t.s.d.auditLoggedSQL, append(append([]any{list, at}, args...), e.AccountID)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []WebhookTarget
+	logged := false
+	for rows.Next() {
+		var n int64
+		var id, events sql.NullString
+		if err := rows.Scan(&n, &id, &events); err != nil {
+			return nil, err
+		}
+		logged = true
+		if id.Valid {
+			w := WebhookTarget{ID: id.String}
+			if err := json.Unmarshal([]byte(events.String), &w.Events); err != nil {
+				return nil, err
+			}
+			out = append(out, w)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !logged {
+		return nil, errors.New("store: the revocation log was not written (no change counter)")
+	}
+	t.logged = list
+	return out, nil
 }
 
 // auditArgs returns the values of e's auditColumns, giving it an id if it

@@ -101,7 +101,7 @@ func (s *Store) writeGroup(group []writeOp) {
 		}
 		return nil
 	})
-	if err == nil || !RolledBack(err) && (len(group) == 1 || IsUnavailable(err)) {
+	if err == nil || !conflicted(err) && (len(group) == 1 || IsUnavailable(err)) {
 		for _, op := range group {
 			op.done <- err
 		}
@@ -118,7 +118,7 @@ func (s *Store) writeGroup(group []writeOp) {
 const conflictRetries = 3
 
 // writeAlone runs op in a transaction of its own, again when the database
-// rolls it back for a conflict (see RolledBack): another node's group may
+// rolls it back for a conflict (see conflicted): another node's group may
 // hold the same rows, locked in another order.
 func (s *Store) writeAlone(op writeOp) error {
 	commit := s.tx
@@ -129,7 +129,7 @@ func (s *Store) writeAlone(op writeOp) error {
 		ctx, cancel := s.watch(context.Background())
 		err := commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 		cancel()
-		if err == nil || !RolledBack(err) || try == conflictRetries {
+		if err == nil || !conflicted(err) || try == conflictRetries {
 			return err
 		}
 	}

@@ -42,6 +42,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"tx_revoking":             testTxRevoking,
 	"tx_revocation_log":       testRevocationLog,
 	"tx_audit_targets":        testAuditTargets,
+	"tx_audit_logged":         testAuditLogged,
 	// tokens.go, and the refresh rotation of apiaccess.go
 	"tokens_create_by_hash":       testTokensCreateByHash,
 	"tokens_created_together":     testTokensCreatedTogether,

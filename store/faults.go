@@ -78,6 +78,16 @@ func RolledBack(err error) bool {
 	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "40")
 }
 
+// conflicted reports whether err is PostgreSQL rolling a transaction back
+// because it deadlocked with another (40P01) or could not be serialised
+// with one (40001): nothing of it was written, and it may be run again at
+// once. Unlike the rest of class 40 (RolledBack), which includes a commit
+// whose outcome is unknown (40003), running it again is safe.
+func conflicted(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
 // CheckWrite makes one small durable write (a row of meta that nothing
 // else reads), so that the readiness check fails while the store cannot
 // write — a full disk, a read-only file or database — even though it

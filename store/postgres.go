@@ -47,6 +47,10 @@ var postgres = dialect{
 		INSERT INTO revocation_log (n, subjects, created_at) SELECT n, ?, ? FROM c RETURNING n`,
 	auditTargetsSQL: `WITH a AS (INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
 		` + webhookTargetsSQL,
+	auditLoggedSQL: `WITH c AS (UPDATE changes SET n = n + 1 WHERE name = 'revoking' RETURNING n),
+		l AS (INSERT INTO revocation_log (n, subjects, created_at) SELECT n, ?, ? FROM c RETURNING n),
+		a AS (INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
+		SELECT l.n, w.id, w.events FROM l LEFT JOIN webhook_endpoints w ON w.account_id = ? AND w.enabled = 1 ORDER BY w.id`,
 	deleteCredentialSQL: `WITH d AS (DELETE FROM client_credentials WHERE account_id = ? AND user_id = ? AND id = ? RETURNING client_id),
 		t AS (UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND client_id IN (SELECT client_id FROM d))
 		SELECT client_id FROM d`,

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,5 +347,47 @@ func TestRotationsOnTwoNodes(t *testing.T) {
 				t.Fatalf("round %d: token %d rotated by node 0: %v, by node 1: %v; want exactly one", round, i, won[0][i], won[1][i])
 			}
 		}
+	}
+}
+
+// TestUpdateRunsADeadlockAgain: two transactions that lock two users in
+// opposite orders deadlock; PostgreSQL rolls one back (40P01), and Update
+// runs it again, fn with it, so that both succeed. Without the retry one
+// of them failed.
+func TestUpdateRunsADeadlockAgain(t *testing.T) {
+	s := openPostgres(t)
+	f := newFixture(t, s)
+	var (
+		wg      sync.WaitGroup
+		holding sync.WaitGroup // each holds its first lock
+		runs    [2]atomic.Int32
+		errs    [2]error
+	)
+	holding.Add(2)
+	order := [2][2]string{{f.user.ID, f.member.ID}, {f.member.ID, f.user.ID}}
+	for i := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Update(t.Context(), func(tx *store.Tx) error {
+				first := runs[i].Add(1) == 1
+				if _, err := tx.User(f.account.ID, order[i][0]); err != nil {
+					return err
+				}
+				if first {
+					holding.Done()
+					holding.Wait()
+				}
+				_, err := tx.User(f.account.ID, order[i][1])
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("errors %v, %v", errs[0], errs[1])
+	}
+	if n := runs[0].Load() + runs[1].Load(); n != 3 {
+		t.Fatalf("%d runs of the two transactions, want 3 (one rolled back and run again)", n)
 	}
 }

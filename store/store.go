@@ -88,6 +88,12 @@ type dialect struct {
 	// returns the account's enabled webhook endpoints (see
 	// Tx.AuditTargets); "" where it takes two.
 	auditTargetsSQL string
+	// auditLoggedSQL, when set, is auditTargetsSQL that also logs, as
+	// logRevocationSQL does, what a revoking transaction has revoked so far
+	// (subjects, created_at first): it returns the new counter value with
+	// each endpoint (a NULL endpoint when there is none), and no row when
+	// nothing was logged (see Tx.auditLogged).
+	auditLoggedSQL string
 	// deleteCredentialSQL, when set, is one statement that deletes a
 	// credential (account, user, id) and marks the tokens it issued
 	// revoked (the time last), returning its client id; "" where it

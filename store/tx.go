@@ -25,6 +25,28 @@ type Tx struct {
 	subjects []string
 	// events: the transaction wrote a webhook event (see AddedEvents).
 	events bool
+	// logged is the subjects of the revocation log's entry written so far
+	// ("": none written; see auditLogged).
+	logged string
+	// beforeLog runs before the transaction first writes the revocation
+	// log (see BeforeLog); nil once it has.
+	beforeLog func() error
+}
+
+// BeforeLog sets fn to run once, if the transaction revokes anything,
+// before it first writes the revocation log: before it takes the change
+// counter's row, which every revoking transaction of every node waits for
+// until this one ends. An error from fn ends the transaction.
+func (t *Tx) BeforeLog(fn func() error) { t.beforeLog = fn }
+
+// logging runs beforeLog, once.
+func (t *Tx) logging() error {
+	fn := t.beforeLog
+	t.beforeLog = nil
+	if fn == nil {
+		return nil
+	}
+	return fn()
 }
 
 // AddedEvents reports whether the transaction wrote a webhook event.
@@ -105,7 +127,31 @@ func (t *Tx) lockInOrder(aliases string) string {
 // (Changes) before it commits. Each of its steps — taking the connection,
 // each statement, the commit — is bounded by the store's timeout
 // (Options.Timeout).
+//
+// A transaction the database rolls back because it deadlocked with another
+// (see conflicted) is run again, fn with it, up to conflictRetries more
+// times, before the error is returned: fn must give the same result run
+// again after a run that was rolled back (assign what it returns on every
+// path, and change nothing outside the transaction).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	for try := 0; ; try++ {
+		err := s.update(ctx, fn)
+		if err == nil || !conflicted(err) || try == conflictRetries || ctx.Err() != nil {
+			return err
+		}
+		gatehouse.Logger(ctx).WarnContext(ctx, ConflictRunAgain, "err", err)
+	}
+}
+
+// ConflictRunAgain is the warning logged when Update runs a transaction
+// again after a conflict: harmless to the caller, who waited for the
+// database to notice it (deadlock_timeout, a second by default), but a
+// sign of two writes taking their locks in different orders
+// (docs/design.md, Errors).
+const ConflictRunAgain = "a write transaction deadlocked with another and was run again"
+
+// update is one run of Update's transaction.
+func (s *Store) update(ctx context.Context, fn func(*Tx) error) error {
 	ctx, cancel := s.watch(ctx)
 	defer cancel()
 	return s.durableTx(ctx, func(tx *sql.Tx) error {
@@ -126,11 +172,13 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // kept no log, a change made by hand — leaves a gap, which readers of the
 // log take as "anything may have changed".
 func (t *Tx) logRevocation() error {
-	subjects := t.subjects
-	if len(subjects) == 0 {
-		subjects = []string{gatehouse.SubjectAll}
+	list, at := t.revocationEntry()
+	if list == t.logged {
+		return nil // written with the audit entry, and nothing revoked since
 	}
-	list, at := strings.Join(subjects, " "), micros(time.Now())
+	if err := t.logging(); err != nil {
+		return err
+	}
 	var n int64
 	if q := t.s.d.logRevocationSQL; q != "" {
 		return t.row(q, list, at).Scan(&n)
@@ -140,6 +188,17 @@ func (t *Tx) logRevocation() error {
 	}
 	_, err := t.exec(`INSERT INTO revocation_log (n, subjects, created_at) VALUES (?, ?, ?)`, n, list, at)
 	return err
+}
+
+// revocationEntry returns the revocation log's entry for what the
+// transaction has revoked so far: its subjects (gatehouse.SubjectAll when
+// none is named), space-separated, and the time.
+func (t *Tx) revocationEntry() (string, int64) {
+	subjects := t.subjects
+	if len(subjects) == 0 {
+		subjects = []string{gatehouse.SubjectAll}
+	}
+	return strings.Join(subjects, " "), micros(time.Now())
 }
 
 // Changes returns the number of revoking transactions ever committed to

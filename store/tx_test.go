@@ -394,3 +394,68 @@ func testAuditTargets(t *testing.T, s *store.Store) {
 		t.Fatalf("audit log after the failed write: %d entries, %v", len(entries), err)
 	}
 }
+
+// testAuditLogged: in a revoking transaction, an audit entry written with
+// the revocation log's entry in one statement (where the dialect can)
+// still returns the account's endpoints; the log holds one entry for the
+// transaction when nothing was revoked after the audit entry, and an entry
+// with every subject when something was; an audit entry of a transaction
+// that revokes nothing logs nothing.
+func testAuditLogged(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	f := newFixture(t, s)
+	hook := &store.WebhookEndpoint{Webhook: gatehouse.Webhook{ID: gatehouse.NewID("whk"), AccountID: f.account.ID, URL: "https://example.com/hook",
+		Events: []string{"*"}, Enabled: true, CreatedAt: at, UpdatedAt: at}, Sealed: "sealed"}
+	update(t, s, func(tx *store.Tx) error { return tx.CreateWebhook(hook) })
+	head := func() int64 {
+		t.Helper()
+		n, err := s.Changes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	entry := func() *gatehouse.AuditEntry {
+		return &gatehouse.AuditEntry{AccountID: f.account.ID, Action: "credential.delete", TargetType: "credential", TargetID: f.cred.ID, CreatedAt: at}
+	}
+	start := head()
+	var got []store.WebhookTarget
+	update(t, s, func(tx *store.Tx) (err error) {
+		if err := tx.RevokeToken(f.access.ID, at); err != nil {
+			return err
+		}
+		got, err = tx.AuditTargets(entry())
+		return err
+	})
+	if len(got) != 1 || got[0].ID != hook.ID || fmt.Sprint(got[0].Events) != "[*]" {
+		t.Fatalf("targets %+v", got)
+	}
+	h, log, complete, err := s.RevocationsSince(ctx, start)
+	if err != nil || h != start+1 || len(log) != 1 || !complete || !slices.Contains(log[0].Subjects, gatehouse.CredentialSubject(f.access.ID)) {
+		t.Fatalf("audit last: head %d, log %+v, %v, %v", h, log, complete, err)
+	}
+	// Revoked after its audit entry: the last entry names everything.
+	update(t, s, func(tx *store.Tx) error {
+		if err := tx.RevokeToken(f.refresh.ID, at); err != nil {
+			return err
+		}
+		if err := tx.Audit(entry()); err != nil {
+			return err
+		}
+		return tx.DeleteAPIToken(f.account.ID, f.apiToken.ID)
+	})
+	h, log, complete, err = s.RevocationsSince(ctx, start+1)
+	if err != nil || !complete || len(log) == 0 || h != log[len(log)-1].N {
+		t.Fatalf("revoked after the audit: head %d, log %+v, %v, %v", h, log, complete, err)
+	}
+	last := log[len(log)-1].Subjects
+	if !slices.Contains(last, gatehouse.CredentialSubject(f.refresh.ID)) || len(last) < 2 {
+		t.Fatalf("revoked after the audit: last entry %v", last)
+	}
+	// Nothing revoked: nothing logged.
+	before := head()
+	update(t, s, func(tx *store.Tx) error { return tx.Audit(entry()) })
+	if n := head(); n != before {
+		t.Fatalf("an audit entry alone advanced the counter %d -> %d", before, n)
+	}
+}

@@ -328,6 +328,7 @@ type Attempt struct {
 func (s *Store) FinishAttempt(ctx context.Context, a Attempt) (bool, error) {
 	held := false
 	err := s.Update(ctx, func(tx *Tx) error {
+		held = false // as the run that commits finds it
 		if a.Disable != "" {
 			// The endpoint before its delivery, the order a change or a
 			// deletion of the endpoint takes them in, so that the two

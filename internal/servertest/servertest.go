@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pgtest"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/store"
 )
 
 // Admin credentials of the bootstrap operator-admin.
@@ -118,7 +120,19 @@ type testLog struct {
 	stopped bool
 }
 
+// conflicts counts the warnings store.ConflictRunAgain of every server
+// started here (see Conflicts).
+var conflicts atomic.Int64
+
+// Conflicts returns how many write transactions of the servers started
+// here deadlocked with another and were run again (store.Update): a test
+// that releases conflicting writes together fails when it grows.
+func Conflicts() int64 { return conflicts.Load() }
+
 func (l *testLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(store.ConflictRunAgain)) {
+		conflicts.Add(1)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.stopped {
