@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"testing"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 )
 
@@ -172,6 +174,160 @@ func TestConflictSuspendVsCreate(t *testing.T) {
 		is.refused(t, fmt.Sprintf("round %d", round), nodes, memberPW)
 		if t.Failed() {
 			return
+		}
+	}
+}
+
+// consoleLoginShot is a console sign-in (POST /admin/login) of email on
+// env as a volley shot from the client address from.
+func consoleLoginShot(t *testing.T, env *servertest.Env, from, email, pw string) volleyReq {
+	t.Helper()
+	csrf, cookie := adminLoginForm(t, env.URL)
+	return volleyReq{req: formRequest(t, env.URL+"/admin/login", url.Values{"csrf": {csrf}, "email": {email}, "password": {pw}},
+		"Cookie", "gatehouse_login_csrf="+cookie), from: from}
+}
+
+// consolePage answers GET path of the console on env with the session
+// cookie session, redirects not followed.
+func consolePage(t *testing.T, env *servertest.Env, session, path string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", env.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: session})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestConflictUserOffVsGrants attacks an admin's PATCH /v1/users/{id}
+// {"status":"disabled"} (even rounds) or DELETE /v1/users/{id} (odd
+// rounds), on two nodes, released together with grants for that user:
+// the password grant (/authorization and /oauth/token), a refresh of the
+// user's API access, a client credentials grant of the user's credential,
+// console sign-ins, and the user's own creation of client credentials
+// and API tokens. None may be answered 5xx, and once the disable or
+// delete has answered nothing issued to the user in the race works: no
+// access or refresh token (GET /v1/me, the token endpoint), no client
+// credential, no console session.
+func TestConflictUserOffVsGrants(t *testing.T) {
+	a, b := twoLeakNodes(t)
+	nodes := []*servertest.Env{a, b}
+	admin := a.AdminToken()
+	unlimit(t, a, admin)
+	servertest.Expect(t, a.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	servertest.Expect(t, a.As(admin, "PUT", "/v1/settings", map[string]any{"max_api_tokens_per_account": 1000}), 200, "")
+	const rounds = 10
+	for round := range rounds {
+		email := fmt.Sprintf("target%d@example.com", round)
+		uid := a.CreateUser(admin, email, memberPW, "admin")
+		servertest.Expect(t, a.As(admin, "PUT", "/v1/developers/"+uid, nil), 204, "")
+		tok := a.Login(email, memberPW)
+		var cred credential
+		r := a.As(tok, "POST", "/v1/credentials", map[string]string{"name": "pre"})
+		servertest.Expect(t, r, 201, "")
+		r.JSON(t, &cred)
+		app := enableAPIAccess(t, a, tok, nil)
+
+		var shots []volleyReq
+		for i := range 2 {
+			n, from := nodes[i], func(k int) string { return loopback(round*8 + i*4 + k) }
+			shots = append(shots,
+				grantShot(t, n.URL, 0, email, memberPW, from(0)),
+				grantShot(t, n.URL, 1, email, memberPW, from(1)),
+				volleyReq{req: asRequest(t, n, tok, "POST", "/v1/credentials", fmt.Sprintf(`{"name":"c%d"}`, i))},
+				volleyReq{req: asRequest(t, n, tok, "POST", "/v1/api-tokens", fmt.Sprintf(`{"name":"k%d-%d"}`, round, i))},
+				consoleLoginShot(t, n, from(2), email, memberPW))
+		}
+		shots = append(shots,
+			refreshShot(t, b, "", app.ClientID, app.RefreshToken),
+			volleyReq{req: formRequest(t, a.URL+"/v1/oauth/token", url.Values{"grant_type": {"client_credentials"},
+				"client_id": {cred.ClientID}, "client_secret": {cred.ClientSecret}})})
+		at := round * len(shots) / rounds
+		off := volleyReq{req: asRequest(t, nodes[round%2], admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
+		if round%2 == 1 {
+			off = volleyReq{req: asRequest(t, nodes[round%2], admin, "DELETE", "/v1/users/"+uid, "")}
+		}
+		shots = append(shots[:at], append([]volleyReq{off}, shots[at:]...)...)
+
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: %s: %d %s", what, shots[at].req.Method, s.Status, s.Body)
+		}
+		t.Logf("%s: %s at %d; answers %v", what, shots[at].req.Method, at, statuses(res))
+		is := issued{access: []string{tok, app.AccessToken}, emails: []string{email}, creds: []credential{cred}}
+		var sessions []string
+		for i, r := range res.resps {
+			switch {
+			case i == at:
+			case shots[i].req.URL.Path == "/admin/login":
+				resp := http.Response{Header: r.Header}
+				if s := cookieValue(&resp, "gatehouse_session"); s != "" {
+					sessions = append(sessions, s)
+				}
+			case shots[i].req.URL.Path == "/v1/api-tokens":
+				// An API token is the account's, not the user's: it
+				// outlives its creator, when made before the change
+				// (see actedAfter).
+			case r.Status/100 == 2:
+				is.collect(t, r.Body)
+			}
+		}
+		is.refused(t, what, nodes, memberPW)
+		actedAfter(t, what, a, admin, uid)
+		for _, s := range sessions {
+			for i, n := range nodes {
+				if st := consolePage(t, n, s, "/admin/users"); st == 200 {
+					t.Errorf("%s: a console session of the user still works on node %d", what, i)
+				}
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// auditWhere returns the audit log entries of env matching query (a
+// query string for GET /v1/audit), as admin.
+func auditWhere(t *testing.T, env *servertest.Env, admin, query string) []gatehouse.AuditEntry {
+	t.Helper()
+	r := env.As(admin, "GET", "/v1/audit?limit=100&"+query, nil)
+	servertest.Expect(t, r, 200, "")
+	var page struct {
+		Data []gatehouse.AuditEntry `json:"data"`
+	}
+	r.JSON(t, &page)
+	return page.Data
+}
+
+// actedAfter fails the test when the audit log of env shows user uid
+// changing anything after they were disabled or deleted: a change that
+// locked the account after the disable or deletion (which locks it too)
+// must have found the user gone.
+func actedAfter(t *testing.T, what string, env *servertest.Env, admin, uid string) {
+	t.Helper()
+	var off *gatehouse.AuditEntry
+	for _, e := range auditWhere(t, env, admin, "target="+uid) {
+		if e.Action == "user.delete" || (e.Action == "user.update" && e.Details["status"] == "disabled") {
+			off = &e
+			break
+		}
+	}
+	if off == nil {
+		t.Fatalf("%s: no disable or deletion of %s in the audit log", what, uid)
+	}
+	for _, e := range auditWhere(t, env, admin, "actor="+uid) {
+		if e.CreatedAt.After(off.CreatedAt) {
+			t.Errorf("%s: %s by the user at %s, after %s at %s", what, e.Action, e.CreatedAt.Format("15:04:05.000000"),
+				off.Action, off.CreatedAt.Format("15:04:05.000000"))
 		}
 	}
 }

@@ -116,6 +116,12 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 		if err != nil {
 			return err
 		}
+		// An admin disabled, deleted or demoted while the request was in
+		// flight mints nothing: the account is locked, so that change has
+		// committed by now or waits for this one.
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
+		}
 		if err := apiTokenRoom(tx, a, t.CreatedAt); err != nil {
 			return err
 		}
