@@ -112,14 +112,8 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 		ExpiresAt: expires, Enabled: true, CreatedBy: mintedBy(p), CreatedAt: s.now(), Canary: in.Canary}
 	details := map[string]string{}
 	raw, err := s.storeAPIToken(ctx, p, t, "api_token.create", details, func(tx *store.Tx) error {
-		a, err := tx.Account(p.AccountID) // lock: see APITokenNameTaken and apiTokenRoom
+		a, err := lockAPITokenAdmin(tx, p, true) // lock: see APITokenNameTaken and apiTokenRoom
 		if err != nil {
-			return err
-		}
-		// An admin disabled, deleted or demoted while the request was in
-		// flight mints nothing: the account is locked, so that change has
-		// committed by now or waits for this one.
-		if err := requireAdminNow(tx, p); err != nil {
 			return err
 		}
 		if err := apiTokenRoom(tx, a, t.CreatedAt); err != nil {
@@ -135,6 +129,28 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *gatehouse.Principal, in
 	}
 	return &NewAPIToken{ID: t.ID, Name: t.Name, Token: raw, Prefix: t.Prefix, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt,
 		Canary: t.Canary, Plan: t.Plan}, nil
+}
+
+// lockAPITokenAdmin begins, inside tx, every change of p's account's API
+// tokens: it takes the account (locked when lock, to count or name its
+// tokens, and returned; shared otherwise, and nil returned) and then
+// reads p's user afresh (requireAdminNow), before any API token row. A
+// disable, deletion or demotion of p's user locks the account too, so it
+// has committed by now (and the change is forbidden) or waits for this
+// one: an admin whose change came first mints, rolls or alters no API
+// token, and the account always comes before its tokens.
+func lockAPITokenAdmin(tx *store.Tx, p *gatehouse.Principal, lock bool) (*gatehouse.Account, error) {
+	var a *gatehouse.Account
+	var err error
+	if lock {
+		a, err = tx.Account(p.AccountID)
+	} else {
+		err = tx.ShareAccount(p.AccountID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, requireAdminNow(tx, p)
 }
 
 // apiTokenNameFree returns conflict, about the name, when t's account has
@@ -186,6 +202,10 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 	}
 	var out *gatehouse.APIToken
 	err := s.update(ctx, func(tx *store.Tx) error {
+		// A new name is checked against the others: the account locked.
+		if _, err := lockAPITokenAdmin(tx, p, patch.Name != nil); err != nil {
+			return err
+		}
 		t, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
 			return err
@@ -203,9 +223,6 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 			return err
 		}
 		if patch.Name != nil {
-			if _, err := tx.Account(p.AccountID); err != nil { // lock: see APITokenNameTaken
-				return err
-			}
 			if err := apiTokenNameFree(tx, t, t.ID, s.now()); err != nil {
 				return err
 			}
@@ -240,6 +257,9 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 	}
 	next := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Enabled: true, CreatedAt: s.now()}
 	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", map[string]string{}, func(tx *store.Tx) error {
+		if _, err := lockAPITokenAdmin(tx, p, false); err != nil {
+			return err
+		}
 		a := p.Account
 		old, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
@@ -334,6 +354,9 @@ func (s *Service) DeleteAPIToken(ctx context.Context, p *gatehouse.Principal, id
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if _, err := lockAPITokenAdmin(tx, p, false); err != nil {
+			return err
+		}
 		t, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
 			return err
