@@ -33,6 +33,22 @@ func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
 	return err
 }
 
+// requireActiveNow reads again, inside tx, the user p acts as, for a
+// write made in their name that needs no role: it takes the account
+// shared and then the user (lockAccountUser), so a disable or deletion of
+// the user that committed first is seen (forbidden) and one that commits
+// later waits for this write. The anonymous admin of an API token passes.
+func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) error {
+	if p.User == nil {
+		return nil
+	}
+	u, err := lockAccountUser(tx, p.AccountID, p.User.ID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && (!u.Active() || u.Epoch != p.User.Epoch)) {
+		return gatehouse.Forbidden("This user has been disabled")
+	}
+	return err
+}
+
 // RequireUser returns forbidden unless p acts as a user (not the anonymous
 // admin of an API token).
 func RequireUser(p *gatehouse.Principal) error {

@@ -32,6 +32,9 @@ func (s *Service) SetAPITokensExtension(ctx context.Context, p *gatehouse.Princi
 		if err != nil {
 			return err
 		}
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
+		}
 		a.Settings.APITokensEnabled = on
 		if err := tx.UpdateAccount(a); err != nil {
 			return err

@@ -78,6 +78,9 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 		if err != nil {
 			return err
 		}
+		if err := requireAdminNow(tx, p); err != nil {
+			return err
+		}
 		if next, err = patch.Apply(a.Settings); err != nil {
 			return err
 		}

@@ -39,6 +39,9 @@ func (s *Service) CreateWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		OwnerID: p.UserID(), CreatedAt: s.now(),
 	}
 	if err := s.update(ctx, func(tx *store.Tx) error {
+		if err := requireActiveNow(tx, p); err != nil {
+			return err
+		}
 		if err := tx.CreateWorkspace(w); err != nil {
 			return err
 		}
