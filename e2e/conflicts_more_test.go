@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 )
@@ -462,4 +464,157 @@ func demotedActed(t *testing.T, what string, env *servertest.Env, admin, uid str
 func hasKey(m map[string]string, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// consentShot walks ua, signing in as the member, to the consent page of
+// authURL and returns the page's Allow as a volley shot, without sending
+// it.
+func consentShot(t *testing.T, ua *userAgent, authURL string) volleyReq {
+	t.Helper()
+	cb, resp, body := ua.authorize(authURL, appMember, memberPW, "")
+	if cb != nil || resp.StatusCode != 200 || !strings.Contains(body, `action="/admin/authorize"`) {
+		t.Fatalf("no consent page: %v %d %.300s", cb, resp.StatusCode, body)
+	}
+	f := formFields(t, body, "/admin/authorize")
+	f.Set("decision", "allow")
+	req, err := http.NewRequest("POST", ua.abs("/admin/authorize"), strings.NewReader(f.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range ua.c.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	return volleyReq{req: req}
+}
+
+// appRefreshShot is a refresh of a third-party application's token as a
+// volley shot.
+func appRefreshShot(t *testing.T, env *servertest.Env, app thirdPartyApp, rt string) volleyReq {
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {app.ClientID}, "client_secret": {app.ClientSecret}}
+	return volleyReq{req: formRequest(t, env.URL+"/oauth/token", form)}
+}
+
+// TestConflictConsentVsRevokeVsAppDelete attacks a third-party
+// application's standing: the member's consents (Allow on the consent
+// page, for more scopes than remembered), code exchanges and a refresh,
+// released together with the member's revocation of the application
+// (DELETE /v1/me/authorizations/{client_id}) and, in odd rounds, the
+// developer's deletion of the application. None may be answered 5xx.
+// When the application was deleted, or no authorization of it is left
+// afterwards, nothing from the race works: no access or refresh token,
+// no code, and a deleted application has no authorization left.
+func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
+	w := newAppsWorld(t)
+	env := w.env
+	unlimit(t, env, w.admin)
+	member := env.Login(appMember, memberPW)
+	const rounds = 10
+	for round := range rounds {
+		app := registerApp(t, env, w.devTok, "confidential", []string{appRedirect}, []string{"workspaces:read", "users:read"})
+		narrow := oauthConfig(env, app, appRedirect, "workspaces:read")
+		wide := oauthConfig(env, app, appRedirect, "workspaces:read", "users:read")
+		ua := newUserAgent(t, env.URL)
+		code := func() (string, string) {
+			t.Helper()
+			v := oauth2.GenerateVerifier()
+			cb, resp, body := ua.authorize(narrow.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), appMember, memberPW, "allow")
+			if cb == nil || cb.Query().Get("code") == "" {
+				t.Fatalf("no code: %v %d %.300s", cb, resp.StatusCode, body)
+			}
+			return cb.Query().Get("code"), v
+		}
+		c, v := code()
+		r := exchange(env, app, c, appRedirect, v)
+		servertest.Expect(t, r, 200, "")
+		var first apiAccess
+		r.JSON(t, &first)
+
+		var shots []volleyReq
+		verifiers := map[*http.Request]string{}
+		for range 2 {
+			c, v := code()
+			shots = append(shots, exchangeShot(t, env, app, c, appRedirect, v))
+		}
+		shots = append(shots, appRefreshShot(t, env, app, first.RefreshToken))
+		for range 2 {
+			v := oauth2.GenerateVerifier()
+			shot := consentShot(t, newUserAgent(t, env.URL), wide.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+			verifiers[shot.req] = v
+			shots = append(shots, shot)
+		}
+		revokeAt := round % (len(shots) + 1)
+		shots = append(shots[:revokeAt], append([]volleyReq{{req: asRequest(t, env, member, "DELETE", "/v1/me/authorizations/"+app.ClientID, "")}},
+			shots[revokeAt:]...)...)
+		deleted := round%2 == 1
+		if deleted {
+			shots = append(shots, volleyReq{req: asRequest(t, env, w.devTok, "DELETE", "/v1/apps/"+app.ID, "")})
+		}
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: revoke at %d, deleted %v; answers %v", what, revokeAt, deleted, statuses(res))
+		if deleted && res.resps[len(shots)-1].Status != 204 {
+			t.Fatalf("%s: deletion: %d %s", what, res.resps[len(shots)-1].Status, res.resps[len(shots)-1].Body)
+		}
+
+		// What the race handed out: tokens, and codes from the consents.
+		is := issued{access: []string{first.AccessToken}}
+		var codes [][2]string
+		for i, r := range res.resps {
+			if v, ok := verifiers[shots[i].req]; ok {
+				if loc, err := url.Parse(r.Header.Get("Location")); err == nil && loc.Query().Get("code") != "" {
+					codes = append(codes, [2]string{loc.Query().Get("code"), v})
+				}
+				continue
+			}
+			if shots[i].req.URL.Path == "/oauth/token" && r.Status == 200 {
+				var out apiAccess
+				r.JSON(t, &out)
+				is.access = append(is.access, out.AccessToken)
+				is.refresh = append(is.refresh, [2]string{app.ClientID, out.RefreshToken})
+			}
+		}
+		var left []map[string]any
+		env.As(member, "GET", "/v1/me/authorizations", nil).JSON(t, &struct {
+			Data *[]map[string]any `json:"data"`
+		}{&left})
+		granted := false
+		for _, g := range left {
+			if g["client_id"] == app.ClientID {
+				granted = true
+			}
+		}
+		t.Logf("%s: %d codes, %d tokens from the race; authorised afterwards: %v", what, len(codes), len(is.access)-1, granted)
+		if deleted && granted {
+			t.Errorf("%s: the deleted application is still authorised: %v", what, left)
+		}
+		if deleted || !granted {
+			for _, tok := range is.access {
+				if r := env.As(tok, "GET", "/v1/me", nil); r.Status != 401 {
+					t.Errorf("%s: an access token of the application still works: %d %s", what, r.Status, r.Body)
+				}
+			}
+			for _, rt := range is.refresh {
+				if r := refreshAppToken(t, env, app, rt[1]); r.Status == 200 {
+					t.Errorf("%s: a refresh token of the application still refreshes: %s", what, r.Body)
+				}
+			}
+			for _, c := range codes {
+				if r := exchange(env, app, c[0], appRedirect, c[1]); r.Status == 200 {
+					t.Errorf("%s: a code of the race still exchanges: %s", what, r.Body)
+				}
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// refreshAppToken refreshes a third-party application's token.
+func refreshAppToken(t *testing.T, env *servertest.Env, app thirdPartyApp, rt string) *servertest.Response {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {app.ClientID}, "client_secret": {app.ClientSecret}}
+	return env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 }
