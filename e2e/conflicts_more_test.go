@@ -618,3 +618,142 @@ func refreshAppToken(t *testing.T, env *servertest.Env, app thirdPartyApp, rt st
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {app.ClientID}, "client_secret": {app.ClientSecret}}
 	return env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 }
+
+// planPatches are PATCH bodies that each set a different field of a
+// subject's plan, and planSet tells whether a subject's JSON shows the
+// field of the i-th.
+var planPatches = []string{
+	`{"metadata":{"k":"v"}}`,
+	`{"external_id":"ext-1"}`,
+	`{"quota":{"limit":1000000,"period":"day"}}`,
+	`{"rate_limit":{"daily":1000000,"burst":100000,"burst_window_seconds":60}}`,
+}
+
+func planSet(m map[string]any, i int) bool {
+	switch i {
+	case 0:
+		md, _ := m["metadata"].(map[string]any)
+		return md["k"] == "v"
+	case 1:
+		return m["external_id"] == "ext-1"
+	case 2:
+		q, _ := m["quota"].(map[string]any)
+		return q["limit"] == 1000000.0
+	default:
+		rl, _ := m["rate_limit"].(map[string]any)
+		return rl["daily"] == 1000000.0
+	}
+}
+
+// TestConflictPlanPatches attacks the plans of SPEC §10.5: for an API
+// access application, a client credential, a user and an API token that
+// have none yet, PATCHes that each set a different field of the plan
+// (metadata, external_id, quota, rate_limit) are released together, with
+// the subject's deletion in odd rounds. None may be answered 5xx; when the
+// subject is left, every field whose PATCH answered 200 is in its plan
+// (none lost to another PATCH that read the same empty plan); when it was
+// deleted, it is gone.
+func TestConflictPlanPatches(t *testing.T) {
+	env := servertest.Start(t)
+	admin, _, devTok, _ := developer(t, env)
+	unlimit(t, env, admin)
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"max_api_tokens_per_account": 1000, "max_credentials_per_user": 1000}), 200, "")
+	type subject struct {
+		name       string
+		tok, path  string // the PATCH and DELETE path, as tok
+		get        func() *servertest.Response
+		getDeleted int // the status of get once deleted
+	}
+	const rounds = 8
+	for round := range rounds {
+		// Fresh subjects, with no plan.
+		env.As(admin, "DELETE", "/v1/api-access", nil)
+		enableAPIAccess(t, env, admin, nil)
+		r := env.As(devTok, "POST", "/v1/credentials", map[string]string{"name": fmt.Sprintf("p%d", round)})
+		servertest.Expect(t, r, 201, "")
+		cred := r.Map(t)["id"].(string)
+		uid := env.CreateUser(admin, fmt.Sprintf("plan%d@example.com", round), memberPW)
+		r = env.As(admin, "POST", "/v1/api-tokens", map[string]string{"name": fmt.Sprintf("p%d", round)})
+		servertest.Expect(t, r, 201, "")
+		key := r.Map(t)["id"].(string)
+		// One item of a list, as if read alone (404 when missing).
+		item := func(tok, list, id string) func() *servertest.Response {
+			return func() *servertest.Response {
+				r := env.As(tok, "GET", list+"?limit=100", nil)
+				var page struct {
+					Data []json.RawMessage `json:"data"`
+				}
+				r.JSON(t, &page)
+				for _, c := range page.Data {
+					if strings.Contains(string(c), `"id":"`+id+`"`) {
+						return &servertest.Response{Status: 200, Body: c}
+					}
+				}
+				return &servertest.Response{Status: 404}
+			}
+		}
+		subjects := []subject{
+			{"API access", admin, "/v1/api-access", func() *servertest.Response {
+				r := env.As(admin, "GET", "/v1/api-access", nil)
+				if r.Status == 200 && strings.Contains(string(r.Body), `"enabled":false`) {
+					r.Status = 404
+				}
+				return r
+			}, 404},
+			{"credential", devTok, "/v1/credentials/" + cred, item(devTok, "/v1/credentials", cred), 404},
+			{"user", admin, "/v1/users/" + uid, func() *servertest.Response { return env.As(admin, "GET", "/v1/users/"+uid, nil) }, 404},
+			{"API token", admin, "/v1/api-tokens/" + key, item(admin, "/v1/api-tokens", key), 404},
+		}
+		deleted := round%2 == 1
+		var shots []volleyReq
+		for _, s := range subjects {
+			for i, body := range planPatches {
+				if deleted && i == (round/2)%len(planPatches) {
+					shots = append(shots, volleyReq{req: asRequest(t, env, s.tok, "DELETE", s.path, "")})
+				}
+				shots = append(shots, volleyReq{req: asRequest(t, env, s.tok, "PATCH", s.path, body)})
+			}
+		}
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: answers %v", what, statuses(res))
+		k := 0
+		for _, s := range subjects {
+			ok := map[int]bool{}
+			gone := false
+			for i := range planPatches {
+				if deleted && i == (round/2)%len(planPatches) {
+					if r := res.resps[k]; r.Status/100 != 2 {
+						t.Errorf("%s: %s: deletion: %d %s", what, s.name, r.Status, r.Body)
+					}
+					gone = true
+					k++
+				}
+				ok[i] = res.resps[k].Status == 200
+				k++
+			}
+			r := s.get()
+			if gone {
+				if r.Status != s.getDeleted {
+					t.Errorf("%s: %s deleted, still there: %d %s", what, s.name, r.Status, r.Body)
+				}
+				continue
+			}
+			servertest.Expect(t, r, 200, "")
+			m := map[string]any{}
+			if err := json.Unmarshal(r.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			for i := range planPatches {
+				if ok[i] && !planSet(m, i) {
+					t.Errorf("%s: %s: %s answered 200 but is not in the plan: %s", what, s.name, planPatches[i], r.Body)
+				}
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}

@@ -182,11 +182,18 @@ func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, d
 	if err := s.mayActOnOwnApp(ctx, p, u); err != nil {
 		return nil, err
 	}
-	app, err := s.store.APIApplication(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
 	err = s.update(ctx, func(tx *store.Tx) error {
+		// The user, then their application, read again: two changes of
+		// the plan at once take turns, each applied to what the other
+		// left (a plan row not there yet locks nothing), and a change
+		// after the application's revocation finds it gone.
+		if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
+			return err
+		}
+		app, err := tx.APIApplication(u.ID)
+		if err != nil {
+			return err
+		}
 		details := map[string]string{}
 		if days != nil {
 			if err := tx.UpdateAPIApplicationTTL(u.ID, *days); err != nil {
@@ -204,7 +211,7 @@ func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, d
 	if err != nil {
 		return nil, err
 	}
-	app, err = s.appWithPlan(ctx, u.ID)
+	app, err := s.appWithPlan(ctx, u.ID)
 	if err == nil && app == nil {
 		err = gatehouse.NotFound("API access application")
 	}

@@ -12,7 +12,10 @@ import (
 
 // setPlan applies patch to the plan of the subject id (of kind) inside tx
 // and stores it, adding what changed to details (the audit entry of the
-// change the patch came with). It returns the plan now in force.
+// change the patch came with). It returns the plan now in force. The
+// caller has locked the subject's own row in tx: a plan row not there yet
+// locks nothing, and two patches that both read no plan would each store
+// theirs alone.
 func (s *Service) setPlan(tx *store.Tx, accountID string, kind gatehouse.PlanKind, id string, patch plan.Patch, details map[string]string) (gatehouse.Plan, error) {
 	cur, err := tx.Plan(accountID, id)
 	if err != nil || patch.Empty() {

@@ -64,6 +64,16 @@ func (s *Store) APIApplication(ctx context.Context, userID string) (*gatehouse.A
 	return a, err
 }
 
+// APIApplication returns the user's application inside the transaction,
+// locked until it ends, or not_found.
+func (t *Tx) APIApplication(userID string) (*gatehouse.APIApplication, error) {
+	a, err := scanApp(t.row(`SELECT `+appColumns+` FROM api_applications WHERE user_id = ?`+t.forUpdate(), userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("API access")
+	}
+	return a, err
+}
+
 // UpdateAPIApplicationTTL changes the lifetime of the access tokens the
 // user's application issues from now on. It is revoking, as caches hold
 // applications too.
