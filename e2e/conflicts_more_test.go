@@ -646,8 +646,8 @@ func planSet(m map[string]any, i int) bool {
 }
 
 // TestConflictPlanPatches attacks the plans of SPEC §10.5: for an API
-// access application, a client credential, a user and an API token that
-// have none yet, PATCHes that each set a different field of the plan
+// access application, a client credential, a user, an API token and a
+// third-party application that have none yet, PATCHes that each set a different field of the plan
 // (metadata, external_id, quota, rate_limit) are released together, with
 // the subject's deletion in odd rounds. None may be answered 5xx; when the
 // subject is left, every field whose PATCH answered 200 is in its plan
@@ -677,6 +677,7 @@ func TestConflictPlanPatches(t *testing.T) {
 		r = env.As(admin, "POST", "/v1/api-tokens", map[string]string{"name": fmt.Sprintf("p%d", round)})
 		servertest.Expect(t, r, 201, "")
 		key := r.Map(t)["id"].(string)
+		app := registerApp(t, env, devTok, "confidential", []string{appRedirect}, nil)
 		// One item of a list, as if read alone (404 when missing).
 		item := func(tok, list, id string) func() *servertest.Response {
 			return func() *servertest.Response {
@@ -704,6 +705,7 @@ func TestConflictPlanPatches(t *testing.T) {
 			{"credential", devTok, "/v1/credentials/" + cred, item(devTok, "/v1/credentials", cred), 404},
 			{"user", admin, "/v1/users/" + uid, func() *servertest.Response { return env.As(admin, "GET", "/v1/users/"+uid, nil) }, 404},
 			{"API token", admin, "/v1/api-tokens/" + key, item(admin, "/v1/api-tokens", key), 404},
+			{"application", devTok, "/v1/apps/" + app.ID, func() *servertest.Response { return env.As(devTok, "GET", "/v1/apps/"+app.ID, nil) }, 404},
 		}
 		deleted := round%2 == 1
 		var shots []volleyReq
