@@ -759,3 +759,62 @@ func TestConflictPlanPatches(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictWorkspaceOwnerOff attacks a workspace's owner, a member
+// without the admin role, changing their workspace (adding and removing
+// members, deleting another workspace of theirs, making a new one)
+// released together with an admin's disable (even rounds) or deletion
+// (odd rounds) of the owner and the admin's removal of members of that
+// workspace. (The API has no transfer of a workspace's owner.) None may be
+// answered 5xx, and the audit log shows nothing done by the owner after
+// the disable or deletion.
+func TestConflictWorkspaceOwnerOff(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const members = 4
+	ids := make([]string, members)
+	for i := range ids {
+		ids[i] = env.CreateUser(admin, fmt.Sprintf("wm%d@example.com", i), memberPW)
+	}
+	for round := range 10 {
+		email := fmt.Sprintf("owner%d@example.com", round)
+		owner := env.CreateUser(admin, email, memberPW)
+		tok := env.Login(email, memberPW)
+		var wss []string
+		for i := range 2 {
+			r := env.As(tok, "POST", "/v1/workspaces", map[string]string{"name": fmt.Sprintf("o%d-%d", round, i), "description": "d"})
+			servertest.Expect(t, r, 201, "")
+			wss = append(wss, r.Map(t)["id"].(string))
+		}
+		servertest.Expect(t, env.As(tok, "PUT", "/v1/workspaces/"+wss[0]+"/members/"+ids[0], nil), 204, "")
+		servertest.Expect(t, env.As(tok, "PUT", "/v1/workspaces/"+wss[0]+"/members/"+ids[1], nil), 204, "")
+		ws := "/v1/workspaces/" + wss[0] + "/members/"
+		shots := []volleyReq{
+			{req: asRequest(t, env, tok, "PUT", ws+ids[2], "")},
+			{req: asRequest(t, env, tok, "PUT", ws+ids[3], "")},
+			{req: asRequest(t, env, tok, "DELETE", ws+ids[0], "")},
+			{req: asRequest(t, env, admin, "DELETE", ws+ids[1], "")},
+			{req: asRequest(t, env, tok, "PUT", ws+ids[1], "")},
+			{req: asRequest(t, env, tok, "DELETE", "/v1/workspaces/"+wss[1], "")},
+			{req: asRequest(t, env, tok, "POST", "/v1/workspaces", `{"name":"late","description":"d"}`)},
+		}
+		at := round % (len(shots) + 1)
+		off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+owner, `{"status":"disabled"}`)}
+		if round%2 == 1 {
+			off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+owner, "")}
+		}
+		shots = append(shots[:at], append([]volleyReq{off}, shots[at:]...)...)
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: %s of the owner: %d %s", what, shots[at].req.Method, s.Status, s.Body)
+		}
+		actedAfter(t, what, env, admin, owner)
+		if t.Failed() {
+			return
+		}
+	}
+}

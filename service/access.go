@@ -34,19 +34,25 @@ func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
 }
 
 // requireActiveNow reads again, inside tx, the user p acts as, for a
-// write made in their name that needs no role: it takes the account
-// shared and then the user (lockAccountUser), so a disable or deletion of
-// the user that committed first is seen (forbidden) and one that commits
-// later waits for this write. The anonymous admin of an API token passes.
-func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) error {
+// write made in their name, and returns them (nil for the anonymous admin
+// of an API token, who passes). It takes the account shared first: a
+// disable or deletion of the user locks the account, so one that
+// committed first is seen here (forbidden) and one that comes later waits
+// for this write. The user's row is read, not locked, so a write that
+// then locks another user (a member added) holds one user lock only and
+// cannot deadlock with another that takes them the other way round.
+func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, error) {
 	if p.User == nil {
-		return nil
+		return nil, nil
 	}
-	u, err := lockAccountUser(tx, p.AccountID, p.User.ID)
+	if err := tx.ShareAccount(p.AccountID); err != nil {
+		return nil, err
+	}
+	u, err := tx.UserUnlocked(p.AccountID, p.User.ID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && (!u.Active() || u.Epoch != p.User.Epoch)) {
-		return gatehouse.Forbidden("This user has been disabled")
+		return nil, gatehouse.Forbidden("This user has been disabled")
 	}
-	return err
+	return u, err
 }
 
 // RequireUser returns forbidden unless p acts as a user (not the anonymous

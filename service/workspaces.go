@@ -39,7 +39,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		OwnerID: p.UserID(), CreatedAt: s.now(),
 	}
 	if err := s.update(ctx, func(tx *store.Tx) error {
-		if err := requireActiveNow(tx, p); err != nil {
+		if _, err := requireActiveNow(tx, p); err != nil {
 			return err
 		}
 		if err := tx.CreateWorkspace(w); err != nil {
@@ -85,6 +85,21 @@ func (s *Service) manageable(ctx context.Context, p *gatehouse.Principal, id str
 	return w, nil
 }
 
+// manageableNow is manageable again inside tx for w: p's user, read
+// afresh after the account (requireActiveNow), is still active and owns w
+// or is still an admin. An owner disabled or deleted, or an admin demoted,
+// while the request was in flight changes nothing.
+func manageableNow(tx *store.Tx, p *gatehouse.Principal, w *gatehouse.Workspace) error {
+	u, err := requireActiveNow(tx, p)
+	if err != nil || u == nil {
+		return err
+	}
+	if !u.IsAdmin() && w.OwnerID != u.ID {
+		return gatehouse.Forbidden("Only the workspace's owner or an admin may do this")
+	}
+	return nil
+}
+
 // DeleteWorkspace deletes a workspace p owns (or any, for an admin).
 func (s *Service) DeleteWorkspace(ctx context.Context, p *gatehouse.Principal, id string) error {
 	w, err := s.manageable(ctx, p, id)
@@ -92,6 +107,9 @@ func (s *Service) DeleteWorkspace(ctx context.Context, p *gatehouse.Principal, i
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if err := manageableNow(tx, p, w); err != nil {
+			return err
+		}
 		if err := tx.DeleteWorkspace(p.AccountID, w.ID); err != nil {
 			return err
 		}
@@ -116,6 +134,9 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, p *gatehouse.Principal
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if err := manageableNow(tx, p, w); err != nil {
+			return err
+		}
 		// The user, locked as a user's deletion locks them (which then
 		// ends their memberships): a user deleted first is not_found, one
 		// deleted after leaves this workspace too.
@@ -136,6 +157,9 @@ func (s *Service) RemoveWorkspaceMember(ctx context.Context, p *gatehouse.Princi
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if err := manageableNow(tx, p, w); err != nil {
+			return err
+		}
 		if err := tx.RemoveMember(w.ID, userID); err != nil {
 			return err
 		}

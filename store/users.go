@@ -74,6 +74,17 @@ func (t *Tx) User(accountID, id string) (*gatehouse.User, error) {
 	return u, err
 }
 
+// UserUnlocked returns a user of the given account inside the
+// transaction, as committed when the statement runs, without locking it,
+// or not_found.
+func (t *Tx) UserUnlocked(accountID, id string) (*gatehouse.User, error) {
+	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, gatehouse.NotFound("user")
+	}
+	return u, err
+}
+
 // UserByEmail returns the user with the given e-mail in any account,
 // compared case-insensitively, or not_found.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*gatehouse.User, error) {
