@@ -818,3 +818,65 @@ func TestConflictWorkspaceOwnerOff(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictDeveloperRevokeVsCredentialChange attacks an admin's
+// removal of a developer with their credentials (DELETE
+// /v1/developers/{id}?revoke_credentials=true; the user's deletion in odd
+// rounds) released together with the developer's renames, rolls and
+// grants of those credentials and a new one. None may be answered 5xx,
+// and afterwards no credential of the developer issues a token.
+func TestConflictDeveloperRevokeVsCredentialChange(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/settings", map[string]any{"max_credentials_per_user": 1000}), 200, "")
+	const creds = 4
+	for round := range 8 {
+		email := fmt.Sprintf("dev%d@example.com", round)
+		dev := env.CreateUser(admin, email, memberPW)
+		servertest.Expect(t, env.As(admin, "PUT", "/v1/developers/"+dev, nil), 204, "")
+		tok := env.Login(email, memberPW)
+		var cs []credential
+		for i := range creds {
+			r := env.As(tok, "POST", "/v1/credentials", map[string]string{"name": fmt.Sprintf("c%d", i)})
+			servertest.Expect(t, r, 201, "")
+			var c credential
+			r.JSON(t, &c)
+			cs = append(cs, c)
+		}
+		var shots []volleyReq
+		for i, c := range cs {
+			shots = append(shots,
+				volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/credentials/"+c.ID, fmt.Sprintf(`{"name":"r%d"}`, i))},
+				volleyReq{req: formRequest(t, env.URL+"/v1/oauth/token", url.Values{"grant_type": {"client_credentials"},
+					"client_id": {c.ClientID}, "client_secret": {c.ClientSecret}})})
+			if i%2 == 0 {
+				shots = append(shots, volleyReq{req: asRequest(t, env, tok, "POST", "/v1/credentials/"+c.ID+"/roll", `{"overlap_seconds":60}`)})
+			}
+		}
+		shots = append(shots, volleyReq{req: asRequest(t, env, tok, "POST", "/v1/credentials", `{"name":"late"}`)})
+		at := round * len(shots) / 8
+		off := volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/developers/"+dev+"?revoke_credentials=true", "")}
+		if round%2 == 1 {
+			off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+dev, "")}
+		}
+		shots = append(shots[:at], append([]volleyReq{off}, shots[at:]...)...)
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: removal at %d; answers %v", what, at, statuses(res))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: removal: %d %s", what, s.Status, s.Body)
+		}
+		is := issued{creds: cs}
+		for i, r := range res.resps {
+			if i != at && r.Status/100 == 2 && issues[shots[i].req.URL.Path] || strings.HasSuffix(shots[i].req.URL.Path, "/roll") && r.Status == 200 {
+				is.collect(t, r.Body)
+			}
+		}
+		is.refused(t, what, []*servertest.Env{env}, memberPW)
+		if t.Failed() {
+			return
+		}
+	}
+}
