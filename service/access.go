@@ -55,6 +55,19 @@ func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, er
 	return u, err
 }
 
+// requireAdminShared is requireAdminNow for a transaction that takes p's
+// account shared rather than locked, and then locks another user or their
+// rows (an admin's reset of a user's second factors): p's user is read
+// after the account (requireActiveNow), not locked, and must still be an
+// active admin.
+func requireAdminShared(tx *store.Tx, p *gatehouse.Principal) error {
+	u, err := requireActiveNow(tx, p)
+	if gatehouse.ErrorCode(err) == gatehouse.EForbidden || (err == nil && u != nil && !u.IsAdmin()) {
+		return gatehouse.Forbidden("This needs the admin role")
+	}
+	return err
+}
+
 // RequireUser returns forbidden unless p acts as a user (not the anonymous
 // admin of an API token).
 func RequireUser(p *gatehouse.Principal) error {

@@ -474,6 +474,9 @@ func (s *Service) ResetSecondFactors(ctx context.Context, p *gatehouse.Principal
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if err := requireAdminShared(tx, p); err != nil {
+			return err
+		}
 		u, err := tx.User(p.AccountID, userID)
 		if err != nil {
 			return err

@@ -141,6 +141,11 @@ func (s *Service) EndSessions(ctx context.Context, p *gatehouse.Principal, userI
 	}
 	n := 0
 	err := s.update(ctx, func(tx *store.Tx) (err error) {
+		if userID != p.UserID() {
+			if err := requireAdminShared(tx, p); err != nil {
+				return err
+			}
+		}
 		if n, err = tx.DeleteSessions(userID, keep); err != nil {
 			return err
 		}

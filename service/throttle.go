@@ -27,6 +27,9 @@ func (s *Service) ClearThrottle(ctx context.Context, p *gatehouse.Principal, id 
 		return nil, err
 	}
 	if err := s.update(ctx, func(tx *store.Tx) error {
+		if err := requireAdminShared(tx, p); err != nil {
+			return err
+		}
 		return s.record(tx, s.audit(ctx, p, "user.throttle_clear", "user", u.ID, nil))
 	}); err != nil {
 		return nil, err
