@@ -430,7 +430,7 @@ func TestConflictRollVsDelete(t *testing.T) {
 	cred := r.Map(t)["id"].(string)
 	shots := []volleyReq{
 		{req: asRequest(t, a, devTok, "POST", "/v1/credentials/"+cred+"/roll", `{"overlap_seconds":60}`)},
-		{req: asRequest(t, b, admin, "DELETE", "/v1/developers/"+devID+"?revoke=true", "")},
+		{req: asRequest(t, b, admin, "DELETE", "/v1/developers/"+devID+"?revoke_credentials=true", "")},
 		{req: asRequest(t, a, devTok, "POST", "/v1/credentials", `{"name":"during"}`)},
 	}
 	res := volley(t, shots)
