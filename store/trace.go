@@ -38,7 +38,7 @@ var noSpan = trace.SpanFromContext(context.Background())
 
 // helpers are the store's own functions that calls pass through on their
 // way to the database; a span is named by the method above them.
-var helpers = map[string]bool{"span": true, "storeCaller": true, "readRow": true, "tx": true, "durableTx": true, "batched": true, "queue": true}
+var helpers = map[string]bool{"span": true, "storeCaller": true, "readRow": true, "tx": true, "durableTx": true, "runUpdate": true, "batched": true, "queue": true}
 
 // storeCaller returns the name of the first function up the stack that is
 // not one of the helpers, and for Update the first after it that is not

@@ -135,7 +135,7 @@ func (t *Tx) lockInOrder(aliases string) string {
 // path, and change nothing outside the transaction).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	for try := 0; ; try++ {
-		err := s.update(ctx, fn)
+		err := s.runUpdate(ctx, fn)
 		if err == nil || !conflicted(err) || try == conflictRetries || ctx.Err() != nil {
 			return err
 		}
@@ -150,8 +150,8 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 // (docs/design.md, Errors).
 const ConflictRunAgain = "a write transaction deadlocked with another and was run again"
 
-// update is one run of Update's transaction.
-func (s *Store) update(ctx context.Context, fn func(*Tx) error) error {
+// runUpdate is one run of Update's transaction.
+func (s *Store) runUpdate(ctx context.Context, fn func(*Tx) error) error {
 	ctx, cancel := s.watch(ctx)
 	defer cancel()
 	return s.durableTx(ctx, func(tx *sql.Tx) error {
