@@ -103,6 +103,21 @@ func (a *userAgent) do(method, p string, form url.Values) (*http.Response, strin
 	return resp, string(b)
 }
 
+// formShot is the user agent's post of form to p, with its cookies, as a
+// shot for volley (which writes the request itself).
+func (a *userAgent) formShot(p string, form url.Values) volleyReq {
+	a.t.Helper()
+	req, err := http.NewRequest("POST", a.abs(p), strings.NewReader(form.Encode()))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range a.c.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	return volleyReq{req: req}
+}
+
 var (
 	formRe   = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)"[^>]*>(.*?)</form>`)
 	hiddenRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)

@@ -37,15 +37,7 @@ func decisionShot(t *testing.T, ua *userAgent, userCode, decision string) volley
 		case resp.StatusCode == 200 && strings.Contains(body, `action="/admin/device/decision"`):
 			f := formFields(t, body, "/admin/device/decision")
 			f.Set("decision", decision)
-			req, err := http.NewRequest("POST", ua.abs("/admin/device/decision"), strings.NewReader(f.Encode()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			for _, c := range ua.c.Jar.Cookies(req.URL) {
-				req.AddCookie(c)
-			}
-			return volleyReq{req: req}
+			return ua.formShot("/admin/device/decision", f)
 		case resp.StatusCode == 200 && strings.Contains(body, `action="/admin/device"`):
 			f := formFields(t, body, "/admin/device")
 			f.Set("user_code", userCode)

@@ -190,24 +190,6 @@ func consoleLoginShot(t *testing.T, env *servertest.Env, from, email, pw string)
 		"Cookie", "gatehouse_login_csrf="+cookie), from: from}
 }
 
-// consolePage answers GET path of the console on env with the session
-// cookie session, redirects not followed.
-func consolePage(t *testing.T, env *servertest.Env, session, path string) int {
-	t.Helper()
-	req, err := http.NewRequest("GET", env.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: session})
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // issues names the paths whose answers hand out what works only while
 // the user it was issued to does: tokens, client credentials.
 var issues = map[string]bool{"/authorization": true, "/oauth/token": true, "/v1/oauth/token": true, "/v1/credentials": true}
@@ -312,7 +294,7 @@ func TestConflictUserOffVsGrants(t *testing.T) {
 		actedAfter(t, what, a, admin, uid)
 		for _, s := range sessions {
 			for i, n := range nodes {
-				if st := consolePage(t, n, s, "/admin/users"); st == 200 {
+				if st := consoleStatus(t, n, s); st == 200 {
 					t.Errorf("%s: a console session of the user still works on node %d", what, i)
 				}
 			}
@@ -481,15 +463,7 @@ func consentShot(t *testing.T, ua *userAgent, authURL string) volleyReq {
 	}
 	f := formFields(t, body, "/admin/authorize")
 	f.Set("decision", "allow")
-	req, err := http.NewRequest("POST", ua.abs("/admin/authorize"), strings.NewReader(f.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for _, c := range ua.c.Jar.Cookies(req.URL) {
-		req.AddCookie(c)
-	}
-	return volleyReq{req: req}
+	return ua.formShot("/admin/authorize", f)
 }
 
 // appRefreshShot is a refresh of a third-party application's token as a

@@ -96,11 +96,14 @@ func (t *Tx) Account(id string) (*gatehouse.Account, error) {
 // user), so that the two cannot deadlock. SQLite runs one write
 // transaction at a time: nothing to lock there.
 func (t *Tx) ShareAccount(id string) error {
-	if t.s.d.lockAccountKey == "" {
-		return nil
+	if t.s.d.lockAccountKey == "" || t.shared == id {
+		return nil // nothing to lock, or held already
 	}
-	_, err := t.exec(t.s.d.lockAccountKey, id)
-	return err
+	if _, err := t.exec(t.s.d.lockAccountKey, id); err != nil {
+		return err
+	}
+	t.shared = id
+	return nil
 }
 
 // Accounts lists all accounts, for the operator.

@@ -28,6 +28,9 @@ type Tx struct {
 	// logged is the subjects of the revocation log's entry written so far
 	// ("": none written; see auditLogged).
 	logged string
+	// shared is the account ShareAccount last took ("" for none): a lock
+	// held until the transaction ends, not taken twice.
+	shared string
 	// beforeLog runs before the transaction first writes the revocation
 	// log (see BeforeLog); nil once it has.
 	beforeLog func() error

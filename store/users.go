@@ -67,18 +67,19 @@ func (s *Store) User(ctx context.Context, accountID, id string) (*gatehouse.User
 // User returns a user of the given account inside the transaction, locked
 // until it ends, or not_found.
 func (t *Tx) User(accountID, id string) (*gatehouse.User, error) {
-	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted+t.forUpdate(), id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, gatehouse.NotFound("user")
-	}
-	return u, err
+	return t.user(accountID, id, t.forUpdate())
 }
 
 // UserUnlocked returns a user of the given account inside the
 // transaction, as committed when the statement runs, without locking it,
 // or not_found.
 func (t *Tx) UserUnlocked(accountID, id string) (*gatehouse.User, error) {
-	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted, id, accountID))
+	return t.user(accountID, id, "")
+}
+
+// user reads a user of the account (not deleted) with the suffix lock.
+func (t *Tx) user(accountID, id, lock string) (*gatehouse.User, error) {
+	u, err := scanUser(t.row(`SELECT `+userColumns+` FROM users WHERE id = ? AND account_id = ? AND `+notDeleted+lock, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("user")
 	}
