@@ -31,6 +31,9 @@ type ChurnOptions struct {
 	Out                   io.Writer
 	// Stderr receives the servers' logs (warnings and errors); nil discards.
 	Stderr io.Writer
+	// LogLevel is the servers' log level: "" is their default (info, a
+	// line per request), as shipped; "warn" turns the request log off.
+	LogLevel string
 }
 
 // ChurnPhase is one measured phase.
@@ -89,10 +92,10 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 		return res, err
 	}
 	flags := []string{"--database-url", opt.DatabaseURL, "--redis-url", opt.RedisURL,
-		"--redis-prefix", fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano()), "--log-level", "warn"}
+		"--redis-prefix", fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano())}
 	var nodes [2]*node
 	for i := range nodes {
-		n, err := startNode(ctx, bin, opt.Stderr, flags...)
+		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, flags...)
 		if err != nil {
 			return res, err
 		}
@@ -251,8 +254,8 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 			Revocations: revoked.Load(), RevocationsFailed: revokeFailed.Load(), RevocationsUnavailable: revoke503.Load(), Duration: time.Since(start)}
 	}
 
-	fmt.Fprintf(out, "churn: two gatehouse serve processes on PostgreSQL and Redis; %d principals' GET /v1/me over %d connections split between them; %s phases (server pids %d, %d)\n",
-		opt.Principals, opt.Concurrency, opt.Duration, nodes[0].cmd.Process.Pid, nodes[1].cmd.Process.Pid)
+	fmt.Fprintf(out, "churn: two gatehouse serve processes on PostgreSQL and Redis; %d principals' GET /v1/me over %d connections split between them; %s phases (server pids %d, %d)\nservers %s\n",
+		opt.Principals, opt.Concurrency, opt.Duration, nodes[0].cmd.Process.Pid, nodes[1].cmd.Process.Pid, logNote(opt.LogLevel))
 	fmt.Fprintf(out, "%-10s %12s %9s %6s %8s %9s %12s\n", "phase", "revocations", "req/s", "503s", "errors", "revoked", "failed (503)")
 	var quiet, churn ChurnPhase
 	for round := 0; round < opt.Rounds; round++ {

@@ -43,6 +43,9 @@ type SoakOptions struct {
 	Out   io.Writer
 	// Stderr receives the server's log (warnings and errors); nil discards.
 	Stderr io.Writer
+	// LogLevel is the server's log level: "" is its default (info, a line
+	// per request), as shipped; "warn" turns the request log off.
+	LogLevel string
 }
 
 // SoakSample is one sample of a soak.
@@ -116,7 +119,7 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 		defer db.Close()
 		size = func(ctx context.Context) (int64, error) { return postgresSize(ctx, db) }
 	}
-	srv, err := startNode(ctx, bin, opt.Stderr, "--database-url", dbURL, "--log-level", "warn")
+	srv, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, "--database-url", dbURL)
 	if err != nil {
 		return res, err
 	}
@@ -244,8 +247,8 @@ func Soak(ctx context.Context, opt SoakOptions) (SoakResult, error) {
 		}(w)
 	}
 
-	fmt.Fprintf(out, "soak: %s at %d req/s offered over %d connections, token lifetime %d s, sampled every %s (server pid %d, %s)\n",
-		opt.Duration, opt.Rate, opt.Concurrency, opt.TokenLifetime, opt.Interval, srv.cmd.Process.Pid, storeName(opt.DatabaseURL))
+	fmt.Fprintf(out, "soak: %s at %d req/s offered over %d connections, token lifetime %d s, sampled every %s (server pid %d, %s)\nserver %s\n",
+		opt.Duration, opt.Rate, opt.Concurrency, opt.TokenLifetime, opt.Interval, srv.cmd.Process.Pid, storeName(opt.DatabaseURL), logNote(opt.LogLevel))
 	fmt.Fprintf(out, "%8s %9s %7s %9s %9s %9s\n", "t", "req/s", "errors", "RSS MiB", "DB MiB", "issued")
 	var lastReqs, lastErrs, lastIssued int64
 	tick := time.NewTicker(opt.Interval)

@@ -39,19 +39,20 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	level, ok := logLevels[strings.ToLower(*logLevel)]
+	if !ok {
+		return fmt.Errorf("log-level: %q is not debug, info, warn or error", *logLevel)
+	}
 	if *churn {
 		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Rounds: *churnRounds, Concurrency: *conc,
-			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"), Out: stdout, Stderr: stderr})
+			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"), Out: stdout, Stderr: stderr,
+			LogLevel: strings.ToLower(*logLevel)})
 		return err
 	}
 	if *soak > 0 {
 		_, err := bench.Soak(ctx, bench.SoakOptions{Duration: *soak, Rate: *soakRate, Interval: *soakInterval,
-			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), Out: stdout, Stderr: stderr})
+			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), Out: stdout, Stderr: stderr, LogLevel: strings.ToLower(*logLevel)})
 		return err
-	}
-	level, ok := logLevels[strings.ToLower(*logLevel)]
-	if !ok {
-		return fmt.Errorf("log-level: %q is not debug, info, warn or error", *logLevel)
 	}
 	if *scale {
 		_, err := bench.Scale(ctx, bench.ScaleOptions{Tokens: *tokens, Principals: *principals, Samples: 10_000,
