@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/internal/servertest"
+)
+
+// Powers lost while a request that needs them is in flight (see
+// conflicts_test.go for the volleys): once the change that takes them
+// away has committed, nothing the request asked for is done.
+
+// powerOff returns, for round, the operator's change of user uid that
+// takes their powers away, in turn: a disable, a removal of every role, a
+// deletion. The audit check that goes with it is lost(...).
+func powerOff(t *testing.T, env *servertest.Env, op, uid string, round int) volleyReq {
+	switch round % 3 {
+	case 0:
+		return volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
+	case 1:
+		return volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"roles":[]}`)}
+	}
+	return volleyReq{req: asRequest(t, env, op, "DELETE", "/v1/users/"+uid, "")}
+}
+
+// lost fails the test when the audit log shows user uid acting after
+// powerOff's change of round took their powers away.
+func lost(t *testing.T, what string, env *servertest.Env, op, uid string, round int) {
+	t.Helper()
+	if round%3 == 1 {
+		demotedActed(t, what, env, op, uid)
+	} else {
+		actedAfter(t, what, env, op, uid)
+	}
+}
+
+// TestConflictAdminOffVsAppWrites attacks an admin's writes about
+// third-party applications and other users' grants — approving
+// applications (PUT /v1/apps/{id}/approval), ending a member's
+// authorizations (DELETE /v1/users/{id}/authorizations/{client_id}),
+// deleting a developer's client credential, changing, rolling and
+// deleting a developer's application — released together with the
+// operator's disable, demotion or deletion of that admin (powerOff). None
+// may be answered 5xx, and the audit log shows nothing done by the admin
+// after the change: an approval that commits afterwards lets an
+// application into the account on the word of someone who is no longer
+// its admin.
+func TestConflictAdminOffVsAppWrites(t *testing.T) {
+	w := newAppsWorld(t)
+	env, op := w.env, w.admin
+	unlimit(t, env, op)
+	servertest.Expect(t, env.As(op, "PUT", "/v1/settings", map[string]any{"max_credentials_per_user": 1000}), 200, "")
+	ua := newUserAgent(t, env.URL)
+	const rounds = 9
+	for round := range rounds {
+		email := fmt.Sprintf("boss%d@example.com", round)
+		uid := env.CreateUser(op, email, memberPW, "admin")
+		boss := env.Login(email, memberPW)
+		apps := make([]thirdPartyApp, 4)
+		for i := range apps {
+			apps[i] = registerApp(t, env, w.devTok, "confidential", []string{appRedirect}, nil)
+		}
+		// The member authorises the first two.
+		for _, app := range apps[:2] {
+			v := oauth2.GenerateVerifier()
+			cb, resp, body := ua.authorize(oauthConfig(env, app, appRedirect, "workspaces:read").AuthCodeURL("s", oauth2.S256ChallengeOption(v)),
+				appMember, memberPW, "allow")
+			if cb == nil || cb.Query().Get("code") == "" {
+				t.Fatalf("no code: %v %d %.300s", cb, resp.StatusCode, body)
+			}
+		}
+		r := env.As(w.devTok, "POST", "/v1/credentials", map[string]string{"name": fmt.Sprintf("c%d", round)})
+		servertest.Expect(t, r, 201, "")
+		cred := r.Map(t)["id"].(string)
+		shot := func(method, path, body string) volleyReq {
+			return volleyReq{req: asRequest(t, env, boss, method, path, body)}
+		}
+		shots := []volleyReq{
+			shot("PUT", "/v1/apps/"+apps[2].ID+"/approval", ""),
+			shot("DELETE", "/v1/users/"+w.memberID+"/authorizations/"+apps[0].ClientID, ""),
+			shot("PATCH", "/v1/apps/"+apps[0].ID, `{"redirect_uris":["https://elsewhere.example.com/cb"]}`),
+			shot("DELETE", "/v1/credentials/"+cred, ""),
+			shot("PUT", "/v1/apps/"+apps[3].ID+"/approval", ""),
+			shot("POST", "/v1/apps/"+apps[1].ID+"/roll", `{"overlap_seconds":0}`),
+			shot("DELETE", "/v1/users/"+w.memberID+"/authorizations/"+apps[1].ClientID, ""),
+			shot("DELETE", "/v1/apps/"+apps[3].ID, ""),
+		}
+		at := round * len(shots) / rounds
+		shots = append(shots[:at], append([]volleyReq{powerOff(t, env, op, uid, round)}, shots[at:]...)...)
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: %s of the admin: %d %s", what, shots[at].req.Method, s.Status, s.Body)
+		}
+		lost(t, what, env, op, uid, round)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// TestConflictDeveloperOffVsAppWrites attacks a developer's changes of
+// their own third-party applications — new redirect URIs, a new secret
+// (roll), a deletion — released together with the operator's disable,
+// removal of every role (the developer's among them) or deletion of the
+// developer (powerOff). None may be answered 5xx, and the audit log shows
+// nothing done by the developer after the change: an application
+// outlives its owner, so a secret rolled or a redirect URI added
+// afterwards would hand it to someone who may no longer manage it.
+func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	const rounds = 9
+	for round := range rounds {
+		email := fmt.Sprintf("dev%d@example.com", round)
+		uid := env.CreateUser(op, email, memberPW)
+		servertest.Expect(t, env.As(op, "PUT", "/v1/developers/"+uid, nil), 204, "")
+		dev := env.Login(email, memberPW)
+		apps := make([]thirdPartyApp, 3)
+		for i := range apps {
+			apps[i] = registerApp(t, env, dev, "confidential", []string{appRedirect}, nil)
+		}
+		shot := func(method, path, body string) volleyReq {
+			return volleyReq{req: asRequest(t, env, dev, method, path, body)}
+		}
+		shots := []volleyReq{
+			shot("POST", "/v1/apps/"+apps[0].ID+"/roll", `{"overlap_seconds":60}`),
+			shot("PATCH", "/v1/apps/"+apps[1].ID, `{"redirect_uris":["https://elsewhere.example.com/cb"]}`),
+			shot("DELETE", "/v1/apps/"+apps[2].ID, ""),
+			shot("PATCH", "/v1/apps/"+apps[0].ID, `{"name":"renamed"}`),
+			shot("POST", "/v1/apps/"+apps[1].ID+"/roll", `{"overlap_seconds":0}`),
+		}
+		at := round * len(shots) / rounds
+		shots = append(shots[:at], append([]volleyReq{powerOff(t, env, op, uid, round)}, shots[at:]...)...)
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: %s of the developer: %d %s", what, shots[at].req.Method, s.Status, s.Body)
+		}
+		lost(t, what, env, op, uid, round)
+		if t.Failed() {
+			return
+		}
+	}
+}
