@@ -270,8 +270,16 @@ func (s *Service) UpdateApp(ctx context.Context, p *gatehouse.Principal, id stri
 }
 
 // appToManage returns, inside tx, the application with id id (not its
-// client id) if p may manage it; not_found or forbidden otherwise.
+// client id), locked, if p may manage it as p's roles stand now
+// (rolesNow, read before the application); not_found or forbidden
+// otherwise. An application outlives its owner, so an owner disabled,
+// deleted or no longer a developer, or an admin demoted, while their
+// change was in flight, changes, rolls or deletes nothing.
 func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
+	asNow, err := rolesNow(tx, p)
+	if err != nil {
+		return nil, err
+	}
 	app, err := tx.App(id)
 	if err != nil {
 		return nil, err
@@ -279,7 +287,7 @@ func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.Ap
 	if app.ID != id {
 		return nil, gatehouse.NotFound("application")
 	}
-	return app, mayManageApp(p, app)
+	return app, mayManageApp(asNow, app)
 }
 
 // RollApp gives a confidential application a new secret; the old one
