@@ -338,13 +338,19 @@ func (s *Service) DeleteApp(ctx context.Context, p *gatehouse.Principal, id stri
 
 // ApproveApp approves an application, named by its id or client id, for
 // p's account under the approved policy (admins only). Any account's
-// application may be approved: its id is what the admin was given.
+// application may be approved: its id is what the admin was given. The
+// admin is read again after the account (requireAdminShared): one
+// disabled, deleted or demoted while the approval was in flight lets no
+// application in (forbidden).
 func (s *Service) ApproveApp(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
 	var out *gatehouse.App
 	err := s.update(ctx, func(tx *store.Tx) error {
+		if err := requireAdminShared(tx, p); err != nil {
+			return err
+		}
 		app, err := tx.App(id)
 		if err != nil {
 			return err
