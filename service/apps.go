@@ -932,7 +932,9 @@ func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, 
 // when there is none).
 //
 // A third-party application's token may end only its own grant (a
-// "disconnect" in the application).
+// "disconnect" in the application). An admin ending another user's is
+// read again after the account (requireAdminShared): one disabled,
+// deleted or demoted meanwhile ends nothing (forbidden).
 func (s *Service) RevokeAuthorization(ctx context.Context, p *gatehouse.Principal, userID, clientID string) error {
 	uid := ""
 	if p.Method == gatehouse.MethodAuthorizationCode && (userID == "" || userID == p.UserID()) && clientID == p.ClientID {
@@ -944,6 +946,11 @@ func (s *Service) RevokeAuthorization(ctx context.Context, p *gatehouse.Principa
 		}
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if uid != p.UserID() {
+			if err := requireAdminShared(tx, p); err != nil {
+				return err
+			}
+		}
 		found, err := tx.DeleteAuthorization(uid, clientID, s.now())
 		if err != nil {
 			return err
