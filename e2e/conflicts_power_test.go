@@ -151,3 +151,73 @@ func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictOwnPasswordVsUserOff attacks a member's change of their own
+// password in the console (POST /admin/me/password, two slow hashes
+// before its transaction) released together with an admin's disable of
+// the member (even rounds) or an admin's new password for them (odd
+// rounds). A password change keeps the session making it, moved onto the
+// user's epochs; one that committed after the disable moved the session
+// onto the disable's new epoch, so re-enabling the member brought it
+// back, and one that committed after the admin's new password replaced
+// it and kept the session the admin's change had ended. Whatever the
+// order, the session is dead afterwards (even once the member is enabled
+// again) and the admin's password is the member's.
+func TestConflictOwnPasswordVsUserOff(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const users = 3
+	for round := range 10 {
+		var shots []volleyReq
+		uas := make([]*userAgent, users)
+		ids := make([]string, users)
+		for i := range users {
+			email := fmt.Sprintf("own%d-%d@example.com", round, i)
+			ids[i] = env.CreateUser(admin, email, memberPW)
+			uas[i] = newUserAgent(t, env.URL)
+			if resp, body := uas[i].do("GET", "/admin/login", nil); resp.StatusCode != 200 {
+				t.Fatalf("login page: %d", resp.StatusCode)
+			} else {
+				f := formFields(t, body, "/admin/login")
+				f.Set("email", email)
+				f.Set("password", memberPW)
+				if resp, _ := uas[i].do("POST", "/admin/login", f); resp.StatusCode != 303 {
+					t.Fatalf("console sign-in: %d", resp.StatusCode)
+				}
+			}
+			_, body := uas[i].do("GET", "/admin/me", nil)
+			f := formFields(t, body, "/admin/me/password")
+			next := fmt.Sprintf("their own new password %d", round)
+			f.Set("current_password", memberPW)
+			f.Set("new_password", next)
+			f.Set("repeat_password", next)
+			off := asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], `{"status":"disabled"}`)
+			if round%2 == 1 {
+				off = asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":"the admin's password %d"}`, round))
+			}
+			shots = append(shots, uas[i].formShot("/admin/me/password", f), volleyReq{req: off})
+		}
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: answers %v", what, statuses(res))
+		for i, uid := range ids {
+			if s := res.resps[2*i+1]; s.Status != 200 {
+				t.Fatalf("%s: the admin's change: %d %s", what, s.Status, s.Body)
+			}
+			if round%2 == 0 {
+				servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+uid, map[string]string{"status": "active"}), 200, "")
+			} else if r := env.Request("POST", "/authorization", map[string]string{"username": fmt.Sprintf("own%d-%d@example.com", round, i),
+				"password": fmt.Sprintf("the admin's password %d", round)}); r.Status != 200 {
+				t.Errorf("%s: user %d: the admin's password does not sign in: %d %s", what, i, r.Status, r.Body)
+			}
+			if resp, _ := uas[i].do("GET", "/admin/me", nil); resp.StatusCode == 200 {
+				t.Errorf("%s: user %d: the session that changed the password still works after the admin's change", what, i)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
