@@ -389,7 +389,11 @@ func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gat
 // grant's throttle (a wrong current password is invalid_request about
 // current_password; too_many_attempts when throttled). As with UpdateUser,
 // every password-derived token and admin UI session of the user ends,
-// except the credential making the change.
+// except the credential making the change. The user is read again under
+// the account's lock (lockUser): one disabled, or given a new password by
+// an admin, while the change was in flight changes nothing (forbidden),
+// for the credential making it ended with that change and must not be
+// moved onto the user's new epochs.
 func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal, current, next, from string) error {
 	if err := RequireUser(p); err != nil {
 		return err
@@ -411,9 +415,12 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal,
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
-		u, err := tx.User(p.AccountID, p.User.ID)
+		u, err := lockUser(tx, p.User)
 		if err != nil {
 			return err
+		}
+		if u.PasswordEpoch != p.User.PasswordEpoch {
+			return gatehouse.Forbidden("Your password was changed meanwhile; sign in again")
 		}
 		u.PasswordHash, u.UpdatedAt = hash, s.now()
 		u.PasswordEpoch++
