@@ -13,23 +13,30 @@ import (
 // conflicts_test.go for the volleys): once the change that takes them
 // away has committed, nothing the request asked for is done.
 
-// powerOff returns, for round, the operator's change of user uid that
-// takes their powers away, in turn: a disable, a removal of every role, a
-// deletion. The audit check that goes with it is lost(...).
-func powerOff(t *testing.T, env *servertest.Env, op, uid string, round int) volleyReq {
+// losePowerDuring releases shots together with the operator's change of
+// user uid that takes their powers away — in turn by round, a disable, a
+// removal of every role, a deletion — placed at a point that moves with
+// the round (of rounds). It fails the test when an answer is 5xx, when the
+// change fails, or when the audit log shows uid acting after it
+// (actedAfter, demotedActed).
+func losePowerDuring(t *testing.T, env *servertest.Env, op, uid string, round, rounds int, shots []volleyReq) {
+	t.Helper()
+	off := volleyReq{req: asRequest(t, env, op, "DELETE", "/v1/users/"+uid, "")}
 	switch round % 3 {
 	case 0:
-		return volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
+		off = volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
 	case 1:
-		return volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"roles":[]}`)}
+		off = volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"roles":[]}`)}
 	}
-	return volleyReq{req: asRequest(t, env, op, "DELETE", "/v1/users/"+uid, "")}
-}
-
-// lost fails the test when the audit log shows user uid acting after
-// powerOff's change of round took their powers away.
-func lost(t *testing.T, what string, env *servertest.Env, op, uid string, round int) {
-	t.Helper()
+	at := round * len(shots) / rounds
+	shots = append(shots[:at], append([]volleyReq{off}, shots[at:]...)...)
+	res := volley(t, shots)
+	what := fmt.Sprintf("round %d", round)
+	no5xx(t, what, res, shotName(shots))
+	t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
+	if s := res.resps[at]; s.Status/100 != 2 {
+		t.Fatalf("%s: %s of the user: %d %s", what, off.req.Method, s.Status, s.Body)
+	}
 	if round%3 == 1 {
 		demotedActed(t, what, env, op, uid)
 	} else {
@@ -43,7 +50,7 @@ func lost(t *testing.T, what string, env *servertest.Env, op, uid string, round 
 // authorizations (DELETE /v1/users/{id}/authorizations/{client_id}),
 // deleting a developer's client credential, changing, rolling and
 // deleting a developer's application — released together with the
-// operator's disable, demotion or deletion of that admin (powerOff). None
+// operator's disable, demotion or deletion of that admin (losePowerDuring). None
 // may be answered 5xx, and the audit log shows nothing done by the admin
 // after the change: an approval that commits afterwards lets an
 // application into the account on the word of someone who is no longer
@@ -88,16 +95,7 @@ func TestConflictAdminOffVsAppWrites(t *testing.T) {
 			shot("DELETE", "/v1/users/"+w.memberID+"/authorizations/"+apps[1].ClientID, ""),
 			shot("DELETE", "/v1/apps/"+apps[3].ID, ""),
 		}
-		at := round * len(shots) / rounds
-		shots = append(shots[:at], append([]volleyReq{powerOff(t, env, op, uid, round)}, shots[at:]...)...)
-		res := volley(t, shots)
-		what := fmt.Sprintf("round %d", round)
-		no5xx(t, what, res, shotName(shots))
-		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
-		if s := res.resps[at]; s.Status/100 != 2 {
-			t.Fatalf("%s: %s of the admin: %d %s", what, shots[at].req.Method, s.Status, s.Body)
-		}
-		lost(t, what, env, op, uid, round)
+		losePowerDuring(t, env, op, uid, round, rounds, shots)
 		if t.Failed() {
 			return
 		}
@@ -108,7 +106,7 @@ func TestConflictAdminOffVsAppWrites(t *testing.T) {
 // their own third-party applications — new redirect URIs, a new secret
 // (roll), a deletion — released together with the operator's disable,
 // removal of every role (the developer's among them) or deletion of the
-// developer (powerOff). None may be answered 5xx, and the audit log shows
+// developer (losePowerDuring). None may be answered 5xx, and the audit log shows
 // nothing done by the developer after the change: an application
 // outlives its owner, so a secret rolled or a redirect URI added
 // afterwards would hand it to someone who may no longer manage it.
@@ -136,16 +134,7 @@ func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
 			shot("PATCH", "/v1/apps/"+apps[0].ID, `{"name":"renamed"}`),
 			shot("POST", "/v1/apps/"+apps[1].ID+"/roll", `{"overlap_seconds":0}`),
 		}
-		at := round * len(shots) / rounds
-		shots = append(shots[:at], append([]volleyReq{powerOff(t, env, op, uid, round)}, shots[at:]...)...)
-		res := volley(t, shots)
-		what := fmt.Sprintf("round %d", round)
-		no5xx(t, what, res, shotName(shots))
-		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
-		if s := res.resps[at]; s.Status/100 != 2 {
-			t.Fatalf("%s: %s of the developer: %d %s", what, shots[at].req.Method, s.Status, s.Body)
-		}
-		lost(t, what, env, op, uid, round)
+		losePowerDuring(t, env, op, uid, round, rounds, shots)
 		if t.Failed() {
 			return
 		}
@@ -170,23 +159,14 @@ func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 	const users = 3
 	for round := range 10 {
 		var shots []volleyReq
-		uas := make([]*userAgent, users)
-		ids := make([]string, users)
+		sessions := make([]*uiSession, users)
+		ids, emails := make([]string, users), make([]string, users)
+		adminPW := fmt.Sprintf("the admin's password %d", round)
 		for i := range users {
-			email := fmt.Sprintf("own%d-%d@example.com", round, i)
-			ids[i] = env.CreateUser(admin, email, memberPW)
-			uas[i] = newUserAgent(t, env.URL)
-			if resp, body := uas[i].do("GET", "/admin/login", nil); resp.StatusCode != 200 {
-				t.Fatalf("login page: %d", resp.StatusCode)
-			} else {
-				f := formFields(t, body, "/admin/login")
-				f.Set("email", email)
-				f.Set("password", memberPW)
-				if resp, _ := uas[i].do("POST", "/admin/login", f); resp.StatusCode != 303 {
-					t.Fatalf("console sign-in: %d", resp.StatusCode)
-				}
-			}
-			_, body := uas[i].do("GET", "/admin/me", nil)
+			emails[i] = fmt.Sprintf("own%d-%d@example.com", round, i)
+			ids[i] = env.CreateUser(admin, emails[i], memberPW)
+			sessions[i] = uiSignIn(t, env, emails[i], memberPW)
+			_, body, _ := sessions[i].get("/admin/me")
 			f := formFields(t, body, "/admin/me/password")
 			next := fmt.Sprintf("their own new password %d", round)
 			f.Set("current_password", memberPW)
@@ -194,9 +174,10 @@ func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 			f.Set("repeat_password", next)
 			off := asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], `{"status":"disabled"}`)
 			if round%2 == 1 {
-				off = asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":"the admin's password %d"}`, round))
+				off = asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":%q}`, adminPW))
 			}
-			shots = append(shots, uas[i].formShot("/admin/me/password", f), volleyReq{req: off})
+			ua := &userAgent{t: t, base: env.URL, c: sessions[i].c} // the session's cookies, for its form as a shot
+			shots = append(shots, ua.formShot("/admin/me/password", f), volleyReq{req: off})
 		}
 		res := volley(t, shots)
 		what := fmt.Sprintf("round %d", round)
@@ -208,11 +189,10 @@ func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 			}
 			if round%2 == 0 {
 				servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+uid, map[string]string{"status": "active"}), 200, "")
-			} else if r := env.Request("POST", "/authorization", map[string]string{"username": fmt.Sprintf("own%d-%d@example.com", round, i),
-				"password": fmt.Sprintf("the admin's password %d", round)}); r.Status != 200 {
+			} else if r := env.Request("POST", "/authorization", map[string]string{"username": emails[i], "password": adminPW}); r.Status != 200 {
 				t.Errorf("%s: user %d: the admin's password does not sign in: %d %s", what, i, r.Status, r.Body)
 			}
-			if resp, _ := uas[i].do("GET", "/admin/me", nil); resp.StatusCode == 200 {
+			if sessions[i].live() {
 				t.Errorf("%s: user %d: the session that changed the password still works after the admin's change", what, i)
 			}
 		}
