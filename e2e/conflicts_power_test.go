@@ -141,43 +141,55 @@ func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
 	}
 }
 
-// TestConflictOwnPasswordVsUserOff attacks a member's change of their own
-// password in the console (POST /admin/me/password, two slow hashes
-// before its transaction) released together with an admin's disable of
-// the member (even rounds) or an admin's new password for them (odd
-// rounds). A password change keeps the session making it, moved onto the
-// user's epochs; one that committed after the disable moved the session
-// onto the disable's new epoch, so re-enabling the member brought it
-// back, and one that committed after the admin's new password replaced
-// it and kept the session the admin's change had ended. Whatever the
-// order, the session is dead afterwards (even once the member is enabled
-// again) and the admin's password is the member's.
+// TestConflictOwnPasswordVsUserOff attacks users' changes of their own
+// password — members' in the console (POST /admin/me/password), an
+// admin's with their password-grant token (PATCH /v1/users/{own id}), each
+// hashing the new password before its transaction — released together
+// with the operator's disable of each (even rounds) or new password for
+// each (odd rounds). A change of one's own password keeps the credential
+// making it, moved onto the user's epochs: one that committed after the
+// disable moved the session onto the disable's new epoch, so re-enabling
+// the member brought it back, and one that committed after the
+// operator's new password replaced it and kept the session or token the
+// operator's change had ended. Whatever the order, the credential is dead
+// afterwards (even once the user is enabled again) and the operator's
+// password is the user's.
 func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 	env := servertest.Start(t)
-	admin := env.AdminToken()
-	unlimit(t, env, admin)
-	const users = 3
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	const members = 2 // and one admin
 	for round := range 10 {
-		var shots []volleyReq
-		sessions := make([]*uiSession, users)
-		ids, emails := make([]string, users), make([]string, users)
-		adminPW := fmt.Sprintf("the admin's password %d", round)
-		for i := range users {
-			emails[i] = fmt.Sprintf("own%d-%d@example.com", round, i)
-			ids[i] = env.CreateUser(admin, emails[i], memberPW)
-			sessions[i] = uiSignIn(t, env, emails[i], memberPW)
-			_, body, _ := sessions[i].get("/admin/me")
-			f := formFields(t, body, "/admin/me/password")
-			next := fmt.Sprintf("their own new password %d", round)
-			f.Set("current_password", memberPW)
-			f.Set("new_password", next)
-			f.Set("repeat_password", next)
-			off := asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], `{"status":"disabled"}`)
-			if round%2 == 1 {
-				off = asRequest(t, env, admin, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":%q}`, adminPW))
+		var (
+			shots []volleyReq
+			live  []func() bool // whether the credential making user i's change still works
+			ids   []string
+		)
+		opPW := fmt.Sprintf("the operator's password %d", round)
+		next := fmt.Sprintf("their own new password %d", round)
+		email := func(i int) string { return fmt.Sprintf("own%d-%d@example.com", round, i) }
+		for i := range members + 1 {
+			if i < members {
+				ids = append(ids, env.CreateUser(op, email(i), memberPW))
+				s := uiSignIn(t, env, email(i), memberPW)
+				_, body, _ := s.get("/admin/me")
+				f := formFields(t, body, "/admin/me/password")
+				f.Set("current_password", memberPW)
+				f.Set("new_password", next)
+				f.Set("repeat_password", next)
+				ua := &userAgent{t: t, base: env.URL, c: s.c} // the session's cookies, for its form as a shot
+				shots, live = append(shots, ua.formShot("/admin/me/password", f)), append(live, s.live)
+			} else {
+				ids = append(ids, env.CreateUser(op, email(i), memberPW, "admin"))
+				tok := env.Login(email(i), memberPW)
+				shots = append(shots, volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":%q}`, next))})
+				live = append(live, func() bool { return env.As(tok, "GET", "/v1/me", nil).Status == 200 })
 			}
-			ua := &userAgent{t: t, base: env.URL, c: sessions[i].c} // the session's cookies, for its form as a shot
-			shots = append(shots, ua.formShot("/admin/me/password", f), volleyReq{req: off})
+			off := asRequest(t, env, op, "PATCH", "/v1/users/"+ids[i], `{"status":"disabled"}`)
+			if round%2 == 1 {
+				off = asRequest(t, env, op, "PATCH", "/v1/users/"+ids[i], fmt.Sprintf(`{"password":%q}`, opPW))
+			}
+			shots = append(shots, volleyReq{req: off})
 		}
 		res := volley(t, shots)
 		what := fmt.Sprintf("round %d", round)
@@ -185,15 +197,15 @@ func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 		t.Logf("%s: answers %v", what, statuses(res))
 		for i, uid := range ids {
 			if s := res.resps[2*i+1]; s.Status != 200 {
-				t.Fatalf("%s: the admin's change: %d %s", what, s.Status, s.Body)
+				t.Fatalf("%s: the operator's change: %d %s", what, s.Status, s.Body)
 			}
 			if round%2 == 0 {
-				servertest.Expect(t, env.As(admin, "PATCH", "/v1/users/"+uid, map[string]string{"status": "active"}), 200, "")
-			} else if r := env.Request("POST", "/authorization", map[string]string{"username": emails[i], "password": adminPW}); r.Status != 200 {
-				t.Errorf("%s: user %d: the admin's password does not sign in: %d %s", what, i, r.Status, r.Body)
+				servertest.Expect(t, env.As(op, "PATCH", "/v1/users/"+uid, map[string]string{"status": "active"}), 200, "")
+			} else if r := env.Request("POST", "/authorization", map[string]string{"username": email(i), "password": opPW}); r.Status != 200 {
+				t.Errorf("%s: user %d: the operator's password does not sign in: %d %s", what, i, r.Status, r.Body)
 			}
-			if sessions[i].live() {
-				t.Errorf("%s: user %d: the session that changed the password still works after the admin's change", what, i)
+			if live[i]() {
+				t.Errorf("%s: user %d: the credential that changed the password still works after the operator's change", what, i)
 			}
 		}
 		if t.Failed() {
