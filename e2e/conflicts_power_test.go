@@ -50,11 +50,11 @@ func losePowerDuring(t *testing.T, env *servertest.Env, op, uid string, round, r
 // authorizations (DELETE /v1/users/{id}/authorizations/{client_id}),
 // deleting a developer's client credential, changing, rolling and
 // deleting a developer's application — released together with the
-// operator's disable, demotion or deletion of that admin (losePowerDuring). None
-// may be answered 5xx, and the audit log shows nothing done by the admin
-// after the change: an approval that commits afterwards lets an
-// application into the account on the word of someone who is no longer
-// its admin.
+// operator's disable, demotion or deletion of that admin
+// (losePowerDuring). None may be answered 5xx, and the audit log shows
+// nothing done by the admin after the change: an approval that commits
+// afterwards lets an application into the account on the word of someone
+// who is no longer its admin.
 func TestConflictAdminOffVsAppWrites(t *testing.T) {
 	w := newAppsWorld(t)
 	env, op := w.env, w.admin
@@ -106,10 +106,10 @@ func TestConflictAdminOffVsAppWrites(t *testing.T) {
 // their own third-party applications — new redirect URIs, a new secret
 // (roll), a deletion — released together with the operator's disable,
 // removal of every role (the developer's among them) or deletion of the
-// developer (losePowerDuring). None may be answered 5xx, and the audit log shows
-// nothing done by the developer after the change: an application
-// outlives its owner, so a secret rolled or a redirect URI added
-// afterwards would hand it to someone who may no longer manage it.
+// developer (losePowerDuring). None may be answered 5xx, and the audit
+// log shows nothing done by the developer after the change: an
+// application outlives its owner, so a secret rolled or a redirect URI
+// added afterwards would hand it to someone who may no longer manage it.
 func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
 	env := servertest.Start(t)
 	op := env.AdminToken()
