@@ -68,6 +68,21 @@ func requireAdminShared(tx *store.Tx, p *gatehouse.Principal) error {
 	return err
 }
 
+// rolesNow returns, inside tx, p as its roles stand now, for a rule that
+// judges by them who may change what (mayManageApp,
+// mayManageCredential): its user read again after the account, by
+// requireActiveNow (forbidden when disabled or deleted since the request
+// authenticated), so that a demotion or a developer's removal that
+// committed first is seen, and one that comes later waits. It carries
+// p's account, user and method only: p's scopes are judged on p.
+func rolesNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.Principal, error) {
+	u, err := requireActiveNow(tx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &gatehouse.Principal{Account: p.Account, AccountID: p.AccountID, User: u, Method: p.Method}, nil
+}
+
 // RequireUser returns forbidden unless p acts as a user (not the anonymous
 // admin of an API token).
 func RequireUser(p *gatehouse.Principal) error {

@@ -270,8 +270,16 @@ func (s *Service) UpdateApp(ctx context.Context, p *gatehouse.Principal, id stri
 }
 
 // appToManage returns, inside tx, the application with id id (not its
-// client id) if p may manage it; not_found or forbidden otherwise.
+// client id), locked, if p may manage it as p's roles stand now
+// (rolesNow, read before the application); not_found or forbidden
+// otherwise. An application outlives its owner, so an owner disabled,
+// deleted or no longer a developer, or an admin demoted, while their
+// change was in flight, changes, rolls or deletes nothing.
 func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
+	asNow, err := rolesNow(tx, p)
+	if err != nil {
+		return nil, err
+	}
 	app, err := tx.App(id)
 	if err != nil {
 		return nil, err
@@ -279,7 +287,7 @@ func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.Ap
 	if app.ID != id {
 		return nil, gatehouse.NotFound("application")
 	}
-	return app, mayManageApp(p, app)
+	return app, mayManageApp(asNow, app)
 }
 
 // RollApp gives a confidential application a new secret; the old one
@@ -330,13 +338,19 @@ func (s *Service) DeleteApp(ctx context.Context, p *gatehouse.Principal, id stri
 
 // ApproveApp approves an application, named by its id or client id, for
 // p's account under the approved policy (admins only). Any account's
-// application may be approved: its id is what the admin was given.
+// application may be approved: its id is what the admin was given. The
+// admin is read again after the account (requireAdminShared): one
+// disabled, deleted or demoted while the approval was in flight lets no
+// application in (forbidden).
 func (s *Service) ApproveApp(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}
 	var out *gatehouse.App
 	err := s.update(ctx, func(tx *store.Tx) error {
+		if err := requireAdminShared(tx, p); err != nil {
+			return err
+		}
 		app, err := tx.App(id)
 		if err != nil {
 			return err
@@ -918,7 +932,9 @@ func (s *Service) authorizationsOf(ctx context.Context, p *gatehouse.Principal, 
 // when there is none).
 //
 // A third-party application's token may end only its own grant (a
-// "disconnect" in the application).
+// "disconnect" in the application). An admin ending another user's is
+// read again after the account (requireAdminShared): one disabled,
+// deleted or demoted meanwhile ends nothing (forbidden).
 func (s *Service) RevokeAuthorization(ctx context.Context, p *gatehouse.Principal, userID, clientID string) error {
 	uid := ""
 	if p.Method == gatehouse.MethodAuthorizationCode && (userID == "" || userID == p.UserID()) && clientID == p.ClientID {
@@ -930,6 +946,11 @@ func (s *Service) RevokeAuthorization(ctx context.Context, p *gatehouse.Principa
 		}
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if uid != p.UserID() {
+			if err := requireAdminShared(tx, p); err != nil {
+				return err
+			}
+		}
 		found, err := tx.DeleteAuthorization(uid, clientID, s.now())
 		if err != nil {
 			return err

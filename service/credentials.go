@@ -422,19 +422,23 @@ func (s *Service) Credential(ctx context.Context, p *gatehouse.Principal, id str
 }
 
 // DeleteCredential deletes a credential — the owner's own, or any of the
-// account's for an admin (mayManageCredential) — and its tokens stop
-// working at once.
+// account's for an admin (mayManageCredential, as p's roles stand when it
+// commits: rolesNow) — and its tokens stop working at once.
 func (s *Service) DeleteCredential(ctx context.Context, p *gatehouse.Principal, id string) error {
 	// Refuse before reading anything when p may delete no credential.
 	if err := mayManageCredentials(p); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		asNow, err := rolesNow(tx, p)
+		if err != nil {
+			return err
+		}
 		c, owner, err := tx.AccountCredential(p.AccountID, id)
 		if err != nil {
 			return err
 		}
-		if err := mayManageCredential(p, c); err != nil {
+		if err := mayManageCredential(asNow, c); err != nil {
 			return err
 		}
 		if err := mayActOn(p, userReach(p.Account, owner, c.Scopes), c.ExpiresAt); err != nil {

@@ -326,6 +326,11 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 		if err := requireMayChange(p, u); err != nil {
 			return err
 		}
+		if patch.Password != nil && u.ID == p.UserID() {
+			if err := requireEpochsKept(p, u); err != nil {
+				return err
+			}
+		}
 		if patch.Password != nil && (u.ID == p.UserID() || u.IsAdmin()) {
 			// A credential that is not a sign-in (an application's token,
 			// an API token, a client credential) never sets its own user's
@@ -374,6 +379,20 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 	return out, nil
 }
 
+// requireEpochsKept returns forbidden unless u, p's own user read again
+// inside the transaction, is still in the epochs it was in when p
+// authenticated. A change of one's own password keeps the credential
+// making it, moved onto the user's new epochs (store.Tx.KeepCredential):
+// a credential that a disable or another new password ended while the
+// change was in flight must not be brought back so, nor its change
+// replace that password.
+func requireEpochsKept(p *gatehouse.Principal, u *gatehouse.User) error {
+	if u.Epoch != p.User.Epoch || u.PasswordEpoch != p.User.PasswordEpoch {
+		return gatehouse.Forbidden("Your password was changed or your user disabled meanwhile; sign in again")
+	}
+	return nil
+}
+
 // revokeAllCredentials deletes every client credential of u inside tx,
 // with its audit entry.
 func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, u *gatehouse.User) error {
@@ -389,7 +408,10 @@ func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gat
 // grant's throttle (a wrong current password is invalid_request about
 // current_password; too_many_attempts when throttled). As with UpdateUser,
 // every password-derived token and admin UI session of the user ends,
-// except the credential making the change.
+// except the credential making the change. The user is read again under
+// the account's lock (lockUser, requireEpochsKept): one disabled, or
+// given a new password by an admin, while the change was in flight
+// changes nothing (forbidden).
 func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal, current, next, from string) error {
 	if err := RequireUser(p); err != nil {
 		return err
@@ -411,8 +433,11 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, p *gatehouse.Principal,
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
-		u, err := tx.User(p.AccountID, p.User.ID)
+		u, err := lockUser(tx, p.User)
 		if err != nil {
+			return err
+		}
+		if err := requireEpochsKept(p, u); err != nil {
 			return err
 		}
 		u.PasswordHash, u.UpdatedAt = hash, s.now()
