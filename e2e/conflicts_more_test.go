@@ -474,25 +474,51 @@ func appRefreshShot(t *testing.T, env *servertest.Env, app thirdPartyApp, rt str
 }
 
 // TestConflictConsentVsRevokeVsAppDelete attacks a third-party
-// application's standing: the member's consents (Allow on the consent
-// page, for more scopes than remembered), code exchanges and a refresh,
-// released together with the member's revocation of the application
-// (DELETE /v1/me/authorizations/{client_id}) and, in odd rounds, the
-// developer's deletion of the application. None may be answered 5xx.
-// When the application was deleted, or no authorization of it is left
-// afterwards, nothing from the race works: no access or refresh token,
-// no code, and a deleted application has no authorization left.
+// application's standing on one node: consentRace.
 func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
 	w := newAppsWorld(t)
-	env := w.env
-	unlimit(t, env, w.admin)
-	member := env.Login(appMember, memberPW)
-	const rounds = 10
+	unlimit(t, w.env, w.admin)
+	consentRace(t, []*servertest.Env{w.env}, w.devTok, 10)
+}
+
+// TestConflictConsentOnTwoNodes is consentRace on two nodes of one
+// cluster (one store, one Redis): the consents on node A, the revocation
+// and the deletion on node B, the code exchanges and refreshes on both,
+// and the tokens from before the race cached on both.
+func TestConflictConsentOnTwoNodes(t *testing.T) {
+	a, b := twoLeakNodes(t)
+	admin, _, devTok, _ := developer(t, a)
+	unlimit(t, a, admin)
+	a.CreateUser(admin, appMember, memberPW)
+	consentRace(t, []*servertest.Env{a, b}, devTok, 12)
+}
+
+// consentRace attacks a third-party application's standing for rounds
+// rounds, on nodes (one or two of a cluster): the member's consents
+// (Allow on the consent page of the first node, for more scopes than
+// remembered), code exchanges and refreshes (one on each node in turn),
+// released together with the member's revocation of the application
+// (DELETE /v1/me/authorizations/{client_id}) and, in odd rounds, the
+// developer's deletion of the application, both on the last node. None
+// may be answered 5xx, and none may deadlock (no5xx). Once the
+// revocation (204) or the deletion has answered, no token works on any
+// node that was issued before the race or in it (the exchanges are of
+// codes given before the race, the refreshes of tokens from before it):
+// no access token, no refresh token. A consent that commits after the
+// revocation is a new authorization, and a code it gives may work; when
+// the application was deleted, or no authorization of it is left
+// afterwards, no code from the race works either, and a deleted
+// application has no authorization left.
+func consentRace(t *testing.T, nodes []*servertest.Env, devTok string, rounds int) {
+	t.Helper()
+	a, b := nodes[0], nodes[len(nodes)-1]
+	on := func(i int) *servertest.Env { return nodes[i%len(nodes)] }
+	member := a.Login(appMember, memberPW)
 	for round := range rounds {
-		app := registerApp(t, env, w.devTok, "confidential", []string{appRedirect}, []string{"workspaces:read", "users:read"})
-		narrow := oauthConfig(env, app, appRedirect, "workspaces:read")
-		wide := oauthConfig(env, app, appRedirect, "workspaces:read", "users:read")
-		ua := newUserAgent(t, env.URL)
+		app := registerApp(t, a, devTok, "confidential", []string{appRedirect}, []string{"workspaces:read", "users:read"})
+		narrow := oauthConfig(a, app, appRedirect, "workspaces:read")
+		wide := oauthConfig(a, app, appRedirect, "workspaces:read", "users:read")
+		ua := newUserAgent(t, a.URL)
 		code := func() (string, string) {
 			t.Helper()
 			v := oauth2.GenerateVerifier()
@@ -502,31 +528,42 @@ func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
 			}
 			return cb.Query().Get("code"), v
 		}
-		c, v := code()
-		r := exchange(env, app, c, appRedirect, v)
-		servertest.Expect(t, r, 200, "")
-		var first apiAccess
-		r.JSON(t, &first)
+		// Tokens from before the race, each exchanged on a node of its
+		// own and served by every node, so that every node has it cached.
+		var before []apiAccess
+		for i := range 3 * len(nodes) {
+			c, v := code()
+			r := exchange(on(i), app, c, appRedirect, v)
+			servertest.Expect(t, r, 200, "")
+			var p apiAccess
+			r.JSON(t, &p)
+			for _, n := range nodes {
+				servertest.Expect(t, n.As(p.AccessToken, "GET", "/v1/me", nil), 200, "")
+			}
+			before = append(before, p)
+		}
 
 		var shots []volleyReq
 		verifiers := map[*http.Request]string{}
-		for range 2 {
+		for i := range 2 {
 			c, v := code()
-			shots = append(shots, exchangeShot(t, env, app, c, appRedirect, v))
+			shots = append(shots, exchangeShot(t, on(i), app, c, appRedirect, v))
 		}
-		shots = append(shots, appRefreshShot(t, env, app, first.RefreshToken))
-		for range 2 {
+		for i, p := range before {
+			shots = append(shots, appRefreshShot(t, on(i+1), app, p.RefreshToken))
+		}
+		for range 3 {
 			v := oauth2.GenerateVerifier()
-			shot := consentShot(t, newUserAgent(t, env.URL), wide.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+			shot := consentShot(t, newUserAgent(t, a.URL), wide.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
 			verifiers[shot.req] = v
 			shots = append(shots, shot)
 		}
 		revokeAt := round % (len(shots) + 1)
-		shots = append(shots[:revokeAt], append([]volleyReq{{req: asRequest(t, env, member, "DELETE", "/v1/me/authorizations/"+app.ClientID, "")}},
+		shots = append(shots[:revokeAt], append([]volleyReq{{req: asRequest(t, b, member, "DELETE", "/v1/me/authorizations/"+app.ClientID, "")}},
 			shots[revokeAt:]...)...)
 		deleted := round%2 == 1
 		if deleted {
-			shots = append(shots, volleyReq{req: asRequest(t, env, w.devTok, "DELETE", "/v1/apps/"+app.ID, "")})
+			shots = append(shots, volleyReq{req: asRequest(t, b, devTok, "DELETE", "/v1/apps/"+app.ID, "")})
 		}
 		res := volley(t, shots)
 		what := fmt.Sprintf("round %d", round)
@@ -535,9 +572,13 @@ func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
 		if deleted && res.resps[len(shots)-1].Status != 204 {
 			t.Fatalf("%s: deletion: %d %s", what, res.resps[len(shots)-1].Status, res.resps[len(shots)-1].Body)
 		}
+		revoked := res.resps[revokeAt].Status == 204
+		if !revoked && !deleted {
+			t.Fatalf("%s: revocation: %d %s", what, res.resps[revokeAt].Status, res.resps[revokeAt].Body)
+		}
 
 		// What the race handed out: tokens, and codes from the consents.
-		is := issued{access: []string{first.AccessToken}}
+		is := issued{}
 		var codes [][2]string
 		for i, r := range res.resps {
 			if v, ok := verifiers[shots[i].req]; ok {
@@ -554,7 +595,7 @@ func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
 			}
 		}
 		var left []map[string]any
-		env.As(member, "GET", "/v1/me/authorizations", nil).JSON(t, &struct {
+		a.As(member, "GET", "/v1/me/authorizations", nil).JSON(t, &struct {
 			Data *[]map[string]any `json:"data"`
 		}{&left})
 		granted := false
@@ -563,24 +604,36 @@ func TestConflictConsentVsRevokeVsAppDelete(t *testing.T) {
 				granted = true
 			}
 		}
-		t.Logf("%s: %d codes, %d tokens from the race; authorised afterwards: %v", what, len(codes), len(is.access)-1, granted)
+		t.Logf("%s: %d codes, %d tokens from the race; authorised afterwards: %v", what, len(codes), len(is.access), granted)
 		if deleted && granted {
 			t.Errorf("%s: the deleted application is still authorised: %v", what, left)
 		}
+		for _, p := range before {
+			is.access = append(is.access, p.AccessToken)
+			is.refresh = append(is.refresh, [2]string{app.ClientID, p.RefreshToken})
+		}
+		each(is.access, func(tok string) {
+			for i, n := range nodes {
+				if r := n.As(tok, "GET", "/v1/me", nil); r.Status != 401 {
+					t.Errorf("%s: an access token of the application still works on node %d: %d %s", what, i, r.Status, r.Body)
+				}
+			}
+		})
+		// A refresh token or a code that works is spent by its first use:
+		// each is tried on every node, in turn.
+		for _, rt := range is.refresh {
+			for i, n := range nodes {
+				if r := refreshAppToken(t, n, app, rt[1]); r.Status == 200 {
+					t.Errorf("%s: a refresh token of the application still refreshes on node %d: %s", what, i, r.Body)
+				}
+			}
+		}
 		if deleted || !granted {
-			for _, tok := range is.access {
-				if r := env.As(tok, "GET", "/v1/me", nil); r.Status != 401 {
-					t.Errorf("%s: an access token of the application still works: %d %s", what, r.Status, r.Body)
-				}
-			}
-			for _, rt := range is.refresh {
-				if r := refreshAppToken(t, env, app, rt[1]); r.Status == 200 {
-					t.Errorf("%s: a refresh token of the application still refreshes: %s", what, r.Body)
-				}
-			}
 			for _, c := range codes {
-				if r := exchange(env, app, c[0], appRedirect, c[1]); r.Status == 200 {
-					t.Errorf("%s: a code of the race still exchanges: %s", what, r.Body)
+				for i, n := range nodes {
+					if r := exchange(n, app, c[0], appRedirect, c[1]); r.Status == 200 {
+						t.Errorf("%s: a code of the race still exchanges on node %d: %s", what, i, r.Body)
+					}
 				}
 			}
 		}

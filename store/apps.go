@@ -275,8 +275,13 @@ func (t *Tx) Authorization(userID, clientID string) (*gatehouse.Authorization, e
 }
 
 // DeleteAuthorization ends the user's authorization of clientID: its
-// unused codes and every token it issued stop working. It is revoking;
-// found is false when there was none.
+// unused codes and every token it issued stop working, and so does every
+// token a rotation of one of its refresh tokens inserts meanwhile: the
+// refresh families that can still grow are marked revoked, as
+// RevokeTokenFamily marks one. (Marking the tokens alone misses those a
+// rotation commits after the marking read the table; the user's next
+// consent to the application would then bring them back.) It is
+// revoking; found is false when there was none.
 func (t *Tx) DeleteAuthorization(userID, clientID string, at time.Time) (found bool, err error) {
 	t.revokes(gatehouse.UserSubject(userID))
 	res, err := t.exec(`DELETE FROM authorizations WHERE user_id = ? AND client_id = ?`, userID, clientID)
@@ -285,6 +290,12 @@ func (t *Tx) DeleteAuthorization(userID, clientID string, at time.Time) (found b
 	}
 	n, _ := res.RowsAffected()
 	if _, err := t.exec(`UPDATE auth_codes SET used_at = ? WHERE user_id = ? AND client_id = ? AND used_at IS NULL`, micros(at), userID, clientID); err != nil {
+		return false, err
+	}
+	if _, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) SELECT DISTINCT family_id, CAST(? AS BIGINT) FROM tokens
+		WHERE user_id = ? AND client_id = ? AND method = ? AND kind = ? AND revoked_at IS NULL AND expires_at > ?
+		ON CONFLICT (family_id) DO NOTHING`, micros(at), userID, clientID, string(gatehouse.MethodAuthorizationCode),
+		string(gatehouse.KindRefresh), micros(at)); err != nil {
 		return false, err
 	}
 	_, err = t.exec(`UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND method = ? AND revoked_at IS NULL`,

@@ -21,7 +21,8 @@ func thirdPartyAppOf(u *gatehouse.User) *gatehouse.App {
 // the application and an authorization given no later than the token
 // exist, with the scopes both allow; revoking the authorization or
 // deleting the application ends it, and a new authorization brings back
-// no token issued before it.
+// no token issued before it, nor one a rotation of the revoked grant's
+// refresh token inserts after the revocation.
 func testAppTokensParent(t *testing.T, s *store.Store) {
 	a := newAccount(t, s)
 	u := newUser(t, s, a)
@@ -39,7 +40,8 @@ func testAppTokensParent(t *testing.T, s *store.Store) {
 		t.Fatalf("app %+v %v", got, err)
 	}
 	tok := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodAuthorizationCode, app.ClientID, "fam1")
-	createTokens(t, s, tok)
+	rt := tokenOf(u, gatehouse.KindRefresh, gatehouse.MethodAuthorizationCode, app.ClientID, "fam1")
+	createTokens(t, s, tok, rt)
 	it := issued(t, s, tok.Hash)
 	if !it.Parent.Live || it.Parent.Scopes.String() != "workspaces:read" || it.Parent.ID != app.ClientID {
 		t.Fatalf("parent %+v", it.Parent)
@@ -62,6 +64,15 @@ func testAppTokensParent(t *testing.T, s *store.Store) {
 	update(t, s, func(tx *store.Tx) error { return tx.Authorize(&g2) })
 	if it := issued(t, s, tok.Hash); it.Parent.Live {
 		t.Fatal("a new authorization brought back an earlier token")
+	}
+	// A rotation of the revoked grant's refresh token that commits after
+	// the revocation read the tokens inserts its pair late, stamped after
+	// the new authorization: its family was marked.
+	late := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodAuthorizationCode, app.ClientID, "fam1")
+	late.CreatedAt = at.Add(3 * time.Minute)
+	createTokens(t, s, late)
+	if it := issued(t, s, late.Hash); !it.FamilyRevoked {
+		t.Fatal("a late rotation of a revoked grant's refresh token works under the next authorization")
 	}
 	tok2 := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodAuthorizationCode, app.ClientID, "fam2")
 	tok2.CreatedAt = at.Add(3 * time.Minute)
