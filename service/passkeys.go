@@ -36,6 +36,11 @@ func errPasskeyRefused() error {
 	return gatehouse.InvalidField("credential", "The passkey was not accepted. Try again, or use another way to sign in.", "the passkey's answer was refused")
 }
 
+// errTooManyPasskeys is the answer to a registration beyond MaxPasskeys.
+func errTooManyPasskeys() error {
+	return gatehouse.Errorf(gatehouse.ELimitReached, "A user may have at most %d passkeys; remove one first", MaxPasskeys)
+}
+
 // errChallengeGone is the answer to an answer whose challenge expired or
 // was answered already.
 func errChallengeGone() error {
@@ -149,7 +154,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, p *gatehouse.Pri
 		return nil, err
 	}
 	if len(ks) >= MaxPasskeys {
-		return nil, gatehouse.Errorf(gatehouse.ELimitReached, "A user may have at most %d passkeys; remove one first", MaxPasskeys)
+		return nil, errTooManyPasskeys()
 	}
 	c, err := rp.BeginRegistration(pu)
 	if err != nil {
@@ -184,7 +189,9 @@ func normalizePasskeyName(name string) (string, error) {
 // another user or used; about credential when the answer is refused. When
 // it is the user's first second factor, ten recovery codes are made and
 // every other session, pending sign-in and password-grant token of the
-// user ends, as with TOTP. Audited as user.passkey_add (and
+// user ends, as with TOTP. limit_reached when the user holds MaxPasskeys
+// by then (counted under the user's lock, so registrations finished
+// together stop at the limit). Audited as user.passkey_add (and
 // user.mfa_enable for the first factor).
 func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Principal, challengeID, name string, answer []byte) (*PasskeyAdded, error) {
 	if err := requireSignIn(p); err != nil {
@@ -225,6 +232,11 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Pr
 		// The user first, as in every change of their second factors.
 		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
 			return err
+		}
+		if n, err := tx.CountPasskeys(p.User.ID); err != nil {
+			return err
+		} else if n >= MaxPasskeys {
+			return errTooManyPasskeys()
 		}
 		if taken, err := tx.TakePasskeyChallenge(ch.ID); err != nil {
 			return err

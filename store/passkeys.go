@@ -131,6 +131,13 @@ func (t *Tx) UsePasskey(id string, count uint32, at time.Time) (bool, error) {
 	return n == 1, err
 }
 
+// CountPasskeys counts a user's passkeys inside the transaction.
+func (t *Tx) CountPasskeys(userID string) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM passkeys WHERE user_id = ?`, userID).Scan(&n)
+	return n, err
+}
+
 // DeletePasskeys removes every passkey of a user and returns how many.
 func (t *Tx) DeletePasskeys(userID string) (int, error) {
 	res, err := t.exec(`DELETE FROM passkeys WHERE user_id = ?`, userID)

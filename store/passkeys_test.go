@@ -107,4 +107,17 @@ func testPasskeys(t *testing.T, s *store.Store) {
 	if fs, _ := s.Factors(ctx, uid); n != 1 || fs.Any() || fs.Passkeys != 0 {
 		t.Fatalf("cleared %d: %+v", n, fs)
 	}
+	update(t, s, func(tx *store.Tx) (err error) {
+		if n, err = tx.CountPasskeys(uid); err != nil {
+			return err
+		}
+		return tx.CreatePasskey(k)
+	})
+	if n != 0 {
+		t.Fatalf("%d passkeys counted after clearing", n)
+	}
+	update(t, s, func(tx *store.Tx) (err error) { n, err = tx.CountPasskeys(uid); return err })
+	if n != 1 {
+		t.Fatalf("%d passkeys counted, 1 made", n)
+	}
 }
