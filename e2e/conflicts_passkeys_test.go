@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 )
 
@@ -30,9 +34,159 @@ func passkeyMember(t *testing.T, env *servertest.Env, admin, email string, n int
 	return tok, uid, keys, ids
 }
 
+// passkeyEntries returns the audit log's passkey and second-factor
+// entries about user uid, oldest first.
+func passkeyEntries(t *testing.T, env *servertest.Env, admin, uid string) []gatehouse.AuditEntry {
+	t.Helper()
+	var out []gatehouse.AuditEntry
+	for _, e := range auditWhere(t, env, admin, "target="+uid) {
+		if strings.HasPrefix(e.Action, "user.passkey_") || strings.HasPrefix(e.Action, "user.mfa_") {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b gatehouse.AuditEntry) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
+}
+
+// factorsAgree fails the test unless the user of tok has n passkeys and
+// recovery codes exactly when they have a second factor: with the last
+// factor removed the codes go, and the first factor added makes them.
+func factorsAgree(t *testing.T, what string, env *servertest.Env, tok string, n int) {
+	t.Helper()
+	var f struct {
+		TOTP              bool `json:"totp"`
+		Passkeys          int  `json:"passkeys"`
+		RecoveryCodesLeft int  `json:"recovery_codes_left"`
+	}
+	r := env.As(tok, "GET", "/v1/me/mfa", nil)
+	servertest.Expect(t, r, 200, "")
+	r.JSON(t, &f)
+	if f.Passkeys != n {
+		t.Errorf("%s: %d passkeys left, want %d", what, f.Passkeys, n)
+	}
+	if (f.TOTP || f.Passkeys > 0) != (f.RecoveryCodesLeft > 0) {
+		t.Errorf("%s: second factors and recovery codes disagree: %+v", what, f)
+	}
+}
+
+// signInsAfter fails the test when the audit log shows a sign-in with a
+// passkey after the passkey was gone (removed at cut, or, with id empty,
+// every passkey of the user), or any clone warning: a passkey removed
+// while its sign-in was under way is not a copied key.
+func signInsAfter(t *testing.T, what string, entries []gatehouse.AuditEntry, id string, cut time.Time) {
+	t.Helper()
+	for _, e := range entries {
+		switch {
+		case e.Action == "user.passkey_clone_warning":
+			t.Errorf("%s: %s for passkey %s", what, e.Action, e.Details["passkey_id"])
+		case e.Action == "user.passkey_sign_in" && (id == "" || e.Details["passkey_id"] == id) && e.CreatedAt.After(cut):
+			t.Errorf("%s: a sign-in with passkey %s at %s, after it was gone at %s", what, e.Details["passkey_id"],
+				e.CreatedAt.Format("15:04:05.000000"), cut.Format("15:04:05.000000"))
+		}
+	}
+}
+
+// refusedNow fails the test unless a sign-in with k, tried now, is
+// refused.
+func refusedNow(t *testing.T, what string, env *servertest.Env, k *softKey, from string) {
+	t.Helper()
+	r := volley(t, []volleyReq{passkeySignInShot(t, env, k, from, "", "")}).resps[0]
+	if r.Status != http.StatusUnauthorized || sessionOf(r) != "" {
+		t.Errorf("%s: a sign-in with a passkey that is gone: %d %s", what, r.Status, r.Header.Get("Location"))
+	}
+}
+
 // insertShot inserts shot into shots at i.
 func insertShot(shots []volleyReq, i int, shot volleyReq) []volleyReq {
 	return append(shots[:i], append([]volleyReq{shot}, shots[i:]...)...)
+}
+
+// TestConflictPasskeyRemoveVsSignIn attacks a passkey's removal (DELETE
+// /v1/me/mfa/passkeys/{id}) released together with sign-ins by it
+// (password-less, and as the second factor after the password) and its
+// renames; in even rounds the user's only passkey is removed while they
+// add another, in odd rounds both of their two are removed at once. None
+// may be answered 5xx or deadlock. The documents promise that a removed
+// passkey signs in no more, not that the sessions it began before end:
+// so no sign-in with it is audited after its removal, a sign-in tried
+// afterwards is refused, and none is taken for a copied key
+// (user.passkey_clone_warning). The user is left with the passkeys the
+// answers say, and recovery codes exactly when a passkey is left.
+func TestConflictPasskeyRemoveVsSignIn(t *testing.T) {
+	env := startOnLocalhost(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const rounds = 10
+	for round := range rounds {
+		what := fmt.Sprintf("round %d", round)
+		email := fmt.Sprintf("remove%d@example.com", round)
+		both := round%2 == 1
+		n := 1
+		if both {
+			n = 2
+		}
+		tok, uid, keys, ids := passkeyMember(t, env, admin, email, n)
+		from := func(i int) string { return loopback(round*8 + i) }
+		var shots []volleyReq
+		for i := range 4 {
+			second := ""
+			if i == 3 {
+				second = email
+			}
+			shots = append(shots, passkeySignInShot(t, env, keys[i%n], from(i), second, memberPW))
+		}
+		for i := range 2 {
+			shots = append(shots, volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+ids[0], fmt.Sprintf(`{"name":"renamed %d"}`, i))})
+		}
+		var added *softKey
+		if both {
+			shots = append(shots, volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[1], "")})
+		} else {
+			added = newSoftKey(t, env)
+			shots = append(shots, passkeyAddShot(t, env, tok, added, "new"))
+		}
+		removeAt := round / 2 % (len(shots) + 1)
+		shots = insertShot(shots, removeAt, volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[0], "")})
+		res := volley(t, shots)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: removal at %d; answers %v", what, removeAt, statuses(res))
+		if s := res.resps[removeAt]; s.Status != 204 {
+			t.Fatalf("%s: removal: %d %s", what, s.Status, s.Body)
+		}
+		left := n - 1
+		if last := res.resps[len(shots)-1]; both && last.Status == 204 {
+			left--
+		} else if !both && last.Status == 201 {
+			left++
+		}
+		entries := passkeyEntries(t, env, admin, uid)
+		sessions := 0
+		for _, r := range res.resps {
+			if sessionOf(r) != "" {
+				sessions++
+			}
+		}
+		signIns := 0
+		for _, e := range entries {
+			switch {
+			case e.Action == "user.passkey_sign_in":
+				signIns++
+			case e.Action == "user.passkey_remove":
+				signInsAfter(t, what, entries, e.Details["passkey_id"], e.CreatedAt)
+			}
+		}
+		if signIns != sessions {
+			t.Errorf("%s: %d sessions began, %d passkey sign-ins audited", what, sessions, signIns)
+		}
+		refusedNow(t, what, env, keys[0], from(6))
+		if both {
+			refusedNow(t, what, env, keys[1], from(7))
+		}
+		factorsAgree(t, what, env, tok, left)
+		if t.Failed() {
+			return
+		}
+	}
 }
 
 // TestConflictPasskeyLimit attacks the limit of 20 passkeys a user
@@ -87,5 +241,64 @@ func TestConflictPasskeyLimit(t *testing.T) {
 	t.Logf("four and two removals at 20: answers %v", statuses(res))
 	if n, want := count(), before+countStatus(res, 201)-countStatus(res, 204); n != want || n > limit {
 		t.Errorf("four and two removals at %d: the user holds %d passkeys, answers say %d", before, n, want)
+	}
+}
+
+// TestConflictPasskeyResetVsAdd attacks an admin's reset of a member's
+// second factors (DELETE /v1/users/{id}/mfa) released together with the
+// member's passkey registrations, sign-ins with their passkey
+// (password-less and as the second factor), its rename and its removal.
+// None may be answered 5xx or deadlock. Afterwards the member holds
+// exactly the passkeys added after the reset, with recovery codes exactly
+// when they hold one; no sign-in is audited after the reset nor taken
+// for a copied key, and the passkey from before signs in no more.
+func TestConflictPasskeyResetVsAdd(t *testing.T) {
+	env := startOnLocalhost(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const rounds = 10
+	for round := range rounds {
+		what := fmt.Sprintf("round %d", round)
+		email := fmt.Sprintf("reset%d@example.com", round)
+		tok, uid, keys, ids := passkeyMember(t, env, admin, email, 1)
+		from := func(i int) string { return loopback(round*8 + i) }
+		shots := []volleyReq{
+			passkeyAddShot(t, env, tok, newSoftKey(t, env), "second"),
+			passkeySignInShot(t, env, keys[0], from(0), "", ""),
+			volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+ids[0], `{"name":"renamed"}`)},
+			passkeySignInShot(t, env, keys[0], from(1), email, memberPW),
+			volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[0], "")},
+			passkeyAddShot(t, env, tok, newSoftKey(t, env), "third"),
+		}
+		resetAt := round % (len(shots) + 1)
+		shots = insertShot(shots, resetAt, volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid+"/mfa", "")})
+		res := volley(t, shots)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: reset at %d; answers %v", what, resetAt, statuses(res))
+		if s := res.resps[resetAt]; s.Status != 204 {
+			t.Fatalf("%s: reset: %d %s", what, s.Status, s.Body)
+		}
+		entries := passkeyEntries(t, env, admin, uid)
+		var reset time.Time
+		for _, e := range entries {
+			if e.Action == "user.mfa_reset" {
+				reset = e.CreatedAt
+			}
+		}
+		if reset.IsZero() {
+			t.Fatalf("%s: no user.mfa_reset in the audit log", what)
+		}
+		signInsAfter(t, what, entries, "", reset)
+		added := 0
+		for _, e := range entries {
+			if e.Action == "user.passkey_add" && e.CreatedAt.After(reset) {
+				added++
+			}
+		}
+		factorsAgree(t, what, env, tok, added)
+		refusedNow(t, what, env, keys[0], from(6))
+		if t.Failed() {
+			return
+		}
 	}
 }

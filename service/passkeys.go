@@ -317,6 +317,10 @@ func (s *Service) RenamePasskey(ctx context.Context, p *gatehouse.Principal, id,
 	}
 	var out PasskeyInfo
 	err = s.update(ctx, func(tx *store.Tx) error {
+		// The user first, as in every change of their second factors.
+		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+			return err
+		}
 		if err := tx.RenamePasskey(p.User.ID, id, name); err != nil {
 			return err
 		}
@@ -351,7 +355,10 @@ func (s *Service) PasskeyByID(ctx context.Context, p *gatehouse.Principal, id st
 // such passkey. With it the last second factor gone, the recovery codes go
 // too, and a user whose account requires a second factor is led to enrol
 // again. Audited as user.passkey_remove (and user.mfa_disable for the
-// last factor).
+// last factor). The user is locked first, so that what is left is
+// decided after any other change of their second factors: a passkey
+// added or removed at the same moment is seen, and the recovery codes go
+// exactly when nothing is left.
 func (s *Service) RemovePasskey(ctx context.Context, p *gatehouse.Principal, id string) error {
 	if err := requireSignIn(p); err != nil {
 		return err
@@ -360,6 +367,9 @@ func (s *Service) RemovePasskey(ctx context.Context, p *gatehouse.Principal, id 
 		return gatehouse.NotFound("passkey")
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+			return err
+		}
 		if err := tx.DeletePasskey(p.User.ID, id); err != nil {
 			return err
 		}
@@ -476,7 +486,11 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context, pending string) (*Pass
 // an unknown passkey, is invalid_request about credential, counted by the
 // sign-in throttle when its user is known. A passkey whose signature
 // counter did not grow may have been copied: the sign-in is refused and
-// audited as user.passkey_clone_warning. A password-less sign-in of a
+// audited as user.passkey_clone_warning. A sign-in whose passkey was
+// removed by a change that committed while it was under way is refused
+// as an answer not accepted (credential), and not taken for a copy: the
+// session starts only under the user's lock, with the passkey still
+// there. A password-less sign-in of a
 // user whose account requires single sign-on is refused as their password
 // is (invalid_grant joined with ErrSSORequired, not counted, not audited);
 // the passkey as the second factor, after single sign-on or the
@@ -527,8 +541,8 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 		return nil, err
 	}
 	var (
-		cookie, csrf string
-		cloned       bool
+		cookie, csrf    string
+		cloned, refused bool
 	)
 	err = func() error {
 		pu, _, err := s.ceremonyUser(ctx, u)
@@ -565,7 +579,7 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 		}
 		p := &gatehouse.Principal{AccountID: u.AccountID, User: u, Method: gatehouse.MethodSession}
 		return s.update(ctx, func(tx *store.Tx) error {
-			cloned = false // as the run that commits finds it
+			cloned, refused = false, false // as the run that commits finds them
 			// The user first, as in every change of their second factors.
 			if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
 				return err
@@ -583,7 +597,11 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 				}
 			}
 			fresh, err := tx.UsePasskey(k.ID, cred.Authenticator.SignCount, s.now())
-			if err != nil {
+			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+				// Removed (or reset) meanwhile: refused, not a copied key.
+				refused = true
+				return nil
+			} else if err != nil {
 				return err
 			}
 			if cred.Authenticator.CloneWarning || !fresh {
@@ -602,7 +620,7 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 			return s.record(tx, s.audit(ctx, p, "user.passkey_sign_in", "user", u.ID, map[string]string{"passkey_id": k.ID, "mode": mode}))
 		})
 	}()
-	if err == nil && cloned {
+	if err == nil && (cloned || refused) {
 		err = errPasskeyRefused()
 	}
 	if err = s.settle(ctx, res, err); err != nil {

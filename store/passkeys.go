@@ -117,18 +117,28 @@ func (t *Tx) DeletePasskey(userID, id string) error {
 }
 
 // UsePasskey records a sign-in with the passkey id: its new signature
-// counter and the time. It reports whether the passkey is still there
-// and, when count is not zero, whether count is larger than every counter
-// accepted before — in one conditional statement, so that of concurrent
-// sign-ins with one counter value, one counts.
+// counter and the time. It reports whether count is larger than every
+// counter accepted before (or both are zero) — in one conditional
+// statement, so that of concurrent sign-ins with one counter value, one
+// counts — and not_found when the passkey is gone: a passkey removed
+// while its sign-in was under way is not one whose counter did not grow.
 func (t *Tx) UsePasskey(id string, count uint32, at time.Time) (bool, error) {
 	res, err := t.exec(`UPDATE passkeys SET sign_count = ?, last_used_at = ? WHERE id = ? AND (sign_count < ? OR (? = 0 AND sign_count = 0))`,
 		int64(count), micros(at), id, int64(count), int64(count))
 	if err != nil {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, err
+	}
+	var n int
+	if err := t.row(`SELECT COUNT(*) FROM passkeys WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return false, gatehouse.NotFound("passkey")
+	}
+	return false, nil
 }
 
 // CountPasskeys counts a user's passkeys inside the transaction.

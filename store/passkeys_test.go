@@ -11,9 +11,9 @@ import (
 
 // testPasskeys: a credential id is registered once; a sign count is
 // accepted only when larger than the last, once among many at the same
-// moment; a challenge is taken once among many; passkeys count as second
-// factors, and clearing the factors (an admin's reset, `gatehouse
-// recover`) removes them.
+// moment, and a passkey gone is not_found; a challenge is taken once
+// among many; passkeys count as second factors, and clearing the factors
+// (an admin's reset, `gatehouse recover`) removes them.
 func testPasskeys(t *testing.T, s *store.Store) {
 	ctx := t.Context()
 	f := newFixture(t, s)
@@ -106,6 +106,10 @@ func testPasskeys(t *testing.T, s *store.Store) {
 	update(t, s, func(tx *store.Tx) (err error) { n, err = tx.ClearFactors(uid); return err })
 	if fs, _ := s.Factors(ctx, uid); n != 1 || fs.Any() || fs.Passkeys != 0 {
 		t.Fatalf("cleared %d: %+v", n, fs)
+	}
+	// A sign-in with a passkey gone finds it gone, not stale.
+	if err := s.Update(ctx, func(tx *store.Tx) error { _, err := tx.UsePasskey("pk_1", 9, at); return err }); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+		t.Fatalf("a removed passkey used: %v", err)
 	}
 	update(t, s, func(tx *store.Tx) (err error) {
 		if n, err = tx.CountPasskeys(uid); err != nil {
