@@ -244,6 +244,58 @@ func TestConflictPasskeyLimit(t *testing.T) {
 	}
 }
 
+// TestConflictPasskeyUserOff attacks an admin's disable (PATCH
+// /v1/users/{id} {"status":"disabled"}, even rounds) or deletion
+// (DELETE /v1/users/{id}, odd rounds) of a member released together with
+// the member's passkey registrations, sign-ins with their passkey
+// (password-less and as the second factor), its rename and its removal.
+// None may be answered 5xx or deadlock; the audit log shows nothing done
+// by the member after the disable or deletion (actedAfter), and no
+// session a sign-in answered works afterwards.
+func TestConflictPasskeyUserOff(t *testing.T) {
+	env := startOnLocalhost(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const rounds = 10
+	for round := range rounds {
+		what := fmt.Sprintf("round %d", round)
+		email := fmt.Sprintf("off%d@example.com", round)
+		tok, uid, keys, ids := passkeyMember(t, env, admin, email, 1)
+		from := func(i int) string { return loopback(round*8 + i) }
+		shots := []volleyReq{
+			passkeyAddShot(t, env, tok, newSoftKey(t, env), "second"),
+			passkeySignInShot(t, env, keys[0], from(0), "", ""),
+			passkeySignInShot(t, env, keys[0], from(1), email, memberPW),
+			volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+ids[0], `{"name":"renamed"}`)},
+			passkeySignInShot(t, env, keys[0], from(2), "", ""),
+			passkeyAddShot(t, env, tok, newSoftKey(t, env), "third"),
+			volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[0], "")},
+		}
+		offAt := round / 2 % (len(shots) + 1)
+		off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
+		if round%2 == 1 {
+			off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid, "")}
+		}
+		shots = insertShot(shots, offAt, off)
+		res := volley(t, shots)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: %s at %d; answers %v", what, off.req.Method, offAt, statuses(res))
+		if s := res.resps[offAt]; s.Status/100 != 2 {
+			t.Fatalf("%s: %s of the member: %d %s", what, off.req.Method, s.Status, s.Body)
+		}
+		actedAfter(t, what, env, admin, uid)
+		for i, r := range res.resps {
+			if s := sessionOf(r); s != "" && consoleStatus(t, env, s) != http.StatusSeeOther {
+				t.Errorf("%s: the session shot %d began still works", what, i)
+			}
+		}
+		refusedNow(t, what, env, keys[0], from(6))
+		if t.Failed() {
+			return
+		}
+	}
+}
+
 // TestConflictPasskeyResetVsAdd attacks an admin's reset of a member's
 // second factors (DELETE /v1/users/{id}/mfa) released together with the
 // member's passkey registrations, sign-ins with their passkey

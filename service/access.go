@@ -136,3 +136,17 @@ func lockAccountUser(tx *store.Tx, accountID, userID string) (*gatehouse.User, e
 	}
 	return tx.User(accountID, userID)
 }
+
+// lockSelf is lockAccountUser for p's own user, for a change of their
+// own second factors: the account shared, then the user locked, and
+// returned. A disable or deletion of the user locks the account, so one
+// that committed first is seen here (forbidden, as for a user disabled
+// since the request authenticated) and one that comes later waits for
+// this change.
+func lockSelf(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, error) {
+	u, err := lockAccountUser(tx, p.AccountID, p.User.ID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && (!u.Active() || u.Epoch != p.User.Epoch)) {
+		return nil, gatehouse.Forbidden("This user has been disabled")
+	}
+	return u, err
+}

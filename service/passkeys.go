@@ -191,8 +191,9 @@ func normalizePasskeyName(name string) (string, error) {
 // every other session, pending sign-in and password-grant token of the
 // user ends, as with TOTP. limit_reached when the user holds MaxPasskeys
 // by then (counted under the user's lock, so registrations finished
-// together stop at the limit). Audited as user.passkey_add (and
-// user.mfa_enable for the first factor).
+// together stop at the limit); forbidden when the user has been disabled
+// or deleted meanwhile. Audited as user.passkey_add (and user.mfa_enable
+// for the first factor).
 func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Principal, challengeID, name string, answer []byte) (*PasskeyAdded, error) {
 	if err := requireSignIn(p); err != nil {
 		return nil, err
@@ -230,7 +231,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Pr
 	err = s.update(ctx, func(tx *store.Tx) error {
 		out.RecoveryCodes = nil // only the run that commits shows codes
 		// The user first, as in every change of their second factors.
-		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+		if _, err := lockSelf(tx, p); err != nil {
 			return err
 		}
 		if n, err := tx.CountPasskeys(p.User.ID); err != nil {
@@ -303,7 +304,8 @@ func validPasskeyID(id string) bool {
 }
 
 // RenamePasskey renames a passkey of p's user; not_found when they have
-// no such passkey. Audited as user.passkey_rename.
+// no such passkey, forbidden when they have been disabled or deleted
+// meanwhile. Audited as user.passkey_rename.
 func (s *Service) RenamePasskey(ctx context.Context, p *gatehouse.Principal, id, name string) (*PasskeyInfo, error) {
 	if err := requireSignIn(p); err != nil {
 		return nil, err
@@ -318,7 +320,7 @@ func (s *Service) RenamePasskey(ctx context.Context, p *gatehouse.Principal, id,
 	var out PasskeyInfo
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// The user first, as in every change of their second factors.
-		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+		if _, err := lockSelf(tx, p); err != nil {
 			return err
 		}
 		if err := tx.RenamePasskey(p.User.ID, id, name); err != nil {
@@ -352,7 +354,8 @@ func (s *Service) PasskeyByID(ctx context.Context, p *gatehouse.Principal, id st
 }
 
 // RemovePasskey removes a passkey of p's user; not_found when they have no
-// such passkey. With it the last second factor gone, the recovery codes go
+// such passkey, forbidden when they have been disabled or deleted
+// meanwhile. With it the last second factor gone, the recovery codes go
 // too, and a user whose account requires a second factor is led to enrol
 // again. Audited as user.passkey_remove (and user.mfa_disable for the
 // last factor). The user is locked first, so that what is left is
@@ -367,7 +370,7 @@ func (s *Service) RemovePasskey(ctx context.Context, p *gatehouse.Principal, id 
 		return gatehouse.NotFound("passkey")
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+		if _, err := lockSelf(tx, p); err != nil {
 			return err
 		}
 		if err := tx.DeletePasskey(p.User.ID, id); err != nil {
@@ -487,8 +490,9 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context, pending string) (*Pass
 // sign-in throttle when its user is known. A passkey whose signature
 // counter did not grow may have been copied: the sign-in is refused and
 // audited as user.passkey_clone_warning. A sign-in whose passkey was
-// removed by a change that committed while it was under way is refused
-// as an answer not accepted (credential), and not taken for a copy: the
+// removed, or whose user was disabled, deleted or given a new password,
+// by a change that committed while it was under way is refused as an
+// answer not accepted (credential), and not taken for a copy: the
 // session starts only under the user's lock, with the passkey still
 // there. A password-less sign-in of a
 // user whose account requires single sign-on is refused as their password
@@ -580,14 +584,25 @@ func (s *Service) PasskeySignIn(ctx context.Context, pending, challengeID string
 		p := &gatehouse.Principal{AccountID: u.AccountID, User: u, Method: gatehouse.MethodSession}
 		return s.update(ctx, func(tx *store.Tx) error {
 			cloned, refused = false, false // as the run that commits finds them
-			// The user first, as in every change of their second factors.
-			if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
+			// The user first, as in every change of their second factors:
+			// read again, so that a disable, deletion or change of
+			// password that committed first refuses the sign-in (one that
+			// comes later ends its session).
+			cur, err := lockAccountUser(tx, u.AccountID, u.ID)
+			if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+				refused = true
+			} else if err != nil {
 				return err
+			} else if !cur.Active() || cur.Epoch != u.Epoch || cur.PasswordEpoch != u.PasswordEpoch {
+				refused = true
 			}
 			if taken, err := tx.TakePasskeyChallenge(ch.ID); err != nil {
 				return err
 			} else if !taken {
 				return errChallengeGone()
+			}
+			if refused {
+				return nil // the challenge used up, nothing else
 			}
 			if si != nil {
 				if taken, err := tx.TakeSignIn(si.ID); err != nil {
