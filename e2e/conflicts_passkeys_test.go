@@ -244,6 +244,23 @@ func TestConflictPasskeyLimit(t *testing.T) {
 	}
 }
 
+// memberPasskeyShots are what a member with the passkey k (id) does at
+// once, as volley shots: two registrations of new passkeys, sign-ins with
+// k (password-less, and as the second factor after the password) from
+// the client addresses from(0) to from(2), its rename and its removal.
+func memberPasskeyShots(t *testing.T, env *servertest.Env, tok, email string, k *softKey, id string, from func(int) string) []volleyReq {
+	t.Helper()
+	return []volleyReq{
+		passkeyAddShot(t, env, tok, newSoftKey(t, env), "second"),
+		passkeySignInShot(t, env, k, from(0), "", ""),
+		passkeySignInShot(t, env, k, from(1), email, memberPW),
+		{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+id, `{"name":"renamed"}`)},
+		passkeySignInShot(t, env, k, from(2), "", ""),
+		passkeyAddShot(t, env, tok, newSoftKey(t, env), "third"),
+		{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+id, "")},
+	}
+}
+
 // TestConflictPasskeyUserOff attacks an admin's disable (PATCH
 // /v1/users/{id} {"status":"disabled"}, even rounds) or deletion
 // (DELETE /v1/users/{id}, odd rounds) of a member released together with
@@ -262,15 +279,7 @@ func TestConflictPasskeyUserOff(t *testing.T) {
 		email := fmt.Sprintf("off%d@example.com", round)
 		tok, uid, keys, ids := passkeyMember(t, env, admin, email, 1)
 		from := func(i int) string { return loopback(round*8 + i) }
-		shots := []volleyReq{
-			passkeyAddShot(t, env, tok, newSoftKey(t, env), "second"),
-			passkeySignInShot(t, env, keys[0], from(0), "", ""),
-			passkeySignInShot(t, env, keys[0], from(1), email, memberPW),
-			volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+ids[0], `{"name":"renamed"}`)},
-			passkeySignInShot(t, env, keys[0], from(2), "", ""),
-			passkeyAddShot(t, env, tok, newSoftKey(t, env), "third"),
-			volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[0], "")},
-		}
+		shots := memberPasskeyShots(t, env, tok, email, keys[0], ids[0], from)
 		offAt := round / 2 % (len(shots) + 1)
 		off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
 		if round%2 == 1 {
@@ -314,14 +323,7 @@ func TestConflictPasskeyResetVsAdd(t *testing.T) {
 		email := fmt.Sprintf("reset%d@example.com", round)
 		tok, uid, keys, ids := passkeyMember(t, env, admin, email, 1)
 		from := func(i int) string { return loopback(round*8 + i) }
-		shots := []volleyReq{
-			passkeyAddShot(t, env, tok, newSoftKey(t, env), "second"),
-			passkeySignInShot(t, env, keys[0], from(0), "", ""),
-			volleyReq{req: asRequest(t, env, tok, "PATCH", "/v1/me/mfa/passkeys/"+ids[0], `{"name":"renamed"}`)},
-			passkeySignInShot(t, env, keys[0], from(1), email, memberPW),
-			volleyReq{req: asRequest(t, env, tok, "DELETE", "/v1/me/mfa/passkeys/"+ids[0], "")},
-			passkeyAddShot(t, env, tok, newSoftKey(t, env), "third"),
-		}
+		shots := memberPasskeyShots(t, env, tok, email, keys[0], ids[0], from)
 		resetAt := round % (len(shots) + 1)
 		shots = insertShot(shots, resetAt, volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid+"/mfa", "")})
 		res := volley(t, shots)
