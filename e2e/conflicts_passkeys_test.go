@@ -96,11 +96,6 @@ func refusedNow(t *testing.T, what string, env *servertest.Env, k *softKey, from
 	}
 }
 
-// insertShot inserts shot into shots at i.
-func insertShot(shots []volleyReq, i int, shot volleyReq) []volleyReq {
-	return append(shots[:i], append([]volleyReq{shot}, shots[i:]...)...)
-}
-
 // TestConflictPasskeyRemoveVsSignIn attacks a passkey's removal (DELETE
 // /v1/me/mfa/passkeys/{id}) released together with sign-ins by it
 // (password-less, and as the second factor after the password) and its
