@@ -29,7 +29,7 @@ func losePowerDuring(t *testing.T, env *servertest.Env, op, uid string, round, r
 		off = volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+uid, `{"roles":[]}`)}
 	}
 	at := round * len(shots) / rounds
-	shots = append(shots[:at], append([]volleyReq{off}, shots[at:]...)...)
+	shots = insertShot(shots, at, off)
 	res := volley(t, shots)
 	what := fmt.Sprintf("round %d", round)
 	no5xx(t, what, res, shotName(shots))
