@@ -353,9 +353,18 @@ func TestRotationsOnTwoNodes(t *testing.T) {
 // TestUpdateRunsADeadlockAgain: two transactions that lock two users in
 // opposite orders deadlock; PostgreSQL rolls one back (40P01), and Update
 // runs it again, fn with it, so that both succeed. Without the retry one
-// of them failed.
+// of them failed. The store's step timeout is long: each transaction
+// waits for the other to take its first lock, which on a loaded machine
+// can take longer than the default.
 func TestUpdateRunsADeadlockAgain(t *testing.T) {
-	s := openPostgres(t)
+	s, err := store.OpenWith(t.Context(), pgtest.Schema(t), store.Options{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	f := newFixture(t, s)
 	var (
 		wg      sync.WaitGroup
