@@ -103,8 +103,11 @@ func (s *Service) SignIn(ctx context.Context, email, pw, from string) (*SignInSt
 // the console session. The code is counted by the sign-in throttle before
 // it is checked (too_many_attempts); a wrong or used code is
 // invalid_request about code, and the sign-in can be tried again until it
-// expires; an expired, finished or ended sign-in is invalid_token. Of
-// concurrent completions, with one code or with several, one succeeds.
+// expires; an expired, finished or ended sign-in is invalid_token, as is
+// one whose user was disabled, deleted or given a new password by a
+// change that committed while it was under way: the session starts only
+// under the user's lock, with the user read again. Of concurrent
+// completions, with one code or with several, one succeeds.
 func (s *Service) CompleteSignIn(ctx context.Context, pending, code, from string) (*SignInStep, error) {
 	if !token.Valid(pending, token.Session) {
 		return nil, errSignInGone()
@@ -132,7 +135,11 @@ func (s *Service) CompleteSignIn(ctx context.Context, pending, code, from string
 		return nil, errSignInGone()
 	}
 	var cookie, csrf string
-	err = s.withCode(ctx, u, code, from, false, func(tx *store.Tx, use func() (string, bool, error)) error {
+	p := &gatehouse.Principal{AccountID: u.AccountID, User: u, Method: gatehouse.MethodSession}
+	err = s.withCode(ctx, p, code, from, false, func(tx *store.Tx, cur *gatehouse.User, use func() (string, bool, error)) error {
+		if cur.PasswordEpoch != u.PasswordEpoch {
+			return errSignInGone()
+		}
 		taken, err := tx.TakeSignIn(si.ID)
 		if err != nil {
 			return err
@@ -155,7 +162,9 @@ func (s *Service) CompleteSignIn(ctx context.Context, pending, code, from string
 		}
 		return nil
 	})
-	if err != nil {
+	if gatehouse.ErrorCode(err) == gatehouse.EForbidden {
+		return nil, errSignInGone() // the user disabled or deleted meanwhile
+	} else if err != nil {
 		return nil, err
 	}
 	return &SignInStep{Session: cookie, CSRF: csrf}, nil
@@ -167,28 +176,33 @@ const (
 	factorRecovery = "recovery_code"
 )
 
-// withCode runs fn in one transaction with use, which checks code — a
-// TOTP code of u's confirmed enrolment or one of u's recovery codes — and
+// withCode runs fn in one transaction with p's user, locked and read
+// again (lockSelf: forbidden when disabled or deleted since p
+// authenticated), and with use, which checks code — a TOTP code of the
+// user's confirmed enrolment or one of their recovery codes — and
 // records its use (the TOTP step, or the recovery code spent) in that
 // transaction, reporting which factor it was and whether it was right.
-// With confirm, use checks a TOTP code of u's unconfirmed enrolment
+// With confirm, use checks a TOTP code of the user's unconfirmed enrolment
 // instead and confirms it (recovery codes do not count then).
 //
 // The attempt is counted by the sign-in throttle before anything else:
 // it stays counted when fn returns a wrong code (errWrongCode), clears
 // the user's failures when fn succeeds, and does not count otherwise.
-func (s *Service) withCode(ctx context.Context, u *gatehouse.User, code, from string, confirm bool, fn func(tx *store.Tx, use func() (string, bool, error)) error) error {
+func (s *Service) withCode(ctx context.Context, p *gatehouse.Principal, code, from string, confirm bool, fn func(tx *store.Tx, cur *gatehouse.User, use func() (string, bool, error)) error) error {
+	u := p.User
 	res, err := s.reserve(ctx, gatehouse.EmailKey(u.Email), from)
 	if err != nil {
 		return err
 	}
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// The user first, as an admin's reset of the second factors locks
-		// them before it clears the factors this locks next.
-		if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
+		// them before it clears the factors this locks next; read again,
+		// so that a disable or deletion that committed first is seen.
+		cur, err := lockSelf(tx, p)
+		if err != nil {
 			return err
 		}
-		return fn(tx, func() (string, bool, error) {
+		return fn(tx, cur, func() (string, bool, error) {
 			ok, err := s.useTOTP(tx, u, code, confirm)
 			if ok || err != nil || confirm {
 				return factorTOTP, ok, err
@@ -335,7 +349,8 @@ func (s *Service) EnrolTOTP(ctx context.Context, p *gatehouse.Principal) (*TOTPE
 // other console session, pending sign-in and password-grant token of the
 // user ends — they began with the password alone — but the credential p
 // came with. conflict when TOTP is on already; invalid_request about code
-// for a wrong code. Audited as user.mfa_enable.
+// for a wrong code; forbidden when the user has been disabled, deleted or
+// given a new password meanwhile. Audited as user.mfa_enable.
 func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code, from string) ([]string, error) {
 	if err := requireSignIn(p); err != nil {
 		return nil, err
@@ -345,7 +360,12 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code,
 	for i, c := range codes {
 		hashes[i] = s.digester.Digest(mfa.NormalizeRecoveryCode(c))
 	}
-	err := s.withCode(ctx, p.User, code, from, true, func(tx *store.Tx, use func() (string, bool, error)) error {
+	err := s.withCode(ctx, p, code, from, true, func(tx *store.Tx, cur *gatehouse.User, use func() (string, bool, error)) error {
+		// p's credential is kept (endPasswordOnly): not one that a new
+		// password ended meanwhile.
+		if err := requireEpochsKept(p, cur); err != nil {
+			return err
+		}
 		x, err := tx.TOTP(p.User.ID)
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			return gatehouse.Errorf(gatehouse.EConflict, "Start a TOTP enrolment first (POST /v1/me/mfa/totp)")
@@ -396,7 +416,8 @@ func (s *Service) endPasswordOnly(tx *store.Tx, p *gatehouse.Principal) error {
 // DisableTOTP turns p's TOTP off, and deletes their recovery codes, with a
 // current TOTP code or a recovery code (counted by the sign-in throttle).
 // not_found when TOTP is not on; invalid_request about code for a wrong
-// code. A user whose account requires a second factor is led to enrol
+// code; forbidden when the user has been disabled or deleted meanwhile. A
+// user whose account requires a second factor is led to enrol
 // again at their next console page. Audited as user.mfa_disable.
 func (s *Service) DisableTOTP(ctx context.Context, p *gatehouse.Principal, code, from string) error {
 	if err := requireSignIn(p); err != nil {
@@ -409,7 +430,7 @@ func (s *Service) DisableTOTP(ctx context.Context, p *gatehouse.Principal, code,
 	if !f.TOTP {
 		return gatehouse.NotFound("TOTP enrolment")
 	}
-	return s.withCode(ctx, p.User, code, from, false, func(tx *store.Tx, use func() (string, bool, error)) error {
+	return s.withCode(ctx, p, code, from, false, func(tx *store.Tx, _ *gatehouse.User, use func() (string, bool, error)) error {
 		factor, ok, err := use()
 		if err != nil {
 			return err
