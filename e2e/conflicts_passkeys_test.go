@@ -351,3 +351,32 @@ func TestConflictPasskeyResetVsAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictFirstPasskeyVsNewPassword attacks an admin's new password
+// for a member (PATCH /v1/users/{id} {"password": …}) released together
+// with the member's registration of their first passkey. A first second
+// factor ends the member's other password-derived access but keeps the
+// credential that added it; a new password set meanwhile ends that
+// credential too, and the registration must not bring it back: once both
+// have answered, the member's token is refused.
+func TestConflictFirstPasskeyVsNewPassword(t *testing.T) {
+	env := startOnLocalhost(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const rounds = 8
+	for round := range rounds {
+		what := fmt.Sprintf("round %d", round)
+		tok, uid, _, _ := passkeyMember(t, env, admin, fmt.Sprintf("first%d@example.com", round), 0)
+		shots := []volleyReq{passkeyAddShot(t, env, tok, newSoftKey(t, env), "first")}
+		shots = insertShot(shots, round%2, volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"password":"an admin's new password"}`)})
+		res := volley(t, shots)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: answers %v", what, statuses(res))
+		if s := res.resps[round%2]; s.Status != http.StatusOK {
+			t.Fatalf("%s: the new password: %d %s", what, s.Status, s.Body)
+		}
+		if r := env.As(tok, "GET", "/v1/me", nil); r.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: the member's token after the admin's new password: %d, want 401", what, r.Status)
+		}
+	}
+}

@@ -361,11 +361,6 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code,
 		hashes[i] = s.digester.Digest(mfa.NormalizeRecoveryCode(c))
 	}
 	err := s.withCode(ctx, p, code, from, true, func(tx *store.Tx, cur *gatehouse.User, use func() (string, bool, error)) error {
-		// p's credential is kept (endPasswordOnly): not one that a new
-		// password ended meanwhile.
-		if err := requireEpochsKept(p, cur); err != nil {
-			return err
-		}
 		x, err := tx.TOTP(p.User.ID)
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			return gatehouse.Errorf(gatehouse.EConflict, "Start a TOTP enrolment first (POST /v1/me/mfa/totp)")
@@ -396,10 +391,16 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code,
 
 // endPasswordOnly ends, inside tx, every console session, pending sign-in
 // and password-grant token of p's user but p's own credential: those
-// began with the password alone.
+// began with the password alone. p's credential is kept only if nothing
+// ended it meanwhile (requireEpochsKept: forbidden when the user was
+// disabled or given a new password while the change was in flight), so
+// that keeping it never brings it back.
 func (s *Service) endPasswordOnly(tx *store.Tx, p *gatehouse.Principal) error {
 	u, err := tx.User(p.AccountID, p.User.ID)
 	if err != nil {
+		return err
+	}
+	if err := requireEpochsKept(p, u); err != nil {
 		return err
 	}
 	u.PasswordEpoch++
