@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -209,7 +210,27 @@ type Redis struct {
 	// queues hold, per shard, the admissions waiting for the script in
 	// flight (see Admit).
 	queues [Shards]queue
+	// counts, when set, seeds the quota budgets Redis does not hold
+	// (SeedQuotasFrom).
+	counts QuotaCounts
 }
+
+// QuotaCounts reads how many requests the cluster counted against a quota
+// budget in its period, as its store holds them (the service: what every
+// node wrote there, and what this node has not written yet).
+type QuotaCounts interface {
+	QuotaUsed(ctx context.Context, accountID, key string) (int, error)
+}
+
+// SeedQuotasFrom makes a quota budget that Redis does not hold — Redis
+// lost its data, or the budget's period is new — count on from what c
+// says the cluster counted, not from nothing: the first request to find
+// it so reads c and sends its admission again with that count, which
+// Redis takes only if the budget is still not held (another node may have
+// seeded it meanwhile). So a Redis that loses its data refills a quota by
+// at most what the nodes had not yet written to the store. It is set
+// before the node serves.
+func (r *Redis) SeedQuotasFrom(c QuotaCounts) { r.counts = c }
 
 // owed counts one shard's failed rings (failed) and how many of them the
 // rings since made cover (made): the shard is owed a ring while failed is
@@ -267,10 +288,13 @@ type admission struct {
 	keys    []string
 	limits  ratelimit.Limits
 
-	d   ratelimit.Decision
-	st  gatehouse.ClusterState
-	ok  bool
-	err error
+	seeds map[string]int // quota budget key -> its seed, when resent
+
+	d        ratelimit.Decision
+	st       gatehouse.ClusterState
+	ok       bool
+	unseeded bool
+	err      error
 
 	// done is signalled when the answer is in, or when the admission is
 	// to send the next batch (lead).
@@ -435,9 +459,35 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests
 	if account == "" || len(keys) == 0 {
 		return d, st, false, ratelimit.ErrNoKeys
 	}
+	d, st, ok, unseeded, err := r.admitOne(ctx, expect, rests, account, keys, l, nil)
+	if !unseeded || err != nil {
+		return d, st, ok, err
+	}
+	// A quota budget of the request was not held: once more, with what
+	// the store counted for each of its quota budgets.
+	seeds := map[string]int{}
+	for j := 0; l.Own != nil && j < len(*l.Own); j++ {
+		b := (*l.Own)[j]
+		if b.Quota == nil {
+			continue
+		}
+		if seeds[b.Key], err = r.counts.QuotaUsed(ctx, account, b.Key); err != nil {
+			return d, st, false, fmt.Errorf("cluster: quota count: %w", err)
+		}
+	}
+	d, st, ok, unseeded, err = r.admitOne(ctx, expect, rests, account, keys, l, seeds)
+	if unseeded && err == nil {
+		err = errors.New("cluster: a quota budget was not seeded")
+	}
+	return d, st, ok, err
+}
+
+// admitOne is Admit's one admission, with its quota budgets' seeds when
+// resent; unseeded reports that it was not decided for want of them.
+func (r *Redis) admitOne(ctx context.Context, expect *gatehouse.ClusterState, rests, account string, keys []string, l ratelimit.Limits, seeds map[string]int) (d ratelimit.Decision, st gatehouse.ClusterState, ok, unseeded bool, err error) {
 	i := Shard(account)
 	a := admissions.Get().(*admission)
-	a.expect, a.rests, a.account, a.keys, a.limits = expect, rests, account, keys, l
+	a.expect, a.rests, a.account, a.keys, a.limits, a.seeds = expect, rests, account, keys, l, seeds
 	defer a.release()
 	q := &r.queues[i]
 	q.mu.Lock()
@@ -447,7 +497,7 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests
 		q.mu.Unlock()
 		<-a.done
 		if !a.lead {
-			return a.d, a.st, a.ok, a.err
+			return a.d, a.st, a.ok, a.unseeded, a.err
 		}
 		batch = a.batch
 	} else {
@@ -476,7 +526,7 @@ func (r *Redis) Admit(ctx context.Context, expect *gatehouse.ClusterState, rests
 	if next != nil {
 		next.done <- struct{}{}
 	}
-	return a.d, a.st, a.ok, a.err
+	return a.d, a.st, a.ok, a.unseeded, a.err
 }
 
 // take removes the next batch from the waiting admissions; q.mu is held.
@@ -508,6 +558,9 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 	}
 	due := r.owed[i].due()
 	b := r.limiter.NewBatch(r.keys(i), []string{newEpoch(), ringArg(due)})
+	if r.counts != nil {
+		b.SeedQuotas()
+	}
 	// The requests of a batch mostly expect one state: its counter is
 	// written out once.
 	var lastN uint64
@@ -530,6 +583,9 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		if err := r.limiter.Add(b, a.account, a.keys, a.limits, want, wantN); err != nil {
 			fail(err)
 			return
+		}
+		for k, n := range a.seeds {
+			b.Seed(a.account, k, n)
 		}
 	}
 	res, err := admitScript.Exec(ctx, r.client, b.Keys, b.Args()).ToArray()
@@ -566,6 +622,6 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		return
 	}
 	for j, a := range batch {
-		a.st, a.d, a.ok = st, ds[j].Decision, ds[j].Decided
+		a.st, a.d, a.ok, a.unseeded = st, ds[j].Decision, ds[j].Decided, ds[j].Unseeded
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -86,5 +87,72 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 	n, err := again.Server.Store.QuotaUse(t.Context(), key)
 	if err != nil || n != 10 {
 		t.Fatalf("stored count %d (%v), want 10: refusals charged", n, err)
+	}
+}
+
+// TestQuotaSurvivesRedisLoss: two nodes on one store and one Redis; Redis
+// loses everything (FLUSHALL) after a month's quota counted 6 of 10 and
+// the nodes wrote them to the store. Requests released together through
+// both nodes then admit exactly the 4 left, not a fresh 10: the first
+// node to find the quota's budget gone seeds it from the store.
+func TestQuotaSurvivesRedisLoss(t *testing.T) {
+	rs := startRedis(t, "")
+	url := "redis://127.0.0.1:" + rs.port + "/0"
+	fast := func(c *server.Config) { c.UsageFlushInterval = 50 * time.Millisecond; c.RedisURL = url }
+	a := servertest.Start(t, fast)
+	b := servertest.Start(t, fast, func(c *server.Config) { c.DatabaseURL = a.DatabaseURL })
+	admin, _, devTok, c := developer(t, a)
+	accountID := accountOf(t, a, admin)
+	servertest.Expect(t, a.As(devTok, "PATCH", "/v1/credentials/"+c.ID, map[string]any{"quota": map[string]any{"limit": 10, "period": "month"}}), 200, "")
+	cc := accessToken(t, clientToken(a, c))
+	nodes := []*servertest.Env{a, b}
+	for i := range 6 {
+		r := nodes[i%2].As(cc, "GET", "/v1/me", nil)
+		servertest.Expect(t, r, 200, "")
+		if got := r.Header.Get("X-RateLimit-Quota-Remaining"); got != strconv.Itoa(9-i) {
+			t.Fatalf("request %d: quota remaining %q", i, got)
+		}
+	}
+	key := store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := a.Server.Store.QuotaUse(t.Context(), key)
+		if err == nil && n == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored count %d (%v) after 10 s, want 6", n, err)
+		}
+	}
+
+	if out, err := exec.Command("redis-cli", "-p", rs.port, "flushall").CombinedOutput(); err != nil {
+		t.Fatalf("flushall: %v %s", err, out)
+	}
+	var shots []volleyReq
+	for i := range 16 {
+		shots = append(shots, volleyReq{req: asRequest(t, nodes[i%2], cc, "GET", "/v1/me", "")})
+	}
+	res := volley(t, shots)
+	admitted := 0
+	for i, r := range res.resps {
+		switch {
+		case r.Status == 200:
+			admitted++
+		case r.Status == 422 && r.Map(t)["error"] == "quota_exceeded":
+		default:
+			t.Errorf("request %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if admitted != 4 {
+		t.Fatalf("after Redis lost its data: %d admitted, want the 4 left of 10", admitted)
+	}
+	servertest.Expect(t, b.As(cc, "GET", "/v1/me", nil), 422, "quota_exceeded")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := a.Server.Store.QuotaUse(t.Context(), key)
+		if err == nil && n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored count %d (%v) after 10 s, want 10", n, err)
+		}
 	}
 }

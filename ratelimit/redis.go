@@ -111,6 +111,10 @@ type RedisBatch struct {
 	reqArgs []string
 	runs    []run
 	reqs    []batched
+	// seeding is set by SeedQuotas; seeds are the counts quota budgets
+	// not held start from, by budget number.
+	seeding bool
+	seeds   map[int]int
 	// seg is the arguments of the request being added (reused).
 	seg []string
 }
@@ -155,6 +159,14 @@ func (b *RedisBatch) Args() []string {
 	}
 	args = append(args, strconv.Itoa(len(b.limits)))
 	args = append(args, b.limitArgs...)
+	if !b.seeding {
+		args = append(args, "-1")
+	} else {
+		args = append(args, strconv.Itoa(len(b.seeds)))
+		for p, n := range b.seeds {
+			args = append(args, strconv.Itoa(p), strconv.Itoa(n))
+		}
+	}
 	start := len(args)
 	args = append(args, b.reqArgs...)
 	for _, r := range b.runs {
@@ -228,6 +240,29 @@ func (r *Redis) Add(b *RedisBatch, account string, keys []string, l Limits, fiel
 	return nil
 }
 
+// SeedQuotas makes the batch's quota budgets that Redis does not hold —
+// lost with Redis's data, or new with their period — wait for a seed:
+// a request counting against one is answered Unseeded, nothing counted,
+// until it is sent again with Seed. Without it such a budget counts from
+// nothing.
+func (b *RedisBatch) SeedQuotas() { b.seeding = true }
+
+// Seed gives the quota budget key of account, which a request already
+// added counts against, the count it starts from if Redis does not hold
+// it (the highest, if given twice). It is ignored when Redis does.
+func (b *RedisBatch) Seed(account, key string, n int) {
+	p, ok := b.budgets[budget{account, key}]
+	if !ok {
+		return
+	}
+	if b.seeds == nil {
+		b.seeds = map[int]int{}
+	}
+	if old, ok := b.seeds[p]; !ok || n > old {
+		b.seeds[p] = n
+	}
+}
+
 // pair returns the number (from 1) of the confirm fields f1, f2 in b,
 // adding them if they are new. The newest are looked at first: the
 // requests of a batch mostly share them.
@@ -257,9 +292,12 @@ func (b *RedisBatch) limitSet(l Limits) int {
 }
 
 // BatchDecision is the answer to one request of a batch: Decided is false
-// when the caller's script did not confirm it (nothing was counted).
+// when the caller's script did not confirm it, or when it is Unseeded (a
+// quota budget it counts against waits for a seed, see SeedQuotas);
+// nothing was counted then.
 type BatchDecision struct {
-	Decided bool
+	Decided  bool
+	Unseeded bool
 	Decision
 }
 
@@ -278,7 +316,10 @@ func (b *RedisBatch) Read(res []int64) ([]BatchDecision, error) {
 		}
 		status := res[0]
 		res = res[1:]
-		if status == 0 {
+		if status == 0 || status == -1 {
+			for k := range r.n {
+				out[first+k].Unseeded = status == -1
+			}
 			first += r.n
 			continue
 		}

@@ -16,13 +16,21 @@
 -- then the batch's distinct confirm fields: their number, and two each
 -- then its distinct limits: their number, and four each (burst window µs,
 --       burst limit, bucket span µs, daily limit)
+-- then the seeds: -1 when a quota's budget that Redis does not hold
+--       counts from nothing; otherwise their number, and two each (budget
+--       number p, the count it starts from)
 -- then per run of n identical requests (n from 1): n, the number of their
 --       confirm fields (from 1), m, and for each of their m budgets its
 --       number p and the number of its limits (from 1): each budget of a
 --       request has limits of its own; a run's budgets are distinct
 --
 -- Returns, per run: 0 when confirm(field1, field2) is false (nothing
--- decided, nothing counted); otherwise a+1, where a is how many of its
+-- decided, nothing counted); -1, with seeds given, when one of its quota
+-- budgets (burst limit UNBOUNDED) is not held and has no seed (nothing
+-- decided, nothing counted: the caller reads what its store counted and
+-- sends the run again with that seed, which counts only if the budget is
+-- still not held, so that a budget Redis lost goes on from what the store
+-- kept rather than from nothing); otherwise a+1, where a is how many of its
 -- requests were admitted (the first a), and the values of its first
 -- request, then, when 0 < a < n, those of its first refused. A request's
 -- values are, per budget: burst used, day used, burst reset µs, daily
@@ -51,6 +59,10 @@ local function decide(keys, ko, argv, ao, confirm)
     t[k] = v
     return v
   end})
+
+  -- seeding is whether quota budgets not held start from a seed, and
+  -- seeds their seeds by budget number (read from argv below).
+  local seeding, seeds = false, {}
 
   -- counts returns the counts of buckets from..to of a hash.
   local function counts(days, from, to)
@@ -115,6 +127,16 @@ local function decide(keys, ko, argv, ao, confirm)
       redis.call('HSET', days, 't', t, 'lo', lo)
     end
     if t == 0 then lo = b end
+    -- A quota's budget not held (Redis lost it, or its period is new)
+    -- starts from its seed; without one, its runs are not decided.
+    local seeded, unseeded = false, false
+    if seeding and not logged and v[1] == false then
+      if seeds[p] == nil then
+        unseeded = true
+      else
+        t, cb, lo, seeded = seeds[p], seeds[p], b, true
+      end
+    end
     local stored, last = 0, nil
     if logged then
       stored = redis.call('LLEN', log)
@@ -126,7 +148,8 @@ local function decide(keys, ko, argv, ao, confirm)
     local at = now
     if last ~= nil and last > now then at = last end
     return {log = log, days = days, span = span, logged = logged, b = b, t = t, lo = lo, cb = cb,
-            stored = stored, dropped = 0, last = last, at = at, pushed = 0, added = 0, bw = 0}
+            stored = stored, dropped = 0, last = last, at = at, pushed = 0, added = 0, bw = 0,
+            seeded = seeded, unseeded = unseeded}
   end
 
   -- flush writes budget s back.
@@ -139,9 +162,9 @@ local function decide(keys, ko, argv, ao, confirm)
       redis.call('RPUSH', s.log, unpack(times))
       redis.call('PEXPIRE', s.log, math.floor(s.bw / 1000) + 1000)
     end
-    if s.added > 0 then
+    if s.added > 0 or s.seeded then
       -- A new field is a new bucket (or a new hash): the hash must then
-      -- outlive it.
+      -- outlive it. A seeded hash is written even if nothing was added.
       if redis.call('HSET', s.days, 't', s.t, s.b, s.cb, 'lo', s.lo, 'sp', s.span, 'la', string.format('%d', s.at)) > 0 then
         redis.call('PEXPIRE', s.days, math.floor(nb * s.span / 1000) + 1000)
       end
@@ -213,6 +236,16 @@ local function decide(keys, ko, argv, ao, confirm)
     limits[k] = {tonumber(argv[a + 1]), tonumber(argv[a + 2]), tonumber(argv[a + 3]), tonumber(argv[a + 4])}
   end
   i = i + 4 * nl + 1
+  local ns = tonumber(argv[i])
+  if ns >= 0 then
+    seeding = true
+    for k = 1, ns do
+      local p, n = tonumber(argv[i + 2 * k - 1]), tonumber(argv[i + 2 * k])
+      if seeds[p] == nil or n > seeds[p] then seeds[p] = n end
+    end
+    i = i + 2 * ns
+  end
+  i = i + 1
 
   local out, no = {}, 0
   -- A request's budgets and their oldest logged times, reused.
@@ -289,6 +322,17 @@ local function decide(keys, ko, argv, ao, confirm)
     return room
   end
 
+  -- unseeded reports whether a budget of the run whose m budgets are
+  -- argv[i+1 ..] is a quota's that is not held and has no seed.
+  local function unseeded(i, m)
+    local found = false
+    for j = 1, m do
+      local l = limits[num[argv[i + 2 * j]]]
+      if budget(num[argv[i + 2 * j - 1]], l[3], l[2] < UNBOUNDED).unseeded then found = true end
+    end
+    return found
+  end
+
   -- A run is n identical requests (their budgets all distinct), decided
   -- as n requests in turn would be: the first in full; as many after it
   -- as every budget has room for, counted at once (each would have found
@@ -302,6 +346,8 @@ local function decide(keys, ko, argv, ao, confirm)
     no = no + 1
     if not confirmed[num[argv[i + 1]]] then
       out[no] = 0
+    elseif seeding and unseeded(i + 2, m) then
+      out[no] = -1
     else
       local at, a = no, 0
       if request(i + 2, m) then

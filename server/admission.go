@@ -21,6 +21,8 @@ import (
 func (s *Server) admitter() *admission.Admitter {
 	var charger admission.Charger = admission.NewLocal(s.limiter, s.Service)
 	if s.limiterConfirms() {
+		// A quota budget Redis lost counts on from the store's count.
+		s.cluster.SeedQuotasFrom(s.Service)
 		charger = s.cluster
 	}
 	return admission.New(admission.Config{

@@ -214,19 +214,37 @@ func (s *Service) withRemaining(ctx context.Context, accountID, subjectID string
 	}
 	q := *pl.Quota
 	name, _ := q.Current(s.now())
-	k := store.QuotaKey{AccountID: accountID, Budget: "quota:" + subjectID, Period: name}
-	s.quotas.flushing.RLock()
-	defer s.quotas.flushing.RUnlock()
-	used, err := s.store.QuotaUse(ctx, k)
+	used, err := s.quotaUsed(ctx, store.QuotaKey{AccountID: accountID, Budget: "quota:" + subjectID, Period: name})
 	if err != nil {
 		return pl, err
 	}
-	s.quotas.mu.Lock()
-	used += s.quotas.pending[k]
-	s.quotas.mu.Unlock()
 	left := max(int64(q.Limit)-used, 0)
 	r := int(left)
 	q.Remaining = &r
 	pl.Quota = &q
 	return pl, nil
+}
+
+// QuotaUsed returns how many requests the cluster counted against the
+// quota budget key (with its period) of the account: what every node wrote
+// to the store, and what this node has not written yet. A cluster seeds a
+// quota budget that Redis lost with it (cluster.QuotaCounts).
+func (s *Service) QuotaUsed(ctx context.Context, accountID, key string) (int, error) {
+	n, err := s.quotaUsed(ctx, quotaKey(accountID, key))
+	return int(n), err
+}
+
+// quotaUsed returns the stored count of k and what this node has not
+// written yet, each request counted once even while a flush runs.
+func (s *Service) quotaUsed(ctx context.Context, k store.QuotaKey) (int64, error) {
+	s.quotas.flushing.RLock()
+	defer s.quotas.flushing.RUnlock()
+	used, err := s.store.QuotaUse(ctx, k)
+	if err != nil {
+		return 0, err
+	}
+	s.quotas.mu.Lock()
+	used += s.quotas.pending[k]
+	s.quotas.mu.Unlock()
+	return used, nil
 }
