@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -211,5 +212,55 @@ func TestConflictOwnPasswordVsUserOff(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// TestConflictAdminOffVsAPIAccessWrites attacks an admin's changes of
+// their own API access application — its token lifetime (PATCH
+// /v1/api-access) and a reissued lineage (the console's POST
+// /admin/api-access/reissue) — released together with the operator's
+// disable, demotion or deletion of that admin (losePowerDuring). None may
+// be answered 5xx, and the audit log shows nothing done by the admin after
+// the change: a reissue that commits afterwards answers with tokens that
+// never work, audited in the name of someone who may no longer act.
+func TestConflictAdminOffVsAPIAccessWrites(t *testing.T) {
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	const rounds = 9
+	reissued := 0
+	for round := range rounds {
+		email := fmt.Sprintf("boss%d@example.com", round)
+		uid := env.CreateUser(op, email, memberPW, "admin")
+		boss := env.Login(email, memberPW)
+		if r := env.As(boss, "POST", "/v1/api-access", nil); r.Status != 201 && r.Status != 200 {
+			t.Fatalf("enable API access: %d %s", r.Status, r.Body)
+		}
+		session := consoleSession(t, env, email, memberPW)
+		page := env.Request("GET", "/admin/api-access", nil, "Cookie", "gatehouse_session="+session)
+		csrf := between(string(page.Body), `name="csrf" value="`, `"`)
+		if csrf == "" {
+			t.Fatalf("API access page: %d %.300s", page.Status, page.Body)
+		}
+		var shots []volleyReq
+		for i := range 8 {
+			if i%2 == 0 {
+				shots = append(shots, volleyReq{req: asRequest(t, env, boss, "PATCH", "/v1/api-access", fmt.Sprintf(`{"access_token_ttl_days":%d}`, 10+i))})
+			} else {
+				shots = append(shots, volleyReq{req: formRequest(t, env.URL+"/admin/api-access/reissue", url.Values{"csrf": {csrf}},
+					"Cookie", "gatehouse_session="+session, "Sec-Fetch-Site", "same-origin")})
+			}
+		}
+		losePowerDuring(t, env, op, uid, round, rounds, shots)
+		for _, e := range auditWhere(t, env, op, "actor="+uid) {
+			if e.Action == "api_access.reissue" {
+				reissued++
+			}
+		}
+	}
+	// The console's reissue went through before the change in some
+	// rounds: the shots were real.
+	if reissued == 0 {
+		t.Fatal("no lineage reissued in any round")
 	}
 }

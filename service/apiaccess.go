@@ -135,6 +135,16 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 	return &APIAccessIssued{ClientID: app.ClientID, Issued: *out}, nil
 }
 
+// lockAPIAccessAdmin is lockSelf for a change of p's own API access
+// application: forbidden unless p's user is still an active admin.
+func lockAPIAccessAdmin(tx *store.Tx, p *gatehouse.Principal) error {
+	u, err := lockSelf(tx, p)
+	if err == nil && !u.IsAdmin() {
+		err = gatehouse.Forbidden("API access needs the admin role")
+	}
+	return err
+}
+
 // APIAccess returns p's user's application, or nil if there is none.
 func (s *Service) APIAccess(ctx context.Context, p *gatehouse.Principal) (*gatehouse.APIApplication, error) {
 	u, err := apiAccessAdmin(p)
@@ -185,9 +195,10 @@ func (s *Service) UpdateAPIAccess(ctx context.Context, p *gatehouse.Principal, d
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// The user, then their application, read again: two changes of
 		// the plan at once take turns, each applied to what the other
-		// left (a plan row not there yet locks nothing), and a change
-		// after the application's revocation finds it gone.
-		if _, err := lockAccountUser(tx, u.AccountID, u.ID); err != nil {
+		// left (a plan row not there yet locks nothing), a change after
+		// the application's revocation finds it gone, and one after the
+		// admin's disable, demotion or deletion is refused.
+		if err := lockAPIAccessAdmin(tx, p); err != nil {
 			return err
 		}
 		app, err := tx.APIApplication(u.ID)
@@ -345,6 +356,17 @@ func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) 
 	}
 	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
 	err = s.update(ctx, func(tx *store.Tx) error {
+		// A lineage reissued while the admin is disabled, demoted or
+		// deleted, or while the application is revoked, would be
+		// acknowledged and audited in their name, yet never work.
+		if err := lockAPIAccessAdmin(tx, p); err != nil {
+			return err
+		}
+		if cur, err := tx.APIApplication(u.ID); err != nil {
+			return err
+		} else if cur.ID != app.ID {
+			return gatehouse.NotFound("API access")
+		}
 		if err := tx.CreateTokens(toks...); err != nil {
 			return err
 		}
