@@ -275,24 +275,7 @@ func TestConflictPasskeyUserOff(t *testing.T) {
 		tok, uid, keys, ids := passkeyMember(t, env, admin, email, 1)
 		from := func(i int) string { return loopback(round*8 + i) }
 		shots := memberPasskeyShots(t, env, tok, email, keys[0], ids[0], from)
-		offAt := round / 2 % (len(shots) + 1)
-		off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
-		if round%2 == 1 {
-			off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid, "")}
-		}
-		shots = insertShot(shots, offAt, off)
-		res := volley(t, shots)
-		no5xx(t, what, res, shotName(shots))
-		t.Logf("%s: %s at %d; answers %v", what, off.req.Method, offAt, statuses(res))
-		if s := res.resps[offAt]; s.Status/100 != 2 {
-			t.Fatalf("%s: %s of the member: %d %s", what, off.req.Method, s.Status, s.Body)
-		}
-		actedAfter(t, what, env, admin, uid)
-		for i, r := range res.resps {
-			if s := sessionOf(r); s != "" && consoleStatus(t, env, s) != http.StatusSeeOther {
-				t.Errorf("%s: the session shot %d began still works", what, i)
-			}
-		}
+		userOffDuring(t, env, admin, uid, round, shots)
 		refusedNow(t, what, env, keys[0], from(6))
 		if t.Failed() {
 			return

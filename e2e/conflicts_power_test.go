@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -42,6 +43,34 @@ func losePowerDuring(t *testing.T, env *servertest.Env, op, uid string, round, r
 		demotedActed(t, what, env, op, uid)
 	} else {
 		actedAfter(t, what, env, op, uid)
+	}
+}
+
+// userOffDuring releases shots together with an admin's disable (even
+// rounds) or deletion (odd rounds) of user uid, placed at a point that
+// moves with the round. It fails the test when an answer is 5xx, when the
+// change fails, when the audit log shows uid acting after it
+// (actedAfter), or when a console session a shot began still works.
+func userOffDuring(t *testing.T, env *servertest.Env, admin, uid string, round int, shots []volleyReq) {
+	t.Helper()
+	what := fmt.Sprintf("round %d", round)
+	offAt := round / 2 % (len(shots) + 1)
+	off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
+	if round%2 == 1 {
+		off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid, "")}
+	}
+	shots = insertShot(shots, offAt, off)
+	res := volley(t, shots)
+	no5xx(t, what, res, shotName(shots))
+	t.Logf("%s: %s at %d; answers %v", what, off.req.Method, offAt, statuses(res))
+	if s := res.resps[offAt]; s.Status/100 != 2 {
+		t.Fatalf("%s: %s of the member: %d %s", what, off.req.Method, s.Status, s.Body)
+	}
+	actedAfter(t, what, env, admin, uid)
+	for i, r := range res.resps {
+		if s := sessionOf(r); s != "" && consoleStatus(t, env, s) != http.StatusSeeOther {
+			t.Errorf("%s: the session shot %d began still works", what, i)
+		}
 	}
 }
 

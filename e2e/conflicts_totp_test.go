@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
@@ -64,27 +63,9 @@ func TestConflictTOTPUserOff(t *testing.T) {
 	unlimit(t, env, admin)
 	const rounds = 12
 	for round := range rounds {
-		what := fmt.Sprintf("round %d", round)
 		from := func(i int) string { return loopback(round*4 + i) }
 		uid, shots := totpMemberShots(t, env, admin, fmt.Sprintf("totpoff%d@example.com", round), round/2%2 == 1, from)
-		offAt := round / 2 % (len(shots) + 1)
-		off := volleyReq{req: asRequest(t, env, admin, "PATCH", "/v1/users/"+uid, `{"status":"disabled"}`)}
-		if round%2 == 1 {
-			off = volleyReq{req: asRequest(t, env, admin, "DELETE", "/v1/users/"+uid, "")}
-		}
-		shots = insertShot(shots, offAt, off)
-		res := volley(t, shots)
-		no5xx(t, what, res, shotName(shots))
-		t.Logf("%s: %s at %d; answers %v", what, off.req.Method, offAt, statuses(res))
-		if s := res.resps[offAt]; s.Status/100 != 2 {
-			t.Fatalf("%s: %s of the member: %d %s", what, off.req.Method, s.Status, s.Body)
-		}
-		actedAfter(t, what, env, admin, uid)
-		for i, r := range res.resps {
-			if s := sessionOf(r); s != "" && consoleStatus(t, env, s) != http.StatusSeeOther {
-				t.Errorf("%s: the session shot %d began still works", what, i)
-			}
-		}
+		userOffDuring(t, env, admin, uid, round, shots)
 		if t.Failed() {
 			return
 		}

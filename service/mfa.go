@@ -378,7 +378,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code,
 		if err := tx.ReplaceRecoveryCodes(p.User.ID, hashes, s.now()); err != nil {
 			return err
 		}
-		if err := s.endPasswordOnly(tx, p); err != nil {
+		if err := s.endPasswordOnly(tx, p, cur); err != nil {
 			return err
 		}
 		return s.record(tx, s.audit(ctx, p, "user.mfa_enable", "user", p.User.ID, map[string]string{"factor": factorTOTP}))
@@ -394,12 +394,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *gatehouse.Principal, code,
 // began with the password alone. p's credential is kept only if nothing
 // ended it meanwhile (requireEpochsKept: forbidden when the user was
 // disabled or given a new password while the change was in flight), so
-// that keeping it never brings it back.
-func (s *Service) endPasswordOnly(tx *store.Tx, p *gatehouse.Principal) error {
-	u, err := tx.User(p.AccountID, p.User.ID)
-	if err != nil {
-		return err
-	}
+// that keeping it never brings it back. u is p's user as the caller
+// locked it in tx (lockSelf).
+func (s *Service) endPasswordOnly(tx *store.Tx, p *gatehouse.Principal, u *gatehouse.User) error {
 	if err := requireEpochsKept(p, u); err != nil {
 		return err
 	}

@@ -231,7 +231,8 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Pr
 	err = s.update(ctx, func(tx *store.Tx) error {
 		out.RecoveryCodes = nil // only the run that commits shows codes
 		// The user first, as in every change of their second factors.
-		if _, err := lockSelf(tx, p); err != nil {
+		cur, err := lockSelf(tx, p)
+		if err != nil {
 			return err
 		}
 		if n, err := tx.CountPasskeys(p.User.ID); err != nil {
@@ -269,7 +270,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *gatehouse.Pr
 			return err
 		}
 		out.RecoveryCodes = codes
-		if err := s.endPasswordOnly(tx, p); err != nil {
+		if err := s.endPasswordOnly(tx, p, cur); err != nil {
 			return err
 		}
 		return s.record(tx, s.audit(ctx, p, "user.mfa_enable", "user", p.User.ID, map[string]string{"factor": factorPasskey}))
