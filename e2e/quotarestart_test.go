@@ -74,15 +74,7 @@ func TestQuotaSurvivesRestart(t *testing.T) {
 	// The flushes store the count: wait for the ten, then for a few more
 	// flushes, and it must still be ten — the three refusals charged nothing.
 	key := store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n, err := again.Server.Store.QuotaUse(t.Context(), key)
-		if err == nil && n >= 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored count %d (%v) after 10 s, want 10", n, err)
-		}
-	}
+	waitStoredQuota(t, again, key, 10)
 	time.Sleep(300 * time.Millisecond) // several more flushes
 	n, err := again.Server.Store.QuotaUse(t.Context(), key)
 	if err != nil || n != 10 {
@@ -114,15 +106,7 @@ func TestQuotaSurvivesRedisLoss(t *testing.T) {
 		}
 	}
 	key := store.QuotaKey{AccountID: accountID, Budget: "quota:" + c.ID, Period: time.Now().UTC().Format("2006-01")}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n, err := a.Server.Store.QuotaUse(t.Context(), key)
-		if err == nil && n == 6 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored count %d (%v) after 10 s, want 6", n, err)
-		}
-	}
+	waitStoredQuota(t, a, key, 6)
 
 	if out, err := exec.Command("redis-cli", "-p", rs.port, "flushall").CombinedOutput(); err != nil {
 		t.Fatalf("flushall: %v %s", err, out)
@@ -146,13 +130,21 @@ func TestQuotaSurvivesRedisLoss(t *testing.T) {
 		t.Fatalf("after Redis lost its data: %d admitted, want the 4 left of 10", admitted)
 	}
 	servertest.Expect(t, b.As(cc, "GET", "/v1/me", nil), 422, "quota_exceeded")
+	waitStoredQuota(t, a, key, 10)
+}
+
+// waitStoredQuota waits up to 10 s for the store of env to hold want as
+// the count of the quota budget and period key (the nodes write their
+// counts every flush interval).
+func waitStoredQuota(t *testing.T, env *servertest.Env, key store.QuotaKey, want int64) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n, err := a.Server.Store.QuotaUse(t.Context(), key)
-		if err == nil && n == 10 {
-			break
+		n, err := env.Server.Store.QuotaUse(t.Context(), key)
+		if err == nil && n == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stored count %d (%v) after 10 s, want 10", n, err)
+			t.Fatalf("stored count %d (%v) after 10 s, want %d", n, err, want)
 		}
 	}
 }
