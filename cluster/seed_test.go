@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,10 +20,14 @@ import (
 type storeCounts struct {
 	n     atomic.Int64
 	reads atomic.Int64
+	down  atomic.Bool // the store cannot be read
 }
 
 func (c *storeCounts) QuotaUsed(context.Context, string, string) (int, error) {
 	c.reads.Add(1)
+	if c.down.Load() {
+		return 0, errors.New("store down")
+	}
 	return int(c.n.Load()), nil
 }
 
@@ -75,6 +80,16 @@ func TestQuotaSeededAfterLoss(t *testing.T) {
 				}
 			}
 		}
+
+		// While the store cannot be read, a budget that needs its seed is
+		// not decided on a guess: an error (503 to the client), nothing
+		// counted.
+		counts.down.Store(true)
+		if _, _, _, err := r.Admit(ctx, nil, "", p.AccountID, []string{"credential:cred_1"}, ratelimit.ForPrincipal(p, time.Now())); err == nil {
+			t.Fatal("admitted with the store down and the quota not held")
+		}
+		counts.down.Store(false)
+		counts.reads.Store(0)
 
 		// The store counted 7 of the month's 10 before Redis held it.
 		counts.n.Store(7)
