@@ -141,29 +141,41 @@ func TestConflictAdminOffVsAppWrites(t *testing.T) {
 // application outlives its owner, so a secret rolled or a redirect URI
 // added afterwards would hand it to someone who may no longer manage it.
 func TestConflictDeveloperOffVsAppWrites(t *testing.T) {
-	env := servertest.Start(t)
-	op := env.AdminToken()
-	unlimit(t, env, op)
-	const rounds = 9
-	for round := range rounds {
-		email := fmt.Sprintf("dev%d@example.com", round)
-		uid := env.CreateUser(op, email, memberPW)
-		servertest.Expect(t, env.As(op, "PUT", "/v1/developers/"+uid, nil), 204, "")
-		dev := env.Login(email, memberPW)
+	developerLosesPower(t, "dev", func(env *servertest.Env, dev string, shot shotAs) []volleyReq {
 		apps := make([]thirdPartyApp, 3)
 		for i := range apps {
 			apps[i] = registerApp(t, env, dev, "confidential", []string{appRedirect}, nil)
 		}
-		shot := func(method, path, body string) volleyReq {
-			return volleyReq{req: asRequest(t, env, dev, method, path, body)}
-		}
-		shots := []volleyReq{
+		return []volleyReq{
 			shot("POST", "/v1/apps/"+apps[0].ID+"/roll", `{"overlap_seconds":60}`),
 			shot("PATCH", "/v1/apps/"+apps[1].ID, `{"redirect_uris":["https://elsewhere.example.com/cb"]}`),
 			shot("DELETE", "/v1/apps/"+apps[2].ID, ""),
 			shot("PATCH", "/v1/apps/"+apps[0].ID, `{"name":"renamed"}`),
 			shot("POST", "/v1/apps/"+apps[1].ID+"/roll", `{"overlap_seconds":0}`),
 		}
+	})
+}
+
+// shotAs makes a volley shot of one caller's request.
+type shotAs func(method, path, body string) volleyReq
+
+// developerLosesPower runs rounds of losePowerDuring, each against a
+// fresh developer (e-mail prefix and the round) whose shots make makes
+// from the developer's token, before the operator's change.
+func developerLosesPower(t *testing.T, prefix string, make func(env *servertest.Env, dev string, shot shotAs) []volleyReq) {
+	t.Helper()
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	const rounds = 9
+	for round := range rounds {
+		email := fmt.Sprintf("%s%d@example.com", prefix, round)
+		uid := env.CreateUser(op, email, memberPW)
+		servertest.Expect(t, env.As(op, "PUT", "/v1/developers/"+uid, nil), 204, "")
+		dev := env.Login(email, memberPW)
+		shots := make(env, dev, func(method, path, body string) volleyReq {
+			return volleyReq{req: asRequest(t, env, dev, method, path, body)}
+		})
 		losePowerDuring(t, env, op, uid, round, rounds, shots)
 		if t.Failed() {
 			return
@@ -291,5 +303,85 @@ func TestConflictAdminOffVsAPIAccessWrites(t *testing.T) {
 	// rounds: the shots were real.
 	if reissued == 0 {
 		t.Fatal("no lineage reissued in any round")
+	}
+}
+
+// TestConflictDeveloperOffVsCredentialWrites attacks a developer's
+// changes of their own client credentials — renames, disables, new
+// secrets (roll, with and without overlap) — released together with the
+// operator's disable, removal of every role or deletion of the developer
+// (losePowerDuring). None may be answered 5xx, and the audit log shows
+// nothing done by the developer after the change: a credential outlives
+// its owner's role ("remove role, keep credentials"), so a secret rolled
+// afterwards would hand it to a caller who may no longer manage it.
+func TestConflictDeveloperOffVsCredentialWrites(t *testing.T) {
+	developerLosesPower(t, "cdev", func(env *servertest.Env, dev string, shot shotAs) []volleyReq {
+		creds := make([]string, 3)
+		for i := range creds {
+			r := env.As(dev, "POST", "/v1/credentials", map[string]string{"name": fmt.Sprintf("c%d", i)})
+			servertest.Expect(t, r, 201, "")
+			creds[i] = r.Map(t)["id"].(string)
+		}
+		return []volleyReq{
+			shot("POST", "/v1/credentials/"+creds[0]+"/roll", `{"overlap_seconds":60}`),
+			shot("PATCH", "/v1/credentials/"+creds[1], `{"name":"renamed"}`),
+			shot("PATCH", "/v1/credentials/"+creds[2], `{"enabled":false}`),
+			shot("POST", "/v1/credentials/"+creds[1]+"/roll", `{"overlap_seconds":0}`),
+			shot("PATCH", "/v1/credentials/"+creds[0], `{"name":"renamed too"}`),
+		}
+	})
+}
+
+// TestConflictOperatorOffVsAccountWrites attacks an operator's changes of
+// accounts — a new account with an admin of the operator's choosing,
+// another account renamed and suspended, a user of another account
+// deleted — released together with another operator's disable (even
+// rounds) or demotion (odd rounds) of that operator, who loses the
+// operator's power with their admin role. None may be answered 5xx, and
+// the audit log shows nothing done by the operator after the change.
+func TestConflictOperatorOffVsAccountWrites(t *testing.T) {
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	const rounds = 8
+	for round := range rounds {
+		email := fmt.Sprintf("op%d@example.com", round)
+		victim, err := env.Server.Service.Recover(t.Context(), email, memberPW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := env.Login(email, memberPW)
+		other, otherAdmin := env.CreateAccount(op, fmt.Sprintf("other %d", round), fmt.Sprintf("admin@other%d.example", round), memberPW)
+		member := env.CreateUser(otherAdmin, fmt.Sprintf("m@other%d.example", round), memberPW)
+		shot := func(method, path, body string) volleyReq {
+			return volleyReq{req: asRequest(t, env, tok, method, path, body)}
+		}
+		shots := []volleyReq{
+			shot("POST", "/v1/accounts", fmt.Sprintf(`{"name":"new %d","admin_email":"admin@new%d.example","admin_password":%q}`, round, round, memberPW)),
+			shot("PATCH", "/v1/accounts/"+other, `{"name":"renamed"}`),
+			shot("DELETE", "/v1/accounts/"+other+"/users/"+member, ""),
+			shot("PATCH", "/v1/accounts/"+other, `{"status":"suspended"}`),
+		}
+		change := `{"status":"disabled"}`
+		if round%2 == 1 {
+			change = `{"roles":[]}`
+		}
+		at := round / 2 % (len(shots) + 1)
+		shots = insertShot(shots, at, volleyReq{req: asRequest(t, env, op, "PATCH", "/v1/users/"+victim.ID, change)})
+		res := volley(t, shots)
+		what := fmt.Sprintf("round %d", round)
+		no5xx(t, what, res, shotName(shots))
+		t.Logf("%s: change at %d; answers %v", what, at, statuses(res))
+		if s := res.resps[at]; s.Status/100 != 2 {
+			t.Fatalf("%s: the change of the operator: %d %s", what, s.Status, s.Body)
+		}
+		if round%2 == 1 {
+			demotedActed(t, what, env, op, victim.ID)
+		} else {
+			actedAfter(t, what, env, op, victim.ID)
+		}
+		if t.Failed() {
+			return
+		}
 	}
 }

@@ -71,3 +71,30 @@ func TestConflictTOTPUserOff(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictTOTPEnrolVsUserOff attacks a member's TOTP enrolments
+// (POST /v1/me/mfa/totp, each answering a secret) released together with
+// an admin's disable (even rounds) or deletion (odd rounds) of the
+// member (userOffDuring). None may be answered 5xx, and the audit log
+// shows no enrolment by the member after the change: an enrolment that
+// committed after a disable left a secret its caller knows waiting for
+// the member's confirmation once enabled again.
+func TestConflictTOTPEnrolVsUserOff(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	unlimit(t, env, admin)
+	const rounds = 10
+	for round := range rounds {
+		email := fmt.Sprintf("totpenrol%d@example.com", round)
+		uid := env.CreateUser(admin, email, memberPW)
+		tok := env.Login(email, memberPW)
+		shots := make([]volleyReq, 4)
+		for i := range shots {
+			shots[i] = volleyReq{req: asRequest(t, env, tok, "POST", "/v1/me/mfa/totp", "")}
+		}
+		userOffDuring(t, env, admin, uid, round, shots)
+		if t.Failed() {
+			return
+		}
+	}
+}

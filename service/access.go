@@ -19,16 +19,31 @@ func RequireAdmin(p *gatehouse.Principal) error {
 // requireAdminNow is RequireAdmin again inside a transaction that has
 // locked p's account. Every change of users locks the account row first,
 // so any demotion or disable of p's user has committed by now: read
-// afresh, an admin demoted or disabled while their request was in flight
-// changes no user (they cannot undo their own demotion in a race). The
+// afresh, an admin demoted or disabled (even if enabled again since: a
+// new epoch) while their request was in flight changes no user (they
+// cannot undo their own demotion in a race). The
 // anonymous admin of an API token passes.
 func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
 	if p.User == nil {
 		return nil
 	}
 	u, err := tx.User(p.AccountID, p.User.ID)
-	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && !(u.Active() && u.IsAdmin())) {
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && !(u.Active() && u.IsAdmin() && u.Epoch == p.User.Epoch)) {
 		return gatehouse.Forbidden("This needs the admin role")
+	}
+	return err
+}
+
+// requireOperatorNow returns forbidden unless p, read again inside tx, is
+// still the operator: an active admin of the epoch p authenticated in
+// (the operator flag is never taken away, so losing the admin role or
+// being disabled is losing the operator's power). It takes p's account
+// shared (requireAdminShared); a change of another account calls it
+// before locking that account, a change of p's own after.
+func requireOperatorNow(tx *store.Tx, p *gatehouse.Principal) error {
+	err := requireAdminShared(tx, p)
+	if gatehouse.ErrorCode(err) == gatehouse.EForbidden {
+		return gatehouse.Forbidden("Only the operator may manage accounts")
 	}
 	return err
 }
@@ -149,4 +164,24 @@ func lockSelf(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, error) {
 		return nil, gatehouse.Forbidden("This user has been disabled")
 	}
 	return u, err
+}
+
+// lockAccountFor locks account id (tx.Account) for a change by p,
+// and reads p again inside tx: for p's own account after locking it, as
+// an admin (requireAdminNow), for another as the operator
+// (requireOperatorNow) before locking it — p's account is always taken
+// first, so two such changes cannot deadlock. An operator or admin
+// demoted or disabled while the request was in flight changes nothing.
+func lockAccountFor(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.Account, error) {
+	if id != p.AccountID {
+		if err := requireOperatorNow(tx, p); err != nil {
+			return nil, err
+		}
+		return tx.Account(id)
+	}
+	a, err := tx.Account(id)
+	if err != nil {
+		return nil, err
+	}
+	return a, requireAdminNow(tx, p)
 }

@@ -31,6 +31,9 @@ func (s *Service) CreateAccount(ctx context.Context, p *gatehouse.Principal, in 
 		return nil, nil, err
 	}
 	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := requireOperatorNow(tx, p); err != nil {
+			return err
+		}
 		if err := tx.CreateAccount(a); err != nil {
 			return err
 		}
@@ -119,7 +122,7 @@ func (s *Service) UpdateAccount(ctx context.Context, p *gatehouse.Principal, id 
 	}
 	var out *gatehouse.Account
 	err := s.update(ctx, func(tx *store.Tx) error {
-		a, err := tx.Account(id)
+		a, err := lockAccountFor(tx, p, id)
 		if err != nil {
 			return err
 		}

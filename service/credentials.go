@@ -91,6 +91,21 @@ func requireDeveloper(p *gatehouse.Principal) (*gatehouse.User, error) {
 	return p.User, nil
 }
 
+// requireDeveloperNow is requireDeveloper inside tx, on p's user as it
+// stands now (rolesNow: the account shared, then the user read): a
+// developer who lost the role, or was disabled or deleted, while their
+// request was in flight changes none of their credentials. The caller
+// then locks the user and the credential (tx.Credential), in the order a
+// role change takes them.
+func requireDeveloperNow(tx *store.Tx, p *gatehouse.Principal) error {
+	asNow, err := rolesNow(tx, p)
+	if err != nil {
+		return err
+	}
+	_, err = requireDeveloper(asNow)
+	return err
+}
+
 // CredentialInput is the input for CreateCredential.
 type CredentialInput struct {
 	Name string `json:"name"`
@@ -228,6 +243,9 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 	}
 	var out *gatehouse.Credential
 	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := requireDeveloperNow(tx, p); err != nil {
+			return err
+		}
 		c, err := tx.Credential(p.AccountID, u.ID, id)
 		if err != nil {
 			return err
@@ -303,6 +321,9 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 	secret := s.mint(token.ClientSecret)
 	var out *RolledSecret
 	err = s.update(ctx, func(tx *store.Tx) error {
+		if err := requireDeveloperNow(tx, p); err != nil {
+			return err
+		}
 		a := p.Account
 		c, err := tx.Credential(p.AccountID, u.ID, id)
 		if err != nil {

@@ -42,14 +42,10 @@ func (s *Service) DeleteAccountUser(ctx context.Context, p *gatehouse.Principal,
 
 func (s *Service) deleteUser(ctx context.Context, p *gatehouse.Principal, accountID, id string) error {
 	return s.update(ctx, func(tx *store.Tx) error {
-		// Lock the account first: see requireAnotherAdmin.
-		if _, err := tx.Account(accountID); err != nil {
+		// Lock the account first: see requireAnotherAdmin. For
+		// another account, the operator is read again first.
+		if _, err := lockAccountFor(tx, p, accountID); err != nil {
 			return err
-		}
-		if accountID == p.AccountID {
-			if err := requireAdminNow(tx, p); err != nil {
-				return err
-			}
 		}
 		u, err := tx.User(accountID, id)
 		if err != nil {

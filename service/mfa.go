@@ -327,7 +327,9 @@ func (s *Service) EnrolTOTP(ctx context.Context, p *gatehouse.Principal) (*TOTPE
 	if err := s.update(ctx, func(tx *store.Tx) error {
 		// The user first: enrolments started at once then replace one
 		// another rather than collide, and none deadlocks with a reset.
-		if _, err := lockAccountUser(tx, p.AccountID, p.User.ID); err != nil {
+		// Read again locked: a user disabled (or disabled and enabled
+		// again) while the request was in flight enrols nothing.
+		if _, err := lockSelf(tx, p); err != nil {
 			return err
 		}
 		if err := tx.PutTOTP(x); err != nil {

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/mfa"
 	"github.com/gatehouse/gatehouse/service"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -732,5 +734,171 @@ func TestCustomScopesGrantNoPlatformScope(t *testing.T) {
 		if kept := slices.Contains(st.CustomScopes, tc.scope); kept != (tc.want == "") {
 			t.Fatalf("custom scope %s: stored %v", tc.scope, st.CustomScopes)
 		}
+	}
+}
+
+// TestStalePrincipalChangesNothing: a write judges its caller as they
+// stand when it commits, not as they stood when the request
+// authenticated. Each case takes a principal, then takes its power away
+// (the developer role, the account's admin role, the operator's, or the
+// user itself by a disable, or a disable and enable: a new epoch), and
+// then writes with the principal taken before: the checks made before
+// the transaction pass on it, the transaction refuses with forbidden and
+// nothing changes. The same interleaving is what a request in flight
+// during the change meets.
+func TestStalePrincipalChangesNothing(t *testing.T) {
+	disable := func(r *rules, by *gatehouse.Principal, u *gatehouse.User) {
+		r.t.Helper()
+		if _, err := r.svc.UpdateUser(r.ctx, by, u.ID, service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	reenable := func(r *rules, by *gatehouse.Principal, u *gatehouse.User) {
+		r.t.Helper()
+		disable(r, by, u)
+		if _, err := r.svc.UpdateUser(r.ctx, by, u.ID, service.UserPatch{Status: ptr(gatehouse.StatusActive)}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	dropDeveloper := func(r *rules, _ *gatehouse.Principal, u *gatehouse.User) {
+		r.t.Helper()
+		if _, err := r.svc.SetDeveloper(r.ctx, r.op, u.ID, false, false); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	// A developer with a credential; write is the stale write, kept
+	// checks what must not have changed.
+	developerCase := func(take func(*rules, *gatehouse.Principal, *gatehouse.User), secretWorks bool,
+		write func(r *rules, dev *gatehouse.Principal, credID string) error) func(t *testing.T) {
+		return func(t *testing.T) {
+			r := newRules(t)
+			u := r.user("dev@example.com", developer)
+			dev := r.as("dev@example.com")
+			cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "ci"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			take(r, r.op, u)
+			if err := write(r, dev, cred.ID); code(err) != gatehouse.EForbidden {
+				t.Fatalf("got %v, want forbidden", err)
+			}
+			c, err := r.svc.Credential(r.ctx, r.op, cred.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Name != "ci" || !c.Enabled {
+				t.Fatalf("refused, yet changed: %+v", c)
+			}
+			if secretWorks {
+				// The role is gone but the credentials were kept: its
+				// secret is still the one it had.
+				if _, err := r.svc.ClientCredentialsGrant(r.ctx, cred.ClientID, cred.ClientSecret, "", ""); err != nil {
+					t.Fatalf("the credential's secret stopped working: %v", err)
+				}
+			}
+		}
+	}
+	update := func(r *rules, dev *gatehouse.Principal, id string) error {
+		_, err := r.svc.UpdateCredential(r.ctx, dev, id, service.CredentialPatch{Name: ptr("renamed"), Enabled: ptr(false)})
+		return err
+	}
+	roll := func(r *rules, dev *gatehouse.Principal, id string) error {
+		_, err := r.svc.RollCredential(r.ctx, dev, id, 0)
+		return err
+	}
+	t.Run("developer role removed, then UpdateCredential", developerCase(dropDeveloper, true, update))
+	t.Run("developer disabled, then UpdateCredential", developerCase(disable, false, update))
+	t.Run("developer role removed, then RollCredential", developerCase(dropDeveloper, true, roll))
+	t.Run("developer disabled and enabled again, then RollCredential", developerCase(reenable, true, roll))
+
+	t.Run("user disabled and enabled again, then EnrolTOTP", func(t *testing.T) {
+		r := newRules(t, func(c *service.Config) { c.MFASealer = mfa.NewSealer([]byte("test key")) })
+		u := r.user("ann@example.com")
+		ann := r.as("ann@example.com")
+		reenable(r, r.op, u)
+		if _, err := r.svc.EnrolTOTP(r.ctx, ann); code(err) != gatehouse.EForbidden {
+			t.Fatalf("got %v, want forbidden", err)
+		}
+		if _, err := r.svc.PendingTOTP(r.ctx, r.as("ann@example.com")); code(err) != gatehouse.ENotFound {
+			t.Fatalf("a TOTP secret was enrolled for the stale caller: %v", err)
+		}
+	})
+
+	t.Run("admin disabled and enabled again, then CreateUser", func(t *testing.T) {
+		r := newRules(t)
+		u := r.user("ann@example.com", admin)
+		ann := r.as("ann@example.com")
+		reenable(r, r.op, u)
+		if _, err := r.svc.CreateUser(r.ctx, ann, service.NewUser{Email: "x@example.com", Password: pw}); code(err) != gatehouse.EForbidden {
+			t.Fatalf("got %v, want forbidden", err)
+		}
+		if _, err := r.svc.UserByEmail(r.ctx, r.op, "x@example.com"); code(err) != gatehouse.ENotFound {
+			t.Fatalf("the stale admin's user was made: %v", err)
+		}
+	})
+
+	// The operator, disabled or demoted by a second operator, then
+	// acting on accounts.
+	for _, take := range []struct {
+		name  string
+		patch service.UserPatch
+	}{
+		{"disabled", service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}},
+		{"demoted", service.UserPatch{Roles: &[]gatehouse.Role{}}},
+	} {
+		operatorCase := func(write func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, otherAdmin *gatehouse.User) error,
+			kept func(r *rules, other *gatehouse.Account, otherAdmin *gatehouse.User) error) func(t *testing.T) {
+			return func(t *testing.T) {
+				r := newRules(t)
+				other, otherAdmin, err := r.svc.CreateAccount(r.ctx, r.op, service.NewAccount{Name: "other", AdminEmail: "a@other.example", AdminPassword: pw})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.svc.Recover(r.ctx, "op2@example.com", pw); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.svc.UpdateUser(r.ctx, r.as("op2@example.com"), r.op.User.ID, take.patch); err != nil {
+					t.Fatal(err)
+				}
+				if err := write(r, r.op, other, otherAdmin); code(err) != gatehouse.EForbidden {
+					t.Fatalf("got %v, want forbidden", err)
+				}
+				if err := kept(r, other, otherAdmin); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		accounts := func(want int) func(r *rules, _ *gatehouse.Account, _ *gatehouse.User) error {
+			return func(r *rules, _ *gatehouse.Account, _ *gatehouse.User) error {
+				all, _, err := r.svc.Accounts(r.ctx, r.as("op2@example.com"), gatehouse.Page{})
+				if err == nil && len(all) != want {
+					err = fmt.Errorf("%d accounts, want %d", len(all), want)
+				}
+				return err
+			}
+		}
+		t.Run("operator "+take.name+", then CreateAccount", operatorCase(
+			func(r *rules, op *gatehouse.Principal, _ *gatehouse.Account, _ *gatehouse.User) error {
+				_, _, err := r.svc.CreateAccount(r.ctx, op, service.NewAccount{Name: "x", AdminEmail: "x@x.example", AdminPassword: pw})
+				return err
+			}, accounts(2)))
+		t.Run("operator "+take.name+", then UpdateAccount", operatorCase(
+			func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, _ *gatehouse.User) error {
+				_, err := r.svc.UpdateAccount(r.ctx, op, other.ID, service.AccountPatch{Status: ptr(gatehouse.AccountSuspended)})
+				return err
+			}, func(r *rules, other *gatehouse.Account, _ *gatehouse.User) error {
+				a, err := r.svc.Account(r.ctx, r.as("op2@example.com"), other.ID)
+				if err == nil && a.Status != gatehouse.AccountActive {
+					err = fmt.Errorf("the account is %s", a.Status)
+				}
+				return err
+			}))
+		t.Run("operator "+take.name+", then DeleteAccountUser", operatorCase(
+			func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, otherAdmin *gatehouse.User) error {
+				return r.svc.DeleteAccountUser(r.ctx, op, other.ID, otherAdmin.ID)
+			}, func(r *rules, _ *gatehouse.Account, otherAdmin *gatehouse.User) error {
+				_, _, err := r.svc.PasswordGrant(r.ctx, otherAdmin.Email, pw, "192.0.2.1", "")
+				return err
+			}))
 	}
 }
