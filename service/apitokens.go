@@ -246,7 +246,9 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // through the old one. Admins only, and only on a token p may act on
 // (mayActOn).
 // A token revoked for good (leaked) is rolled the same way and stays
-// revoked.
+// revoked. A token is rolled once: a roll of one already replaced (a
+// retried roll, or two released together) is conflict, naming the
+// replacement to roll instead.
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
 	if err := requireOwnAuthority(p, "roll an API token"); err != nil {
 		return nil, err
@@ -260,7 +262,10 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 	}
 	next := &gatehouse.APIToken{ID: gatehouse.NewID("atk"), AccountID: p.AccountID, Enabled: true, CreatedAt: s.now()}
 	raw, err := s.storeAPIToken(ctx, p, next, "api_token.roll", map[string]string{}, func(tx *store.Tx) error {
-		if _, err := lockAPITokenAdmin(tx, p, false); err != nil {
+		// The account locked: a roll of a token revoked for good names
+		// its replacement after a name that is free again (see
+		// APITokenNameTaken).
+		if _, err := lockAPITokenAdmin(tx, p, true); err != nil {
 			return err
 		}
 		a := p.Account
@@ -271,7 +276,17 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
 			return err
 		}
+		if err := markRolled(tx.MarkAPITokenRolled(p.AccountID, old.ID, next.ID)); err != nil {
+			return err
+		}
 		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
+		if old.RevokedAt != nil {
+			// A leaked token's name is free for a new token: one made
+			// since keeps it.
+			if err := apiTokenNameFree(tx, next, old.ID, next.CreatedAt); err != nil {
+				return err
+			}
+		}
 		// Its budgets go on counting where the old one's do.
 		next.LineID = old.Line()
 		next.ExpiresAt = earliest(old.ExpiresAt, s.lifetimeLimit(a))

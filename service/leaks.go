@@ -288,11 +288,22 @@ func clip(s string, n int) string {
 
 // rollRevokedCredential replaces a credential revoked for good with a new
 // one of the same owner, name, scopes and expiry: a new client id and the
-// new secret. The revoked one stays listed, refused.
+// new secret. The revoked one stays listed, refused, and is replaced once:
+// a second roll of it is conflict (markRolled), as is a roll while
+// another live credential of the owner has its name. One replacement for
+// one revoked credential keeps the owner's live credentials within
+// max_credentials_per_user (which counts the revoked one until deleted).
+// The caller has locked the owner (tx.Credential).
 func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, old *gatehouse.Credential, secret string) (*RolledSecret, error) {
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: old.AccountID, UserID: old.UserID, Name: old.Name,
 		ClientID: s.mint(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,
 		Enabled: true, CreatedBy: old.CreatedBy, CreatedAt: s.now()}
+	if err := markRolled(tx.MarkCredentialRolled(old.AccountID, old.ID, c.ID)); err != nil {
+		return nil, err
+	}
+	if err := credentialNameFree(tx, c, old.ID, c.CreatedAt); err != nil {
+		return nil, err
+	}
 	if err := tx.CreateCredential(c); err != nil {
 		return nil, err
 	}
@@ -301,6 +312,15 @@ func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *ga
 		return nil, err
 	}
 	return &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}, nil
+}
+
+// markRolled turns what a store's mark of a roll returns — the
+// replacement an earlier roll made, if any — into conflict naming it.
+func markRolled(prev string, err error) error {
+	if err == nil && prev != "" {
+		return gatehouse.Errorf(gatehouse.EConflict, "This was rolled already: roll its replacement, %s, instead", prev)
+	}
+	return err
 }
 
 // mint returns a fresh secret or client id of kind p under the

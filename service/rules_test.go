@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -901,4 +902,154 @@ func TestStalePrincipalChangesNothing(t *testing.T) {
 				return err
 			}))
 	}
+}
+
+// TestRollOnce: an API token, and a client credential revoked for good,
+// are replaced by a roll once. A second roll of the same one — a retry
+// whose answer was lost, or a leaked secret rolled again — is conflict
+// naming the replacement, which rolls as usual; so neither the
+// account's max_api_tokens_per_account nor the owner's
+// max_credentials_per_user, nor a name's uniqueness, is passed by rolling
+// one token or credential again and again. A live credential rolls in
+// place as often as asked.
+func TestRollOnce(t *testing.T) {
+	setup := func(t *testing.T) (*rules, *gatehouse.Principal) {
+		r := newRules(t)
+		on := true
+		if err := r.svc.SetAPITokensExtension(r.ctx, r.op, &on); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.UpdateSettings(r.ctx, r.op, gatehouse.SettingsPatch{MaxAPITokensPerAccount: ptr(1), MaxCredentialsPerUser: ptr(1)}); err != nil {
+			t.Fatal(err)
+		}
+		r.user("dev@example.com", developer)
+		return r, r.as("dev@example.com")
+	}
+	// again rolls id a second time, wants conflict naming replacement,
+	// then rolls the replacement.
+	again := func(t *testing.T, roll func(id string) (string, error), id, replacement string) {
+		t.Helper()
+		if _, err := roll(id); code(err) != gatehouse.EConflict || !strings.Contains(gatehouse.ErrorMessage(err), replacement) {
+			t.Fatalf("second roll: %v, want conflict naming %s", err, replacement)
+		}
+		if _, err := roll(replacement); err != nil {
+			t.Fatalf("the replacement does not roll: %v", err)
+		}
+	}
+	for _, leaked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("API token, leaked %v", leaked), func(t *testing.T) {
+			r, _ := setup(t)
+			tok, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if leaked {
+				if _, err := r.svc.RevokeLeaked(r.ctx, tok.Token, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			roll := func(id string) (string, error) {
+				out, err := r.svc.RollAPIToken(r.ctx, r.op, id, 3600)
+				if err != nil {
+					return "", err
+				}
+				return out.ID, nil
+			}
+			next, err := roll(tok.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again(t, roll, tok.ID, next)
+			ts, _, err := r.svc.APITokens(r.ctx, r.op, gatehouse.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ts) != 3 { // the first, its replacement, and the replacement's
+				t.Fatalf("%d API tokens, want 3", len(ts))
+			}
+		})
+	}
+	t.Run("credential revoked for good", func(t *testing.T) {
+		r, dev := setup(t)
+		cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "ci"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.RevokeLeaked(r.ctx, cred.ClientSecret, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+			t.Fatal(err)
+		}
+		var replacement string
+		roll := func(id string) (string, error) {
+			out, err := r.svc.RollCredential(r.ctx, dev, id, 0)
+			if err != nil {
+				return "", err
+			}
+			if replacement == "" {
+				cs, _, err := r.svc.Credentials(r.ctx, dev, "", gatehouse.Page{})
+				if err != nil {
+					return "", err
+				}
+				for _, c := range cs {
+					if c.ClientID == out.ClientID {
+						replacement = c.ID
+					}
+				}
+			}
+			return out.ClientID, nil
+		}
+		if _, err := roll(cred.ID); err != nil || replacement == "" {
+			t.Fatalf("first roll: %v (replacement %q)", err, replacement)
+		}
+		again(t, roll, cred.ID, replacement)
+		if n, err := r.svc.CredentialCount(r.ctx, r.op, dev.User.ID); err != nil || n != 2 {
+			t.Fatalf("%d credentials (%v), want 2: the revoked one and its one replacement", n, err)
+		}
+	})
+	t.Run("leaked, its name taken since", func(t *testing.T) {
+		// A leaked token's or credential's name is free for a new one;
+		// its roll then does not make a second live holder of the name.
+		r, _ := setup(t)
+		if _, err := r.svc.UpdateSettings(r.ctx, r.op, gatehouse.SettingsPatch{MaxAPITokensPerAccount: ptr(3), MaxCredentialsPerUser: ptr(3)}); err != nil {
+			t.Fatal(err)
+		}
+		dev := r.as("dev@example.com") // with the account's new settings
+		tok, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "ci"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{tok.Token, cred.ClientSecret} {
+			if _, err := r.svc.RevokeLeaked(r.ctx, secret, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "Zapier"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "CI"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, tok.ID, 0); code(err) != gatehouse.EConflict {
+			t.Fatalf("API token roll: %v, want conflict (name)", err)
+		}
+		if _, err := r.svc.RollCredential(r.ctx, dev, cred.ID, 0); code(err) != gatehouse.EConflict {
+			t.Fatalf("credential roll: %v, want conflict (name)", err)
+		}
+	})
+	t.Run("live credential rolls in place", func(t *testing.T) {
+		r, dev := setup(t)
+		cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "ci"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			out, err := r.svc.RollCredential(r.ctx, dev, cred.ID, 0)
+			if err != nil || out.ClientID != cred.ClientID {
+				t.Fatalf("roll %d: %v %v", i, out, err)
+			}
+		}
+	})
 }

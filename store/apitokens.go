@@ -287,3 +287,12 @@ func (s *Store) Lineage(ctx context.Context, accountID, id string) (Lineage, err
 	}
 	return Lineage{Complete: n > 0 && top == "", Enabled: enabled != 0, ExpiresAt: fromNullMicros(expires)}, nil
 }
+
+// MarkAPITokenRolled records, inside the transaction, that an account's
+// API token id was replaced by to in a roll, unless another roll replaced
+// it first: it then returns that replacement's id and marks nothing. The
+// mark is one conditional update, so of rolls of one token released
+// together exactly one marks it, whichever node runs it.
+func (t *Tx) MarkAPITokenRolled(accountID, id, to string) (string, error) {
+	return t.markRolled("api_tokens", "API token", accountID, id, to)
+}

@@ -260,3 +260,29 @@ func (t *Tx) CountLiveCredentials(userID string, now time.Time) (int, error) {
 		userID, micros(now)).Scan(&n)
 	return n, err
 }
+
+// MarkCredentialRolled is MarkAPITokenRolled for a client credential that
+// a roll replaces with another (one revoked for good; a roll in place
+// marks nothing).
+func (t *Tx) MarkCredentialRolled(accountID, id, to string) (string, error) {
+	return t.markRolled("client_credentials", "credential", accountID, id, to)
+}
+
+// markRolled marks row id of table (API tokens or client credentials, of
+// account accountID) replaced by to unless it is already, and returns the
+// replacement it had ("" when marked now); not_found (what) without it.
+func (t *Tx) markRolled(table, what, accountID, id, to string) (string, error) {
+	res, err := t.exec(`UPDATE `+table+` SET rolled_to = ? WHERE id = ? AND account_id = ? AND rolled_to = ''`, to, id, accountID)
+	if err != nil {
+		return "", err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return "", err
+	}
+	var prev string
+	err = t.row(`SELECT rolled_to FROM `+table+` WHERE id = ? AND account_id = ?`, id, accountID).Scan(&prev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", gatehouse.NotFound(what)
+	}
+	return prev, err
+}
