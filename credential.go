@@ -46,6 +46,10 @@ type Credential struct {
 	// back, and it stays listed so that its owner can roll it.
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 	RevokedReason string     `json:"revoked_reason,omitempty"`
+	// RolledTo is the id of what replaced it in a roll, when a roll made
+	// a new one (an API token; a credential revoked for good); "" for
+	// none. A roll of one already replaced is refused.
+	RolledTo string `json:"-"`
 	// Plan is what is set on the credential (SPEC §10.5), where it was
 	// read.
 	Plan
@@ -79,6 +83,10 @@ type APIToken struct {
 	// RevokedAt and RevokedReason: as for Credential.
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 	RevokedReason string     `json:"revoked_reason,omitempty"`
+	// RolledTo is the id of what replaced it in a roll, when a roll made
+	// a new one (an API token; a credential revoked for good); "" for
+	// none. A roll of one already replaced is refused.
+	RolledTo string `json:"-"`
 	// Canary marks a token that never authorises: every use is audited
 	// (SPEC §10.1). It is never shown in answers to whoever holds it.
 	Canary bool `json:"canary,omitempty"`

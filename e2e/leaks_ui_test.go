@@ -34,6 +34,12 @@ func TestConsoleLeakedCredentials(t *testing.T) {
 	}
 	servertest.Expect(t, env.Request("GET", "/v1/me", nil, "X-API-Token", rolled), 200, "")
 	servertest.Expect(t, env.Request("GET", "/v1/me", nil, "X-API-Token", tok.Token), 401, "")
+	// Rolled once, it offers no second roll (which would be refused).
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/extensions"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	if page := pageHTML(t, ctx); !strings.Contains(page, "It has been rolled into a new token") || strings.Contains(page, ">Roll</button>") {
+		t.Fatalf("the extensions page offers to roll the leaked API token again:\n%s", page)
+	}
+	shot(t, ctx, "console-leaked-api-token-rolled")
 
 	dev := browser(t)
 	run(t, dev, uiLogin(env, "dev@example.com", memberPW),
@@ -50,4 +56,8 @@ func TestConsoleLeakedCredentials(t *testing.T) {
 	}
 	servertest.Expect(t, clientToken(env, credential{ClientID: id, ClientSecret: secret}), 200, "")
 	servertest.Expect(t, clientToken(env, cred), 401, "")
+	run(t, dev, chromedp.Navigate(env.URL+"/admin/credentials"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	if page := pageHTML(t, dev); !strings.Contains(page, "It has been rolled into a new credential") || strings.Contains(page, ">Roll</button>") {
+		t.Fatalf("the credentials page offers to roll the leaked credential again:\n%s", page)
+	}
 }

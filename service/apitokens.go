@@ -248,7 +248,9 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // A token revoked for good (leaked) is rolled the same way and stays
 // revoked. A token is rolled once: a roll of one already replaced (a
 // retried roll, or two released together) is conflict, naming the
-// replacement to roll instead.
+// replacement to roll instead; an expired one is conflict too. A line of
+// rolls keeps at most two tokens live: the token this one replaced, if
+// still in its overlap, stops now.
 func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id string, overlapSeconds int) (*NewAPIToken, error) {
 	if err := requireOwnAuthority(p, "roll an API token"); err != nil {
 		return nil, err
@@ -265,10 +267,10 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		// The account locked: a roll of a token revoked for good names
 		// its replacement after a name that is free again (see
 		// APITokenNameTaken).
-		if _, err := lockAPITokenAdmin(tx, p, true); err != nil {
+		a, err := lockAPITokenAdmin(tx, p, true)
+		if err != nil {
 			return err
 		}
-		a := p.Account
 		old, err := tx.APIToken(p.AccountID, id)
 		if err != nil {
 			return err
@@ -276,15 +278,26 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
 			return err
 		}
+		if old.ExpiresAt != nil && !old.ExpiresAt.After(next.CreatedAt) {
+			// Its replacement would expire with it.
+			return gatehouse.Errorf(gatehouse.EConflict, "This API token has expired; make a new one")
+		}
 		if err := markRolled(tx.MarkAPITokenRolled(p.AccountID, old.ID, next.ID)); err != nil {
+			return err
+		}
+		// A line of rolls keeps two tokens live at most: the one old
+		// replaced, if still in its overlap, stops now.
+		if err := tx.EndRolledInto(p.AccountID, old.ID, next.CreatedAt); err != nil {
 			return err
 		}
 		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
 		if old.RevokedAt != nil {
 			// A leaked token's name is free for a new token: one made
-			// since keeps it.
-			if err := apiTokenNameFree(tx, next, old.ID, next.CreatedAt); err != nil {
+			// since (outside its line of rolls) keeps it.
+			if taken, err := tx.APITokenNameTakenOutsideLine(p.AccountID, old.Name, old.Line(), next.CreatedAt); err != nil {
 				return err
+			} else if taken {
+				return nameTaken("API token")
 			}
 		}
 		// Its budgets go on counting where the old one's do.

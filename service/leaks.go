@@ -291,9 +291,9 @@ func clip(s string, n int) string {
 // new secret. The revoked one stays listed, refused, and is replaced once:
 // a second roll of it is conflict (markRolled), as is a roll while
 // another live credential of the owner has its name. One replacement for
-// one revoked credential keeps the owner's live credentials within
-// max_credentials_per_user (which counts the revoked one until deleted).
-// The caller has locked the owner (tx.Credential).
+// one revoked credential keeps the owner's usable credentials as many as
+// before; the revoked one stays counted by max_credentials_per_user until
+// it is deleted. The caller has locked the owner (tx.Credential).
 func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, old *gatehouse.Credential, secret string) (*RolledSecret, error) {
 	c := &gatehouse.Credential{ID: gatehouse.NewID("crd"), AccountID: old.AccountID, UserID: old.UserID, Name: old.Name,
 		ClientID: s.mint(token.ClientID), SecretHash: s.digester.Digest(secret), Scopes: old.Scopes, ExpiresAt: old.ExpiresAt,

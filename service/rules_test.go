@@ -97,6 +97,12 @@ func (r *rules) user(email string, roles ...gatehouse.Role) *gatehouse.User {
 	return u
 }
 
+// field is the request field err is about, "" for none.
+func field(err error) string {
+	f, _ := gatehouse.ErrorField(err)
+	return f
+}
+
 // code is the error code of err, "" for none.
 func code(err error) string {
 	if err == nil {
@@ -847,11 +853,17 @@ func TestStalePrincipalChangesNothing(t *testing.T) {
 		{"disabled", service.UserPatch{Status: ptr(gatehouse.StatusDisabled)}},
 		{"demoted", service.UserPatch{Roles: &[]gatehouse.Role{}}},
 	} {
-		operatorCase := func(write func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, otherAdmin *gatehouse.User) error,
-			kept func(r *rules, other *gatehouse.Account, otherAdmin *gatehouse.User) error) func(t *testing.T) {
+		// other is another account, member a member of it (not its
+		// admin, whom no one may delete).
+		operatorCase := func(write func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, member *gatehouse.User) error,
+			kept func(r *rules, other *gatehouse.Account, member *gatehouse.User) error) func(t *testing.T) {
 			return func(t *testing.T) {
 				r := newRules(t)
-				other, otherAdmin, err := r.svc.CreateAccount(r.ctx, r.op, service.NewAccount{Name: "other", AdminEmail: "a@other.example", AdminPassword: pw})
+				other, _, err := r.svc.CreateAccount(r.ctx, r.op, service.NewAccount{Name: "other", AdminEmail: "a@other.example", AdminPassword: pw})
+				if err != nil {
+					t.Fatal(err)
+				}
+				member, err := r.svc.CreateUser(r.ctx, r.as("a@other.example"), service.NewUser{Email: "m@other.example", Password: pw})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -861,10 +873,10 @@ func TestStalePrincipalChangesNothing(t *testing.T) {
 				if _, err := r.svc.UpdateUser(r.ctx, r.as("op2@example.com"), r.op.User.ID, take.patch); err != nil {
 					t.Fatal(err)
 				}
-				if err := write(r, r.op, other, otherAdmin); code(err) != gatehouse.EForbidden {
+				if err := write(r, r.op, other, member); code(err) != gatehouse.EForbidden {
 					t.Fatalf("got %v, want forbidden", err)
 				}
-				if err := kept(r, other, otherAdmin); err != nil {
+				if err := kept(r, other, member); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -895,10 +907,10 @@ func TestStalePrincipalChangesNothing(t *testing.T) {
 				return err
 			}))
 		t.Run("operator "+take.name+", then DeleteAccountUser", operatorCase(
-			func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, otherAdmin *gatehouse.User) error {
-				return r.svc.DeleteAccountUser(r.ctx, op, other.ID, otherAdmin.ID)
-			}, func(r *rules, _ *gatehouse.Account, otherAdmin *gatehouse.User) error {
-				_, _, err := r.svc.PasswordGrant(r.ctx, otherAdmin.Email, pw, "192.0.2.1", "")
+			func(r *rules, op *gatehouse.Principal, other *gatehouse.Account, member *gatehouse.User) error {
+				return r.svc.DeleteAccountUser(r.ctx, op, other.ID, member.ID)
+			}, func(r *rules, _ *gatehouse.Account, member *gatehouse.User) error {
+				_, _, err := r.svc.PasswordGrant(r.ctx, member.Email, pw, "192.0.2.1", "")
 				return err
 			}))
 	}
@@ -1032,11 +1044,76 @@ func TestRollOnce(t *testing.T) {
 		if _, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "CI"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.svc.RollAPIToken(r.ctx, r.op, tok.ID, 0); code(err) != gatehouse.EConflict {
-			t.Fatalf("API token roll: %v, want conflict (name)", err)
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, tok.ID, 0); code(err) != gatehouse.EConflict || field(err) != "name" {
+			t.Fatalf("API token roll: %v, want conflict about the name", err)
 		}
-		if _, err := r.svc.RollCredential(r.ctx, dev, cred.ID, 0); code(err) != gatehouse.EConflict {
-			t.Fatalf("credential roll: %v, want conflict (name)", err)
+		if _, err := r.svc.RollCredential(r.ctx, dev, cred.ID, 0); code(err) != gatehouse.EConflict || field(err) != "name" {
+			t.Fatalf("credential roll: %v, want conflict about the name", err)
+		}
+	})
+	t.Run("a line of rolls keeps two tokens live", func(t *testing.T) {
+		// A rolls into B with an hour's overlap; B leaks and rolls into
+		// C: A stops at once, and B's leak does not stop its own line's
+		// roll for the name A still held.
+		r, _ := setup(t)
+		a, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.svc.RollAPIToken(r.ctx, r.op, a.ID, 3600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, a.Token, ""); err != nil {
+			t.Fatalf("A in its overlap: %v", err)
+		}
+		if _, err := r.svc.RevokeLeaked(r.ctx, b.Token, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.svc.RollAPIToken(r.ctx, r.op, b.ID, 3600)
+		if err != nil {
+			t.Fatalf("the leaked replacement does not roll: %v", err)
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, a.Token, ""); err == nil {
+			t.Fatal("A, two rolls back, still works")
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, c.Token, ""); err != nil {
+			t.Fatalf("C: %v", err)
+		}
+	})
+	t.Run("deleted replacement, expired token", func(t *testing.T) {
+		r, _ := setup(t)
+		a, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.RevokeLeaked(r.ctx, a.Token, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+			t.Fatal(err)
+		}
+		// Rolled with an overlap: the roll does not end it at once.
+		b, err := r.svc.RollAPIToken(r.ctx, r.op, a.ID, 3600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svc.DeleteAPIToken(r.ctx, r.op, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, a.ID, 0); err != nil {
+			t.Fatalf("a leaked token whose replacement was deleted does not roll again: %v", err)
+		}
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, a.ID, 0); code(err) != gatehouse.EConflict {
+			t.Fatalf("a third roll: %v, want conflict", err)
+		}
+		if _, err := r.svc.UpdateSettings(r.ctx, r.op, gatehouse.SettingsPatch{MaxAPITokensPerAccount: ptr(10)}); err != nil {
+			t.Fatal(err)
+		}
+		short, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "short", ExpiresAt: ptr(r.clock().Add(time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.wait(2 * time.Hour)
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, short.ID, 0); code(err) != gatehouse.EConflict || !strings.Contains(gatehouse.ErrorMessage(err), "expired") {
+			t.Fatalf("an expired API token rolls: %v", err)
 		}
 	})
 	t.Run("live credential rolls in place", func(t *testing.T) {

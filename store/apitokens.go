@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by, revoked_at, revoked_reason, canary, line_id`
+const apiTokenColumns = `id, account_id, name, prefix, token_hash, created_at, last_used_at, scopes, expires_at, enabled, created_by, revoked_at, revoked_reason, canary, line_id, rolled_to`
 
 func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 	var (
@@ -22,7 +22,7 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 		canary        int
 	)
 	if err := sc.Scan(&t.ID, &t.AccountID, &t.Name, &t.Prefix, &t.Hash, &created, &used, &scopes, &expires, &enabled, &t.CreatedBy,
-		&revoked, &t.RevokedReason, &canary, &t.LineID); err != nil {
+		&revoked, &t.RevokedReason, &canary, &t.LineID, &t.RolledTo); err != nil {
 		return nil, err
 	}
 	t.RevokedAt, t.Canary = fromNullMicros(revoked), canary != 0
@@ -33,10 +33,10 @@ func scanAPIToken(sc scanner) (*gatehouse.APIToken, error) {
 
 // CreateAPIToken stores an API token.
 func (t *Tx) CreateAPIToken(k *gatehouse.APIToken) error {
-	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO api_tokens (`+apiTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.AccountID, k.Name, k.Prefix, k.Hash, micros(k.CreatedAt), nullMicros(k.LastUsedAt),
 		nullScopes(k.Scopes), nullMicros(k.ExpiresAt), boolInt(k.Enabled), k.CreatedBy,
-		nullMicros(k.RevokedAt), k.RevokedReason, boolInt(k.Canary), k.LineID)
+		nullMicros(k.RevokedAt), k.RevokedReason, boolInt(k.Canary), k.LineID, k.RolledTo)
 	return t.s.conflict(err, "API token")
 }
 
@@ -295,4 +295,24 @@ func (s *Store) Lineage(ctx context.Context, accountID, id string) (Lineage, err
 // together exactly one marks it, whichever node runs it.
 func (t *Tx) MarkAPITokenRolled(accountID, id, to string) (string, error) {
 	return t.markRolled("api_tokens", "API token", accountID, id, to)
+}
+
+// EndRolledInto ends now the overlap of every API token of an account
+// that a roll replaced by token id (a token rolled into id and still
+// live), so that a line of rolls keeps at most two tokens live: the
+// newest and the one it replaced. It is revoking.
+func (t *Tx) EndRolledInto(accountID, id string, now time.Time) error {
+	t.revokes(gatehouse.AccountSubject(accountID))
+	_, err := t.exec(`UPDATE api_tokens SET expires_at = ? WHERE account_id = ? AND rolled_to = ?
+		AND (expires_at IS NULL OR expires_at > ?)`, micros(now), accountID, id, micros(now))
+	return err
+}
+
+// APITokenNameTakenOutsideLine is APITokenNameTaken for a roll of a token
+// of line (gatehouse.APIToken.Line): the line's own tokens do not count.
+func (t *Tx) APITokenNameTakenOutsideLine(accountID, name, line string, now time.Time) (bool, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND LOWER(name) = LOWER(?) AND id <> ? AND line_id <> ?
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, line, line, micros(now)).Scan(&n)
+	return n > 0, err
 }

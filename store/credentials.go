@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at, revoked_at, revoked_reason`
+const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at, revoked_at, revoked_reason, rolled_to`
 
 func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 	var (
@@ -21,7 +21,7 @@ func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 		revoked                    sql.NullInt64
 	)
 	if err := sc.Scan(&c.ID, &c.AccountID, &c.UserID, &c.Name, &c.ClientID, &c.SecretHash, &created,
-		&scopes, &expires, &enabled, &c.CreatedBy, &used, &c.PrevSecretHash, &prevExpires, &revoked, &c.RevokedReason); err != nil {
+		&scopes, &expires, &enabled, &c.CreatedBy, &used, &c.PrevSecretHash, &prevExpires, &revoked, &c.RevokedReason, &c.RolledTo); err != nil {
 		return nil, err
 	}
 	c.RevokedAt = fromNullMicros(revoked)
@@ -32,10 +32,10 @@ func scanCredential(sc scanner) (*gatehouse.Credential, error) {
 
 // CreateCredential stores a client credential.
 func (t *Tx) CreateCredential(c *gatehouse.Credential) error {
-	_, err := t.exec(`INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := t.exec(`INSERT INTO client_credentials (`+credentialColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.AccountID, c.UserID, c.Name, c.ClientID, c.SecretHash, micros(c.CreatedAt),
 		nullScopes(c.Scopes), nullMicros(c.ExpiresAt), boolInt(c.Enabled), c.CreatedBy, nullMicros(c.LastUsedAt),
-		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt), nullMicros(c.RevokedAt), c.RevokedReason)
+		c.PrevSecretHash, nullMicros(c.PrevSecretExpiresAt), nullMicros(c.RevokedAt), c.RevokedReason, c.RolledTo)
 	return t.s.conflict(err, "credential")
 }
 
@@ -271,18 +271,31 @@ func (t *Tx) MarkCredentialRolled(accountID, id, to string) (string, error) {
 // markRolled marks row id of table (API tokens or client credentials, of
 // account accountID) replaced by to unless it is already, and returns the
 // replacement it had ("" when marked now); not_found (what) without it.
+// A replacement deleted since does not count: the mark then moves to to,
+// by a conditional update on the replacement it found, so that of rolls
+// released together one still wins.
 func (t *Tx) markRolled(table, what, accountID, id, to string) (string, error) {
-	res, err := t.exec(`UPDATE `+table+` SET rolled_to = ? WHERE id = ? AND account_id = ? AND rolled_to = ''`, to, id, accountID)
-	if err != nil {
-		return "", err
+	prev := ""
+	for range 4 {
+		res, err := t.exec(`UPDATE `+table+` SET rolled_to = ? WHERE id = ? AND account_id = ? AND rolled_to = ?`, to, id, accountID, prev)
+		if err != nil {
+			return "", err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return "", err
+		}
+		var cur string
+		err = t.row(`SELECT rolled_to FROM `+table+` WHERE id = ? AND account_id = ?`, id, accountID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", gatehouse.NotFound(what)
+		} else if err != nil || cur == "" {
+			return "", err
+		}
+		var held int
+		if err := t.row(`SELECT COUNT(*) FROM `+table+` WHERE id = ?`, cur).Scan(&held); err != nil || held > 0 {
+			return cur, err
+		}
+		prev = cur
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		return "", err
-	}
-	var prev string
-	err = t.row(`SELECT rolled_to FROM `+table+` WHERE id = ? AND account_id = ?`, id, accountID).Scan(&prev)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", gatehouse.NotFound(what)
-	}
-	return prev, err
+	return "", gatehouse.Errorf(gatehouse.EConflict, "This %s is being rolled; try again", what)
 }
