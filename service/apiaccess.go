@@ -337,8 +337,12 @@ func (s *Service) APIAccessStatus(ctx context.Context, p *gatehouse.Principal) (
 
 // ReissueAPIAccess issues a new access and refresh token, of a new
 // lineage, for p's user's existing application (not_found when there is
-// none) — after reuse detection revoked the old lineage, for example.
-// Admins only; the secrets are shown once.
+// none) — after reuse detection revoked the old lineage, for example —
+// and ends every earlier lineage of the application in the same
+// transaction: the application has one live lineage, so a reissue sent
+// twice (a double submit, a retry whose answer was lost) leaves working
+// only the tokens of the last answer. Admins only; the secrets are shown
+// once.
 func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) (*APIAccessIssued, error) {
 	if err := requireOwnAuthority(p, "reissue API access"); err != nil {
 		return nil, err
@@ -367,10 +371,15 @@ func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) 
 		} else if cur.ID != app.ID {
 			return gatehouse.NotFound("API access")
 		}
+		ended, err := tx.RevokeClientFamilies(app.ClientID, toks[0].FamilyID, s.now())
+		if err != nil {
+			return err
+		}
 		if err := tx.CreateTokens(toks...); err != nil {
 			return err
 		}
-		return s.record(tx, s.audit(ctx, p, "api_access.reissue", "api_application", app.ClientID, nil))
+		return s.record(tx, s.audit(ctx, p, "api_access.reissue", "api_application", app.ClientID,
+			map[string]string{"lineages_ended": strconv.Itoa(ended)}))
 	})
 	if err != nil {
 		return nil, err

@@ -1130,3 +1130,39 @@ func TestRollOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestReissueEndsEarlierLineages: an API access application has one live
+// lineage. Each reissue ends the lineages before it — the enable's, and
+// an earlier reissue's whose answer was lost (a double submit) — so only
+// the tokens of the last answer work, access and refresh alike.
+func TestReissueEndsEarlierLineages(t *testing.T) {
+	r := newRules(t)
+	r.user("ann@example.com", admin)
+	ann := r.as("ann@example.com")
+	enabled, err := r.svc.EnableAPIAccess(r.ctx, ann, service.APIAccessInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := r.svc.ReissueAPIAccess(r.ctx, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := r.svc.ReissueAPIAccess(r.ctx, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	works := func(is service.Issued) (access, refresh bool) {
+		_, errA := r.svc.AccessPrincipal(r.ctx, is.AccessToken)
+		_, errR := r.svc.RefreshGrant(r.ctx, enabled.ClientID, is.RefreshToken, "")
+		return errA == nil, errR == nil
+	}
+	for _, tc := range []struct {
+		name string
+		is   service.Issued
+		want bool
+	}{{"the enable's", enabled.Issued, false}, {"the lost reissue's", lost.Issued, false}, {"the last reissue's", last.Issued, true}} {
+		if a, rf := works(tc.is); a != tc.want || rf != tc.want {
+			t.Errorf("%s tokens: access works %v, refresh works %v; want %v", tc.name, a, rf, tc.want)
+		}
+	}
+}

@@ -325,3 +325,33 @@ func (t *Tx) FamilyRevoked(familyID string) (bool, error) {
 	err := t.row(`SELECT COUNT(*) FROM revoked_families WHERE family_id = ?`, familyID).Scan(&n)
 	return n > 0, err
 }
+
+// RevokeClientFamilies revokes, inside the transaction, every refresh
+// lineage of client clientID (an API access application's) except keep,
+// as RevokeTokenFamily does each: the lineages a reissue replaces. It
+// returns how many it revoked.
+func (t *Tx) RevokeClientFamilies(clientID, keep string, at time.Time) (int, error) {
+	rows, err := t.query(`SELECT DISTINCT family_id FROM tokens WHERE client_id = ? AND family_id <> '' AND family_id <> ?
+		AND family_id NOT IN (SELECT family_id FROM revoked_families)`, clientID, keep)
+	if err != nil {
+		return 0, err
+	}
+	var families []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		families = append(families, f)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if err := t.RevokeTokenFamily(f, at); err != nil {
+			return 0, err
+		}
+	}
+	return len(families), nil
+}

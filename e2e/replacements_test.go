@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -102,5 +103,54 @@ func TestRollOnceReleasedTogether(t *testing.T) {
 	servertest.Expect(t, r, 200, "")
 	if n := len(r.Map(t)["data"].([]any)); n != 2 {
 		t.Fatalf("%d credentials after the rolls, want the revoked one and one replacement: %s", n, r.Body)
+	}
+}
+
+// TestReissueEndsEarlierLineagesOnEveryNode: an API access application
+// has one live lineage. Its tokens from the enable (POST /v1/api-access),
+// in use on node B, stop there — access and refresh — once the admin
+// reissues in node A's console, and twice-submitted reissues leave only
+// one lineage working.
+func TestReissueEndsEarlierLineagesOnEveryNode(t *testing.T) {
+	a, b := twoLeakNodes(t)
+	op := a.AdminToken()
+	unlimit(t, a, op)
+	a.CreateUser(op, "boss@example.com", memberPW, "admin")
+	boss := a.Login("boss@example.com", memberPW)
+	r := a.As(boss, "POST", "/v1/api-access", nil)
+	servertest.Expect(t, r, 201, "")
+	enabled := r.Map(t)
+	access, refresh, clientID := enabled["access_token"].(string), enabled["refresh_token"].(string), enabled["client_id"].(string)
+	servertest.Expect(t, b.As(access, "GET", "/v1/me", nil), 200, "") // cached on B
+
+	session := consoleSession(t, a, "boss@example.com", memberPW)
+	page := a.Request("GET", "/admin/api-access", nil, "Cookie", "gatehouse_session="+session)
+	csrf := between(string(page.Body), `name="csrf" value="`, `"`)
+	if csrf == "" {
+		t.Fatalf("API access page: %d %.300s", page.Status, page.Body)
+	}
+	reissue := func() volleyReq {
+		return volleyReq{req: formRequest(t, a.URL+"/admin/api-access/reissue", url.Values{"csrf": {csrf}},
+			"Cookie", "gatehouse_session="+session, "Sec-Fetch-Site", "same-origin")}
+	}
+	// A double submit: two reissues released together.
+	res := volley(t, []volleyReq{reissue(), reissue()})
+	no5xx(t, "reissue", res, func(int) string { return "reissue" })
+	for i, s := range res.resps {
+		if s.Status/100 != 2 && s.Status/100 != 3 {
+			t.Fatalf("reissue %d: %d %.300s", i, s.Status, s.Body)
+		}
+	}
+	servertest.Expect(t, b.As(access, "GET", "/v1/me", nil), 401, "")
+	servertest.Expect(t, b.Request("POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID},
+		"refresh_token": {refresh}}.Encode(), "Content-Type", "application/x-www-form-urlencoded"), 400, "invalid_grant")
+	// One lineage works: the audit log shows two reissues, the second of
+	// which ended the first's.
+	ended := map[string]int{}
+	for _, e := range auditWhere(t, a, op, "action=api_access.reissue") {
+		ended[e.Details["lineages_ended"]]++
+	}
+	if ended["1"] != 2 {
+		t.Fatalf("reissues ended %v lineages, want two reissues ending one each (the enable's, then the first reissue's)", ended)
 	}
 }
