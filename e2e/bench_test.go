@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/logx"
+	"github.com/gatehouse/gatehouse/server"
 )
 
 // BenchmarkClientCredentialsIssuance issues client-credentials tokens
@@ -94,8 +99,23 @@ func BenchmarkRefresh(b *testing.B) {
 // BenchmarkMe serves the authenticated GET /v1/me through the real
 // server's HTTP handler (the hot path of an authenticated request, without
 // the sockets): see docs/performance.md for its CPU profile.
-func BenchmarkMe(b *testing.B) {
-	env := servertest.Start(b)
+func BenchmarkMe(b *testing.B) { benchmarkMe(b) }
+
+// BenchmarkMeLogged is BenchmarkMe as shipped: the server writes its
+// request log line at info, through the buffered writer, to a file.
+func BenchmarkMeLogged(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "server.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	logger, closeLog := logx.Open(f, false, slog.LevelInfo)
+	defer closeLog()
+	benchmarkMe(b, func(cfg *server.Config) { cfg.Logger = logger })
+}
+
+func benchmarkMe(b *testing.B, configure ...func(*server.Config)) {
+	env := servertest.Start(b, configure...)
 	admin := env.AdminToken()
 	// Limits out of reach: the limiter runs, but never refuses.
 	servertest.Expect(b, env.As(admin, "PUT", "/v1/settings", map[string]any{

@@ -310,9 +310,6 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := tx.UpdateAPIToken(old); err != nil {
 			return err
 		}
-		return s.record(tx, s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
-			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}))
-	}, func(tx *store.Tx) error {
 		// The new token keeps the old one's plan.
 		pl, err := tx.Plan(p.AccountID, id)
 		if err != nil {
@@ -322,7 +319,15 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 			return err
 		}
 		next.Plan = pl
-		return tx.ReparentMinted(p.AccountID, id, next.ID)
+		if err := tx.ReparentMinted(p.AccountID, id, next.ID); err != nil {
+			return err
+		}
+		// Audited after the roll's revoking writes: the entry takes the
+		// store's change counter (with the revocation log), which every
+		// revoking change of every node waits for, so it is taken last,
+		// not held while the minted rows are updated.
+		return s.record(tx, s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
+			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}))
 	})
 	if err != nil {
 		return nil, err
