@@ -40,6 +40,23 @@ func TestConsoleLeakedCredentials(t *testing.T) {
 		t.Fatalf("the extensions page offers to roll the leaked API token again:\n%s", page)
 	}
 	shot(t, ctx, "console-leaked-api-token-rolled")
+	// Its replacement deleted, it may be rolled again, and says so.
+	var list struct {
+		Data []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"data"`
+	}
+	env.As(admin, "GET", "/v1/api-tokens", nil).JSON(t, &list)
+	for _, k := range list.Data {
+		if k.ID != tok.ID && k.Name == tok.Name {
+			servertest.Expect(t, env.As(admin, "DELETE", "/v1/api-tokens/"+k.ID, nil), 204, "")
+		}
+	}
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/extensions"), chromedp.WaitVisible("table", chromedp.ByQuery))
+	if page := pageHTML(t, ctx); !strings.Contains(page, "Roll it for a new token") || !strings.Contains(page, ">Roll</button>") {
+		t.Fatalf("the extensions page does not offer to roll the leaked API token whose replacement was deleted:\n%s", page)
+	}
 
 	dev := browser(t)
 	run(t, dev, uiLogin(env, "dev@example.com", memberPW),

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -286,8 +287,10 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 			return err
 		}
 		// A line of rolls keeps two tokens live at most: the one old
-		// replaced, if still in its overlap, stops now.
-		if err := tx.EndRolledInto(p.AccountID, old.ID, next.CreatedAt); err != nil {
+		// replaced, if still in its overlap, stops now — a change of that
+		// token, which p must be able to make too.
+		ended, err := s.endRolledInto(tx, p, a, old.ID, next.CreatedAt)
+		if err != nil {
 			return err
 		}
 		next.Name, next.Scopes, next.CreatedBy, next.Canary = old.Name, old.Scopes, old.CreatedBy, old.Canary
@@ -326,14 +329,43 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		// store's change counter (with the revocation log), which every
 		// revoking change of every node waits for, so it is taken last,
 		// not held while the minted rows are updated.
-		return s.record(tx, s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, map[string]string{
-			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}))
+		details := map[string]string{
+			"overlap_seconds": strconv.Itoa(overlapSeconds), "expires_at": old.ExpiresAt.Format(time.RFC3339), "replaced_by": next.ID}
+		if ended != "" {
+			details["ended_overlap_of"] = ended
+		}
+		return s.record(tx, s.audit(ctx, p, "api_token.rolled", "api_token", old.ID, details))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewAPIToken{ID: next.ID, Name: next.Name, Token: raw, Prefix: next.Prefix, Scopes: next.Scopes, ExpiresAt: next.ExpiresAt,
 		CreatedAt: next.CreatedAt, Plan: next.Plan}, nil
+}
+
+// endRolledInto ends now the overlap of the API tokens a roll replaced by
+// token id (see store.Tx.RolledInto), for a roll of id by p in account a
+// (locked): ending one is a change of it, refused (forbidden) unless p
+// may act on it as on the token rolled (mayActOn: a narrowed replacement's
+// roll does not end an unrestricted predecessor its caller could not
+// disable). It returns the ids of those it ended, space-separated.
+func (s *Service) endRolledInto(tx *store.Tx, p *gatehouse.Principal, a *gatehouse.Account, id string, now time.Time) (string, error) {
+	prev, err := tx.RolledInto(p.AccountID, id, now)
+	if err != nil {
+		return "", err
+	}
+	var ended []string
+	for _, t := range prev {
+		if err := mayActOn(p, apiTokenReach(a, t), t.ExpiresAt); err != nil {
+			return "", gatehouse.Forbidden("This roll would end the overlap of %s, the token this one replaced, which this credential may not change; roll it once that overlap is over", t.ID)
+		}
+		t.ExpiresAt = &now
+		if err := tx.UpdateAPIToken(t); err != nil {
+			return "", err
+		}
+		ended = append(ended, t.ID)
+	}
+	return strings.Join(ended, " "), nil
 }
 
 // apiTokenRoom returns limit_reached when account a (locked in tx) has

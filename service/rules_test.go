@@ -1081,6 +1081,64 @@ func TestRollOnce(t *testing.T) {
 			t.Fatalf("C: %v", err)
 		}
 	})
+	t.Run("ending a predecessor is a change of it", func(t *testing.T) {
+		// A (unrestricted) rolls into B with an hour's overlap, B is
+		// narrowed to credentials:write. A token of that scope may roll
+		// B, but not end A's overlap — it may not disable A either — so
+		// its roll is refused and A still works; the admin's roll of B
+		// ends A and says so in the audit log.
+		r, _ := setup(t)
+		if _, err := r.svc.UpdateSettings(r.ctx, r.op, gatehouse.SettingsPatch{MaxAPITokensPerAccount: ptr(10)}); err != nil {
+			t.Fatal(err)
+		}
+		r.op = r.as("op@example.com")
+		a, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.svc.RollAPIToken(r.ctx, r.op, a.ID, 3600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		narrow := []gatehouse.Scope{"credentials:write"}
+		if _, err := r.svc.UpdateAPIToken(r.ctx, r.op, b.ID, service.CredentialPatch{Scopes: &narrow}); err != nil {
+			t.Fatal(err)
+		}
+		limited, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "limited", Scopes: &narrow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.svc.APITokenPrincipal(r.ctx, limited.Token, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := false
+		if _, err := r.svc.UpdateAPIToken(r.ctx, p, a.ID, service.CredentialPatch{Enabled: &off}); code(err) != gatehouse.EForbidden {
+			t.Fatalf("the limited token disables A: %v, want forbidden", err)
+		}
+		if _, err := r.svc.RollAPIToken(r.ctx, p, b.ID, 3600); code(err) != gatehouse.EForbidden || !strings.Contains(gatehouse.ErrorMessage(err), a.ID) {
+			t.Fatalf("the limited token's roll of B, which would end A: %v, want forbidden naming A", err)
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, a.Token, ""); err != nil {
+			t.Fatalf("A, in its overlap, was ended by a refused roll: %v", err)
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, b.Token, ""); err != nil {
+			t.Fatalf("B after a refused roll: %v", err)
+		}
+		if _, err := r.svc.RollAPIToken(r.ctx, r.op, b.ID, 3600); err != nil {
+			t.Fatalf("the admin's roll of B: %v", err)
+		}
+		if _, err := r.svc.APITokenPrincipal(r.ctx, a.Token, ""); err == nil {
+			t.Fatal("A, two rolls back, still works")
+		}
+		es, _, err := r.svc.Audit(r.ctx, r.op, service.AuditQuery{Action: "api_token.rolled", Target: b.ID}, gatehouse.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 1 || es[0].Details["ended_overlap_of"] != a.ID {
+			t.Fatalf("B's roll audited %+v, want one entry naming A's overlap ended", es)
+		}
+	})
 	t.Run("deleted replacement, expired token", func(t *testing.T) {
 		r, _ := setup(t)
 		a, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "zapier"})

@@ -70,7 +70,7 @@ func (s *Store) APITokens(ctx context.Context, accountID string, p gatehouse.Pag
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n := p.Size()
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`),
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+listedRolls(apiTokenColumns, "api_tokens")+` FROM api_tokens WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?`),
 		accountID, p.After, n+1)
 	if err != nil {
 		return nil, "", err
@@ -297,15 +297,17 @@ func (t *Tx) MarkAPITokenRolled(accountID, id, to string) (string, error) {
 	return t.markRolled("api_tokens", "API token", accountID, id, to)
 }
 
-// EndRolledInto ends now the overlap of every API token of an account
-// that a roll replaced by token id (a token rolled into id and still
-// live), so that a line of rolls keeps at most two tokens live: the
-// newest and the one it replaced. It is revoking.
-func (t *Tx) EndRolledInto(accountID, id string, now time.Time) error {
-	t.revokes(gatehouse.AccountSubject(accountID))
-	_, err := t.exec(`UPDATE api_tokens SET expires_at = ? WHERE account_id = ? AND rolled_to = ?
-		AND (expires_at IS NULL OR expires_at > ?)`, micros(now), accountID, id, micros(now))
-	return err
+// RolledInto returns the API tokens of an account that a roll replaced
+// by token id and that still work (in their overlap), locked until the
+// transaction ends. A token is rolled once, so there is at most one
+// unless the store was written by hand.
+func (t *Tx) RolledInto(accountID, id string, now time.Time) ([]*gatehouse.APIToken, error) {
+	rows, err := t.query(`SELECT `+apiTokenColumns+` FROM api_tokens WHERE account_id = ? AND rolled_to = ?
+		AND (expires_at IS NULL OR expires_at > ?) ORDER BY id`+t.forUpdate(), accountID, id, micros(now))
+	if err != nil {
+		return nil, err
+	}
+	return collectAll(rows, scanAPIToken)
 }
 
 // APITokenNameTakenOutsideLine is APITokenNameTaken for a roll of a token

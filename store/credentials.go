@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -92,7 +93,7 @@ func (s *Store) Credentials(ctx context.Context, accountID, userID string, p gat
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n := p.Size()
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+credentialColumns+` FROM client_credentials
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT `+listedRolls(credentialColumns, "client_credentials")+` FROM client_credentials
 		WHERE account_id = ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?`), accountID, userID, p.After, n+1)
 	if err != nil {
 		return nil, "", err
@@ -266,6 +267,15 @@ func (t *Tx) CountLiveCredentials(userID string, now time.Time) (int, error) {
 // marks nothing).
 func (t *Tx) MarkCredentialRolled(accountID, id, to string) (string, error) {
 	return t.markRolled("client_credentials", "credential", accountID, id, to)
+}
+
+// listedRolls is columns (ending in rolled_to) for a list of table's
+// rows, where a roll whose replacement has been deleted since reads as
+// none: such a row may be rolled again (markRolled), and a list offers
+// it so.
+func listedRolls(columns, table string) string {
+	return strings.TrimSuffix(columns, "rolled_to") + `CASE WHEN rolled_to <> '' AND EXISTS (SELECT 1 FROM ` + table +
+		` r WHERE r.id = ` + table + `.rolled_to) THEN rolled_to ELSE '' END`
 }
 
 // markRolled marks row id of table (API tokens or client credentials, of

@@ -236,12 +236,20 @@ func (t *Tx) RevokeToken(id string, at time.Time) error {
 // RevokeTokenFamily revokes every token of a refresh lineage, including any
 // a concurrent rotation is inserting: the family itself is marked.
 func (t *Tx) RevokeTokenFamily(familyID string, at time.Time) error {
-	t.revokes(gatehouse.FamilySubject(familyID))
-	if _, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
-		familyID, micros(at)); err != nil {
+	if err := t.markFamilyRevoked(familyID, at); err != nil {
 		return err
 	}
 	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, micros(at), familyID)
+	return err
+}
+
+// markFamilyRevoked marks a refresh lineage revoked: every rule that
+// judges a token of it (validity, a refresh's use, the live counts) reads
+// the mark, so its tokens stop working without their rows being written.
+func (t *Tx) markFamilyRevoked(familyID string, at time.Time) error {
+	t.revokes(gatehouse.FamilySubject(familyID))
+	_, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
+		familyID, micros(at))
 	return err
 }
 
@@ -327,9 +335,12 @@ func (t *Tx) FamilyRevoked(familyID string) (bool, error) {
 }
 
 // RevokeClientFamilies revokes, inside the transaction, every refresh
-// lineage of client clientID (an API access application's) except keep,
-// as RevokeTokenFamily does each: the lineages a reissue replaces. It
-// returns how many it revoked.
+// lineage of client clientID (an API access application's) except keep:
+// the lineages a reissue replaces. It marks each lineage and writes none
+// of its tokens' rows, so that it takes no lock a refresh of the lineage
+// holds while waiting for the user's row, which the reissue holds (a
+// refresh in flight stores tokens of a lineage that is marked already,
+// dead on arrival). It returns how many it revoked.
 func (t *Tx) RevokeClientFamilies(clientID, keep string, at time.Time) (int, error) {
 	rows, err := t.query(`SELECT DISTINCT family_id FROM tokens WHERE client_id = ? AND family_id <> '' AND family_id <> ?
 		AND family_id NOT IN (SELECT family_id FROM revoked_families)`, clientID, keep)
@@ -349,7 +360,7 @@ func (t *Tx) RevokeClientFamilies(clientID, keep string, at time.Time) (int, err
 		return 0, err
 	}
 	for _, f := range families {
-		if err := t.RevokeTokenFamily(f, at); err != nil {
+		if err := t.markFamilyRevoked(f, at); err != nil {
 			return 0, err
 		}
 	}
