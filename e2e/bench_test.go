@@ -3,11 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
