@@ -2,16 +2,21 @@ package e2e
 
 import (
 	"database/sql"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
+	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/internal/testenv"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // TestBackupRestoreReapply follows docs/deploy.md's backup section on
@@ -160,5 +165,96 @@ func TestBackupRestoreReapply(t *testing.T) {
 				t.Fatalf("a second run re-applied something:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestReapplyVsRefreshReleasedTogether: after a restore, `gatehouse
+// reapply-revocations` re-applies an admin's disable while clients of
+// the admin's API access application — restored, and still refreshing —
+// rotate their lineage, several admins at a time. Every admin ends
+// disabled and every lineage dead, whichever came first, and the two
+// take their locks in one order: PostgreSQL counts no deadlock (the
+// re-applied change once locked the user without the account first, then
+// wrote the application's token rows, while a rotation held a token row
+// and waited for that user's row).
+func TestReapplyVsRefreshReleasedTogether(t *testing.T) {
+	env := servertest.Start(t)
+	op := env.AdminToken()
+	unlimit(t, env, op)
+	svc := env.Server.Service
+	ctx := t.Context()
+	type admin struct {
+		id  string
+		app apiAccess
+	}
+	const rounds, width = 12, 4
+	var admins [rounds][width]admin
+	for r := range rounds {
+		for i := range width {
+			email := fmt.Sprintf("restored%d-%d@example.com", r, i)
+			admins[r][i].id = env.CreateUser(op, email, memberPW, "admin")
+			admins[r][i].app = enableAPIAccess(t, env, env.Login(email, memberPW), nil)
+		}
+	}
+	var account struct {
+		Account struct {
+			ID string `json:"id"`
+		} `json:"account"`
+	}
+	env.As(op, "GET", "/v1/me", nil).JSON(t, &account)
+	deadlocks := pgDeadlocksSince(t, env)
+	conflicts := servertest.Conflicts()
+	var rotated [rounds][width]*service.Issued
+	for r := range rounds {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range width {
+			a := admins[r][i]
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				<-start
+				now := time.Now()
+				entry := &gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: account.Account.ID, Actor: "user", Action: "user.update",
+					TargetType: "user", TargetID: a.id, CreatedAt: now, Details: map[string]string{"status": string(gatehouse.StatusDisabled)}}
+				if _, err := svc.ReapplyRevocations(ctx, []*gatehouse.AuditEntry{entry}, now.Add(-time.Hour)); err != nil {
+					t.Errorf("reapply: %v", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				<-start
+				out, err := svc.RefreshGrant(ctx, a.app.ClientID, a.app.RefreshToken, "")
+				if err != nil && gatehouse.ErrorCode(err) != gatehouse.EInvalidGrant {
+					t.Errorf("refresh: %v", err)
+				}
+				rotated[r][i] = out
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	for r := range rounds {
+		for i, a := range admins[r] {
+			var u struct {
+				Status string `json:"status"`
+			}
+			env.As(op, "GET", "/v1/users/"+a.id, nil).JSON(t, &u)
+			if u.Status != "disabled" {
+				t.Fatalf("admin %d-%d: %s after the reapply", r, i, u.Status)
+			}
+			servertest.Expect(t, env.As(a.app.AccessToken, "GET", "/v1/me", nil), 401, "")
+			servertest.Expect(t, refresh(env, a.app.ClientID, a.app.RefreshToken), 400, "invalid_grant")
+			if out := rotated[r][i]; out != nil {
+				servertest.Expect(t, env.As(out.AccessToken, "GET", "/v1/me", nil), 401, "")
+				servertest.Expect(t, refresh(env, a.app.ClientID, out.RefreshToken), 400, "invalid_grant")
+			}
+		}
+	}
+	if n := servertest.Conflicts() - conflicts; n > 0 {
+		t.Errorf("%d write transactions deadlocked with another and were run again", n)
+	}
+	if n := deadlocks(); n > 0 {
+		t.Fatalf("PostgreSQL counted %d deadlocks while re-applied disables and refreshes ran together", n)
 	}
 }

@@ -196,7 +196,7 @@ func apiTokensOff(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time
 // API access application), a new password (see forgetPassword; only while
 // the user has not changed since the entry).
 func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
-	u, err := tx.User(e.AccountID, e.TargetID)
+	u, err := lockAccountThenUser(tx, e)
 	if err != nil {
 		return false, err
 	}
@@ -231,11 +231,23 @@ func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 	return changed, nil
 }
 
+// lockAccountThenUser locks the account of entry e and then its target
+// user, as the change re-applied did (UpdateUser): in the order every
+// write takes them, and with the account locked for update, so that the
+// account's token issuance and refresh rotations wait before they lock a
+// token row this change then writes (docs/design.md, Errors).
+func lockAccountThenUser(tx *store.Tx, e *gatehouse.AuditEntry) (*gatehouse.User, error) {
+	if _, err := tx.Account(e.AccountID); err != nil {
+		return nil, err
+	}
+	return tx.User(e.AccountID, e.TargetID)
+}
+
 // forgetPassword re-applies a password change whose new hash the restored
 // store does not hold: the user keeps no password and every
 // password-derived token and session ends.
 func forgetPassword(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
-	u, err := tx.User(e.AccountID, e.TargetID)
+	u, err := lockAccountThenUser(tx, e)
 	if err != nil || !u.UpdatedAt.Before(e.CreatedAt) {
 		// Changed since (a new password set after the restore, or this
 		// entry re-applied already): nothing to take away.
