@@ -1,6 +1,6 @@
 // Package metrics exposes Gatehouse's Prometheus metrics: requests by route
 // and status, latency, tokens issued by grant, rate-limit rejections, cache
-// hits and server errors.
+// hits, server errors and the store's write conflicts.
 package metrics
 
 import (
@@ -111,6 +111,17 @@ func (m *Metrics) Observe(route string, status int, took time.Duration) {
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		m.serverErrors.Inc()
 	}
+}
+
+// CountStoreConflicts exports conflicts, the store's count of write
+// transactions the database rolled back for a conflict with another and
+// the store ran again (store.Store.Conflicts), as
+// gatehouse_store_write_conflicts_total. Call it once.
+func (m *Metrics) CountStoreConflicts(conflicts func() int64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gatehouse_store_write_conflicts_total",
+		Help: "Runs of write transactions the database rolled back for a conflict with another (deadlock, serialization failure); each was run again. Growth means two writes lock rows in different orders.",
+	}, func() float64 { return float64(conflicts()) }))
 }
 
 // TokenIssued counts one token issued by grant.

@@ -41,3 +41,23 @@ func TestServerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreConflicts: the store's count of conflicted write runs is read
+// at each scrape.
+func TestStoreConflicts(t *testing.T) {
+	m := metrics.New()
+	var n int64
+	m.CountStoreConflicts(func() int64 { return n })
+	scrape := func() string {
+		w := httptest.NewRecorder()
+		m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+		return w.Body.String()
+	}
+	if body := scrape(); !strings.Contains(body, "gatehouse_store_write_conflicts_total 0\n") {
+		t.Fatalf("metrics lack the conflicts counter at 0:\n%s", body)
+	}
+	n = 7
+	if body := scrape(); !strings.Contains(body, "gatehouse_store_write_conflicts_total 7\n") {
+		t.Fatalf("metrics lack the conflicts counter at 7")
+	}
+}

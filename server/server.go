@@ -534,6 +534,7 @@ func (s *Server) Open(ctx context.Context) error {
 		}
 	}
 	s.Metrics = metrics.New()
+	s.Metrics.CountStoreConflicts(st.Conflicts)
 	s.limiter = s.cfg.Limiter
 	var shared service.Cluster
 	if s.cfg.RedisURL != "" {

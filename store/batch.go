@@ -101,7 +101,7 @@ func (s *Store) writeGroup(group []writeOp) {
 		}
 		return nil
 	})
-	if err == nil || !conflicted(err) && (len(group) == 1 || IsUnavailable(err)) {
+	if err == nil || !s.countConflict(err) && (len(group) == 1 || IsUnavailable(err)) {
 		for _, op := range group {
 			op.done <- err
 		}
@@ -129,7 +129,7 @@ func (s *Store) writeAlone(op writeOp) error {
 		ctx, cancel := s.watch(context.Background())
 		err := commit(ctx, func(tx *sql.Tx) error { return op.fn(ctx, tx) })
 		cancel()
-		if err == nil || !conflicted(err) || try == conflictRetries {
+		if err == nil || !s.countConflict(err) || try == conflictRetries {
 			return err
 		}
 	}

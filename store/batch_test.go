@@ -50,6 +50,10 @@ func TestGroupRolledBackRunsAlone(t *testing.T) {
 			t.Errorf("op %s ran %d times, want %d", name, *want.runs, want.n)
 		}
 	}
+	// Each rolled-back run is counted: the group's, and a's first alone.
+	if n := s.Conflicts(); n != 2 {
+		t.Errorf("Conflicts() = %d after the group, want 2", n)
+	}
 	// An op rolled back every time is told, after its run in the group
 	// and its retries alone.
 	d, dRuns := op(deadlock, deadlock, deadlock, deadlock, deadlock, deadlock)
@@ -59,6 +63,9 @@ func TestGroupRolledBackRunsAlone(t *testing.T) {
 	}
 	if *dRuns != 2+conflictRetries {
 		t.Errorf("an op rolled back every time ran %d times, want %d", *dRuns, 2+conflictRetries)
+	}
+	if n, want := s.Conflicts(), int64(2+2+conflictRetries); n != want {
+		t.Errorf("Conflicts() = %d, want %d: every run rolled back is counted", n, want)
 	}
 }
 

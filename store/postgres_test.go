@@ -399,4 +399,7 @@ func TestUpdateRunsADeadlockAgain(t *testing.T) {
 	if n := runs[0].Load() + runs[1].Load(); n != 3 {
 		t.Fatalf("%d runs of the two transactions, want 3 (one rolled back and run again)", n)
 	}
+	if n := s.Conflicts(); n != 1 {
+		t.Fatalf("Conflicts() = %d, want 1: the run PostgreSQL rolled back", n)
+	}
 }

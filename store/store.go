@@ -155,6 +155,28 @@ type Store struct {
 	batcherDone chan struct{}
 	// timeout bounds every call (see bound).
 	timeout time.Duration
+	// conflicts counts runs of write transactions the database rolled
+	// back for a conflict with another (see Conflicts).
+	conflicts atomic.Int64
+}
+
+// Conflicts returns how many runs of this store's write transactions —
+// Update's and the batch writer's groups and single writes — the database
+// rolled back for a conflict with another transaction (a deadlock or a
+// serialization failure; see conflicted). Each was run again, or failed
+// its caller once its retries were spent. Nothing was lost, but a count
+// that grows is a sign of two writes taking their locks in different
+// orders (docs/design.md, Errors); the server exports it as
+// gatehouse_store_write_conflicts_total.
+func (s *Store) Conflicts() int64 { return s.conflicts.Load() }
+
+// countConflict counts err when it is a conflict and reports whether it is.
+func (s *Store) countConflict(err error) bool {
+	if !conflicted(err) {
+		return false
+	}
+	s.conflicts.Add(1)
+	return true
 }
 
 // DefaultTimeout is how long, by default, one store call may take before

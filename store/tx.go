@@ -139,7 +139,7 @@ func (t *Tx) lockInOrder(aliases string) string {
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	for try := 0; ; try++ {
 		err := s.runUpdate(ctx, fn)
-		if err == nil || !conflicted(err) || try == conflictRetries || ctx.Err() != nil {
+		if err == nil || !s.countConflict(err) || try == conflictRetries || ctx.Err() != nil {
 			return err
 		}
 		gatehouse.Logger(ctx).WarnContext(ctx, ConflictRunAgain, "err", err)
