@@ -149,10 +149,19 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 		}
 		return Run(ctx, name, c, opt.Duration, sc, false, loadPerReq), nil
 	}
-	// The baseline is row 0; every row is set up once, before the first
-	// round.
+	// The baseline is row 0, and on a cluster the ceiling row 1; every
+	// row is set up once, before the first round.
 	names := []string{"bare net/http handler (baseline)"}
 	scenarios := []Scenario{{Want: http.StatusOK, Next: get(bareURL)}}
+	if opt.RedisURL != "" {
+		ceilingURL, stop, err := startCeiling(ctx, opt.RedisURL, cfg.RedisPrefix+"ceiling:")
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		names, scenarios = append(names, ceilingName), append(scenarios, Scenario{Want: http.StatusOK, Next: get(ceilingURL)})
+	}
+	first := len(names) // the first of Gatehouse's own rows
 	for _, row := range rows {
 		sc, err := row.Setup(ctx, env, opt.Concurrency)
 		if err != nil {
@@ -173,7 +182,7 @@ func Main(ctx context.Context, opt Options, rows []Row) ([]Result, error) {
 			profiling = false
 		}
 		for i, sc := range scenarios {
-			if i == 1 && r == 0 && opt.CPUProfile != nil {
+			if i == first && r == 0 && opt.CPUProfile != nil {
 				if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
 					return nil, err
 				}
@@ -284,6 +293,9 @@ func Print(w io.Writer, results []Result, opt Options) {
 	}
 	if rounds > 1 {
 		fmt.Fprintf(w, "\n%d rounds of the baseline and every row in turn: vs baseline is the mean of a row's ratios to the baseline run just before it; p50 and p99 are the rounds' medians.", rounds)
+	}
+	if slices.ContainsFunc(results, func(r Result) bool { return r.Name == ceilingName }) {
+		fmt.Fprintf(w, "\nThe ceiling row is the baseline's handler with a cluster node's admission alone (one Redis script per batch of requests, as a node sends it): no cluster row can come nearer the baseline on this machine; the rest of the gap is the node's own path, which a single node pays too.")
 	}
 	fmt.Fprintf(w, "\n%d connections, %s per row, driven by %s.\nServer CPU/req is the process's user+system CPU time (getrusage) across the row per request; allocations count the whole process.\n",
 		opt.Concurrency, opt.Duration, gen)

@@ -60,6 +60,36 @@ func TestBenchRounds(t *testing.T) {
 	}
 }
 
+// TestBenchClusterCeiling runs a cluster row briefly on PostgreSQL and
+// Redis: the ceiling row (the bare handler with a node's admission alone)
+// runs between the baseline and the row, its requests admitted through
+// Redis (they leave their budget's count there), and the table explains it.
+func TestBenchClusterCeiling(t *testing.T) {
+	rc := redistest.Client(t) // skips (fails under CI) without Redis
+	var out bytes.Buffer
+	rows := DefaultRows()[:1]
+	results, err := Main(context.Background(), Options{Concurrency: 4, Duration: 150 * time.Millisecond,
+		DatabaseURL: pgtest.Schema(t), RedisURL: redistest.URL(), Out: &out}, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 3 || results[1].Name != ceilingName || results[2].Name != rows[0].Name {
+		t.Fatalf("results %+v", results)
+	}
+	for _, r := range results {
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors", r.Name, r.Requests, r.Errors)
+		}
+	}
+	keys, err := rc.Do(context.Background(), rc.B().Keys().Pattern("*ceiling:rl:*acc_bench_ceiling*").Build()).AsStrSlice()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("the ceiling's budget in Redis: %v, %v", keys, err)
+	}
+	if !strings.Contains(out.String(), "The ceiling row") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
 // TestCombine: a row's rounds add up, its p50 and p99 are the rounds'
 // medians, and each round's ratio is to the baseline's same round.
 func TestCombine(t *testing.T) {
