@@ -952,3 +952,58 @@ func TestAppsConfidentialRevoke(t *testing.T) {
 	servertest.Expect(t, basic(w.confidential.ClientSecret, "/oauth/revoke", tok.AccessToken), 200, "")
 	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 401, "invalid_token")
 }
+
+// TestRemovedRedirectURIRefusesCode: UpdateApp promises "a
+// redirect URI taken away refuses codes issued for it from then on". A
+// code issued for a redirect URI that the developer has since removed
+// (e.g. a domain they lost) must not be exchanged.
+func TestRemovedRedirectURIRefusesCode(t *testing.T) {
+	w := newAppsWorld(t)
+	env := w.env
+	const old = "https://old.example.com/callback"
+	app := registerApp(t, env, w.devTok, "confidential", []string{appRedirect, old}, []string{"workspaces:read"})
+	conf := oauthConfig(env, app, old, "workspaces:read")
+	v := oauth2.GenerateVerifier()
+	code := w.code(t, conf, v, "allow").Get("code")
+	if code == "" {
+		t.Fatal("no code")
+	}
+	servertest.Expect(t, env.As(w.devTok, "PATCH", "/v1/apps/"+app.ID, map[string]any{"redirect_uris": []string{appRedirect}}), 200, "")
+	servertest.Expect(t, exchange(env, app, code, old, v), 400, "invalid_grant")
+}
+
+// TestAppTokenCannotIntrospect: docs/third-party-apps.md —
+// "Applications do not introspect (401 invalid_client): introspection is
+// for a developer's client credential or an admin". An application that
+// an admin authorised for workspaces:read only sends the admin's
+// application token as a bearer to /oauth/introspect and learns, for any
+// token of the account, its owner's e-mail, scopes, method and client.
+func TestAppTokenCannotIntrospect(t *testing.T) {
+	w := newAppsWorld(t)
+	env := w.env
+	conf := oauthConfig(env, w.confidential, appRedirect, "workspaces:read")
+	v := oauth2.GenerateVerifier()
+	cb, resp, body := newUserAgent(t, env.URL).authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)),
+		servertest.AdminEmail, servertest.AdminPassword, "allow")
+	if cb == nil || cb.Query().Get("code") == "" {
+		t.Fatalf("admin's consent: %v %d %s", cb, resp.StatusCode, body)
+	}
+	tok, err := conf.Exchange(context.Background(), cb.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := tok.Extra("scope").(string); s != "workspaces:read" {
+		t.Fatalf("scope %q", s)
+	}
+	// The application's token cannot read users…
+	servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/users", nil), 403, "")
+	// …but introspects a member's token.
+	memberTok := env.Login(appMember, memberPW)
+	servertest.Expect(t, env.As(tok.AccessToken, "POST", "/oauth/introspect", "token="+memberTok, "Content-Type", "application/x-www-form-urlencoded"),
+		401, "invalid_client")
+	// The admin's own token introspects it.
+	r := env.As(env.AdminToken(), "POST", "/oauth/introspect", "token="+memberTok, "Content-Type", "application/x-www-form-urlencoded")
+	if r.Status != 200 || r.Map(t)["active"] != true {
+		t.Fatalf("the admin's own introspection: %d %s", r.Status, r.Body)
+	}
+}

@@ -649,3 +649,97 @@ func TestDevicePolicyAtPoll(t *testing.T) {
 	servertest.Expect(t, poll(t, w.env, w.public, da.DeviceCode), 400, "access_denied")
 	servertest.Expect(t, poll(t, w.env, w.public, da.DeviceCode), 400, "invalid_grant")
 }
+
+// startDevice asks the device authorization endpoint for a device code of
+// the public client clientID and scope.
+func startDevice(env *servertest.Env, clientID, scope string) *servertest.Response {
+	form := url.Values{"client_id": {clientID}, "scope": {scope}}
+	return env.Request("POST", "/oauth/device_authorization", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+}
+
+// TestDeviceApprovalEndsWithAuthorization: a device code the user
+// approved, then the user revokes the application's authorisation
+// (DELETE /v1/me/authorizations/{client_id}: "every token of that grant
+// ends", its unused codes too). The approval must end with it: when the
+// user later authorises the same application again (from a browser), the
+// device that was approved before the revocation — e.g. an attacker's,
+// approved by a phished user who then noticed and revoked — must not get
+// tokens.
+func TestDeviceApprovalEndsWithAuthorization(t *testing.T) {
+	w := newDeviceWorld(t)
+	env := w.env
+	r := startDevice(env, w.public.ClientID, "workspaces:read")
+	servertest.Expect(t, r, 200, "")
+	m := r.Map(t)
+	userCode, deviceCode := m["user_code"].(string), m["device_code"].(string)
+
+	resp, page := newUserAgent(t, env.URL).enterCode(userCode, "allow")
+	if resp.StatusCode != 200 || !strings.Contains(page, "is connected") {
+		t.Fatalf("approve: %d %s", resp.StatusCode, page)
+	}
+	// The user notices and revokes the authorisation before the device
+	// polled.
+	memberTok := env.Login(appMember, memberPW)
+	servertest.Expect(t, env.As(memberTok, "DELETE", "/v1/me/authorizations/"+w.public.ClientID, nil), 204, "")
+	servertest.Expect(t, poll(t, env, w.public, deviceCode), 400, "access_denied")
+
+	// Later the user authorises the same application again, themselves.
+	pconf := oauthConfig(env, w.public, "http://127.0.0.1:7000/callback", "workspaces:read")
+	v := oauth2.GenerateVerifier()
+	if _, err := pconf.Exchange(context.Background(), w.code(t, pconf, v, "allow").Get("code"), oauth2.VerifierOption(v)); err != nil {
+		t.Fatal(err)
+	}
+	// The device approved under the revoked authorisation gets nothing.
+	servertest.Expect(t, poll(t, env, w.public, deviceCode), 400, "access_denied")
+}
+
+// TestDevicePollVsRevokeReleasedTogether: an approved device's polls and the
+// revocation of the user's authorisation, released together: once both
+// answered, nothing the device got works, and the two took their locks in
+// one order (the device's row, then the authorization): no conflict was
+// run again and PostgreSQL counted no deadlock.
+func TestDevicePollVsRevokeReleasedTogether(t *testing.T) {
+	w := newDeviceWorld(t)
+	env := w.env
+	memberTok := env.Login(appMember, memberPW)
+	conflicts0, deadlocks := servertest.Conflicts(), pgDeadlocksSince(t, env)
+	for round := range 5 {
+		r := startDevice(env, w.public.ClientID, "workspaces:read")
+		servertest.Expect(t, r, 200, "")
+		m := r.Map(t)
+		if resp, page := newUserAgent(t, env.URL).enterCode(m["user_code"].(string), "allow"); resp.StatusCode != 200 || !strings.Contains(page, "is connected") {
+			t.Fatalf("approve: %d %s", resp.StatusCode, page)
+		}
+		form := url.Values{"grant_type": {authorize.DeviceGrantType}, "client_id": {w.public.ClientID},
+			"device_code": {m["device_code"].(string)}}
+		del, _ := http.NewRequest("DELETE", env.URL+"/v1/me/authorizations/"+w.public.ClientID, nil)
+		del.Header.Set("Authorization", "Bearer "+memberTok)
+		shots := []volleyReq{{req: del}}
+		for range 4 {
+			shots = append(shots, volleyReq{req: formRequest(t, env.URL+"/oauth/token", form)})
+		}
+		res := volley(t, shots)
+		if res.resps[0].Status != 204 {
+			t.Fatalf("round %d: revoke %d", round, res.resps[0].Status)
+		}
+		won := 0
+		for _, p := range res.resps[1:] {
+			if p.Status == 200 {
+				won++
+				at := p.Map(t)["access_token"].(string)
+				if r := env.As(at, "GET", "/v1/workspaces", nil); r.Status != 401 {
+					t.Fatalf("round %d: a device token obtained during the revocation works: %d", round, r.Status)
+				}
+			}
+		}
+		if won > 1 {
+			t.Fatalf("round %d: %d polls got tokens", round, won)
+		}
+	}
+	if n := servertest.Conflicts() - conflicts0; n != 0 {
+		t.Errorf("%d write transactions deadlocked and were run again", n)
+	}
+	if n := deadlocks(); n != 0 {
+		t.Errorf("PostgreSQL counted %d deadlocks", n)
+	}
+}

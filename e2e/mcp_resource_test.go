@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse/gatehouse/authorize"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -508,4 +509,26 @@ func TestResourceBoundTokenElsewhere(t *testing.T) {
 	if after := left(); after != before-1 {
 		t.Fatalf("daily remaining %d after refusals, want %d: a refusal was charged", after, before-1)
 	}
+}
+
+// TestRegisteredClientNoDeviceGrant: a client that registered itself
+// (RFC 7591, --dynamic-registration) registers for the authorization code
+// grant only, and is marked unverified on the consent page (SPEC §10.4).
+// It may not run the device grant — the phishing-prone flow in which a
+// victim types in a code an attacker sent, on a page naming the client as
+// it named itself — neither at the device authorization endpoint nor at
+// the token endpoint: unauthorized_client, and no user code to enter.
+func TestRegisteredClientNoDeviceGrant(t *testing.T) {
+	env := servertest.Start(t, func(c *server.Config) { c.DynamicRegistration = true })
+	status, reg := registerClient(t, env.Client, env.URL, map[string]any{
+		"redirect_uris": []string{"http://127.0.0.1/cb"}, "client_name": "Gatehouse Official CLI",
+		"grant_types": []string{"authorization_code", "refresh_token"}})
+	if status != 201 {
+		t.Fatalf("registration: %d %v", status, reg)
+	}
+	clientID := reg["client_id"].(string)
+	servertest.Expect(t, startDevice(env, clientID, "workspaces:read users:read"), 400, "unauthorized_client")
+	form := url.Values{"grant_type": {authorize.DeviceGrantType}, "client_id": {clientID},
+		"device_code": {"gdc_" + strings.Repeat("a", 43)}}
+	servertest.Expect(t, env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), 400, "unauthorized_client")
 }

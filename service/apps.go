@@ -706,7 +706,10 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 		return nil, s.codeReused(ctx, code)
 	}
 	now := s.now()
-	if !now.Before(code.ExpiresAt) || code.RedirectURI != redirectURI || !authorize.VerifyPKCE(verifier, code.Challenge) {
+	// The code's redirect URI must still be the application's: one taken
+	// away since (a domain the developer lost) redeems nothing.
+	if !now.Before(code.ExpiresAt) || code.RedirectURI != redirectURI || !authorize.MatchRedirectURI(app.RedirectURIs, code.RedirectURI) ||
+		!authorize.VerifyPKCE(verifier, code.Challenge) {
 		return nil, invalidCode()
 	}
 	bound, err := BindResource(code.Resource, asked)

@@ -50,6 +50,9 @@ func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, reso
 	if err != nil {
 		return nil, err
 	}
+	if err := deviceGrantAllowed(app); err != nil {
+		return nil, err
+	}
 	if requested != nil && app.Scopes != nil {
 		for _, sc := range requested {
 			if !app.Scopes.Allows(sc) {
@@ -74,6 +77,18 @@ func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, reso
 			VerificationURIComplete: verificationURI + "?" + url.Values{"user_code": {userCode}}.Encode(),
 			ExpiresIn:               int(s.deviceLifetime / time.Second), Interval: int(authorize.DeviceInterval / time.Second)}, nil
 	}
+}
+
+// deviceGrantAllowed refuses the device grant to a client that registered
+// itself (RFC 7591): it registers for the authorization code grant only,
+// and the device grant — a user code typed in on another device, whose
+// consent page names the client as it named itself — is for applications
+// a developer registered (unauthorized_client).
+func deviceGrantAllowed(app *gatehouse.App) error {
+	if app.Registered {
+		return gatehouse.Errorf(gatehouse.EUnauthorizedClient, "A client that registered itself may use the authorization code grant only")
+	}
+	return nil
 }
 
 // DeviceConsent is what the device page asks about a user code.
@@ -227,6 +242,9 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 	if err != nil {
 		return nil, err
 	}
+	if err := deviceGrantAllowed(app); err != nil {
+		return nil, err
+	}
 	invalid := func() error {
 		return gatehouse.Errorf(gatehouse.EInvalidGrant, "The device code is invalid or already used")
 	}
@@ -256,7 +274,7 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			outcome = gatehouse.Errorf(gatehouse.EExpiredToken, "The device code has expired; start again")
 			return nil
 		case d.Status == gatehouse.DeviceDenied:
-			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user denied the request")
+			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user denied the request, or ended the authorization it was approved under")
 			return nil
 		case d.Status == gatehouse.DevicePending:
 			interval := d.Interval

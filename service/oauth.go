@@ -78,6 +78,11 @@ type Introspection struct {
 // otherwise). A token that does not work, or belongs to another account,
 // is {"active":false}.
 func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, raw string) (*Introspection, error) {
+	if caller.Method == gatehouse.MethodAuthorizationCode {
+		// An application's token, even an admin's: applications do not
+		// introspect, whatever their user may do.
+		return nil, gatehouse.Errorf(gatehouse.EInvalidClient, "An application's token does not introspect: authenticate with a developer's client credential or an admin's own token")
+	}
 	if caller.Method != gatehouse.MethodClientCredentials && !caller.IsAdmin() {
 		return nil, gatehouse.Forbidden("Introspection needs a client credential or the admin role")
 	}

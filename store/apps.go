@@ -275,7 +275,8 @@ func (t *Tx) Authorization(userID, clientID string) (*gatehouse.Authorization, e
 }
 
 // DeleteAuthorization ends the user's authorization of clientID: its
-// unused codes and every token it issued stop working, and so does every
+// unused codes, the devices approved under it that have not polled yet
+// (denied), and every token it issued stop working, and so does every
 // token a rotation of one of its refresh tokens inserts meanwhile: the
 // refresh families that can still grow are marked revoked, as
 // RevokeTokenFamily marks one. (Marking the tokens alone misses those a
@@ -284,6 +285,14 @@ func (t *Tx) Authorization(userID, clientID string) (*gatehouse.Authorization, e
 // revoking; found is false when there was none.
 func (t *Tx) DeleteAuthorization(userID, clientID string, at time.Time) (found bool, err error) {
 	t.revokes(gatehouse.UserSubject(userID))
+	// A device the user approved under this authorization and that has not
+	// polled yet is denied: a later authorization of the same application
+	// is not its. Its row first, as a poll locks it before the
+	// authorization.
+	if _, err := t.exec(`UPDATE device_codes SET status = ? WHERE user_id = ? AND client_id = ? AND status = ? AND used_at IS NULL`,
+		gatehouse.DeviceDenied, userID, clientID, gatehouse.DeviceApproved); err != nil {
+		return false, err
+	}
 	res, err := t.exec(`DELETE FROM authorizations WHERE user_id = ? AND client_id = ?`, userID, clientID)
 	if err != nil {
 		return false, err
