@@ -250,7 +250,8 @@ func CheckText(what, s string) error {
 
 // DecodeJSON decodes the request's JSON body into dst strictly: one JSON
 // value, not null, no unknown fields or repeated keys, at most
-// MaxBodyBytes, valid UTF-8, no NUL. An empty body decodes as {} when
+// MaxBodyBytes, valid UTF-8, no NUL, no half of a UTF-16 pair escaped
+// alone (gatehouse.LoneSurrogate). An empty body decodes as {} when
 // allowEmpty is true.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
 	body, err := readBody(w, r)
@@ -265,6 +266,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool
 	}
 	if hasEscapedNUL(body) {
 		return gatehouse.Invalid("The JSON body contains a NUL character")
+	}
+	if gatehouse.LoneSurrogate(body) {
+		return gatehouse.Invalid("The JSON body holds a \\u escape of half a UTF-16 pair, which is no character")
 	}
 	if string(bytes.TrimSpace(body)) == "null" {
 		// encoding/json decodes null into anything as "no change": a

@@ -62,6 +62,29 @@ func TestDecodeJSONRefusesNull(t *testing.T) {
 	}
 }
 
+// TestDecodeJSONRefusesLoneSurrogates: half of a UTF-16 pair escaped
+// alone, in any string of the body, is refused (encoding/json would store
+// U+FFFD in its place); a whole pair, and an escaped backslash before
+// "u", are kept as written.
+func TestDecodeJSONRefusesLoneSurrogates(t *testing.T) {
+	decode := func(body string) (string, error) {
+		var dst struct{ Name string }
+		err := DecodeJSON(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(body)), &dst, false)
+		return dst.Name, err
+	}
+	for _, body := range []string{`{"name":"x\ud800y"}`, `{"name":"\udc00"}`, `{"name":"\ud800\u0041"}`, `{"name":"\uD83D"}`} {
+		if _, err := decode(body); gatehouse.ErrorCode(err) != gatehouse.EInvalidRequest {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+	for body, want := range map[string]string{`{"name":"\ud83d\ude80"}`: "\U0001F680", `{"name":"\\ud800"}`: `\ud800`} {
+		got, err := decode(body)
+		if err != nil || got != want {
+			t.Errorf("%s: %q, %v", body, got, err)
+		}
+	}
+}
+
 // TestUnmarshalStrictKeepsFieldErrors: a field that decodes itself and
 // refuses its value names itself in the error (as plan.Patch's rate_limit
 // and quota do), rather than the body being called malformed.

@@ -199,7 +199,7 @@ func normalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if !portable(obj) {
 		return nil, bad("metadata holds a number out of a double's range")
 	}
-	if loneSurrogate(b) {
+	if gatehouse.LoneSurrogate(b) {
 		return nil, bad("metadata holds a \\u escape of half a UTF-16 pair")
 	}
 	return json.RawMessage(bytes.Clone(b)), nil
@@ -226,42 +226,6 @@ func portable(v any) bool {
 		}
 	}
 	return true
-}
-
-// loneSurrogate reports whether the JSON text b escapes half of a UTF-16
-// surrogate pair on its own (\ud800 without a low half after it, or a low
-// half alone), which is no character: decoders replace it, or fail.
-func loneSurrogate(b []byte) bool {
-	hex4 := func(i int) (rune, bool) {
-		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
-			return 0, false
-		}
-		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
-		return rune(n), err == nil
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
-		}
-		r, ok := hex4(i)
-		if !ok {
-			i++ // another escape: skip its character
-			continue
-		}
-		switch {
-		case r >= 0xdc00 && r <= 0xdfff:
-			return true
-		case r >= 0xd800 && r <= 0xdbff:
-			low, ok := hex4(i + 6)
-			if !ok || low < 0xdc00 || low > 0xdfff {
-				return true
-			}
-			i += 11
-		default:
-			i += 5
-		}
-	}
-	return false
 }
 
 // checkExternalID checks an external id: at most MaxExternalIDLen

@@ -84,10 +84,10 @@ func (s *Service) grantExpiry(p *gatehouse.Principal, requested *time.Time) (*ti
 	if requested == nil {
 		return limit, nil
 	}
-	at := requested.UTC().Truncate(time.Microsecond)
+	at, err := requestedExpiry(*requested, now)
 	switch {
-	case !at.After(now):
-		return nil, gatehouse.Invalid("expires_at must be in the future")
+	case err != nil:
+		return nil, err
 	case limit != nil && at.After(*limit):
 		return nil, gatehouse.Invalid("expires_at must be at most %s", limit.Format(time.RFC3339))
 	}
@@ -144,12 +144,27 @@ func userReach(a *gatehouse.Account, owner *gatehouse.User, scopes gatehouse.Sco
 	return (&gatehouse.Principal{Account: a, AccountID: a.ID, User: owner}).RoleScopes().Intersect(scopes)
 }
 
+// requestedExpiry is a requested expires_at in UTC to the microsecond,
+// as stored: after now, and within year 9999 — RFC 3339 (and JSON) has no
+// later year, and a time that is 9999 at its own offset may be 10000 in
+// UTC, which no answer could then show.
+func requestedExpiry(requested, now time.Time) (time.Time, error) {
+	at := requested.UTC().Truncate(time.Microsecond)
+	switch {
+	case !at.After(now):
+		return at, gatehouse.Invalid("expires_at must be in the future")
+	case at.Year() > 9999:
+		return at, gatehouse.Invalid("expires_at must be within the year 9999 (UTC)")
+	}
+	return at, nil
+}
+
 // earlierExpiry checks a change of a credential's expiry: only earlier
 // (and still in the future).
 func (s *Service) earlierExpiry(cur *time.Time, requested time.Time) (*time.Time, error) {
-	at := requested.UTC().Truncate(time.Microsecond)
-	if !at.After(s.now()) {
-		return nil, gatehouse.Invalid("expires_at must be in the future")
+	at, err := requestedExpiry(requested, s.now())
+	if err != nil {
+		return nil, err
 	}
 	if cur != nil && at.After(*cur) {
 		return nil, gatehouse.Invalid("expires_at can only be made earlier")
