@@ -78,6 +78,15 @@ func CheckRedirectURI(field, raw string) error {
 	return nil
 }
 
+// PrivateScheme reports whether raw, a redirect URI CheckRedirectURI
+// accepted, has a private-use scheme (RFC 8252 §7.1) rather than https or
+// http on a loopback address. A client that registers itself may not
+// name one (SPEC §10.4): any application on a device may claim a scheme.
+func PrivateScheme(raw string) bool {
+	scheme, _, _ := strings.Cut(raw, ":")
+	return scheme != "https" && scheme != "http"
+}
+
 // loopback reports whether u is http on a loopback IP literal.
 func loopback(u *url.URL) bool {
 	if u.Scheme != "http" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authorize"
 	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -17,7 +18,7 @@ import (
 // agent, a command-line tool — registers itself, with no account and no
 // credential. What it gets is narrow on purpose: a public client (PKCE,
 // no secret) of the authorization code grant, with the redirect URIs
-// registered applications may have, owned by no account (so an account
+// registered applications may have but private schemes, owned by no account (so an account
 // under the "approved" policy must approve it, which an admin's consent
 // does), marked unverified on the consent page, and removed after
 // store.RegisteredUnused without use.
@@ -93,6 +94,12 @@ func (s *Service) RegisterClient(ctx context.Context, in Registration, addr stri
 	uris, err := checkRedirectURIs(in.RedirectURIs)
 	if err != nil {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidRedirectURI, "%s", gatehouse.ErrorMessage(err))
+	}
+	for _, u := range uris {
+		if authorize.PrivateScheme(u) {
+			return nil, gatehouse.Errorf(gatehouse.EInvalidRedirectURI,
+				"A client that registers itself redirects to https or to http://127.0.0.1 or http://[::1]: a private scheme (%s) is for applications a developer registers", u)
+		}
 	}
 	if m := in.TokenEndpointAuthMethod; m != "" && m != "none" {
 		return nil, badMetadata("Only public clients register here: token_endpoint_auth_method must be none")
