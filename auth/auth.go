@@ -76,7 +76,9 @@ func (a *Authenticator) UserEmailHeader() string { return a.userEmailHeader }
 
 // Credentials returns the raw credentials of a request: the bearer token,
 // the API token and the act-as e-mail. It returns invalid_request for
-// malformed or conflicting headers.
+// malformed or conflicting headers, and invalid_user for an act-as header
+// sent blank with an API token (it names no user, and is not the header
+// left out).
 func (a *Authenticator) Credentials(r *http.Request) (bearer, apiToken, actAs string, err error) {
 	authz, err := httpx.SingleHeader(r.Header, "Authorization")
 	if err != nil {
@@ -88,6 +90,9 @@ func (a *Authenticator) Credentials(r *http.Request) (bearer, apiToken, actAs st
 	if actAs, err = httpx.SingleHeader(r.Header, a.userEmailHeader); err != nil {
 		return "", "", "", err
 	}
+	// A blank act-as header names nobody: it is not the header left out,
+	// which would make an API token's request the anonymous admin's.
+	blankActAs := actAs == "" && len(r.Header[a.userEmailHeader]) > 0
 	if authz != "" {
 		scheme, rest, _ := strings.Cut(authz, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
@@ -100,8 +105,10 @@ func (a *Authenticator) Credentials(r *http.Request) (bearer, apiToken, actAs st
 	switch {
 	case bearer != "" && apiToken != "":
 		return "", "", "", gatehouse.Invalid("Send one credential: a bearer token or an API token, not both")
-	case actAs != "" && apiToken == "":
+	case (actAs != "" || blankActAs) && apiToken == "":
 		return "", "", "", gatehouse.Invalid("The %s header is honoured only with an API token", a.userEmailHeader)
+	case blankActAs:
+		return "", "", "", gatehouse.Errorf(gatehouse.EInvalidUser, "The %s header is empty: name an active user of this account, or leave the header out", a.userEmailHeader)
 	}
 	return bearer, apiToken, actAs, nil
 }

@@ -196,3 +196,35 @@ func TestAPITokenRateLimitedPerToken(t *testing.T) {
 		t.Fatalf("the API token has its own budget: %v", r.Header)
 	}
 }
+
+// TestEmptyActAsHeader: SPEC §3.2 — the act-as header makes an API
+// token's request act as that user, "an active user of the same account,
+// else 403 invalid_user", and is 400 invalid_request with any other
+// credential. Sent empty or blank it names nobody: 403 invalid_user with
+// an API token (it was taken for no header, and the request became the
+// token's anonymous admin, also through the gateway, whose upstream saw
+// X-Gatehouse-Roles: admin), 400 with a bearer token.
+func TestEmptyActAsHeader(t *testing.T) {
+	up := newUpstream(t)
+	env := servertest.Start(t, func(c *server.Config) { c.Upstream = up.URL })
+	admin := env.AdminToken()
+	env.CreateUser(admin, "ann@example.com", memberPW)
+	tok := withAPIToken(t, env, admin)
+
+	for _, blank := range []string{"", "   "} {
+		// Raw bytes, so that the header is surely on the wire.
+		a := sendRaw(t, strings.TrimPrefix(env.URL, "http://"), "GET", "/v1/me", "X-API-Token", tok.Token, "X-User-Email", blank)
+		if a.Status != 403 {
+			t.Errorf("X-User-Email %q with an API token: %d %s, want 403 invalid_user (not the anonymous admin)", blank, a.Status, a.Body)
+		}
+		hits := up.hits.Load()
+		r := env.Request("GET", "/orders/1", nil, "X-API-Token", tok.Token, "X-User-Email", blank)
+		if r.Status != 403 || up.hits.Load() != hits {
+			t.Errorf("gateway, X-User-Email %q: %d, upstream saw roles %q", blank, r.Status, up.last().Get("X-Gatehouse-Roles"))
+		}
+		r = env.As(admin, "GET", "/v1/me", nil, "X-User-Email", blank)
+		if r.Status != 400 {
+			t.Errorf("X-User-Email %q with a bearer token: %d, want 400 invalid_request", blank, r.Status)
+		}
+	}
+}

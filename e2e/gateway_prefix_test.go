@@ -449,3 +449,49 @@ func TestGatewayLongExchangesOutliveServerTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestGatewayUnderscoreAddressHeaders: what the gateway decides for the
+// upstream — the client's address and scheme in X-Real-Ip,
+// X-Forwarded-For and X-Forwarded-Proto, the request id — reaches it in
+// Gatehouse's spelling only. A client's X_Real_Ip, X_Forwarded_For,
+// x_forwarded_proto, X_Request_Id and True_Client_Ip go no further: CGI,
+// WSGI, PHP and Rack read them as the same headers, and a WSGI server
+// such as Werkzeug joins the two spellings ("127.0.0.1,10.0.0.2"), whose
+// right-most hop a reader such as ProxyFix then takes for the client.
+func TestGatewayUnderscoreAddressHeaders(t *testing.T) {
+	up := newRawUpstream(t)
+	env := servertest.Start(t, func(c *server.Config) { c.Upstream = "http://" + up.addr })
+	tok := env.AdminToken()
+	a := sendRaw(t, strings.TrimPrefix(env.URL, "http://"), "GET", "/orders/1", "Authorization", "Bearer "+tok,
+		"X_Real_Ip", "10.0.0.1", "X_Forwarded_For", "10.0.0.2", "x_forwarded_proto", "https", "True_Client_Ip", "10.0.0.3",
+		"X_Request_Id", "forged-id", "X-Original-URL", "/admin", "X_Rewrite_Url", "/admin")
+	if a.Status != 200 {
+		t.Fatalf("status %d %s", a.Status, a.Body)
+	}
+	got := up.last()
+	for name, want := range map[string]int{"X-Real-Ip": 1, "X-Forwarded-For": 1, "X-Forwarded-Proto": 1, "X-Request-Id": 1,
+		"True-Client-Ip": 0, "X-Original-Url": 0, "X-Rewrite-Url": 0} {
+		if lines := headerLines(got, name); len(lines) != want {
+			t.Errorf("%s reached the upstream as %q, want %d line (Gatehouse's own)", name, lines, want)
+		}
+	}
+	if strings.Contains(got, "10.0.0.") || strings.Contains(got, "forged-id") {
+		t.Errorf("a client-chosen address or request id reached the upstream:\n%s", got)
+	}
+}
+
+// headerLines returns the header lines of a raw request head whose name,
+// with "_" read as "-" and case ignored, is name.
+func headerLines(raw, name string) []string {
+	var out []string
+	for _, line := range strings.Split(raw, "\r\n") {
+		n, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if strings.EqualFold(strings.ReplaceAll(n, "_", "-"), name) {
+			out = append(out, n+":"+v)
+		}
+	}
+	return out
+}

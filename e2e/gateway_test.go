@@ -399,3 +399,37 @@ func TestGatewayClientAddressHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestNginxForwardAuthForgedXFF runs docs/examples/nginx.conf in front of
+// a Gatehouse that trusts nginx (--trusted-proxies, as docs/deploy.md
+// requires; without it every client is nginx and allow-lists mean
+// nothing): the example's check locations append the peer to
+// X-Forwarded-For, so a client's own forged hop is never the right-most
+// untrusted one. An API token restricted to 203.0.113.7 is refused for a
+// client at 127.0.0.2, also when it claims that address in
+// X-Forwarded-For, and the API is not reached (the example passed the
+// client's list unchanged, and the claim was believed).
+func TestNginxForwardAuthForgedXFF(t *testing.T) {
+	up := newUpstream(t)
+	trusted, _ := httpx.ParseTrustedProxies("127.0.0.1")
+	env := servertest.Start(t, func(c *server.Config) { c.TrustedProxies = trusted })
+	admin := env.AdminToken()
+	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	tok, _ := apiTokenWith(t, env, admin, map[string]any{"name": "office", "allowed_ips": []string{"203.0.113.7"}})
+
+	listen := startNginx(t, "docs/examples/nginx.conf", map[string]string{
+		"__GATEHOUSE__": strings.TrimPrefix(env.URL, "http://"), "__UPSTREAM__": strings.TrimPrefix(up.URL, "http://"),
+	})
+	attacker := clientFrom("127.0.0.2", nil) // neither trusted nor allowed
+
+	// Without a forged header: refused, as it should be.
+	r := send(t, attacker, "GET", "http://"+listen+"/orders/1", "", nil, "X-API-Token", tok)
+	servertest.Expect(t, r, 403, "ip_not_allowed")
+	hits := up.hits.Load()
+	// Claiming the allowed address in X-Forwarded-For.
+	r = send(t, attacker, "GET", "http://"+listen+"/orders/1", "", nil, "X-API-Token", tok, "X-Forwarded-For", "203.0.113.7")
+	if r.Status != 403 || up.hits.Load() != hits {
+		t.Fatalf("a client at 127.0.0.2 claiming X-Forwarded-For 203.0.113.7 got %d and reached the API (%d hits): the allow-list was bypassed",
+			r.Status, up.hits.Load()-hits)
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -160,6 +161,31 @@ func IsMethodOverride(name string) bool {
 		}
 	}
 	return false
+}
+
+// proxyDecided are the headers whose value the gateway decides for the
+// upstream — the client's address and scheme, the host, the request id —
+// and the path-override headers (IIS's, Symfony's), through which an
+// upstream would route by another path than the one the rules saw.
+var proxyDecided = []string{"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix", "forwarded",
+	"x-real-ip", "true-client-ip", "x-request-id", "x-original-url", "x-rewrite-url"}
+
+// IsProxyDecided reports whether a header name, in a request a client
+// sent, is one the gateway removes before it sets its own: a spelling of
+// one of proxyDecided with "_" for "-" (CGI, WSGI, PHP and Rack read
+// X_Real_Ip as X-Real-Ip, and some merge the two), or one of those the
+// gateway never passes on (True-Client-Ip, the path overrides,
+// X-Forwarded-Prefix) in any spelling.
+func IsProxyDecided(name string) bool {
+	if len(name) < len("forwarded") || len(name) > len("x-forwarded-prefix") {
+		return false
+	}
+	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+	switch n {
+	case "true-client-ip", "x-original-url", "x-rewrite-url", "x-forwarded-prefix":
+		return true
+	}
+	return strings.Contains(name, "_") && slices.Contains(proxyDecided, n)
 }
 
 // Canonicalize refuses, with 400 invalid_request, every request whose

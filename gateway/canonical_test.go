@@ -101,6 +101,24 @@ func TestIsMethodOverride(t *testing.T) {
 	}
 }
 
+// TestIsProxyDecided: the "_" spellings of the headers the gateway
+// decides go, and so do True-Client-Ip, the path overrides and
+// X-Forwarded-Prefix in any spelling; the gateway's own spellings stay,
+// to be set by it, and other headers are not its business.
+func TestIsProxyDecided(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X_Real_Ip": true, "x_forwarded_for": true, "X_Forwarded_Proto": true, "X_forwarded_host": true, "X_Request_Id": true,
+		"True-Client-Ip": true, "True_client_ip": true, "X-Original-Url": true, "X_Original_URL": true, "X-Rewrite-Url": true,
+		"X-Forwarded-Prefix": true, "x_forwarded_prefix": true,
+		"X-Real-Ip": false, "X-Forwarded-For": false, "X-Forwarded-Proto": false, "X-Forwarded-Host": false, "Forwarded": false,
+		"X-Request-Id": false, "X_Real_Ip_2": false, "X-Original-Uri": false, "Accept": false, "": false,
+	} {
+		if got := IsProxyDecided(name); got != want {
+			t.Errorf("IsProxyDecided(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // TestPathAttackTable runs every spelling of the one path-confusion table
 // through Canonical and Match with its rules: each is refused, or gets
 // the rule it aims at, so a token without that rule's scope is refused.

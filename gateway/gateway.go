@@ -315,10 +315,12 @@ func NewProxy(cfg Config) *Proxy {
 				h.Set("X-Forwarded-Proto", "https")
 			}
 			h.Set("X-Real-Ip", httpx.ClientAddr(pr.In))
-			h.Del("True-Client-Ip")
-			// The method the upstream sees is the one the rules saw.
+			// The method and path the upstream sees are the ones the rules
+			// saw, and what the gateway decided (the client's address and
+			// scheme, the host, the request id) comes in no other
+			// spelling: a client's True-Client-Ip goes no further either.
 			for name := range h {
-				if IsMethodOverride(name) {
+				if IsMethodOverride(name) || IsProxyDecided(name) {
 					delete(h, name)
 				}
 			}
