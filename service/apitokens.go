@@ -247,7 +247,7 @@ func (s *Service) UpdateAPIToken(ctx context.Context, p *gatehouse.Principal, id
 // through the old one. Admins only, and only on a token p may act on
 // (mayActOn).
 // A token revoked for good (leaked) is rolled the same way and stays
-// revoked. A token is rolled once: a roll of one already replaced (a
+// revoked, and what was minted through it stays with it: ended. A token is rolled once: a roll of one already replaced (a
 // retried roll, or two released together) is conflict, naming the
 // replacement to roll instead; an expired one is conflict too. A line of
 // rolls keeps at most two tokens live: the token this one replaced, if
@@ -322,8 +322,13 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 			return err
 		}
 		next.Plan = pl
-		if err := tx.ReparentMinted(p.AccountID, id, next.ID); err != nil {
-			return err
+		// What was minted through the old token moves to the new one —
+		// unless the old one leaked: then whoever held its secret may have
+		// minted it, and it stays ended with the leaked token.
+		if old.RevokedAt == nil {
+			if err := tx.ReparentMinted(p.AccountID, id, next.ID); err != nil {
+				return err
+			}
 		}
 		// Audited after the roll's revoking writes: the entry takes the
 		// store's change counter (with the revocation log), which every

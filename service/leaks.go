@@ -106,7 +106,7 @@ func (s *Service) RevokeLeaked(ctx context.Context, raw string, rep LeakReport) 
 				return tx.RevokeAPITokenForGood(t.AccountID, t.ID, s.now(), gatehouse.RevokedLeaked)
 			})
 	case token.ClientSecret:
-		c, err := s.store.CredentialBySecretHash(ctx, digest)
+		c, err := s.store.CredentialBySecretHash(ctx, digest, s.now())
 		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
 			return s.leakedAppSecret(ctx, out, digest, rep)
 		}
@@ -181,7 +181,7 @@ func (s *Service) RevokeLeaked(ctx context.Context, raw string, rep LeakReport) 
 // possession: the secret works no more, current or previous, and the
 // application's owner rolls a new one; its users' grants and tokens stay.
 func (s *Service) leakedAppSecret(ctx context.Context, out LeakOutcome, digest string, rep LeakReport) (LeakOutcome, error) {
-	app, err := s.store.AppBySecretHash(ctx, digest)
+	app, err := s.store.AppBySecretHash(ctx, digest, s.now())
 	if err != nil {
 		return notFoundIsNothing(out, err)
 	}

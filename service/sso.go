@@ -136,6 +136,14 @@ func (s *Service) nextSSO(ctx context.Context, accountID string, p *gatehouse.SS
 		s.logger.WarnContext(ctx, "sso: discovery failed on save", "issuer", next.Issuer, "err", err)
 		return nil, err
 	}
+	// The stored secret was issued by the current provider, and goes to
+	// whatever token endpoint the issuer names: pointing single sign-on
+	// elsewhere without a new secret would hand it to that provider.
+	if cur.Issuer != "" && next.Issuer != cur.Issuer && cur.SealedSecret != "" && next.SealedSecret == cur.SealedSecret {
+		return nil, gatehouse.InvalidField("sso.client_secret",
+			"Give the client secret the new provider issued: the stored one belongs to the previous provider.",
+			"sso.client_secret is required when sso.issuer changes: the stored secret is never sent to another provider")
+	}
 	next.UpdatedAt = s.now()
 	return &next, nil
 }

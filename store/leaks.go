@@ -49,24 +49,28 @@ func (t *Tx) RevokeCredentialForGood(accountID, id string, at time.Time, reason 
 	return true, err
 }
 
-// CredentialBySecretHash returns the client credential whose current or
-// rolled-over secret has the digest, or not_found.
-func (s *Store) CredentialBySecretHash(ctx context.Context, hash string) (*gatehouse.Credential, error) {
+// CredentialBySecretHash returns the client credential whose current
+// secret has the digest, or whose rolled-over secret has it and still
+// works at now (its overlap not over), or not_found: a secret a roll
+// ended is nobody's, and a report of it must not reach the credential
+// that replaced it.
+func (s *Store) CredentialBySecretHash(ctx context.Context, hash string, now time.Time) (*gatehouse.Credential, error) {
 	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials
-		WHERE secret_hash = ? OR prev_secret_hash = ? ORDER BY id LIMIT 1`, hash, hash))
+		WHERE secret_hash = ? OR (prev_secret_hash = ? AND prev_secret_expires_at > ?) ORDER BY id LIMIT 1`, hash, hash, micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("credential")
 	}
 	return c, err
 }
 
-// AppBySecretHash returns the third-party application whose current or
-// previous client secret has digest hash, or not_found.
-func (s *Store) AppBySecretHash(ctx context.Context, hash string) (*gatehouse.App, error) {
+// AppBySecretHash returns the third-party application whose current
+// client secret has digest hash, or whose previous one has it and still
+// works at now, or not_found (as CredentialBySecretHash).
+func (s *Store) AppBySecretHash(ctx context.Context, hash string, now time.Time) (*gatehouse.App, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	a, err := scanThirdPartyApp(s.readRow(ctx, `SELECT `+thirdPartyAppColumns+` FROM apps
-		WHERE secret_hash = ? OR prev_secret_hash = ? ORDER BY id LIMIT 1`, hash, hash))
+		WHERE secret_hash = ? OR (prev_secret_hash = ? AND prev_secret_expires_at > ?) ORDER BY id LIMIT 1`, hash, hash, micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, gatehouse.NotFound("app")
 	}
