@@ -28,6 +28,10 @@ type Principal struct {
 	CredentialLine string
 	// ClientID is the application or client credential behind the token.
 	ClientID string
+	// MintedThrough is, for a token of a client credential or API access
+	// application minted through an API token, that API token's id ("" for
+	// none): such a token never has the operator's powers (IsOperator).
+	MintedThrough string
 	// Resource is the resource the access token is bound to (RFC 8707),
 	// in ResourceKey's form; "" when it is bound to none.
 	Resource string
@@ -185,9 +189,12 @@ func (p *Principal) IsAdmin() bool { return p.User == nil || p.User.IsAdmin() }
 
 // IsOperator reports whether the principal may act as the operator
 // (create and manage accounts, change the operator): the operator-admin
-// themselves, never through an API token acting as them.
+// themselves, never through an API token acting as them, nor through a
+// credential minted through one (MintedThrough: an admin's API token
+// acting as the operator may make the operator a client credential or
+// API access, which must not carry the operator's powers).
 func (p *Principal) IsOperator() bool {
-	return p.Method != MethodAPIToken && p.User != nil && p.User.Operator && p.User.IsAdmin()
+	return p.Method != MethodAPIToken && p.MintedThrough == "" && p.User != nil && p.User.Operator && p.User.IsAdmin()
 }
 
 // Roles returns the principal's roles; the anonymous admin has admin.

@@ -45,14 +45,20 @@ func (s *Service) signsInWithSecondFactor(ctx context.Context, u *gatehouse.User
 }
 
 // requireSignIn returns forbidden unless p is a console session or a
-// password-grant token of a user: second factors are never managed with
-// an API token or a client credential.
+// password-grant token of a user, not narrowed to scopes: second factors
+// are never managed with an API token, a client credential, or a sign-in
+// token narrowed for an integration (insufficient_scope).
 func requireSignIn(p *gatehouse.Principal) error {
 	if err := RequireUser(p); err != nil {
 		return err
 	}
 	if p.Method != gatehouse.MethodSession && p.Method != gatehouse.MethodPassword {
 		return gatehouse.Forbidden("Your own password, second factors, sessions and authorised applications, and an admin's password and second factors, are managed from a sign-in: a console session or a password-grant token")
+	}
+	if p.Scopes != nil {
+		// A password-grant token narrowed with scope= is a credential for
+		// what it names (an integration's), not the user at the keyboard.
+		return gatehouse.Errorf(gatehouse.EInsufficientScope, "This token was narrowed to %s: a password, second factors, sessions and authorised applications are managed from a sign-in that is not narrowed", p.Scopes.String())
 	}
 	return nil
 }

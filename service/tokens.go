@@ -245,7 +245,7 @@ func (s *Service) AccessPrincipal(ctx context.Context, raw string) (*gatehouse.P
 	p = &gatehouse.Principal{
 		Account: it.Account, AccountID: it.Account.ID, User: it.User, Method: it.Method, CredentialID: it.ID,
 		ClientID: it.ClientID, Resource: it.Resource, ExpiresAt: it.ExpiresAt, Scopes: tokenScopes(it), Basis: s.basis(f.snap, it.Account.ID),
-		CredentialExpires: tokenCredentialExpires(it),
+		CredentialExpires: tokenCredentialExpires(it), MintedThrough: it.Parent.MintedBy,
 	}
 	if it.Kind != gatehouse.KindAccess || !tokenValid(it, s.clock()) {
 		return nil, gatehouse.Refused(errInvalidToken(), p)
