@@ -219,6 +219,9 @@ func (s *Service) App(ctx context.Context, p *gatehouse.Principal, id string) (*
 // page. Narrower scopes narrow its tokens at once; a redirect URI taken
 // away refuses codes issued for it from then on.
 func (s *Service) UpdateApp(ctx context.Context, p *gatehouse.Principal, id string, patch AppPatch) (*gatehouse.App, error) {
+	if err := requireOwnAuthority(p, "change an application"); err != nil {
+		return nil, err
+	}
 	if err := checkScopesFirst(patch.Scopes); err != nil {
 		return nil, err
 	}
@@ -343,6 +346,9 @@ func (s *Service) DeleteApp(ctx context.Context, p *gatehouse.Principal, id stri
 // disabled, deleted or demoted while the approval was in flight lets no
 // application in (forbidden).
 func (s *Service) ApproveApp(ctx context.Context, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
+	if err := requireOwnAuthority(p, "approve an application"); err != nil {
+		return nil, err
+	}
 	if err := RequireAdmin(p); err != nil {
 		return nil, err
 	}

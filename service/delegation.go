@@ -7,7 +7,9 @@ import "github.com/gatehouse/gatehouse"
 // would outlive that authorisation: a new secret of any kind — a client
 // credential, an API token, API access, an application's secret, a
 // webhook endpoint's secret or where its events go — a password (of a
-// user or a new account's admin) or a single sign-on provider. The
+// user or a new account's admin), a single sign-on provider, or a change
+// or approval of an application (its redirect URIs, scopes or plan, or
+// another application let into the account). The
 // application keeps what its scopes allow while it is authorised, and
 // nothing after. what names the refused act in the answer.
 func requireOwnAuthority(p *gatehouse.Principal, what string) error {

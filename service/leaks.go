@@ -307,6 +307,18 @@ func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *ga
 	if err := tx.CreateCredential(c); err != nil {
 		return nil, err
 	}
+	// The replacement keeps the plan — its allowed addresses, limits,
+	// quota, external id and metadata — as a rolled API token does: a leak
+	// is no time to lift them.
+	pl, err := tx.Plan(old.AccountID, old.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !pl.Empty() {
+		if err := tx.SetPlan(c.AccountID, gatehouse.PlanCredential, c.ID, pl, c.CreatedAt); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.record(tx, s.audit(ctx, p, "credential.roll", "credential", c.ID,
 		map[string]string{"rolled_from": old.ID, "client_id": c.ClientID})); err != nil {
 		return nil, err

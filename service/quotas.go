@@ -161,6 +161,14 @@ func (s *Service) sendQuotaNotice(ctx context.Context, accountID string, u gateh
 	if strings.HasPrefix(subject, "usr_") {
 		kind = "user"
 	}
+	// A notice is sent once per budget, period and stage. A user's, client
+	// credential's or API token's budget is one account's; an
+	// application's (named by its client id) counts apart in each account
+	// its users use it from, so its notices are each account's own.
+	notice := k.Budget + "@" + k.Period
+	if !strings.HasPrefix(subject, "usr_") && !strings.HasPrefix(subject, "crd_") && !strings.HasPrefix(subject, "atk_") {
+		notice += "@" + accountID
+	}
 	now := s.now()
 	e := &gatehouse.AuditEntry{ID: gatehouse.NewID("aud"), AccountID: accountID, Actor: "gatehouse", Action: "quota.threshold",
 		TargetType: kind, TargetID: subject, Details: map[string]string{"period": k.Period, "threshold": stage,
@@ -170,7 +178,7 @@ func (s *Service) sendQuotaNotice(ctx context.Context, accountID string, u gateh
 		if err != nil || !slices.ContainsFunc(targets, func(t store.WebhookTarget) bool { return webhook.Match(t.Events, e.Action) }) {
 			return err // nobody listens: nothing to write
 		}
-		fresh, err := tx.AddNotice(k.Budget+"@"+k.Period, "quota"+stage, time.Unix(0, 0), now)
+		fresh, err := tx.AddNotice(notice, "quota"+stage, time.Unix(0, 0), now)
 		if err != nil || !fresh {
 			return err
 		}
