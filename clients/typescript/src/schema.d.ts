@@ -132,7 +132,7 @@ export interface paths {
         put?: never;
         /**
          * Device authorization endpoint (RFC 8628 §3.1)
-         * @description A third-party application's client_id (with its secret when it is confidential) and scope give a device code (shown once; stored as a digest), a user code of 8 letters of BCDFGHJKLMNPQRSTVWXZ shown as XXXX-XXXX, and the page where a person enters it. The device then polls the token endpoint with grant_type=urn:ietf:params:oauth:grant-type:device_code no more often than interval seconds. Every answer carries Cache-Control no-store.
+         * @description A third-party application's client_id (with its secret when it is confidential) and scope give a device code (shown once; stored as a digest), a user code of 8 letters of BCDFGHJKLMNPQRSTVWXZ shown as XXXX-XXXX, and the page where a person enters it. The device then polls the token endpoint with grant_type=urn:ietf:params:oauth:grant-type:device_code no more often than interval seconds. A client that registered itself (RFC 7591) may not use the device grant (unauthorized_client). Every answer carries Cache-Control no-store.
          */
         post: operations["deviceAuthorization"];
         delete?: never;
@@ -2367,7 +2367,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceAuthorization"];
                 };
             };
-            /** @description Error: invalid_request, invalid_scope, invalid_target */
+            /** @description Error: invalid_request, invalid_scope, invalid_target, unauthorized_client */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2375,7 +2375,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "invalid_scope" | "invalid_target";
+                        error?: "invalid_request" | "invalid_scope" | "invalid_target" | "unauthorized_client";
                     };
                 };
             };
