@@ -54,29 +54,24 @@ func newCrossWorld(t *testing.T) *crossWorld {
 
 // fill puts b's ids in a console pattern's path.
 func (w *crossWorld) fill(path string) string {
-	id := ""
-	switch {
-	case strings.HasPrefix(path, "/admin/users/"):
-		id = w.bMemID
-	case strings.HasPrefix(path, "/admin/developers/"):
-		id = w.bDevID
-	case strings.HasPrefix(path, "/admin/credentials/"):
-		id = w.bCred
-	case strings.HasPrefix(path, "/admin/api-tokens/"):
-		id = w.bTok
-	case strings.HasPrefix(path, "/admin/apps/"):
-		id = w.bApp
-	case strings.HasPrefix(path, "/admin/webhooks/"):
-		id = w.bWebhook
-	case strings.HasPrefix(path, "/admin/accounts/"):
-		id = w.bAcc
-	default:
-		id = "x"
+	return strings.ReplaceAll(w.fillUnder("/admin", path), "{$}", "")
+}
+
+// fillUnder puts b's ids in a path whose routes start with prefix (the
+// console's /admin, the API's /v1): the id of b's object of the path's
+// kind for {id}, b's member for {user_id}, b's application's client id,
+// and "x" for anything else.
+func (w *crossWorld) fillUnder(prefix, path string) string {
+	id := "x"
+	for kind, v := range map[string]string{"users": w.bMemID, "developers": w.bDevID, "credentials": w.bCred,
+		"api-tokens": w.bTok, "apps": w.bApp, "webhooks": w.bWebhook, "accounts": w.bAcc} {
+		if strings.HasPrefix(path, prefix+"/"+kind+"/") {
+			id = v
+		}
 	}
-	path = strings.ReplaceAll(path, "{id}", id)
-	path = strings.ReplaceAll(path, "{client_id}", w.bAppCl)
-	path = strings.ReplaceAll(path, "{delivery_id}", "x")
-	path = strings.ReplaceAll(path, "{$}", "")
+	for from, to := range map[string]string{"{user_id}": w.bMemID, "{id}": id, "{client_id}": w.bAppCl, "{delivery_id}": "x"} {
+		path = strings.ReplaceAll(path, from, to)
+	}
 	return path
 }
 

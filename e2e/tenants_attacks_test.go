@@ -9,30 +9,7 @@ import (
 )
 
 // apiFill puts b's ids in an API route's path.
-func (w *crossWorld) apiFill(path string) string {
-	id := "x"
-	switch {
-	case strings.HasPrefix(path, "/v1/users/"):
-		id = w.bMemID
-	case strings.HasPrefix(path, "/v1/developers/"):
-		id = w.bDevID
-	case strings.HasPrefix(path, "/v1/credentials/"):
-		id = w.bCred
-	case strings.HasPrefix(path, "/v1/api-tokens/"):
-		id = w.bTok
-	case strings.HasPrefix(path, "/v1/apps/"):
-		id = w.bApp
-	case strings.HasPrefix(path, "/v1/webhooks/"):
-		id = w.bWebhook
-	case strings.HasPrefix(path, "/v1/accounts/"):
-		id = w.bAcc
-	}
-	path = strings.ReplaceAll(path, "{user_id}", w.bMemID)
-	path = strings.ReplaceAll(path, "{id}", id)
-	path = strings.ReplaceAll(path, "{client_id}", w.bAppCl)
-	path = strings.ReplaceAll(path, "{delivery_id}", "x")
-	return path
-}
+func (w *crossWorld) apiFill(path string) string { return w.fillUnder("/v1", path) }
 
 // TestTenantsAPISweep: A's admin, developer and member name B's ids in
 // every API route with an id; every answer is a refusal.
