@@ -22,6 +22,7 @@ type apiAccess struct {
 	RefreshToken string `json:"refresh_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int    `json:"expires_in"`
+	Scope        string `json:"scope"`
 }
 
 func enableAPIAccess(t *testing.T, env *servertest.Env, tok string, body any) apiAccess {

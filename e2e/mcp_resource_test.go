@@ -534,3 +534,66 @@ func TestRegisteredClientNoDeviceGrant(t *testing.T) {
 		"device_code": {"gdc_" + strings.Repeat("a", 43)}}
 	servertest.Expect(t, env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"), 400, "unauthorized_client")
 }
+
+// refreshAsking posts a public client's refresh_token grant with any more
+// form fields given as name, value pairs.
+func refreshAsking(env *servertest.Env, clientID, rt string, fields ...string) *servertest.Response {
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form.Set(fields[i], fields[i+1])
+	}
+	return env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+}
+
+// TestAppRefreshRetryAsksTheSame: a third-party client's refresh token,
+// used once and presented again inside the grace period (a retry), gets
+// the kept pair only for the same request. A "retry" naming another
+// resource than the token's, binding an unbound grant to a resource, or
+// narrowing the scope is refused: the kept pair was made for the first
+// request, and answering it would hand a token bound elsewhere (or to
+// nothing, which Gatehouse's own API takes) to a request that asked for
+// a binding, or wider scopes than asked. Nothing is revoked by the
+// refusal: the exact retry still gets the pair.
+func TestAppRefreshRetryAsksTheSame(t *testing.T) {
+	const resourceA, resourceB = "https://api-a.example.com/mcp", "https://api-b.example.com/mcp"
+	env := gatewayEnv(t, resourceB)
+	status, reg := registerClient(t, env.Client, env.URL, map[string]any{"client_name": "retries", "redirect_uris": []string{"http://127.0.0.1/cb"}})
+	if status != 201 {
+		t.Fatalf("register: %d %v", status, reg)
+	}
+	clientID := reg["client_id"].(string)
+	pairOf := func(r *servertest.Response) map[string]any {
+		t.Helper()
+		servertest.Expect(t, r, 200, "")
+		return r.Map(t)
+	}
+
+	// Bound to A: a retry naming B is refused, as a fresh refresh is.
+	bound, err := codeToken(t, env, clientID, resourceA, resourceA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servertest.Expect(t, refreshAsking(env, clientID, bound.RefreshToken, "resource", resourceB), 400, "invalid_target")
+	first := pairOf(refreshAsking(env, clientID, bound.RefreshToken))
+	// A used token is judged as one first (reuse detection, retries).
+	servertest.Expect(t, refreshAsking(env, clientID, bound.RefreshToken, "resource", resourceB), 400, "invalid_grant")
+	// Naming A explicitly is another request than naming nothing.
+	servertest.Expect(t, refreshAsking(env, clientID, bound.RefreshToken, "resource", resourceA), 400, "invalid_grant")
+	if again := pairOf(refreshAsking(env, clientID, bound.RefreshToken)); again["access_token"] != first["access_token"] {
+		t.Fatalf("the exact retry got another pair")
+	}
+
+	// Unbound: a retry asking for A gets nothing that Gatehouse's API takes.
+	free, err := codeToken(t, env, clientID, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairOf(refreshAsking(env, clientID, free.RefreshToken))
+	servertest.Expect(t, refreshAsking(env, clientID, free.RefreshToken, "resource", resourceA), 400, "invalid_grant")
+
+	// Narrowing on the retry: refused, not the wider kept pair.
+	servertest.Expect(t, refreshAsking(env, clientID, free.RefreshToken, "scope", "users:read"), 400, "invalid_grant")
+	kept := pairOf(refreshAsking(env, clientID, free.RefreshToken))
+	servertest.Expect(t, env.As(kept["access_token"].(string), "GET", "/v1/me", nil), 200, "")
+	pairOf(refreshAsking(env, clientID, kept["refresh_token"].(string)))
+}

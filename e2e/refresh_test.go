@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/pgtest"
@@ -12,10 +13,14 @@ import (
 )
 
 // refreshShot is a refresh request for volley, from the client address
-// from.
-func refreshShot(t *testing.T, env *servertest.Env, from, clientID, rt string) volleyReq {
+// from, with any more fields given as name, value pairs.
+func refreshShot(t *testing.T, env *servertest.Env, from, clientID, rt string, fields ...string) volleyReq {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"grant_type": "refresh_token", "client_id": clientID, "refresh_token": rt})
+	form := map[string]string{"grant_type": "refresh_token", "client_id": clientID, "refresh_token": rt}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form[fields[i]] = fields[i+1]
+	}
+	body, _ := json.Marshal(form)
 	req, err := http.NewRequest("POST", env.URL+"/oauth/token", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -24,10 +29,11 @@ func refreshShot(t *testing.T, env *servertest.Env, from, clientID, rt string) v
 	return volleyReq{req: req, from: from}
 }
 
-// refreshFrom sends one refresh from the client address from.
-func refreshFrom(t *testing.T, env *servertest.Env, from, clientID, rt string) *servertest.Response {
+// refreshFrom sends one refresh from the client address from, with any
+// more fields given as name, value pairs.
+func refreshFrom(t *testing.T, env *servertest.Env, from, clientID, rt string, fields ...string) *servertest.Response {
 	t.Helper()
-	return volley(t, []volleyReq{refreshShot(t, env, from, clientID, rt)}).resps[0]
+	return volley(t, []volleyReq{refreshShot(t, env, from, clientID, rt, fields...)}).resps[0]
 }
 
 // refreshed decodes a 200 refresh answer.
@@ -102,6 +108,33 @@ func TestRefreshRetrySafe(t *testing.T) {
 		t.Fatalf("retry audited as %v", e)
 	}
 	refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, again.RefreshToken))
+}
+
+// TestRefreshRetryAsksTheSame: a retry inside the grace period gets the
+// kept pair only when it asks for what the request that used the token
+// asked for. A "retry" asking for a narrower scope (or, first narrow, for
+// none) is refused — the kept pair holds other scopes than it asks for —
+// and revokes nothing: the exact retry still gets the pair, and the pair
+// still refreshes.
+func TestRefreshRetryAsksTheSame(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	app := enableAPIAccess(t, env, admin, nil)
+	first := refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, app.RefreshToken))
+	servertest.Expect(t, refreshFrom(t, env, loopback(1), app.ClientID, app.RefreshToken, "scope", "users:read"), 400, "invalid_grant")
+	findAudit(t, auditEntries(t, env, admin), "api_access.refresh_retried")
+	again := refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, app.RefreshToken))
+	if again.AccessToken != first.AccessToken || again.RefreshToken != first.RefreshToken {
+		t.Fatalf("the exact retry got another pair")
+	}
+	narrow := refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, again.RefreshToken, "scope", "users:read"))
+	if narrow.Scope != "users:read" {
+		t.Fatalf("narrowed refresh: scope %q", narrow.Scope)
+	}
+	servertest.Expect(t, refreshFrom(t, env, loopback(1), app.ClientID, again.RefreshToken), 400, "invalid_grant")
+	servertest.Expect(t, refreshFrom(t, env, loopback(1), app.ClientID, again.RefreshToken, "scope", "users:read  users:read"), 200, "")
+	servertest.Expect(t, env.As(narrow.AccessToken, "GET", "/v1/users", nil), 200, "")
+	refreshed(t, refreshFrom(t, env, loopback(1), app.ClientID, narrow.RefreshToken, "scope", "users:read"))
 }
 
 // TestRefreshThiefFirst: a thief who refreshes a stolen refresh token
@@ -199,4 +232,22 @@ func TestRefreshAcrossTwoNodes(t *testing.T) {
 		servertest.Expect(t, b.As(last.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
 		servertest.Expect(t, a.As(last.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
 	})
+}
+
+// TestRefreshEmptyBasicPair: an empty HTTP Basic pair counts as no client
+// (docs/oauth.md), so a refresh with it and the application's client id in
+// the body is the public client's refresh; the same pair with a password
+// grant asks for no client either.
+func TestRefreshEmptyBasicPair(t *testing.T) {
+	env := servertest.Start(t)
+	app := enableAPIAccess(t, env, env.AdminToken(), nil)
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ClientID}, "refresh_token": {app.RefreshToken}}
+	r := env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic Og==")
+	servertest.Expect(t, env.As(refreshed(t, r).AccessToken, "GET", "/v1/me", nil), 200, "")
+	pw := url.Values{"grant_type": {"password"}, "username": {servertest.AdminEmail}, "password": {servertest.AdminPassword}}
+	servertest.Expect(t, env.Request("POST", "/oauth/token", pw.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic Og=="), 200, "")
+	// A secret in the body beside a Basic pair naming a client is still
+	// credentials sent twice.
+	form.Set("client_secret", "x")
+	servertest.Expect(t, env.Request("POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic YTpi"), 400, "invalid_request")
 }

@@ -243,3 +243,29 @@ func TestPublicClientRevocation(t *testing.T) {
 	servertest.Expect(t, refresh(env, app.ClientID, app.RefreshToken), 400, "invalid_grant")
 	servertest.Expect(t, env.As(app.AccessToken, "GET", "/v1/me", nil), 401, "invalid_token")
 }
+
+// TestBlankScopeParameter: a scope parameter of spaces alone names no
+// scope (RFC 6749 §3.3: one or more). On every grant that takes one it is
+// invalid_scope, never a token restricted to nothing answered without a
+// scope field (which reads as "everything the grant allows"), and the
+// refresh token is not used by the refusal.
+func TestBlankScopeParameter(t *testing.T) {
+	env := servertest.Start(t)
+	admin, _, _, c := developer(t, env)
+	app := enableAPIAccess(t, env, admin, nil)
+	for _, tc := range []struct {
+		grant string
+		form  map[string]string
+	}{
+		{"refresh", map[string]string{"grant_type": "refresh_token", "client_id": app.ClientID, "refresh_token": app.RefreshToken}},
+		{"password", map[string]string{"grant_type": "password", "username": servertest.AdminEmail, "password": servertest.AdminPassword}},
+		{"client credentials", map[string]string{"grant_type": "client_credentials", "client_id": c.ClientID, "client_secret": c.ClientSecret}},
+	} {
+		for _, blank := range []string{" ", "   "} {
+			tc.form["scope"] = blank
+			servertest.Expect(t, env.Request("POST", "/oauth/token", tc.form), 400, "invalid_scope")
+		}
+		delete(tc.form, "scope")
+		servertest.Expect(t, env.Request("POST", "/oauth/token", tc.form), 200, "")
+	}
+}

@@ -151,6 +151,12 @@ func (req *Request) clientAuth(r *http.Request) error {
 	if err := httpx.CheckText("client credentials", id+secret); err != nil {
 		return err
 	}
+	if id == "" && secret == "" {
+		// An empty pair (what golang.org/x/oauth2 sends for a public
+		// client) counts as no client: the body's fields are the client.
+		req.ClientID, req.ClientSecret = bodyID, bodySecret
+		return nil
+	}
 	if bodySecret != "" || (bodyID != "" && bodyID != id) {
 		return gatehouse.Invalid("Send client credentials once: in HTTP Basic or in the body, not both")
 	}

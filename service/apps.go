@@ -815,10 +815,11 @@ func (s *Service) newAppPair(u *gatehouse.User, clientID, familyID string, scope
 // resource binds the new tokens as for CodeGrant, against the refresh
 // token's resource.
 func (s *Service) AppRefreshGrant(ctx context.Context, clientID, secret, raw, scope, resource string) (*Issued, error) {
-	if _, err := requestedScopes(scope); err != nil {
+	asked, err := resourceParam(resource)
+	if err != nil {
 		return nil, err
 	}
-	asked, err := resourceParam(resource)
+	ask, err := askedOf(scope, asked)
 	if err != nil {
 		return nil, err
 	}
@@ -846,7 +847,7 @@ func (s *Service) AppRefreshGrant(ctx context.Context, clientID, secret, raw, sc
 		return nil, err
 	}
 	if presentedAgain(it) {
-		return s.refreshAgain(ctx, it, raw)
+		return s.refreshAgain(ctx, it, raw, ask)
 	}
 	if !tokenValid(it, s.now()) {
 		return nil, invalidRefresh()
@@ -862,7 +863,7 @@ func (s *Service) AppRefreshGrant(ctx context.Context, clientID, secret, raw, sc
 	}
 	out, next := s.newAppPair(it.User, app.ClientID, it.FamilyID, it.Scopes.Intersect(narrowed), bound)
 	out.Scope = granted.Intersect(narrowed).String()
-	retry, err := sealRetry(raw, it.ID, gatehouse.ClientAddrFromContext(ctx), next[1].ID, out, next[0].ExpiresAt)
+	retry, err := sealRetry(raw, it.ID, gatehouse.ClientAddrFromContext(ctx), next[1].ID, out, next[0].ExpiresAt, ask)
 	if err != nil {
 		return nil, err
 	}
@@ -876,7 +877,7 @@ func (s *Service) AppRefreshGrant(ctx context.Context, clientID, secret, raw, sc
 			return nil, err
 		}
 		if presentedAgain(again) {
-			return s.refreshAgain(ctx, again, raw)
+			return s.refreshAgain(ctx, again, raw, ask)
 		}
 		return nil, invalidRefresh()
 	}

@@ -522,6 +522,11 @@ func requestedScopes(scope string) (gatehouse.Scopes, error) {
 	if err != nil {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "%s", gatehouse.ErrorMessage(err))
 	}
+	if len(want) == 0 {
+		// Spaces alone name no scope (RFC 6749 §3.3: one or more): not a
+		// request for a token that can do nothing.
+		return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "The scope parameter names no scope: leave it out, or name at least one")
+	}
 	return want, nil
 }
 

@@ -40,7 +40,8 @@ func invalidRefresh() error {
 // scope, when not empty, narrows the new tokens (RFC 6749 §6: at most what
 // the refresh token was granted; invalid_scope otherwise).
 func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string) (*Issued, error) {
-	if _, err := requestedScopes(scope); err != nil {
+	ask, err := askedOf(scope, "")
+	if err != nil {
 		return nil, err
 	}
 	if !token.Valid(raw, token.RefreshToken) {
@@ -51,7 +52,7 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string)
 		return nil, err
 	}
 	if presentedAgain(it) {
-		return s.refreshAgain(ctx, it, raw)
+		return s.refreshAgain(ctx, it, raw, ask)
 	}
 	if !tokenValid(it, s.now()) {
 		return nil, invalidRefresh()
@@ -73,7 +74,7 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string)
 		t.Scopes = it.Scopes.Intersect(narrowed)
 	}
 	out.Scope = granted.Intersect(narrowed).String()
-	retry, err := sealRetry(raw, it.ID, gatehouse.ClientAddrFromContext(ctx), next[1].ID, out, next[0].ExpiresAt)
+	retry, err := sealRetry(raw, it.ID, gatehouse.ClientAddrFromContext(ctx), next[1].ID, out, next[0].ExpiresAt, ask)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,7 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string)
 			return nil, err
 		}
 		if presentedAgain(again) {
-			return s.refreshAgain(ctx, again, raw)
+			return s.refreshAgain(ctx, again, raw, ask)
 		}
 		return nil, invalidRefresh()
 	}
@@ -128,12 +129,15 @@ func presentedAgain(it *store.IssuedToken) bool {
 //   - inside the grace period from the same client address: a retry of a
 //     request whose answer may have been lost. It gets the pair the
 //     rotation committed, while that pair's refresh token is unused and
-//     valid; otherwise invalid_grant, and nothing is revoked.
+//     valid, and only when it asks for what the request that used the
+//     token asked for (the same scope and resource parameters: the pair
+//     was made for those); otherwise invalid_grant, and nothing is
+//     revoked.
 //
 // Every case is audited. A token used by a release that kept nothing for
 // retries is refused inside the grace period without a revocation, as
 // before.
-func (s *Service) refreshAgain(ctx context.Context, it *store.IssuedToken, raw string) (*Issued, error) {
+func (s *Service) refreshAgain(ctx context.Context, it *store.IssuedToken, raw string, ask retryAsk) (*Issued, error) {
 	now := s.now()
 	if now.Sub(*it.UsedAt) > s.refreshGrace {
 		return nil, s.revokeLineage(ctx, it, now, "used again after the grace period", nil)
@@ -150,9 +154,12 @@ func (s *Service) refreshAgain(ctx context.Context, it *store.IssuedToken, raw s
 		return nil, s.revokeLineage(ctx, it, now, "used again inside the grace period from another client address",
 			map[string]string{"used_by": r.ClientAddr})
 	}
-	out, expires, ok := openRetry(raw, r)
+	out, expires, asked, ok := openRetry(raw, r)
 	if !ok {
 		return nil, s.retried(ctx, it, now, "refused: the kept pair does not open")
+	}
+	if asked != ask {
+		return nil, s.retried(ctx, it, now, "refused: another scope or resource than the request that used it")
 	}
 	succ, err := s.store.TokenByHash(ctx, s.digester.Digest(out.RefreshToken))
 	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
@@ -222,6 +229,31 @@ type keptPair struct {
 	Scope        string `json:"s,omitempty"`
 	// Expires is when the access token expires, in Unix microseconds.
 	Expires int64 `json:"e"`
+	// Asked is what the rotating request asked for; nil in a pair kept by
+	// a release before it, which answers only a retry that asks for
+	// nothing narrower and no resource.
+	Asked *retryAsk `json:"q,omitempty"`
+}
+
+// retryAsk is what a refresh request asks for beside its refresh token,
+// normalised: a retry gets the kept pair only when it asks for the same.
+type retryAsk struct {
+	Scope    string `json:"s,omitempty"`
+	Resource string `json:"r,omitempty"`
+}
+
+// askedOf normalises a refresh request's scope and (already normalised)
+// resource parameters; invalid_scope for a malformed scope.
+func askedOf(scope, resource string) (retryAsk, error) {
+	want, err := requestedScopes(scope)
+	if err != nil {
+		return retryAsk{}, err
+	}
+	ask := retryAsk{Resource: resource}
+	if want != nil {
+		ask.Scope = want.String()
+	}
+	return ask, nil
 }
 
 // retryCipher is the AEAD that seals a rotation's pair for retries. Its
@@ -239,13 +271,14 @@ func retryCipher(raw string) (cipher.AEAD, error) {
 }
 
 // sealRetry returns the record a rotation of refresh token raw (id) keeps
-// for retries by the client at addr: out sealed under retryCipher(raw).
-func sealRetry(raw, id, addr, successorID string, out *Issued, accessExpires time.Time) (*store.RefreshRetry, error) {
+// for retries by the client at addr of the request that asked for ask: out
+// sealed under retryCipher(raw).
+func sealRetry(raw, id, addr, successorID string, out *Issued, accessExpires time.Time, ask retryAsk) (*store.RefreshRetry, error) {
 	aead, err := retryCipher(raw)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(keptPair{AccessToken: out.AccessToken, RefreshToken: out.RefreshToken, Scope: out.Scope, Expires: accessExpires.UnixMicro()})
+	plain, err := json.Marshal(keptPair{AccessToken: out.AccessToken, RefreshToken: out.RefreshToken, Scope: out.Scope, Expires: accessExpires.UnixMicro(), Asked: &ask})
 	if err != nil {
 		return nil, err
 	}
@@ -255,23 +288,28 @@ func sealRetry(raw, id, addr, successorID string, out *Issued, accessExpires tim
 	return &store.RefreshRetry{ClientAddr: addr, SuccessorID: successorID, Sealed: base64.RawStdEncoding.EncodeToString(sealed)}, nil
 }
 
-// openRetry opens what sealRetry kept, with the refresh token presented.
-func openRetry(raw string, r *store.RefreshRetry) (*Issued, time.Time, bool) {
+// openRetry opens what sealRetry kept, with the refresh token presented,
+// and returns with it what the request that rotated asked for.
+func openRetry(raw string, r *store.RefreshRetry) (*Issued, time.Time, retryAsk, bool) {
 	aead, err := retryCipher(raw)
 	if err != nil {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, retryAsk{}, false
 	}
 	b, err := base64.RawStdEncoding.DecodeString(r.Sealed)
 	if err != nil || len(b) < aead.NonceSize() {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, retryAsk{}, false
 	}
 	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(r.TokenID+"\x00"+r.SuccessorID))
 	if err != nil {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, retryAsk{}, false
 	}
 	var k keptPair
 	if json.Unmarshal(plain, &k) != nil {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, retryAsk{}, false
 	}
-	return &Issued{AccessToken: k.AccessToken, RefreshToken: k.RefreshToken, Scope: k.Scope}, time.UnixMicro(k.Expires), true
+	var asked retryAsk
+	if k.Asked != nil {
+		asked = *k.Asked
+	}
+	return &Issued{AccessToken: k.AccessToken, RefreshToken: k.RefreshToken, Scope: k.Scope}, time.UnixMicro(k.Expires), asked, true
 }

@@ -337,6 +337,45 @@ func TestRefreshReuse(t *testing.T) {
 	}
 }
 
+// TestRefreshRetryAsksTheSame: a retry inside the grace gets the committed
+// pair only for the request that made it: one asking for another scope
+// (narrower, wider or none where the first narrowed) is refused, ends
+// nothing, and leaves the exact retry its pair.
+func TestRefreshRetryAsksTheSame(t *testing.T) {
+	rd := string(gatehouse.ScopeWorkspacesRead)
+	for _, tc := range []struct{ first, retry string }{
+		{"", rd},
+		{rd, ""},
+		{rd, rd + " " + string(gatehouse.ScopeWorkspacesWrite)},
+	} {
+		t.Run(tc.first+"/"+tc.retry, func(t *testing.T) {
+			r := newRules(t)
+			app, err := r.svc.EnableAPIAccess(r.ctx, r.op, service.APIAccessInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, err := r.svc.RefreshGrant(r.ctx, app.ClientID, app.RefreshToken, tc.first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.svc.RefreshGrant(r.ctx, app.ClientID, app.RefreshToken, tc.retry); code(err) != gatehouse.EInvalidGrant {
+				t.Fatalf("a retry asking %q after %q: %v, want invalid_grant", tc.retry, tc.first, err)
+			}
+			exact := tc.first
+			if exact != "" {
+				exact = " " + exact + " " // the same scopes, spelt otherwise
+			}
+			same, err := r.svc.RefreshGrant(r.ctx, app.ClientID, app.RefreshToken, exact)
+			if err != nil || same.AccessToken != next.AccessToken {
+				t.Fatalf("the exact retry: %v, want the committed pair", err)
+			}
+			if _, err := r.svc.RefreshGrant(r.ctx, app.ClientID, next.RefreshToken, ""); err != nil {
+				t.Fatalf("the pair after a refused retry: %v", err)
+			}
+		})
+	}
+}
+
 // TestScopesNarrowAndCover: a credential grants only scopes its maker
 // holds and the account knows; a change only narrows; a token asks only
 // for scopes its credential grants.
