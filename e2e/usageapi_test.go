@@ -148,3 +148,48 @@ func TestUsageAPI(t *testing.T) {
 		servertest.Expect(t, env.As(admin, "GET", "/v1/usage?"+q+"&cursor="+cur, nil, "Accept", "text/csv"), 400, "")
 	}
 }
+
+// TestUsageOddParameters: odd forms of the usage API's parameters (dates
+// that do not exist, times and zones, signed years, reversed or too long
+// ranges, odd group_by, format and limit spellings, forged cursors) are
+// 400 invalid_request in JSON, even when CSV is asked for, never a 5xx;
+// the extremes of the calendar and unknown ids are 200.
+func TestUsageOddParameters(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	bad := []string{
+		"from=2026-02-30", "to=2026-13-01", "from=2026-1-1", "to=2026-01-01T00:00:00Z", "from=2026-01-01%2B01:00",
+		"from=-2026-01-01", "to=%2B2026-01-01", "from=2026-01-02&to=2026-01-01", "from=2024-01-01&to=2025-01-01",
+		"from=0000-01-01&to=9999-12-31", "group_by=DAY", "group_by=day,", "group_by=,", "group_by=day;user", "group_by=day%20",
+		"format=CSV", "format=xml", "limit=0", "limit=-1", "limit=1e3", "limit=99999999999999999999",
+		"cursor=%21%21", "cursor=" + cursorOf("[1]"), "cursor=" + cursorOf("null"), "cursor=" + cursorOf(`["a","b","c","d"]`),
+		"cursor=" + cursorOf(`["\u0000"]`), "cursor=" + cursorOf("{}"), "group_by=user&cursor=" + cursorOf(`["x","y"]`),
+		"to=20260101",
+	}
+	for _, q := range bad {
+		for _, csv := range []bool{false, true} {
+			var h []string
+			if csv {
+				h = []string{"Accept", "text/csv"}
+			}
+			r := env.As(admin, "GET", "/v1/usage?"+q, nil, h...)
+			if r.Status != 400 {
+				t.Errorf("%s (csv %v): %d %s", q, csv, r.Status, r.Body)
+				continue
+			}
+			if r.Map(t)["error"] != "invalid_request" {
+				t.Errorf("%s: %s", q, r.Body)
+			}
+		}
+	}
+	for _, q := range []string{"from=0001-01-01&to=0001-12-31", "from=9999-12-31&to=9999-12-31", "group_by=day,day,user", "cursor=" + cursorOf(`["9999-12-31"]`),
+		"user_id=usr_nope&credential_id=x", "credential_id=" + url.QueryEscape("password:"), "group_by=credential&cursor=" + cursorOf(`[""]`)} {
+		r := env.As(admin, "GET", "/v1/usage?"+q, nil)
+		if r.Status != 200 {
+			t.Errorf("%s: %d %s", q, r.Status, r.Body)
+		}
+	}
+}
+
+// cursorOf is s as a usage cursor is spelt (base64url, no padding).
+func cursorOf(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

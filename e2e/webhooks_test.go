@@ -933,3 +933,125 @@ func countType(rc *receiver, typ string) int {
 	}
 	return n
 }
+
+// TestWebhookURLEscapedLimit: the 2048-byte limit holds for the URL as it
+// is stored and sent, escaped: a URL within it as typed, whose non-ASCII
+// path triples when escaped, is refused at registration and on a change
+// (400), not accepted and then never delivered to (each attempt checks
+// the stored URL again). One that fits escaped is accepted.
+func TestWebhookURLEscapedLimit(t *testing.T) {
+	env := servertest.Start(t)
+	admin := env.AdminToken()
+	long := "https://1.1.1.1/" + strings.Repeat("é", 1000)
+	if len(long) > 2048 {
+		t.Fatalf("the test's URL is %d bytes", len(long))
+	}
+	servertest.Expect(t, env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": long, "events": []string{"*"}}), 400, "invalid_request")
+	fits := "https://1.1.1.1/" + strings.Repeat("é", 300)
+	r := env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": fits, "events": []string{"*"}})
+	servertest.Expect(t, r, 201, "")
+	m := r.Map(t)
+	if u := m["url"].(string); len(u) > 2048 || !strings.Contains(u, "%C3%A9") {
+		t.Fatalf("stored URL %q (%d bytes)", u, len(u))
+	}
+	id := m["id"].(string)
+	servertest.Expect(t, env.As(admin, "PATCH", "/v1/webhooks/"+id, map[string]any{"url": long}), 400, "invalid_request")
+	if got := env.As(admin, "GET", "/v1/webhooks/"+id, nil).Map(t)["url"]; got != m["url"] {
+		t.Fatalf("a refused change changed the URL to %v", got)
+	}
+}
+
+// TestWebhookRollEndsEarlierOverlap: an endpoint has two secrets at most
+// (docs/webhooks.md): a roll made during an earlier roll's overlap ends
+// that overlap — the new secret and the one it replaced sign, the first
+// no longer — and a roll without overlap leaves the new secret alone.
+func TestWebhookRollEndsEarlierOverlap(t *testing.T) {
+	env := servertest.Start(t, insecureWebhooks)
+	admin := env.AdminToken()
+	rc := newReceiver(t, nil)
+	r := env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": rc.URL, "events": []string{"webhook.test"}})
+	servertest.Expect(t, r, 201, "")
+	m := r.Map(t)
+	id, a := m["id"].(string), m["secret"].(string)
+	roll := func(overlap int) string {
+		t.Helper()
+		r := env.As(admin, "POST", "/v1/webhooks/"+id+"/roll-secret", map[string]any{"overlap_seconds": overlap})
+		servertest.Expect(t, r, 200, "")
+		return r.Map(t)["secret"].(string)
+	}
+	sent := func() received {
+		t.Helper()
+		before := len(rc.all())
+		servertest.Expect(t, env.As(admin, "POST", "/v1/webhooks/"+id+"/test", nil), 202, "")
+		deadline := time.Now().Add(10 * time.Second)
+		for len(rc.all()) == before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		all := rc.all()
+		if len(all) == before {
+			t.Fatal("no delivery")
+		}
+		return all[len(all)-1]
+	}
+	b := roll(3600)
+	c := roll(3600)
+	d := sent()
+	if len(strings.Fields(d.Signature)) != 2 || !verifyGo(t, d, c) || !verifyGo(t, d, b) || verifyGo(t, d, a) {
+		t.Fatalf("after two rolls with overlap: %q", d.Signature)
+	}
+	e := roll(0)
+	d = sent()
+	if len(strings.Fields(d.Signature)) != 1 || !verifyGo(t, d, e) || verifyGo(t, d, c) {
+		t.Fatalf("after a roll without overlap: %q", d.Signature)
+	}
+}
+
+// TestWebhookPendingAcrossDeleteAndRoll: a delivery waiting for its retry
+// is not sent once its endpoint is deleted; one whose endpoint's secret
+// is rolled (no overlap) is retried signed with the new secret only.
+func TestWebhookPendingAcrossDeleteAndRoll(t *testing.T) {
+	env := servertest.Start(t, insecureWebhooks)
+	admin := env.AdminToken()
+	failing := newReceiver(t, func(string, int) int { return http.StatusInternalServerError })
+	flaky := newReceiver(t, func(_ string, n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	r := env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": failing.URL, "events": []string{"webhook.test"}})
+	servertest.Expect(t, r, 201, "")
+	delID := r.Map(t)["id"].(string)
+	r = env.As(admin, "POST", "/v1/webhooks", map[string]any{"url": flaky.URL, "events": []string{"webhook.test"}})
+	servertest.Expect(t, r, 201, "")
+	m := r.Map(t)
+	rollID, old := m["id"].(string), m["secret"].(string)
+
+	servertest.Expect(t, env.As(admin, "POST", "/v1/webhooks/"+delID+"/test", nil), 202, "")
+	servertest.Expect(t, env.As(admin, "POST", "/v1/webhooks/"+rollID+"/test", nil), 202, "")
+	failing.wait(t, "webhook.test", 10*time.Second)
+	first := flaky.wait(t, "webhook.test", 10*time.Second)
+	if !verifyGo(t, first, old) {
+		t.Fatal("first attempt not signed with the secret")
+	}
+	servertest.Expect(t, env.As(admin, "DELETE", "/v1/webhooks/"+delID, nil), 204, "")
+	r = env.As(admin, "POST", "/v1/webhooks/"+rollID+"/roll-secret", map[string]any{"overlap_seconds": 0})
+	servertest.Expect(t, r, 200, "")
+	fresh := r.Map(t)["secret"].(string)
+
+	deadline := time.Now().Add(12 * time.Second)
+	for len(flaky.all()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := flaky.all()
+	if len(got) < 2 {
+		t.Fatal("the retry did not come")
+	}
+	if got[1].ID != first.ID || !verifyGo(t, got[1], fresh) || verifyGo(t, got[1], old) {
+		t.Fatalf("retry after a roll without overlap: id %s sig %q", got[1].ID, got[1].Signature)
+	}
+	time.Sleep(2 * time.Second)
+	if n := len(failing.all()); n != 1 {
+		t.Fatalf("a deleted endpoint's pending delivery was sent again: %d requests", n)
+	}
+}

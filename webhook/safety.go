@@ -35,7 +35,8 @@ var ErrRefusedAddress = errors.New("webhook: the address is not a public one")
 
 // CheckURL checks an endpoint URL's form: absolute, https (or http when
 // insecure targets are allowed), a host, no user information, no
-// fragment, at most MaxURLLen bytes. It resolves nothing; see
+// fragment, at most MaxURLLen bytes as given and as escaped to be sent. It
+// resolves nothing; see
 // CheckAddresses.
 func CheckURL(raw string, allowInsecure bool) (*url.URL, error) {
 	bad := func(hint string) error {
@@ -64,6 +65,11 @@ func CheckURL(raw string, allowInsecure bool) (*url.URL, error) {
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return nil, bad("Put no fragment (#…) in the URL.")
+	}
+	if len(u.String()) > MaxURLLen {
+		// What is stored and sent is the URL escaped (é is %C3%A9): it
+		// must fit too, or no delivery could ever be made to it.
+		return nil, bad(fmt.Sprintf("Use at most %d characters, escaped as sent.", MaxURLLen))
 	}
 	return u, nil
 }

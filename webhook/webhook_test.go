@@ -129,7 +129,8 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "http://example.com/", "ftp://example.com/", "https://", "https://user:pw@example.com/", "https://example.com/#x",
-		"/relative", "https://example.com/" + strings.Repeat("a", MaxURLLen)} {
+		"/relative", "https://example.com/" + strings.Repeat("a", MaxURLLen),
+		"https://example.com/" + strings.Repeat("é", 1000)} { // fits as typed, not escaped
 		if _, err := CheckURL(bad, false); err == nil {
 			t.Errorf("CheckURL(%q) accepted", bad)
 		}
