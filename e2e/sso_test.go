@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"html"
 	"io"
 	"net/http"
@@ -666,17 +665,8 @@ func TestSSOStartThrottle(t *testing.T) {
 // ssoLoginRows counts the single sign-ons begun in env's store.
 func ssoLoginRows(t *testing.T, env *servertest.Env) int {
 	t.Helper()
-	driver, dsn := "pgx", env.DatabaseURL
-	if env.DBPath != "" {
-		driver, dsn = "sqlite", "file:"+env.DBPath
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM sso_logins`).Scan(&n); err != nil {
+	if err := storeDB(t, env).QueryRow(`SELECT count(*) FROM sso_logins`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
