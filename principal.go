@@ -165,11 +165,16 @@ func (p *Principal) Seal() *Principal {
 // that every revoking change sets to a fresh random one, and the epoch it
 // is kept in — a random id made whenever the shard had to be created anew
 // (after the shared store lost its memory). Two reads of one shard that
-// return the same state have no revoking change rung between them. The
-// zero value is never a shard's state.
+// return the same state have no revoking change rung between them — when
+// they went on the same connections: Link is how many connections to the
+// shared store the node had opened before the read, and a state read on
+// newer ones is another state whatever its epoch and value (a failover or
+// a restart may have brought an older state back). The zero value is
+// never a shard's state.
 type ClusterState struct {
 	Epoch string
 	N     uint64
+	Link  uint64
 }
 
 // Anonymous reports whether the principal is an API token's anonymous admin.

@@ -10,6 +10,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -104,9 +105,19 @@ func (a *Admitter) Auth() *auth.Authenticator { return a.auth }
 // state that has changed since: the request is validated again.
 var errStale = errors.New("admission: the principal was validated under an earlier cluster state")
 
+// errRelinked is errStale for a principal validated under a state read on
+// fewer connections to the cluster than the charger has opened since (a
+// reconnection: gatehouse.ClusterState.Link).
+var errRelinked = fmt.Errorf("%w, on fewer connections than the cluster has now", errStale)
+
 // maxAttempts bounds how often one request is validated when the cluster
-// keeps changing under it.
-const maxAttempts = 3
+// keeps changing under it; maxRelinks how often more, when what changed
+// is only that the charger opened connections (a reconnection opens each
+// of a client's few connections again, one at a time).
+const (
+	maxAttempts = 3
+	maxRelinks  = 8
+)
 
 // Check decides about an authenticated request before it is charged, so
 // that a request it refuses costs its principal nothing, like every other
@@ -140,7 +151,7 @@ const AnyResource = "*"
 // (RFC 8707) is refused with invalid_token before it is charged. A token
 // bound to no resource is taken anywhere.
 func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource string, check Check) (*gatehouse.Principal, error) {
-	for range maxAttempts {
+	for attempts, relinks := 0, 0; attempts < maxAttempts; attempts++ {
 		p, err := a.auth.Authenticate(r)
 		if err != nil {
 			// A credential recognised but refused is named in the
@@ -162,6 +173,11 @@ func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource str
 			}
 		}
 		err = a.charge(w, r, p, true)
+		if errors.Is(err, errRelinked) && relinks < maxRelinks {
+			relinks++
+			attempts--
+			continue
+		}
 		if errors.Is(err, errStale) {
 			continue
 		}
@@ -244,6 +260,9 @@ func (a *Admitter) charge(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 		if !confirmed {
 			if err := a.catchUp.Observe(ctx, p.AccountID, st); err != nil {
 				return err
+			}
+			if expect != nil && st.Link != expect.Link {
+				return errRelinked
 			}
 			return errStale
 		}

@@ -141,6 +141,8 @@ func TestRefusalsAreNotCharged(t *testing.T) {
 // stale requests: it refuses to confirm that many times, then admits.
 type cluster struct {
 	stale    atomic.Int64
+	relinked atomic.Int64 // stale ones, each on a connection opened anew
+	links    atomic.Uint64
 	expected atomic.Int64 // requests that came with a state to confirm
 	fail     error
 }
@@ -152,6 +154,9 @@ func (c *cluster) Admit(_ context.Context, expect *gatehouse.ClusterState, _, _ 
 	now := gatehouse.ClusterState{Epoch: "e", N: 7}
 	if expect != nil {
 		c.expected.Add(1)
+		if c.relinked.Add(-1) >= 0 {
+			return ratelimit.Decision{}, gatehouse.ClusterState{Epoch: "e", N: 7, Link: c.links.Add(1)}, false, nil
+		}
 		if c.stale.Add(-1) >= 0 {
 			return ratelimit.Decision{}, now, false, nil
 		}
@@ -203,6 +208,30 @@ func TestStalePrincipalsAreValidatedAgain(t *testing.T) {
 	c.stale.Store(1)
 	if _, err := confirming(fixture(100), c, up).Admit(httptest.NewRecorder(), request("t")); code(err) != gatehouse.EUnavailable {
 		t.Fatalf("catch-up failed: %v", err)
+	}
+}
+
+// A principal found stale only because the charger opened connections
+// since its state was read (a reconnection) is validated again more often
+// than the cluster's changes allow — a reconnection opens each of a few
+// connections in turn — but not without bound.
+func TestRelinkedPrincipalsAreValidatedAgain(t *testing.T) {
+	v, c, up := fixture(100), &cluster{}, &catchUp{}
+	c.relinked.Store(5)
+	c.stale.Store(2)
+	if _, err := confirming(v, c, up).Admit(httptest.NewRecorder(), request("t")); err != nil {
+		t.Fatalf("after five new connections and two stale states: %v", err)
+	}
+	if v.asked.Load() != 8 || up.observed.Load() != 7 {
+		t.Fatalf("validated %d times, observed %d; want 8, 7", v.asked.Load(), up.observed.Load())
+	}
+	v, c = fixture(100), &cluster{}
+	c.relinked.Store(1000)
+	if _, err := confirming(v, c, up).Admit(httptest.NewRecorder(), request("t")); code(err) != gatehouse.EUnavailable {
+		t.Fatalf("always relinked: %v", err)
+	}
+	if v.asked.Load() != 11 {
+		t.Fatalf("validated %d times, want 11", v.asked.Load())
 	}
 }
 

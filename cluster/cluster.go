@@ -213,6 +213,8 @@ type Redis struct {
 	// counts, when set, seeds the quota budgets Redis does not hold
 	// (SeedQuotasFrom).
 	counts QuotaCounts
+	// links, when set, counts the client's connections (FollowLinks).
+	links *Links
 }
 
 // QuotaCounts reads how many requests the cluster counted against a quota
@@ -366,15 +368,19 @@ func (r *Redis) State(ctx context.Context, i int) (gatehouse.ClusterState, error
 		return gatehouse.ClusterState{}, fmt.Errorf("cluster: unexpected answer %q", res)
 	}
 	r.owed[i].settle(due)
-	return parseState(res[0], res[1])
+	return parseState(res[0], res[1], r.links.Count())
 }
 
-func parseState(epoch, n string) (gatehouse.ClusterState, error) {
+// parseState returns the state of a script's answer, labelled with the
+// count of connections opened when the answer came (Links): a node
+// publishes a state only after a read of the revocation log that begins
+// later, so the label never claims more than that read covers.
+func parseState(epoch, n string, link uint64) (gatehouse.ClusterState, error) {
 	v, err := strconv.ParseUint(n, 10, 64)
 	if err != nil || epoch == "" {
 		return gatehouse.ClusterState{}, fmt.Errorf("cluster: bad state %q %q", epoch, n)
 	}
-	return gatehouse.ClusterState{Epoch: epoch, N: v}, nil
+	return gatehouse.ClusterState{Epoch: epoch, N: v, Link: link}, nil
 }
 
 // Settle reads every shard, making every announcement this node still
@@ -556,6 +562,7 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 			a.err = err
 		}
 	}
+	link := r.links.Count()
 	due := r.owed[i].due()
 	b := r.limiter.NewBatch(r.keys(i), []string{newEpoch(), ringArg(due)})
 	if r.counts != nil {
@@ -572,8 +579,10 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 				lastN, lastNText = a.expect.N, strconv.FormatUint(a.expect.N, 10)
 			}
 			// The zero state is never a shard's: "-" never equals an epoch.
+			// Nor is a state read on older connections than this script
+			// goes on: the server may be another, its state older.
 			want, wantN = a.expect.Epoch, lastNText
-			if want == "" {
+			if want == "" || a.expect.Link != link {
 				want = "-"
 			}
 			if a.rests != "" && a.rests != gatehouse.SubjectAll {
@@ -604,11 +613,16 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		fail(fmt.Errorf("cluster: unexpected answer: %v %v", err1, err2))
 		return
 	}
-	st, err := parseState(e, n)
+	now := r.links.Count()
+	st, err := parseState(e, n, now)
 	if err != nil {
 		fail(err)
 		return
 	}
+	// A connection opened while the script was out may be the one it went
+	// on: what it confirmed is not confirmed (what it counted stays
+	// counted — never more than a limit, one less in a failover's moment).
+	moved := now != link
 	nums := make([]int64, len(res)-2)
 	for j, v := range res[2:] {
 		if nums[j], err = v.AsInt64(); err != nil {
@@ -622,6 +636,6 @@ func (r *Redis) admit(ctx context.Context, i int, batch []*admission) {
 		return
 	}
 	for j, a := range batch {
-		a.st, a.d, a.ok, a.unseeded = st, ds[j].Decision, ds[j].Decided, ds[j].Unseeded
+		a.st, a.d, a.ok, a.unseeded = st, ds[j].Decision, ds[j].Decided && !(moved && a.expect != nil), ds[j].Unseeded
 	}
 }

@@ -40,6 +40,7 @@ func (s *Server) openRedis(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	links := cluster.CountLinks(&opt)
 	if s.redis, err = rueidis.NewClient(opt); err != nil {
 		if s.redis == nil {
 			return fmt.Errorf("redis: %w", err)
@@ -52,6 +53,7 @@ func (s *Server) openRedis(ctx context.Context) error {
 	// Every command has the store's deadline (--store-timeout).
 	timed := cluster.WithTimeout(s.redis, s.cfg.StoreTimeout)
 	s.cluster = cluster.NewRedis(timed, s.cfg.RedisPrefix)
+	s.cluster.FollowLinks(links)
 	s.signIn = throttle.NewRedis(timed, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
 	s.leakReports = throttle.NewRedis(timed, leak.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"lk:"))
 	s.registrations = throttle.NewRedis(timed, register.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"rg:"))

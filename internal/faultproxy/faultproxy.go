@@ -42,10 +42,10 @@ func (m Mode) String() string {
 // Proxy forwards connections from its listen address to a target. It is
 // safe for concurrent use.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
 	mu      sync.Mutex
+	target  string // guarded by mu
 	mode    Mode
 	changed chan struct{} // closed and replaced on every mode change
 	conns   map[*net.TCPConn]struct{}
@@ -74,6 +74,15 @@ func (p *Proxy) Mode() Mode {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.mode
+}
+
+// Retarget makes new connections go to target: with Set(Reset) and
+// Set(Pass) around it, what a client sees of a failover to another server
+// at the same address.
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
 }
 
 // Set changes the mode. Reset resets every open connection at once.
@@ -172,7 +181,10 @@ func (p *Proxy) serve(c *net.TCPConn) {
 		reset(c)
 		return
 	}
-	d, err := net.Dial("tcp", p.target)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	d, err := net.Dial("tcp", target)
 	if err != nil {
 		reset(c)
 		return
