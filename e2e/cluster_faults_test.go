@@ -186,6 +186,42 @@ func TestClusterRevokeWithoutRedis(t *testing.T) {
 	wantStatus(t, "after revoke", 401, tok, ok)
 }
 
+// waysIn are an admin's ways into the API, made by adminWaysIn.
+type waysIn struct {
+	// admin is a password token of the admin, a developer too.
+	admin string
+	// apiToken is an API token of the account ("ci"), apiTokenID its id.
+	apiToken, apiTokenID string
+	// grant is the client credentials grant of the admin's credential
+	// ("int").
+	grant url.Values
+}
+
+// adminWaysIn turns on API tokens for the admin's account, makes one, makes
+// the admin a developer and a client credential of theirs, on node.
+func adminWaysIn(t *testing.T, node *process, email, pw string) waysIn {
+	t.Helper()
+	tok := login(t, node, email, pw)
+	if st, _ := node.send(t, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}, bearer(tok)...); st != 200 {
+		t.Fatalf("extension: %d", st)
+	}
+	st, apiTok := node.send(t, "POST", "/v1/api-tokens", map[string]string{"name": "ci"}, bearer(tok)...)
+	if st != 201 {
+		t.Fatalf("api token: %d %v", st, apiTok)
+	}
+	_, me := node.send(t, "GET", "/v1/me", nil, bearer(tok)...)
+	if st, _ := node.send(t, "PUT", "/v1/developers/"+me["user"].(map[string]any)["id"].(string), nil, bearer(tok)...); st != 204 {
+		t.Fatalf("developer role: %d", st)
+	}
+	tok = login(t, node, email, pw)
+	st, cred := node.send(t, "POST", "/v1/credentials", map[string]string{"name": "int"}, bearer(tok)...)
+	if st != 201 {
+		t.Fatalf("credential: %d %v", st, cred)
+	}
+	return waysIn{admin: tok, apiToken: apiTok["token"].(string), apiTokenID: apiTok["id"].(string),
+		grant: url.Values{"grant_type": {"client_credentials"}, "client_id": {cred["client_id"].(string)}, "client_secret": {cred["client_secret"].(string)}}}
+}
+
 // TestClusterSuspendAccount: suspending an account refuses its password
 // tokens, API tokens, client credentials and admin UI sessions on both
 // nodes at once, and its
@@ -197,20 +233,8 @@ func TestClusterSuspendAccount(t *testing.T) {
 	if st != 201 {
 		t.Fatalf("create account: %d %v", st, acc)
 	}
-	boss := login(t, a, "boss@tenant.example", memberPW)
-	if st, _ := a.send(t, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}, bearer(boss)...); st != 200 {
-		t.Fatalf("extension: %d", st)
-	}
-	_, apiTok := a.send(t, "POST", "/v1/api-tokens", map[string]string{"name": "ci"}, bearer(boss)...)
-	key := apiTok["token"].(string)
-	_, me := a.send(t, "GET", "/v1/me", nil, bearer(boss)...)
-	bossID := me["user"].(map[string]any)["id"].(string)
-	if st, _ := a.send(t, "PUT", "/v1/developers/"+bossID, nil, bearer(boss)...); st != 204 {
-		t.Fatalf("developer role: %d", st)
-	}
-	boss = login(t, a, "boss@tenant.example", memberPW)
-	_, cred := a.send(t, "POST", "/v1/credentials", map[string]string{"name": "int"}, bearer(boss)...)
-	grant := url.Values{"grant_type": {"client_credentials"}, "client_id": {cred["client_id"].(string)}, "client_secret": {cred["client_secret"].(string)}}
+	w := adminWaysIn(t, a, "boss@tenant.example", memberPW)
+	boss, key, grant := w.admin, w.apiToken, w.grant
 	st, cc := b.send(t, "POST", "/oauth/token", grant)
 	if st != 200 {
 		t.Fatalf("client credentials: %d %v", st, cc)

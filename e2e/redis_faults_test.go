@@ -26,25 +26,8 @@ func TestClusterRedisDownEveryKind(t *testing.T) {
 	}
 	userID := user["id"].(string)
 	member := login(t, a, "kind@example.com", memberPW)
-	if st, _ := a.send(t, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}, bearer(admin)...); st != 200 {
-		t.Fatalf("extension: %d", st)
-	}
-	st, apiTok := a.send(t, "POST", "/v1/api-tokens", map[string]string{"name": "ci"}, bearer(admin)...)
-	if st != 201 {
-		t.Fatalf("api token: %d %v", st, apiTok)
-	}
-	key := apiTok["token"].(string)
-	_, me := a.send(t, "GET", "/v1/me", nil, bearer(admin)...)
-	adminID := me["user"].(map[string]any)["id"].(string)
-	if st, _ := a.send(t, "PUT", "/v1/developers/"+adminID, nil, bearer(admin)...); st != 204 {
-		t.Fatalf("developer role: %d", st)
-	}
-	admin = login(t, a, "admin@example.com", processAdminPassword)
-	st, cred := a.send(t, "POST", "/v1/credentials", map[string]string{"name": "int"}, bearer(admin)...)
-	if st != 201 {
-		t.Fatalf("credential: %d %v", st, cred)
-	}
-	grant := url.Values{"grant_type": {"client_credentials"}, "client_id": {cred["client_id"].(string)}, "client_secret": {cred["client_secret"].(string)}}
+	w := adminWaysIn(t, a, "admin@example.com", processAdminPassword)
+	admin, key, grant := w.admin, w.apiToken, w.grant
 	st, cc := b.send(t, "POST", "/oauth/token", grant)
 	if st != 200 {
 		t.Fatalf("client credentials: %d %v", st, cc)
@@ -92,8 +75,8 @@ func TestClusterRedisDownEveryKind(t *testing.T) {
 		{"disable", "PATCH", "/v1/users/" + userID, map[string]any{"status": "disabled"}, bearer(admin)},
 		{"settings", "PUT", "/v1/settings", map[string]any{"rate_limit": map[string]int{"burst": 3}}, bearer(admin)},
 		{"create workspace", "POST", "/v1/workspaces", map[string]string{"name": "w"}, bearer(admin)},
-		{"delete API token", "DELETE", "/v1/api-tokens/" + apiTok["id"].(string), nil, bearer(admin)},
-		{"delete API token via API token", "DELETE", "/v1/api-tokens/" + apiTok["id"].(string), nil, []string{"X-API-Token", key}},
+		{"delete API token", "DELETE", "/v1/api-tokens/" + w.apiTokenID, nil, bearer(admin)},
+		{"delete API token via API token", "DELETE", "/v1/api-tokens/" + w.apiTokenID, nil, []string{"X-API-Token", key}},
 		{"refresh grant", "POST", "/oauth/token", refresh, nil},
 		{"API access token", "GET", "/v1/me", nil, bearer(appTok)},
 		{"leak bulk revocation", "POST", "/v1/credentials/revoke", map[string]any{"credentials": []string{key}}, nil},
