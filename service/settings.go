@@ -61,14 +61,14 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 	}
 	// The single sign-on is checked, and its issuer discovered, before
 	// the transaction: discovery is a request to the provider.
-	var nextSSO *store.SSOConfig
+	var nextSSO, ssoBase *store.SSOConfig
 	if patch.SSO != nil {
 		// A provider the caller chooses signs people in to the console.
 		if err := requireOwnAuthority(p, "set up single sign-on"); err != nil {
 			return gatehouse.Settings{}, err
 		}
 		var err error
-		if nextSSO, err = s.nextSSO(ctx, p.AccountID, patch.SSO); err != nil {
+		if nextSSO, ssoBase, err = s.nextSSO(ctx, p.AccountID, patch.SSO); err != nil {
 			return gatehouse.Settings{}, err
 		}
 	}
@@ -89,7 +89,7 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 			return err
 		}
 		if patch.SSO != nil {
-			if err := s.writeSSO(ctx, tx, p, nextSSO); err != nil {
+			if err := s.writeSSO(ctx, tx, p, nextSSO, ssoBase); err != nil {
 				return err
 			}
 			next.SSO = viewSSO(nextSSO)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,14 +81,27 @@ func viewSSO(c *store.SSOConfig) *gatehouse.SSOSettings {
 
 // nextSSO checks an SSO patch against the account's current single
 // sign-on and returns what to store (nil to remove it), with the issuer
-// discovered: a provider that cannot be discovered is refused on save
-// (invalid_request about sso.issuer), not at the first sign-in.
-func (s *Service) nextSSO(ctx context.Context, accountID string, p *gatehouse.SSOPatch) (*store.SSOConfig, error) {
-	cur, err := s.store.SSOConfig(ctx, accountID)
+// discovered — a provider that cannot be discovered is refused on save
+// (invalid_request about sso.issuer), not at the first sign-in — and the
+// single sign-on it was made from (nil for none), which writeSSO finds
+// unchanged or refuses.
+func (s *Service) nextSSO(ctx context.Context, accountID string, p *gatehouse.SSOPatch) (next, base *store.SSOConfig, err error) {
+	base, err = s.store.SSOConfig(ctx, accountID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
-		cur = &store.SSOConfig{AccountID: accountID}
+		base = nil
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	next, err = s.patchSSO(ctx, accountID, base, p)
+	return next, base, err
+}
+
+// patchSSO is nextSSO's check of p against base.
+func (s *Service) patchSSO(ctx context.Context, accountID string, base *store.SSOConfig, p *gatehouse.SSOPatch) (*store.SSOConfig, error) {
+	var err error
+	cur := &store.SSOConfig{AccountID: accountID}
+	if base != nil {
+		cur = base
 	}
 	next := *cur
 	if p.Issuer != nil {
@@ -150,8 +164,12 @@ func (s *Service) nextSSO(ctx context.Context, accountID string, p *gatehouse.SS
 
 // writeSSO stores (or, with next nil, removes) the account's single
 // sign-on inside tx, audited as sso.update or sso.remove without the
-// secret.
-func (s *Service) writeSSO(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, next *store.SSOConfig) error {
+// secret. A next made from base (nextSSO) is stored only over base: when
+// another change committed since base was read — single sign-on made
+// required, removed, pointed elsewhere — the save is a conflict, not an
+// undoing of that change (the account's row, locked by the caller, orders
+// the saves).
+func (s *Service) writeSSO(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, next, base *store.SSOConfig) error {
 	if next == nil {
 		if err := tx.DeleteSSOConfig(p.AccountID); err != nil {
 			return err
@@ -164,6 +182,9 @@ func (s *Service) writeSSO(ctx context.Context, tx *store.Tx, p *gatehouse.Princ
 	}
 	if err != nil {
 		return err
+	}
+	if !sameSSO(prev, base) {
+		return gatehouse.Errorf(gatehouse.EConflict, "The single sign-on settings changed while this change was checked: read them again and retry")
 	}
 	if err := tx.PutSSOConfig(next); err != nil {
 		return err
@@ -483,4 +504,14 @@ func safeASCIIWord(s string) string {
 		return "error"
 	}
 	return b.String()
+}
+
+// sameSSO reports whether a and b (nil for none) are one stored single
+// sign-on, unchanged.
+func sameSSO(a, b *store.SSOConfig) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.SealedSecret == b.SealedSecret &&
+		slices.Equal(a.Domains, b.Domains) && a.Required == b.Required && a.UpdatedAt.Equal(b.UpdatedAt)
 }

@@ -915,7 +915,10 @@ export interface paths {
         };
         /** The account's settings (admin) */
         get: operations["getSettings"];
-        /** Change any subset of the settings (admin); all or nothing */
+        /**
+         * Change any subset of the settings (admin); all or nothing
+         * @description A change of the single sign-on that another change of it overtook while the provider was discovered is a conflict, and changes nothing.
+         */
         put: operations["updateSettings"];
         post?: never;
         delete?: never;
@@ -8771,6 +8774,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "forbidden" | "insufficient_scope" | "invalid_user" | "ip_not_allowed";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
                     };
                 };
             };
