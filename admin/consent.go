@@ -50,6 +50,9 @@ type consentPage struct {
 	Consent *service.Consent
 	Words   []scopeLine
 	Hidden  url.Values
+	// ReturnTo is where the code goes: the request's redirect URI, or the
+	// application's one when the request named none.
+	ReturnTo string
 }
 
 // authErrorPage is a refused request of a self-registered client, shown
@@ -134,7 +137,11 @@ func (u *UI) authorizePage(w http.ResponseWriter, r *http.Request, pg page) erro
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' "+
 		formTarget(req.RedirectURI)+"; base-uri 'none'")
 	pg.Title, pg.Page = "Authorise "+c.App.Name, "authorize"
-	u.render(w, http.StatusOK, "consent", consentPage{page: pg, Consent: c, Words: lines(c.Scopes), Hidden: hidden})
+	returnTo := req.RedirectURI
+	if returnTo == "" && len(c.App.RedirectURIs) > 0 {
+		returnTo = c.App.RedirectURIs[0]
+	}
+	u.render(w, http.StatusOK, "consent", consentPage{page: pg, Consent: c, Words: lines(c.Scopes), Hidden: hidden, ReturnTo: returnTo})
 	return nil
 }
 

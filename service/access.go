@@ -121,12 +121,15 @@ func RequireOperator(p *gatehouse.Principal) error {
 // so the two cannot deadlock. A role removal or disable that committed
 // first is seen here; one that commits later sees the new credential.
 // The caller checks the role on the result. Forbidden if the user has been
-// disabled since the request authenticated.
+// disabled or deleted since the request authenticated.
 func lockUser(tx *store.Tx, u *gatehouse.User) (*gatehouse.User, error) {
 	if _, err := tx.Account(u.AccountID); err != nil {
 		return nil, err
 	}
 	cur, err := tx.User(u.AccountID, u.ID)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return nil, gatehouse.Forbidden("This user has been deleted")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -755,6 +755,9 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 			return nil
 		}
 		u, err := tx.User(code.AccountID, code.UserID)
+		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+			return invalidCode() // deleted since it consented
+		}
 		if err != nil {
 			return err
 		}

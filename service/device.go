@@ -312,10 +312,13 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			return nil
 		}
 		u, err := tx.User(d.AccountID, d.UserID)
+		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+			u, err = nil, nil // deleted since it approved
+		}
 		if err != nil {
 			return err
 		}
-		if !u.Active() || u.Epoch != d.UserEpoch || u.PasswordEpoch != d.PasswordEpoch {
+		if u == nil || !u.Active() || u.Epoch != d.UserEpoch || u.PasswordEpoch != d.PasswordEpoch {
 			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user can no longer authorise the application")
 			return nil
 		}
