@@ -24,6 +24,10 @@ type Target struct {
 	Path string
 }
 
+// maxOverrides is how many methods, beside the request's own, the
+// method-override headers of one request may name (distinct ones).
+const maxOverrides = 3
+
 // Canonical returns the target of a request of method to the escaped path
 // (as sent, url.URL.EscapedPath), with the method-override headers of h.
 // It refuses with invalid_request, naming the reason, whatever servers
@@ -48,6 +52,14 @@ func Canonical(method, escaped string, h http.Header) (Target, error) {
 			m := strings.ToUpper(strings.TrimSpace(v))
 			if !upperToken(m) {
 				return Target{}, gatehouse.Invalid("The %s header is not a method", name)
+			}
+			if slices.Contains(t.Methods, m) {
+				continue
+			}
+			if len(t.Methods) > maxOverrides {
+				// Each method is matched against the rules: their number
+				// must not grow with the request.
+				return Target{}, gatehouse.Invalid("A request names at most %d methods in its method-override headers", maxOverrides)
 			}
 			t.Methods = append(t.Methods, m)
 		}

@@ -89,6 +89,23 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
+// TestCanonicalOverridesBounded: a method named again by the override
+// headers counts once, and more than three others are refused.
+func TestCanonicalOverridesBounded(t *testing.T) {
+	h := http.Header{"X-Http-Method": make([]string, 1500)}
+	for i := range h["X-Http-Method"] {
+		h["X-Http-Method"][i] = "get"
+	}
+	tg, err := Canonical("POST", "/a", h)
+	if err != nil || !slices.Equal(tg.Methods, []string{"POST", "GET"}) {
+		t.Fatalf("one method named 1,500 times: %v %v", tg.Methods, err)
+	}
+	h = http.Header{"X-Http-Method": {"PUT", "PATCH"}, "X-Method-Override": {"DELETE", "GET"}}
+	if _, err := Canonical("POST", "/a", h); err == nil {
+		t.Fatal("four other methods accepted")
+	}
+}
+
 func TestIsMethodOverride(t *testing.T) {
 	for name, want := range map[string]bool{
 		"X-HTTP-Method-Override": true, "x-http-method-override": true, "X_HTTP_METHOD_OVERRIDE": true,

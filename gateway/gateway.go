@@ -78,8 +78,13 @@ func SetIdentity(h http.Header, p *gatehouse.Principal) {
 // It serves no one resource: a token bound to one (RFC 8707) is taken as
 // any other token of its user.
 func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
+	return forwardAuth(a, routes, byHeaders)
+}
+
+// forwardAuth is ForwardAuth with the original request read by original.
+func forwardAuth(a *admission.Admitter, routes *Routes, original originalFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rule, err := checkedRule(r, routes)
+		rule, err := checkedRule(r, routes, original)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -97,26 +102,62 @@ func ForwardAuth(a *admission.Admitter, routes *Routes) http.Handler {
 	})
 }
 
+// ExtAuthzPath is the path under which ExtAuthz takes checks: Envoy's
+// HTTP ext_authz sends the original request's method, and its path after
+// path_prefix (set to this).
+const ExtAuthzPath = "/v1/auth/check"
+
+// ExtAuthz returns the handler of any method on ExtAuthzPath + "/{path…}":
+// ForwardAuth for a proxy that names the original request by the check's
+// own method and the path after ExtAuthzPath (Envoy's HTTP ext_authz).
+// A check that also names one by headers (OriginalRequest) is refused.
+func ExtAuthz(a *admission.Admitter, routes *Routes) http.Handler {
+	return forwardAuth(a, routes, func(r *http.Request) (string, string, bool, error) {
+		if _, u, err := OriginalRequest(r.Header); err != nil || u != nil {
+			return "", "", false, gatehouse.Invalid("A check under %s/ names the request by its method and path, not by headers", ExtAuthzPath)
+		}
+		escaped := r.URL.EscapedPath()
+		i := strings.Index(escaped, ExtAuthzPath+"/")
+		if i < 0 {
+			return "", "", false, gatehouse.Invalid("The check's path does not hold the request's")
+		}
+		return r.Method, escaped[i+len(ExtAuthzPath):], true, nil
+	})
+}
+
 // checkedRule returns the rule of the original request a forward-auth
 // check names (see ForwardAuth).
-func checkedRule(r *http.Request, routes *Routes) (Rule, error) {
+func checkedRule(r *http.Request, routes *Routes, original originalFunc) (Rule, error) {
 	for name := range r.Header {
 		if IsIdentityHeader(name) {
 			return Rule{}, gatehouse.Invalid("The request carries a %s header; X-Gatehouse-* headers are Gatehouse's to send", name)
 		}
 	}
-	method, u, err := OriginalRequest(r.Header)
+	method, escaped, named, err := original(r)
 	if err != nil {
 		return Rule{}, err
 	}
-	if u == nil {
+	if !named {
 		return routes.Default(), nil
 	}
-	t, err := Canonical(method, u.EscapedPath(), r.Header)
+	t, err := Canonical(method, escaped, r.Header)
 	if err != nil {
 		return Rule{}, err
 	}
 	return routes.Match(t), nil
+}
+
+// originalFunc returns the method and escaped path of the request a
+// forward-auth check is about; named is false when the check names none.
+type originalFunc func(r *http.Request) (method, escaped string, named bool, err error)
+
+// byHeaders is the originalFunc of GET /v1/auth/check: OriginalRequest.
+func byHeaders(r *http.Request) (string, string, bool, error) {
+	method, u, err := OriginalRequest(r.Header)
+	if err != nil || u == nil {
+		return "", "", false, err
+	}
+	return method, u.EscapedPath(), true, nil
 }
 
 // The headers through which a forward-auth proxy names the original

@@ -335,37 +335,91 @@ func (rs *Routes) Match(t Target) Rule {
 //     when a pattern matches the twin at its root (/ops/ for /ops, not
 //     /v1/chains/ for /v1/chains/c1/execute, which the path itself is
 //     under) or when no pattern matches the path itself.
+//
+// A last segment with a format suffix (summary.json) is also its stem
+// (summary) to servers that route the suffix as a format (Rails'
+// (.:format), Spring's suffix matching): when a more specific pattern
+// matches the stem than the path, its rule applies too.
 func (rs *Routes) matchPath(method, p string) Rule {
-	own, ownOK, _ := rs.match(method, p)
+	r, pattern := rs.matchSlashes(method, p)
+	if stem, ok := formatStem(p); ok {
+		if sr, sp := rs.matchSlashes(method, stem); len(sp) > len(pattern) {
+			r = Strictest(r, sr)
+		}
+	}
+	return r
+}
+
+// matchSlashes is matchPath without format suffixes; it returns the rule
+// and the pattern of the path's own match ("" for none).
+func (rs *Routes) matchSlashes(method, p string) (Rule, string) {
+	own, pattern, ownOK, _ := rs.match(method, p)
 	switch {
 	case p == "/":
-		return own
+		return own, pattern
 	case strings.HasSuffix(p, "/"):
-		if twin, ok, _ := rs.match(method, p[:len(p)-1]); ok {
-			return Strictest(own, twin)
+		if twin, _, ok, _ := rs.match(method, p[:len(p)-1]); ok {
+			return Strictest(own, twin), pattern
 		}
-		return own
+		return own, pattern
 	}
-	if twin, ok, root := rs.match(method, p+"/"); ok && (root || !ownOK) {
-		return Strictest(own, twin)
+	if !ownOK {
+		// ServeMux answers a path whose twin is a pattern (/ops/status
+		// for /ops/status/) with a redirect, not a rule: the path's own
+		// rule is the subtree's it lies in (/ops/).
+		own, pattern = rs.enclosing(method, p)
 	}
-	return own
+	if twin, _, ok, root := rs.match(method, p+"/"); ok && (root || !ownOK) {
+		return Strictest(own, twin), pattern
+	}
+	return own, pattern
+}
+
+// enclosing returns the rule and pattern of the nearest subtree pattern
+// that holds p, or the default and "".
+func (rs *Routes) enclosing(method, p string) (Rule, string) {
+	for dir := p; ; {
+		i := strings.LastIndexByte(dir, '/')
+		if i < 0 {
+			return rs.def, ""
+		}
+		dir = dir[:i]
+		r, pattern, ok, _ := rs.match(method, dir+"/")
+		if ok && strings.HasSuffix(pattern, "/") {
+			return r, pattern
+		}
+		if dir == "" {
+			return rs.def, ""
+		}
+	}
+}
+
+// formatStem returns p without the format suffix of its last segment
+// (".json" of /reports/summary.json), if it has one.
+func formatStem(p string) (string, bool) {
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	i := strings.LastIndexByte(last, '.')
+	if i <= 0 || i == len(last)-1 {
+		return "", false
+	}
+	return p[:len(p)-len(last)+i], true
 }
 
 // match returns the rule ServeMux chooses for method and a lower-case
-// decoded path, or the default; ok reports a pattern matched, root that
-// it matched a path ending in "/" as its last segment rather than as a
-// subtree the path lies deeper in.
-func (rs *Routes) match(method, path string) (r Rule, ok, root bool) {
+// decoded path, or the default, with the pattern that matched (without
+// its method); ok reports a pattern matched, root that it matched a path
+// ending in "/" as its last segment rather than as a subtree the path
+// lies deeper in.
+func (rs *Routes) match(method, path string) (r Rule, pattern string, ok, root bool) {
 	h, pattern := rs.mux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
 	i, ok := h.(ruleHandler)
 	if !ok {
-		return rs.def, false, false
+		return rs.def, "", false, false
 	}
 	if j := strings.IndexAny(pattern, " \t"); j >= 0 {
 		pattern = strings.TrimLeft(pattern[j:], " \t")
 	}
-	return rs.rules[i], true, strings.Count(pattern, "/") == strings.Count(path, "/")
+	return rs.rules[i], pattern, true, strings.Count(pattern, "/") == strings.Count(path, "/")
 }
 
 // Strictest returns what satisfies both a and b: public only when both

@@ -263,6 +263,46 @@ func TestRoutesMatch(t *testing.T) {
 	}
 }
 
+// TestRoutesNestedTreesAndFormats: a path whose twin with a slash is a
+// pattern of its own keeps the rule of the tree it lies in; a format
+// suffix also gets its stem's rule when a more specific pattern matches
+// the stem; a public file with a pattern of its own stays public.
+func TestRoutesNestedTreesAndFormats(t *testing.T) {
+	rs, err := ParseRoutes([]byte(`
+routes:
+  - {pattern: /ops/, scopes: [settings:write]}
+  - {pattern: /ops/status/, public: true}
+  - {pattern: /reports/summary, scopes: [audit:read]}
+  - {pattern: /reports/, public: true}
+  - {pattern: /favicon.ico, public: true}
+`), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := Rule{Pattern: "/ops/", Scopes: gatehouse.Scopes{"settings:write"}}
+	audit := Rule{Pattern: "/reports/summary", Scopes: gatehouse.Scopes{"audit:read"}}
+	for _, tc := range []struct {
+		method, uri string
+		want        Rule
+	}{
+		{"DELETE", "/ops/status", ops},
+		{"POST", "/OPS/Status", ops},
+		{"GET", "/ops/status/", Rule{Pattern: "/ops/status/", Public: true}},
+		{"GET", "/reports/summary.json", audit},
+		{"GET", "/reports/summary.tar.gz", Rule{Pattern: "/reports/", Public: true}}, // stem summary.tar: no more specific pattern
+		{"GET", "/reports/other.json", Rule{Pattern: "/reports/", Public: true}},
+		{"GET", "/favicon.ico", Rule{Pattern: "/favicon.ico", Public: true}},
+	} {
+		tg, err := target(t, tc.method, tc.uri, nil)
+		if err != nil {
+			t.Fatalf("Canonical(%s %s): %v", tc.method, tc.uri, err)
+		}
+		if got := rs.Match(tg); !equalRule(got, tc.want) {
+			t.Errorf("Match(%s %s) = %+v, want %+v", tc.method, tc.uri, got, tc.want)
+		}
+	}
+}
+
 // TestRoutesCaseConflicts: patterns differing only in case are one path,
 // so the file is refused as conflicting.
 func TestRoutesCaseConflicts(t *testing.T) {

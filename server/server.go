@@ -726,7 +726,14 @@ func (s *Server) routes() (main, console http.Handler) {
 	// UI sit under the management prefix (none by default).
 	prefix := s.cfg.ManagementPrefix
 	(&api.API{Service: svc, Admit: s.Admission, Prefix: prefix}).Register(mux)
-	mux.Handle("GET "+prefix+"/v1/auth/check", gateway.ForwardAuth(s.Admission, s.gatewayRoutes))
+	mux.Handle("GET "+prefix+gateway.ExtAuthzPath, gateway.ForwardAuth(s.Admission, s.gatewayRoutes))
+	mux.Handle(prefix+gateway.ExtAuthzPath+"/", gateway.ExtAuthz(s.Admission, s.gatewayRoutes))
+	// Another method on the check itself is refused, not redirected to
+	// the tree above (a check of "/").
+	mux.Handle(prefix+gateway.ExtAuthzPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EMethodNotAllowed, "Method %s is not allowed here", r.Method))
+	}))
 	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/credentials/revoke"), s.bulk)
 	mux.Handle(httpx.PrefixPattern(prefix, "POST /v1/secret-scanning/github"), &leak.GitHub{Service: svc, Keys: s.githubKeys})
 	publicHTTPS := s.cfg.PublicURL != "" && strings.HasPrefix(s.issuer, "https://")

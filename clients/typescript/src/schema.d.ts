@@ -490,7 +490,7 @@ export interface paths {
         };
         /**
          * Forward auth for a reverse proxy (docs/gateway.md)
-         * @description 200 with the identity headers when the credential is good (or the route of --gateway-routes is public); the original request is named by X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri.
+         * @description 200 with the identity headers when the credential is good (or the route of --gateway-routes is public); the original request is named by X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri. For Envoy's HTTP ext_authz, any method on /v1/auth/check/ followed by the original path is a check of that method and path (docs/gateway.md).
          */
         get: operations["authCheck"];
         put?: never;
