@@ -98,7 +98,7 @@ func TestCanonicalOverridesBounded(t *testing.T) {
 	}
 	tg, err := Canonical("POST", "/a", h)
 	if err != nil || !slices.Equal(tg.Methods, []string{"POST", "GET"}) {
-		t.Fatalf("one method named 1,500 times: %v %v", tg.Methods, err)
+		t.Fatalf("one method named 1,500 times: %d methods %.60v, %v", len(tg.Methods), tg.Methods, err)
 	}
 	h = http.Header{"X-Http-Method": {"PUT", "PATCH"}, "X-Method-Override": {"DELETE", "GET"}}
 	if _, err := Canonical("POST", "/a", h); err == nil {
