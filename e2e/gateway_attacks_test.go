@@ -9,6 +9,16 @@ import (
 	"github.com/gatehouse/gatehouse/server"
 )
 
+// routedGateway starts a gateway to a recording upstream under the attack
+// table's route rules (internal/pathattack), with more rules appended.
+func routedGateway(t *testing.T, more string) (*recorder, *servertest.Env) {
+	t.Helper()
+	rec := newRecorder(t)
+	return rec, servertest.Start(t, func(c *server.Config) {
+		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules+more)
+	})
+}
+
 // TestGatewayFormatSuffix: Rails routes every path with an optional
 // "(.:format)" suffix (and Spring MVC's suffix-pattern matching did the
 // same), so GET /reports/summary.json is the action of GET
@@ -18,10 +28,7 @@ import (
 // (Rails is named among the lenient routers). A token without the rule's
 // scope must not reach the upstream through the suffix.
 func TestGatewayFormatSuffix(t *testing.T) {
-	rec := newRecorder(t)
-	env := servertest.Start(t, func(c *server.Config) {
-		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules)
-	})
+	rec, env := routedGateway(t, "")
 	narrow, _ := attackTokens(t, env)
 	addr := strings.TrimPrefix(env.URL, "http://")
 	for _, c := range []struct{ method, target string }{
@@ -47,10 +54,7 @@ func TestGatewayFormatSuffix(t *testing.T) {
 // check that also names a request by headers; another method on the check
 // itself is 405, not a check of "/".
 func TestExtAuthzEnvoy(t *testing.T) {
-	rec := newRecorder(t)
-	env := servertest.Start(t, func(c *server.Config) {
-		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules)
-	})
+	rec, env := routedGateway(t, "")
 	narrow, wide := attackTokens(t, env)
 	for _, c := range []struct{ method, path string }{{"GET", "/ops/x"}, {"POST", "/ops/x?y=1"}, {"DELETE", "/ops/status"}} {
 		r := env.Request(c.method, "/v1/auth/check"+c.path, nil, "X-API-Token", wide)
@@ -76,10 +80,7 @@ func TestExtAuthzEnvoy(t *testing.T) {
 // count once; more than three others are refused (400) before
 // authentication, never proxied.
 func TestGatewayOverrideMethodsBounded(t *testing.T) {
-	rec := newRecorder(t)
-	env := servertest.Start(t, func(c *server.Config) {
-		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules)
-	})
+	rec, env := routedGateway(t, "")
 	_, wide := attackTokens(t, env)
 	addr := strings.TrimPrefix(env.URL, "http://")
 	var repeats []string
@@ -99,10 +100,7 @@ func TestGatewayOverrideMethodsBounded(t *testing.T) {
 // TestGatewayRouteSpellingsHold: spellings of forward auth's original request and of
 // gateway requests that must not reach a protected route (all hold).
 func TestGatewayRouteSpellingsHold(t *testing.T) {
-	rec := newRecorder(t)
-	env := servertest.Start(t, func(c *server.Config) {
-		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules)
-	})
+	rec, env := routedGateway(t, "")
 	narrow, wide := attackTokens(t, env)
 	addr := strings.TrimPrefix(env.URL, "http://")
 	chk := func(hs ...string) int {
@@ -156,10 +154,7 @@ func TestGatewayRouteSpellingsHold(t *testing.T) {
 // which answers /ops/status with a redirect to /ops/status/, reads that as
 // "no rule", and admits any credential.
 func TestGatewayNestedSubtreeOwnRule(t *testing.T) {
-	rec := newRecorder(t)
-	env := servertest.Start(t, func(c *server.Config) {
-		c.Upstream, c.GatewayRoutes = rec.URL, writeRoutes(t, "routes.yaml", pathattack.Rules+"  - pattern: /ops/status/\n    public: true\n")
-	})
+	rec, env := routedGateway(t, "  - pattern: /ops/status/\n    public: true\n")
 	narrow, _ := attackTokens(t, env)
 	addr := strings.TrimPrefix(env.URL, "http://")
 	for _, c := range []struct{ method, target string }{

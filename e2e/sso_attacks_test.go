@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -113,18 +112,7 @@ func TestSSOConcurrentSaveConflicts(t *testing.T) {
 func TestSSOStartBadAddressNo5xx(t *testing.T) {
 	env, _, _ := ssoSetUp(t)
 	for _, email := range []string{"a\x00nn@example.com", "ann\xff@example.com", "ann@exa\x00mple.com", "ann@example.com\x00", "\xc3@example.com", "ann@\xff"} {
-		c := ssoBrowser(t)
-		_, body := ssoGet(t, c, env.URL+"/admin/sso")
-		m := csrfField.FindStringSubmatch(body)
-		if m == nil {
-			t.Fatalf("no form: %s", body)
-		}
-		resp, err := c.PostForm(env.URL+"/admin/sso", url.Values{"csrf": {m[1]}, "email": {email}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, b := ssoStart(t, env, ssoBrowser(t), email)
 		if resp.StatusCode >= 500 {
 			t.Errorf("email %q: %d %s", email, resp.StatusCode, b)
 		}

@@ -62,9 +62,9 @@ var (
 	continueLink = regexp.MustCompile(`id="continue" href="([^"]+)"`)
 )
 
-// ssoToCallback types email on the SSO page of browser c and follows the
-// provider until the console's callback; it returns the callback URL.
-func ssoToCallback(t *testing.T, env *servertest.Env, c *http.Client, email string) string {
+// ssoStart types email on the SSO page of browser c and returns the
+// answer to the form, its body read.
+func ssoStart(t *testing.T, env *servertest.Env, c *http.Client, email string) (*http.Response, []byte) {
 	t.Helper()
 	_, body := ssoGet(t, c, env.URL+"/admin/sso")
 	m := csrfField.FindStringSubmatch(body)
@@ -77,6 +77,14 @@ func ssoToCallback(t *testing.T, env *servertest.Env, c *http.Client, email stri
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	return resp, b
+}
+
+// ssoToCallback types email on the SSO page of browser c and follows the
+// provider until the console's callback; it returns the callback URL.
+func ssoToCallback(t *testing.T, env *servertest.Env, c *http.Client, email string) string {
+	t.Helper()
+	resp, b := ssoStart(t, env, c, email)
 	l := continueLink.FindStringSubmatch(string(b))
 	if resp.StatusCode != 200 || l == nil {
 		t.Fatalf("start: %d %s", resp.StatusCode, b)
