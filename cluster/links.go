@@ -104,8 +104,6 @@ func (c *countedConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-
-
 // FollowLinks makes r label every state it reads with the count of l, the
 // Links of its client's connections (CountLinks), and confirm no state
 // read on older connections than the script's. Call it before r is used.
