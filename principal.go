@@ -166,11 +166,11 @@ func (p *Principal) Seal() *Principal {
 // is kept in — a random id made whenever the shard had to be created anew
 // (after the shared store lost its memory). Two reads of one shard that
 // return the same state have no revoking change rung between them — when
-// they went on the same connections: Link is how many connections to the
-// shared store the node had opened before the read, and a state read on
-// newer ones is another state whatever its epoch and value (a failover or
-// a restart may have brought an older state back). The zero value is
-// never a shard's state.
+// they went on the same connections: Link is how many connections the
+// node had opened to the shared store, after losing one, when the answer
+// came (cluster.Links), and a state read on newer ones is another state
+// whatever its epoch and value (a failover or a restart may have brought
+// an older state back). The zero value is never a shard's state.
 type ClusterState struct {
 	Epoch string
 	N     uint64
