@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/mfa"
 	"github.com/gatehouse/gatehouse/password"
 	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -21,6 +22,7 @@ type factors struct {
 	t       *testing.T
 	ctx     context.Context
 	svc     *service.Service
+	st      *store.Store
 	op, ann *gatehouse.Principal
 
 	mu  sync.Mutex
@@ -30,7 +32,8 @@ type factors struct {
 func newFactors(t *testing.T) *factors {
 	t.Helper()
 	f := &factors{t: t, ctx: context.Background(), now: time.Unix(1_800_000_000, 0)}
-	f.svc = service.New(service.Config{Store: openStore(t), Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
+	f.st = openStore(t)
+	f.svc = service.New(service.Config{Store: f.st, Passwords: password.New(password.Params{Memory: 1024, Time: 1, Threads: 1}),
 		Digester: token.NewDigester(nil), Now: f.clock, Logger: slog.New(slog.DiscardHandler), MFASealer: mfa.NewSealer([]byte("test key"))})
 	if _, _, err := f.svc.Bootstrap(f.ctx, "op@example.com", pw); err != nil {
 		t.Fatal(err)
@@ -201,6 +204,31 @@ func TestRequireMFA(t *testing.T) {
 // TestResetAndRecover: an admin resets a user's second factors (only the
 // operator resets the operator's), and gatehouse recover clears the
 // operator's.
+// TestResetReapplied: an admin's reset of a user's second factors (a lost
+// device) is re-applied after a restore brought the factor back.
+func TestResetReapplied(t *testing.T) {
+	f := newFactors(t)
+	since := f.clock()
+	f.wait(time.Minute)
+	f.enrol(f.ann)
+	if err := f.svc.ResetSecondFactors(f.ctx, f.op, f.ann.User.ID); err != nil {
+		t.Fatal(err)
+	}
+	var entries []*gatehouse.AuditEntry
+	if err := f.st.AuditSince(f.ctx, since, func(e *gatehouse.AuditEntry) error { entries = append(entries, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.ann = f.as("ann@example.com")
+	f.enrol(f.ann) // what the restored store holds: the factor before the reset
+	out, err := f.svc.ReapplyRevocations(f.ctx, entries, since)
+	if err != nil || out.Applied["user.mfa_reset"] != 1 {
+		t.Fatalf("re-applied %+v, %v", out, err)
+	}
+	if st, _ := f.svc.SecondFactors(f.ctx, f.ann); st.TOTP || st.RecoveryCodesLeft != 0 {
+		t.Fatalf("after the reset was re-applied: %+v", st)
+	}
+}
+
 func TestResetAndRecover(t *testing.T) {
 	f := newFactors(t)
 	f.enrol(f.op)

@@ -29,19 +29,29 @@ type reapply func(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Ti
 // hash is the old one, so the user is left with none (an admin sets a new
 // one) and every password-derived credential ends.
 var revokingActions = map[string]reapply{
-	"credential.delete":     deleteCredential,
-	"credential.roll":       deleteCredential,
-	"credential.update":     disableCredential,
-	"credential.revoke_all": deleteUserCredentials,
-	"api_token.revoke":      deleteAPIToken,
-	"api_token.update":      disableAPIToken,
-	"api_access.revoke":     deleteAPIAccess,
-	AuditLineageRevoked:     revokeFamily,
-	"token.revoke":          revokeIssuedToken,
-	"user.update":           reapplyUserUpdate,
-	"user.password_change":  forgetPassword,
-	"user.sessions_end":     endSessions,
-	"account.update":        suspendAccount,
+	"credential.delete":       deleteCredential,
+	"credential.roll":         deleteCredential,
+	"credential.update":       disableCredential,
+	"credential.revoke_all":   deleteUserCredentials,
+	"credential.leaked":       reapplyLeak,
+	"api_token.revoke":        deleteAPIToken,
+	"api_token.rolled":        deleteAPIToken,
+	"api_token.update":        disableAPIToken,
+	"extension.api_tokens":    apiTokensOff,
+	"api_access.revoke":       deleteAPIAccess,
+	"api_access.reissue":      endAPIAccessLineages,
+	AuditLineageRevoked:       revokeFamily,
+	"token.revoke":            revokeIssuedToken,
+	"user.update":             reapplyUserUpdate,
+	"user.delete":             deleteUser,
+	"user.password_change":    forgetPassword,
+	"user.sessions_end":       endSessions,
+	"user.session_end":        endSession,
+	"user.mfa_reset":          resetFactors,
+	"user.passkey_remove":     removePasskey,
+	"account.update":          suspendAccount,
+	"sso.remove":              removeSSO,
+	"workspace.member_remove": removeMember,
 	// Third-party applications (a rolled application's restored secret is
 	// the retired one, so it is deleted).
 	"app.delete":               deleteApp,
@@ -191,10 +201,121 @@ func apiTokensOff(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time
 	return true, tx.UpdateAccount(a)
 }
 
+// reapplyLeak re-applies a leaked secret's revocation (an entry whose
+// action is "revoked"; one that only notified changes nothing), by the
+// kind of what leaked. A leaked application secret is not named in the
+// entry, so both of the application's secrets end.
+func reapplyLeak(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	if e.Details["action"] != "revoked" {
+		return false, nil
+	}
+	switch e.TargetType {
+	case "token":
+		kind, family, revoked, err := tx.TokenFamily(e.TargetID)
+		if err != nil {
+			return false, err
+		}
+		if family != "" {
+			if done, err := tx.FamilyRevoked(family); err != nil {
+				return false, err
+			} else if !done {
+				return true, tx.RevokeTokenFamily(family, now)
+			}
+		}
+		if revoked || kind == "" {
+			return false, nil
+		}
+		return true, tx.RevokeToken(e.TargetID, now)
+	case "api_token":
+		return tx.RevokeAPITokenForGood(e.AccountID, e.TargetID, now, gatehouse.RevokedLeaked)
+	case "credential":
+		return tx.RevokeCredentialForGood(e.AccountID, e.TargetID, now, gatehouse.RevokedLeaked)
+	case "session":
+		return tx.EndSession(e.TargetID)
+	case "authorization_code":
+		return tx.UseCode(e.TargetID, now)
+	case "device_code":
+		return tx.UseDevice(e.TargetID, now)
+	case "app":
+		return tx.EndAppSecrets(e.TargetID)
+	}
+	return false, nil
+}
+
+// endAPIAccessLineages re-applies a reissue of an API access application:
+// the lineage it issued is not in the restored store, so every lineage of
+// the application there ends (the admin reissues).
+func endAPIAccessLineages(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	n, err := tx.RevokeClientFamilies(e.TargetID, "", now)
+	return n > 0, err
+}
+
+// deleteUser re-applies a user's deletion with its consequences (their
+// credentials and API access application end).
+func deleteUser(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
+	u, err := lockAccountThenUser(tx, e)
+	if err != nil {
+		return false, err
+	}
+	if err := tx.DeleteUser(u, now); err != nil {
+		return false, err
+	}
+	if _, err := tx.DeleteCredentials(u.AccountID, u.ID, "", now); err != nil {
+		return false, err
+	}
+	_, err = tx.DeleteAPIApplication(u.ID, now)
+	return true, err
+}
+
+func endSession(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	return tx.EndSession(e.TargetID)
+}
+
+// resetFactors re-applies an admin's reset of a user's second factors (a
+// lost or stolen device): every factor the restored store holds predates
+// it.
+func resetFactors(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if _, err := lockAccountThenUser(tx, e); err != nil {
+		return false, err
+	}
+	n, err := tx.ClearFactors(e.TargetID)
+	if err != nil {
+		return false, err
+	}
+	return n > 0, tx.DeleteSignIns(e.TargetID)
+}
+
+func removePasskey(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	id := e.Details["passkey_id"]
+	if id == "" {
+		return false, nil
+	}
+	if err := tx.DeletePasskey(e.TargetID, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func removeSSO(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	if _, err := tx.SSOConfig(e.TargetID); err != nil {
+		return false, err
+	}
+	return true, tx.DeleteSSOConfig(e.TargetID)
+}
+
+func removeMember(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
+	u := e.Details["user_id"]
+	if u == "" {
+		return false, nil
+	}
+	return tx.RemoveMember(e.TargetID, u)
+}
+
 // reapplyUserUpdate re-applies what a user change took away: a disable
-// (new epochs, no API access application), the loss of the admin role (no
-// API access application), a new password (see forgetPassword; only while
-// the user has not changed since the entry).
+// (new epochs, no API access application), the loss of a role (taken
+// again; the admin role's loss also ends the API access application), a
+// new password (see forgetPassword; only while the user has not changed
+// since the entry). A role the entry gave is not given again.
 func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now time.Time) (bool, error) {
 	u, err := lockAccountThenUser(tx, e)
 	if err != nil {
@@ -206,8 +327,13 @@ func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 		u.Epoch++
 		u.PasswordEpoch++
 	}
-	if roles, ok := e.Details["roles"]; ok && !slices.Contains(strings.Fields(strings.ReplaceAll(roles, ",", " ")), string(gatehouse.RoleAdmin)) {
-		dropApp = true
+	if roles, ok := e.Details["roles"]; ok {
+		kept := strings.Fields(strings.ReplaceAll(roles, ",", " "))
+		left := slices.DeleteFunc(slices.Clone(u.Roles), func(r gatehouse.Role) bool { return !slices.Contains(kept, string(r)) })
+		if len(left) != len(u.Roles) {
+			u.Roles, changed = left, true
+		}
+		dropApp = dropApp || !slices.Contains(kept, string(gatehouse.RoleAdmin))
 	}
 	if e.Details["password"] == "changed" && u.UpdatedAt.Before(e.CreatedAt) {
 		u.PasswordHash, changed = "", true

@@ -18,7 +18,8 @@ import (
 // (VACUUM INTO), revocations of every other kind than the end-to-end test
 // covers are made — an API token deleted, another disabled, a lineage
 // revoked by reuse detection, a refresh token revoked (RFC 7009), a
-// password changed by an admin, an account suspended — and the audit log
+// password changed by an admin, an account suspended, an API access
+// application reissued, a workspace member removed — and the audit log
 // is exported. On the restored copy each credential works again until
 // ReapplyRevocations runs; then each is refused, and a second run changes
 // nothing.
@@ -89,6 +90,25 @@ func TestReapplyRevocations(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An API access application reissued later, and a workspace member
+	// removed later.
+	_, _, err = svc.CreateAccount(ctx, op, service.NewAccount{Name: "Third", AdminEmail: "cy@example.com", AdminPassword: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cyP, _ := principal(svc, "cy@example.com", pw)
+	cyApp, err := svc.EnableAPIAccess(ctx, cyP, service.APIAccessInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := svc.CreateWorkspace(ctx, op, service.NewWorkspace{Name: "Shared"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddWorkspaceMember(ctx, op, ws.ID, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	// The backup.
 	db, err := sql.Open("sqlite", live)
 	if err != nil {
@@ -124,6 +144,8 @@ func TestReapplyRevocations(t *testing.T) {
 			return err
 		},
 		func() error { return svc.RevokeToken(ctx, bea, "", beaApp.RefreshToken) },
+		func() error { _, err := svc.ReissueAPIAccess(ctx, cyP); return err },
+		func() error { return svc.RemoveWorkspaceMember(ctx, op, ws.ID, ann.ID) },
 		func() error {
 			_, err := svc.UpdateAccount(ctx, op, other.ID, service.AccountPatch{Status: ptr(gatehouse.AccountSuspended)})
 			return err
@@ -152,8 +174,14 @@ func TestReapplyRevocations(t *testing.T) {
 		_, _, errAnnPw := svc.PasswordGrant(ctx, "ann@example.com", pw, "192.0.2.9", "")
 		_, errBeaApp := svc.AccessPrincipal(ctx, beaApp.AccessToken)
 		_, errBea := svc.AccessPrincipal(ctx, beaToken)
+		_, errCyApp := svc.AccessPrincipal(ctx, cyApp.AccessToken)
+		member, err := st.IsMember(ctx, ws.ID, ann.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return map[string]bool{"deleted API token": ok(errDeleted), "disabled API token": ok(errDisabled), "revoked lineage": ok(errLineage),
-			"password token": ok(errAnn), "old password": ok(errAnnPw), "revoked refresh token's lineage": ok(errBeaApp), "suspended account": ok(errBea)}
+			"password token": ok(errAnn), "old password": ok(errAnnPw), "revoked refresh token's lineage": ok(errBeaApp), "suspended account": ok(errBea),
+			"lineage before a reissue": ok(errCyApp), "removed workspace member": member}
 	}
 	for what, ok := range works() {
 		if !ok {

@@ -160,7 +160,7 @@ func (s *Service) RemoveWorkspaceMember(ctx context.Context, p *gatehouse.Princi
 		if err := manageableNow(tx, p, w); err != nil {
 			return err
 		}
-		if err := tx.RemoveMember(w.ID, userID); err != nil {
+		if _, err := tx.RemoveMember(w.ID, userID); err != nil {
 			return err
 		}
 		return s.record(tx, s.audit(ctx, p, "workspace.member_remove", "workspace", w.ID, map[string]string{"user_id": userID}))

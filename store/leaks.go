@@ -94,6 +94,20 @@ func (t *Tx) RevokeAppSecret(id, hash string) (bool, error) {
 	return n > 0, err
 }
 
+// EndAppSecrets makes both client secrets of application id, current and
+// previous, work no more (its owner rolls a new one), and reports whether
+// one still did: a leak re-applied after a restore, when which of them
+// leaked is not known.
+func (t *Tx) EndAppSecrets(id string) (bool, error) {
+	res, err := t.exec(`UPDATE apps SET secret_hash = '', prev_secret_hash = '', prev_secret_expires_at = NULL
+		WHERE id = ? AND (secret_hash <> '' OR prev_secret_hash <> '')`, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // DeviceByHash returns the device authorization whose device code has
 // digest hash, or not_found.
 func (s *Store) DeviceByHash(ctx context.Context, hash string) (*gatehouse.DeviceCode, error) {

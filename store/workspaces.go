@@ -129,7 +129,11 @@ func (t *Tx) AddMember(workspaceID, userID string, at time.Time) error {
 }
 
 // RemoveMember ends a membership; removing a non-member is a no-op.
-func (t *Tx) RemoveMember(workspaceID, userID string) error {
-	_, err := t.exec(`DELETE FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
-	return err
+func (t *Tx) RemoveMember(workspaceID, userID string) (bool, error) {
+	res, err := t.exec(`DELETE FROM workspace_members WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }

@@ -123,8 +123,12 @@ func testWorkspaceMembers(t *testing.T, s *store.Store) {
 		t.Fatalf("stranger's workspaces %v", got)
 	}
 
-	for range 2 { // removing a non-member is a no-op
-		update(t, s, func(tx *store.Tx) error { return tx.RemoveMember(w.ID, viewer.ID) })
+	for i := range 2 { // removing a non-member is a no-op
+		var removed bool
+		update(t, s, func(tx *store.Tx) (err error) { removed, err = tx.RemoveMember(w.ID, viewer.ID); return err })
+		if removed != (i == 0) {
+			t.Fatalf("removal %d reported %v", i, removed)
+		}
 	}
 	if member(t, viewer.ID) || !member(t, owner.ID) {
 		t.Fatal("IsMember wrong after removing the viewer")
