@@ -36,27 +36,40 @@ type Endpoints struct {
 }
 
 // caller authenticates the caller of revocation or introspection: a client
-// credential (HTTP Basic or body) or a bearer token, charged to the
-// caller's rate limit like any authenticated request. It returns nil when
-// the request carries neither. A client id without a secret is a public
-// client (RFC 7009 §2.1): it is not authenticated, and appID returns it;
-// a confidential third-party application authenticates with its secret,
-// and appID returns its client id too.
+// credential (HTTP Basic or body), a bearer token or an API token (SPEC
+// §3.2, §4), charged to the caller's rate limit like any authenticated
+// request. It returns nil when the request carries none. A request uses
+// one method (RFC 6749 §2.3): a bearer token with body credentials is
+// refused by ParseRequest, an API token with client credentials here; a
+// bearer or API token, when present, is always authenticated, through
+// admission like any request with it. The act-as-user header is honoured
+// only with an API token (SPEC §3.2): with anything else it is
+// invalid_request. A client id without a secret is a public client (RFC
+// 7009 §2.1): it is not authenticated, and appID returns it; a
+// confidential third-party application authenticates with its secret, and
+// appID returns its client id too.
 func (e *Endpoints) caller(w http.ResponseWriter, r *http.Request, req *Request) (p *gatehouse.Principal, appID string, err error) {
+	a := e.Admit.Auth()
+	apiToken := len(r.Header[a.APITokenHeader()]) > 0
+	client := req.ClientID != "" || req.ClientSecret != "" || req.Basic
 	switch {
+	case apiToken && (client || (!req.Bearer && len(r.Header["Authorization"]) > 0)):
+		return nil, "", gatehouse.Invalid("Authenticate once: with an API token or with client credentials, not both")
+	case len(r.Header[a.UserEmailHeader()]) > 0 && !apiToken:
+		return nil, "", gatehouse.Invalid("The %s header is honoured only with an API token", a.UserEmailHeader())
+	case req.Bearer || apiToken:
+		p, err = e.Admit.Admit(w, r)
+		return p, "", err
 	case req.ClientID != "" && req.ClientSecret == "":
 		return nil, req.ClientID, nil
 	case req.ClientID != "" && e.Service.IsAppClient(r.Context(), req.ClientID):
 		appID, err = e.Service.AuthenticateApp(r.Context(), req.ClientID, req.ClientSecret)
 		return nil, appID, err
-	case req.ClientID != "" || req.ClientSecret != "":
+	case client:
 		p, err = e.Service.ClientPrincipal(r.Context(), req.ClientID, req.ClientSecret)
 		if err == nil {
 			err = e.Admit.Charge(w, r, p)
 		}
-		return p, "", err
-	case req.Bearer:
-		p, err = e.Admit.Admit(w, r)
 		return p, "", err
 	}
 	return nil, "", nil

@@ -13,7 +13,8 @@ import (
 // FuzzParseRequest feeds arbitrary token requests — body, content type,
 // query and Authorization header — to the token endpoint's parser: it never
 // panics, refuses only with invalid_request or payload_too_large, and what
-// it accepts has each parameter once, as clean text.
+// it accepts has each parameter once, as clean text, and one way to
+// authenticate.
 func FuzzParseRequest(f *testing.F) {
 	f.Add("grant_type=client_credentials&client_id=a&client_secret=b", "application/x-www-form-urlencoded", "", "")
 	f.Add(`{"grant_type":"refresh_token","client_id":"gci_x","refresh_token":"grt_y"}`, "application/json", "", "")
@@ -24,6 +25,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add("client_secret=x", "application/x-www-form-urlencoded", "", "Basic YTpi")
 	f.Add("", "", "", "Basic !!!")
 	f.Add("", "", "", "Bearer x")
+	f.Add("client_id=a", "application/x-www-form-urlencoded", "", "Bearer x")
 	f.Fuzz(func(t *testing.T, body, contentType, query, authz string) {
 		r := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(body))
 		r.URL.RawQuery = query
@@ -52,6 +54,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if req.Basic && req.Params["client_secret"] != "" {
 			t.Fatalf("client authenticated twice")
+		}
+		if req.Bearer && (req.ClientID != "" || req.ClientSecret != "" || req.Basic) {
+			t.Fatalf("bearer token and client credentials both accepted")
 		}
 	})
 }

@@ -19,7 +19,8 @@ type Request struct {
 	// ClientID and ClientSecret come from HTTP Basic or the body.
 	ClientID, ClientSecret string
 	// Basic reports whether the client authenticated with HTTP Basic;
-	// Bearer whether the request carries a bearer token instead.
+	// Bearer whether the request carries a bearer token instead (and then
+	// no client credentials: ParseRequest refuses both).
 	Basic, Bearer bool
 	// ClientAddr is the caller's address (httpx.ClientAddr), for the
 	// sign-in throttle.
@@ -32,8 +33,9 @@ func (r *Request) Get(name string) string { return r.Params[name] }
 // ParseRequest reads a token request: a JSON object of strings or a form
 // body, plus the query string when allowQuery is set (SPEC §3.4's
 // /authorization). A parameter sent twice, anywhere, and client
-// credentials both in Basic and in the body are invalid_request (RFC 6749
-// §3.2, §2.3).
+// credentials both in Basic and in the body, or in the body with a bearer
+// token, are invalid_request (RFC 6749 §3.2, §2.3: one authentication
+// method per request).
 func ParseRequest(w http.ResponseWriter, r *http.Request, allowQuery bool) (*Request, error) {
 	req := &Request{Params: map[string]string{}, ClientAddr: httpx.ClientAddr(r)}
 	add := func(k, v string) error {
@@ -126,8 +128,13 @@ func (req *Request) clientAuth(r *http.Request) error {
 	scheme, rest, _ := strings.Cut(authz[0], " ")
 	if strings.EqualFold(scheme, "Bearer") {
 		// Revocation and introspection callers may use a bearer token; the
-		// token endpoint refuses it.
-		req.ClientID, req.ClientSecret, req.Bearer = bodyID, bodySecret, true
+		// token endpoint refuses it. A bearer token is one way to
+		// authenticate, client credentials in the body another: never both
+		// (RFC 6749 §2.3), or one of them would go unchecked.
+		if bodyID != "" || bodySecret != "" {
+			return gatehouse.Invalid("Authenticate once: with a bearer token or with client credentials in the body, not both")
+		}
+		req.Bearer = true
 		return nil
 	}
 	if !strings.EqualFold(scheme, "Basic") {

@@ -76,7 +76,9 @@ type Introspection struct {
 // Introspect describes a token (RFC 7662) to a caller that authenticated
 // with a developer's client credential or as an admin (forbidden
 // otherwise). A token that does not work, or belongs to another account,
-// is {"active":false}.
+// is {"active":false}. Its exp is when it stops working: its own expiry or
+// its credential's, whichever comes first (tokenValid refuses it from
+// either on).
 func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, raw string) (*Introspection, error) {
 	if caller.Method == gatehouse.MethodAuthorizationCode {
 		// An application's token, even an admin's: applications do not
@@ -103,7 +105,7 @@ func (s *Service) Introspect(ctx context.Context, caller *gatehouse.Principal, r
 		return nil, err
 	}
 	return &Introspection{Active: true, Scope: p.EffectiveScopes().String(), ClientID: it.ClientID, Username: it.User.Email, TokenType: "bearer",
-		Exp: it.ExpiresAt.Unix(), Iat: it.CreatedAt.Unix(), Sub: it.UserID, AccountID: it.AccountID, Method: string(it.Method),
+		Exp: tokenExpires(it).Unix(), Iat: it.CreatedAt.Unix(), Sub: it.UserID, AccountID: it.AccountID, Method: string(it.Method),
 		ExternalID: p.ExternalID, Metadata: p.Metadata}, nil
 }
 

@@ -91,6 +91,13 @@ func tokenCredentialExpires(it *store.IssuedToken) *time.Time {
 	return at
 }
 
+// tokenExpires is when an issued token stops working at the latest: its
+// own expiry or its credential's, whichever comes first (tokenValid
+// refuses it from either on).
+func tokenExpires(it *store.IssuedToken) time.Time {
+	return cacheUntil(it.ExpiresAt, tokenCredentialExpires(it))
+}
+
 // cacheUntil is how long a principal may be cached: until its own expiry
 // (zero: none) or its credential's, whichever comes first.
 func cacheUntil(expires time.Time, credential *time.Time) time.Time {

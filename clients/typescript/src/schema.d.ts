@@ -150,7 +150,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Introspect a token (RFC 7662); a client credential or an admin token */
+        /** Introspect a token (RFC 7662); a client credential, or an admin's token or API token */
         post: operations["introspect"];
         delete?: never;
         options?: never;
@@ -2481,7 +2481,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, ip_not_allowed */
+            /** @description Error: forbidden, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2489,7 +2489,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "ip_not_allowed";
+                        error?: "forbidden" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
@@ -2692,7 +2692,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Error: forbidden, ip_not_allowed */
+            /** @description Error: forbidden, invalid_user, ip_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2700,7 +2700,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "forbidden" | "ip_not_allowed";
+                        error?: "forbidden" | "invalid_user" | "ip_not_allowed";
                     };
                 };
             };
