@@ -101,6 +101,10 @@ func New(cfg Config) *Admitter {
 // Auth returns the authenticator.
 func (a *Admitter) Auth() *auth.Authenticator { return a.auth }
 
+// Headers returns the names of the remaining-requests headers, in
+// canonical form.
+func (a *Admitter) Headers() ratelimit.HeaderNames { return a.headers }
+
 // errStale is charge's answer for a principal validated under a cluster
 // state that has changed since: the request is validated again.
 var errStale = errors.New("admission: the principal was validated under an earlier cluster state")

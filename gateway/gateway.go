@@ -333,6 +333,7 @@ type Proxy struct {
 // rate-limits) with cfg.Admit under cfg.Routes.
 func NewProxy(cfg Config) *Proxy {
 	a := cfg.Admit
+	limitHeaders := a.Headers()
 	p := &Proxy{auth: a, routes: cfg.Routes, readIdle: cfg.ReadIdle, writeIdle: cfg.WriteIdle, timeout: cfg.Timeout, resource: cfg.Resource}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -371,8 +372,15 @@ func NewProxy(cfg Config) *Proxy {
 			h.Set(httpx.RequestIDHeader, httpx.RequestID(pr.In.Context()))
 		},
 		ModifyResponse: func(res *http.Response) error {
-			// The answer carries Gatehouse's request id, already set.
+			// The answer carries Gatehouse's request id, already set, and,
+			// for an admitted request, Gatehouse's rate-limit headers: the
+			// upstream's own would stand beside them as second values
+			// (its Retry-After, which Gatehouse sets only on a refusal,
+			// stays).
 			res.Header.Del(httpx.RequestIDHeader)
+			if gatehouse.FromContext(res.Request.Context()) != nil {
+				limitHeaders.Strip(res.Header)
+			}
 			stripOwnCookies(res.Header)
 			return nil
 		},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,85 @@ func TestHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHeadersNearestWindow: RateLimit names the window with the smallest
+// share of its limit left — the burst, the daily window or the quota —
+// with that window's reset (a quota's: the end of its period), and
+// RateLimit-Policy names the quota beside the two windows.
+func TestHeadersNearestWindow(t *testing.T) {
+	lim := ratelimit.Limits{Burst: 100, BurstWindow: 20 * time.Second, Daily: 50000, DailyWindow: 24 * time.Hour}
+	quota := func(limit, remaining int, reset time.Duration, exceeded bool) ratelimit.QuotaDecision {
+		return ratelimit.QuotaDecision{Set: true, Limit: limit, Remaining: remaining, Reset: reset, Exceeded: exceeded}
+	}
+	cases := []struct {
+		name        string
+		d           ratelimit.Decision
+		rateLimit   string
+		retryAfter  string
+		quotaHeader string
+	}{
+		{"burst, no quota", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 97, DailyRemaining: 49997, BurstReset: 20 * time.Second, DailyReset: time.Hour},
+			`"burst";r=97;t=20`, "", ""},
+		{"burst ties daily", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 50, DailyRemaining: 25000, BurstReset: time.Second, DailyReset: time.Hour},
+			`"burst";r=50;t=1`, "", ""},
+		{"daily, no quota", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 90, DailyRemaining: 10, BurstReset: time.Second, DailyReset: 90 * time.Second},
+			`"daily";r=10;t=90`, "", ""},
+		{"quota nearest", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 98, DailyRemaining: 49998, BurstReset: 20 * time.Second, DailyReset: time.Hour,
+			Quota: quota(3, 1, 1000*time.Second, false)},
+			`"quota";r=1;t=1000`, "", "1"},
+		{"quota used up", ratelimit.Decision{Limits: lim, BurstRemaining: 97, DailyRemaining: 49997, BurstReset: 20 * time.Second, DailyReset: time.Hour,
+			RetryAfter: 82328 * time.Second, Quota: quota(3, 0, 82328*time.Second, true)},
+			`"quota";r=0;t=82328`, "82328", "0"},
+		{"quota and burst used up", ratelimit.Decision{Limits: lim, BurstRemaining: 0, DailyRemaining: 49900, BurstReset: 5 * time.Second, DailyReset: time.Hour,
+			RetryAfter: 3600 * time.Second, Quota: quota(1000, 0, 3600*time.Second, true)},
+			`"quota";r=0;t=3600`, "3600", "0"},
+		{"burst nearer than quota", ratelimit.Decision{Limits: lim, BurstRemaining: 0, DailyRemaining: 49900, BurstReset: 5 * time.Second, DailyReset: time.Hour,
+			RetryAfter: 5 * time.Second, Quota: quota(1000, 400, 3600*time.Second, false)},
+			`"burst";r=0;t=5`, "5", "400"},
+		{"daily nearer than quota", ratelimit.Decision{Allowed: true, Limits: lim, BurstRemaining: 99, DailyRemaining: 100, BurstReset: time.Second, DailyReset: 90 * time.Second,
+			Quota: quota(1000, 500, 3600*time.Second, false)},
+			`"daily";r=100;t=90`, "", "500"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			c.d.SetHeaders(h, ratelimit.DefaultHeaderNames())
+			if got := h.Values("RateLimit"); len(got) != 1 || got[0] != c.rateLimit {
+				t.Errorf("RateLimit = %q, want %q", got, c.rateLimit)
+			}
+			if got := h.Get("Retry-After"); got != c.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", got, c.retryAfter)
+			}
+			if got := h.Get("X-RateLimit-Quota-Remaining"); got != c.quotaHeader {
+				t.Errorf("X-RateLimit-Quota-Remaining = %q, want %q", got, c.quotaHeader)
+			}
+			policy := h.Get("RateLimit-Policy")
+			if want := c.quotaHeader != ""; strings.Contains(policy, `"quota";q=`) != want {
+				t.Errorf("RateLimit-Policy %q (a quota: %v)", policy, want)
+			}
+		})
+	}
+}
+
+// TestHeaderNamesStrip: Strip removes every header SetHeaders writes on
+// an admitted request, under the configured names and in any case, and
+// leaves Retry-After and the rest alone.
+func TestHeaderNamesStrip(t *testing.T) {
+	names := ratelimit.HeaderNames{BurstRemaining: "x-burst-left", DailyRemaining: "X-Day-Left"}
+	h := http.Header{}
+	ratelimit.Decision{Allowed: true, Limits: ratelimit.Limits{Burst: 10, BurstWindow: time.Second, Daily: 100, DailyWindow: 24 * time.Hour},
+		Quota: ratelimit.QuotaDecision{Set: true, Limit: 5, Remaining: 4, Reset: time.Hour}}.SetHeaders(h, names)
+	written := len(h)
+	if written != 5 {
+		t.Fatalf("SetHeaders wrote %d headers: %v", written, h)
+	}
+	h.Set("Retry-After", "7")
+	h.Set("Content-Type", "application/json")
+	names.Strip(h)
+	if len(h) != 2 || h.Get("Retry-After") != "7" || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("after Strip: %v", h)
 	}
 }
 

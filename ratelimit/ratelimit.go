@@ -236,6 +236,28 @@ func policyText(l Limits) string {
 	return b.String()
 }
 
+// nearest returns the window RateLimit names: the one with the smallest
+// share of its limit remaining — burst, daily or, when the request has
+// one, the quota (until its period ends) — with its remaining count and
+// reset. Burst wins a tie with daily; the quota wins a tie with a later
+// reset than the other's, so that a request refused for its quota is told
+// of the quota's wait.
+func (d Decision) nearest() (name string, remaining int, reset time.Duration) {
+	l := d.Limits
+	name, remaining, reset, limit := "burst", d.BurstRemaining, d.BurstReset, max(l.Burst, 1)
+	// Compare remaining/limit without division: daily/Daily < burst/Burst.
+	if int64(d.DailyRemaining)*int64(limit) < int64(remaining)*int64(max(l.Daily, 1)) {
+		name, remaining, reset, limit = "daily", d.DailyRemaining, d.DailyReset, max(l.Daily, 1)
+	}
+	if q := d.Quota; q.Set {
+		ours, theirs := int64(q.Remaining)*int64(limit), int64(remaining)*int64(max(q.Limit, 1))
+		if ours < theirs || ours == theirs && q.Reset > reset {
+			name, remaining, reset = "quota", q.Remaining, q.Reset
+		}
+	}
+	return name, remaining, reset
+}
+
 // The canonical forms of the draft's header names (what http.Header.Set
 // would make of them), so that they need not be worked out per request.
 const (
@@ -246,15 +268,11 @@ const (
 )
 
 // SetHeaders writes the remaining counts, the IETF draft's RateLimit-Policy
-// and RateLimit pair (the window nearest to running out), and, when the
-// request was refused, Retry-After.
+// and RateLimit pair (the window nearest to running out: see nearest),
+// and, when the request was refused, Retry-After.
 func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	l := d.Limits
-	name, r, t := "burst", d.BurstRemaining, d.BurstReset
-	// Compare remaining/quota without division: daily/Daily < burst/Burst.
-	if int64(d.DailyRemaining)*int64(max(l.Burst, 1)) < int64(d.BurstRemaining)*int64(max(l.Daily, 1)) {
-		name, r, t = "daily", d.DailyRemaining, d.DailyReset
-	}
+	name, r, t := d.nearest()
 	// One string holds the counted values (and, with a quota, its policy
 	// and remaining count) and one array the header values; each header
 	// gets a slice of it that cannot grow into the next.
@@ -300,6 +318,18 @@ func (d Decision) SetHeaders(h http.Header, names HeaderNames) {
 	}
 	if !d.Allowed {
 		h.Set("Retry-After", strconv.Itoa(gatehouse.RetryAfterSeconds(d.RetryAfter)))
+	}
+}
+
+// Strip removes from h every header SetHeaders writes on an admitted
+// request: the two remaining counts under these names, RateLimit-Policy,
+// RateLimit and X-RateLimit-Quota-Remaining — not Retry-After, which it
+// writes only on a refusal. The gateway strips them from an upstream's
+// answer to an admitted request, so that the client gets Gatehouse's
+// values alone.
+func (n HeaderNames) Strip(h http.Header) {
+	for _, k := range [...]string{n.BurstRemaining, n.DailyRemaining, headerPolicy, headerRateLimit, headerQuotaRemaining} {
+		h.Del(k)
 	}
 }
 

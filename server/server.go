@@ -765,6 +765,7 @@ func (s *Server) routes() (main, console http.Handler) {
 		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Admit: s.Admission,
 			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes, Timeout: s.cfg.ProxyTimeout,
 			Resource: resource}).Handler()
+		fallback = s.notOps(fallback)
 		if prefix != "" {
 			fallback = notUnder(prefix, fallback)
 		}
