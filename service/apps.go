@@ -230,7 +230,7 @@ func (s *Service) UpdateApp(ctx context.Context, p *gatehouse.Principal, id stri
 	}
 	var out *gatehouse.App
 	err := s.update(ctx, func(tx *store.Tx) error {
-		app, err := appToManage(tx, p, id)
+		app, err := appToManage(tx, p, id, patch.RedirectURIs != nil)
 		if err != nil {
 			return err
 		}
@@ -278,7 +278,15 @@ func (s *Service) UpdateApp(ctx context.Context, p *gatehouse.Principal, id stri
 // otherwise. An application outlives its owner, so an owner disabled,
 // deleted or no longer a developer, or an admin demoted, while their
 // change was in flight, changes, rolls or deletes nothing.
-func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.App, error) {
+//
+// Only the owner changes where an application's codes go or rolls its
+// secret (ownerOnly): those decide who gets the tokens of every user who
+// authorised it, the operator too — so an admin may see, name, narrow,
+// plan and delete any application of the account but not take one over. And nobody acts on
+// more than they hold (mayActOn): p's effective scopes must cover what
+// the application's tokens may do as its owner, so an API token or
+// client credential narrower than that acts on no application.
+func appToManage(tx *store.Tx, p *gatehouse.Principal, id string, ownerOnly bool) (*gatehouse.App, error) {
 	asNow, err := rolesNow(tx, p)
 	if err != nil {
 		return nil, err
@@ -290,7 +298,22 @@ func appToManage(tx *store.Tx, p *gatehouse.Principal, id string) (*gatehouse.Ap
 	if app.ID != id {
 		return nil, gatehouse.NotFound("application")
 	}
-	return app, mayManageApp(asNow, app)
+	if err := mayManageApp(asNow, app); err != nil {
+		return nil, err
+	}
+	if ownerOnly && (asNow.User == nil || asNow.User.ID != app.OwnerID) {
+		return nil, gatehouse.Forbidden("Only the application's owner changes its redirect URIs or rolls its secret")
+	}
+	var owner *gatehouse.User
+	if app.OwnerID != "" {
+		if owner, err = tx.UserUnlocked(app.AccountID, app.OwnerID); err != nil && gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+			return nil, err
+		}
+	}
+	if owner == nil || !owner.Active() {
+		owner = asNow.User
+	}
+	return app, mayActOn(p, userReach(asNow.Account, owner, app.Scopes), nil)
 }
 
 // RollApp gives a confidential application a new secret; the old one
@@ -307,7 +330,7 @@ func (s *Service) RollApp(ctx context.Context, p *gatehouse.Principal, id string
 	secret := s.mint(token.ClientSecret)
 	var out *RolledSecret
 	err = s.update(ctx, func(tx *store.Tx) error {
-		app, err := appToManage(tx, p, id)
+		app, err := appToManage(tx, p, id, true)
 		if err != nil {
 			return err
 		}
@@ -328,7 +351,7 @@ func (s *Service) RollApp(ctx context.Context, p *gatehouse.Principal, id string
 // of it stops working at once, on every node.
 func (s *Service) DeleteApp(ctx context.Context, p *gatehouse.Principal, id string) error {
 	return s.update(ctx, func(tx *store.Tx) error {
-		app, err := appToManage(tx, p, id)
+		app, err := appToManage(tx, p, id, false)
 		if err != nil {
 			return err
 		}

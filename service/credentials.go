@@ -49,6 +49,7 @@ func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, user
 		if err := requireMayChange(p, u); err != nil {
 			return err
 		}
+		reach := userReach(p.Account, u, nil) // what u's credentials may do before the change
 		roles := gatehouse.Roles{}
 		for _, r := range u.Roles {
 			if r != gatehouse.RoleDeveloper {
@@ -60,6 +61,11 @@ func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, user
 			roles, action = append(roles, gatehouse.RoleDeveloper), "developer.add"
 		}
 		u.Roles, u.UpdatedAt = gatehouse.NormalizeRoles(roles), s.now()
+		if on {
+			if err := mayGive(p, u); err != nil {
+				return err
+			}
+		}
 		if err := tx.UpdateUser(u); err != nil {
 			return err
 		}
@@ -70,7 +76,7 @@ func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, user
 			return nil
 		}
 		if revoke {
-			if err := s.revokeAllCredentials(ctx, tx, p, u); err != nil {
+			if err := s.revokeAllCredentials(ctx, tx, p, u, reach); err != nil {
 				return err
 			}
 		}

@@ -132,6 +132,21 @@ func mayActOn(p *gatehouse.Principal, reach gatehouse.Scopes, expires *time.Time
 	return nil
 }
 
+// mayGive is the same rule for a user: a restricted credential (one with
+// scopes) that gives a user a role or a password — a way to act as them —
+// must cover what that user may then do, so that a token limited to
+// users:write makes no admin it could then sign in as. An unrestricted
+// caller holds its roles' whole power already.
+func mayGive(p *gatehouse.Principal, u *gatehouse.User) error {
+	if p.Scopes == nil {
+		return nil
+	}
+	if !p.EffectiveScopes().Covers(userReach(p.Account, u, nil)) {
+		return gatehouse.Forbidden("This credential cannot give a user more than it holds: use a credential that holds what the user may do")
+	}
+	return nil
+}
+
 // apiTokenReach is what API token t of account a may do: the anonymous
 // admin's scopes, narrowed by t's.
 func apiTokenReach(a *gatehouse.Account, t *gatehouse.APIToken) gatehouse.Scopes {

@@ -67,6 +67,11 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 		if err := requireOwnAuthority(p, "set up single sign-on"); err != nil {
 			return gatehouse.Settings{}, err
 		}
+		// It signs anyone in as any admin of the account: a restricted
+		// credential must hold what an admin may do (mayGive).
+		if err := mayGive(p, &gatehouse.User{Roles: gatehouse.Roles{gatehouse.RoleAdmin}}); err != nil {
+			return gatehouse.Settings{}, err
+		}
 		var err error
 		if nextSSO, ssoBase, err = s.nextSSO(ctx, p.AccountID, patch.SSO); err != nil {
 			return gatehouse.Settings{}, err

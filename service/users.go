@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/gatehouse/gatehouse"
@@ -132,6 +133,11 @@ func (s *Service) CreateUser(ctx context.Context, p *gatehouse.Principal, in New
 		}
 		if err := requireAdminNow(tx, p); err != nil {
 			return err
+		}
+		if in.Password != "" || len(u.Roles) > 0 {
+			if err := mayGive(p, u); err != nil {
+				return err
+			}
 		}
 		if err := tx.CreateUser(u); err != nil {
 			return err
@@ -331,7 +337,8 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 				return err
 			}
 		}
-		if patch.Password != nil && (u.ID == p.UserID() || u.IsAdmin()) {
+		becomesAdmin := c.Roles != nil && c.roles.Has(gatehouse.RoleAdmin)
+		if patch.Password != nil && (u.ID == p.UserID() || u.IsAdmin() || becomesAdmin) {
 			// A credential that is not a sign-in (an application's token,
 			// an API token, a client credential) never sets its own user's
 			// password, nor an admin's: that would hand it an admin's
@@ -340,7 +347,14 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 				return err
 			}
 		}
+		reach := userReach(p.Account, u, nil) // what u's credentials may do before the change
+		had := slices.Clone(u.Roles)
 		e := c.apply(u)
+		if patch.Password != nil || slices.ContainsFunc(u.Roles, func(r gatehouse.Role) bool { return !had.Has(r) }) {
+			if err := mayGive(p, u); err != nil {
+				return err
+			}
+		}
 		if e.removesLastAdmin {
 			if err := requireAnotherAdmin(tx, u); err != nil {
 				return err
@@ -369,7 +383,7 @@ func (s *Service) UpdateUser(ctx context.Context, p *gatehouse.Principal, id str
 			return err
 		}
 		if e.losesDeveloper && patch.RevokeCredentials {
-			return s.revokeAllCredentials(ctx, tx, p, u)
+			return s.revokeAllCredentials(ctx, tx, p, u, reach)
 		}
 		return nil
 	})
@@ -395,7 +409,12 @@ func requireEpochsKept(p *gatehouse.Principal, u *gatehouse.User) error {
 
 // revokeAllCredentials deletes every client credential of u inside tx,
 // with its audit entry.
-func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, u *gatehouse.User) error {
+func (s *Service) revokeAllCredentials(ctx context.Context, tx *store.Tx, p *gatehouse.Principal, u *gatehouse.User, reach gatehouse.Scopes) error {
+	// Nobody acts on more than they hold: every credential of u at once
+	// is acted on as u's widest could be — unrestricted, never expiring.
+	if err := mayActOn(p, reach, nil); err != nil {
+		return err
+	}
 	n, err := tx.DeleteCredentials(u.AccountID, u.ID, "", s.now())
 	if err != nil {
 		return err
