@@ -182,6 +182,35 @@ func TestOpsPathsNeverProxied(t *testing.T) {
 	}
 }
 
+// TestOwnRoutesNeverProxied: docs/gateway.md "Gatehouse's own routes are
+// never proxied" holds for every spelling the route rules read as one of
+// them (any case, a trailing slash), with credentials or without; the
+// upstream's own paths, in any case, still are.
+func TestOwnRoutesNeverProxied(t *testing.T) {
+	up := newUpstream(t)
+	env := servertest.Start(t, func(c *server.Config) { c.Upstream = up.URL })
+	tok := env.AdminToken()
+	for _, c := range [][2]string{{"POST", "/OAUTH/TOKEN"}, {"POST", "/oauth/token/"}, {"GET", "/V1/Users"}, {"GET", "/v1/users/"},
+		{"GET", "/V1/ME"}, {"DELETE", "/V1/Me/"}, {"GET", "/Admin"}, {"GET", "/ADMIN/users"}, {"GET", "/.Well-Known/oauth-authorization-server"},
+		{"POST", "/Authorization"}, {"GET", "/V1/AUTH/CHECK/x"}} {
+		for _, auth := range [][]string{nil, {"Authorization", "Bearer " + tok}} {
+			resp, body := plainRequest(t, c[0], env.URL+c[1], nil, auth...)
+			if resp.StatusCode != 404 || !strings.Contains(body, `"error":"not_found"`) {
+				t.Errorf("%s %s (credentials: %v): %d %.200s", c[0], c[1], auth != nil, resp.StatusCode, body)
+			}
+		}
+	}
+	if n := up.hits.Load(); n != 0 {
+		t.Fatalf("the upstream got %d requests for spellings of Gatehouse's routes", n)
+	}
+	for _, p := range []string{"/v1/things", "/V1/Things/", "/oauth/tokenx", "/admins"} {
+		resp, body := plainRequest(t, "GET", env.URL+p, nil, "Authorization", "Bearer "+tok)
+		if resp.StatusCode != 200 || !strings.Contains(body, `"path":"`) {
+			t.Errorf("GET %s: %d %.200s, want it proxied", p, resp.StatusCode, body)
+		}
+	}
+}
+
 // TestRateLimitRefusalHeadersForwardAuthAndGateway: a refusal for the
 // limit by forward auth and by the gateway carries the rate-limit headers
 // (0 left), Retry-After and the request id, with the configured status,

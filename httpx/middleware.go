@@ -413,6 +413,18 @@ func JSONMux(mux *http.ServeMux, fallback http.Handler) http.Handler {
 	})
 }
 
+// Routed reports whether mux has a route for r's path with some method:
+// a pattern matches r, or mux answers 405 (another method's pattern).
+func Routed(mux *http.ServeMux, r *http.Request) bool {
+	h, pattern := mux.Handler(r)
+	if pattern != "" {
+		return true
+	}
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	return probe.status == http.StatusMethodNotAllowed
+}
+
 type headerProbe struct {
 	header http.Header
 	status int

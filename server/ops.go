@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
@@ -27,7 +26,7 @@ func (s *Server) registerOps(mux *http.ServeMux) {
 // publicOps adds the operations endpoints to the public listener's mux:
 // the endpoints themselves, or, when they have a listener of their own, a
 // 404 for every method (so that the gateway never proxies them either;
-// notOps keeps their other spellings from it).
+// notOwn keeps their other spellings from it).
 func (s *Server) publicOps(mux *http.ServeMux) {
 	if s.cfg.OpsAddr == "" {
 		s.registerOps(mux)
@@ -38,37 +37,6 @@ func (s *Server) publicOps(mux *http.ServeMux) {
 			httpx.Error(w, r, gatehouse.NotFound("route"))
 		})
 	}
-}
-
-// notOps returns next behind a 404 for the operations endpoints, when
-// they have a listener of their own, in every spelling the gateway's route
-// rules read as the same path (gateway.Routes.Match): any case, with or
-// without a trailing slash, percent-encoded or not. publicOps answers
-// their exact paths; next (the gateway) never sees the others either.
-func (s *Server) notOps(next http.Handler) http.Handler {
-	if s.cfg.OpsAddr == "" {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isOpsPath(r.URL.Path) {
-			httpx.Error(w, r, gatehouse.NotFound("route"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// isOpsPath reports whether a decoded path is one of opsPaths once case
-// is ignored (strings.EqualFold: whatever strings.ToLower, the rules'
-// folding, makes one of them too) and a trailing slash dropped.
-func isOpsPath(p string) bool {
-	p = strings.TrimSuffix(p, "/")
-	for _, o := range opsPaths {
-		if strings.EqualFold(p, o) {
-			return true
-		}
-	}
-	return false
 }
 
 // openOps starts listening on the ops address, when one is set, with a

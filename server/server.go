@@ -765,7 +765,7 @@ func (s *Server) routes() (main, console http.Handler) {
 		fallback = gateway.NewProxy(gateway.Config{Upstream: s.upstream, Admit: s.Admission,
 			ReadIdle: s.cfg.ReadTimeout, WriteIdle: s.cfg.WriteTimeout, Routes: s.gatewayRoutes, Timeout: s.cfg.ProxyTimeout,
 			Resource: resource}).Handler()
-		fallback = s.notOps(fallback)
+		fallback = notOwn(mux, fallback)
 		if prefix != "" {
 			fallback = notUnder(prefix, fallback)
 		}
@@ -876,6 +876,35 @@ func notUnder(prefix string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// notOwn returns next (the gateway) behind a 404 for the other spellings
+// of Gatehouse's own routes (docs/gateway.md: they are never proxied): a
+// path that, in lower case and without a trailing slash — as the route
+// rules read it (gateway.Routes.Match) — is a route of mux, for any
+// method, is not the upstream's. /OAUTH/TOKEN, /V1/Users/ and, with an
+// ops listener, /Metrics answer 404; /metrics/x and /v1/things go on.
+func notOwn(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := strings.ToLower(r.URL.Path); p != r.URL.Path || (len(p) > 1 && strings.HasSuffix(p, "/")) {
+			if len(p) > 1 {
+				p = strings.TrimSuffix(p, "/")
+			}
+			if routed(mux, r, p) || routed(mux, r, p+"/") {
+				httpx.Error(w, r, gatehouse.NotFound("route"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routed reports whether mux has a route for r's method and headers at
+// path, with some method (httpx.Routed).
+func routed(mux *http.ServeMux, r *http.Request, path string) bool {
+	probe := r.Clone(r.Context())
+	probe.URL.Path, probe.URL.RawPath = path, ""
+	return httpx.Routed(mux, probe)
 }
 
 // ready answers /readyz: 200 when the store answers and takes a write
