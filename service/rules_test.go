@@ -1263,3 +1263,121 @@ func TestReissueEndsEarlierLineages(t *testing.T) {
 		}
 	}
 }
+
+// TestAppsTakenOverByNoOne: only an application's owner changes where its
+// codes go or rolls its secret; an admin renames and deletes it; a
+// credential narrower than what the application's tokens may do as its
+// owner acts on it not at all.
+func TestAppsTakenOverByNoOne(t *testing.T) {
+	redirect := []string{"https://app.example.com/cb"}
+	elsewhere := []string{"https://evil.example.net/cb"}
+	name := "Renamed"
+	for _, tc := range []struct {
+		name string
+		who  string // "owner", "admin" or "narrow owner"
+		act  string // "redirect", "rename", "roll" or "delete"
+		want string
+	}{
+		{"owner changes the redirect URIs", "owner", "redirect", ""},
+		{"owner rolls the secret", "owner", "roll", ""},
+		{"admin changes the redirect URIs", "admin", "redirect", gatehouse.EForbidden},
+		{"admin rolls the secret", "admin", "roll", gatehouse.EForbidden},
+		{"admin renames", "admin", "rename", ""},
+		{"admin deletes", "admin", "delete", ""},
+		{"owner narrowed to credentials:write changes the redirect URIs", "narrow owner", "redirect", gatehouse.EForbidden},
+		{"owner narrowed to credentials:write deletes", "narrow owner", "delete", gatehouse.EForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			r.user("ann@example.com", admin)
+			r.user("dev@example.com", developer)
+			app, err := r.svc.CreateApp(r.ctx, r.as("dev@example.com"), service.AppInput{Name: "A", Type: "confidential", RedirectURIs: redirect})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := r.as("dev@example.com")
+			switch tc.who {
+			case "admin":
+				p = r.as("ann@example.com")
+			case "narrow owner":
+				out, _, err := r.svc.PasswordGrant(r.ctx, "dev@example.com", pw, "192.0.2.1", "credentials:write")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p, err = r.svc.AccessPrincipal(r.ctx, out.AccessToken); err != nil {
+					t.Fatal(err)
+				}
+			}
+			switch tc.act {
+			case "redirect":
+				_, err = r.svc.UpdateApp(r.ctx, p, app.ID, service.AppPatch{RedirectURIs: &elsewhere})
+			case "rename":
+				_, err = r.svc.UpdateApp(r.ctx, p, app.ID, service.AppPatch{Name: &name})
+			case "roll":
+				_, err = r.svc.RollApp(r.ctx, p, app.ID, 0)
+			case "delete":
+				err = r.svc.DeleteApp(r.ctx, p, app.ID)
+			}
+			if code(err) != tc.want {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGiveNoMoreThanHeld: a restricted credential gives no user a role or
+// a password beyond what it holds, nor sets single sign-on; an
+// unrestricted admin does, and a user made with neither is not governed.
+func TestGiveNoMoreThanHeld(t *testing.T) {
+	secret := "a long enough pass phrase"
+	for _, tc := range []struct {
+		name   string
+		scopes string // "" for an unrestricted sign-in
+		in     service.NewUser
+		want   string
+	}{
+		{"unrestricted makes an admin with a password", "", service.NewUser{Email: "x@example.com", Password: secret, Roles: []gatehouse.Role{admin}}, ""},
+		{"users:write makes an admin with a password", "users:write", service.NewUser{Email: "x@example.com", Password: secret, Roles: []gatehouse.Role{admin}}, gatehouse.EForbidden},
+		{"users:write makes an admin without a password", "users:write", service.NewUser{Email: "x@example.com", Roles: []gatehouse.Role{admin}}, gatehouse.EForbidden},
+		{"users:write makes a member with a password", "users:write", service.NewUser{Email: "x@example.com", Password: secret}, gatehouse.EForbidden},
+		{"users:write makes a member with neither", "users:write", service.NewUser{Email: "x@example.com"}, ""},
+		{"member's scopes and users:write make a member with a password", "users:write users:read workspaces:read workspaces:write", service.NewUser{Email: "x@example.com", Password: secret}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRules(t)
+			out, _, err := r.svc.PasswordGrant(r.ctx, "op@example.com", pw, "192.0.2.1", tc.scopes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := r.svc.AccessPrincipal(r.ctx, out.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.svc.CreateUser(r.ctx, p, tc.in); code(err) != tc.want {
+				t.Fatalf("create: got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("a role or a password given by a change", func(t *testing.T) {
+		r := newRules(t)
+		u := r.user("ann@example.com")
+		out, _, err := r.svc.PasswordGrant(r.ctx, "op@example.com", pw, "192.0.2.1", "users:write")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.svc.AccessPrincipal(r.ctx, out.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "Ann"
+		if _, err := r.svc.UpdateUser(r.ctx, p, u.ID, service.UserPatch{Name: &name}); err != nil {
+			t.Fatalf("rename: %v", err)
+		}
+		if _, err := r.svc.UpdateUser(r.ctx, p, u.ID, service.UserPatch{Roles: &[]gatehouse.Role{admin}}); code(err) != gatehouse.EForbidden {
+			t.Fatalf("made an admin: %v", err)
+		}
+		if _, err := r.svc.SetDeveloper(r.ctx, p, u.ID, true, false); code(err) != gatehouse.EForbidden {
+			t.Fatalf("made a developer: %v", err)
+		}
+	})
+}
