@@ -24,12 +24,29 @@ func RequireAdmin(p *gatehouse.Principal) error {
 // cannot undo their own demotion in a race). The
 // anonymous admin of an API token passes.
 func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
+	if err := requireAccountActiveNow(tx, p.AccountID); err != nil {
+		return err
+	}
 	if p.User == nil {
 		return nil
 	}
 	u, err := tx.User(p.AccountID, p.User.ID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && !(u.Active() && u.IsAdmin() && u.Epoch == p.User.Epoch)) {
 		return gatehouse.Forbidden("This needs the admin role")
+	}
+	return err
+}
+
+// requireAccountActiveNow refuses, inside a transaction that took the
+// account (locked or shared), a write in the name of an account suspended
+// meanwhile: a suspension that committed first is seen (invalid_token, as
+// the account's every credential is from then on), one that comes later
+// waits for this write. A write in flight when its account is suspended
+// thus changes nothing, as one of a user disabled meanwhile.
+func requireAccountActiveNow(tx *store.Tx, accountID string) error {
+	active, err := tx.AccountActive(accountID)
+	if err == nil && !active {
+		return gatehouse.Errorf(gatehouse.EInvalidToken, "This account is suspended")
 	}
 	return err
 }
@@ -58,9 +75,12 @@ func requireOperatorNow(tx *store.Tx, p *gatehouse.Principal) error {
 // cannot deadlock with another that takes them the other way round.
 func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, error) {
 	if p.User == nil {
-		return nil, nil
+		return nil, requireAccountActiveNow(tx, p.AccountID)
 	}
 	if err := tx.ShareAccount(p.AccountID); err != nil {
+		return nil, err
+	}
+	if err := requireAccountActiveNow(tx, p.AccountID); err != nil {
 		return nil, err
 	}
 	u, err := tx.UserUnlocked(p.AccountID, p.User.ID)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"net/url"
 	"strconv"
@@ -547,7 +548,8 @@ func (s *Service) consent(ctx context.Context, p *gatehouse.Principal, app *gate
 // use, so a policy changed a moment after this read still ends them.
 func (s *Service) admits(ctx context.Context, accountID string, app *gatehouse.App) (bool, error) {
 	a, err := s.store.Account(ctx, accountID)
-	if err != nil {
+	if err != nil || !a.Active() {
+		// A suspended account's users get nothing from any application.
 		return false, err
 	}
 	switch a.Settings.AppsPolicy() {
@@ -786,6 +788,9 @@ func (s *Service) CodeGrant(ctx context.Context, clientID, secret, raw, redirect
 		}
 		if !u.Active() || u.Epoch != code.UserEpoch || u.PasswordEpoch != code.PasswordEpoch {
 			return invalidCode()
+		}
+		if active, err := tx.AccountActive(code.AccountID); err != nil || !active {
+			return cmp.Or(err, invalidCode()) // suspended since it consented
 		}
 		var toks []*gatehouse.Token
 		out, toks = s.newAppPair(u, app.ClientID, code.FamilyID, code.Scopes, bound)

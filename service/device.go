@@ -322,6 +322,12 @@ func (s *Service) DeviceGrant(ctx context.Context, clientID, secret, raw, resour
 			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user can no longer authorise the application")
 			return nil
 		}
+		if active, err := tx.AccountActive(d.AccountID); err != nil {
+			return err
+		} else if !active {
+			outcome = gatehouse.Errorf(gatehouse.EAccessDenied, "The user's account is suspended")
+			return nil
+		}
 		if ok, err := s.admits(ctx, d.AccountID, app); err != nil {
 			return err
 		} else if !ok {

@@ -86,6 +86,20 @@ func (t *Tx) Account(id string) (*gatehouse.Account, error) {
 	return a, err
 }
 
+// AccountActive reports, inside the transaction, whether the account with
+// the given id is active (not suspended), without locking it: a caller
+// that took it first (Account, ShareAccount) sees a suspension that
+// committed before, and one that comes later waits for it; not_found
+// when there is no such account.
+func (t *Tx) AccountActive(id string) (bool, error) {
+	var status string
+	err := t.row(`SELECT status FROM accounts WHERE id = ?`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, gatehouse.NotFound("account")
+	}
+	return status != string(gatehouse.AccountSuspended), err
+}
+
 // ShareAccount locks the account with the given id for the rest of the
 // transaction against changes of the account itself (on PostgreSQL, the
 // key-share lock the foreign keys of rows that name it take anyway),
