@@ -1381,3 +1381,62 @@ func TestGiveNoMoreThanHeld(t *testing.T) {
 		}
 	})
 }
+
+// TestSuspendedAccountWritesNothing: a principal authenticated before its
+// account's suspension — a write in flight — changes nothing after it
+// (invalid_token), as its admin or as its API token's anonymous admin;
+// after reactivation it writes again.
+func TestSuspendedAccountWritesNothing(t *testing.T) {
+	r := newRules(t)
+	acc, _, err := r.svc.CreateAccount(r.ctx, r.op, service.NewAccount{Name: "Bee", AdminEmail: "boss@bee.example", AdminPassword: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boss := r.as("boss@bee.example")
+	on := true
+	if err := r.svc.SetAPITokensExtension(r.ctx, boss, &on); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.svc.CreateAPIToken(r.ctx, boss, service.APITokenInput{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := r.svc.APITokenPrincipal(r.ctx, tok.Token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(s gatehouse.AccountStatus) {
+		t.Helper()
+		if _, err := r.svc.UpdateAccount(r.ctx, r.op, acc.ID, service.AccountPatch{Status: &s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := map[string]func(p *gatehouse.Principal) error{
+		"create a user": func(p *gatehouse.Principal) error {
+			_, err := r.svc.CreateUser(r.ctx, p, service.NewUser{Email: gatehouse.NewID("u") + "@bee.example"})
+			return err
+		},
+		"make a workspace": func(p *gatehouse.Principal) error {
+			_, err := r.svc.CreateWorkspace(r.ctx, p, service.NewWorkspace{Name: "w"})
+			return err
+		},
+		"make an API token": func(p *gatehouse.Principal) error {
+			_, err := r.svc.CreateAPIToken(r.ctx, p, service.APITokenInput{Name: gatehouse.NewID("t")})
+			return err
+		},
+	}
+	status(gatehouse.AccountSuspended)
+	for name, write := range writes {
+		for who, p := range map[string]*gatehouse.Principal{"admin": boss, "API token": anon} {
+			if err := write(p); code(err) != gatehouse.EInvalidToken {
+				t.Errorf("%s, as the suspended account's %s: %v", name, who, err)
+			}
+		}
+	}
+	status(gatehouse.AccountActive)
+	for name, write := range writes {
+		if err := write(boss); err != nil {
+			t.Errorf("%s after reactivation: %v", name, err)
+		}
+	}
+}
