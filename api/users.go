@@ -46,6 +46,10 @@ func encodeMe(p *gatehouse.Principal) []byte {
 	if !p.ExpiresAt.IsZero() {
 		out.CredentialExpires = &p.ExpiresAt
 	}
+	if ce := p.CredentialExpires; ce != nil && (out.CredentialExpires == nil || ce.Before(*out.CredentialExpires)) {
+		// A token stops working with its credential when that ends first.
+		out.CredentialExpires = ce
+	}
 	b, err := httpx.EncodeJSON(out)
 	if err != nil {
 		return nil

@@ -49,16 +49,25 @@ func checkTTLDays(days int) error {
 }
 
 // newPair returns a fresh access and refresh token of an application's
-// lineage, issued under u's current epochs.
-func (s *Service) newPair(u *gatehouse.User, app *gatehouse.APIApplication, familyID string) (*Issued, []*gatehouse.Token) {
+// lineage, issued under u's current epochs; neither outlives until (the
+// API tokens the application was minted through; nil: no bound), and the
+// answer's expires_in says when the access token stops working.
+func (s *Service) newPair(u *gatehouse.User, app *gatehouse.APIApplication, familyID string, until *time.Time) (*Issued, []*gatehouse.Token) {
 	ttl := time.Duration(app.AccessTokenTTLDays) * 24 * time.Hour
 	rawAccess, access := s.newAccess(u, gatehouse.MethodAPIAccess, app.ClientID, familyID, ttl)
 	rawRefresh := s.mint(token.RefreshToken)
 	refresh := *access
 	refresh.ID, refresh.Kind, refresh.Hash = gatehouse.NewID("tok"), gatehouse.KindRefresh, s.digester.Digest(rawRefresh)
 	refresh.ExpiresAt = access.CreatedAt.Add(RefreshTokenLifetime)
-	return &Issued{AccessToken: rawAccess, TokenType: "bearer", ExpiresIn: int(ttl / time.Second), RefreshToken: rawRefresh},
+	access.ExpiresAt, refresh.ExpiresAt = cacheUntil(access.ExpiresAt, until), cacheUntil(refresh.ExpiresAt, until)
+	return &Issued{AccessToken: rawAccess, TokenType: "bearer", ExpiresIn: expiresIn(access), RefreshToken: rawRefresh},
 		[]*gatehouse.Token{access, &refresh}
+}
+
+// expiresIn is a token answer's expires_in for t: whole seconds from its
+// issue to its expiry.
+func expiresIn(t *gatehouse.Token) int {
+	return int(t.ExpiresAt.Sub(t.CreatedAt) / time.Second)
 }
 
 // APIAccessInput is the input for EnableAPIAccess.
@@ -105,7 +114,7 @@ func (s *Service) EnableAPIAccess(ctx context.Context, p *gatehouse.Principal, i
 	}
 	app := &gatehouse.APIApplication{ID: gatehouse.NewID("app"), AccountID: u.AccountID, UserID: u.ID,
 		ClientID: s.mint(token.ClientID), AccessTokenTTLDays: days, Scopes: scopes, CreatedBy: mintedBy(p), CreatedAt: s.now()}
-	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
+	out, toks := s.newPair(u, app, gatehouse.NewID("fam"), mintedExpires(p))
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// An application made while the user loses the admin role would
 		// escape that change, and work again once the role is back.
@@ -358,7 +367,7 @@ func (s *Service) ReissueAPIAccess(ctx context.Context, p *gatehouse.Principal) 
 	if err := mayActOnApp(p, u, app.Scopes); err != nil {
 		return nil, err
 	}
-	out, toks := s.newPair(u, app, gatehouse.NewID("fam"))
+	out, toks := s.newPair(u, app, gatehouse.NewID("fam"), nil)
 	err = s.update(ctx, func(tx *store.Tx) error {
 		// A lineage reissued while the admin is disabled, demoted or
 		// deleted, or while the application is revoked, would be

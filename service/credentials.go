@@ -509,11 +509,13 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, 
 	ttl := time.Duration(p.Account.Settings.TokenLifetimes.ClientCredentialsSeconds) * time.Second
 	raw, t := s.newAccess(p.User, gatehouse.MethodClientCredentials, p.ClientID, "", ttl)
 	t.Scopes = narrowed
+	// It stops working with its credential (tokenValid): it says so.
+	t.ExpiresAt = cacheUntil(t.ExpiresAt, p.CredentialExpires)
 	if err := s.store.CreateTokens(ctx, t); err != nil {
 		return nil, err
 	}
 	s.touchCredential(ctx, p.CredentialID)
-	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: int(ttl / time.Second),
+	return &Issued{AccessToken: raw, TokenType: "bearer", ExpiresIn: expiresIn(t),
 		Scope: p.Scopes.Intersect(narrowed).String()}, nil
 }
 

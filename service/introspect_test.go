@@ -41,15 +41,20 @@ func TestIntrospectExpBoundedByCredential(t *testing.T) {
 			if !in.Active {
 				t.Fatalf("introspection %+v", in)
 			}
-			want := p.ExpiresAt.Unix()
+			// The token says when it stops working everywhere: its
+			// expires_in, /v1/me's expiry and introspection's exp.
+			want := time.Now().Add(time.Hour)
 			if tc.expiresAt != nil {
-				if !tc.expiresAt.Before(p.ExpiresAt) {
-					t.Fatalf("credential expiry %s is not before the token's %s", tc.expiresAt, p.ExpiresAt)
-				}
-				want = tc.expiresAt.Unix()
+				want = *tc.expiresAt
 			}
-			if in.Exp != want {
-				t.Fatalf("exp %s, want %s", time.Unix(in.Exp, 0).UTC(), time.Unix(want, 0).UTC())
+			if d := p.ExpiresAt.Sub(want); d < -2*time.Second || d > 2*time.Second {
+				t.Fatalf("the token expires at %s, want %s", p.ExpiresAt, want)
+			}
+			if in.Exp != p.ExpiresAt.Unix() {
+				t.Fatalf("exp %s, want %s", time.Unix(in.Exp, 0).UTC(), p.ExpiresAt)
+			}
+			if d := time.Until(want).Seconds() - float64(cc.ExpiresIn); d < -1 || d > 2 {
+				t.Fatalf("expires_in %d, want about %.0f", cc.ExpiresIn, time.Until(want).Seconds())
 			}
 		})
 	}

@@ -69,7 +69,7 @@ func (s *Service) RefreshGrant(ctx context.Context, clientID, raw, scope string)
 	if err != nil {
 		return nil, err
 	}
-	out, next := s.newPair(it.User, app, it.FamilyID)
+	out, next := s.newPair(it.User, app, it.FamilyID, tokenCredentialExpires(it))
 	for _, t := range next {
 		t.Scopes = it.Scopes.Intersect(narrowed)
 	}

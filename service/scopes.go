@@ -174,15 +174,19 @@ func requestedExpiry(requested, now time.Time) (time.Time, error) {
 	return at, nil
 }
 
-// earlierExpiry checks a change of a credential's expiry: only earlier
-// (and still in the future).
-func (s *Service) earlierExpiry(cur *time.Time, requested time.Time) (*time.Time, error) {
+// earlierExpiry checks a change of a credential's expiry in account a:
+// only earlier (and still in the future), and within the account's
+// max_credential_lifetime_days from now when it sets one.
+func (s *Service) earlierExpiry(a *gatehouse.Account, cur *time.Time, requested time.Time) (*time.Time, error) {
 	at, err := requestedExpiry(requested, s.now())
 	if err != nil {
 		return nil, err
 	}
 	if cur != nil && at.After(*cur) {
 		return nil, gatehouse.Invalid("expires_at can only be made earlier")
+	}
+	if limit := s.lifetimeLimit(a); limit != nil && at.After(*limit) {
+		return nil, gatehouse.Invalid("expires_at must be at most %s", limit.Format(time.RFC3339))
 	}
 	return &at, nil
 }
@@ -194,6 +198,16 @@ func mintedBy(p *gatehouse.Principal) string {
 		return p.CredentialID
 	}
 	return ""
+}
+
+// mintedExpires is when what p mints through its API token stops working
+// with it (validity by parent): p's credential's expiry when p is an API
+// token, else nil.
+func mintedExpires(p *gatehouse.Principal) *time.Time {
+	if mintedBy(p) == "" {
+		return nil
+	}
+	return p.CredentialExpires
 }
 
 // checkScopesFirst checks a requested scope list before any other work of
@@ -257,7 +271,7 @@ func (s *Service) applyPatch(a *gatehouse.Account, patch CredentialPatch, name *
 		details["scopes"] = scopesText(*scopes)
 	}
 	if patch.ExpiresAt != nil {
-		if *expires, err = s.earlierExpiry(*expires, *patch.ExpiresAt); err != nil {
+		if *expires, err = s.earlierExpiry(a, *expires, *patch.ExpiresAt); err != nil {
 			return nil, err
 		}
 		details["expires_at"] = (*expires).Format(time.RFC3339)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,12 +87,21 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 		if err := requireAdminNow(tx, p); err != nil {
 			return err
 		}
+		before := a.Settings.MaxCredentialLifetimeDays
 		if next, err = patch.Apply(a.Settings); err != nil {
 			return err
 		}
 		a.Settings = next
 		if err := tx.UpdateAccount(a); err != nil {
 			return err
+		}
+		capped := 0
+		if days := next.MaxCredentialLifetimeDays; days > 0 && (before <= 0 || days < before) {
+			// A lowered bound holds for what exists too: nothing of the
+			// account lives longer than it from now on.
+			if capped, err = tx.CapCredentialExpiry(a.ID, s.lifetimeLimit(a).Truncate(time.Microsecond)); err != nil {
+				return err
+			}
 		}
 		if patch.SSO != nil {
 			if err := s.writeSSO(ctx, tx, p, nextSSO, ssoBase); err != nil {
@@ -108,7 +118,11 @@ func (s *Service) UpdateSettings(ctx context.Context, p *gatehouse.Principal, pa
 		logged := patch
 		logged.SSO = patch.SSO.Redacted()
 		body, _ := json.Marshal(logged)
-		return s.record(tx, s.audit(ctx, p, "settings.update", "account", p.AccountID, map[string]string{"change": string(body)}))
+		details := map[string]string{"change": string(body)}
+		if capped > 0 {
+			details["credentials_capped"] = strconv.Itoa(capped)
+		}
+		return s.record(tx, s.audit(ctx, p, "settings.update", "account", p.AccountID, details))
 	})
 	return next, err
 }

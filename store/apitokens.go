@@ -318,3 +318,23 @@ func (t *Tx) APITokenNameTakenOutsideLine(accountID, name, line string, now time
 		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, line, line, micros(now)).Scan(&n)
 	return n > 0, err
 }
+
+// CapCredentialExpiry brings the expiry of every API token and client
+// credential of the account that expires later than until (or never)
+// forward to until, as a revoking change every node's cache follows, and
+// returns how many it changed: a lowered max_credential_lifetime_days
+// bounds the credentials that exist too.
+func (t *Tx) CapCredentialExpiry(accountID string, until time.Time) (int, error) {
+	t.revokes(gatehouse.AccountSubject(accountID))
+	n := 0
+	for _, table := range []string{"api_tokens", "client_credentials"} {
+		res, err := t.exec(`UPDATE `+table+` SET expires_at = ? WHERE account_id = ? AND (expires_at IS NULL OR expires_at > ?)`,
+			micros(until), accountID, micros(until))
+		if err != nil {
+			return n, err
+		}
+		c, _ := res.RowsAffected()
+		n += int(c)
+	}
+	return n, nil
+}
