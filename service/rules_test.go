@@ -1440,3 +1440,51 @@ func TestSuspendedAccountWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestLifetimeBoundHoldsForWhatExists: max_credential_lifetime_days set
+// after a credential and an API token were made bounds them too (they
+// stop working past it), a patch's expiry stays within it, and raising it
+// lengthens nothing.
+func TestLifetimeBoundHoldsForWhatExists(t *testing.T) {
+	r := newRules(t)
+	r.user("dev@example.com", developer)
+	dev := r.as("dev@example.com")
+	cred, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: "forever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	if err := r.svc.SetAPITokensExtension(r.ctx, r.op, &on); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.svc.CreateAPIToken(r.ctx, r.op, service.APITokenInput{Name: "forever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setMax := func(days int) {
+		t.Helper()
+		if _, err := r.svc.UpdateSettings(r.ctx, r.op, gatehouse.SettingsPatch{MaxCredentialLifetimeDays: &days}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMax(2)
+	far := r.clock().Add(10 * 24 * time.Hour)
+	if _, err := r.svc.UpdateCredential(r.ctx, dev, cred.ID, service.CredentialPatch{ExpiresAt: &far}); code(err) != gatehouse.EInvalidRequest {
+		t.Fatalf("a patch beyond the bound: %v", err)
+	}
+	setMax(30) // raised: lengthens nothing
+	r.wait(47 * time.Hour)
+	if _, err := r.svc.ClientPrincipal(r.ctx, cred.ClientID, cred.ClientSecret); err != nil {
+		t.Fatalf("the credential before the bound: %v", err)
+	}
+	if _, err := r.svc.APITokenPrincipal(r.ctx, tok.Token, ""); err != nil {
+		t.Fatalf("the API token before the bound: %v", err)
+	}
+	r.wait(2 * time.Hour)
+	if _, err := r.svc.ClientPrincipal(r.ctx, cred.ClientID, cred.ClientSecret); err == nil {
+		t.Fatal("the credential made before the bound works past it")
+	}
+	if _, err := r.svc.APITokenPrincipal(r.ctx, tok.Token, ""); err == nil {
+		t.Fatal("the API token made before the bound works past it")
+	}
+}
