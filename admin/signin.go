@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/httpx"
 	"github.com/gatehouse/gatehouse/service"
@@ -27,11 +28,19 @@ func (u *UI) signInForm(w http.ResponseWriter, r *http.Request) bool {
 
 // signedIn ends a finished sign-in: the sign-in cookies go, the session's
 // comes, and the browser goes on to the page it asked for, or the console.
+// A session of another user that the browser held is ended, not left
+// behind the new cookie, and the new page says so: one browser is never
+// switched from one user to another without a word.
 func (u *UI) signedIn(w http.ResponseWriter, r *http.Request, session string) {
+	replaced := u.endReplaced(r, session)
 	u.clearCookie(w, r, signInCookie)
 	u.clearCookie(w, r, loginCookie)
 	u.setCookie(w, r, sessionCookie, session, int(service.SessionLifetime.Seconds()))
-	if msg := u.elsewhere(r.Context(), session); msg != "" {
+	msg := u.elsewhere(r.Context(), session)
+	if replaced != "" {
+		msg = strings.TrimSpace("You were signed out as " + replaced + ". " + msg)
+	}
+	if msg != "" {
 		u.setCookie(w, r, flashCookie, url.QueryEscape(msg), 60)
 	}
 	if next := safeNext(r.PostForm.Get("next")); next != "" {
@@ -39,6 +48,30 @@ func (u *UI) signedIn(w http.ResponseWriter, r *http.Request, session string) {
 		return
 	}
 	u.redirect(w, r, "/admin")
+}
+
+// endReplaced ends the console session the browser held when it is of
+// another user than the new session's, and returns that user's address
+// ("" when there was none, or it was the same user's). A session that
+// cannot be ended is logged; the sign-in stands regardless, its cookie in
+// the old one's place.
+func (u *UI) endReplaced(r *http.Request, session string) string {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || c.Value == session {
+		return ""
+	}
+	old, _, err := u.svc.SessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		return ""
+	}
+	now, _, err := u.svc.SessionPrincipal(r.Context(), session)
+	if err != nil || now.User.ID == old.User.ID {
+		return ""
+	}
+	if err := u.svc.Logout(r.Context(), old); err != nil {
+		u.logger.Warn("sign-in: the replaced session could not be ended", "err", err)
+	}
+	return old.User.Email
 }
 
 // elsewhere is what a new sign-in tells its user of the other sessions

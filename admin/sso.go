@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/httpx"
@@ -31,17 +32,39 @@ const SSOCallbackPath = ssoCallbackPath
 // the configured issuer, never from the request.
 func (u *UI) redirectURL() string { return u.issuer + u.path(ssoCallbackPath) }
 
-// ssoPage asks for the address whose account's provider signs in; with
-// ?account=ID, it sends the browser to that account's provider at once —
-// when the browser navigates to it. A page's fetch, image or frame gets
-// the form and starts nothing (nor counts against the address's starts),
-// so that a page elsewhere cannot spend an office's starts.
+// ssoPage asks for the address whose account's provider signs in. With
+// ?account=ID it is a link to that account's provider (a bookmark, the
+// provider's own portal): followed from the console's own pages or by the
+// person themselves (a bookmark, the address bar), in a browser that
+// holds no session, it sends the browser to the provider at once. From
+// another site — or with a session that the sign-in would replace — it
+// asks first, with a form to post: a page elsewhere must not sign its
+// visitor in as a user of an account whose provider its author runs
+// (login CSRF). A page's fetch, image or frame gets the address form and
+// starts nothing (nor counts against the address's starts), so that a
+// page elsewhere cannot spend an office's starts.
 func (u *UI) ssoPage(w http.ResponseWriter, r *http.Request) {
-	if acc := r.URL.Query().Get("account"); acc != "" && topLevelNavigation(r) {
+	acc := r.URL.Query().Get("account")
+	if acc == "" || !topLevelNavigation(r) {
+		u.ssoForm(w, r, http.StatusOK, "")
+		return
+	}
+	current, held := u.currentSession(r)
+	if u.ownNavigation(r) && !held {
 		u.startSSO(w, r, "", acc, false)
 		return
 	}
-	u.ssoForm(w, r, http.StatusOK, "")
+	csrf := rand.Text()
+	u.setCookie(w, r, loginCookie, csrf, 600)
+	pg := struct {
+		page
+		Account, Current string
+		SignedIn         bool
+	}{page: page{Title: "Sign in with SSO", CSRF: csrf}, Account: acc, SignedIn: held}
+	if current != nil {
+		pg.Current = current.User.Email
+	}
+	u.render(w, http.StatusOK, "sso_account", pg)
 }
 
 // topLevelNavigation reports whether r is a browser's navigation of a
@@ -50,6 +73,54 @@ func (u *UI) ssoPage(w http.ResponseWriter, r *http.Request) {
 func topLevelNavigation(r *http.Request) bool {
 	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
 	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
+}
+
+// ownNavigation reports whether r was begun by the console's own pages or
+// by the person at the browser (Sec-Fetch-Site same-origin, or none: a
+// bookmark, the address bar). A browser that sends no fetch metadata (an
+// old one, or not a browser) must show the console's own origin in Origin
+// or Referer; without either it is taken to come from elsewhere.
+func (u *UI) ownNavigation(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+		return u.ownOrigin(r.Header.Get("Origin")) || u.ownOrigin(r.Header.Get("Referer"))
+	}
+	return false
+}
+
+// ownOrigin reports whether the URL s has the origin of the console's
+// public URL (the issuer, from configuration, never from the request).
+func (u *UI) ownOrigin(s string) bool {
+	if s == "" || u.issuer == "" {
+		return false
+	}
+	got, err := url.Parse(s)
+	if err != nil || got.Host == "" {
+		return false
+	}
+	want, err := url.Parse(u.issuer)
+	return err == nil && strings.EqualFold(got.Scheme, want.Scheme) && strings.EqualFold(got.Host, want.Host)
+}
+
+// currentSession returns the principal of the console session the
+// browser holds, and whether it may hold one: a session cookie that the
+// service did not say is ended (when the store cannot tell, the browser
+// is taken to hold one, with no principal).
+func (u *UI) currentSession(r *http.Request) (*gatehouse.Principal, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, false
+	}
+	p, _, err := u.svc.SessionPrincipal(r.Context(), c.Value)
+	switch {
+	case err == nil:
+		return p, true
+	case gatehouse.ErrorCode(err) == gatehouse.EInvalidToken:
+		return nil, false
+	}
+	return nil, true
 }
 
 func (u *UI) ssoForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
@@ -62,9 +133,15 @@ func (u *UI) ssoForm(w http.ResponseWriter, r *http.Request, status int, msg str
 	u.render(w, status, "sso", pg)
 }
 
-// sso starts the single sign-on of the typed address.
+// sso starts the single sign-on of the typed address, or of the account
+// of a link's question (ssoPage). Both forms carry the sign-in form's
+// CSRF token, and secure refuses a post from another origin.
 func (u *UI) sso(w http.ResponseWriter, r *http.Request) {
 	if !u.signInForm(w, r) {
+		return
+	}
+	if acc := r.PostForm.Get("account"); acc != "" {
+		u.startSSO(w, r, "", acc, true)
 		return
 	}
 	u.startSSO(w, r, r.PostForm.Get("email"), "", true)

@@ -118,9 +118,14 @@ func TestSSOStartBadAddressNo5xx(t *testing.T) {
 		}
 	}
 	for _, acc := range []string{"acc\x00x", "\xff", "acc_%00", strings.Repeat("a", 5000)} {
+		// The question a link from elsewhere gets, and the start.
 		resp, _ := ssoGet(t, ssoBrowser(t), env.URL+"/admin/sso?account="+url.QueryEscape(acc))
 		if resp.StatusCode >= 500 {
 			t.Errorf("account %q: %d", acc, resp.StatusCode)
+		}
+		resp, _ = ssoFollow(t, ssoBrowser(t), env.URL+"/admin/sso?account="+url.QueryEscape(acc))
+		if resp.StatusCode >= 500 {
+			t.Errorf("account %q followed from the console: %d", acc, resp.StatusCode)
 		}
 	}
 	for _, q := range []string{"state=%00&code=x", "state=%ff%fe&code=%00", "state=x&code=x&error=%00%ff"} {
@@ -149,7 +154,7 @@ func TestSSOOtherAccountsUser(t *testing.T) {
 	// B's provider asserts A's user, through B's link.
 	op.SignIn(oidcprovider.User{Subject: "x", Email: "ann@example.com", EmailVerified: true})
 	c := ssoBrowser(t)
-	resp, _ := ssoGet(t, c, env.URL+"/admin/sso?account="+accB)
+	resp, _ := ssoFollow(t, c, env.URL+"/admin/sso?account="+accB)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("start B: %d", resp.StatusCode)
 	}

@@ -57,6 +57,24 @@ func ssoGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// ssoFollow is browser c following the ?account= link u from the
+// console's own pages (Sec-Fetch-Site same-origin), which starts at once;
+// followed from another site, the link asks first.
+func ssoFollow(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
 var (
 	csrfField    = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 	continueLink = regexp.MustCompile(`id="continue" href="([^"]+)"`)
@@ -265,7 +283,7 @@ func TestSSOSettings(t *testing.T) {
 		t.Fatalf("sso not removed: %s", r.Body)
 	}
 	c := ssoBrowser(t)
-	_, body := ssoGet(t, c, env.URL+"/admin/sso?account=acc_none")
+	_, body := ssoFollow(t, c, env.URL+"/admin/sso?account=acc_none")
 	if !strings.Contains(body, "not set up") {
 		t.Fatalf("no word that single sign-on is not set up: %s", body)
 	}
@@ -402,8 +420,9 @@ func TestSSORequiredEndsSignIns(t *testing.T) {
 
 // TestSSOStartOnlyByNavigation: a page elsewhere that fetches, embeds or
 // frames the ?account= link starts no single sign-on and spends none of
-// its address's starts: after more such requests than the hour allows, a
-// navigation still starts one.
+// its address's starts; nor does its navigation to the link, which asks
+// first. After more such requests than the hour allows, a navigation from
+// the console's own pages still starts one.
 func TestSSOStartOnlyByNavigation(t *testing.T) {
 	env, _, admin := ssoSetUp(t)
 	account := env.As(admin, "GET", "/v1/me", nil).Map(t)["account"].(map[string]any)["id"].(string)
@@ -432,8 +451,16 @@ func TestSSOStartOnlyByNavigation(t *testing.T) {
 			t.Fatalf("request %d (%v): %d, want the form", i, kinds[i%len(kinds)], st)
 		}
 	}
-	// A link followed from another site is a navigation: it starts.
-	if st := get("Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"); st != http.StatusSeeOther {
+	// A link followed from another site is a navigation: it asks first
+	// (TestSSOLinkFromElsewhereAsksFirst), and starts nothing either.
+	if st := get("Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"); st != http.StatusOK {
+		t.Fatalf("a navigation from another site: %d, want the question", st)
+	}
+	if rows := ssoLoginRows(t, env); rows != 0 {
+		t.Fatalf("%d single sign-ons begun by requests that start none", rows)
+	}
+	// Followed from the console's own pages, after all of them, it starts.
+	if st := get("Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"); st != http.StatusSeeOther {
 		t.Fatalf("a navigation after the page's requests: %d, want 303 to the provider", st)
 	}
 }
@@ -500,6 +527,21 @@ func TestSSOConsole(t *testing.T) {
 	run(t, ctx, chromedp.Location(&loc))
 	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ctx, "main"), "ann@example.com") {
 		t.Fatalf("signed in at %s", loc)
+	}
+
+	// The account's link, opened while signed in, asks first: it names
+	// the account and who is signed in; Continue signs in again.
+	account := env.As(admin, "GET", "/v1/me", nil).Map(t)["account"].(map[string]any)["id"].(string)
+	run(t, ctx, chromedp.Navigate(env.URL+"/admin/sso?account="+account),
+		chromedp.WaitVisible(`//button[normalize-space()="Continue to single sign-on"]`, chromedp.BySearch))
+	if text := textOf(t, ctx, "main"); !strings.Contains(text, "Sign in to account "+account+" with its single sign-on?") ||
+		!strings.Contains(text, "You are signed in as ann@example.com") {
+		t.Fatalf("the link's question: %s", text)
+	}
+	shotBoth(t, ctx, "sso-account")
+	run(t, ctx, submit("Continue to single sign-on"), chromedp.WaitVisible("header nav", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/admin/me") || !strings.Contains(textOf(t, ctx, "main"), "ann@example.com") {
+		t.Fatalf("signed in again at %s", loc)
 	}
 }
 
@@ -631,7 +673,9 @@ func TestSSOStartThrottle(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
-					res, err := c.Get(envs[i%nodes].URL + "/admin/sso?account=" + url.QueryEscape(account))
+					req, _ := http.NewRequest("GET", envs[i%nodes].URL+"/admin/sso?account="+url.QueryEscape(account), nil)
+					req.Header.Set("Sec-Fetch-Site", "same-origin")
+					res, err := c.Do(req)
 					if err != nil {
 						t.Error(err)
 						return
