@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,11 +59,13 @@ type generations struct {
 	base      time.Time
 	// catchUp serialises reads of the log; tickets orders them against
 	// the sightings of new cluster states (see Service.catchUp).
-	catchUp sync.Mutex
+	catchUp ctxMutex
 	tickets atomic.Uint64
 	// caughtUp is the ticket taken when the last successful read began,
-	// under catchUp.
-	caughtUp uint64
+	// under catchUp; failedAt the one of the last failed read, and
+	// failure its error.
+	caughtUp, failedAt uint64
+	failure            error
 	// sighted holds, per shard, the newest state a request of this node
 	// read from the cluster and found new (nil: none yet): a read of the
 	// log that begins after it was stored publishes it, whichever shard
@@ -75,6 +76,7 @@ type generations struct {
 func (g *generations) init(shards int) {
 	g.base = time.Now()
 	g.applied = -1
+	g.catchUp.init()
 	g.marks = newMarks()
 	g.cur.Store(&snapshot{seen: make([]gatehouse.ClusterState, shards)})
 	g.sighted = make([]atomic.Pointer[gatehouse.ClusterState], shards)
@@ -177,12 +179,56 @@ func (g *generations) since() int64 { return int64(time.Since(g.base)) }
 // sighted before the read began is published with it, so that each
 // shard's principals rest on a state the node has read lately, and the
 // cluster's check of them walks few rings.
+//
+// A caller waits no longer than the store's deadline in all, counted
+// from its call, and shares the outcome of a read that began after it
+// called, a failure too: when the store is stalled, requests that ask
+// together are answered 503 together, within the deadline, rather than
+// each in turn after the reads of those before it.
 func (s *Service) catchUp(ctx context.Context) error {
 	mine := s.gen.tickets.Add(1)
-	s.gen.catchUp.Lock()
+	ctx, cancel := context.WithTimeout(ctx, s.store.Timeout())
+	defer cancel()
+	if err := s.gen.catchUp.lock(ctx); err != nil {
+		return err
+	}
 	defer s.gen.catchUp.Unlock()
+	if g := &s.gen; g.caughtUp <= mine && g.failedAt > mine {
+		return g.failure
+	}
 	return s.catchUpLocked(ctx, mine)
 }
+
+// ctxMutex is a mutual exclusion lock whose wait a context ends.
+type ctxMutex struct{ ch chan struct{} }
+
+func (m *ctxMutex) init() { m.ch = make(chan struct{}, 1) }
+
+// lock takes the lock, or returns ctx's error when ctx ends first.
+func (m *ctxMutex) lock(ctx context.Context) error {
+	select {
+	case m.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Lock takes the lock, waiting as long as it takes.
+func (m *ctxMutex) Lock() { m.ch <- struct{}{} }
+
+// TryLock takes the lock if it is free and reports whether it did.
+func (m *ctxMutex) TryLock() bool {
+	select {
+	case m.ch <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Unlock releases the lock.
+func (m *ctxMutex) Unlock() { <-m.ch }
 
 // catchUpLocked is catchUp for a caller that holds its lock and took
 // ticket mine when it saw what it must catch up with.
@@ -199,6 +245,7 @@ func (s *Service) catchUpLocked(ctx context.Context, mine uint64) error {
 	}
 	head, log, complete, err := s.store.RevocationsSince(ctx, g.applied)
 	if err != nil {
+		g.failedAt, g.failure = ticket, err
 		return err
 	}
 	switch {

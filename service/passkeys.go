@@ -110,8 +110,18 @@ func (s *Service) begin(ctx context.Context, c *passkey.Challenge, purpose, user
 	now := s.now()
 	pc := &store.PasskeyChallenge{ID: gatehouse.NewID("pkc"), Purpose: purpose, UserID: userID, SignInID: signInID,
 		Session: c.Session, CreatedAt: now, ExpiresAt: now.Add(passkey.ChallengeLifetime)}
-	if err := s.store.CreatePasskeyChallenge(ctx, pc); err != nil {
+	most := 0
+	if purpose == store.ChallengeSignIn && userID == "" {
+		most = MaxOpenPasswordlessSignIns // anyone may begin one
+	}
+	stored, err := s.store.CreatePasskeyChallenge(ctx, pc, most)
+	if err != nil {
 		return nil, err
+	}
+	if !stored {
+		e := gatehouse.Errorf(gatehouse.EUnavailable, "Too many passkey sign-ins are under way; try again in a minute")
+		e.RetryAfter = passkey.ChallengeLifetime / 2
+		return nil, e
 	}
 	return &PasskeyCeremony{ChallengeID: pc.ID, Options: c.Options}, nil
 }
@@ -448,15 +458,7 @@ func (s *Service) BeginPasskeySignIn(ctx context.Context, pending string) (*Pass
 		return nil, err
 	}
 	if pending == "" {
-		n, err := s.store.LivePasskeyChallenges(ctx, store.ChallengeSignIn, s.now())
-		if err != nil {
-			return nil, err
-		}
-		if n >= MaxOpenPasswordlessSignIns {
-			e := gatehouse.Errorf(gatehouse.EUnavailable, "Too many passkey sign-ins are under way; try again in a minute")
-			e.RetryAfter = passkey.ChallengeLifetime / 2
-			return nil, e
-		}
+		// At most MaxOpenPasswordlessSignIns wait at once (begin).
 		c, err := rp.BeginLogin(nil)
 		if err != nil {
 			return nil, err

@@ -277,6 +277,8 @@ func (s *Store) Lineage(ctx context.Context, accountID, id string) (Lineage, err
 	if id == "" {
 		return Lineage{Complete: true, Enabled: true}, nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var (
 		n, enabled int
 		expires    sql.NullInt64

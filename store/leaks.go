@@ -55,6 +55,8 @@ func (t *Tx) RevokeCredentialForGood(accountID, id string, at time.Time, reason 
 // ended is nobody's, and a report of it must not reach the credential
 // that replaced it.
 func (s *Store) CredentialBySecretHash(ctx context.Context, hash string, now time.Time) (*gatehouse.Credential, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	c, err := scanCredential(s.readRow(ctx, `SELECT `+credentialColumns+` FROM client_credentials
 		WHERE secret_hash = ? OR (prev_secret_hash = ? AND prev_secret_expires_at > ?) ORDER BY id LIMIT 1`, hash, hash, micros(now)))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -177,17 +177,41 @@ type PasskeyChallenge struct {
 	ExpiresAt time.Time
 }
 
+// challengesLockKey is the key (Tx.lockKey) that serialises the
+// creations of challenges bounded in number ("pkchalng" in ASCII).
+const challengesLockKey = 0x706b6368616c6e67
+
 // CreatePasskeyChallenge stores a challenge, and deletes the ones that
-// expired before it began.
-func (s *Store) CreatePasskeyChallenge(ctx context.Context, c *PasskeyChallenge) error {
-	return s.Update(ctx, func(tx *Tx) error {
+// expired before it began. With most > 0, it stores it only while fewer
+// than most challenges of its purpose are live, and reports whether it
+// did: the count and the insert are one transaction, and such creations
+// take turns, so that creations released together never exceed most.
+func (s *Store) CreatePasskeyChallenge(ctx context.Context, c *PasskeyChallenge, most int) (stored bool, err error) {
+	err = s.Update(ctx, func(tx *Tx) error {
+		stored = false
+		if most > 0 {
+			if err := tx.lockKey(challengesLockKey); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.exec(`DELETE FROM passkey_challenges WHERE expires_at <= ?`, micros(c.CreatedAt)); err != nil {
 			return err
 		}
+		if most > 0 {
+			var n int
+			if err := tx.row(`SELECT COUNT(*) FROM passkey_challenges WHERE purpose = ? AND expires_at > ?`, c.Purpose, micros(c.CreatedAt)).Scan(&n); err != nil {
+				return err
+			}
+			if n >= most {
+				return nil
+			}
+		}
 		_, err := tx.exec(`INSERT INTO passkey_challenges (id, purpose, user_id, sign_in_id, session, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Purpose, c.UserID, c.SignInID, string(c.Session), micros(c.CreatedAt), micros(c.ExpiresAt))
+		stored = err == nil
 		return err
 	})
+	return stored, err
 }
 
 // PasskeyChallenge returns the challenge id, or not_found.

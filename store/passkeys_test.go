@@ -72,7 +72,7 @@ func testPasskeys(t *testing.T, s *store.Store) {
 	}
 
 	// A challenge is taken once of twenty.
-	if err := s.CreatePasskeyChallenge(ctx, &store.PasskeyChallenge{ID: "pkc_1", Purpose: store.ChallengeSignIn, Session: []byte(`{}`), CreatedAt: at, ExpiresAt: at.Add(time.Minute)}); err != nil {
+	if _, err := s.CreatePasskeyChallenge(ctx, &store.PasskeyChallenge{ID: "pkc_1", Purpose: store.ChallengeSignIn, Session: []byte(`{}`), CreatedAt: at, ExpiresAt: at.Add(time.Minute)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := s.PasskeyChallenge(ctx, "pkc_1"); err != nil || c.Purpose != store.ChallengeSignIn || string(c.Session) != "{}" {

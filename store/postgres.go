@@ -26,6 +26,7 @@ var postgres = dialect{
 		return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 	},
 	lockMigrate: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrateLockKey)),
+	lockKey:     "SELECT pg_advisory_xact_lock(?)",
 	// READ COMMITTED: a read that a write depends on locks its rows.
 	lockRows:       " FOR UPDATE",
 	claimRows:      " FOR UPDATE OF d SKIP LOCKED",

@@ -46,6 +46,10 @@ type dialect struct {
 	numbered    bool // placeholders are $1, $2… instead of ?
 	isUnique    func(error) bool
 	lockMigrate string // statement run first in the migration transaction
+	// lockKey, when set, takes a transaction-scoped lock on one integer
+	// key (Tx.lockKey): "" where write transactions are serialised
+	// already.
+	lockKey string
 	// lockRows is the suffix that locks the rows a read inside a
 	// transaction returns until it ends ("" where write transactions are
 	// serialised already).
@@ -192,6 +196,9 @@ type Options struct {
 	// bounded.
 	Timeout time.Duration
 }
+
+// Timeout is the deadline of every call to the store (--store-timeout).
+func (s *Store) Timeout() time.Duration { return s.timeout }
 
 // bound returns ctx with the store's deadline (or ctx's own, if earlier):
 // for one read, one statement.

@@ -109,6 +109,17 @@ func (t *Tx) row(query string, args ...any) *sql.Row {
 // SQLite's write transactions are serialised already (BEGIN IMMEDIATE).
 func (t *Tx) forUpdate() string { return t.s.d.lockRows }
 
+// lockKey takes the transaction-scoped lock on key where the dialect
+// has one (PostgreSQL's advisory locks); elsewhere write transactions
+// take turns already.
+func (t *Tx) lockKey(key int64) error {
+	if t.s.d.lockKey == "" {
+		return nil
+	}
+	_, err := t.exec(t.s.d.lockKey, key)
+	return err
+}
+
 // lockInOrder returns the suffix of a read that joins the account (aliased
 // a) to rows of it: it locks the account shared, as ShareAccount does, and
 // then the rows of the tables aliased in aliases, in that order, for
