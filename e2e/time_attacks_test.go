@@ -440,7 +440,9 @@ func TestTimeRefreshGraceBoundary(t *testing.T) {
 	clientID, rt := m["client_id"].(string), m["refresh_token"].(string)
 	svc, clk := timedService(t, env)
 	ctx := context.Background()
-	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	// Ahead of the database's clock: on PostgreSQL a rotation is stamped
+	// with the later of the node's time and the database's.
+	t0 := time.Now().Add(time.Minute).UTC().Truncate(time.Microsecond)
 	clk.set(t0)
 	first, err := svc.RefreshGrant(ctx, clientID, rt, "")
 	if err != nil {
