@@ -46,9 +46,13 @@ func requireAdminNow(tx *store.Tx, p *gatehouse.Principal) error {
 func requireAccountActiveNow(tx *store.Tx, accountID string) error {
 	active, err := tx.AccountActive(accountID)
 	if err == nil && !active {
-		return gatehouse.Errorf(gatehouse.EInvalidToken, "This account is suspended")
+		return accountSuspended()
 	}
 	return err
+}
+
+func accountSuspended() error {
+	return gatehouse.Errorf(gatehouse.EInvalidToken, "This account is suspended")
 }
 
 // requireOperatorNow returns forbidden unless p, read again inside tx, is
@@ -77,11 +81,12 @@ func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, er
 	if p.User == nil {
 		return nil, requireAccountActiveNow(tx, p.AccountID)
 	}
-	if err := tx.ShareAccount(p.AccountID); err != nil {
+	active, err := tx.ShareActiveAccount(p.AccountID)
+	if err != nil {
 		return nil, err
 	}
-	if err := requireAccountActiveNow(tx, p.AccountID); err != nil {
-		return nil, err
+	if !active {
+		return nil, accountSuspended()
 	}
 	u, err := tx.UserUnlocked(p.AccountID, p.User.ID)
 	if gatehouse.ErrorCode(err) == gatehouse.ENotFound || (err == nil && (!u.Active() || u.Epoch != p.User.Epoch)) {

@@ -92,8 +92,14 @@ func (t *Tx) Account(id string) (*gatehouse.Account, error) {
 // committed before, and one that comes later waits for it; not_found
 // when there is no such account.
 func (t *Tx) AccountActive(id string) (bool, error) {
+	return t.accountActive(id, "")
+}
+
+// accountActive reads whether the account id is active, with the lock
+// suffix.
+func (t *Tx) accountActive(id, lock string) (bool, error) {
 	var status string
-	err := t.row(`SELECT status FROM accounts WHERE id = ?`, id).Scan(&status)
+	err := t.row(`SELECT status FROM accounts WHERE id = ?`+lock, id).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, gatehouse.NotFound("account")
 	}
@@ -118,6 +124,21 @@ func (t *Tx) ShareAccount(id string) error {
 	}
 	t.shared = id
 	return nil
+}
+
+// ShareActiveAccount is ShareAccount and AccountActive in one statement:
+// it locks the account shared (on PostgreSQL; a lock that waits returns
+// the account as the change it waited for left it) and reports whether it
+// is active, or not_found. A write in a user's name takes it first.
+func (t *Tx) ShareActiveAccount(id string) (bool, error) {
+	if t.s.d.lockAccountKey == "" || t.shared == id {
+		return t.AccountActive(id)
+	}
+	active, err := t.accountActive(id, t.s.d.keyShare)
+	if err == nil {
+		t.shared = id
+	}
+	return active, err
 }
 
 // Accounts lists all accounts, for the operator.

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/store"
@@ -137,5 +138,54 @@ func testAccountUpdate(t *testing.T, s *store.Store) {
 				t.Fatalf("account\n got %+v\nwant %+v", *got, *want)
 			}
 		})
+	}
+}
+
+// testShareActiveAccount: the account shared and its status read in one
+// step report active and suspended accounts as they are, a missing one as
+// not_found, and a suspension holding the account when the read starts as
+// the suspension leaves it (the read waits for it on PostgreSQL; SQLite
+// runs one write transaction at a time).
+func testShareActiveAccount(t *testing.T, s *store.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s)
+	active := func() (got bool) {
+		t.Helper()
+		update(t, s, func(tx *store.Tx) (err error) { got, err = tx.ShareActiveAccount(a.ID); return err })
+		return got
+	}
+	if !active() {
+		t.Fatal("an active account read as suspended")
+	}
+	err := s.Update(ctx, func(tx *store.Tx) error { _, err := tx.ShareActiveAccount(gatehouse.NewID("acc")); return err })
+	wantCode(t, err, gatehouse.ENotFound)
+
+	locked, release := make(chan struct{}), make(chan struct{})
+	suspended := make(chan error, 1)
+	go func() {
+		suspended <- s.Update(ctx, func(tx *store.Tx) error {
+			held, err := tx.Account(a.ID)
+			if err != nil {
+				return err
+			}
+			held.Status = gatehouse.AccountSuspended
+			if err := tx.UpdateAccount(held); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	read := make(chan bool, 1)
+	go func() { read <- active() }()
+	time.Sleep(100 * time.Millisecond) // the read waits for the suspension
+	close(release)
+	if err := <-suspended; err != nil {
+		t.Fatal(err)
+	}
+	if <-read {
+		t.Fatal("a read waiting for a suspension found the account active")
 	}
 }

@@ -26,6 +26,7 @@ var conformance = map[string]func(t *testing.T, s *store.Store){
 	"account_not_found":         testAccountNotFound,
 	"accounts_list_paging":      testAccountsPaging,
 	"account_update":            testAccountUpdate,
+	"account_share_active":      testShareActiveAccount,
 	// users.go
 	"users_create_get":          testUserCreateGet,
 	"users_email_unique":        testUserEmailUnique,

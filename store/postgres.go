@@ -31,6 +31,7 @@ var postgres = dialect{
 	lockRows:       " FOR UPDATE",
 	claimRows:      " FOR UPDATE OF d SKIP LOCKED",
 	lockAccountKey: `SELECT 1 FROM accounts WHERE id = ? FOR KEY SHARE`,
+	keyShare:       ` FOR KEY SHARE`,
 	// A statement locks its rows in the order of its locking clauses.
 	lockAccountThen: " FOR KEY SHARE OF a FOR UPDATE OF ",
 	// synchronous_commit is on by default: every commit is synced.

@@ -62,6 +62,9 @@ type dialect struct {
 	// rotation: it takes the lock on the account row that the successors'
 	// foreign key needs anyway, first (see RotateRefreshToken).
 	lockAccountKey string
+	// keyShare is the suffix of a read that locks an account as
+	// lockAccountKey does (Tx.ShareActiveAccount).
+	keyShare string
 	// lockAccountThen, when set, is the locking clause of a read that
 	// joins an account (aliased a) to rows of it, before the aliases of
 	// those rows: the account shared first, then the rows for update
