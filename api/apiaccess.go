@@ -37,8 +37,7 @@ func (a *API) enableAPIAccess(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	httpx.WriteSecret(w, http.StatusCreated, out)
 	return nil
 }
 

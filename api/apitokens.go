@@ -50,8 +50,7 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, t)
+	httpx.WriteSecret(w, http.StatusCreated, t)
 	return nil
 }
 
@@ -98,7 +97,6 @@ func (a *API) rollAPIToken(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, t)
+	httpx.WriteSecret(w, http.StatusCreated, t)
 	return nil
 }

@@ -19,8 +19,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request, p *gatehouse.Pri
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	httpx.WriteSecret(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -68,8 +67,7 @@ func (a *API) rollApp(w http.ResponseWriter, r *http.Request, p *gatehouse.Princ
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteSecret(w, http.StatusOK, out)
 	return nil
 }
 

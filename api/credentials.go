@@ -47,8 +47,7 @@ func (a *API) createCredential(w http.ResponseWriter, r *http.Request, p *gateho
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, c)
+	httpx.WriteSecret(w, http.StatusCreated, c)
 	return nil
 }
 
@@ -100,7 +99,6 @@ func (a *API) rollCredential(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, out)
+	httpx.WriteSecret(w, http.StatusOK, out)
 	return nil
 }

@@ -30,8 +30,7 @@ func (a *API) enrolTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Pri
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, e)
+	httpx.WriteSecret(w, http.StatusOK, e)
 	return nil
 }
 
@@ -50,8 +49,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, RecoveryCodes{RecoveryCodes: codes})
+	httpx.WriteSecret(w, http.StatusOK, RecoveryCodes{RecoveryCodes: codes})
 	return nil
 }
 

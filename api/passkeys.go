@@ -39,8 +39,7 @@ func (a *API) beginPasskey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, c)
+	httpx.WriteSecret(w, http.StatusOK, c)
 	return nil
 }
 
@@ -56,8 +55,7 @@ func (a *API) addPasskey(w http.ResponseWriter, r *http.Request, p *gatehouse.Pr
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	httpx.WriteSecret(w, http.StatusCreated, out)
 	return nil
 }
 

@@ -30,7 +30,7 @@ func (a *API) createWebhook(w http.ResponseWriter, r *http.Request, p *gatehouse
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusCreated, wh)
+	httpx.WriteSecret(w, http.StatusCreated, wh)
 	return nil
 }
 
@@ -73,7 +73,7 @@ func (a *API) rollWebhookSecret(w http.ResponseWriter, r *http.Request, p *gateh
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, wh)
+	httpx.WriteSecret(w, http.StatusOK, wh)
 	return nil
 }
 

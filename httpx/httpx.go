@@ -79,6 +79,14 @@ func SingleHeader(h http.Header, name string) (string, error) {
 	return strings.TrimSpace(vs[0]), nil
 }
 
+// WriteSecret writes v, an answer that shows a secret once, as WriteJSON
+// does, with Cache-Control: no-store, so that no cache keeps it to show
+// it again. Every answer that shows a secret goes through it.
+func WriteSecret(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, status, v)
+}
+
 // WriteJSON writes v as a JSON body with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	buf := jsonBuffers.Get().(*bytes.Buffer)
