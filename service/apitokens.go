@@ -279,12 +279,15 @@ func (s *Service) RollAPIToken(ctx context.Context, p *gatehouse.Principal, id s
 		if err := mayActOn(p, apiTokenReach(a, old), old.ExpiresAt); err != nil {
 			return err
 		}
+		// A roll made already is named first: a retry of a roll whose
+		// answer was lost finds the token it rolled ended (no overlap),
+		// and must learn of its replacement, not make another token.
+		if err := markRolled(tx.MarkAPITokenRolled(p.AccountID, old.ID, next.ID)); err != nil {
+			return err
+		}
 		if old.ExpiresAt != nil && !old.ExpiresAt.After(next.CreatedAt) {
 			// Its replacement would expire with it.
 			return gatehouse.Errorf(gatehouse.EConflict, "This API token has expired; make a new one")
-		}
-		if err := markRolled(tx.MarkAPITokenRolled(p.AccountID, old.ID, next.ID)); err != nil {
-			return err
 		}
 		// A line of rolls keeps two tokens live at most: the one old
 		// replaced, if still in its overlap, stops now — a change of that

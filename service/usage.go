@@ -84,13 +84,15 @@ func (u *Usage) Record(p *gatehouse.Principal, o Outcome, now time.Time) {
 }
 
 // usageCredentialID names the credential behind p within its method: the
-// API token's id, the client id of a client credential or API access
-// application, nothing for the password grant (its user tells it apart).
+// API token's id, the client id of a client credential, API access
+// application or third-party application (its tokens from the code and
+// device grants), nothing for the password grant (its user tells it
+// apart).
 func usageCredentialID(p *gatehouse.Principal) string {
 	switch p.Method {
 	case gatehouse.MethodAPIToken:
 		return p.CredentialID
-	case gatehouse.MethodClientCredentials, gatehouse.MethodAPIAccess:
+	case gatehouse.MethodClientCredentials, gatehouse.MethodAPIAccess, gatehouse.MethodAuthorizationCode:
 		return p.ClientID
 	}
 	return ""

@@ -52,6 +52,7 @@ var usageKinds = map[gatehouse.AuthMethod]string{
 	gatehouse.MethodAPIToken:          string(gatehouse.PlanAPIToken),
 	gatehouse.MethodClientCredentials: string(gatehouse.PlanCredential),
 	gatehouse.MethodAPIAccess:         string(gatehouse.PlanAPIApplication),
+	gatehouse.MethodAuthorizationCode: string(gatehouse.PlanApp),
 	gatehouse.MethodPassword:          "password",
 }
 

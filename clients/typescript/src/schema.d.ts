@@ -1958,7 +1958,7 @@ export interface components {
         UsageEntry: {
             credential_id?: string;
             /** @enum {string} */
-            credential_kind?: "api_token" | "client_credential" | "api_application" | "password" | "unknown";
+            credential_kind?: "api_token" | "client_credential" | "api_application" | "app" | "password" | "unknown";
             /** Format: date */
             day?: string;
             forbidden: number;
@@ -4533,6 +4533,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
+                    };
+                };
+            };
             /** @description Error: payload_too_large */
             413: {
                 headers: {
@@ -6240,6 +6252,18 @@ export interface operations {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
                         error?: "not_found";
+                    };
+                };
+            };
+            /** @description Error: conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "conflict";
                     };
                 };
             };
