@@ -54,7 +54,7 @@ func (u *UI) loginPasskeyOptions(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EInvalidToken, "The sign-in expired; sign in again"))
 		return
 	}
-	c, err := u.svc.BeginPasskeySignIn(r.Context(), pending)
+	c, err := u.svc.BeginPasskeySignIn(r.Context(), pending, httpx.ClientAddr(r))
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

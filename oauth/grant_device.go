@@ -58,7 +58,7 @@ func DeviceAuthorization(svc *service.Service, verificationURI string) http.Hand
 			writeError(w, r, req, gatehouse.Invalid("The device authorization endpoint accepts only HTTP Basic client authentication"))
 			return
 		}
-		out, err := svc.StartDevice(r.Context(), req.ClientID, req.ClientSecret, req.Get("scope"), req.Get("resource"), verificationURI)
+		out, err := svc.StartDevice(r.Context(), req.ClientID, req.ClientSecret, req.Get("scope"), req.Get("resource"), verificationURI, req.ClientAddr)
 		if err != nil {
 			writeError(w, r, req, err)
 			return

@@ -57,6 +57,6 @@ func (s *Server) openRedis(ctx context.Context) error {
 	s.signIn = throttle.NewRedis(timed, throttle.DefaultRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"th:"))
 	s.leakReports = throttle.NewRedis(timed, leak.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"lk:"))
 	s.registrations = throttle.NewRedis(timed, register.Rules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"rg:"))
-	s.ssoStarts = throttle.NewRedis(timed, service.SSOStartRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"ss:"))
+	s.starts = throttle.NewRedis(timed, service.StartRules(), throttle.WithKeyPrefix(s.cfg.RedisPrefix+"ss:"))
 	return nil
 }

@@ -414,9 +414,10 @@ type Server struct {
 	// registrations counts client registrations per address (shared
 	// through Redis in a cluster).
 	registrations throttle.Throttle
-	// ssoStarts counts the single sign-ons begun per address (shared
-	// through Redis in a cluster).
-	ssoStarts  throttle.Throttle
+	// starts counts the starts anyone may make — single sign-ons, device
+	// authorizations, password-less passkey sign-ins — per address
+	// (shared through Redis in a cluster).
+	starts     throttle.Throttle
 	bulk       *leak.Bulk
 	githubKeys *leak.GitHubKeys
 	usage      *service.Usage
@@ -549,8 +550,8 @@ func (s *Server) Open(ctx context.Context) error {
 	if s.registrations == nil {
 		s.registrations = throttle.NewMemory(register.Rules())
 	}
-	if s.ssoStarts == nil {
-		s.ssoStarts = throttle.NewMemory(service.SSOStartRules())
+	if s.starts == nil {
+		s.starts = throttle.NewMemory(service.StartRules())
 	}
 	if s.limiter == nil && s.cluster == nil {
 		mem := ratelimit.NewMemory()
@@ -572,7 +573,7 @@ func (s *Server) Open(ctx context.Context) error {
 	// The service every node and offline command has, and what only a
 	// serving node adds to it.
 	sc := s.cfg.serviceConfig(st, shared)
-	sc.Logger, sc.Throttle, sc.SSOStarts = s.logger, s.signIn, s.ssoStarts
+	sc.Logger, sc.Throttle, sc.Starts = s.logger, s.signIn, s.starts
 	sc.RefreshGrace, sc.DeviceCodeLifetime, sc.ExpiryPoll = s.cfg.RefreshGrace, s.cfg.DeviceCodeLifetime, s.cfg.ExpiryPoll
 	sc.LimiterConfirms, sc.OnCacheLookup = s.limiterConfirms(), s.Metrics.CacheLookup
 	sc.CacheBytes, sc.PlatformScopes = s.cfg.CacheSize, append(s.gatewayRoutes.Scopes(), s.cfg.PlatformScopes...)

@@ -33,8 +33,10 @@ type DeviceAuthorization struct {
 // scope (empty: the application's scopes; a scope the application did not
 // register is invalid_scope), binding its tokens to resource (RFC 8707;
 // "" for none, else an absolute URI: invalid_target otherwise).
-// verificationURI is the device page's URL.
-func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, resource, verificationURI string) (*DeviceAuthorization, error) {
+// verificationURI is the device page's URL. Past StartsPerHour device
+// authorizations from the client address from in an hour, it is
+// too_many_attempts, before anything is written.
+func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, resource, verificationURI, from string) (*DeviceAuthorization, error) {
 	if clientID == "" {
 		return nil, gatehouse.Errorf(gatehouse.EInvalidClient, "Client authentication is required")
 	}
@@ -59,6 +61,9 @@ func (s *Service) StartDevice(ctx context.Context, clientID, secret, scope, reso
 				return nil, gatehouse.Errorf(gatehouse.EInvalidScope, "The application did not register scope %s", sc)
 			}
 		}
+	}
+	if err := s.reserveStart(ctx, "device", from, "Device authorization is unavailable; try again shortly"); err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		raw, userCode := s.mint(token.DeviceCode), authorize.NewUserCode()

@@ -449,15 +449,19 @@ func (s *Service) activeUser(ctx context.Context, accountID, userID string) (*ga
 // (the cookie of a sign-in whose password was right), as its second
 // factor, for one of that user's passkeys; with pending empty, a
 // password-less sign-in with any discoverable passkey that verifies its
-// user (temporarily_unavailable while MaxOpenPasswordlessSignIns wait).
-// invalid_token when the pending sign-in is gone; invalid_request
-// when its user has no passkey.
-func (s *Service) BeginPasskeySignIn(ctx context.Context, pending string) (*PasskeyCeremony, error) {
+// user (temporarily_unavailable while MaxOpenPasswordlessSignIns wait;
+// too_many_attempts past StartsPerHour from the client address from, so
+// that one network cannot fill that room). invalid_token when the pending
+// sign-in is gone; invalid_request when its user has no passkey.
+func (s *Service) BeginPasskeySignIn(ctx context.Context, pending, from string) (*PasskeyCeremony, error) {
 	rp, err := s.passkeysOn()
 	if err != nil {
 		return nil, err
 	}
 	if pending == "" {
+		if err := s.reserveStart(ctx, "passkey", from, "Passkey sign-in is unavailable; try again shortly"); err != nil {
+			return nil, err
+		}
 		// At most MaxOpenPasswordlessSignIns wait at once (begin).
 		c, err := rp.BeginLogin(nil)
 		if err != nil {

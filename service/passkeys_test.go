@@ -38,7 +38,7 @@ func TestPasskeyIsASecondFactor(t *testing.T) {
 		t.Fatalf("the password grant of a user with a passkey: %v", err)
 	}
 	// Without a relying party the ceremonies say why.
-	if _, err := svc.BeginPasskeySignIn(ctx, ""); gatehouse.ErrorCode(err) != gatehouse.EUnavailable {
+	if _, err := svc.BeginPasskeySignIn(ctx, "", "192.0.2.1"); gatehouse.ErrorCode(err) != gatehouse.EUnavailable {
 		t.Fatalf("no relying party: %v", err)
 	}
 	if _, err := svc.Recover(ctx, "op@example.com", "a brand new long password"); err != nil {

@@ -106,10 +106,10 @@ type Config struct {
 	// the server key (sso.NewSealer); nil means one under an empty key, for
 	// tests.
 	SSOSealer *seal.Sealer
-	// SSOStarts counts the single sign-ons begun per client address (see
-	// StartSSO); nil means an in-memory one with SSOStartRules (a cluster
+	// Starts counts the starts anyone may make per client address (see
+	// StartRules); nil means an in-memory one with StartRules (a cluster
 	// passes a shared one).
-	SSOStarts throttle.Throttle
+	Starts throttle.Throttle
 	// Passkeys is the WebAuthn relying party of the console (passkey.New);
 	// nil means passkeys cannot be registered or used
 	// (temporarily_unavailable, saying PasskeysOff, the reason).
@@ -147,7 +147,7 @@ type Service struct {
 	mfaSealer       *seal.Sealer
 	issuer          string
 	ssoSealer       *seal.Sealer
-	ssoStarts       throttle.Throttle
+	starts          throttle.Throttle
 	// sso discovers accounts' identity providers, through the client
 	// webhooks use (public addresses only, unless insecure is allowed).
 	sso         *sso.Client
@@ -176,14 +176,14 @@ func New(cfg Config) *Service {
 		sealer:         cfg.WebhookSealer, webhookInsecure: cfg.WebhookAllowInsecure, onWebhookEvent: cfg.OnWebhookEvent,
 		mfaSealer: cfg.MFASealer,
 		issuer:    cfg.Issuer,
-		ssoSealer: cfg.SSOSealer, ssoStarts: cfg.SSOStarts,
+		ssoSealer: cfg.SSOSealer, starts: cfg.Starts,
 		passkeys: cfg.Passkeys, passkeysOff: cfg.PasskeysOff,
 	}
 	if s.ssoSealer == nil {
 		s.ssoSealer = sso.NewSealer(nil)
 	}
-	if s.ssoStarts == nil {
-		s.ssoStarts = throttle.NewMemory(SSOStartRules())
+	if s.starts == nil {
+		s.starts = throttle.NewMemory(StartRules())
 	}
 	s.sso = sso.New(webhook.Client(s.webhookInsecure), s.now)
 	if s.sealer == nil {

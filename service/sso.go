@@ -19,18 +19,42 @@ import (
 // take to come back.
 const SSOLoginLifetime = 10 * time.Minute
 
-// SSOStartsPerHour is how many single sign-ons one client address may
-// begin in an hour — generous, for a company behind one address; the
-// next is too_many_attempts with Retry-After. Each begun is a row in the
-// store and may be a request to the identity provider, and anyone may
-// begin one.
-const SSOStartsPerHour = 300
+// StartsPerHour is how many of each kind of start anyone may make — a
+// single sign-on, a device authorization, a password-less passkey sign-in
+// — one client network may make in an hour: generous, for a company
+// behind one address; the next is too_many_attempts with Retry-After.
+// Each start is a row in the store (and a single sign-on may be a request
+// to the identity provider), so a flood from one network is refused
+// before it writes, and cannot fill what all share (the password-less
+// sign-ins waiting at once, MaxOpenPasswordlessSignIns).
+const StartsPerHour = 300
 
-// SSOStartRules are the throttle rules of beginning single sign-on:
-// SSOStartsPerHour per client address.
-func SSOStartRules() throttle.Rules {
-	r := throttle.Rule{Limit: SSOStartsPerHour, Window: time.Hour}
-	return throttle.Rules{UserAddr: r, User: r, Addr: r}
+// SSOStartsPerHour is StartsPerHour for single sign-on.
+const SSOStartsPerHour = StartsPerHour
+
+// startKinds is how many kinds of start share the count per client
+// network (StartRules).
+const startKinds = 3
+
+// StartRules are the throttle rules of the starts anyone may make: each
+// kind StartsPerHour per client network (the throttle's username is the
+// kind and the network), all kinds together startKinds times that.
+func StartRules() throttle.Rules {
+	r := throttle.Rule{Limit: StartsPerHour, Window: time.Hour}
+	return throttle.Rules{UserAddr: r, User: r, Addr: throttle.Rule{Limit: startKinds * StartsPerHour, Window: time.Hour}}
+}
+
+// reserveStart counts a start of kind (one of startKinds) from the client
+// address from, before anything is read or written: too_many_attempts
+// past StartsPerHour, temporarily_unavailable (what, a sentence) when the
+// count cannot be kept.
+func (s *Service) reserveStart(ctx context.Context, kind, from, unavailable string) error {
+	_, err := s.starts.Reserve(ctx, kind+"\x00"+throttle.Network(from), from)
+	if err == nil || gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
+		return err // a refusal is not logged: a flood would flood the log too
+	}
+	s.logger.WarnContext(ctx, kind+": the throttle cannot be reached", "err", err)
+	return errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable, Message: unavailable, RetryAfter: time.Second}, err)
 }
 
 // ErrSSORequired is joined to the password sign-in's refusal for a user
@@ -245,9 +269,9 @@ func errNoSSO() error {
 }
 
 // ssoFor finds the single sign-on of a sign-in: the account's, when
-// accountID is given; otherwise that of the account of the user with the
-// address, or else the one account whose allowed domains hold the
-// address's domain.
+// accountID is given; otherwise that of the one account whose allowed
+// domains hold the address's domain, or, when several do, that of the
+// user with the address if theirs is one of them.
 func (s *Service) ssoFor(ctx context.Context, email, accountID string) (*store.SSOConfig, error) {
 	if accountID != "" {
 		if _, err := checkName("account", accountID, MaxQueryLen, false); err != nil {
@@ -263,35 +287,39 @@ func (s *Service) ssoFor(ctx context.Context, email, accountID string) (*store.S
 	if len(key) > MaxEmailLen || sso.Domain(key) == "" {
 		return nil, gatehouse.InvalidField("email", "Enter your e-mail address.", "email must be an e-mail address")
 	}
-	u, err := s.store.UserByEmail(ctx, key)
-	switch gatehouse.ErrorCode(err) {
-	case "":
-		c, err := s.store.SSOConfig(ctx, u.AccountID)
-		if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
-			return nil, errNoSSO()
-		}
-		return c, err
-	case gatehouse.ENotFound:
-	default:
-		return nil, err
-	}
 	all, err := s.store.SSOConfigs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var found *store.SSOConfig
+	var claims []*store.SSOConfig
 	for _, c := range all {
 		if sso.Allowed(key, c.Domains) {
-			if found != nil {
-				return nil, errNoSSO() // two accounts claim the domain: neither is guessed
-			}
-			found = c
+			claims = append(claims, c)
 		}
 	}
-	if found == nil {
+	switch len(claims) {
+	case 0:
 		return nil, errNoSSO()
+	case 1:
+		return claims[0], nil
 	}
-	return found, nil
+	// Two accounts claim the domain: the one of the user with the
+	// address, if it is one of them; else neither is guessed. Only
+	// here does the answer depend on whether the address is a user's
+	// (docs/sso.md): anywhere else an address that is a user's and one
+	// that is not are answered alike.
+	u, err := s.store.UserByEmail(ctx, key)
+	if gatehouse.ErrorCode(err) == gatehouse.ENotFound {
+		return nil, errNoSSO()
+	} else if err != nil {
+		return nil, err
+	}
+	for _, c := range claims {
+		if c.AccountID == u.AccountID {
+			return c, nil
+		}
+	}
+	return nil, errNoSSO()
 }
 
 // SSOStart is a sign-in sent to an identity provider: the URL to send the
@@ -311,13 +339,8 @@ type SSOStart struct {
 // before any store or provider is asked; temporarily_unavailable when the
 // count cannot be kept.
 func (s *Service) StartSSO(ctx context.Context, email, accountID, redirectURL, from string) (*SSOStart, error) {
-	if _, err := s.ssoStarts.Reserve(ctx, "sso\x00"+from, from); err != nil {
-		if gatehouse.ErrorCode(err) == gatehouse.ETooManyAttempts {
-			return nil, err // not logged: a flood would flood the log too
-		}
-		s.logger.WarnContext(ctx, "sso: the throttle cannot be reached", "err", err)
-		return nil, errors.Join(&gatehouse.Error{Code: gatehouse.EUnavailable,
-			Message: "Single sign-on is unavailable; try again shortly", RetryAfter: time.Second}, err)
+	if err := s.reserveStart(ctx, "sso", from, "Single sign-on is unavailable; try again shortly"); err != nil {
+		return nil, err
 	}
 	c, err := s.ssoFor(ctx, email, accountID)
 	if err != nil {

@@ -583,8 +583,11 @@ const notEmailKey = "\x00"
 // node in that time, so that a flood of refused attempts costs the store
 // nothing more. Failures are logged, never returned: the refusal stands.
 func (s *Service) noticeThrottled(ctx context.Context, key, from string) {
-	if strings.HasPrefix(key, notEmailKey) {
-		return // a throttle key of its own (deviceKey) names no address
+	if strings.HasPrefix(key, notEmailKey) || len(key) > MaxEmailLen {
+		// A throttle key of its own (deviceKey) names no address, nor
+		// does one longer than any address: neither is remembered, so the
+		// notices' memory is bounded by the addresses' length.
+		return
 	}
 	now := s.now()
 	n := &s.throttleNoticed
@@ -599,9 +602,6 @@ func (s *Service) noticeThrottled(ctx context.Context, key, from string) {
 	bucket := now.Truncate(ThrottleNoticeEvery)
 	n.until[key] = bucket.Add(ThrottleNoticeEvery)
 	n.mu.Unlock()
-	if len(key) > MaxEmailLen {
-		return
-	}
 	ctx = context.WithoutCancel(ctx)
 	u, err := s.store.UserByEmail(ctx, key)
 	if err != nil {
