@@ -479,6 +479,10 @@ func TestPgFaultsClusterRevokeWhileCut(t *testing.T) {
 				switch {
 				case readyz && (ans.err != nil || ans.status != 503 || ans.retryAfter == ""):
 					t.Errorf("/readyz on A with its database %s: %s", fault, ans)
+				case readyz && (ans.body["store"] != false || ans.body["redis"] != true):
+					// Each check has a deadline of its own: Redis is
+					// not reported down with the database.
+					t.Errorf("/readyz on A with its database %s names the wrong dependency: %s", fault, ans)
 				case readyz:
 				case ans.err != nil || ans.status >= 500 && !ans.honest503():
 					t.Errorf("request %d on A: %s", i, ans)

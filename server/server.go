@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -911,25 +912,41 @@ func routed(mux *http.ServeMux, r *http.Request, path string) bool {
 // ready answers /readyz: 200 when the store answers and takes a write
 // (a full disk or a read-only database is not ready, though reads still
 // work) and, in a cluster, Redis answers; 503 with Retry-After otherwise.
-// Each check has the store's deadline.
+// The checks run side by side, each with the store's deadline of its own,
+// so that a stalled store is not reported as Redis down too, and the
+// answer comes within one deadline.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-	defer cancel()
-	out, status := map[string]any{"status": "ok", "store": true}, http.StatusOK
-	err := s.Store.Ping(ctx)
-	if err == nil {
-		err = s.Store.CheckWrite(ctx)
+	check := func(fn func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+		defer cancel()
+		return fn(ctx)
 	}
-	if err != nil {
-		gatehouse.Logger(ctx).WarnContext(ctx, "store not ready", "err", err)
+	var storeErr, redisErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		storeErr = check(func(ctx context.Context) error {
+			if err := s.Store.Ping(ctx); err != nil {
+				return err
+			}
+			return s.Store.CheckWrite(ctx)
+		})
+	})
+	if s.cluster != nil {
+		// Reading the shared generation also settles any announcement of a
+		// revoking change this node still owes the cluster.
+		wg.Go(func() { redisErr = check(s.cluster.Settle) })
+	}
+	wg.Wait()
+	ctx := r.Context()
+	out, status := map[string]any{"status": "ok", "store": true}, http.StatusOK
+	if storeErr != nil {
+		gatehouse.Logger(ctx).WarnContext(ctx, "store not ready", "err", storeErr)
 		out["store"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 	}
 	if s.cluster != nil {
 		out["redis"] = true
-		// Reading the shared generation also settles any announcement of a
-		// revoking change this node still owes the cluster.
-		if err := s.cluster.Settle(ctx); err != nil {
-			gatehouse.Logger(ctx).WarnContext(ctx, "redis not ready", "err", err)
+		if redisErr != nil {
+			gatehouse.Logger(ctx).WarnContext(ctx, "redis not ready", "err", redisErr)
 			out["redis"], out["status"], status = false, "unavailable", http.StatusServiceUnavailable
 		}
 	}

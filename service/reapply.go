@@ -335,7 +335,7 @@ func reapplyUserUpdate(s *Service, tx *store.Tx, e *gatehouse.AuditEntry, now ti
 		}
 		dropApp = dropApp || !slices.Contains(kept, string(gatehouse.RoleAdmin))
 	}
-	if e.Details["password"] == "changed" && u.UpdatedAt.Before(e.CreatedAt) {
+	if e.Details["password"] == "changed" && passwordKept(u, e) {
 		u.PasswordHash, changed = "", true
 		u.PasswordEpoch++
 	}
@@ -369,14 +369,28 @@ func lockAccountThenUser(tx *store.Tx, e *gatehouse.AuditEntry) (*gatehouse.User
 	return tx.User(e.AccountID, e.TargetID)
 }
 
+// ReapplyClockSkew is how far apart the clocks of the nodes that wrote a
+// store may be for a re-applied password change: the restored user's
+// last change is taken for one the backup holds unless it is dated this
+// much after the password change the audit entry records. Dates written
+// by two nodes cannot order changes finer than their clocks agree.
+const ReapplyClockSkew = time.Minute
+
+// passwordKept reports whether the restored user u still holds a password
+// that the password change of entry e replaced: they have one, and their
+// last change is not dated clearly after e's (a new password set after
+// the restore; ReapplyClockSkew). A password already taken away — this
+// entry re-applied once — is not taken twice.
+func passwordKept(u *gatehouse.User, e *gatehouse.AuditEntry) bool {
+	return u.PasswordHash != "" && u.UpdatedAt.Before(e.CreatedAt.Add(ReapplyClockSkew))
+}
+
 // forgetPassword re-applies a password change whose new hash the restored
 // store does not hold: the user keeps no password and every
 // password-derived token and session ends.
 func forgetPassword(_ *Service, tx *store.Tx, e *gatehouse.AuditEntry, _ time.Time) (bool, error) {
 	u, err := lockAccountThenUser(tx, e)
-	if err != nil || !u.UpdatedAt.Before(e.CreatedAt) {
-		// Changed since (a new password set after the restore, or this
-		// entry re-applied already): nothing to take away.
+	if err != nil || !passwordKept(u, e) {
 		return false, err
 	}
 	u.PasswordHash, u.UpdatedAt = "", e.CreatedAt
