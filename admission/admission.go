@@ -117,7 +117,9 @@ var errRelinked = fmt.Errorf("%w, on fewer connections than the cluster has now"
 // maxAttempts bounds how often one request is validated when the cluster
 // keeps changing under it; maxRelinks how often more, when what changed
 // is only that the charger opened connections (a reconnection opens each
-// of a client's few connections again, one at a time).
+// of a client's few connections again, one at a time). The last attempt
+// is charged without confirmation (AdmitFor): the cluster changing under
+// a request does not refuse it.
 const (
 	maxAttempts = 3
 	maxRelinks  = 8
@@ -132,7 +134,7 @@ type Check func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) 
 // confirms the principal against the cluster: every request authenticated
 // by its headers goes through here. When the cluster changed since the
 // principal was validated, the request is validated again (a few times
-// at most, then refused with 503).
+// at most; see AdmitFor).
 func (a *Admitter) Admit(w http.ResponseWriter, r *http.Request) (*gatehouse.Principal, error) {
 	return a.AdmitChecked(w, r, nil)
 }
@@ -176,7 +178,16 @@ func (a *Admitter) AdmitFor(w http.ResponseWriter, r *http.Request, resource str
 				return nil, err
 			}
 		}
-		err = a.charge(w, r, p, true)
+		// A principal validated again after a stale charge was validated
+		// after this node read the revocation log in a read that began
+		// after the request did (charge's Observe): it reflects every
+		// revocation acknowledged before the request began, and the
+		// cluster still changing is revocations made meanwhile, which the
+		// request may precede. So the last attempt is charged without
+		// confirmation: a burst of changes to one account (each revokes
+		// its principals' account subject) delays its requests by a few
+		// validations, never refuses them.
+		err = a.charge(w, r, p, attempts+1 < maxAttempts)
 		if errors.Is(err, errRelinked) && relinks < maxRelinks {
 			relinks++
 			attempts--

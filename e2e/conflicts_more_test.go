@@ -407,23 +407,23 @@ func TestConflictAPITokenWrites(t *testing.T) {
 }
 
 // isChurn reports whether r is admission's refusal of a request whose
-// principal the cluster's state changed under at every validation
-// (docs/design.md: "at most three times, then 503"): a burst of changes
-// that each revoke a whole account (every change of an API token does)
-// leaves the account's requests on a cluster so refused for a moment.
+// principal the cluster's state changed under at every validation: a
+// burst of changes that each revoke a whole account (every change of an
+// API token does) once left the account's requests on a cluster so
+// refused for a moment; no request is now (docs/design.md).
 func isChurn(r *servertest.Response) bool {
 	return r.Status == 503 && r.Header.Get("Retry-After") != "" &&
 		strings.Contains(string(r.Body), `"The cluster state keeps changing; try again shortly"`)
 }
 
-// churned returns res without the answers isChurn, logging how many there
-// were.
+// churned returns res without the answers isChurn, failing the test for
+// each.
 func churned(t *testing.T, res volleyResult) volleyResult {
 	t.Helper()
 	out := volleyResult{released: res.released, done: res.done}
 	for _, r := range res.resps {
 		if isChurn(r) {
-			t.Logf("refused for the cluster's churn: %s", r.Body)
+			t.Errorf("refused for the cluster's churn: %s", r.Body)
 			r = &servertest.Response{Status: 0}
 		}
 		out.resps = append(out.resps, r)

@@ -33,6 +33,9 @@ type deadlines struct {
 	mu    sync.Mutex
 	ended bool // the request body is at its end (or failed)
 	over  bool // the handler has returned (or is returning)
+	// bodyErr is why reading the client's body failed (nil at its end):
+	// the client's fault, not the upstream's.
+	bodyErr error
 }
 
 func newDeadlines(w http.ResponseWriter, read, write time.Duration, end time.Time) *deadlines {
@@ -78,7 +81,17 @@ func (d *deadlines) afterRead(err error) {
 		return
 	}
 	d.ended = true
+	if err != io.EOF {
+		d.bodyErr = err
+	}
 	_ = d.rc.SetReadDeadline(time.Time{})
+}
+
+// bodyFailed returns why reading the client's body failed, or nil.
+func (d *deadlines) bodyFailed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bodyErr
 }
 
 // beforeWrite sets the deadline of the next write of the answer. Writes

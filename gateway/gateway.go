@@ -9,12 +9,14 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -403,6 +405,11 @@ func NewProxy(cfg Config) *Proxy {
 				httpx.Error(w, r, gatehouse.Errorf(gatehouse.EGatewayTimeout, "The request took longer than the gateway allows"))
 				return
 			}
+			// The client's side failed: it went away, or sent a body
+			// that is not HTTP. Neither is the upstream's failure.
+			if clientFailed(w, r) {
+				return
+			}
 			gatehouse.Logger(r.Context()).WarnContext(r.Context(), "upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			httpx.Error(w, r, gatehouse.Errorf(gatehouse.EBadGateway, "The upstream service did not answer"))
 		},
@@ -442,9 +449,36 @@ func (p *Proxy) Handler() http.Handler {
 		defer d.finish()
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &deadlineBody{ReadCloser: r.Body, d: d}
+			// The error handler learns from it how the body ended.
+			r = r.WithContext(context.WithValue(r.Context(), deadlinesKey{}, d))
 		}
 		p.proxy.ServeHTTP(&deadlineWriter{ResponseWriter: w, d: d}, r)
 	})
+}
+
+// deadlinesKey is the context key of a proxied request's deadlines, when
+// it has a body.
+type deadlinesKey struct{}
+
+// clientFailed answers a proxied exchange that failed on the client's
+// side, and reports whether it did: a client gone (its request canceled,
+// or its body cut off) is recorded as 499, a body that is not HTTP (a
+// malformed chunk) is 400 invalid_request.
+func clientFailed(w http.ResponseWriter, r *http.Request) bool {
+	var bodyErr error
+	if d, ok := r.Context().Value(deadlinesKey{}).(*deadlines); ok {
+		bodyErr = d.bodyFailed()
+	}
+	switch {
+	case errors.Is(r.Context().Err(), context.Canceled) || errors.Is(bodyErr, io.ErrUnexpectedEOF) ||
+		errors.Is(bodyErr, net.ErrClosed) || errors.Is(bodyErr, syscall.ECONNRESET):
+		httpx.ClientClosed(w, r)
+	case bodyErr != nil:
+		httpx.Error(w, r, gatehouse.Errorf(gatehouse.EInvalidRequest, "Could not read the request body"))
+	default:
+		return false
+	}
+	return true
 }
 
 // pastDeadline reports whether ctx has a deadline (the proxy timeout's)

@@ -166,8 +166,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	log := gatehouse.Logger(ctx)
 	if ClientGone(r, err) {
-		Info(ctx).SetErrorCode(ECanceled)
-		w.WriteHeader(StatusClientClosed)
+		ClientClosed(w, r)
 		return
 	}
 	if store.IsUnavailable(err) {
@@ -214,6 +213,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 // technical failure that store.IsUnavailable recognises.
 func Unavailable(err error) bool {
 	return gatehouse.ErrorCode(err) == gatehouse.EUnavailable || store.IsUnavailable(err)
+}
+
+// ClientClosed records that r's client went away before it was answered:
+// 499, neither logged as a failure nor counted as a server error.
+func ClientClosed(w http.ResponseWriter, r *http.Request) {
+	Info(r.Context()).SetErrorCode(ECanceled)
+	w.WriteHeader(StatusClientClosed)
 }
 
 // ClientGone reports whether r's client went away (its context was

@@ -349,16 +349,34 @@ func Requests(f Forwarding, logger *slog.Logger, done func(*RequestInfo), next h
 		w.Header()[RequestIDHeader] = info.idHeader[:1:1]
 		info.w.ResponseWriter = w
 		in := r.WithContext(gatehouse.WithRequestScope(r.Context(), info))
+		defer func() {
+			// An answer cut short (a proxied stream ended by the proxy
+			// timeout, its client or its upstream) ends the handler with
+			// http.ErrAbortHandler: the request is logged and counted all
+			// the same, then the panic goes on to the server, which ends
+			// the connection. Any other panic was Recover's to answer.
+			cut := recover()
+			if cut != nil && cut != http.ErrAbortHandler {
+				panic(cut)
+			}
+			info.Route, info.Status, info.Bytes = in.Pattern, info.w.Status, info.w.Bytes
+			switch {
+			case info.Status == 0 && cut != nil:
+				info.Status = StatusClientClosed // nothing was answered
+				info.SetErrorCode(ECanceled)
+			case info.Status == 0:
+				info.Status = http.StatusOK
+			}
+			info.Duration = time.Since(start)
+			info.logRequest(r.Context(), logger, r)
+			if done != nil {
+				done(info)
+			}
+			if cut != nil {
+				panic(cut)
+			}
+		}()
 		next.ServeHTTP(&info.w, in)
-		info.Route, info.Status, info.Bytes = in.Pattern, info.w.Status, info.w.Bytes
-		if info.Status == 0 {
-			info.Status = http.StatusOK
-		}
-		info.Duration = time.Since(start)
-		info.logRequest(r.Context(), logger, r)
-		if done != nil {
-			done(info)
-		}
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,6 +206,45 @@ func TestRequestsTellsDone(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nowhere", nil))
 	if got.Route != "" || got.Status != http.StatusNotFound {
 		t.Fatalf("unmatched: done saw route %q status %d", got.Route, got.Status)
+	}
+}
+
+// TestRequestsCountsAnswersCutShort: a handler ended by
+// http.ErrAbortHandler (a proxied stream cut by its timeout, its client or
+// its upstream) is logged and counted all the same — with the status it
+// wrote, or 499 when it wrote none — and the panic goes on to the server,
+// which ends the connection.
+func TestRequestsCountsAnswersCutShort(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wrote  bool
+		status int
+	}{{"a stream begun", true, http.StatusOK}, {"nothing answered", false, StatusClientClosed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf strings.Builder
+			var got *RequestInfo
+			h := Requests(Forwarding{}, slog.New(slog.NewJSONHandler(&buf, nil)), func(i *RequestInfo) { got = i },
+				Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if tc.wrote {
+						w.Write([]byte("data: 1\n\n"))
+					}
+					panic(http.ErrAbortHandler)
+				})))
+			func() {
+				defer func() {
+					if v := recover(); v != http.ErrAbortHandler {
+						t.Fatalf("the server got %v, want http.ErrAbortHandler", v)
+					}
+				}()
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/sse", nil))
+			}()
+			if got == nil || got.Status != tc.status {
+				t.Fatalf("done saw %+v, want status %d", got, tc.status)
+			}
+			if !strings.Contains(buf.String(), `"msg":"request"`) || !strings.Contains(buf.String(), `"status":`+strconv.Itoa(tc.status)) {
+				t.Fatalf("log %s", buf.String())
+			}
+		})
 	}
 }
 
