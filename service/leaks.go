@@ -81,12 +81,17 @@ func (s *Service) RevokeLeaked(ctx context.Context, raw string, rep LeakReport) 
 		}
 		return s.leaked(ctx, out, it.Account, rep, "token", it.ID, map[string]string{"user_id": it.UserID, "client_id": it.ClientID},
 			func(tx *store.Tx) (bool, error) {
+				// Changed only if this revoked something: reports of one
+				// secret at once audit it once.
+				var family bool
 				if lineage {
-					if err := tx.RevokeTokenFamily(it.FamilyID, s.now()); err != nil {
+					var err error
+					if family, err = tx.RevokeLiveFamily(it.FamilyID, s.now()); err != nil {
 						return false, err
 					}
 				}
-				return true, tx.RevokeToken(it.ID, s.now())
+				token, err := tx.RevokeLiveToken(it.ID, s.now())
+				return family || token, err
 			})
 	case token.APIToken:
 		t, err := s.store.APITokenByHash(ctx, digest)

@@ -40,15 +40,17 @@ func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, 
 		return err
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
+		var revoked bool
+		var err error
 		if it.Kind == gatehouse.KindRefresh {
-			if err := tx.RevokeTokenFamily(it.FamilyID, s.now()); err != nil {
-				return err
-			}
-		} else if err := tx.RevokeToken(it.ID, s.now()); err != nil {
-			return err
+			revoked, err = tx.RevokeLiveFamily(it.FamilyID, s.now())
+		} else {
+			revoked, err = tx.RevokeLiveToken(it.ID, s.now())
 		}
-		if caller == nil || caller.CredentialID == it.ID {
-			return nil
+		// Revoked already (again, or by another revocation at the same
+		// moment): nothing changed, nothing to audit.
+		if err != nil || !revoked || caller == nil || caller.CredentialID == it.ID {
+			return err
 		}
 		return s.record(tx, s.audit(ctx, caller, "token.revoke", "token", it.ID,
 			map[string]string{"kind": string(it.Kind), "auth_method": string(it.Method), "user_id": it.UserID}))

@@ -193,7 +193,9 @@ func (s *Service) auditRetry(ctx context.Context, it *store.IssuedToken, now tim
 }
 
 // revokeLineage is reuse detection: it revokes the whole lineage of it and
-// audits why, in one transaction, and returns invalid_grant.
+// audits why, in one transaction, and returns invalid_grant. A lineage
+// revoked already (by another presentation at the same moment) is not
+// audited again.
 func (s *Service) revokeLineage(ctx context.Context, it *store.IssuedToken, now time.Time, reason string, details map[string]string) error {
 	s.logger.Warn("refresh token reuse detected; revoking its lineage", "reason", reason,
 		"account_id", it.AccountID, "user_id", it.UserID, "client_id", it.ClientID, "family_id", it.FamilyID)
@@ -202,7 +204,7 @@ func (s *Service) revokeLineage(ctx context.Context, it *store.IssuedToken, now 
 		d[k] = v
 	}
 	err := s.update(ctx, func(tx *store.Tx) error {
-		if err := tx.RevokeTokenFamily(it.FamilyID, now); err != nil {
+		if revoked, err := tx.RevokeLiveFamily(it.FamilyID, now); err != nil || !revoked {
 			return err
 		}
 		return s.record(tx, reuseEntry(ctx, it, now, AuditLineageRevoked, d))

@@ -364,7 +364,7 @@ func eventTypes(e *gatehouse.AuditEntry) []string {
 		return []string{"credential.created"}
 	case "credential.update", "api_token.update", "api_access.update":
 		return []string{"credential.updated"}
-	case "credential.roll", "api_token.roll", "api_token.rolled", "api_access.reissue":
+	case "credential.roll", "api_token.rolled", "api_access.reissue":
 		return []string{"credential.rolled"}
 	case "credential.delete", "api_token.revoke":
 		return []string{"credential.deleted"}

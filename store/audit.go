@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -144,8 +145,10 @@ func (s *Store) FindAudit(ctx context.Context, accountID string, f gatehouse.Aud
 		args = append(args, f.Actor, "%"+likeEscaper.Replace(strings.ToLower(f.Actor))+"%")
 	}
 	if f.Action != "" {
-		where += ` AND action LIKE ? ESCAPE '!'`
-		args = append(args, likeEscaper.Replace(f.Action)+"%")
+		// A prefix compared as it is, in letter case too, on both stores
+		// (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+		where += ` AND SUBSTR(action, 1, ?) = ?`
+		args = append(args, utf8.RuneCountInString(f.Action), f.Action)
 	}
 	if f.Target != "" {
 		where += ` AND (target_id = ? OR target_type = ?)`

@@ -228,29 +228,55 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*IssuedToken, err
 
 // RevokeToken marks one token revoked; revoking a revoked token is a no-op.
 func (t *Tx) RevokeToken(id string, at time.Time) error {
-	t.revokes(gatehouse.CredentialSubject(id))
-	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
+	_, err := t.RevokeLiveToken(id, at)
 	return err
+}
+
+// RevokeLiveToken is RevokeToken reporting whether it revoked anything (a
+// token revoked already, or by a transaction that committed while this
+// one waited for its row, is not revoked again): the change is audited
+// once, however many revoke it at once.
+func (t *Tx) RevokeLiveToken(id string, at time.Time) (bool, error) {
+	t.revokes(gatehouse.CredentialSubject(id))
+	res, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(at), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // RevokeTokenFamily revokes every token of a refresh lineage, including any
 // a concurrent rotation is inserting: the family itself is marked.
 func (t *Tx) RevokeTokenFamily(familyID string, at time.Time) error {
-	if err := t.markFamilyRevoked(familyID, at); err != nil {
-		return err
-	}
-	_, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, micros(at), familyID)
+	_, err := t.RevokeLiveFamily(familyID, at)
 	return err
+}
+
+// RevokeLiveFamily is RevokeTokenFamily reporting whether the lineage was
+// live until now (its mark new), as RevokeLiveToken does.
+func (t *Tx) RevokeLiveFamily(familyID string, at time.Time) (bool, error) {
+	marked, err := t.markFamilyRevoked(familyID, at)
+	if err != nil {
+		return false, err
+	}
+	_, err = t.exec(`UPDATE tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, micros(at), familyID)
+	return marked, err
 }
 
 // markFamilyRevoked marks a refresh lineage revoked: every rule that
 // judges a token of it (validity, a refresh's use, the live counts) reads
 // the mark, so its tokens stop working without their rows being written.
-func (t *Tx) markFamilyRevoked(familyID string, at time.Time) error {
+// It reports whether the mark is new.
+func (t *Tx) markFamilyRevoked(familyID string, at time.Time) (bool, error) {
 	t.revokes(gatehouse.FamilySubject(familyID))
-	_, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
+	res, err := t.exec(`INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?) ON CONFLICT (family_id) DO NOTHING`,
 		familyID, micros(at))
-	return err
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // prefixed qualifies each column of a comma-separated list with p.
@@ -360,7 +386,7 @@ func (t *Tx) RevokeClientFamilies(clientID, keep string, at time.Time) (int, err
 		return 0, err
 	}
 	for _, f := range families {
-		if err := t.markFamilyRevoked(f, at); err != nil {
+		if _, err := t.markFamilyRevoked(f, at); err != nil {
 			return 0, err
 		}
 	}
