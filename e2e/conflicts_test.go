@@ -266,18 +266,7 @@ func TestConflictLastAdmin(t *testing.T) {
 		shots := []volleyReq{shot(a, boss, otherID, c[0]), shot(b, other, bossID, c[1])}
 		res := volley(t, shots)
 		no5xx(t, fmt.Sprintf("round %d", round), res, func(i int) string { return shots[i].req.Method + " " + shots[i].req.URL.Path })
-		admins := 0
-		for _, email := range []string{bossEmail, otherEmail} {
-			r := a.As(op, "GET", "/v1/users?email="+email+"&all_accounts=true", nil)
-			if r.Status == 404 {
-				continue
-			}
-			servertest.Expect(t, r, 200, "")
-			s := string(r.Body)
-			if strings.Contains(s, `"status":"active"`) && strings.Contains(s, `"admin"`) {
-				admins++
-			}
-		}
+		admins := activeAdmins(t, a, op, bossEmail, otherEmail)
 		if admins == 0 {
 			t.Errorf("round %d (%v): no active admin left; answers %d %s / %d %s", round, c,
 				res.resps[0].Status, res.resps[0].Body, res.resps[1].Status, res.resps[1].Body)
@@ -435,4 +424,23 @@ func TestConflictRollVsDelete(t *testing.T) {
 	}
 	res := volley(t, shots)
 	no5xx(t, "developer removal", res, func(i int) string { return shots[i].req.Method + " " + shots[i].req.URL.Path })
+}
+
+// activeAdmins counts, as the operator op, the users of emails that are
+// still active admins (a deleted one is not found).
+func activeAdmins(t *testing.T, env *servertest.Env, op string, emails ...string) int {
+	t.Helper()
+	n := 0
+	for _, email := range emails {
+		r := env.As(op, "GET", "/v1/users?email="+email+"&all_accounts=true", nil)
+		if r.Status == 404 {
+			continue
+		}
+		servertest.Expect(t, r, 200, "")
+		s := string(r.Body)
+		if strings.Contains(s, `"status":"active"`) && strings.Contains(s, `"admin"`) {
+			n++
+		}
+	}
+	return n
 }

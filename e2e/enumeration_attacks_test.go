@@ -576,22 +576,6 @@ func TestEnumCrossTenantAPI(t *testing.T) {
 		"member": env.Login("amem@example.com", memberPW),
 	}
 	toks["apitoken"] = withAPIToken(t, env, toks["admin"]).Token
-	bodyFor := func(method, path string) any {
-		switch {
-		case method == "GET" || method == "DELETE" || strings.HasSuffix(path, "/approval") || strings.HasPrefix(path, "/v1/developers/") ||
-			strings.Contains(path, "/members/") || strings.HasSuffix(path, "/test") || strings.HasSuffix(path, "/redeliver"):
-			return nil
-		case strings.HasSuffix(path, "/roll") || strings.HasSuffix(path, "/roll-secret"):
-			return map[string]any{}
-		case strings.HasPrefix(path, "/v1/webhooks/"):
-			return map[string]any{"description": "zz"}
-		case strings.HasPrefix(path, "/v1/credentials/") || strings.HasPrefix(path, "/v1/api-tokens/"):
-			return map[string]any{"enabled": false}
-		case strings.HasPrefix(path, "/v1/users/"):
-			return map[string]any{"name": "zz"}
-		}
-		return map[string]any{"name": "zz"}
-	}
 	send := func(who, tok, method, path string, body any) *servertest.Response {
 		if who == "apitoken" {
 			return env.Request(method, path, body, "X-API-Token", tok)
@@ -609,8 +593,8 @@ func TestEnumCrossTenantAPI(t *testing.T) {
 				continue // approving another account's application is the feature (SPEC §10.3)
 			}
 			pb, pf := w.fillUnder("/v1", rt.Path), fake.fillUnder("/v1", rt.Path)
-			rb := send(who, tok, rt.Method, pb, bodyFor(rt.Method, rt.Path))
-			rf := send(who, tok, rt.Method, pf, bodyFor(rt.Method, rt.Path))
+			rb := send(who, tok, rt.Method, pb, routeBody(rt.Method, rt.Path))
+			rf := send(who, tok, rt.Method, pf, routeBody(rt.Method, rt.Path))
 			sb, sf := enumAPIShape(rb, ids...), enumAPIShape(rf, ids...)
 			if sb != sf {
 				t.Errorf("%s %s %s: another account's id and a missing id answer differently:\n  B's:     %s\n  missing: %s", who, rt.Method, rt.Path, sb, sf)

@@ -392,18 +392,7 @@ func TestLostAdminsTriangle(t *testing.T) {
 		res := volley(t, shots)
 		what := fmt.Sprintf("round %d", round)
 		lostNo5xx(t, what, shots, res)
-		admins := 0
-		for _, email := range []string{bossEmail, otherEmail} {
-			r := a.As(op, "GET", "/v1/users?email="+email+"&all_accounts=true", nil)
-			if r.Status == 404 {
-				continue
-			}
-			servertest.Expect(t, r, 200, "")
-			s := string(r.Body)
-			if strings.Contains(s, `"status":"active"`) && strings.Contains(s, `"admin"`) {
-				admins++
-			}
-		}
+		admins := activeAdmins(t, a, op, bossEmail, otherEmail)
 		if admins == 0 {
 			t.Errorf("%s: no active admin left; answers %v", what, statuses(res))
 		}

@@ -22,20 +22,6 @@ func TestTenantsAPISweep(t *testing.T) {
 		"member": env.Login("amem@example.com", memberPW),
 	}
 	apiTok := withAPIToken(t, env, toks["admin"])
-	bodyFor := func(method, path string) any {
-		switch {
-		case method == "GET" || method == "DELETE" || strings.HasSuffix(path, "/approval") || strings.HasPrefix(path, "/v1/developers/") ||
-			strings.Contains(path, "/members/") || strings.HasSuffix(path, "/test") || strings.HasSuffix(path, "/redeliver"):
-			return nil
-		case strings.HasSuffix(path, "/roll") || strings.HasSuffix(path, "/roll-secret"):
-			return map[string]any{}
-		case strings.HasPrefix(path, "/v1/webhooks/"):
-			return map[string]any{"description": "zz"}
-		case strings.HasPrefix(path, "/v1/credentials/") || strings.HasPrefix(path, "/v1/api-tokens/"):
-			return map[string]any{"enabled": false}
-		}
-		return map[string]any{"name": "zz"}
-	}
 	send := func(who, tok, method, path string, body any) *servertest.Response {
 		if who == "apitoken" {
 			return env.Request(method, path, body, "X-API-Token", tok)
@@ -52,7 +38,7 @@ func TestTenantsAPISweep(t *testing.T) {
 				continue // approving another account's application for one's own is the feature (SPEC §10.3)
 			}
 			p := w.apiFill(rt.Path)
-			r := send(who, tok, rt.Method, p, bodyFor(rt.Method, rt.Path))
+			r := send(who, tok, rt.Method, p, routeBody(rt.Method, rt.Path))
 			t.Logf("%s %s %s -> %d %s", who, rt.Method, p, r.Status, r.Body)
 			if r.Status < 400 {
 				t.Errorf("%s: %s %s with another account's id: %d %s", who, rt.Method, p, r.Status, r.Body)
@@ -222,4 +208,22 @@ func TestTenantsNarrowPasswordTokenWritesSecondFactor(t *testing.T) {
 	}
 	full := env.Login("mem@example.com", memberPW)
 	servertest.Expect(t, env.As(full, "POST", "/v1/me/mfa/totp", nil), 200, "")
+}
+
+// routeBody is a harmless body for a request of a walked route: none for
+// reads, deletions and action routes, an empty object for a roll, else a
+// rename or a switch-off.
+func routeBody(method, path string) any {
+	switch {
+	case method == "GET" || method == "DELETE" || strings.HasSuffix(path, "/approval") || strings.HasPrefix(path, "/v1/developers/") ||
+		strings.Contains(path, "/members/") || strings.HasSuffix(path, "/test") || strings.HasSuffix(path, "/redeliver"):
+		return nil
+	case strings.HasSuffix(path, "/roll") || strings.HasSuffix(path, "/roll-secret"):
+		return map[string]any{}
+	case strings.HasPrefix(path, "/v1/webhooks/"):
+		return map[string]any{"description": "zz"}
+	case strings.HasPrefix(path, "/v1/credentials/") || strings.HasPrefix(path, "/v1/api-tokens/"):
+		return map[string]any{"enabled": false}
+	}
+	return map[string]any{"name": "zz"}
 }
