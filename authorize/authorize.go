@@ -51,8 +51,13 @@ func CheckRedirectURI(field, raw string) error {
 		return bad("no fragment and no wildcard")
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Opaque != "" && u.Scheme != strings.ToLower(u.Scheme) {
+	if err != nil || u.Scheme == "" {
 		return bad("an absolute URI")
+	}
+	// url.Parse lower-cases the scheme: judge it as written, since a
+	// redirect URI is matched as written.
+	if scheme, _, _ := strings.Cut(raw, ":"); scheme != strings.ToLower(scheme) {
+		return bad("a scheme in lower case")
 	}
 	if u.User != nil {
 		return bad("no user information")
@@ -67,7 +72,7 @@ func CheckRedirectURI(field, raw string) error {
 			return bad("http only on 127.0.0.1 or [::1]")
 		}
 	default:
-		if u.Scheme != strings.ToLower(u.Scheme) || !strings.Contains(u.Scheme, ".") {
+		if !strings.Contains(u.Scheme, ".") {
 			return bad("a private scheme is a reversed domain name such as com.example.app")
 		}
 		switch u.Scheme {

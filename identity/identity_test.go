@@ -86,3 +86,33 @@ func TestCheckEmail(t *testing.T) {
 		}
 	}
 }
+
+func TestNameKey(t *testing.T) {
+	same := [][2]string{
+		{"Zapier", "zapier"},
+		{"Δέλτα", "ΔΈΛΤΑ"},
+		{"Kelvin", "\u212aelvin"}, // KELVIN SIGN
+		{"Straße", "STRASSE"},
+		{"Ärger", "äRGER"},
+		{"Full", "Ｆｕｌｌ"},
+		{"Hidden", "Hid\u200bden"},
+		{"Café", "Cafe\u0301"},
+		{"ci deploy", "ci\u00a0deploy"},
+		{"İSTANBUL", "istanbul"},
+	}
+	for _, p := range same {
+		if NameKey(p[0]) != NameKey(p[1]) {
+			t.Errorf("NameKey(%q) = %q, NameKey(%q) = %q: want one name", p[0], NameKey(p[0]), p[1], NameKey(p[1]))
+		}
+	}
+	different := [][2]string{
+		{"ci deploy", "cideploy"},
+		{"token 1", "token 2"},
+		{"istanbul", "ıstanbul"}, // dotless i is a letter of its own
+	}
+	for _, p := range different {
+		if NameKey(p[0]) == NameKey(p[1]) {
+			t.Errorf("NameKey(%q) = NameKey(%q) = %q: want two names", p[0], p[1], NameKey(p[0]))
+		}
+	}
+}

@@ -164,13 +164,11 @@ func (s *Store) APITokensCreatedBy(ctx context.Context, accountID, userID string
 
 // APITokenNameTaken reports, inside the transaction, whether an account
 // has another live API token (not expired at now) than except with the
-// name, compared case-insensitively. Lock the account first (Tx.Account)
-// so the answer holds until commit.
+// name, compared as identity.NameKey compares names. Lock the account
+// first (Tx.Account) so the answer holds until commit.
 func (t *Tx) APITokenNameTaken(accountID, name, except string, now time.Time) (bool, error) {
-	var n int
-	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
-		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, except, micros(now)).Scan(&n)
-	return n > 0, err
+	return t.nameTaken(name, `SELECT name FROM api_tokens WHERE account_id = ? AND id <> ?
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, except, micros(now))
 }
 
 // APITokenByID returns an account's API token, or not_found.
@@ -315,10 +313,8 @@ func (t *Tx) RolledInto(accountID, id string, now time.Time) ([]*gatehouse.APITo
 // APITokenNameTakenOutsideLine is APITokenNameTaken for a roll of a token
 // of line (gatehouse.APIToken.Line): the line's own tokens do not count.
 func (t *Tx) APITokenNameTakenOutsideLine(accountID, name, line string, now time.Time) (bool, error) {
-	var n int
-	err := t.row(`SELECT COUNT(*) FROM api_tokens WHERE account_id = ? AND LOWER(name) = LOWER(?) AND id <> ? AND line_id <> ?
-		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, name, line, line, micros(now)).Scan(&n)
-	return n > 0, err
+	return t.nameTaken(name, `SELECT name FROM api_tokens WHERE account_id = ? AND id <> ? AND line_id <> ?
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, line, line, micros(now))
 }
 
 // CapCredentialExpiry brings the expiry of every API token and client

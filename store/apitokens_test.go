@@ -148,13 +148,17 @@ func testAPITokensCreatedBy(t *testing.T, s *store.Store) {
 }
 
 // testAPITokenNameTaken: a name is taken by another live API token of the
-// account, in any case; not by an expired one, the one excepted, or
-// another account's.
+// account, in any case (Unicode's, not ASCII's alone), fullwidth or with an
+// invisible character; not by an expired one, the one excepted, or another
+// account's.
 func testAPITokenNameTaken(t *testing.T, s *store.Store) {
 	f := newFixture(t, s) // f.apiToken is named "deploy"
 	expired := apiTokenOf(f.account)
 	expired.Name, expired.ExpiresAt = "Old", &at
 	update(t, s, func(tx *store.Tx) error { return tx.CreateAPIToken(expired) })
+	greek := apiTokenOf(f.account)
+	greek.Name = "Δέλτα"
+	update(t, s, func(tx *store.Tx) error { return tx.CreateAPIToken(greek) })
 	other := newAccount(t, s)
 	for _, tc := range []struct {
 		name, account, try, except string
@@ -162,6 +166,10 @@ func testAPITokenNameTaken(t *testing.T, s *store.Store) {
 	}{
 		{"same name", f.account.ID, "deploy", "", true},
 		{"any case", f.account.ID, "Deploy", "", true},
+		{"any case beyond ASCII", f.account.ID, "ΔΈΛΤΑ", "", true},
+		{"fullwidth", f.account.ID, "ｄｅｐｌｏｙ", "", true},
+		{"an invisible character", f.account.ID, "dep\u200bloy", "", true},
+		{"another name", f.account.ID, "deploy 2", "", false},
 		{"renaming itself", f.account.ID, "DEPLOY", f.apiToken.ID, false},
 		{"expired one", f.account.ID, "old", "", false},
 		{"another account", other.ID, "deploy", "", false},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/identity"
 )
 
 const credentialColumns = `id, account_id, user_id, name, client_id, secret_hash, created_at, scopes, expires_at, enabled, created_by, last_used_at, prev_secret_hash, prev_secret_expires_at, revoked_at, revoked_reason, rolled_to`
@@ -241,14 +242,35 @@ func (s *Store) CredentialByID(ctx context.Context, accountID, id string) (*gate
 
 // CredentialNameTaken reports, inside the transaction, whether a user has
 // another live credential (not expired at now) than except with the
-// name, compared case-insensitively. Lock the user first (Tx.User, or
-// Tx.Credential, which locks the credential's owner) so the answer holds
-// until commit.
+// name, compared as identity.NameKey compares names. Lock the user first
+// (Tx.User, or Tx.Credential, which locks the credential's owner) so the
+// answer holds until commit.
 func (t *Tx) CredentialNameTaken(accountID, userID, name, except string, now time.Time) (bool, error) {
-	var n int
-	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE account_id = ? AND user_id = ? AND LOWER(name) = LOWER(?) AND id <> ?
-		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, name, except, micros(now)).Scan(&n)
-	return n > 0, err
+	return t.nameTaken(name, `SELECT name FROM client_credentials WHERE account_id = ? AND user_id = ? AND id <> ?
+		AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`, accountID, userID, except, micros(now))
+}
+
+// nameTaken reports whether one of the names query selects is name as
+// identity.NameKey compares them. The comparison is made here, not by the
+// database, whose LOWER folds ASCII only on SQLite and follows the
+// database's locale on PostgreSQL.
+func (t *Tx) nameTaken(name, query string, args ...any) (bool, error) {
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	key := identity.NameKey(name)
+	for rows.Next() {
+		var other string
+		if err := rows.Scan(&other); err != nil {
+			return false, err
+		}
+		if identity.NameKey(other) == key {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // CountLiveCredentials counts, inside the transaction, a user's client

@@ -155,19 +155,24 @@ func testAccountCredential(t *testing.T, s *store.Store) {
 }
 
 // testCredentialNameTaken: a name is taken by another live credential of
-// the same user, in any case; not by an expired one, the one excepted, or
+// the same user, in any case (Unicode's, not ASCII's alone); not by an expired one, the one excepted, or
 // another user's.
 func testCredentialNameTaken(t *testing.T, s *store.Store) {
 	f := newFixture(t, s) // f.cred is named "ci"
 	expired := credentialOf(f.user)
 	expired.Name, expired.ExpiresAt = "Old", &at
 	update(t, s, func(tx *store.Tx) error { return tx.CreateCredential(expired) })
+	umlaut := credentialOf(f.user)
+	umlaut.Name = "Ärger"
+	update(t, s, func(tx *store.Tx) error { return tx.CreateCredential(umlaut) })
 	for _, tc := range []struct {
 		name, user, try, except string
 		taken                   bool
 	}{
 		{"same name", f.user.ID, "ci", "", true},
 		{"any case", f.user.ID, "CI", "", true},
+		{"any case beyond ASCII", f.user.ID, "äRGER", "", true},
+		{"renaming itself beyond ASCII", f.user.ID, "ÄRGER", umlaut.ID, false},
 		{"renaming itself", f.user.ID, "CI", f.cred.ID, false},
 		{"expired one", f.user.ID, "old", "", false},
 		{"another user", f.member.ID, "ci", "", false},
