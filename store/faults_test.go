@@ -28,8 +28,10 @@ func wantUnavailable(t *testing.T, what string, err error) {
 
 // TestStalledSQLiteWriter: while another process holds SQLite's write
 // lock (a stalled writer), a write transaction and a group-committed
-// token insert fail as unavailable once the store's timeout passes —
-// SQLite's own busy timeout is 10 s — and succeed once the lock is gone.
+// token insert fail as unavailable once the store's timeout passes, and so
+// do writes queued together behind the one write connection — each within
+// about twice the timeout, not one after the other — and they succeed
+// once the lock is gone.
 func TestStalledSQLiteWriter(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
@@ -60,6 +62,20 @@ func TestStalledSQLiteWriter(t *testing.T) {
 	wantUnavailable(t, "update while the write lock is held", s.Update(ctx, func(tx *store.Tx) error { return tx.CreateUser(userOf(a)) }))
 	tok := tokenOf(u, gatehouse.KindAccess, gatehouse.MethodPassword, "", "")
 	wantUnavailable(t, "token insert while the write lock is held", s.CreateTokens(ctx, tok))
+	// Writes queued together: every one fails, none waits for the others'
+	// timeouts in turn (16 of them would take 16 timeouts and more).
+	const queued = 16
+	errs := make(chan error, queued)
+	start := time.Now()
+	for range queued {
+		go func() { errs <- s.Update(ctx, func(tx *store.Tx) error { return tx.CreateUser(userOf(a)) }) }()
+	}
+	for range queued {
+		wantUnavailable(t, "queued update while the write lock is held", <-errs)
+	}
+	if took := time.Since(start); took > queued*faultTimeout/2 {
+		t.Errorf("%d queued writes took %v to fail: they waited in turn", queued, took)
+	}
 	// Reads go on.
 	if _, err := s.User(ctx, a.ID, u.ID); err != nil {
 		t.Fatalf("read while the write lock is held: %v", err)
@@ -72,6 +88,52 @@ func TestStalledSQLiteWriter(t *testing.T) {
 	}
 	if err := s.CheckWrite(ctx); err != nil {
 		t.Fatalf("write check once the lock is gone: %v", err)
+	}
+}
+
+// TestQueuedWritesWaitForAMovingWriter: a write queued behind SQLite's one
+// write connection waits as long as the transaction holding it moves — a
+// step within the timeout each time — however long that is in all: a
+// burst of this process's own writes is a queue, not a stall.
+func TestQueuedWritesWaitForAMovingWriter(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.OpenWith(ctx, filepath.Join(t.TempDir(), "gatehouse.db"), store.Options{Timeout: faultTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := newAccount(t, s)
+	holding := make(chan struct{})
+	slow := make(chan error, 1)
+	go func() {
+		slow <- s.Update(ctx, func(tx *store.Tx) error {
+			close(holding)
+			// Five steps, each well within the timeout, three timeouts in all.
+			for range 5 {
+				time.Sleep(faultTimeout * 3 / 5)
+				if err := tx.CreateUser(userOf(a)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	<-holding
+	const queued = 8
+	errs := make(chan error, queued)
+	for range queued {
+		go func() { errs <- s.Update(ctx, func(tx *store.Tx) error { return tx.CreateUser(userOf(a)) }) }()
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("the moving writer: %v", err)
+	}
+	for range queued {
+		if err := <-errs; err != nil {
+			t.Errorf("a write queued behind a moving writer: %v", err)
+		}
 	}
 }
 

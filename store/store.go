@@ -165,7 +165,14 @@ type Store struct {
 	// conflicts counts runs of write transactions the database rolled
 	// back for a conflict with another (see Conflicts).
 	conflicts atomic.Int64
+	// stepped is when (monotonic nanoseconds since started) a watched
+	// transaction of this store last began a step (kick): while it moves,
+	// the writes queued behind SQLite's one write connection wait.
+	stepped atomic.Int64
 }
+
+// started is the origin of Store.stepped's clock.
+var started = time.Now()
 
 // Conflicts returns how many runs of this store's write transactions —
 // Update's and the batch writer's groups and single writes — the database
@@ -214,8 +221,14 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 // timeout: each step is bounded, not their sum, so that a transaction of
 // many quick statements is not cut short while a stalled one is.
 type watchdog struct {
+	s *Store
+	d time.Duration
+	// mu guards timer and queued: the timer's own function reads them.
+	mu    sync.Mutex
 	timer *time.Timer
-	d     time.Duration
+	// queued is set while the transaction waits for SQLite's one write
+	// connection (awaitWriter), until its next step (kick).
+	queued bool
 }
 
 type watchdogKey struct{}
@@ -224,28 +237,56 @@ type watchdogKey struct{}
 // that stops it, to call when the transaction is over.
 func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &watchdog{d: s.timeout}
+	w := &watchdog{s: s, d: s.timeout}
+	w.mu.Lock()
 	w.timer = time.AfterFunc(s.timeout, func() {
+		if w.wait() {
+			return
+		}
 		cancel(fmt.Errorf("store: a step took longer than %s: %w", s.timeout, context.DeadlineExceeded))
 	})
+	w.mu.Unlock()
 	return context.WithValue(ctx, watchdogKey{}, w), func() {
+		w.mu.Lock()
 		w.timer.Stop()
+		w.mu.Unlock()
 		cancel(nil)
 	}
 }
 
-// awaitWriter pauses the watchdog of ctx, if any, while an SQLite write
-// transaction waits for the store's one write connection: that is a queue
-// of this process's own writes, each of whose steps is bounded, not a
-// stalled dependency, and a burst of writes must not turn into 503s. The
-// next kick starts the watchdog again. (PostgreSQL's pool wait stays
-// bounded.)
+// wait reports whether the watchdog, its time up, waits on: only a write
+// queued for SQLite's write connection does, and only while the writes
+// ahead of it move — one of the store's transactions began a step within
+// the timeout. The queue is this process's own writes, each of whose
+// steps is bounded, and a burst of them must not turn into 503s; but a
+// writer held (another process holding the file's write lock, a stalled
+// disk) fails every write queued behind it within the timeout.
+func (w *watchdog) wait() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.queued {
+		return false
+	}
+	idle := time.Since(started) - time.Duration(w.s.stepped.Load())
+	if idle >= w.d {
+		return false
+	}
+	w.timer.Reset(w.d - idle)
+	return true
+}
+
+// awaitWriter marks the watchdog of ctx, if any, queued while an SQLite
+// write transaction waits for the store's one write connection (see
+// watchdog.wait); the next kick ends the wait. (PostgreSQL's pool wait
+// stays bounded by the timeout alone.)
 func (s *Store) awaitWriter(ctx context.Context) {
 	if s.d.name != sqlite.name {
 		return
 	}
 	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
-		w.timer.Stop()
+		w.mu.Lock()
+		w.queued = true
+		w.mu.Unlock()
 	}
 }
 
@@ -253,7 +294,11 @@ func (s *Store) awaitWriter(ctx context.Context) {
 // step has the store's timeout from now.
 func kick(ctx context.Context) {
 	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
+		w.s.stepped.Store(int64(time.Since(started)))
+		w.mu.Lock()
+		w.queued = false
 		w.timer.Reset(w.d)
+		w.mu.Unlock()
 	}
 }
 
@@ -373,7 +418,10 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	}
 	// busy_timeout first: switching to WAL needs a lock that another
 	// process opening the same file may hold for a moment.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+	// Its wait is the store's timeout: SQLite's busy wait does not end
+	// when the call's context does, and a write must fail within the
+	// timeout while another process holds the file's write lock.
+	dsn := "file:" + path + "?_pragma=busy_timeout(" + strconv.FormatInt(opts.Timeout.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	s := &Store{d: sqlite, timeout: opts.Timeout}
 	var err error

@@ -57,6 +57,13 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusNotFound && cfg.OpsAddr == "" {
+		// A server with an ops listener answers /healthz there only. The
+		// health check is another process: it reads the environment and
+		// the config file, never the flags given to serve.
+		return &exitError{1, fmt.Errorf("healthcheck: GET %s: %s: the server serves /healthz on its ops listener; "+
+			"give the health check the same ops address (GATEHOUSE_OPS_ADDR or ops-addr in the config file, not a flag of serve alone)", url, resp.Status)}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return &exitError{1, fmt.Errorf("healthcheck: GET %s: %s", url, resp.Status)}
 	}
