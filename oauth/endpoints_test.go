@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/admission"
 	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/service"
 )
 
 // TestEndpointsRefuseMixedCredentials: revocation and introspection
@@ -63,5 +65,59 @@ func TestEndpointsRefuseMixedCredentials(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// calledGrant records whether a token request reached it.
+type calledGrant struct{ called bool }
+
+func (g *calledGrant) Token(context.Context, *Request) (*service.Issued, error) {
+	g.called = true
+	return &service.Issued{AccessToken: "gat_x"}, nil
+}
+
+// TestTokenEndpointRefusesActAs: the token endpoints (/oauth/token and
+// /authorization) take no API token, so a request that sends the act-as
+// header, under whatever name it is configured, is 400 invalid_request
+// before any grant runs (SPEC §3.2) — never a token for the client or
+// password user while the caller asked for someone else.
+func TestTokenEndpointRefusesActAs(t *testing.T) {
+	const userHeader = "X-Gate-User"
+	for _, tc := range []struct {
+		name, body string
+		headers    map[string]string
+		serve      func(*Handler) http.HandlerFunc
+	}{
+		{"client credentials with basic", "grant_type=client_credentials", map[string]string{"Authorization": "Basic Z2NpX2E6Z2NzX2I=", userHeader: "ann@example.com"}, func(h *Handler) http.HandlerFunc { return h.ServeHTTP }},
+		{"client credentials in the body", "grant_type=client_credentials&client_id=gci_a&client_secret=gcs_b", map[string]string{userHeader: "ann@example.com"}, func(h *Handler) http.HandlerFunc { return h.ServeHTTP }},
+		{"password grant", "grant_type=password&username=bob@example.com&password=p", map[string]string{userHeader: ""}, func(h *Handler) http.HandlerFunc { return h.ServeHTTP }},
+		{"/authorization", "username=bob@example.com&password=p", map[string]string{userHeader: "ann@example.com"}, func(h *Handler) http.HandlerFunc { return h.Authorization }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &calledGrant{}
+			h := NewHandler()
+			h.UserEmailHeader = userHeader
+			h.Register("client_credentials", g)
+			h.Register("password", g)
+			r := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.headers {
+				r.Header[http.CanonicalHeaderKey(k)] = []string{v}
+			}
+			w := httptest.NewRecorder()
+			tc.serve(h)(w, r)
+			var body struct {
+				Error string `json:"error"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusBadRequest || body.Error != "invalid_request" {
+				t.Fatalf("%d %s, want 400 invalid_request", w.Code, w.Body)
+			}
+			if g.called {
+				t.Fatal("the grant ran")
+			}
+			if w.Header().Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q", w.Header().Get("Cache-Control"))
+			}
+		})
 	}
 }

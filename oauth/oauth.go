@@ -29,6 +29,11 @@ type Handler struct {
 	// OnIssued, when set, is called with the grant type after each token
 	// answer (for metrics).
 	OnIssued func(grant string)
+	// UserEmailHeader is the act-as-user header's name: honoured only
+	// with an API token (SPEC §3.2), which no grant takes, so a token
+	// request that sends it is invalid_request rather than answered with
+	// a token for someone else than asked.
+	UserEmailHeader string
 }
 
 // NewHandler returns a token endpoint with no grants.
@@ -84,6 +89,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, allowQuery bool,
 	}
 	if req.Bearer {
 		writeError(w, r, req, gatehouse.Invalid("The token endpoint accepts only HTTP Basic client authentication"))
+		return
+	}
+	if h.UserEmailHeader != "" && len(r.Header[h.UserEmailHeader]) > 0 {
+		writeError(w, r, req, gatehouse.Invalid("The %s header is honoured only with an API token", h.UserEmailHeader))
 		return
 	}
 	gt := grant

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/tracing"
@@ -146,6 +147,7 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 // refused for the queue: it waits for a running turn — the concurrency
 // limit, and so the memory bound, still holds — until ctx ends.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	pw = norm.NFC.String(pw)
 	if len(pw) > MaxLen {
 		return "", fmt.Errorf("password longer than %d bytes", MaxLen)
 	}
@@ -176,8 +178,20 @@ func encode(p Params, salt, key []byte) string {
 // returns ErrMismatch when the password is wrong, ErrBusy (before hashing)
 // when too many checks are running and waiting, ctx's error if ctx ends
 // while it waits, and another error when the hash is malformed.
+//
+// Hash hashes a password's Unicode normal form C, so that one password
+// typed on two keyboards — an "é" as one character or as "e" and a
+// combining accent — is one password; Verify checks that form, then, when
+// pw is written otherwise, pw as written, which a hash made before
+// passwords were normalised may hold. Both are checked whatever the
+// first gives, so that the time spent says nothing.
 func (h *Hasher) Verify(ctx context.Context, pw, encoded string) error {
-	if len(pw) > MaxLen {
+	forms := [2]string{norm.NFC.String(pw), pw}
+	n := 1
+	if forms[1] != forms[0] {
+		n = 2
+	}
+	if len(forms[0]) > MaxLen || len(pw) > MaxLen {
 		// Spend the usual time, then fail.
 		if err := h.VerifyDummy(ctx, ""); err != nil {
 			return err
@@ -207,13 +221,17 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) error {
 	}
 	_, span := tracing.Start(ctx, "password.Verify")
 	defer span.End()
-	release, err := h.acquire(ctx)
-	if err != nil {
-		return err
+	match := 0
+	for _, form := range forms[:n] {
+		release, err := h.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		got := argon2.IDKey([]byte(form), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+		release()
+		match |= subtle.ConstantTimeCompare(got, want)
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
-	release()
-	if subtle.ConstantTimeCompare(got, want) != 1 {
+	if match != 1 {
 		return ErrMismatch
 	}
 	return nil

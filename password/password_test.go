@@ -2,10 +2,14 @@ package password_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/gatehouse/gatehouse/password"
 )
@@ -50,6 +54,37 @@ func TestHashVerify(t *testing.T) {
 	}
 	if err := h.VerifyDummy(ctx, "anything"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOnePasswordInAnyNormalForm: a password hashed with an accent as one
+// character verifies when typed as a letter and a combining accent, and
+// the other way round; a hash made, before passwords were normalised, of
+// a password as typed still verifies when typed so again.
+func TestOnePasswordInAnyNormalForm(t *testing.T) {
+	h := password.New(fast)
+	ctx := context.Background()
+	const composed, decomposed = "Ang\u00e9lique pass", "Ange\u0301lique pass"
+	for _, set := range []string{composed, decomposed} {
+		hash, err := h.Hash(ctx, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typed := range []string{composed, decomposed} {
+			if err := h.Verify(ctx, typed, hash); err != nil {
+				t.Errorf("set %q, typed %q: %v", set, typed, err)
+			}
+		}
+		if err := h.Verify(ctx, "Angelique pass", hash); !errors.Is(err, password.ErrMismatch) {
+			t.Errorf("set %q, typed without the accent: %v", set, err)
+		}
+	}
+	salt := []byte("0123456789abcdef")
+	enc := base64.RawStdEncoding
+	old := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, fast.Memory, fast.Time, fast.Threads,
+		enc.EncodeToString(salt), enc.EncodeToString(argon2.IDKey([]byte(decomposed), salt, fast.Time, fast.Memory, fast.Threads, 32)))
+	if err := h.Verify(ctx, decomposed, old); err != nil {
+		t.Errorf("a hash of the password as typed, typed so again: %v", err)
 	}
 }
 

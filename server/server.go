@@ -690,6 +690,7 @@ func (s *Server) routes() (main, console http.Handler) {
 	pw := &oauth.PasswordGrant{Service: svc}
 	tokens := oauth.NewHandler()
 	tokens.OnIssued = s.Metrics.TokenIssued
+	tokens.UserEmailHeader = s.Admission.Auth().UserEmailHeader()
 	tokens.Register("password", pw)
 	tokens.Register("refresh_token", &oauth.RefreshGrant{Service: svc})
 	tokens.Register("client_credentials", &oauth.ClientCredentialsGrant{Service: svc})

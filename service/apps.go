@@ -342,7 +342,7 @@ func (s *Service) RollApp(ctx context.Context, p *gatehouse.Principal, id string
 		if err := tx.UpdateApp(app); err != nil {
 			return err
 		}
-		out = &RolledSecret{ClientID: app.ClientID, ClientSecret: secret}
+		out = &RolledSecret{ID: app.ID, ClientID: app.ClientID, ClientSecret: secret}
 		return s.record(tx, s.audit(ctx, p, "app.roll", "app", app.ID, map[string]string{"overlap_seconds": strconv.Itoa(int(overlap / time.Second))}))
 	})
 	return out, err

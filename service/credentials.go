@@ -28,7 +28,8 @@ type NewCredential struct {
 // account. Admins only. Removing it keeps the user's credentials working
 // unless revoke is set, in which case they are deleted and their tokens
 // stop working at once. The role change, the deletion and their audit
-// entries are one transaction. It returns how many credentials remain live.
+// entries are one transaction. It returns how many of the user's
+// credentials still authenticate: enabled, not revoked, not expired.
 func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, userID string, on, revoke bool) (int, error) {
 	if err := RequireAdmin(p); err != nil {
 		return 0, err
@@ -80,7 +81,7 @@ func (s *Service) SetDeveloper(ctx context.Context, p *gatehouse.Principal, user
 				return err
 			}
 		}
-		live, err = tx.CountCredentials(u.ID)
+		live, err = tx.CountWorkingCredentials(u.ID, s.now())
 		return err
 	})
 	return live, err
@@ -286,6 +287,9 @@ func (s *Service) UpdateCredential(ctx context.Context, p *gatehouse.Principal, 
 // RolledSecret is the answer to rolling a client secret; the secret is
 // shown once.
 type RolledSecret struct {
+	// ID is the credential's or application's id: a leaked credential's
+	// roll makes a new credential, whose id this is.
+	ID           string `json:"id"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 }
@@ -347,7 +351,7 @@ func (s *Service) RollCredential(ctx context.Context, p *gatehouse.Principal, id
 		if err := tx.UpdateCredential(c); err != nil {
 			return err
 		}
-		out = &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}
+		out = &RolledSecret{ID: c.ID, ClientID: c.ClientID, ClientSecret: secret}
 		details := map[string]string{"overlap_seconds": strconv.Itoa(int(overlap / time.Second))}
 		if c.ExpiresAt != nil {
 			details["expires_at"] = c.ExpiresAt.Format(time.RFC3339)

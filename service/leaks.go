@@ -328,7 +328,7 @@ func (s *Service) rollRevokedCredential(ctx context.Context, tx *store.Tx, p *ga
 		map[string]string{"rolled_from": old.ID, "client_id": c.ClientID})); err != nil {
 		return nil, err
 	}
-	return &RolledSecret{ClientID: c.ClientID, ClientSecret: secret}, nil
+	return &RolledSecret{ID: c.ID, ClientID: c.ClientID, ClientSecret: secret}, nil
 }
 
 // markRolled turns what a store's mark of a roll returns — the

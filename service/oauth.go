@@ -39,13 +39,22 @@ func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, 
 		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
 		return err
 	}
+	// An access token sent by no one's credential but its own is revoked
+	// by possession — its finder and its holder look the same — so, as a
+	// leaked one is (SPEC §10.1), with its refresh lineage; RFC 7009 §2.1
+	// allows it. Its holder's act all the same: nothing is audited as
+	// leaked. A user or admin revoking one access token ends that token.
+	lineage := it.FamilyID != "" && (it.Kind == gatehouse.KindRefresh || caller == nil)
 	return s.update(ctx, func(tx *store.Tx) error {
 		var revoked bool
 		var err error
-		if it.Kind == gatehouse.KindRefresh {
+		if lineage {
 			revoked, err = tx.RevokeLiveFamily(it.FamilyID, s.now())
-		} else {
-			revoked, err = tx.RevokeLiveToken(it.ID, s.now())
+		}
+		if err == nil && it.Kind != gatehouse.KindRefresh {
+			var one bool
+			one, err = tx.RevokeLiveToken(it.ID, s.now())
+			revoked = revoked || one
 		}
 		// Revoked already (again, or by another revocation at the same
 		// moment): nothing changed, nothing to audit.

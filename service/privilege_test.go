@@ -161,6 +161,28 @@ func TestNarrowCannotActOnWide(t *testing.T) {
 	// Creating wider than held: forbidden too.
 	_, err = w.svc.CreateCredential(w.ctx, cp, service.CredentialInput{Name: "x", Scopes: &[]gatehouse.Scope{gatehouse.ScopeUsersWrite}})
 	wantForbidden(t, "credential create wider", err)
+
+	// Creating one that outlives the caller's own credential: forbidden,
+	// not a bad request (SPEC §10.8); as long-lived as it: made.
+	ends := time.UnixMicro(w.now.Load()).Add(48 * time.Hour)
+	short, err := w.svc.CreateCredential(w.ctx, bob, service.CredentialInput{Name: "short", ExpiresAt: &ends})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stok, err := w.svc.ClientCredentialsGrant(w.ctx, short.ClientID, short.ClientSecret, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := w.svc.AccessPrincipal(w.ctx, stok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := ends.Add(24 * time.Hour)
+	_, err = w.svc.CreateCredential(w.ctx, sp, service.CredentialInput{Name: "longer", ExpiresAt: &later})
+	wantForbidden(t, "credential create outliving the caller's", err)
+	if _, err := w.svc.CreateCredential(w.ctx, sp, service.CredentialInput{Name: "as long", ExpiresAt: &ends}); err != nil {
+		t.Fatalf("a credential expiring with the caller's: %v", err)
+	}
 }
 
 // TestRollBounds: a roll is bounded by max_credential_lifetime_days like a

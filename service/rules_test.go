@@ -226,6 +226,38 @@ func TestOperatorOnlyChanges(t *testing.T) {
 	})
 }
 
+// TestDeveloperRemovalCountsWorkingCredentials: what removing the
+// developer role answers as active_credentials counts the credentials
+// that still authenticate, not a disabled, expired or leaked one.
+func TestDeveloperRemovalCountsWorkingCredentials(t *testing.T) {
+	r := newRules(t)
+	u := r.user("dev@example.com", developer)
+	dev := r.as("dev@example.com")
+	create := func(name string, expires *time.Time) *service.NewCredential {
+		c, err := r.svc.CreateCredential(r.ctx, dev, service.CredentialInput{Name: name, ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	soon := r.clock().Add(time.Hour)
+	create("working", nil)
+	create("expired", &soon)
+	disabled := create("disabled", nil)
+	if _, err := r.svc.UpdateCredential(r.ctx, dev, disabled.ID, service.CredentialPatch{Enabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	leaked := create("leaked", nil)
+	if _, err := r.svc.RevokeLeaked(r.ctx, leaked.ClientSecret, service.LeakReport{Via: service.LeakViaRevoke}); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(2 * time.Hour)
+	n, err := r.svc.SetDeveloper(r.ctx, r.op, u.ID, false, false)
+	if err != nil || n != 1 {
+		t.Fatalf("active_credentials %d (%v), want 1: only the working one authenticates", n, err)
+	}
+}
+
 // TestDeveloperRemoval: removing the developer role — through SetDeveloper
 // or a role change — keeps the user's client credentials working unless
 // told to revoke them, and never touches their other credentials.

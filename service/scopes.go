@@ -76,20 +76,24 @@ func narrowScopes(a *gatehouse.Account, cur gatehouse.Scopes, requested []gateho
 
 // grantExpiry returns when a new API token or client credential made by p
 // expires: the requested time (in the future), bounded by the account's
-// max_credential_lifetime_days and by the expiry of p's own credential
-// (an API token or client credential) — which is also the default.
+// max_credential_lifetime_days (400 past it) and by the expiry of p's own
+// credential (an API token or client credential: 403 past it, as for
+// acting on any credential that outlives the caller's, mayActOn) — the
+// earlier of the two is also the default.
 func (s *Service) grantExpiry(p *gatehouse.Principal, requested *time.Time) (*time.Time, error) {
 	now := s.now()
-	limit := earliest(s.lifetimeLimit(p.Account), p.CredentialExpires)
+	lifetime := s.lifetimeLimit(p.Account)
 	if requested == nil {
-		return limit, nil
+		return earliest(lifetime, p.CredentialExpires), nil
 	}
 	at, err := requestedExpiry(*requested, now)
 	switch {
 	case err != nil:
 		return nil, err
-	case limit != nil && at.After(*limit):
-		return nil, gatehouse.Invalid("expires_at must be at most %s", limit.Format(time.RFC3339))
+	case lifetime != nil && at.After(*lifetime):
+		return nil, gatehouse.Invalid("expires_at must be at most %s", lifetime.Format(time.RFC3339))
+	case p.CredentialExpires != nil && at.After(*p.CredentialExpires):
+		return nil, gatehouse.Forbidden("A credential you create cannot outlive yours: expires_at must be at most %s", p.CredentialExpires.Format(time.RFC3339))
 	}
 	return &at, nil
 }

@@ -119,6 +119,17 @@ func (t *Tx) CountCredentials(userID string) (int, error) {
 	return n, err
 }
 
+// CountWorkingCredentials returns, inside the transaction, how many of a
+// user's credentials still authenticate at now: enabled, not revoked and
+// not expired (what DELETE /v1/developers/{id} answers as
+// active_credentials).
+func (t *Tx) CountWorkingCredentials(userID string, now time.Time) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE user_id = ? AND enabled = 1 AND revoked_at IS NULL
+		AND (expires_at IS NULL OR expires_at > ?)`, userID, micros(now)).Scan(&n)
+	return n, err
+}
+
 // CredentialByClientID returns the credential with the client id, or
 // not_found.
 func (s *Store) CredentialByClientID(ctx context.Context, clientID string) (*gatehouse.Credential, error) {

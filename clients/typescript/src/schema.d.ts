@@ -1804,6 +1804,8 @@ export interface components {
         RolledSecret: {
             client_id: string;
             client_secret: string;
+            /** @description The credential's or application's id; a leaked credential's roll makes a new credential, whose id this is */
+            id: string;
         };
         ScopeList: string[];
         /** @description the scopes a credential is limited to; null is unrestricted */
