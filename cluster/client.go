@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/gatehouse/gatehouse/logx"
 )
 
 // ClientOption returns the client options for a Redis URL:
@@ -23,7 +25,7 @@ import (
 func ClientOption(url string) (rueidis.ClientOption, error) {
 	scheme, rest, ok := strings.Cut(url, "://")
 	if !ok {
-		return rueidis.ClientOption{}, fmt.Errorf("redis url: %q has no scheme", url)
+		return rueidis.ClientOption{}, fmt.Errorf("redis url: %q has no scheme: want redis://[user:password@]host:port/db", logx.RedactURL(url))
 	}
 	base, isCluster := strings.CutSuffix(scheme, "+cluster")
 	if base != "redis" && base != "rediss" {
@@ -31,7 +33,8 @@ func ClientOption(url string) (rueidis.ClientOption, error) {
 	}
 	opt, err := rueidis.ParseURL(base + "://" + rest)
 	if err != nil {
-		return opt, fmt.Errorf("redis url: %w", err)
+		// The parser's message quotes the URL, password and all.
+		return opt, fmt.Errorf("redis url: %q is not a URL: want %s://[user:password@]host:port/db", logx.RedactURL(url), scheme)
 	}
 	if isCluster && opt.SelectDB != 0 {
 		return opt, fmt.Errorf("redis url: a Redis Cluster has no database %d", opt.SelectDB)

@@ -362,3 +362,22 @@ func BenchmarkRequestLineToFile(b *testing.B) {
 		}
 	})
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:SECRET@db.example.com:5432/app?sslmode=require", "postgres://u:xxxxx@db.example.com:5432/app?sslmode=require"},
+		{"postgres://u@db/app?password=SECRET&sslmode=disable", "postgres://u@db/app?password=xxxxx&sslmode=disable"},
+		{"postgres://u@db/app?PassWord=SECRET&sslpassword=SECRET", "postgres://u@db/app?PassWord=xxxxx&sslpassword=xxxxx"},
+		{"postgres:u:SECRET@host/db", "postgres:…"},
+		{"gatehouse:SECRET@127.0.0.1:6379", "gatehouse:…"},
+		{"redis://:SECRET@127.0.0.1:bad/0", "redis://…"},
+		{"redis://:SECRET%zz@127.0.0.1:6379/0", "redis://…"},
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"/var/lib/gatehouse/gatehouse.db", "/var/lib/gatehouse/gatehouse.db"},
+	} {
+		got := RedactURL(tc.in)
+		if got != tc.want || strings.Contains(got, "SECRET") {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

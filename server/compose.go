@@ -37,12 +37,19 @@ func (c Config) serviceConfig(st *store.Store, shared service.Cluster) service.C
 
 // OpenOffline opens what the commands that work on the store directly
 // (recover, reapply-revocations) need, composed as Open composes a node:
-// the store at cfg.DatabaseURL (migrated), the cluster's Redis when
+// the store at cfg.DatabaseURL (one a server made: store.OpenExisting;
+// migrated to this release), the cluster's Redis when
 // cfg.RedisURL names one, and the service on them, so that every change
 // they make reaches running nodes as a node's would. close releases all
 // of it; it is nil when err is not.
 func OpenOffline(ctx context.Context, cfg Config) (svc *service.Service, close func(), err error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if cfg.RedisURL != "" {
+		// A bad URL is refused before the store is looked for.
+		if _, err := cluster.ClientOption(cfg.RedisURL); err != nil {
+			return nil, nil, err
+		}
+	}
+	st, err := store.OpenExisting(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/admin"
@@ -240,6 +241,30 @@ func (c Config) Validate() error {
 	if _, err := store.ParseURL(c.DatabaseURL); err != nil {
 		return err
 	}
+	for _, a := range []struct {
+		setting, addr string
+		required      bool
+	}{{"addr", c.Addr, true}, {"ops-addr", c.OpsAddr, false}, {"console-addr", c.ConsoleAddr, false}} {
+		if err := checkListenAddr(a.setting, a.addr, a.required); err != nil {
+			return err
+		}
+	}
+	for _, h := range []struct{ setting, name string }{
+		{"api-token-header", c.APITokenHeader}, {"user-email-header", c.UserEmailHeader},
+		{"burst-remaining-header", c.BurstRemainingHeader}, {"daily-remaining-header", c.DailyRemainingHeader},
+	} {
+		if !httpguts.ValidHeaderFieldName(h.name) {
+			return fmt.Errorf("%s: %q is not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)", h.setting, h.name)
+		}
+	}
+	if err := service.CheckEmailAddress("admin-email", c.AdminEmail); err != nil {
+		var ge *gatehouse.Error
+		if errors.As(err, &ge) {
+			return fmt.Errorf("%s (got %q)", ge.Message, c.AdminEmail)
+		}
+		return err
+	}
+
 	if _, err := ParsePublicURL(c.PublicURL); err != nil {
 		return err
 	}
@@ -299,6 +324,41 @@ func (c Config) Validate() error {
 	}
 	if strings.Contains(c.RedisPrefix, "{") {
 		return fmt.Errorf("redis-prefix %q must not contain \"{\" (Redis Cluster hash tags are Gatehouse's)", c.RedisPrefix)
+	}
+	return nil
+}
+
+// checkFiles refuses, before anything is opened, files the settings name
+// that cannot be read: the TLS certificate and key (loaded), and a file of
+// GitHub's secret scanning keys (read only when GitHub reports, so a
+// wrong path would otherwise fail silently then).
+func (c Config) checkFiles() error {
+	if c.TLSCert != "" && c.TLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("tls-cert, tls-key: %w", err)
+		}
+	}
+	if k := c.GitHubScanningKeys; k != "" && !strings.HasPrefix(k, "https://") && !strings.HasPrefix(k, "http://") {
+		if _, err := os.ReadFile(k); err != nil {
+			return fmt.Errorf("github-scanning-keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkListenAddr refuses a listen address that is not host:port with a
+// port from 0 to 65535 (the host may be empty: every interface), naming
+// its setting; an empty one only when it is required.
+func checkListenAddr(setting, addr string, required bool) error {
+	if addr == "" {
+		if required {
+			return fmt.Errorf("%s is required: a listen address such as 127.0.0.1:8080", setting)
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s: %q is not a listen address such as 127.0.0.1:8080", setting, addr)
 	}
 	return nil
 }
@@ -492,6 +552,9 @@ func (s *Server) Open(ctx context.Context) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
+	if err := s.cfg.checkFiles(); err != nil {
+		return err
+	}
 	// A bad rules file stops the server before it touches the store.
 	if s.cfg.GatewayRoutes != "" {
 		routes, err := gateway.LoadRoutes(s.cfg.GatewayRoutes)
@@ -592,7 +655,7 @@ func (s *Server) Open(ctx context.Context) error {
 	s.usage = service.NewUsage()
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("addr: %w", err)
 	}
 	s.listener = httpx.LimitConnsPerIP(ln, s.cfg.MaxConnsPerIP, s.cfg.TrustedProxies)
 	if s.cfg.ConsoleAddr != "" {

@@ -357,6 +357,14 @@ func checkName(field, v string, max int, required bool) (string, error) {
 	return v, nil
 }
 
+// CheckEmailAddress returns an invalid_request error naming field unless v
+// is an e-mail address a user may have (the bootstrap admin's is checked
+// before anything starts).
+func CheckEmailAddress(field, v string) error {
+	_, err := checkEmail(field, v)
+	return err
+}
+
 // checkEmail validates and returns a plain e-mail address.
 func checkEmail(field, v string) (string, error) {
 	v = strings.TrimSpace(v)

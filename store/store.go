@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +28,7 @@ import (
 	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/logx"
 	"github.com/gatehouse/gatehouse/tracing"
 )
 
@@ -318,10 +318,7 @@ func (l Location) String() string {
 	if l.Dialect == "sqlite" {
 		return l.Path
 	}
-	if u, err := neturl.Parse(l.URL); err == nil {
-		return u.Redacted()
-	}
-	return "postgres"
+	return logx.RedactURL(l.URL)
 }
 
 // ParseURL reads a database URL: postgres:// or postgresql:// for
@@ -340,7 +337,7 @@ func ParseURL(raw string) (Location, error) {
 	switch strings.ToLower(scheme) {
 	case "postgres", "postgresql":
 		if !strings.HasPrefix(rest, "//") {
-			return Location{}, fmt.Errorf("database URL %q: want postgres://user:password@host/db", redactURL(raw))
+			return Location{}, fmt.Errorf("database URL %q: want postgres://user:password@host/db", logx.RedactURL(raw))
 		}
 		return Location{Dialect: "postgres", URL: raw}, nil
 	case "sqlite", "sqlite3":
@@ -382,14 +379,6 @@ func sqliteLocation(path string) (Location, error) {
 	return Location{Dialect: "sqlite", Path: abs}, nil
 }
 
-// redactURL hides the password of a URL for an error message.
-func redactURL(raw string) string {
-	if u, err := neturl.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return "…"
-}
-
 // Open connects to the store named by url (see ParseURL): PostgreSQL, or
 // an SQLite file, created with its directory if missing. It does not
 // migrate; call Migrate.
@@ -410,6 +399,33 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 		return openPostgres(ctx, loc.URL, opts)
 	}
 	return openSQLite(ctx, loc.Path, opts)
+}
+
+// OpenExisting opens, as Open does, a store that must be there already:
+// one a server has made (migrations recorded), never a new one. The
+// commands that work on a store directly use it, so that a mistyped
+// --database-url is an error rather than a new, empty store that they
+// would report success on.
+func OpenExisting(ctx context.Context, url string) (*Store, error) {
+	loc, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if loc.Dialect == "sqlite" {
+		if _, err := os.Stat(loc.Path); err != nil {
+			return nil, fmt.Errorf("no Gatehouse store at %s (check --database-url): %w", loc, err)
+		}
+	}
+	s, err := Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	if err := s.readRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n == 0 {
+		s.Close()
+		return nil, fmt.Errorf("no Gatehouse store at %s (check --database-url): it holds no migrations", loc)
+	}
+	return s, nil
 }
 
 func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) {

@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	churn := fs.Bool("churn", false, "churn mode: two gatehouse serve processes on GATEHOUSE_BENCH_DATABASE_URL (PostgreSQL) and GATEHOUSE_BENCH_REDIS_URL; unrelated principals' throughput with and without revocations, -d per phase")
 	churnRate := fs.Int("churn-rate", 100, "revocations per second in churn mode")
 	churnRounds := fs.Int("churn-rounds", 2, "pairs of phases (quiet, then churn) in churn mode: more and shorter phases average out a shared machine's drift")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	level, ok := logLevels[strings.ToLower(*logLevel)]

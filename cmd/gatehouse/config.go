@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -100,6 +101,13 @@ func applyConfigFile(fs *flag.FlagSet, path string, getenv func(string) string) 
 			return fail(v.Line, "%s: %v", name, err)
 		}
 		if onCommandLine[name] || getenv(envOfFlag(f)) != "" {
+			// Not applied, but checked all the same: the file must not
+			// fail the day the flag or variable over it goes.
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				if _, err := strconv.ParseBool(value); err != nil {
+					return fail(v.Line, "%s: %q is not true or false", name, value)
+				}
+			}
 			continue
 		}
 		if err := fs.Set(name, value); err != nil {

@@ -234,11 +234,15 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	var lo logOptions
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// str defines a string flag whose default is the built-in one — what
+	// the usage text prints, so that a mistyped flag never prints a
+	// secret the environment holds — and then takes the environment's
+	// value, which a flag given on the command line overrides.
 	str := func(p *string, flagName, env, help string) {
+		fs.StringVar(p, flagName, *p, help+" ($"+env+")")
 		if v := getenv(env); v != "" {
 			*p = v
 		}
-		fs.StringVar(p, flagName, *p, help+" ($"+env+")")
 	}
 	configPath := ""
 	str(&configPath, configFlag, configFileEnv, "YAML file of settings, named as these flags without the dashes (flags and the environment win over it)")
@@ -333,11 +337,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	retention, cacheSize := "90d", "128MiB"
 	str(&retention, "retention", "GATEHOUSE_RETENTION", "how long audit entries, usage counts and used refresh tokens are kept (e.g. 90d, 720h)")
 	str(&cacheSize, "cache-size", "GATEHOUSE_CACHE_SIZE", "bound of the in-memory caches, in bytes (e.g. 128MiB, 1GiB)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return cfg, lo, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, lo, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if configPath != "" {
 		if err := applyConfigFile(fs, configPath, getenv); err != nil {
@@ -380,11 +381,6 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return cfg, lo, fmt.Errorf("log-level: %q is not debug, info, warn or error", lo.logLevel)
 	}
 	lo.level = lvl
-	for _, h := range []string{cfg.APITokenHeader, cfg.UserEmailHeader, cfg.BurstRemainingHeader, cfg.DailyRemainingHeader} {
-		if h == "" || strings.ContainsAny(h, " :\r\n") {
-			return cfg, lo, fmt.Errorf("header name %q is not valid", h)
-		}
-	}
 	cfg.PlatformScopes = server.ParsePlatformScopes(platform)
 	if cfg.TrustedProxies, err = httpx.ParseTrustedProxies(proxies); err != nil {
 		return cfg, lo, fmt.Errorf("trusted-proxies: %w", err)
@@ -396,6 +392,20 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return cfg, lo, err
 	}
 	return cfg, lo, nil
+}
+
+// parseFlags parses a subcommand's flags and refuses anything left over:
+// flag parsing stops at the first word that is not a flag, so a flag
+// written without its dashes ("since 2026-01-31T04:00:00Z") would leave it
+// and every flag after it unread.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (every setting is a flag: --name value)", fs.Arg(0))
+	}
+	return nil
 }
 
 // parseDays is time.ParseDuration that also takes whole days ("90d").

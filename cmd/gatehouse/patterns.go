@@ -17,7 +17,7 @@ func tokenPatterns(args []string, getenv func(string) string, stdout, stderr io.
 	fs.SetOutput(stderr)
 	prefix := fs.String("token-prefix", getenv("GATEHOUSE_TOKEN_PREFIX"), "deployment name new secrets start with (as for serve)")
 	format := fs.String("format", "text", "text (kind and regular expression a line), gitleaks (TOML) or trufflehog (YAML)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *prefix != "" {

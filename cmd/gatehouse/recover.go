@@ -21,6 +21,10 @@ func runRecover(ctx context.Context, args []string, getenv func(string) string, 
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("recover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// The flags' defaults are the built-in ones, which the usage text
+	// prints; the environment's values (secrets among them) come after.
+	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "SQLite file path or postgres:// URL ($GATEHOUSE_DATABASE_URL)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "the cluster's Redis, told of the change so every node drops its cache ($GATEHOUSE_REDIS_URL)")
 	if v := getenv("GATEHOUSE_DATABASE_URL"); v != "" {
 		cfg.DatabaseURL = v
 	}
@@ -31,13 +35,11 @@ func runRecover(ctx context.Context, args []string, getenv func(string) string, 
 	if v := getenv("GATEHOUSE_TOKEN_KEY"); v != "" {
 		cfg.TokenKey = v
 	}
-	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "SQLite file path or postgres:// URL ($GATEHOUSE_DATABASE_URL)")
-	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "the cluster's Redis, told of the change so every node drops its cache ($GATEHOUSE_REDIS_URL)")
 	email := fs.String("email", "", "e-mail of the user to make an active operator-admin (created in the default account if absent)")
 	fromStdin := fs.Bool("password-stdin", false, "read the new password from standard input instead of generating one")
 	configPath := getenv(configFileEnv)
 	fs.StringVar(&configPath, configFlag, configPath, "the YAML settings file of gatehouse serve, for its database-url, redis-url, redis-prefix and token-key ($"+configFileEnv+")")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if configPath != "" {

@@ -22,14 +22,17 @@ type storeFlags struct {
 	databaseURL, redisURL, redisPrefix, tokenKey string
 }
 
+// register defines the flags with their built-in defaults — what the usage
+// text prints, never a secret from the environment — then takes the
+// environment's values, which flags given on the command line override.
 func (f *storeFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	f.databaseURL, f.redisURL = store.DefaultURL, getenv("GATEHOUSE_REDIS_URL")
+	fs.StringVar(&f.databaseURL, "database-url", store.DefaultURL, "SQLite file path or postgres:// URL ($GATEHOUSE_DATABASE_URL)")
+	fs.StringVar(&f.redisURL, "redis-url", "", "the cluster's Redis, told of each change so every node drops its cache ($GATEHOUSE_REDIS_URL)")
 	if v := getenv("GATEHOUSE_DATABASE_URL"); v != "" {
 		f.databaseURL = v
 	}
+	f.redisURL = getenv("GATEHOUSE_REDIS_URL")
 	f.redisPrefix, f.tokenKey = getenv("GATEHOUSE_REDIS_PREFIX"), getenv("GATEHOUSE_TOKEN_KEY")
-	fs.StringVar(&f.databaseURL, "database-url", f.databaseURL, "SQLite file path or postgres:// URL ($GATEHOUSE_DATABASE_URL)")
-	fs.StringVar(&f.redisURL, "redis-url", f.redisURL, "the cluster's Redis, told of each change so every node drops its cache ($GATEHOUSE_REDIS_URL)")
 }
 
 // since reads a --since value: RFC 3339, or empty for the beginning.
@@ -54,14 +57,14 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 	var f storeFlags
 	f.register(fs, getenv)
 	from := fs.String("since", "", "export only entries made after this RFC 3339 time (e.g. the backup's)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	t, err := since(*from)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, f.databaseURL)
+	st, err := store.OpenExisting(ctx, f.databaseURL)
 	if err != nil {
 		return err
 	}
@@ -85,7 +88,7 @@ func runReapplyRevocations(ctx context.Context, args []string, getenv func(strin
 	f.register(fs, getenv)
 	file := fs.String("audit", "", "the exported audit log: JSON lines, one entry a line (- for standard input)")
 	from := fs.String("since", "", "the backup's time (RFC 3339): entries at or before it are already in the backup")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
