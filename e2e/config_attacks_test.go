@@ -592,6 +592,7 @@ func TestConfigAttackListenAddressesCheckedFirst(t *testing.T) {
 func TestConfigAttackBootstrapSettingsCheckedFirst(t *testing.T) {
 	configRefuse(t, []configCase{
 		{name: "admin-email", args: []string{"--admin-email", "not-an-email"}, want: []string{"admin-email"}},
+		{name: "admin-password-short", env: map[string]string{"GATEHOUSE_ADMIN_PASSWORD": "short"}, want: []string{"admin-password"}},
 	})
 }
 

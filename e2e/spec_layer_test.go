@@ -1788,7 +1788,21 @@ func TestSpecLayerAccessTokenSelfVersusLeak(t *testing.T) {
 	servertest.Expect(t, specLayerPost(env, "/oauth/revoke", url.Values{"token": {own["access_token"].(string)}, "token_type_hint": {"access_token"}}), 200, "")
 	servertest.Expect(t, env.As(own["access_token"].(string), "GET", "/v1/me", nil), 401, "invalid_token")
 	servertest.Expect(t, specLayerPost(env, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {cid}, "refresh_token": {own["refresh_token"].(string)}}), 400, "invalid_grant")
-	// Reported through the bulk endpoint: the same, for a new lineage.
+	// Its client revoking, with its id, the access token a refresh
+	// replaced: that token alone; the new pair works.
+	servertest.Expect(t, env.As(admin, "DELETE", "/v1/api-access", nil), 204, "")
+	r = env.As(admin, "POST", "/v1/api-access", map[string]any{})
+	servertest.Expect(t, r, 201, "")
+	first := r.Map(t)
+	cid = first["client_id"].(string)
+	r = specLayerPost(env, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {cid}, "refresh_token": {first["refresh_token"].(string)}})
+	servertest.Expect(t, r, 200, "")
+	second := r.Map(t)
+	servertest.Expect(t, specLayerPost(env, "/oauth/revoke", url.Values{"token": {first["access_token"].(string)}, "client_id": {cid}}), 200, "")
+	servertest.Expect(t, env.As(first["access_token"].(string), "GET", "/v1/me", nil), 401, "invalid_token")
+	servertest.Expect(t, env.As(second["access_token"].(string), "GET", "/v1/me", nil), 200, "")
+	servertest.Expect(t, specLayerPost(env, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {cid}, "refresh_token": {second["refresh_token"].(string)}}), 200, "")
+	// Reported through the bulk endpoint: the lineage ends, for a new one.
 	servertest.Expect(t, env.As(admin, "DELETE", "/v1/api-access", nil), 204, "")
 	r = env.As(admin, "POST", "/v1/api-access", map[string]any{})
 	servertest.Expect(t, r, 201, "")

@@ -27,6 +27,7 @@ func TestCheckPassword(t *testing.T) {
 		{"éééé", "at least 8"},                         // 8 bytes, 4 characters
 		{"e\u0301e\u0301e\u0301e\u0301", "at least 8"}, // 8 code points, 4 characters once normalised
 		{"short", "at least 8"},
+		{"Zx9!" + strings.Repeat("\u0958\u0959", 170), "at most"}, // 1024 bytes, 2044 once in NFC
 		{"        ", "one character"},
 		{"zzzzzzzzzzzz", "one character"},
 		{"password", "common"},

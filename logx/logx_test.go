@@ -367,12 +367,14 @@ func TestRedactURL(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"postgres://u:SECRET@db.example.com:5432/app?sslmode=require", "postgres://u:xxxxx@db.example.com:5432/app?sslmode=require"},
 		{"postgres://u@db/app?password=SECRET&sslmode=disable", "postgres://u@db/app?password=xxxxx&sslmode=disable"},
-		{"postgres://u@db/app?PassWord=SECRET&sslpassword=SECRET", "postgres://u@db/app?PassWord=xxxxx&sslpassword=xxxxx"},
+		{"postgres://u@db/app?sslpassword=SECRET&PassWord=SECRET", "postgres://u@db/app?sslpassword=xxxxx&PassWord=xxxxx"},
 		{"postgres:u:SECRET@host/db", "postgres:…"},
 		{"gatehouse:SECRET@127.0.0.1:6379", "gatehouse:…"},
 		{"redis://:SECRET@127.0.0.1:bad/0", "redis://…"},
 		{"redis://:SECRET%zz@127.0.0.1:6379/0", "redis://…"},
 		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"redis+cluster://:SECRET@h1:6379?addr=h2:6379&addr=h3:6379", "redis+cluster://:xxxxx@h1:6379?addr=h2:6379&addr=h3:6379"},
+		{"postgres://u:SECRET@/db?host=/var/run/postgresql&search_path=a,b&password=SECRET", "postgres://u:xxxxx@/db?host=/var/run/postgresql&search_path=a,b&password=xxxxx"},
 		{"/var/lib/gatehouse/gatehouse.db", "/var/lib/gatehouse/gatehouse.db"},
 	} {
 		got := RedactURL(tc.in)

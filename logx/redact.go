@@ -25,15 +25,20 @@ func RedactURL(raw string) string {
 		return u.Scheme + ":…"
 	}
 	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
+		// Only a secret's value changes; the rest stays as written.
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			key, _, _ := strings.Cut(part, "=")
+			if k, err := url.QueryUnescape(key); err == nil {
+				key = k
+			}
 			for _, p := range secretParams {
-				if strings.EqualFold(k, p) {
-					q[k] = []string{"xxxxx"}
+				if strings.EqualFold(key, p) {
+					parts[i] = key + "=xxxxx"
 				}
 			}
 		}
-		u.RawQuery = q.Encode()
+		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.Redacted()
 }

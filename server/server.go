@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/cluster"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/httpx"
+	"github.com/gatehouse/gatehouse/identity"
 	"github.com/gatehouse/gatehouse/leak"
 	"github.com/gatehouse/gatehouse/metrics"
 	"github.com/gatehouse/gatehouse/mfa"
@@ -255,6 +256,12 @@ func (c Config) Validate() error {
 	} {
 		if !httpguts.ValidHeaderFieldName(h.name) {
 			return fmt.Errorf("%s: %q is not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)", h.setting, h.name)
+		}
+	}
+	if c.AdminPassword != "" {
+		// Checked at every start (bootstrap or not), never echoed.
+		if err := identity.CheckPassword(c.AdminPassword); err != nil {
+			return fmt.Errorf("admin-password: %w", err)
 		}
 	}
 	if err := service.CheckEmailAddress("admin-email", c.AdminEmail); err != nil {

@@ -39,12 +39,15 @@ func (s *Service) RevokeToken(ctx context.Context, caller *gatehouse.Principal, 
 		_, err := s.RevokeLeaked(ctx, raw, LeakReport{Via: LeakViaRevoke, Caller: caller})
 		return err
 	}
-	// An access token sent by no one's credential but its own is revoked
-	// by possession — its finder and its holder look the same — so, as a
-	// leaked one is (SPEC §10.1), with its refresh lineage; RFC 7009 §2.1
-	// allows it. Its holder's act all the same: nothing is audited as
-	// leaked. A user or admin revoking one access token ends that token.
-	lineage := it.FamilyID != "" && (it.Kind == gatehouse.KindRefresh || caller == nil)
+	// An access token sent with nothing else — no credential, no client
+	// id — is revoked by possession alone: its finder and its holder look
+	// the same, so, as a leaked one is (SPEC §10.1), with its refresh
+	// lineage; RFC 7009 §2.1 allows it. Its holder's act all the same:
+	// nothing is audited as leaked. Its client (with its id, or its
+	// secret), its user or an admin revoking one access token ends that
+	// token alone: a client that revokes the token a refresh replaced keeps
+	// the new pair.
+	lineage := it.FamilyID != "" && (it.Kind == gatehouse.KindRefresh || (caller == nil && appClientID == ""))
 	return s.update(ctx, func(tx *store.Tx) error {
 		var revoked bool
 		var err error

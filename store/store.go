@@ -223,12 +223,17 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 type watchdog struct {
 	s *Store
 	d time.Duration
-	// mu guards timer and queued: the timer's own function reads them.
+	// mu guards what follows: the timer's own function reads it.
 	mu    sync.Mutex
 	timer *time.Timer
+	// stepped is when (on Store.stepped's clock) this transaction last
+	// began a step.
+	stepped time.Duration
 	// queued is set while the transaction waits for SQLite's one write
 	// connection (awaitWriter), until its next step (kick).
 	queued bool
+	// stopped is set when the transaction is over.
+	stopped bool
 }
 
 type watchdogKey struct{}
@@ -237,7 +242,7 @@ type watchdogKey struct{}
 // that stops it, to call when the transaction is over.
 func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &watchdog{s: s, d: s.timeout}
+	w := &watchdog{s: s, d: s.timeout, stepped: time.Since(started)}
 	w.mu.Lock()
 	w.timer = time.AfterFunc(s.timeout, func() {
 		if w.wait() {
@@ -248,26 +253,33 @@ func (s *Store) watch(ctx context.Context) (context.Context, context.CancelFunc)
 	w.mu.Unlock()
 	return context.WithValue(ctx, watchdogKey{}, w), func() {
 		w.mu.Lock()
+		w.stopped = true
 		w.timer.Stop()
 		w.mu.Unlock()
 		cancel(nil)
 	}
 }
 
-// wait reports whether the watchdog, its time up, waits on: only a write
-// queued for SQLite's write connection does, and only while the writes
-// ahead of it move — one of the store's transactions began a step within
-// the timeout. The queue is this process's own writes, each of whose
+// wait reports whether the watchdog, its timer fired, waits on rather
+// than end the transaction: when the transaction is over, when it began a
+// step since (a timer that fired as the step began), and, for a write
+// queued for SQLite's write connection, while the writes ahead of it move
+// — one of the store's write transactions began a step within the timeout
+// (Store.step). The queue is this process's own writes, each of whose
 // steps is bounded, and a burst of them must not turn into 503s; but a
 // writer held (another process holding the file's write lock, a stalled
 // disk) fails every write queued behind it within the timeout.
 func (w *watchdog) wait() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.queued {
-		return false
+	if w.stopped {
+		return true
 	}
-	idle := time.Since(started) - time.Duration(w.s.stepped.Load())
+	last := w.stepped
+	if w.queued {
+		last = max(last, time.Duration(w.s.stepped.Load()))
+	}
+	idle := time.Since(started) - last
 	if idle >= w.d {
 		return false
 	}
@@ -290,13 +302,18 @@ func (s *Store) awaitWriter(ctx context.Context) {
 	}
 }
 
+// step notes that one of the store's write transactions, watched or not,
+// began a step: the writes queued behind it are moving.
+func (s *Store) step() { s.stepped.Store(int64(time.Since(started))) }
+
 // kick starts a new step of the transaction watched in ctx, if any: the
 // step has the store's timeout from now.
 func kick(ctx context.Context) {
 	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
-		w.s.stepped.Store(int64(time.Since(started)))
+		now := time.Since(started)
+		w.s.stepped.Store(int64(now))
 		w.mu.Lock()
-		w.queued = false
+		w.stepped, w.queued = now, false
 		w.timer.Reset(w.d)
 		w.mu.Unlock()
 	}
@@ -421,9 +438,17 @@ func OpenExisting(ctx context.Context, url string) (*Store, error) {
 		return nil, err
 	}
 	var n int
-	if err := s.readRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n == 0 {
+	err = s.readRow(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n)
+	if err == nil && n > 0 {
+		// Other tools name their table schema_migrations too: one of
+		// Gatehouse's own tables must be there.
+		err = s.readRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE 1 = 0`).Scan(&n)
+	} else if err == nil {
+		err = errors.New("no migration has been applied")
+	}
+	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("no Gatehouse store at %s (check --database-url): it holds no migrations", loc)
+		return nil, fmt.Errorf("no Gatehouse store at %s (check --database-url): %w", loc, err)
 	}
 	return s, nil
 }
@@ -566,11 +591,13 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err != nil {
 		return err
 	}
+	s.step()
 	kick(ctx)
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
 	}
+	s.step()
 	kick(ctx)
 	return tx.Commit()
 }
@@ -688,8 +715,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := s.migrateOne(ctx, version, string(body)); err != nil {
-			return fmt.Errorf("store: migration %s: %w", name, err)
+		// SQLite's busy wait is the store's timeout; another process
+		// starting on the same file may hold its lock longer, as at open.
+		deadline := time.Now().Add(sqliteOpenWait)
+		for {
+			err := s.migrateOne(ctx, version, string(body))
+			if err == nil {
+				break
+			}
+			if !isSQLiteBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("store: migration %s: %w", name, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	return nil
