@@ -56,18 +56,21 @@ func passwordKey(pw string) string {
 }
 
 // CheckPassword returns a *Refusal naming the rule when pw may not be a
-// new password: at most password.MaxLen bytes, also in NFC (what hashing
-// accepts), at
-// least MinPasswordChars characters after NFC normalisation, not one
-// character repeated, and not on the list of the 20,000 most common
-// passwords (compared without case, surrounding spaces or compatibility
+// new password: at most password.MaxLen bytes, as written and in NFC (what
+// hashing takes, which a few characters make longer), at least
+// MinPasswordChars characters after NFC normalisation, not one character
+// repeated, and not on the list of the 20,000 most common passwords
+// (compared without case, surrounding spaces or compatibility
 // differences).
 func CheckPassword(pw string) error {
-	// Hashing takes the NFC form, which a few characters make longer.
+	tooLong := &Refusal{fmt.Sprintf("password must be at most %d bytes", password.MaxLen),
+		fmt.Sprintf("Use at most %d bytes.", password.MaxLen)}
+	if len(pw) > password.MaxLen {
+		return tooLong
+	}
 	nfc := norm.NFC.String(pw)
-	if len(pw) > password.MaxLen || len(nfc) > password.MaxLen {
-		return &Refusal{fmt.Sprintf("password must be at most %d bytes", password.MaxLen),
-			fmt.Sprintf("Use at most %d bytes.", password.MaxLen)}
+	if len(nfc) > password.MaxLen {
+		return tooLong
 	}
 	if utf8.RuneCountInString(nfc) < MinPasswordChars {
 		return &Refusal{fmt.Sprintf("password must be at least %d characters (counted after Unicode normalisation)", MinPasswordChars),

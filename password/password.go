@@ -221,16 +221,17 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) error {
 	}
 	_, span := tracing.Start(ctx, "password.Verify")
 	defer span.End()
+	// One turn for both forms: ErrBusy comes before any hashing.
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
 	match := 0
 	for _, form := range forms[:n] {
-		release, err := h.acquire(ctx)
-		if err != nil {
-			return err
-		}
 		got := argon2.IDKey([]byte(form), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
-		release()
 		match |= subtle.ConstantTimeCompare(got, want)
 	}
+	release()
 	if match != 1 {
 		return ErrMismatch
 	}

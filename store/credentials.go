@@ -111,14 +111,6 @@ func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error
 	return n, err
 }
 
-// CountCredentials returns how many credentials a user has, inside the
-// transaction.
-func (t *Tx) CountCredentials(userID string) (int, error) {
-	var n int
-	err := t.row(`SELECT COUNT(*) FROM client_credentials WHERE user_id = ?`, userID).Scan(&n)
-	return n, err
-}
-
 // CountWorkingCredentials returns, inside the transaction, how many of a
 // user's credentials still authenticate at now: enabled, not revoked and
 // not expired (what DELETE /v1/developers/{id} answers as

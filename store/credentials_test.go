@@ -46,7 +46,7 @@ func testCredentialsCreateList(t *testing.T, s *store.Store) {
 	})
 	t.Run("count", func(t *testing.T) {
 		var inTx int
-		update(t, s, func(tx *store.Tx) (err error) { inTx, err = tx.CountCredentials(u.ID); return err })
+		update(t, s, func(tx *store.Tx) (err error) { inTx, err = tx.CountLiveCredentials(u.ID, time.Now()); return err })
 		n, err := s.CountCredentials(ctx, u.ID)
 		if err != nil || n != 3 || inTx != 3 {
 			t.Fatalf("count %d (in a transaction %d), %v; want 3", n, inTx, err)

@@ -165,8 +165,8 @@ type Store struct {
 	// conflicts counts runs of write transactions the database rolled
 	// back for a conflict with another (see Conflicts).
 	conflicts atomic.Int64
-	// stepped is when (monotonic nanoseconds since started) a watched
-	// transaction of this store last began a step (kick): while it moves,
+	// stepped is when (monotonic nanoseconds since started) a write
+	// transaction of this store last began a step (step): while they move,
 	// the writes queued behind SQLite's one write connection wait.
 	stepped atomic.Int64
 }
@@ -303,20 +303,35 @@ func (s *Store) awaitWriter(ctx context.Context) {
 }
 
 // step notes that one of the store's write transactions, watched or not,
-// began a step: the writes queued behind it are moving.
-func (s *Store) step() { s.stepped.Store(int64(time.Since(started))) }
+// begins a step — the writes queued behind it are moving — and returns
+// when, on Store.stepped's clock.
+func (s *Store) step() time.Duration {
+	now := time.Since(started)
+	s.stepped.Store(int64(now))
+	return now
+}
+
+// stepOf starts a new step of the write transaction of ctx: kick when it
+// is watched, else step, so that the writes queued behind it wait on.
+func (s *Store) stepOf(ctx context.Context) {
+	if !kick(ctx) {
+		s.step()
+	}
+}
 
 // kick starts a new step of the transaction watched in ctx, if any: the
-// step has the store's timeout from now.
-func kick(ctx context.Context) {
-	if w, ok := ctx.Value(watchdogKey{}).(*watchdog); ok {
-		now := time.Since(started)
-		w.s.stepped.Store(int64(now))
+// step has the store's timeout from now. It reports whether there was
+// one.
+func kick(ctx context.Context) bool {
+	w, ok := ctx.Value(watchdogKey{}).(*watchdog)
+	if ok {
+		now := w.s.step()
 		w.mu.Lock()
 		w.stepped, w.queued = now, false
 		w.timer.Reset(w.d)
 		w.mu.Unlock()
 	}
+	return ok
 }
 
 // Location is where a store lives, as named by a database URL.
@@ -591,14 +606,12 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err != nil {
 		return err
 	}
-	s.step()
-	kick(ctx)
+	s.stepOf(ctx)
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
 	}
-	s.step()
-	kick(ctx)
+	s.stepOf(ctx)
 	return tx.Commit()
 }
 

@@ -289,8 +289,7 @@ func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) (err erro
 	if err != nil {
 		return err
 	}
-	s.step()
-	kick(ctx)
+	s.stepOf(ctx)
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, s.d.syncOn); err != nil {
 		return err

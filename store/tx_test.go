@@ -47,8 +47,8 @@ func testTxReadsOwnWrites(t *testing.T, s *store.Store) {
 		if err := tx.CreateCredential(credentialOf(u)); err != nil {
 			return err
 		}
-		if n, err := tx.CountCredentials(u.ID); err != nil || n != 1 {
-			return fail("Tx.CountCredentials: %d, %v", n, err)
+		if n, err := tx.CountLiveCredentials(u.ID, time.Now()); err != nil || n != 1 {
+			return fail("Tx.CountLiveCredentials: %d, %v", n, err)
 		}
 		if err := outside(); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
 			return fail("uncommitted account seen outside the transaction: %v", err)
@@ -176,7 +176,7 @@ func testTxRevoking(t *testing.T, s *store.Store) {
 			if _, err := tx.CountActiveAdmins(f.account.ID); err != nil {
 				return err
 			}
-			_, err := tx.CountCredentials(f.user.ID)
+			_, err := tx.CountLiveCredentials(f.user.ID, time.Now())
 			return err
 		}},
 		{"ClaimBootstrap", false, func(tx *store.Tx, f *fixture) error { _, err := tx.ClaimBootstrap(f.account.ID); return err }},
