@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
+	"github.com/gatehouse/gatehouse/server"
 	"golang.org/x/oauth2"
 )
 
@@ -357,8 +358,8 @@ func TestConfusionAPITokenNames(t *testing.T) {
 	admin := env.AdminToken()
 	servertest.Expect(t, env.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
 	confusionNames(t, env, admin, "/v1/api-tokens")
-	confusionNameRace(t, env, admin, "/v1/api-tokens", []string{"Racer", "RACER", "racer", "rAcEr"})
-	confusionNameRace(t, env, admin, "/v1/api-tokens", []string{"Ärger", "ÄRGER", "ärger", "äRGER"})
+	confusionNameRace(t, []*servertest.Env{env}, admin, "/v1/api-tokens", []string{"Racer", "RACER", "racer", "rAcEr"})
+	confusionNameRace(t, []*servertest.Env{env}, admin, "/v1/api-tokens", []string{"Ärger", "ÄRGER", "ärger", "äRGER"})
 }
 
 // TestConfusionCredentialNames: client credential names are unique per
@@ -368,17 +369,33 @@ func TestConfusionCredentialNames(t *testing.T) {
 	env := servertest.Start(t)
 	_, _, devTok, _ := developer(t, env)
 	confusionNames(t, env, devTok, "/v1/credentials")
-	confusionNameRace(t, env, devTok, "/v1/credentials", []string{"Racer", "RACER", "racer", "rAcEr"})
-	confusionNameRace(t, env, devTok, "/v1/credentials", []string{"Ärger", "ÄRGER", "ärger", "äRGER"})
+	confusionNameRace(t, []*servertest.Env{env}, devTok, "/v1/credentials", []string{"Racer", "RACER", "racer", "rAcEr"})
+	confusionNameRace(t, []*servertest.Env{env}, devTok, "/v1/credentials", []string{"Ärger", "ÄRGER", "ärger", "äRGER"})
+}
+
+// TestConfusionNamesTwoNodes: one name in any case is one credential when
+// its spellings are created at once through two nodes on one store.
+func TestConfusionNamesTwoNodes(t *testing.T) {
+	dbURL := servertest.DatabaseURL(t)
+	redisURL := "redis://127.0.0.1:" + startRedis(t, "").port + "/0"
+	a := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+	b := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+	nodes := []*servertest.Env{a, b}
+	admin := a.AdminToken()
+	servertest.Expect(t, a.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")
+	confusionNameRace(t, nodes, admin, "/v1/api-tokens", []string{"Ärger", "ÄRGER", "ärger", "äRGER"})
+	_, _, devTok, _ := developer(t, a)
+	confusionNameRace(t, nodes, devTok, "/v1/credentials", []string{"Δέλτα", "ΔΈΛΤΑ", "δέλτα", "Δε\u0301λτα"})
 }
 
 // confusionNameRace creates one name in several cases at once, over
-// connections opened in advance: exactly one is created.
-func confusionNameRace(t *testing.T, env *servertest.Env, tok, path string, spellings []string) {
+// connections opened in advance, through the nodes in turn: exactly one is
+// created.
+func confusionNameRace(t *testing.T, nodes []*servertest.Env, tok, path string, spellings []string) {
 	t.Helper()
 	var shots []volleyReq
 	for i := 0; i < 16; i++ {
-		shots = append(shots, volleyReq{req: asRequest(t, env, tok, "POST", path, confusionJSON(map[string]any{"name": spellings[i%len(spellings)]}))})
+		shots = append(shots, volleyReq{req: asRequest(t, nodes[i%len(nodes)], tok, "POST", path, confusionJSON(map[string]any{"name": spellings[i%len(spellings)]}))})
 	}
 	res := volley(t, shots)
 	created := 0

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +74,37 @@ func launch(t *testing.T, flags ...string) *process {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return &process{cmd: cmd, url: "http://" + addr}
+}
+
+// runGatehouse runs the gatehouse binary to its end, in a directory of its
+// own, with env added to the environment and stdin as its input, and
+// returns its exit status and output. A command still running after a
+// minute is killed and fails the test.
+func runGatehouse(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("gatehouse %v: still running after a minute (out %q err %q)", args, out.String(), errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
 }
 
 // startProcess starts gatehouse serve on the store db and waits until it

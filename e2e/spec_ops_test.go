@@ -817,29 +817,6 @@ func TestSpecOpsPasswordNormalised(t *testing.T) {
 	}
 }
 
-// specOpsRun runs the gatehouse binary and returns its exit code and
-// output.
-func specOpsRun(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
-}
-
 // TestSpecOpsConfigOpsHealthcheck: §10.7 "--config FILE (YAML): every
 // flag; flags and environment override the file"; "--ops-addr ADDR:
 // /metrics, /healthz, /readyz on a second listener (and off the public one
@@ -854,7 +831,7 @@ func TestSpecOpsConfigOpsHealthcheck(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("addr: %s\nops-addr: %s\ndatabase-url: %s\nlog-level: warn\nadmin-password: %q\n", fileAddr, ops, db, processAdminPassword)), 0o600)
 
 	// Healthcheck with nothing listening: exit 1, saying why.
-	code, out, errOut := specOpsRun(t, nil, "", "healthcheck", "--config", cfg)
+	code, out, errOut := runGatehouse(t, nil, "", "healthcheck", "--config", cfg)
 	if code != 1 || out+errOut == "" {
 		t.Fatalf("healthcheck with no server: exit %d %q %q", code, out, errOut)
 	}
@@ -907,7 +884,7 @@ func TestSpecOpsConfigOpsHealthcheck(t *testing.T) {
 		}
 	}
 	// Healthcheck, told the same settings: exit 0.
-	code, out, errOut = specOpsRun(t, []string{"GATEHOUSE_OPS_ADDR=" + envOps}, "", "healthcheck", "--config", cfg, "--addr", flagAddr)
+	code, out, errOut = runGatehouse(t, []string{"GATEHOUSE_OPS_ADDR=" + envOps}, "", "healthcheck", "--config", cfg, "--addr", flagAddr)
 	if code != 0 {
 		t.Fatalf("healthcheck of a healthy server: exit %d %q %q", code, out, errOut)
 	}
@@ -936,7 +913,7 @@ func TestSpecOpsConfigOpsHealthcheck(t *testing.T) {
 	if r.Status != 400 {
 		t.Fatalf("operator with TOTP still gets password tokens: %d", r.Status)
 	}
-	code, out, errOut = specOpsRun(t, nil, "a brand new recovery pw\n", "recover", "--config", cfg, "--email", "admin@example.com", "--password-stdin")
+	code, out, errOut = runGatehouse(t, nil, "a brand new recovery pw\n", "recover", "--config", cfg, "--email", "admin@example.com", "--password-stdin")
 	if code != 0 || !strings.Contains(out, "admin@example.com") {
 		t.Fatalf("recover: exit %d %q %q", code, out, errOut)
 	}
@@ -953,12 +930,12 @@ func TestSpecOpsConfigOpsHealthcheck(t *testing.T) {
 	// A bad settings file: an error naming the line, a non-zero exit.
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("addr: 127.0.0.1:0\nadress: x\n"), 0o600)
-	code, _, errOut = specOpsRun(t, nil, "", "serve", "--config", bad)
+	code, _, errOut = runGatehouse(t, nil, "", "serve", "--config", bad)
 	if code == 0 || !strings.Contains(errOut, "line 2") || !strings.Contains(errOut, "adress") {
 		t.Fatalf("unknown key: exit %d %q", code, errOut)
 	}
 	// version.
-	code, out, _ = specOpsRun(t, nil, "", "version")
+	code, out, _ = runGatehouse(t, nil, "", "version")
 	if code != 0 || !strings.Contains(out, "go1.") {
 		t.Fatalf("version: %d %q", code, out)
 	}
@@ -1102,11 +1079,11 @@ func TestSpecOpsImageHealthcheckFollowsOpsAddr(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	code, out, errOut := specOpsRun(t, imageEnv, "", "healthcheck")
+	code, out, errOut := runGatehouse(t, imageEnv, "", "healthcheck")
 	if code != 1 || !strings.Contains(errOut, "404") || !strings.Contains(errOut, "GATEHOUSE_OPS_ADDR") {
 		t.Errorf("health check of `serve --ops-addr %s` without the ops address in its environment: exit %d %q %q, want 1 naming GATEHOUSE_OPS_ADDR", ops, code, out, errOut)
 	}
-	code, out, errOut = specOpsRun(t, append(imageEnv, "GATEHOUSE_OPS_ADDR="+ops), "", "healthcheck")
+	code, out, errOut = runGatehouse(t, append(imageEnv, "GATEHOUSE_OPS_ADDR="+ops), "", "healthcheck")
 	if code != 0 {
 		t.Errorf("health check with GATEHOUSE_OPS_ADDR=%s: exit %d %q %q, want 0", ops, code, out, errOut)
 	}

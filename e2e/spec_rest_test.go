@@ -15,8 +15,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +22,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -571,36 +568,14 @@ func TestSpecRestTraceparent(t *testing.T) {
 	})
 }
 
-// specRestRun runs the gatehouse binary with env added to the
-// environment (and a database and address of its own, so that nothing
-// lands in the working directory) and returns its exit code and output. A
-// command still running after a minute is killed and fails the test.
+// specRestRun is runGatehouse with a database and an address of the
+// command's own in its environment, under env, so that nothing lands in
+// the working directory.
 func specRestRun(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(append(os.Environ(), "GATEHOUSE_ADDR=127.0.0.1:0", "GATEHOUSE_DATABASE_URL="+filepath.Join(cmd.Dir, "default.db"),
-		"GATEHOUSE_ADMIN_PASSWORD="+processAdminPassword), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("gatehouse %v: still running after a minute (out %q err %q)", args, out.String(), errb.String())
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	dir := t.TempDir()
+	return runGatehouse(t, append([]string{"GATEHOUSE_ADDR=127.0.0.1:0", "GATEHOUSE_DATABASE_URL=" + filepath.Join(dir, "default.db"),
+		"GATEHOUSE_ADMIN_PASSWORD=" + processAdminPassword}, env...), stdin, args...)
 }
 
 // TestSpecRestFlagValues: the flags §10.8 and §10.9 name
