@@ -1008,7 +1008,7 @@ func TestSpecOpsStoreStall(t *testing.T) {
 	}
 	env := servertest.Start(t, func(c *server.Config) { c.StoreTimeout = 300 * time.Millisecond })
 	admin := env.AdminToken()
-	db, err := sql.Open("sqlite", "file:"+env.DBPath)
+	db, err := sql.Open("sqlite", "file:"+env.DBPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -289,7 +289,7 @@ func TestRefreshConcurrent(t *testing.T) {
 func TestRefreshStampedWhenWritten(t *testing.T) {
 	w := newRefreshWorld(t)
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", w.path)
+	db, err := sql.Open("sqlite", "file:"+w.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
