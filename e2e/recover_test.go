@@ -30,7 +30,7 @@ func TestRecover(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			dbURL, driver, dsn := filepath.Join(t.TempDir(), "gatehouse.db"), "sqlite", ""
-			dsn = "file:" + dbURL
+			dsn = "file:" + dbURL + "?_pragma=busy_timeout(10000)"
 			if dialect == "postgres" {
 				dbURL = pgtest.Schema(t)
 				driver, dsn = "pgx", dbURL

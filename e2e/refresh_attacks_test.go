@@ -16,7 +16,7 @@ func storeDB(t *testing.T, env *servertest.Env) *sql.DB {
 	t.Helper()
 	driver, dsn := "pgx", env.DatabaseURL
 	if env.DBPath != "" {
-		driver, dsn = "sqlite", "file:"+env.DBPath
+		driver, dsn = "sqlite", "file:"+env.DBPath+"?_pragma=busy_timeout(10000)"
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {

@@ -117,7 +117,7 @@ func TestRevocationTouchesOnlyItsSubjects(t *testing.T) {
 	}
 
 	// A change the log does not name: everything is read again.
-	db, err := sql.Open("sqlite", path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
