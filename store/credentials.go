@@ -201,6 +201,14 @@ func (t *Tx) deleteCredential(accountID, userID, id string, at time.Time) (int, 
 	return 1, nil
 }
 
+// ownedCredentialSQL is ownedCredential's statement: its arguments are
+// the account, the credential and those of and; lock locks its rows.
+func ownedCredentialSQL(and, lock string) string {
+	return `SELECT ` + prefixed("u.", userColumns) + `, ` + prefixed("c.", credentialColumns) + `
+		FROM accounts a, users u, client_credentials c
+		WHERE a.id = ? AND c.id = ? AND c.account_id = a.id AND u.id = c.user_id AND u.` + notDeleted + and + lock
+}
+
 // AccountCredential returns a credential of the account, whoever owns it,
 // and its owner, inside the transaction, both locked until it ends, or
 // not_found. It locks what it reads in the lock order (ownedCredential).
@@ -214,18 +222,21 @@ func (t *Tx) AccountCredential(accountID, id string) (*gatehouse.Credential, *ga
 // order in which a change of the account or of the user takes them before
 // it reaches the user's credentials (docs/design.md, Errors). A credential
 // locked before its owner deadlocked with the owner's deletion.
+//
+// The owner is reached by its key from the credential's user_id, never
+// through the account's users: PostgreSQL, without statistics on a small
+// users table (it analyses one only after 50 changes), otherwise walked
+// every user of the account and looked the credential up once for each.
+// That the owner is of the account is checked on what was read.
 func (t *Tx) ownedCredential(and string, accountID, id string, args ...any) (*gatehouse.Credential, *gatehouse.User, error) {
-	row := t.row(`SELECT `+prefixed("u.", userColumns)+`, `+prefixed("c.", credentialColumns)+`
-		FROM accounts a JOIN users u ON u.account_id = a.id JOIN client_credentials c ON c.user_id = u.id
-		WHERE a.id = ? AND c.id = ? AND c.account_id = a.id AND u.`+notDeleted+and+t.lockInOrder("u, c"),
-		append([]any{accountID, id}, args...)...)
+	row := t.row(ownedCredentialSQL(and, t.lockInOrder("u, c")), append([]any{accountID, id}, args...)...)
 	var u *gatehouse.User
 	c, err := scanCredential(rowScanner(func(cd ...any) error {
 		var err error
 		u, err = scanUser(rowScanner(func(ud ...any) error { return row.Scan(append(ud, cd...)...) }))
 		return err
 	}))
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && u.AccountID != accountID {
 		return nil, nil, gatehouse.NotFound("credential")
 	}
 	return c, u, err

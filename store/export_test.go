@@ -20,6 +20,12 @@ func (s *Store) Rebind(query string) string { return s.q(query) }
 // that decides its validity.
 var TokenByHashSQL = tokenByHashSQL
 
+// AccountCredentialSQL is the statement that reads and locks a credential
+// of an account with its owner (Tx.AccountCredential).
+func (s *Store) AccountCredentialSQL() string {
+	return ownedCredentialSQL("", s.d.lockAccountThen+"u, c")
+}
+
 // UserFilterSQL is the condition and arguments of a user search.
 func (s *Store) UserFilterSQL(accountID string, f gatehouse.UserFilter) (string, []any) {
 	return s.userFilter(accountID, f)

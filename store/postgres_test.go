@@ -403,3 +403,51 @@ func TestUpdateRunsADeadlockAgain(t *testing.T) {
 		t.Fatalf("Conflicts() = %d, want 1: the run PostgreSQL rolled back", n)
 	}
 }
+
+// TestPostgresCredentialReachesItsOwnerByKey: reading a credential of an
+// account with its owner (every change of a credential does) looks the
+// owner up by its key. On a users table PostgreSQL has no statistics for
+// yet — it analyses a table only after 50 changes, so a small account's
+// never is — a join through the account's users walked every user of the
+// account and looked the credential up once for each.
+func TestPostgresCredentialReachesItsOwnerByKey(t *testing.T) {
+	s := openPostgres(t)
+	a := newAccount(t, s)
+	var users []*gatehouse.User
+	for range 30 {
+		users = append(users, newUser(t, s, a, gatehouse.RoleDeveloper))
+	}
+	c := credentialOf(users[17])
+	update(t, s, func(tx *store.Tx) error { return tx.CreateCredential(c) })
+
+	rows, err := s.BulkDB().Query(s.Rebind("EXPLAIN "+s.AccountCredentialSQL()), a.ID, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "users_pkey on users u") || !strings.Contains(text, "client_credentials_pkey on client_credentials c") {
+		t.Errorf("the credential and its owner are not read by their keys:\n%s", text)
+	}
+
+	// What it reads is right, and another account's credential is not found.
+	other := newAccount(t, s)
+	update(t, s, func(tx *store.Tx) error {
+		got, owner, err := tx.AccountCredential(a.ID, c.ID)
+		if err != nil || got.ID != c.ID || owner.ID != users[17].ID {
+			t.Errorf("AccountCredential: %v, %v, %v", got, owner, err)
+		}
+		if _, _, err := tx.AccountCredential(other.ID, c.ID); gatehouse.ErrorCode(err) != gatehouse.ENotFound {
+			t.Errorf("through another account: %v, want not_found", err)
+		}
+		return nil
+	})
+}
