@@ -62,7 +62,8 @@ type hammer struct {
 	dials  atomic.Int64
 }
 
-// newHammer returns a hammer with conns connections already open.
+// newHammer returns a hammer with conns connections already open, and
+// never more.
 func newHammer(t *testing.T, env *servertest.Env, conns int) *hammer {
 	t.Helper()
 	h := &hammer{t: t, url: env.URL}
@@ -73,6 +74,11 @@ func newHammer(t *testing.T, env *servertest.Env, conns int) *hammer {
 			return d.DialContext(ctx, network, addr)
 		},
 		MaxIdleConns: 2 * conns, MaxIdleConnsPerHost: 2 * conns, IdleConnTimeout: time.Minute,
+		// Never more than the connections opened in advance: a burst
+		// would otherwise dial more while others are returning, and past
+		// the server's connections per address (256) it closes the new
+		// ones as it accepts them (a reset, not an answer).
+		MaxConnsPerHost: conns,
 	}
 	h.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
