@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/servertest"
-	"github.com/gatehouse/gatehouse/server"
 	"golang.org/x/oauth2"
 )
 
@@ -376,10 +375,7 @@ func TestConfusionCredentialNames(t *testing.T) {
 // TestConfusionNamesTwoNodes: one name in any case is one credential when
 // its spellings are created at once through two nodes on one store.
 func TestConfusionNamesTwoNodes(t *testing.T) {
-	dbURL := servertest.DatabaseURL(t)
-	redisURL := "redis://127.0.0.1:" + startRedis(t, "").port + "/0"
-	a := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
-	b := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+	a, b := twoNodesOn(t, "redis://127.0.0.1:"+startRedis(t, "").port+"/0")
 	nodes := []*servertest.Env{a, b}
 	admin := a.AdminToken()
 	servertest.Expect(t, a.As(admin, "PUT", "/v1/extensions/api_tokens", map[string]bool{"enabled": true}), 200, "")

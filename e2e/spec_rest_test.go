@@ -1078,10 +1078,7 @@ func TestSpecRestRevocationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two nodes")
 	}
-	dbURL := servertest.DatabaseURL(t)
-	redisURL := "redis://127.0.0.1:" + startRedis(t, "").port + "/0"
-	a := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
-	b := servertest.Start(t, func(c *server.Config) { c.DatabaseURL, c.RedisURL = dbURL, redisURL })
+	a, b := twoNodesOn(t, "redis://127.0.0.1:"+startRedis(t, "").port+"/0")
 	nodes := []*servertest.Env{a, b}
 	admin := a.AdminToken()
 	unlimit(t, a, admin)

@@ -420,20 +420,7 @@ func TestPostgresCredentialReachesItsOwnerByKey(t *testing.T) {
 	c := credentialOf(users[17])
 	update(t, s, func(tx *store.Tx) error { return tx.CreateCredential(c) })
 
-	rows, err := s.BulkDB().Query(s.Rebind("EXPLAIN "+s.AccountCredentialSQL()), a.ID, c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, line)
-	}
-	text := strings.Join(plan, "\n")
+	text := explain(t, s, s.AccountCredentialSQL(), a.ID, c.ID)
 	if !strings.Contains(text, "users_pkey on users u") || !strings.Contains(text, "client_credentials_pkey on client_credentials c") {
 		t.Errorf("the credential and its owner are not read by their keys:\n%s", text)
 	}

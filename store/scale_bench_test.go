@@ -87,7 +87,7 @@ func (p percentiles) report(b *testing.B) {
 }
 
 // explain returns the plan of query on s.
-func explain(b *testing.B, s *store.Store, query string, args ...any) string {
+func explain(b testing.TB, s *store.Store, query string, args ...any) string {
 	b.Helper()
 	prefix := "EXPLAIN QUERY PLAN "
 	if s.Dialect() == "postgres" {
