@@ -948,14 +948,19 @@ func TestSpecCoreUsingAToken(t *testing.T) {
 	devID, _ := specCoreUser(t, env, op, "dev@speccore.example", "developer")
 	_ = devID
 	dev := env.Login("dev@speccore.example", specCorePW)
-	exp := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	// Five to six seconds: made, granted and used before it on a loaded
+	// machine under -race.
+	exp := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
 	c := specCoreOK(t, "short credential", env.As(dev, "POST", "/v1/credentials", map[string]string{"name": "short", "expires_at": exp.Format(time.RFC3339)}), 201)
 	tr := specCoreOK(t, "its token", specCoreForm(env, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {c["client_id"].(string)}, "client_secret": {c["client_secret"].(string)}}), 200)
-	if e := tr["expires_in"].(float64); e > 3 || e < 0 {
-		t.Errorf("expires_in %v for a credential expiring in ≤3 s", e)
+	if e := tr["expires_in"].(float64); e > 6 || e < 0 {
+		t.Errorf("expires_in %v for a credential expiring in ≤6 s", e)
 	}
 	tok := tr["access_token"].(string)
 	specCoreOK(t, "before expiry", env.As(tok, "GET", "/v1/me", nil), 200)
+	if time.Now().After(exp) {
+		t.Fatal("the set-up overran the credential's expiry: make it later")
+	}
 	time.Sleep(time.Until(exp) + 1100*time.Millisecond)
 	r = env.As(tok, "GET", "/v1/me", nil)
 	specCoreErr(t, "expired", r, 401, "invalid_token")
@@ -1963,13 +1968,16 @@ func TestSpecCoreActiveCredentialsCount(t *testing.T) {
 	op := env.AdminToken()
 	devID, dev := specCoreUser(t, env, op, "dev@speccore.example", "developer")
 	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
-	exp := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+	exp := time.Now().Add(5 * time.Second).UTC().Truncate(time.Second) // four to five seconds to make them all
 	live := specCoreOK(t, "live", env.As(dev, "POST", "/v1/credentials", map[string]any{"name": "live"}), 201)
 	specCoreOK(t, "short", env.As(dev, "POST", "/v1/credentials", map[string]any{"name": "short", "expires_at": exp.Format(time.RFC3339)}), 201)
 	off := specCoreOK(t, "off", env.As(dev, "POST", "/v1/credentials", map[string]any{"name": "off"}), 201)
 	specCoreOK(t, "disable", env.As(dev, "PATCH", "/v1/credentials/"+off["id"].(string), map[string]any{"enabled": false}), 200)
 	leaked := specCoreOK(t, "leaked", env.As(dev, "POST", "/v1/credentials", map[string]any{"name": "leaked"}), 201)
 	specCoreOK(t, "report leaked", env.Request("POST", "/oauth/revoke", "token="+leaked["client_secret"].(string), form...), 200)
+	if time.Now().After(exp) {
+		t.Fatal("the set-up overran the short credential's expiry: make it later")
+	}
 	time.Sleep(time.Until(exp) + 1100*time.Millisecond)
 
 	working := 0

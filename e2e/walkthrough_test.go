@@ -56,24 +56,29 @@ func TestUsageNamesAppTokens(t *testing.T) {
 	for range 3 {
 		servertest.Expect(t, env.As(tok.AccessToken, "GET", "/v1/workspaces", nil), 200, "")
 	}
-	time.Sleep(300 * time.Millisecond)
-	r := env.As(w.admin, "GET", "/v1/usage?group_by=credential", nil)
-	servertest.Expect(t, r, 200, "")
-	var out struct {
-		Data []struct {
-			CredentialID   string `json:"credential_id"`
-			CredentialKind string `json:"credential_kind"`
-			Served         int    `json:"served"`
-		} `json:"data"`
-	}
-	r.JSON(t, &out)
-	found := false
-	for _, row := range out.Data {
-		if row.CredentialKind == "unknown" {
-			t.Errorf("a fresh store has an %q row (credential_id %q, served %d): %s", row.CredentialKind, row.CredentialID, row.Served, r.Body)
+	// The usage is flushed every 50 ms: read until the row is there.
+	var (
+		r     *servertest.Response
+		found bool
+	)
+	for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		r = env.As(w.admin, "GET", "/v1/usage?group_by=credential", nil)
+		servertest.Expect(t, r, 200, "")
+		var out struct {
+			Data []struct {
+				CredentialID   string `json:"credential_id"`
+				CredentialKind string `json:"credential_kind"`
+				Served         int    `json:"served"`
+			} `json:"data"`
 		}
-		if row.CredentialID == w.confidential.ClientID {
-			found = row.CredentialKind == "app" && row.Served == 3
+		r.JSON(t, &out)
+		for _, row := range out.Data {
+			if row.CredentialKind == "unknown" {
+				t.Fatalf("a fresh store has an %q row (credential_id %q, served %d): %s", row.CredentialKind, row.CredentialID, row.Served, r.Body)
+			}
+			if row.CredentialID == w.confidential.ClientID {
+				found = row.CredentialKind == "app" && row.Served == 3
+			}
 		}
 	}
 	if !found {
