@@ -334,6 +334,10 @@ func TestClusterRedisRestartDuringRevocation(t *testing.T) {
 		if _, err := tx.Exec(`SELECT n FROM changes WHERE name = 'revoking' FOR UPDATE`); err != nil {
 			t.Fatal(err)
 		}
+		var holder int
+		if err := tx.QueryRow(`SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
 		answer := make(chan int, 1)
 		go func() {
 			req, _ := http.NewRequest("POST", a.url+"/oauth/revoke", strings.NewReader(url.Values{"token": {tok}}.Encode()))
@@ -346,7 +350,19 @@ func TestClusterRedisRestartDuringRevocation(t *testing.T) {
 			resp.Body.Close()
 			answer <- resp.StatusCode
 		}()
-		time.Sleep(300 * time.Millisecond) // checked Redis, waits for the counter
+		// Once the revocation waits for the counter, it has checked Redis.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var waiting int
+			if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("trial %d: the revocation never waited for the change counter", i)
+			}
+		}
 		rs.stop()
 		rs = startRedis(t, rs.port)
 		tx.Rollback()
