@@ -77,6 +77,12 @@ func requireOperatorNow(tx *store.Tx, p *gatehouse.Principal) error {
 // for this write. The user's row is read, not locked, so a write that
 // then locks another user (a member added) holds one user lock only and
 // cannot deadlock with another that takes them the other way round.
+//
+// The account and the user are two statements, not one join: on
+// PostgreSQL (READ COMMITTED) a statement that waits for the account's
+// lock reads every row it does not lock from the snapshot it began with,
+// so a user read in the same statement would be the user as they were
+// before the disable it waited for.
 func requireActiveNow(tx *store.Tx, p *gatehouse.Principal) (*gatehouse.User, error) {
 	if p.User == nil {
 		return nil, requireAccountActiveNow(tx, p.AccountID)
