@@ -351,18 +351,7 @@ func TestClusterRedisRestartDuringRevocation(t *testing.T) {
 			answer <- resp.StatusCode
 		}()
 		// Once the revocation waits for the counter, it has checked Redis.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			var waiting int
-			if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
-				t.Fatal(err)
-			}
-			if waiting > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("trial %d: the revocation never waited for the change counter", i)
-			}
-		}
+		pgtest.AwaitBlocked(t, db, holder, fmt.Sprintf("trial %d: the revocation waits for the change counter", i))
 		rs.stop()
 		rs = startRedis(t, rs.port)
 		tx.Rollback()

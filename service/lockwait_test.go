@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
@@ -75,23 +74,7 @@ func TestWriteSeesTheDisableItWaitedFor(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.DeleteCredential(ctx, p, c.ID) }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var waiting int
-		if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the deletion ended before it waited for the account's lock: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the deletion never waited for the account's lock")
-		}
-	}
+	pgtest.AwaitBlocked(t, db, holder, "the deletion waits for the account's lock")
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -89,3 +89,23 @@ func newName() string {
 	_, _ = rand.Read(b[:])
 	return "gh_test_" + strings.ToLower(time.Now().UTC().Format("20060102t150405")) + "_" + hex.EncodeToString(b[:])
 }
+
+// AwaitBlocked waits, for up to 10 s, until some backend of db's database
+// waits for a lock that the backend holder (its pg_backend_pid) holds, and
+// fails t when none does: what must is named by what ("the deletion
+// waits for the account's lock").
+func AwaitBlocked(t testing.TB, db *sql.DB, holder int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never seen: %s", what)
+		}
+	}
+}
