@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/service"
+	"github.com/gatehouse/gatehouse/store"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -27,8 +28,13 @@ type lp struct {
 
 func newLP(t *testing.T) *lp {
 	t.Helper()
+	return newLPOn(t, openStore(t))
+}
+
+// newLPOn is newLP on the store st.
+func newLPOn(t *testing.T, st *store.Store) *lp {
+	t.Helper()
 	ctx := context.Background()
-	st := openStore(t)
 	w := &lp{t: t, ctx: ctx}
 	w.now.Store(time.Now().UnixMicro())
 	w.svc = service.New(service.Config{Store: st, Passwords: cheapPasswords(),
