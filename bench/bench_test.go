@@ -176,8 +176,9 @@ func TestSoakRuns(t *testing.T) {
 }
 
 // TestChurnRuns runs the churn benchmark briefly on two nodes so the churn
-// mode keeps working — both phases measured, revocations done — and
-// checks its promise: no unrelated principal is answered 503.
+// mode keeps working — every phase measured, revocations done, the
+// control's too, through the node of another cluster — and checks its
+// promise: no unrelated principal is answered 503.
 func TestChurnRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two server processes")
@@ -186,12 +187,15 @@ func TestChurnRuns(t *testing.T) {
 	bin := buildGatehouse(t)
 	var out bytes.Buffer
 	res, err := Churn(context.Background(), ChurnOptions{Binary: bin, DatabaseURL: pgtest.Schema(t), RedisURL: redistest.URL(),
-		Duration: 3 * time.Second, Rate: 100, Concurrency: 4, Principals: 2, Rounds: 1, Out: &out, Stderr: os.Stderr})
+		Duration: 3 * time.Second, Rate: 100, Concurrency: 4, Principals: 2, Rounds: 1, Control: true, Out: &out, Stderr: os.Stderr})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if len(res.Phases) != 2 || res.Phases[0].Requests == 0 || res.Phases[1].Requests == 0 || res.Phases[1].Revocations == 0 {
+	if len(res.Phases) != 3 || res.Phases[0].Requests == 0 || res.Phases[1].Requests == 0 || res.Phases[1].Revocations == 0 {
 		t.Fatalf("%+v\n%s", res, out.String())
+	}
+	if c := res.Phases[2]; c.Requests == 0 || c.Revocations == 0 || c.RevocationsFailed != 0 || res.ControlRatio <= 0 {
+		t.Fatalf("control phase %+v, ratio %.2f: the third node must revoke in the same database\n%s", c, res.ControlRatio, out.String())
 	}
 	for _, p := range res.Phases {
 		if p.Errors != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,13 +28,21 @@ type ChurnOptions struct {
 	Rate                  int           // revocations per second in the churn phases (100)
 	Concurrency           int           // connections of the unrelated principals' requests (32)
 	Principals            int           // unrelated principals (16)
-	Rounds                int           // pairs of phases, quiet then churn (2)
+	Rounds                int           // rounds of phases: quiet, churn, and the control with Control (2)
 	Out                   io.Writer
 	// Stderr receives the servers' logs (warnings and errors); nil discards.
 	Stderr io.Writer
 	// LogLevel is the servers' log level: "" is their default (info, a
 	// line per request), as shipped; "warn" turns the request log off.
 	LogLevel string
+	// Control adds a third phase to each round: the same revocations,
+	// made through a third node of another cluster (its own Redis
+	// prefix, the same database), so that the measured nodes hear of
+	// none of them but by their once-a-second read of the revocation
+	// log. What the principals lose then is what the revocations' own
+	// work costs them by sharing the machine; what they lose in the
+	// churn phase beyond it is what hearing the revocations costs.
+	Control bool
 }
 
 // ChurnPhase is one measured phase.
@@ -57,6 +66,9 @@ type ChurnResult struct {
 	// Ratio is the churn phases' total throughput over the quiet phases'.
 	Ratio       float64
 	Unavailable int64 // 503s in the churn phases
+	// ControlRatio is the control phases' throughput over the quiet
+	// phases' (0 without ChurnOptions.Control).
+	ControlRatio float64
 }
 
 // Churn measures what revocations cost unrelated principals on a cluster:
@@ -67,6 +79,10 @@ type ChurnResult struct {
 // made in advance, are deleted at opt.Rate a second through both nodes in
 // turn (the churn phase). It reports each phase's throughput and 503s and
 // the ratio of churn to quiet throughput (SPEC §10.9: ≥ 0.90, no 503).
+// With opt.Control, each round also has a control phase (see
+// ChurnOptions.Control), which tells apart what the measured nodes pay for
+// hearing the revocations from what the revocations' own work takes from
+// a machine the nodes share.
 func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	var res ChurnResult
 	if opt.DatabaseURL == "" || opt.RedisURL == "" {
@@ -93,7 +109,7 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	}
 	flags := []string{"--database-url", opt.DatabaseURL, "--redis-url", opt.RedisURL,
 		"--redis-prefix", fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano())}
-	var nodes [2]*node
+	nodes := make([]*node, 2, 3)
 	for i := range nodes {
 		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, flags...)
 		if err != nil {
@@ -104,6 +120,19 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	}
 	hc := NewClient(16)
 	clients := [2]*localserver.Client{{URL: nodes[0].URL, HTTP: hc}, {URL: nodes[1].URL, HTTP: hc}}
+	// The control's revokers go through a node of another cluster.
+	var control *localserver.Client
+	if opt.Control {
+		other := slices.Clone(flags)
+		other[len(other)-1] += "control:"
+		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, other...)
+		if err != nil {
+			return res, err
+		}
+		defer n.Stop()
+		nodes = append(nodes, n)
+		control = &localserver.Client{URL: n.URL, HTTP: hc}
+	}
 	call := func(i int, method, path, tok string, body any, want int) (map[string]any, error) {
 		r, err := clients[i%2].Do(ctx, method, path, body, "Authorization", "Bearer "+tok)
 		if err != nil {
@@ -149,7 +178,11 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 		}
 	}
 	type cred struct{ owner, id string }
-	need := opt.Rate*int(opt.Duration.Seconds()+1)*opt.Rounds + opt.Rate
+	revokingPhases := opt.Rounds
+	if opt.Control {
+		revokingPhases *= 2
+	}
+	need := opt.Rate*int(opt.Duration.Seconds()+1)*revokingPhases + opt.Rate
 	creds := make(chan cred, need)
 	{
 		var wg sync.WaitGroup
@@ -177,7 +210,9 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 		}
 	}
 
-	phase := func(rate int) ChurnPhase {
+	// phase runs one phase: with rate > 0, revocations go through the
+	// measured nodes in turn, or all through via when it is not nil.
+	phase := func(rate int, via *localserver.Client) ChurnPhase {
 		var reqs, unavailable, errs, revoked, revokeFailed, revoke503 atomic.Int64
 		pctx, cancel := context.WithTimeout(ctx, opt.Duration)
 		defer cancel()
@@ -236,7 +271,11 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 							return // none left
 						}
 						// The revocation runs to its end, past the phase's.
-						resp, err := clients[k%2].Do(ctx, "DELETE", "/v1/credentials/"+c.id, nil, "Authorization", "Bearer "+c.owner)
+						rc := clients[k%2]
+						if via != nil {
+							rc = via
+						}
+						resp, err := rc.Do(ctx, "DELETE", "/v1/credentials/"+c.id, nil, "Authorization", "Bearer "+c.owner)
 						if err != nil || resp.Status != http.StatusNoContent {
 							revokeFailed.Add(1)
 							if err == nil && resp.Status == http.StatusServiceUnavailable {
@@ -256,17 +295,26 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 
 	fmt.Fprintf(out, "churn: two gatehouse serve processes on PostgreSQL and Redis; %d principals' GET /v1/me over %d connections split between them; %s phases (server pids %d, %d)\nservers %s\n",
 		opt.Principals, opt.Concurrency, opt.Duration, nodes[0].cmd.Process.Pid, nodes[1].cmd.Process.Pid, logNote(opt.LogLevel))
+	if control != nil {
+		fmt.Fprintf(out, "control phases revoke through a third node of another cluster (pid %d), which the measured nodes do not hear of\n", nodes[2].cmd.Process.Pid)
+	}
 	fmt.Fprintf(out, "%-10s %12s %9s %6s %8s %9s %12s\n", "phase", "revocations", "req/s", "503s", "errors", "revoked", "failed (503)")
-	var quiet, churn ChurnPhase
+	type kind struct {
+		name string
+		rate int
+		via  *localserver.Client
+		sum  *ChurnPhase
+	}
+	var quiet, churn, controlled ChurnPhase
+	kinds := []kind{{"quiet", 0, nil, &quiet}, {"churn", opt.Rate, nil, &churn}}
+	if control != nil {
+		kinds = append(kinds, kind{"control", opt.Rate, control, &controlled})
+	}
 	for round := 0; round < opt.Rounds; round++ {
-		for _, rate := range []int{0, opt.Rate} {
-			p := phase(rate)
+		for _, k := range kinds {
+			p := phase(k.rate, k.via)
 			res.Phases = append(res.Phases, p)
-			name := "quiet"
-			sum := &quiet
-			if rate > 0 {
-				name, sum = "churn", &churn
-			}
+			name, rate, sum := k.name, k.rate, k.sum
 			sum.Requests += p.Requests
 			sum.Duration += p.Duration
 			sum.Unavailable += p.Unavailable
@@ -276,5 +324,10 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	res.Ratio = churn.RPS() / quiet.RPS()
 	res.Unavailable = churn.Unavailable
 	fmt.Fprintf(out, "throughput at %d revocations/s over none: %.2f (goal ≥ 0.90); 503s under churn: %d (goal 0)\n", opt.Rate, res.Ratio, res.Unavailable)
+	if control != nil {
+		res.ControlRatio = controlled.RPS() / quiet.RPS()
+		fmt.Fprintf(out, "control, the same revocations through a node of another cluster: %.2f of none; churn over control: %.2f (what hearing the revocations costs the measured nodes)\n",
+			res.ControlRatio, churn.RPS()/controlled.RPS())
+	}
 	return res, nil
 }

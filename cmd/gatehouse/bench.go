@@ -35,7 +35,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	soakInterval := fs.Duration("soak-interval", 30*time.Second, "how often soak mode samples RSS and database size")
 	churn := fs.Bool("churn", false, "churn mode: two gatehouse serve processes on GATEHOUSE_BENCH_DATABASE_URL (PostgreSQL) and GATEHOUSE_BENCH_REDIS_URL; unrelated principals' throughput with and without revocations, -d per phase")
 	churnRate := fs.Int("churn-rate", 100, "revocations per second in churn mode")
-	churnRounds := fs.Int("churn-rounds", 2, "pairs of phases (quiet, then churn) in churn mode: more and shorter phases average out a shared machine's drift")
+	churnControl := fs.Bool("churn-control", false, "churn mode: each round also runs a control phase, the same revocations through a third node of another cluster (its own Redis prefix), which the measured nodes do not hear of: what the revocations' own work costs by sharing the machine")
+	churnRounds := fs.Int("churn-rounds", 2, "rounds of phases (quiet, then churn, then with -churn-control the control) in churn mode: more and shorter phases average out a shared machine's drift")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("log-level: %q is not debug, info, warn or error", *logLevel)
 	}
 	if *churn {
-		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Rounds: *churnRounds, Concurrency: *conc,
+		_, err := bench.Churn(ctx, bench.ChurnOptions{Duration: *dur, Rate: *churnRate, Rounds: *churnRounds, Control: *churnControl, Concurrency: *conc,
 			DatabaseURL: getenv("GATEHOUSE_BENCH_DATABASE_URL"), RedisURL: getenv("GATEHOUSE_BENCH_REDIS_URL"), Out: stdout, Stderr: stderr,
 			LogLevel: strings.ToLower(*logLevel)})
 		return err
