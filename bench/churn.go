@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,11 +106,14 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	if err != nil {
 		return res, err
 	}
-	flags := []string{"--database-url", opt.DatabaseURL, "--redis-url", opt.RedisURL,
-		"--redis-prefix", fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano())}
+	// A cluster is the nodes that share a Redis prefix.
+	prefix := fmt.Sprintf("gatehouse-churn:%d:", time.Now().UnixNano())
+	clusterFlags := func(prefix string) []string {
+		return []string{"--database-url", opt.DatabaseURL, "--redis-url", opt.RedisURL, "--redis-prefix", prefix}
+	}
 	nodes := make([]*node, 2, 3)
 	for i := range nodes {
-		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, flags...)
+		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, clusterFlags(prefix)...)
 		if err != nil {
 			return res, err
 		}
@@ -123,9 +125,7 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 	// The control's revokers go through a node of another cluster.
 	var control *localserver.Client
 	if opt.Control {
-		other := slices.Clone(flags)
-		other[len(other)-1] += "control:"
-		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, other...)
+		n, err := startNode(ctx, bin, opt.Stderr, opt.LogLevel, clusterFlags(prefix+"control:")...)
 		if err != nil {
 			return res, err
 		}
@@ -314,11 +314,10 @@ func Churn(ctx context.Context, opt ChurnOptions) (ChurnResult, error) {
 		for _, k := range kinds {
 			p := phase(k.rate, k.via)
 			res.Phases = append(res.Phases, p)
-			name, rate, sum := k.name, k.rate, k.sum
-			sum.Requests += p.Requests
-			sum.Duration += p.Duration
-			sum.Unavailable += p.Unavailable
-			fmt.Fprintf(out, "%-10s %10d/s %9.0f %6d %8d %9d %7d (%d)\n", name, rate, p.RPS(), p.Unavailable, p.Errors, p.Revocations, p.RevocationsFailed, p.RevocationsUnavailable)
+			k.sum.Requests += p.Requests
+			k.sum.Duration += p.Duration
+			k.sum.Unavailable += p.Unavailable
+			fmt.Fprintf(out, "%-10s %10d/s %9.0f %6d %8d %9d %7d (%d)\n", k.name, k.rate, p.RPS(), p.Unavailable, p.Errors, p.Revocations, p.RevocationsFailed, p.RevocationsUnavailable)
 		}
 	}
 	res.Ratio = churn.RPS() / quiet.RPS()
