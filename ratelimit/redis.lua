@@ -193,15 +193,8 @@ local function decide(keys, ko, argv, ao, confirm)
       s.size = math.min(size * 2, 256)
       s.from = i
       s.chunk = redis.call('LRANGE', s.log, i, i + size - 1)
-      -- A batch's requests are logged at one time: a time is read once
-      -- for the run of its copies.
-      local text, x
-      for j = 1, #s.chunk do
-        if s.chunk[j] ~= text then text, x = s.chunk[j], tonumber(s.chunk[j]) end
-        s.chunk[j] = x
-      end
     end
-    return s.chunk[i - s.from + 1]
+    return tonumber(s.chunk[i - s.from + 1])
   end
 
   -- head drops the logged requests that left a burst window of bw and
@@ -218,7 +211,19 @@ local function decide(keys, ko, argv, ao, confirm)
     while s.dropped < s.stored do
       local x = stored(s, 0)
       if x > edge then return x end
-      s.dropped = s.dropped + 1
+      -- The chunk read holds times in order from the first to drop: the
+      -- first left is found by halving, not by walking them one by one.
+      local c, lo, hi = s.chunk, s.dropped - s.from + 2, #s.chunk
+      if tonumber(c[hi]) <= edge then
+        s.dropped = s.from + hi
+      else
+        while lo < hi do
+          local mid = math.floor((lo + hi) / 2)
+          if tonumber(c[mid]) > edge then hi = mid else lo = mid + 1 end
+        end
+        s.dropped = s.from + lo - 1
+        return tonumber(c[lo])
+      end
     end
     return nil
   end
